@@ -1,0 +1,5 @@
+import type { Command } from 'commander';
+
+export function register(_program: Command, _setExit: (code: number) => void): void {
+  // 'verify' is registered by its owner module.
+}

@@ -1,0 +1,74 @@
+/**
+ * Shared plumbing for the thin CLI: every command action runs through `run`, which maps library
+ * errors to one stderr line `xsplice: <file>: <what>` and to the exit status of the contract
+ * (0 ok, 1 refused, 2 usage/malformed/I/O), and with --json prints exactly one JSON document.
+ */
+import { XspliceError } from '../src/errors.js';
+
+export interface Io {
+  out: (s: string) => void;
+  err: (s: string) => void;
+}
+
+export const stdio: Io = {
+  out: (s) => process.stdout.write(s),
+  err: (s) => process.stderr.write(s),
+};
+
+/** Current I/O sinks; tests swap them to run the CLI in-process. */
+export let io: Io = stdio;
+export function setIo(next: Io): void {
+  io = next;
+}
+
+/** JSON.stringify that renders bigint as "0x…" strings (addresses) per the CLI contract. */
+export function toJson(value: unknown): string {
+  return JSON.stringify(
+    value,
+    (_k, v) => (typeof v === 'bigint' ? (v < 0n ? '-0x' + (-v).toString(16) : '0x' + v.toString(16)) : v),
+    2,
+  );
+}
+
+/** Thrown inside an action to end it with a given exit status after output was already written. */
+export class ExitRequest extends Error {
+  constructor(readonly exitCode: number) {
+    super(`exit ${exitCode}`);
+  }
+}
+
+export function errorMessage(e: unknown, file?: string): { code: string; message: string; exitCode: number } {
+  if (e instanceof XspliceError) {
+    if (file) e.withFile(file);
+    return { code: e.code, message: e.message, exitCode: e.exitCode };
+  }
+  const err = e as NodeJS.ErrnoException;
+  if (err && typeof err === 'object' && typeof err.code === 'string' && typeof err.syscall === 'string') {
+    const path = err.path ?? file ?? '';
+    const what = err.code === 'ENOENT' ? 'no such file' : err.code === 'EACCES' ? 'permission denied'
+      : err.code === 'EISDIR' ? 'is a directory' : `${err.syscall} failed (${err.code})`;
+    return { code: `IO_${err.code}`, message: path ? `${path}: ${what}` : what, exitCode: 2 };
+  }
+  const msg = err instanceof Error ? err.message : String(e);
+  return { code: 'INTERNAL', message: `internal error: ${msg}`, exitCode: 2 };
+}
+
+/**
+ * Runs a command body. The body returns the exit status (0 or 1) after printing its output.
+ * Any thrown error becomes one stderr line (and, with json, a JSON document `{ error }`).
+ */
+export async function run(
+  opts: { json?: boolean; file?: string },
+  body: () => Promise<number> | number,
+): Promise<number> {
+  try {
+    return await body();
+  } catch (e) {
+    if (e instanceof ExitRequest) return e.exitCode;
+    const { code, message, exitCode } = errorMessage(e, opts.file);
+    if (opts.json) io.out(toJson({ ok: false, error: { code, message } }) + '\n');
+    io.err(`xsplice: ${message}\n`);
+    if (code === 'INTERNAL' && process.env.XSPLICE_DEBUG) io.err(String((e as Error).stack) + '\n');
+    return exitCode;
+  }
+}

@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# Installs what the test suite and the examples need, from Debian's packages, idempotently.
+#   scripts/setup-deps.sh tools   -> toolchains used as oracles (cross binutils, multilib, lld, qemu, busybox)
+#   scripts/setup-deps.sh xen     -> Debian's Xen 4.17 packages downloaded and unpacked into .cache/debian/root
+#   scripts/setup-deps.sh all     -> both (default)
+# Nothing is committed; the cache lives under .cache/ (git-ignored). Safe to run concurrently (flock).
+set -euo pipefail
+here=$(cd "$(dirname "$0")/.." && pwd)
+cache="$here/.cache/debian"
+mkdir -p "$cache/debs" "$cache/root"
+exec 9>"$cache/.lock"
+flock 9
+
+XEN_VERSION=4.17.7+13-g2445b30a44-0+deb12u1
+TOOL_PKGS=(binutils gcc g++ gcc-multilib g++-multilib lld lld-16 binutils-s390x-linux-gnu
+  binutils-powerpc-linux-gnu binutils-aarch64-linux-gnu binutils-arm-linux-gnueabihf
+  qemu-system-x86 busybox-static cpio xz-utils gzip)
+XEN_PKGS=("xen-hypervisor-4.17-amd64=$XEN_VERSION" "xen-hypervisor-4.17-amd64-dbg=$XEN_VERSION"
+  "xen-utils-4.17=$XEN_VERSION" "libxenmisc4.17=$XEN_VERSION" xen-utils-common
+  libxencall1 libxendevicemodel1 libxenevtchn1 libxenforeignmemory1 libxengnttab1 libxenhypfs1
+  libxenstore4 libxentoolcore1 libxentoollog1 libyajl2 libext2fs2 libncurses6 libtinfo6
+  libzstd1 liblzma5 libuuid1 zlib1g linux-image-amd64)
+
+apt_updated=""
+apt_update_once() {
+  if [ -z "$apt_updated" ]; then
+    # A stale or empty list makes apt find nothing; refresh at most once per run, and not at all
+    # when the lists are younger than a day.
+    if [ -z "$(find /var/lib/apt/lists -maxdepth 1 -name '*Packages*' -mmin -1440 2>/dev/null | head -1)" ]; then
+      apt-get update -qq >/dev/null
+    fi
+    apt_updated=1
+  fi
+}
+
+need_tools() {
+  local missing=()
+  for p in "${TOOL_PKGS[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+  done
+  if [ ${#missing[@]} -gt 0 ]; then
+    apt_update_once
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  fi
+}
+
+need_xen() {
+  if [ -f "$cache/root/.complete-$XEN_VERSION" ]; then return 0; fi
+  apt_update_once
+  (cd "$cache/debs" && apt-get download -qq "${XEN_PKGS[@]}" >/dev/null)
+  # linux-image-amd64 is a metapackage: fetch the kernel image it depends on.
+  kpkg=$(apt-cache depends linux-image-amd64 | awk '/Depends: linux-image-[0-9]/{print $2; exit}')
+  (cd "$cache/debs" && apt-get download -qq "$kpkg" >/dev/null)
+  for d in "$cache"/debs/*.deb; do dpkg -x "$d" "$cache/root"; done
+  touch "$cache/root/.complete-$XEN_VERSION"
+}
+
+case "${1:-all}" in
+  tools) need_tools ;;
+  xen) need_xen ;;
+  all) need_tools; need_xen ;;
+  *) echo "usage: $0 [tools|xen|all]" >&2; exit 2 ;;
+esac

@@ -1,0 +1,107 @@
+/**
+ * The shape of one payload ABI row: one distinct Xen payload format on one architecture.
+ * Rows are data (abi.ts holds the built-in ones; users supply more with --abi-file FILE.json in
+ * the same shape), so every Xen release difference in the *format* lives in one row.
+ * Behavioural differences of the loader's checks by release live in releases.ts (verify).
+ */
+
+export type Arch = 'x86_64' | 'arm64' | 'arm32';
+
+export type HookKind = 'load' | 'unload' | 'pre-apply' | 'apply' | 'post-apply' | 'pre-revert' | 'revert' | 'post-revert';
+
+export const HOOK_KINDS: readonly HookKind[] = ['load', 'unload', 'pre-apply', 'apply', 'post-apply', 'pre-revert', 'revert', 'post-revert'];
+
+/** A field of the funcs entry: byte offset and width. */
+export interface FieldLayout {
+  offset: number;
+  size: number;
+}
+
+export interface FuncEntryLayout {
+  /** sizeof(struct livepatch_func) on this arch. */
+  size: number;
+  /** Alignment of the struct (8 on 64-bit, 4 on arm32). */
+  align: number;
+  /** Value the `version` byte must hold. */
+  version: number;
+  fields: {
+    name: FieldLayout;
+    newAddr: FieldLayout;
+    oldAddr: FieldLayout;
+    newSize: FieldLayout;
+    oldSize: FieldLayout;
+    version: FieldLayout;
+    /** Hypervisor scratch bytes the payload must ship as zero (opaque/applied/patch_offset/_pad). */
+    zeroed: FieldLayout[];
+    /** livepatch_expectation_t (32 bytes) when the format has it. */
+    expect?: FieldLayout;
+  };
+}
+
+export interface HookSectionRule {
+  kind: HookKind;
+  section: string;
+  /** true: an array of pointers (any count); false: exactly one pointer. */
+  array: boolean;
+  /** Set when no released hypervisor reads this section (e.g. the xSplice v5 proposal names). */
+  note?: string;
+}
+
+export interface PayloadAbi {
+  /** Stable row name, e.g. "xsplice", "L1", "L2a", "L2b", "L2c" (+ arch in `id`). */
+  name: string;
+  /** Unique id `${name}-${arch}`, e.g. "L2c-x86_64". */
+  id: string;
+  arch: Arch;
+  description: string;
+  /** Hypervisor releases this row describes, human readable ("4.17.3+, 4.18.1+, 4.19+"). */
+  releases: string;
+  elfClass: 32 | 64;
+  /** e_machine, e.g. 62 EM_X86_64. */
+  machine: number;
+  /** arm32: EF_ARM_EABI_VER5 in e_flags. */
+  eFlags?: number;
+  pointerSize: 4 | 8;
+  sections: {
+    funcs: string;
+    depends: string;
+    /** null before 4.14. */
+    xenDepends: string | null;
+    buildId: string;
+    /** null before 4.14. */
+    modinfo: string | null;
+  };
+  /** Sections that must exist and be non-empty. */
+  mandatory: string[];
+  /** At least one of these must exist (4.14+: funcs or a hook section); empty list = no such rule. */
+  atLeastOneOf: string[];
+  funcEntry: FuncEntryLayout;
+  hooks: HookSectionRule[];
+  /** Apply page-faults unless .livepatch.funcs is SHF_WRITE (4.16.4+, 4.17.1–4.17.2, 4.18.0, ARM < 4.19). */
+  funcsMustBeWritable: boolean;
+  /** NOP patching (new_addr == 0) accepted (4.8+). */
+  nopAllowed: boolean;
+  /** Max bytes a NOP patch may cover. */
+  nopMaxLen: number;
+  /** Bytes the patch writes (x86 jmp rel32 = 5, ARM branch = 4). */
+  patchSize: number;
+  /** Extra bytes skipped before patching when the target starts with ENDBR64 (4.17+ x86), else 0. */
+  endbrOffset: number;
+  /** Relocation types the loader applies (by number), for this arch. */
+  relocTypes: number[];
+  /** Whether SHT_REL (not only RELA) is accepted. */
+  relAllowed: boolean;
+  /** Special sections the loader parses, with their entry sizes. */
+  special: { section: string; entrySize: number }[];
+  limits: {
+    maxPayloadSize: number;
+    /** Payload (upload) name: characters, NUL excluded. */
+    maxNameLen: number;
+    /** e_shnum must be below this. */
+    maxSections: number;
+    /** KSYM_NAME_LEN - 1 (names are truncated to 126 characters). */
+    maxSymbolLen: number;
+    /** NOBITS sections with WRITE|ALLOC at most this big (4.8+), or null. */
+    maxNobits: number | null;
+  };
+}

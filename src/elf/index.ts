@@ -1,0 +1,21 @@
+export * from './types.js';
+export * from './constants.js';
+export { readElf, isElf, parseNotes, checkedNumber, type ReadOptions } from './reader.js';
+export { LAYOUT32, LAYOUT64, layoutsFor, decodeRecord, encodeRecord, dataView } from './layout.js';
+export { ObjectBuilder } from './builder.js';
+
+import { readFileSync } from 'node:fs';
+import { readElf } from './reader.js';
+import type { ElfFile } from './types.js';
+import { XspliceError } from '../errors.js';
+
+/** Reads an ELF file from disk; errors name the file. */
+export function readElfFile(path: string): ElfFile {
+  const bytes = readFileSync(path);
+  try {
+    return readElf(new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength), { file: path });
+  } catch (e) {
+    if (e instanceof XspliceError) e.withFile(path);
+    throw e;
+  }
+}

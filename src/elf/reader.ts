@@ -1,0 +1,471 @@
+/**
+ * ELF reader: ELF32/ELF64, either byte order, extended section numbering, symbols with
+ * .symtab_shndx, REL/RELA, notes, groups. Zero-copy: every `data()` is a view into the input.
+ *
+ * Hostile input: every offset, size, count and link taken from the file is checked before it is
+ * used, and a failure is a FormatError with a stable code, the file offset, the section involved
+ * and what was expected against what was found. No allocation is larger than the input justifies
+ * (counts are bounded by the bytes that back them), and every loop is bounded by the input size.
+ */
+import { FormatError, type ErrorContext } from '../errors.js';
+import { ELFCLASS, ELFDATA, SHN, SHT } from './constants.js';
+import { EI, EI_NIDENT, dataView, decodeRecord, layoutsFor, type ClassLayouts } from './layout.js';
+import type {
+  ElfFile, ElfGroup, ElfHeader, ElfNote, ElfProgramHeader, ElfRelocSection, ElfRelocation, ElfSection, ElfSymbol,
+} from './types.js';
+
+export interface ReadOptions {
+  /** File name for error messages. */
+  file?: string;
+}
+
+const MAX_SAFE = BigInt(Number.MAX_SAFE_INTEGER);
+const utf8 = new TextDecoder('utf-8', { fatal: false });
+
+/** Converts a 64-bit field to a number, refusing values above 2^53 (they cannot be offsets into a real file). */
+export function checkedNumber(v: bigint, what: string, ctx: ErrorContext): number {
+  if (v < 0n || v > MAX_SAFE) {
+    throw new FormatError('ELF_FIELD_RANGE', `${what} is out of range`, { ...ctx, expected: '< 2^53', found: '0x' + v.toString(16) });
+  }
+  return Number(v);
+}
+
+export function readElf(bytes: Uint8Array, opts: ReadOptions = {}): ElfFile {
+  return new Reader(bytes, opts.file).file;
+}
+
+/** True when the bytes start with the ELF magic. */
+export function isElf(bytes: Uint8Array): boolean {
+  return bytes.length >= 4 && bytes[0] === 0x7f && bytes[1] === 0x45 && bytes[2] === 0x4c && bytes[3] === 0x46;
+}
+
+class Reader {
+  readonly file: ElfFile;
+  private readonly bytes: Uint8Array;
+  private readonly dv: DataView;
+  private readonly le: boolean;
+  private readonly L: ClassLayouts;
+  private readonly name?: string;
+  private readonly symCache = new Map<number, ElfSymbol[]>();
+  private relocCache?: ElfRelocSection[];
+  private noteCache?: ElfNote[];
+  private groupCache?: ElfGroup[];
+
+  constructor(bytes: Uint8Array, name?: string) {
+    this.bytes = bytes;
+    this.name = name;
+    this.dv = dataView(bytes);
+    const len = bytes.length;
+    if (len < EI_NIDENT) {
+      throw this.err('ELF_TRUNCATED', 'file too short for e_ident', { offset: 0, expected: `at least ${EI_NIDENT} bytes`, found: `${len} bytes` });
+    }
+    if (!isElf(bytes)) {
+      const found = Array.from(bytes.subarray(0, 4), (b) => b.toString(16).padStart(2, '0')).join(' ');
+      throw this.err('ELF_BAD_MAGIC', 'not an ELF file', { offset: 0, expected: '7f 45 4c 46', found });
+    }
+    const cls = bytes[EI.CLASS]!;
+    if (cls !== ELFCLASS['32'] && cls !== ELFCLASS['64']) {
+      throw this.err('ELF_BAD_CLASS', 'unknown EI_CLASS', { offset: EI.CLASS, expected: '1 (ELFCLASS32) or 2 (ELFCLASS64)', found: cls });
+    }
+    const data = bytes[EI.DATA]!;
+    if (data !== ELFDATA['2LSB'] && data !== ELFDATA['2MSB']) {
+      throw this.err('ELF_BAD_DATA', 'unknown EI_DATA', { offset: EI.DATA, expected: '1 (LSB) or 2 (MSB)', found: data });
+    }
+    this.le = data === ELFDATA['2LSB'];
+    const elfClass = cls === ELFCLASS['64'] ? 64 : 32;
+    this.L = layoutsFor(elfClass);
+    if (len < this.L.ehdr.size) {
+      throw this.err('ELF_TRUNCATED', `file too short for the ${this.L.ehdr.name}`, { offset: 0, expected: `at least ${this.L.ehdr.size} bytes`, found: `${len} bytes` });
+    }
+    const e = decodeRecord(this.L.ehdr, this.dv, 0, this.le);
+    const shoff = checkedNumber(e.e_shoff as bigint, 'e_shoff', { offset: this.L.ehdr.fields.e_shoff.offset });
+    const phoff = checkedNumber(e.e_phoff as bigint, 'e_phoff', { offset: this.L.ehdr.fields.e_phoff.offset });
+    const shentsize = e.e_shentsize as number;
+    const rawShnum = e.e_shnum as number;
+    const rawShstrndx = e.e_shstrndx as number;
+    const rawPhnum = e.e_phnum as number;
+    let shnum = rawShnum;
+    let shstrndx = rawShstrndx;
+    let phnum = rawPhnum;
+    const shdrSize = this.L.shdr.size;
+
+    // Section header 0 carries the real counts under extended numbering.
+    if (shoff !== 0) {
+      if (shentsize < shdrSize) {
+        throw this.err('ELF_SHENTSIZE', 'e_shentsize is too small for a section header', {
+          offset: this.L.ehdr.fields.e_shentsize.offset, expected: `>= ${shdrSize}`, found: shentsize,
+        });
+      }
+      if (shoff > len || len - shoff < shdrSize) {
+        throw this.err('ELF_SHDR_BOUNDS', 'section header table starts past the end of the file', {
+          offset: this.L.ehdr.fields.e_shoff.offset, expected: `e_shoff + ${shdrSize} <= ${len}`, found: `e_shoff 0x${shoff.toString(16)}`,
+        });
+      }
+      const s0 = decodeRecord(this.L.shdr, this.dv, shoff, this.le);
+      if (rawShnum === 0) {
+        const claimed = s0.sh_size as bigint;
+        const fits = BigInt(Math.floor((len - shoff) / shentsize));
+        if (claimed > fits) {
+          throw this.err('ELF_SHNUM', 'section count (extended numbering, section 0 sh_size) exceeds what the file holds', {
+            offset: shoff + this.L.shdr.fields.sh_size.offset, sectionIndex: 0, expected: `<= ${fits}`, found: claimed.toString(),
+          });
+        }
+        shnum = Number(claimed);
+      }
+      if (rawShstrndx === SHN.XINDEX) shstrndx = s0.sh_link as number;
+      if (rawPhnum === 0xffff) phnum = s0.sh_info as number;
+    } else if (rawShnum !== 0) {
+      throw this.err('ELF_SHDR_BOUNDS', 'e_shnum is set but e_shoff is 0', { offset: this.L.ehdr.fields.e_shoff.offset, expected: 'e_shoff != 0', found: 0 });
+    }
+
+    if (shnum > 0) {
+      const avail = Math.floor((len - shoff) / shentsize);
+      if (shnum > avail) {
+        throw this.err('ELF_SHDR_BOUNDS', 'section header table runs past the end of the file', {
+          offset: shoff, expected: `e_shoff + ${shnum} * ${shentsize} <= ${len}`, found: `room for ${avail} headers`,
+        });
+      }
+    }
+
+    // Program headers.
+    const programHeaders: ElfProgramHeader[] = [];
+    if (phnum > 0) {
+      const phsz = this.L.phdr.size;
+      const phentsize = e.e_phentsize as number;
+      if (phentsize < phsz) {
+        throw this.err('ELF_PHENTSIZE', 'e_phentsize is too small for a program header', {
+          offset: this.L.ehdr.fields.e_phentsize.offset, expected: `>= ${phsz}`, found: phentsize,
+        });
+      }
+      if (phoff > len || Math.floor((len - phoff) / phentsize) < phnum) {
+        throw this.err('ELF_PHDR_BOUNDS', 'program header table runs past the end of the file', {
+          offset: this.L.ehdr.fields.e_phoff.offset, expected: `e_phoff + ${phnum} * ${phentsize} <= ${len}`, found: `e_phoff 0x${phoff.toString(16)}`,
+        });
+      }
+      for (let i = 0; i < phnum; i++) {
+        const at = phoff + i * phentsize;
+        const p = decodeRecord(this.L.phdr, this.dv, at, this.le);
+        programHeaders.push({
+          type: p.p_type as number, flags: p.p_flags as number,
+          offset: checkedNumber(p.p_offset as bigint, 'p_offset', { offset: at + this.L.phdr.fields.p_offset.offset }),
+          vaddr: p.p_vaddr as bigint, paddr: p.p_paddr as bigint, filesz: p.p_filesz as bigint,
+          memsz: p.p_memsz as bigint, align: p.p_align as bigint,
+        });
+      }
+    }
+
+    const header: ElfHeader = {
+      class: elfClass, littleEndian: this.le, identVersion: bytes[EI.VERSION]!, osabi: bytes[EI.OSABI]!,
+      abiVersion: bytes[EI.ABIVERSION]!, type: e.e_type as number, machine: e.e_machine as number,
+      version: e.e_version as number, entry: e.e_entry as bigint, phoff, shoff, flags: e.e_flags as number,
+      ehsize: e.e_ehsize as number, phentsize: e.e_phentsize as number, phnum, shentsize, shnum, shstrndx,
+      rawShnum, rawShstrndx, rawPhnum,
+    };
+
+    // Section headers (names resolved below, once .shstrtab is known to be sound).
+    const sections: ElfSection[] = [];
+    const self = this;
+    for (let i = 0; i < shnum; i++) {
+      const at = shoff + i * shentsize;
+      const s = decodeRecord(this.L.shdr, this.dv, at, this.le);
+      const offset = checkedNumber(s.sh_offset as bigint, 'sh_offset', { offset: at + this.L.shdr.fields.sh_offset.offset, sectionIndex: i });
+      const sec: ElfSection = {
+        index: i, nameOffset: s.sh_name as number, name: '', nameBytes: new Uint8Array(0), type: s.sh_type as number,
+        flags: s.sh_flags as bigint, addr: s.sh_addr as bigint, offset, size: s.sh_size as bigint,
+        link: s.sh_link as number, info: s.sh_info as number, addralign: s.sh_addralign as bigint,
+        entsize: s.sh_entsize as bigint, headerOffset: at,
+        data(): Uint8Array {
+          return self.sectionData(this);
+        },
+      };
+      sections.push(sec);
+    }
+
+    if (shnum > 0 && shstrndx !== SHN.UNDEF) {
+      if (shstrndx >= shnum) {
+        throw this.err('ELF_SHSTRNDX', 'e_shstrndx is past the end of the section table', {
+          offset: this.L.ehdr.fields.e_shstrndx.offset, expected: `< ${shnum}`, found: shstrndx,
+        });
+      }
+      const strtab = sections[shstrndx]!;
+      if (strtab.type === SHT.NOBITS) {
+        throw this.err('ELF_STRTAB_TYPE', 'section name table has no contents (SHT_NOBITS)', { sectionIndex: shstrndx, offset: strtab.headerOffset });
+      }
+      const table = this.sectionData(strtab);
+      for (const sec of sections) {
+        if (sec.index === 0 && sec.nameOffset === 0) continue;
+        const nb = this.cString(table, sec.nameOffset, strtab, { sectionIndex: sec.index, offset: sec.headerOffset }, 'section name');
+        sec.nameBytes = nb;
+        sec.name = utf8.decode(nb);
+      }
+    }
+
+    const byName = new Map<string, ElfSection>();
+    for (const s of sections) if (s.index !== 0 && !byName.has(s.name)) byName.set(s.name, s);
+
+    this.file = {
+      bytes, file: name, header, sections, programHeaders,
+      sectionByName: (n) => byName.get(n),
+      symtabSection: () => sections.find((s) => s.type === SHT.SYMTAB),
+      symbols: (sec) => this.symbols(sec),
+      relocations: () => this.relocations(),
+      notes: () => this.notes(),
+      groups: () => this.groups(),
+      stringAt: (strtab, offset) => {
+        const sec = this.sectionAt(strtab, 'string table', {});
+        return utf8.decode(this.cString(this.sectionData(sec), offset, sec, {}, 'string'));
+      },
+    };
+  }
+
+  private err(code: string, detail: string, ctx: ErrorContext): FormatError {
+    return new FormatError(code, detail, this.name !== undefined ? { file: this.name, ...ctx } : ctx);
+  }
+
+  private secCtx(sec: ElfSection): ErrorContext {
+    return { sectionIndex: sec.index, section: sec.name || undefined };
+  }
+
+  private sectionAt(index: number, what: string, ctx: ErrorContext): ElfSection {
+    const sections = this.file?.sections;
+    if (!sections || index <= 0 || index >= sections.length) {
+      throw this.err('ELF_LINK_RANGE', `${what} index is out of range`, { ...ctx, expected: `1..${(sections?.length ?? 1) - 1}`, found: index });
+    }
+    return sections[index]!;
+  }
+
+  sectionData(sec: ElfSection): Uint8Array {
+    if (sec.type === SHT.NOBITS || sec.type === SHT.NULL) return this.bytes.subarray(0, 0);
+    const len = this.bytes.length;
+    if (sec.size > BigInt(len) || sec.offset > len || sec.offset + Number(sec.size) > len) {
+      throw this.err('ELF_SECTION_BOUNDS', 'section contents lie outside the file', {
+        ...this.secCtx(sec), offset: sec.headerOffset,
+        expected: `sh_offset + sh_size <= ${len}`, found: `sh_offset 0x${sec.offset.toString(16)} + sh_size 0x${sec.size.toString(16)}`,
+      });
+    }
+    return this.bytes.subarray(sec.offset, sec.offset + Number(sec.size));
+  }
+
+  /** The NUL-terminated string at `off` of `table` (a view of section `sec`). */
+  private cString(table: Uint8Array, off: number, sec: ElfSection, ctx: ErrorContext, what: string): Uint8Array {
+    if (off >= table.length) {
+      throw this.err('ELF_NAME_RANGE', `${what} offset is past the end of its string table ${sec.name || `[${sec.index}]`}`, {
+        ...ctx, expected: `< ${table.length}`, found: off,
+      });
+    }
+    const end = table.indexOf(0, off);
+    if (end < 0) {
+      throw this.err('ELF_STRTAB_UNTERMINATED', `string table ${sec.name || `[${sec.index}]`} has no final NUL`, {
+        ...ctx, offset: sec.offset + table.length - 1, expected: 'a NUL-terminated string', found: 'end of section',
+      });
+    }
+    return table.subarray(off, end);
+  }
+
+  private entrySize(sec: ElfSection, min: number, what: string): number {
+    let ent = sec.entsize === 0n ? min : checkedNumber(sec.entsize, 'sh_entsize', { ...this.secCtx(sec), offset: sec.headerOffset });
+    if (ent < min) {
+      throw this.err('ELF_ENTSIZE', `${what} entry size is too small`, { ...this.secCtx(sec), offset: sec.headerOffset, expected: `>= ${min}`, found: ent });
+    }
+    const size = Number(sec.size);
+    if (sec.size > BigInt(this.bytes.length) || size % ent !== 0) {
+      throw this.err('ELF_ENTSIZE', `${what} size is not a multiple of its entry size`, {
+        ...this.secCtx(sec), offset: sec.headerOffset, expected: `a multiple of ${ent}`, found: sec.size.toString(),
+      });
+    }
+    return ent;
+  }
+
+  private linkedStrtab(sec: ElfSection): ElfSection {
+    const ctx = { ...this.secCtx(sec), offset: sec.headerOffset };
+    if (sec.link === 0 || sec.link >= this.file.sections.length) {
+      throw this.err('ELF_LINK_RANGE', 'sh_link of the symbol table does not name a section', { ...ctx, expected: `1..${this.file.sections.length - 1}`, found: sec.link });
+    }
+    const str = this.file.sections[sec.link]!;
+    if (str.type !== SHT.STRTAB) {
+      throw this.err('ELF_LINK_TYPE', `sh_link of the symbol table names section [${str.index}] ${str.name}, which is not a string table`, {
+        ...ctx, expected: 'SHT_STRTAB', found: `type ${str.type}`,
+      });
+    }
+    return str;
+  }
+
+  symbols(section?: ElfSection): ElfSymbol[] {
+    const sec = section ?? this.file.symtabSection();
+    if (!sec) return [];
+    const cached = this.symCache.get(sec.index);
+    if (cached) return cached;
+    if (sec.type !== SHT.SYMTAB && sec.type !== SHT.DYNSYM) {
+      throw this.err('ELF_LINK_TYPE', 'not a symbol table', { ...this.secCtx(sec), expected: 'SHT_SYMTAB or SHT_DYNSYM', found: `type ${sec.type}` });
+    }
+    const L = this.L.sym;
+    const ent = this.entrySize(sec, L.size, 'symbol table');
+    const data = this.sectionData(sec);
+    const strSec = this.linkedStrtab(sec);
+    const strtab = this.sectionData(strSec);
+    const count = data.length / ent;
+
+    // SHN_XINDEX values come from the SHT_SYMTAB_SHNDX section linked to this table.
+    let xindex: DataView | undefined;
+    const shndxSec = this.file.sections.find((s) => s.type === SHT.SYMTAB_SHNDX && s.link === sec.index);
+    if (shndxSec) {
+      const x = this.sectionData(shndxSec);
+      if (x.length < count * 4) {
+        throw this.err('ELF_SHNDX_SIZE', 'extended section index table is shorter than its symbol table', {
+          ...this.secCtx(shndxSec), offset: shndxSec.headerOffset, expected: `>= ${count * 4} bytes`, found: `${x.length} bytes`,
+        });
+      }
+      xindex = dataView(x);
+    }
+
+    const dv = dataView(data);
+    const out: ElfSymbol[] = new Array(count);
+    for (let i = 0; i < count; i++) {
+      const base = i * ent;
+      const s = decodeRecord(L, dv, base, this.le);
+      const nameOffset = s.st_name as number;
+      let nameBytes: Uint8Array;
+      if (nameOffset === 0) nameBytes = strtab.subarray(0, 0);
+      else {
+        nameBytes = this.cString(strtab, nameOffset, strSec, { ...this.secCtx(sec), offset: sec.offset + base, symbol: `#${i}` }, 'symbol name');
+      }
+      const info = s.st_info as number;
+      const other = s.st_other as number;
+      const rawShndx = s.st_shndx as number;
+      let shndx = rawShndx;
+      if (rawShndx === SHN.XINDEX) {
+        if (!xindex) {
+          throw this.err('ELF_SHNDX_MISSING', 'symbol uses SHN_XINDEX but there is no .symtab_shndx section', {
+            ...this.secCtx(sec), offset: sec.offset + base, symbol: `#${i}`,
+          });
+        }
+        shndx = xindex.getUint32(i * 4, this.le);
+      }
+      out[i] = {
+        index: i, nameOffset, name: nameBytes.length ? utf8.decode(nameBytes) : '', nameBytes,
+        value: s.st_value as bigint, size: s.st_size as bigint, info, bind: info >> 4, type: info & 0xf,
+        other, visibility: other & 3, shndx, rawShndx,
+      };
+    }
+    this.symCache.set(sec.index, out);
+    return out;
+  }
+
+  relocations(): ElfRelocSection[] {
+    if (this.relocCache) return this.relocCache;
+    const out: ElfRelocSection[] = [];
+    const is64 = this.header.class === 64;
+    for (const sec of this.file.sections) {
+      if (sec.type !== SHT.REL && sec.type !== SHT.RELA) continue;
+      const rela = sec.type === SHT.RELA;
+      const L = rela ? this.L.rela : this.L.rel;
+      const ctx = { ...this.secCtx(sec), offset: sec.headerOffset };
+      const nsec = this.file.sections.length;
+      if (sec.link !== 0) {
+        if (sec.link >= nsec) throw this.err('ELF_LINK_RANGE', 'sh_link of the relocation section is out of range', { ...ctx, expected: `< ${nsec}`, found: sec.link });
+        const t = this.file.sections[sec.link]!.type;
+        if (t !== SHT.SYMTAB && t !== SHT.DYNSYM) {
+          throw this.err('ELF_LINK_TYPE', `sh_link of the relocation section names section [${sec.link}], which is not a symbol table`, {
+            ...ctx, expected: 'SHT_SYMTAB or SHT_DYNSYM', found: `type ${t}`,
+          });
+        }
+      }
+      if (sec.info >= nsec) throw this.err('ELF_INFO_RANGE', 'sh_info of the relocation section is out of range', { ...ctx, expected: `< ${nsec}`, found: sec.info });
+      const ent = this.entrySize(sec, L.size, 'relocation section');
+      const data = this.sectionData(sec);
+      const dv = dataView(data);
+      const n = data.length / ent;
+      const entries: ElfRelocation[] = new Array(n);
+      for (let i = 0; i < n; i++) {
+        const r = decodeRecord(L, dv, i * ent, this.le);
+        const info = r.r_info as bigint;
+        entries[i] = {
+          offset: r.r_offset as bigint, info,
+          symbol: is64 ? Number(info >> 32n) : Number(info >> 8n),
+          type: is64 ? Number(info & 0xffffffffn) : Number(info & 0xffn),
+          addend: rela ? (r as Record<string, bigint>).r_addend! : null,
+        };
+      }
+      out.push({ section: sec, target: sec.info, symtab: sec.link, rela, entries });
+    }
+    this.relocCache = out;
+    return out;
+  }
+
+  notes(): ElfNote[] {
+    if (this.noteCache) return this.noteCache;
+    const out: ElfNote[] = [];
+    for (const sec of this.file.sections) {
+      if (sec.type !== SHT.NOTE) continue;
+      out.push(...parseNotes(this.sectionData(sec), sec.addralign === 8n ? 8 : 4, this.le, sec.offset, sec.index, (detail, off, exp, found) =>
+        this.err('ELF_NOTE_BOUNDS', detail, { ...this.secCtx(sec), offset: off, expected: exp, found })));
+    }
+    this.noteCache = out;
+    return out;
+  }
+
+  groups(): ElfGroup[] {
+    if (this.groupCache) return this.groupCache;
+    const out: ElfGroup[] = [];
+    for (const sec of this.file.sections) {
+      if (sec.type !== SHT.GROUP) continue;
+      const data = this.sectionData(sec);
+      if (data.length < 4 || data.length % 4 !== 0) {
+        throw this.err('ELF_GROUP_SIZE', 'group section size is not a non-zero multiple of 4', {
+          ...this.secCtx(sec), offset: sec.headerOffset, expected: 'a multiple of 4, at least 4', found: data.length,
+        });
+      }
+      const dv = dataView(data);
+      const members: number[] = [];
+      for (let o = 4; o < data.length; o += 4) members.push(dv.getUint32(o, this.le));
+      out.push({ section: sec.index, flags: dv.getUint32(0, this.le), members, signature: sec.info });
+    }
+    this.groupCache = out;
+    return out;
+  }
+
+  private get header(): ElfHeader {
+    return this.file.header;
+  }
+}
+
+/**
+ * Parses the notes in a note section's contents. `align` is 4 or 8 (8 for sections aligned to 8,
+ * as readelf does): the descriptor starts at align(12 + namesz) and the next note at
+ * align(descoff + descsz), both relative to the note's start.
+ */
+export function parseNotes(
+  data: Uint8Array, align: 4 | 8, le: boolean, fileOffset: number, section: number,
+  fail: (detail: string, offset: number, expected: string, found: string) => Error,
+): ElfNote[] {
+  const out: ElfNote[] = [];
+  const dv = dataView(data);
+  const up = (n: number) => (n + align - 1) & ~(align - 1);
+  let pos = 0;
+  while (pos < data.length) {
+    if (data.length - pos < 12) {
+      // Trailing padding shorter than a note header is tolerated when it is all zero.
+      if (data.subarray(pos).every((b) => b === 0)) break;
+      throw fail('note header is truncated', fileOffset + pos, '12 bytes', `${data.length - pos} bytes`);
+    }
+    const namesz = dv.getUint32(pos, le);
+    const descsz = dv.getUint32(pos + 4, le);
+    const type = dv.getUint32(pos + 8, le);
+    const descOff = up(12 + namesz);
+    const room = data.length - pos;
+    if (namesz > room - 12 || descOff > room || descsz > room - descOff) {
+      throw fail('note name or descriptor runs past the end of the section', fileOffset + pos,
+        `namesz + descsz within ${room - 12} bytes`, `namesz ${namesz}, descsz ${descsz}`);
+    }
+    let nameEnd = pos + 12 + namesz;
+    while (nameEnd > pos + 12 && data[nameEnd - 1] === 0) nameEnd--;
+    out.push({
+      section, offset: fileOffset + pos, namesz, descsz, type,
+      name: utf8.decode(data.subarray(pos + 12, nameEnd)),
+      desc: data.subarray(pos + descOff, pos + descOff + descsz),
+    });
+    const next = up(descOff + descsz);
+    pos += Math.max(next, 12);
+  }
+  return out;
+}

@@ -93,6 +93,12 @@ export interface PayloadAbi {
   relAllowed: boolean;
   /** Special sections the loader parses, with their entry sizes. */
   special: { section: string; entrySize: number }[];
+  /** NOP patch lengths must be a multiple of this (ARM 4: whole instructions; x86 1). Optional: default 1. */
+  nopGranule?: number;
+  /** |old_addr - new_addr| must be below this (x86 2 GiB, arm64 128 MiB, arm32 32 MiB; livepatch_verify_distance, 4.8+). */
+  branchRange?: number;
+  /** Relocation type for a pointer-sized absolute value (funcs name/new_addr, hook entries): R_X86_64_64, R_AARCH64_ABS64, R_ARM_ABS32. */
+  absPointerReloc?: number;
   limits: {
     maxPayloadSize: number;
     /** Payload (upload) name: characters, NUL excluded. */

@@ -1,0 +1,641 @@
+/**
+ * Target ABI tables: one row per distinct live-patch payload format and architecture, plus a
+ * table mapping each Xen release (point releases included) to its row.
+ *
+ * Source for every value: payload-format.md §1 (format), §2.8 (relocations), §2.10/§2.15 (limits),
+ * cross-checked against Xen's public/sysctl.h per tree (struct livepatch_func /
+ * xsplice_patch_func). The rows are plain data in the same JSON shape a vendor supplies with
+ * `--abi-file` (see loadAbiFile), so a downstream hypervisor with its own section names, entry
+ * size or hook kinds needs no fork.
+ *
+ * Rows:
+ *   xsplice  the xSplice tree before the rename (`.xsplice.*`, 64-byte entries, version 1); x86-64
+ *   L1       Xen 4.7–4.13: 64/52-byte entries, version 1; load/unload hooks from 4.8
+ *   L2a      4.14.0–4.14.4, 4.15.0–4.15.2, 4.16.0: 104/92 bytes, version 2, opaque+applied+expect
+ *   L2b      4.14.5+, 4.15.3+, 4.16.1+, 4.17.0–4.17.2, 4.18.0: L2a + patch_offset
+ *   L2c      4.17.3+, 4.18.1+, 4.19+: bytes 33–71 plain padding, funcs may be read-only
+ */
+import { readFile } from 'node:fs/promises';
+import { UsageError } from '../errors.js';
+import { HOOK_KINDS, type Arch, type FieldLayout, type FuncEntryLayout, type HookKind, type HookSectionRule, type PayloadAbi } from './abi-types.js';
+
+export type { Arch, PayloadAbi, HookKind } from './abi-types.js';
+
+export const ARCHES: readonly Arch[] = ['x86_64', 'arm64', 'arm32'];
+
+/* ------------------------------------------------------------------------------------------ */
+/* Per-architecture facts (elf.h numbers; Xen arch files)                                      */
+
+/** e_machine values (elf.h). */
+const EM = { x86_64: 62, arm64: 183, arm32: 40 } as const;
+/** EF_ARM_EABI_VER5 (elf.h). */
+const EF_ARM_EABI_VER5 = 0x05000000;
+
+/**
+ * Relocation types each arch's loader applies [payload-format.md §2.8; xen/arch/x86/livepatch.c,
+ * xen/arch/arm/arm64/livepatch.c, xen/arch/arm/arm32/livepatch.c].
+ */
+export const RELOC_TYPES: Record<Arch, Record<string, number>> = {
+  x86_64: { R_X86_64_NONE: 0, R_X86_64_64: 1, R_X86_64_PC32: 2, R_X86_64_PLT32: 4 },
+  arm64: {
+    R_AARCH64_ABS64: 257, R_AARCH64_ABS32: 258, R_AARCH64_ABS16: 259,
+    R_AARCH64_PREL64: 260, R_AARCH64_PREL32: 261, R_AARCH64_PREL16: 262,
+    R_AARCH64_MOVW_UABS_G0: 263, R_AARCH64_MOVW_UABS_G0_NC: 264, R_AARCH64_MOVW_UABS_G1: 265,
+    R_AARCH64_MOVW_UABS_G1_NC: 266, R_AARCH64_MOVW_UABS_G2: 267, R_AARCH64_MOVW_UABS_G2_NC: 268,
+    R_AARCH64_MOVW_UABS_G3: 269, R_AARCH64_MOVW_SABS_G0: 270, R_AARCH64_MOVW_SABS_G1: 271,
+    R_AARCH64_MOVW_SABS_G2: 272, R_AARCH64_ADR_PREL_LO21: 274, R_AARCH64_ADR_PREL_PG_HI21: 275,
+    R_AARCH64_ADR_PREL_PG_HI21_NC: 276, R_AARCH64_ADD_ABS_LO12_NC: 277, R_AARCH64_LDST8_ABS_LO12_NC: 278,
+    R_AARCH64_TSTBR14: 279, R_AARCH64_CONDBR19: 280, R_AARCH64_JUMP26: 282, R_AARCH64_CALL26: 283,
+    R_AARCH64_LDST16_ABS_LO12_NC: 284, R_AARCH64_LDST32_ABS_LO12_NC: 285, R_AARCH64_LDST64_ABS_LO12_NC: 286,
+    R_AARCH64_MOVW_PREL_G0: 287, R_AARCH64_MOVW_PREL_G0_NC: 288, R_AARCH64_MOVW_PREL_G1: 289,
+    R_AARCH64_MOVW_PREL_G1_NC: 290, R_AARCH64_MOVW_PREL_G2: 291, R_AARCH64_MOVW_PREL_G2_NC: 292,
+    R_AARCH64_MOVW_PREL_G3: 293, R_AARCH64_LDST128_ABS_LO12_NC: 299,
+  },
+  arm32: {
+    R_ARM_NONE: 0, R_ARM_ABS32: 2, R_ARM_REL32: 3, R_ARM_CALL: 28, R_ARM_JUMP24: 29,
+    R_ARM_MOVW_ABS_NC: 43, R_ARM_MOVT_ABS: 44,
+  },
+};
+
+/** Pointer-sized absolute relocation for data (funcs `name`/`new_addr`, hook arrays). */
+export const ABS_PTR_RELOC: Record<Arch, number> = { x86_64: 1, arm64: 257, arm32: 2 };
+
+/* ------------------------------------------------------------------------------------------ */
+/* Funcs entry layouts [payload-format.md §1.2]                                                */
+
+function f(offset: number, size: number): FieldLayout {
+  return { offset, size };
+}
+
+function entryLayout(kind: 'L1' | 'L2a' | 'L2b' | 'L2c', ptr: 4 | 8): FuncEntryLayout {
+  // name, new_addr, old_addr are pointers; new_size, old_size u32; version u8.
+  const p = ptr;
+  const fields = {
+    name: f(0, p),
+    newAddr: f(p, p),
+    oldAddr: f(2 * p, p),
+    newSize: f(3 * p, 4),
+    oldSize: f(3 * p + 4, 4),
+    version: f(3 * p + 8, 1),
+  };
+  const afterVersion = 3 * p + 9; // 33 on 64-bit, 21 on arm32
+  if (kind === 'L1') {
+    // opaque[31] runs to the end: 64 / 52 bytes.
+    return { size: afterVersion + 31, align: p, version: 1, fields: { ...fields, zeroed: [f(afterVersion, 31)] } };
+  }
+  const expect = f(afterVersion + 39, 32); // 72 / 60
+  const zeroed =
+    kind === 'L2a'
+      ? [f(afterVersion, 31), f(afterVersion + 31, 1), f(afterVersion + 32, 7)] // opaque, applied, _pad[7]
+      : kind === 'L2b'
+        ? [f(afterVersion, 31), f(afterVersion + 31, 1), f(afterVersion + 32, 1), f(afterVersion + 33, 6)] // opaque, applied, patch_offset, _pad[6]
+        : [f(afterVersion, 39)]; // _pad[39]
+  return { size: afterVersion + 39 + 32, align: p, version: 2, fields: { ...fields, zeroed, expect } };
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Hooks [payload-format.md §1.4]                                                              */
+
+const XSPLICE_HOOK_NOTE =
+  'proposed by the xSplice v5 series; no released hypervisor reads this section (the hooks are ignored)';
+
+function hooks(prefix: string, kinds: 'none' | 'loadunload' | 'all', note?: string): HookSectionRule[] {
+  if (kinds === 'none') return [];
+  const out: HookSectionRule[] = [
+    { kind: 'load', section: `${prefix}.hooks.load`, array: true },
+    { kind: 'unload', section: `${prefix}.hooks.unload`, array: true },
+  ];
+  if (note) for (const h of out) h.note = note;
+  if (kinds === 'all') {
+    const single: [HookKind, string][] = [
+      ['pre-apply', 'preapply'], ['apply', 'apply'], ['post-apply', 'postapply'],
+      ['pre-revert', 'prerevert'], ['revert', 'revert'], ['post-revert', 'postrevert'],
+    ];
+    for (const [kind, suffix] of single) out.push({ kind, section: `${prefix}.hooks.${suffix}`, array: false });
+  }
+  return out;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Special sections with fixed entry sizes [payload-format.md §1.5]                            */
+
+function bugFrames(n: number, size: number): { section: string; entrySize: number }[] {
+  return Array.from({ length: n }, (_, i) => ({ section: `.bug_frames.${i}`, entrySize: size }));
+}
+
+function special(arch: Arch, opts: { altSize: number | null; bugFramesArm: number; modinfo: boolean; hookSections: HookSectionRule[] }): { section: string; entrySize: number }[] {
+  const ptr = arch === 'arm32' ? 4 : 8;
+  const out: { section: string; entrySize: number }[] = [];
+  if (arch === 'x86_64') {
+    out.push(...bugFrames(4, 8));
+    if (opts.altSize !== null) out.push({ section: '.altinstructions', entrySize: opts.altSize });
+    out.push({ section: '.ex_table', entrySize: 8 });
+  } else {
+    out.push(...bugFrames(opts.bugFramesArm, 16));
+    if (opts.altSize !== null) out.push({ section: '.altinstructions', entrySize: 12 });
+  }
+  for (const h of opts.hookSections) out.push({ section: h.section, entrySize: ptr });
+  if (opts.modinfo) out.push({ section: '.modinfo', entrySize: 1 });
+  return out;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* The rows                                                                                    */
+
+const MIB2 = 2 * 1024 * 1024;
+
+interface RowSpec {
+  name: 'xsplice' | 'L1' | 'L2a' | 'L2b' | 'L2c';
+  releases: string;
+  description: string;
+  arches: Arch[];
+}
+
+const ROW_SPECS: RowSpec[] = [
+  {
+    name: 'xsplice',
+    releases: 'xSplice tree before the rename (91fbfc37f5, 4.7-unstable)',
+    description: 'xSplice: .xsplice.* sections, 64-byte struct xsplice_patch_func, version 1',
+    arches: ['x86_64'],
+  },
+  { name: 'L1', releases: '4.7–4.13 (ARM from 4.8)', description: 'livepatch version 1: 64-byte (arm32 52) struct livepatch_func', arches: ['x86_64', 'arm64', 'arm32'] },
+  { name: 'L2a', releases: '4.14.0–4.14.4, 4.15.0–4.15.2, 4.16.0', description: 'livepatch version 2: 104/92 bytes, opaque + applied + expectation; .livepatch.xen_depends mandatory', arches: ['x86_64', 'arm64', 'arm32'] },
+  { name: 'L2b', releases: '4.14.5+, 4.15.3+, 4.16.1+, 4.17.0–4.17.2, 4.18.0', description: 'livepatch version 2 with patch_offset (ENDBR64-aware patching)', arches: ['x86_64', 'arm64', 'arm32'] },
+  { name: 'L2c', releases: '4.17.3+, 4.18.1+, 4.19+', description: 'livepatch version 2, bytes 33–71 plain padding (state kept by Xen); .livepatch.funcs may be read-only', arches: ['x86_64', 'arm64', 'arm32'] },
+];
+
+function makeRow(spec: RowSpec, arch: Arch): PayloadAbi {
+  const ptr: 4 | 8 = arch === 'arm32' ? 4 : 8;
+  const xs = spec.name === 'xsplice';
+  const v2 = spec.name.startsWith('L2');
+  const prefix = xs ? '.xsplice' : '.livepatch';
+  const hookRules = xs ? hooks(prefix, 'loadunload', XSPLICE_HOOK_NOTE) : hooks(prefix, v2 ? 'all' : 'loadunload');
+  const sections = {
+    funcs: `${prefix}.funcs`,
+    depends: `${prefix}.depends`,
+    xenDepends: v2 ? '.livepatch.xen_depends' : null,
+    buildId: '.note.gnu.build-id',
+    modinfo: v2 ? '.modinfo' : null,
+  };
+  const isArm = arch !== 'x86_64';
+  const layoutKind = xs ? 'L1' : spec.name;
+  return {
+    name: spec.name,
+    id: `${spec.name}-${arch}`,
+    arch,
+    description: spec.description,
+    releases: spec.releases,
+    elfClass: ptr === 8 ? 64 : 32,
+    machine: EM[arch],
+    ...(arch === 'arm32' ? { eFlags: EF_ARM_EABI_VER5 } : {}),
+    pointerSize: ptr,
+    sections,
+    mandatory: v2 ? [sections.depends, sections.xenDepends!, sections.buildId] : [sections.funcs, sections.depends, sections.buildId],
+    atLeastOneOf: v2 ? [sections.funcs, ...hookRules.map((h) => h.section)] : [],
+    funcEntry: entryLayout(layoutKind as 'L1' | 'L2a' | 'L2b' | 'L2c', ptr),
+    hooks: hookRules,
+    // x86 up to 4.17.0 cleared CR0.WP while patching; ARM only maps Xen's text writable; L2c never
+    // writes the entries. The L2b x86 row is conservative (writable is required on 4.16.4+,
+    // 4.17.1–4.17.2 and 4.18.0, harmless on the others); abiForVersion gives the exact answer.
+    funcsMustBeWritable: spec.name === 'L2c' ? false : isArm ? true : spec.name === 'L2b',
+    nopAllowed: !xs,
+    nopMaxLen: 31,
+    patchSize: isArm ? 4 : 5,
+    endbrOffset: arch === 'x86_64' && (spec.name === 'L2b' || spec.name === 'L2c') ? 4 : 0,
+    relocTypes: Object.values(RELOC_TYPES[arch]),
+    relAllowed: arch === 'arm32',
+    special: special(arch, { altSize: arch === 'x86_64' ? (xs ? 12 : 14) : 12, bugFramesArm: 4, modinfo: v2, hookSections: xs ? [] : hookRules }),
+    limits: {
+      maxPayloadSize: MIB2,
+      maxNameLen: 127,
+      maxSections: 1024,
+      maxSymbolLen: 126,
+      maxNobits: xs ? null : MIB2,
+    },
+    nopGranule: isArm ? 4 : 1,
+    branchRange: arch === 'x86_64' ? 2 ** 31 : arch === 'arm64' ? 128 * 2 ** 20 : 32 * 2 ** 20,
+    absPointerReloc: ABS_PTR_RELOC[arch],
+  };
+}
+
+const BUILTIN: PayloadAbi[] = ROW_SPECS.flatMap((s) => s.arches.map((a) => makeRow(s, a)));
+
+/* ------------------------------------------------------------------------------------------ */
+/* Release → row table, with the point-release differences [payload-format.md §1.1, §1.6]      */
+
+type V3 = [number, number, number];
+
+interface ReleaseRange {
+  from: V3;
+  /** Inclusive; patch 999 = the rest of the branch. */
+  to: V3;
+  abi: 'L1' | 'L2a' | 'L2b' | 'L2c';
+  /** Arches the release supports live patching on. */
+  arches: Arch[];
+  /** Field overrides applied in order to the row for this range (release-specific facts). */
+  overrides?: ((row: PayloadAbi) => Partial<PayloadAbi>)[];
+  note?: string;
+}
+
+const ALL: Arch[] = ['x86_64', 'arm64', 'arm32'];
+const END = 999;
+
+/** ARM BUGFRAME_NR was 3 up to 4.14 (sections .bug_frames.0–2). */
+const armThreeBugFrames = (row: PayloadAbi): Partial<PayloadAbi> =>
+  row.arch === 'x86_64' ? {} : { special: row.special.filter((s) => s.section !== '.bug_frames.3') };
+/** x86 struct alt_instr was 12 bytes up to 4.10. */
+const x86Alt12 = (row: PayloadAbi): Partial<PayloadAbi> =>
+  row.arch === 'x86_64' ? { special: row.special.map((s) => (s.section === '.altinstructions' ? { ...s, entrySize: 12 } : s)) } : {};
+const writable = (): Partial<PayloadAbi> => ({ funcsMustBeWritable: true });
+const readonlyOk = (row: PayloadAbi): Partial<PayloadAbi> => (row.arch === 'x86_64' ? { funcsMustBeWritable: false } : {});
+
+const noArm32Alt = (row: PayloadAbi): Partial<PayloadAbi> =>
+  row.arch === 'arm32' ? { special: row.special.filter((s) => s.section !== '.altinstructions') } : {};
+/** 4.7: no hooks, no NOP patching, no NOBITS size limit. */
+const v47 = (row: PayloadAbi): Partial<PayloadAbi> => ({
+  hooks: [], nopAllowed: false,
+  special: row.special.filter((s) => !s.section.includes('.hooks.')),
+  limits: { ...row.limits, maxNobits: null },
+});
+const altCallSites = (row: PayloadAbi): Partial<PayloadAbi> =>
+  row.arch === 'x86_64' ? { special: [...row.special, { section: '.alt_call_sites', entrySize: 4 }] } : {};
+
+const RELEASES: ReleaseRange[] = [
+  { from: [4, 7, 0], to: [4, 7, END], abi: 'L1', arches: ['x86_64'], overrides: [x86Alt12, v47] },
+  { from: [4, 8, 0], to: [4, 8, END], abi: 'L1', arches: ALL, overrides: [x86Alt12, armThreeBugFrames, noArm32Alt], note: 'arm32 has no HAS_ALTERNATIVE in 4.8' },
+  { from: [4, 9, 0], to: [4, 10, END], abi: 'L1', arches: ALL, overrides: [x86Alt12, armThreeBugFrames] },
+  { from: [4, 11, 0], to: [4, 13, END], abi: 'L1', arches: ALL, overrides: [armThreeBugFrames] },
+  { from: [4, 14, 0], to: [4, 14, 4], abi: 'L2a', arches: ALL, overrides: [armThreeBugFrames] },
+  { from: [4, 14, 5], to: [4, 14, END], abi: 'L2b', arches: ALL, overrides: [armThreeBugFrames, readonlyOk], note: 'ENDBR64/patch_offset backport' },
+  { from: [4, 15, 0], to: [4, 15, 2], abi: 'L2a', arches: ALL },
+  { from: [4, 15, 3], to: [4, 15, END], abi: 'L2b', arches: ALL, overrides: [readonlyOk], note: 'ENDBR64/patch_offset backport' },
+  { from: [4, 16, 0], to: [4, 16, 0], abi: 'L2a', arches: ALL },
+  { from: [4, 16, 1], to: [4, 16, 3], abi: 'L2b', arches: ALL, overrides: [readonlyOk], note: 'ENDBR64/patch_offset backport' },
+  { from: [4, 16, 4], to: [4, 16, END], abi: 'L2b', arches: ALL, overrides: [writable], note: 'x86 no longer clears CR0.WP (8676092a0f backport): .livepatch.funcs must be writable' },
+  { from: [4, 17, 0], to: [4, 17, 0], abi: 'L2b', arches: ALL, overrides: [readonlyOk] },
+  { from: [4, 17, 1], to: [4, 17, 2], abi: 'L2b', arches: ALL, overrides: [writable], note: '.livepatch.funcs must be writable (8676092a0f backport)' },
+  { from: [4, 17, 3], to: [4, 17, END], abi: 'L2c', arches: ALL, note: 'livepatch_func state moved out (e3c1ffb2a3 backport)' },
+  { from: [4, 18, 0], to: [4, 18, 0], abi: 'L2b', arches: ALL, overrides: [writable] },
+  { from: [4, 18, 1], to: [4, 18, END], abi: 'L2c', arches: ALL, note: 'livepatch_func state moved out (480168fcb3 backport)' },
+  { from: [4, 19, 0], to: [4, 20, END], abi: 'L2c', arches: ALL },
+  // 4.21 … 4.23-dev (HEAD c447b7308b): .alt_call_sites on x86.
+  { from: [4, 21, 0], to: [4, 23, END], abi: 'L2c', arches: ALL, overrides: [altCallSites] },
+];
+
+/* Public API                                                                                  */
+
+/** Every built-in row (a fresh copy each call: callers may not mutate the table). */
+export function listAbis(): PayloadAbi[] {
+  return BUILTIN.map(clone);
+}
+
+/** A row by id (`L2c-x86_64`), or undefined. */
+export function abiById(id: string): PayloadAbi | undefined {
+  const r = BUILTIN.find((a) => a.id === id);
+  return r && clone(r);
+}
+
+/** A row by name and arch (`abiByName('L2b', 'arm64')`); throws UsageError when there is none. */
+export function abiByName(name: string, arch: Arch, extra: PayloadAbi[] = []): PayloadAbi {
+  const all = [...extra, ...BUILTIN];
+  const n = name.toLowerCase();
+  const r = all.find((a) => (a.name.toLowerCase() === n || a.id.toLowerCase() === n) && a.arch === arch)
+    ?? all.find((a) => a.id.toLowerCase() === n);
+  if (!r) {
+    const names = [...new Set(all.filter((a) => a.arch === arch).map((a) => a.name))];
+    const other = all.find((a) => a.name.toLowerCase() === n);
+    const why = other ? ` (exists only for ${all.filter((a) => a.name.toLowerCase() === n).map((a) => a.arch).join(', ')})` : '';
+    throw new UsageError('ABI_UNKNOWN', `unknown payload ABI "${name}" for ${arch}${why}; known: ${names.join(', ')} (try --abi help)`);
+  }
+  return clone(r);
+}
+
+export interface ParsedXenVersion {
+  major: number;
+  minor: number;
+  /** null when the string gives no point release (e.g. "4.17" or "4.23-dev"). */
+  patch: number | null;
+  /** The rest (e.g. "+13-g2445b30a44-0+deb12u1", "-dev", "-rc"). */
+  extra: string;
+  /** A development or release-candidate tree of major.minor (counts as major.minor.0). */
+  prerelease: boolean;
+}
+
+/** Parses "4.17.7+13-g2445b30a44-0+deb12u1", "4.17.3", "4.17", "4.23-dev", "4.19.0-rc2", "4.7-unstable". */
+export function parseXenVersion(version: string): ParsedXenVersion {
+  const m = /^\s*v?(\d+)\.(\d+)(?:\.(\d+))?(.*?)\s*$/.exec(version);
+  if (!m) throw new UsageError('XEN_VERSION_BAD', `cannot parse Xen version "${version}" (expected X.Y.Z, e.g. 4.17.3)`);
+  const extra = m[4] ?? '';
+  const prerelease = /^-?(dev|unstable|rc\d*|pre)/i.test(extra.replace(/^[-~]/, ''));
+  return { major: Number(m[1]), minor: Number(m[2]), patch: m[3] === undefined ? null : Number(m[3]), extra, prerelease };
+}
+
+function cmp(a: V3, b: V3): number {
+  for (let i = 0; i < 3; i++) if (a[i] !== b[i]) return a[i]! - b[i]!;
+  return 0;
+}
+
+function rangesFor(major: number, minor: number): ReleaseRange[] {
+  return RELEASES.filter((r) => cmp([major, minor, END], r.from) >= 0 && cmp([major, minor, 0], r.to) <= 0);
+}
+
+function applyRange(range: ReleaseRange, arch: Arch, version: string): PayloadAbi {
+  let out = clone(BUILTIN.find((a) => a.name === range.abi && a.arch === arch)!);
+  for (const o of range.overrides ?? []) out = { ...out, ...o(out) };
+  out.releases = `${fmtRange(range)} (selected for Xen ${version.trim()})`;
+  return out;
+}
+
+function fmtRange(r: ReleaseRange): string {
+  const fmt = (v: V3): string => (v[2] === END ? `${v[0]}.${v[1]}.x` : v.join('.'));
+  return cmp(r.from, r.to) === 0 ? fmt(r.from) : `${fmt(r.from)}–${fmt(r.to)}`;
+}
+
+/**
+ * The row (with the exact point-release facts applied) for a Xen version string. Unknown, too old
+ * or too new versions, a point release needed but not given, or an arch the release does not
+ * support: UsageError.
+ */
+export function abiForVersion(version: string, arch: Arch): PayloadAbi {
+  const v = parseXenVersion(version);
+  const candidates = rangesFor(v.major, v.minor);
+  if (candidates.length === 0) {
+    const known = `${RELEASES[0]!.from[0]}.${RELEASES[0]!.from[1]}–${RELEASES[RELEASES.length - 1]!.to[0]}.${RELEASES[RELEASES.length - 1]!.to[1]}`;
+    const tooOld = cmp([v.major, v.minor, 0], RELEASES[0]!.from) < 0;
+    throw new UsageError('XEN_VERSION_UNKNOWN', tooOld
+      ? `Xen ${version} predates live patching (known releases: ${known}; the xSplice tree is --abi xsplice)`
+      : `Xen ${version} is newer than this tool's release table (${known}); pass --abi NAME (e.g. --abi L2c) or --abi-file to state its format`);
+  }
+  let patch = v.patch;
+  if (patch === null) {
+    if (v.prerelease) patch = 0;
+    else {
+      const rows = new Set(candidates.filter((c) => c.arches.includes(arch)).map((c) => JSON.stringify({ ...applyRange(c, arch, version), releases: '' })));
+      if (rows.size > 1) {
+        throw new UsageError('XEN_VERSION_AMBIGUOUS', `Xen ${version} names no point release, and the payload format changed within ${v.major}.${v.minor}: ${candidates.map((c) => `${fmtRange(c)} → ${c.abi}`).join(', ')}; give the full version (e.g. ${v.major}.${v.minor}.${candidates[candidates.length - 1]!.from[2]})`);
+      }
+      patch = candidates[0]!.from[2];
+    }
+  }
+  const range = candidates.find((r) => cmp([v.major, v.minor, patch!], r.from) >= 0 && cmp([v.major, v.minor, patch!], r.to) <= 0);
+  if (!range) throw new UsageError('XEN_VERSION_UNKNOWN', `Xen ${version}: no such release in the table`);
+  if (!range.arches.includes(arch)) {
+    throw new UsageError('ARCH_UNSUPPORTED', `Xen ${version} has no live patching on ${arch} (only ${range.arches.join(', ')})`);
+  }
+  return applyRange(range, arch, version);
+}
+
+/** Human-readable table for `--abi help`. */
+export function describeAbis(extra: PayloadAbi[] = []): string {
+  const lines = ['NAME      ARCH     ENTRY  VER  FUNCS SECTION      RELEASES'];
+  for (const a of [...BUILTIN, ...extra]) {
+    lines.push(`${a.name.padEnd(9)} ${a.arch.padEnd(8)} ${String(a.funcEntry.size).padStart(5)}  ${String(a.funcEntry.version).padStart(3)}  ${a.sections.funcs.padEnd(18)} ${a.releases}`);
+  }
+  lines.push('', '--xen-version X.Y.Z picks the row per release (point-release backports included).');
+  return lines.join('\n');
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* User-supplied rows (--abi-file)                                                             */
+
+type Path = string;
+
+function fail(file: string, path: Path, what: string): never {
+  throw new UsageError('ABI_FILE_INVALID', `${path || 'row'}: ${what}`, { file });
+}
+
+function isObj(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+function num(file: string, o: Record<string, unknown>, k: string, path: Path, opts: { min?: number; max?: number; optional?: boolean } = {}): number | undefined {
+  const v = o[k];
+  if (v === undefined && opts.optional) return undefined;
+  if (typeof v !== 'number' || !Number.isInteger(v)) fail(file, `${path}.${k}`, `must be an integer, found ${JSON.stringify(v)}`);
+  if (opts.min !== undefined && v < opts.min) fail(file, `${path}.${k}`, `must be ≥ ${opts.min}, found ${v}`);
+  if (opts.max !== undefined && v > opts.max) fail(file, `${path}.${k}`, `must be ≤ ${opts.max}, found ${v}`);
+  return v;
+}
+
+function str(file: string, o: Record<string, unknown>, k: string, path: Path, optional = false): string | undefined {
+  const v = o[k];
+  if (v === undefined && optional) return undefined;
+  if (typeof v !== 'string' || v === '') fail(file, `${path}.${k}`, `must be a non-empty string, found ${JSON.stringify(v)}`);
+  if (v.includes('\0')) fail(file, `${path}.${k}`, 'must not contain NUL');
+  return v;
+}
+
+function bool(file: string, o: Record<string, unknown>, k: string, path: Path): boolean {
+  const v = o[k];
+  if (typeof v !== 'boolean') fail(file, `${path}.${k}`, `must be true or false, found ${JSON.stringify(v)}`);
+  return v;
+}
+
+function field(file: string, v: unknown, path: Path): FieldLayout {
+  if (!isObj(v)) fail(file, path, 'must be an object { offset, size }');
+  return { offset: num(file, v, 'offset', path, { min: 0, max: 65535 })!, size: num(file, v, 'size', path, { min: 1, max: 65535 })! };
+}
+
+/**
+ * Validates one row in the PayloadAbi JSON shape (what listAbis() returns, e.g. from
+ * `xsplice build --abi help --json`). Fields not given default from `base` (a built-in row named by
+ * "base": "L2c-x86_64"), so a vendor states only what differs. Errors name the JSON path.
+ */
+export function validateAbi(raw: unknown, file = '<abi>', base?: PayloadAbi): PayloadAbi {
+  if (!isObj(raw)) fail(file, '', 'must be a JSON object');
+  let b = base;
+  if (typeof raw.base === 'string') {
+    b = abiById(raw.base);
+    if (!b) fail(file, '.base', `unknown built-in row "${raw.base}" (known: ${BUILTIN.map((a) => a.id).join(', ')})`);
+  }
+  const merged: Record<string, unknown> = b ? { ...clone(b), ...raw } : { ...raw };
+  if (b && isObj(raw.sections)) merged.sections = { ...b.sections, ...raw.sections };
+  if (b && isObj(raw.limits)) merged.limits = { ...b.limits, ...raw.limits };
+  delete merged.base;
+  const o = merged;
+  const name = str(file, o, 'name', '')!;
+  const arch = o.arch;
+  if (typeof arch !== 'string' || !(ARCHES as readonly string[]).includes(arch)) fail(file, '.arch', `must be one of ${ARCHES.join(', ')}, found ${JSON.stringify(arch)}`);
+  const a = arch as Arch;
+  const id = (str(file, o, 'id', '', true) ?? `${name}-${a}`);
+  const elfClass = num(file, o, 'elfClass', '')!;
+  if (elfClass !== 32 && elfClass !== 64) fail(file, '.elfClass', `must be 32 or 64, found ${elfClass}`);
+  const pointerSize = num(file, o, 'pointerSize', '')!;
+  if (pointerSize !== elfClass / 8) fail(file, '.pointerSize', `must be ${elfClass / 8} for ELFCLASS${elfClass}, found ${pointerSize}`);
+  if (!isObj(o.sections)) fail(file, '.sections', 'must be an object');
+  const s = o.sections;
+  const sections = {
+    funcs: str(file, s, 'funcs', '.sections')!,
+    depends: str(file, s, 'depends', '.sections')!,
+    xenDepends: s.xenDepends === null ? null : str(file, s, 'xenDepends', '.sections')!,
+    buildId: str(file, s, 'buildId', '.sections')!,
+    modinfo: s.modinfo === null || s.modinfo === undefined ? null : str(file, s, 'modinfo', '.sections')!,
+  };
+  const strList = (k: string): string[] => {
+    const v = o[k];
+    if (!Array.isArray(v) || v.some((x) => typeof x !== 'string' || x === '')) fail(file, `.${k}`, 'must be an array of section names');
+    return v as string[];
+  };
+  const mandatory = strList('mandatory');
+  const atLeastOneOf = strList('atLeastOneOf');
+  // funcEntry
+  if (!isObj(o.funcEntry)) fail(file, '.funcEntry', 'must be an object');
+  const fe = o.funcEntry;
+  const size = num(file, fe, 'size', '.funcEntry', { min: 1, max: 4096 })!;
+  const align = num(file, fe, 'align', '.funcEntry', { min: 1, max: 64 })!;
+  if (align & (align - 1)) fail(file, '.funcEntry.align', `must be a power of two, found ${align}`);
+  const version = num(file, fe, 'version', '.funcEntry', { min: 0, max: 255 })!;
+  if (!isObj(fe.fields)) fail(file, '.funcEntry.fields', 'must be an object');
+  const ff = fe.fields;
+  const fields: FuncEntryLayout['fields'] = {
+    name: field(file, ff.name, '.funcEntry.fields.name'),
+    newAddr: field(file, ff.newAddr, '.funcEntry.fields.newAddr'),
+    oldAddr: field(file, ff.oldAddr, '.funcEntry.fields.oldAddr'),
+    newSize: field(file, ff.newSize, '.funcEntry.fields.newSize'),
+    oldSize: field(file, ff.oldSize, '.funcEntry.fields.oldSize'),
+    version: field(file, ff.version, '.funcEntry.fields.version'),
+    zeroed: Array.isArray(ff.zeroed) ? ff.zeroed.map((z, i) => field(file, z, `.funcEntry.fields.zeroed[${i}]`)) : fail(file, '.funcEntry.fields.zeroed', 'must be an array'),
+    ...(ff.expect !== undefined && ff.expect !== null ? { expect: field(file, ff.expect, '.funcEntry.fields.expect') } : {}),
+  };
+  for (const k of ['name', 'newAddr', 'oldAddr'] as const) {
+    if (fields[k].size !== pointerSize) fail(file, `.funcEntry.fields.${k}.size`, `must be the pointer size ${pointerSize}, found ${fields[k].size}`);
+  }
+  for (const k of ['newSize', 'oldSize'] as const) {
+    if (fields[k].size !== 4) fail(file, `.funcEntry.fields.${k}.size`, `must be 4 (uint32_t), found ${fields[k].size}`);
+  }
+  if (fields.version.size !== 1) fail(file, '.funcEntry.fields.version.size', `must be 1 (uint8_t), found ${fields.version.size}`);
+  if (fields.expect && fields.expect.size !== 32) fail(file, '.funcEntry.fields.expect.size', `must be 32 (livepatch_expectation_t), found ${fields.expect.size}`);
+  // Every field inside the entry, none overlapping.
+  const all: [string, FieldLayout][] = [
+    ...(['name', 'newAddr', 'oldAddr', 'newSize', 'oldSize', 'version'] as const).map((k) => [k, fields[k]] as [string, FieldLayout]),
+    ...fields.zeroed.map((z, i) => [`zeroed[${i}]`, z] as [string, FieldLayout]),
+    ...(fields.expect ? [['expect', fields.expect] as [string, FieldLayout]] : []),
+  ];
+  for (const [k, fl] of all) {
+    if (fl.offset + fl.size > size) fail(file, `.funcEntry.fields.${k}`, `lies past the end of the ${size}-byte entry (offset ${fl.offset}, size ${fl.size})`);
+  }
+  const sorted = [...all].sort((x, y) => x[1].offset - y[1].offset);
+  for (let i = 1; i < sorted.length; i++) {
+    const [pk, p] = sorted[i - 1]!;
+    const [ck, c] = sorted[i]!;
+    if (p.offset + p.size > c.offset) fail(file, `.funcEntry.fields.${ck}`, `overlaps ${pk} (offsets ${p.offset}+${p.size} and ${c.offset})`);
+  }
+  if (size % align) fail(file, '.funcEntry.size', `must be a multiple of align ${align}, found ${size}`);
+  // hooks
+  if (!Array.isArray(o.hooks)) fail(file, '.hooks', 'must be an array');
+  const hookRules: HookSectionRule[] = o.hooks.map((h, i) => {
+    const p = `.hooks[${i}]`;
+    if (!isObj(h)) fail(file, p, 'must be an object { kind, section, array }');
+    const kind = str(file, h, 'kind', p)!;
+    const note = str(file, h, 'note', p, true);
+    return { kind: kind as HookKind, section: str(file, h, 'section', p)!, array: bool(file, h, 'array', p), ...(note ? { note } : {}) };
+  });
+  const kinds = new Set<string>();
+  for (const [i, h] of hookRules.entries()) {
+    if (kinds.has(h.kind)) fail(file, `.hooks[${i}].kind`, `duplicate hook kind "${h.kind}"`);
+    kinds.add(h.kind);
+    if (!/^[a-z][a-z0-9-]*$/.test(h.kind)) fail(file, `.hooks[${i}].kind`, `must be lower-case letters, digits and '-', found "${h.kind}"`);
+  }
+  const relocTypes = o.relocTypes;
+  if (!Array.isArray(relocTypes) || relocTypes.some((t) => typeof t !== 'number' || !Number.isInteger(t) || t < 0)) fail(file, '.relocTypes', 'must be an array of relocation type numbers');
+  if (!Array.isArray(o.special)) fail(file, '.special', 'must be an array');
+  const spec = o.special.map((x, i) => {
+    if (!isObj(x)) fail(file, `.special[${i}]`, 'must be an object { section, entrySize }');
+    return { section: str(file, x, 'section', `.special[${i}]`)!, entrySize: num(file, x, 'entrySize', `.special[${i}]`, { min: 1 })! };
+  });
+  if (!isObj(o.limits)) fail(file, '.limits', 'must be an object');
+  const l = o.limits;
+  const limits = {
+    maxPayloadSize: num(file, l, 'maxPayloadSize', '.limits', { min: 1 })!,
+    maxNameLen: num(file, l, 'maxNameLen', '.limits', { min: 1 })!,
+    maxSections: num(file, l, 'maxSections', '.limits', { min: 2 })!,
+    maxSymbolLen: num(file, l, 'maxSymbolLen', '.limits', { min: 1 })!,
+    maxNobits: l.maxNobits === null ? null : num(file, l, 'maxNobits', '.limits', { min: 0 })!,
+  };
+  const eFlags = num(file, o, 'eFlags', '', { optional: true, min: 0, max: 0xffffffff });
+  const nopGranule = num(file, o, 'nopGranule', '', { optional: true, min: 1 });
+  const branchRange = num(file, o, 'branchRange', '', { optional: true, min: 1 });
+  const absPointerReloc = num(file, o, 'absPointerReloc', '', { optional: true, min: 0 });
+  const row: PayloadAbi = {
+    name,
+    id,
+    arch: a,
+    description: str(file, o, 'description', '', true) ?? `user-supplied row ${name}`,
+    releases: str(file, o, 'releases', '', true) ?? `from ${file}`,
+    elfClass: elfClass as 32 | 64,
+    machine: num(file, o, 'machine', '', { min: 0, max: 0xffff })!,
+    ...(eFlags !== undefined ? { eFlags } : {}),
+    pointerSize: pointerSize as 4 | 8,
+    sections,
+    mandatory,
+    atLeastOneOf,
+    funcEntry: { size, align, version, fields },
+    hooks: hookRules,
+    funcsMustBeWritable: bool(file, o, 'funcsMustBeWritable', ''),
+    nopAllowed: bool(file, o, 'nopAllowed', ''),
+    nopMaxLen: num(file, o, 'nopMaxLen', '', { min: 0 })!,
+    patchSize: num(file, o, 'patchSize', '', { min: 1 })!,
+    endbrOffset: num(file, o, 'endbrOffset', '', { min: 0 })!,
+    relocTypes: relocTypes as number[],
+    relAllowed: bool(file, o, 'relAllowed', ''),
+    special: spec,
+    limits,
+    nopGranule: nopGranule ?? 1,
+    branchRange: branchRange ?? (pointerSize === 8 ? 2 ** 31 : 32 * 2 ** 20),
+    absPointerReloc: absPointerReloc ?? ABS_PTR_RELOC[a],
+  };
+  return row;
+}
+
+/**
+ * Reads a vendor row file: one row object, or an array of rows, or `{ "rows": [...] }`.
+ * Malformed JSON or an invalid row: UsageError (exit 2) naming the file and the JSON path.
+ */
+export async function loadAbiFile(path: string): Promise<PayloadAbi[]> {
+  const text = await readFile(path, 'utf8');
+  return parseAbiJson(text, path);
+}
+
+export function parseAbiJson(text: string, file = '<abi>'): PayloadAbi[] {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text);
+  } catch (e) {
+    throw new UsageError('ABI_FILE_INVALID', `not valid JSON: ${(e as Error).message}`, { file });
+  }
+  const list = Array.isArray(raw) ? raw : isObj(raw) && Array.isArray(raw.rows) ? raw.rows : [raw];
+  if (list.length === 0) throw new UsageError('ABI_FILE_INVALID', 'holds no rows', { file });
+  const rows = list.map((r, i) => {
+    try {
+      return validateAbi(r, file);
+    } catch (e) {
+      if (e instanceof UsageError && list.length > 1) {
+        throw new UsageError('ABI_FILE_INVALID', `row ${i}: ${e.detail}`, { file });
+      }
+      throw e;
+    }
+  });
+  const ids = new Set<string>();
+  for (const r of rows) {
+    if (ids.has(r.id)) throw new UsageError('ABI_FILE_INVALID', `duplicate row id "${r.id}"`, { file });
+    ids.add(r.id);
+  }
+  return rows;
+}
+
+/** The hook rule of a kind in a row, or a UsageError listing the kinds the row has. */
+export function hookRule(abi: PayloadAbi, kind: string): HookSectionRule {
+  const h = abi.hooks.find((x) => x.kind === kind);
+  if (!h) {
+    const known = abi.hooks.map((x) => x.kind);
+    const std = (HOOK_KINDS as readonly string[]).includes(kind);
+    throw new UsageError('HOOK_UNSUPPORTED', std
+      ? `hook kind "${kind}" does not exist in payload ABI ${abi.id}${known.length ? ` (it has: ${known.join(', ')})` : ' (it has no hooks)'}`
+      : `unknown hook kind "${kind}" (${abi.id} has: ${known.join(', ') || 'none'})`);
+  }
+  return h;
+}
+
+function clone<T>(v: T): T {
+  return structuredClone(v);
+}

@@ -1,0 +1,143 @@
+/**
+ * GNU ld (BFD) `--build-id=sha1|md5` for ELF outputs (binutils `elf_checksum_contents`, run from
+ * ld's `write_build_id` after the rest of the file is on disk but before the note is written).
+ *
+ * The hashed stream, in this order:
+ *   1. the ELF header (52 or 64 bytes) with e_phoff = e_shoff = 0;
+ *   2. the program headers as written (e_phnum × 32 or 56 bytes);
+ *   3. for every section i, the null section included: its header with sh_offset = 0, then its
+ *      contents (unless SHT_NOBITS) — except the contents of .symtab, .strtab, .shstrtab and
+ *      .symtab_shndx, which BFD no longer holds when it hashes and silently skips.
+ * The whole build-id note (header, "GNU\0" and descriptor) reads as zero, and so does a
+ * --package-metadata note (owner "FDO", type 0xcafe1a7e): callers pass their file ranges.
+ */
+import { FormatError } from '../errors.js';
+import { SHT } from '../elf/constants.js';
+import { readElf } from '../elf/reader.js';
+import type { ElfFile, ElfSection } from '../elf/types.js';
+import { createHasher } from './hash.js';
+import { align4, buildIdNoteSize, encodeBuildIdNote, NOTE_HEADER_SIZE, NT_GNU_BUILD_ID } from './note.js';
+import { MemorySource, rangeMinus, runPlan, type ByteSource, type Range, type Segment } from './stream.js';
+
+export type GnuLdAlgo = 'sha1' | 'md5';
+
+/** NT_FDO_PACKAGING_METADATA, written by `ld --package-metadata`. */
+export const NT_FDO_PACKAGING_METADATA = 0xcafe1a7e;
+
+const EHDR = { 32: { size: 52, phoff: 28, shoff: 32, w: 4 }, 64: { size: 64, phoff: 32, shoff: 40, w: 8 } } as const;
+const SHDR = { 32: { size: 40, offset: 16, w: 4 }, 64: { size: 64, offset: 24, w: 8 } } as const;
+const PHDR_SIZE = { 32: 32, 64: 56 } as const;
+
+/** Indices of the sections whose contents GNU ld does not hash (.symtab, .strtab, .shstrtab, .symtab_shndx). */
+export function gnuLdUnhashedSections(elf: ElfFile): Set<number> {
+  const out = new Set<number>();
+  const { shstrndx } = elf.header;
+  if (shstrndx > 0 && shstrndx < elf.sections.length) out.add(shstrndx);
+  for (const s of elf.sections) {
+    if (s.type === SHT.SYMTAB) {
+      out.add(s.index);
+      if (s.link > 0 && s.link < elf.sections.length) out.add(s.link);
+    } else if (s.type === SHT.SYMTAB_SHNDX) {
+      out.add(s.index);
+    }
+  }
+  return out;
+}
+
+function sectionSize(s: ElfSection, file?: string): number {
+  if (s.size > BigInt(Number.MAX_SAFE_INTEGER)) {
+    throw new FormatError('ELF_FIELD_RANGE', 'sh_size is out of range', { file, sectionIndex: s.index, section: s.name, found: '0x' + s.size.toString(16) });
+  }
+  return Number(s.size);
+}
+
+/** The byte stream GNU ld hashed, as a plan over the file (see stream.ts). */
+export function gnuLdPlan(elf: ElfFile, zero: readonly Range[]): Segment[] {
+  const h = elf.header;
+  const bytes = elf.bytes;
+  const E = EHDR[h.class];
+  const S = SHDR[h.class];
+  const plan: Segment[] = [];
+
+  const ehdr = bytes.slice(0, E.size);
+  ehdr.fill(0, E.phoff, E.phoff + E.w);
+  ehdr.fill(0, E.shoff, E.shoff + E.w);
+  plan.push({ kind: 'data', data: ehdr });
+
+  if (h.phnum > 0) {
+    const psz = PHDR_SIZE[h.class];
+    if (h.phentsize === psz) plan.push({ kind: 'file', off: h.phoff, len: h.phnum * psz });
+    else for (let i = 0; i < h.phnum; i++) plan.push({ kind: 'file', off: h.phoff + i * h.phentsize, len: psz });
+  }
+
+  const skip = gnuLdUnhashedSections(elf);
+  for (const s of elf.sections) {
+    const hdr = bytes.slice(s.headerOffset, s.headerOffset + S.size);
+    hdr.fill(0, S.offset, S.offset + S.w);
+    plan.push({ kind: 'data', data: hdr });
+    if (s.type === SHT.NOBITS || skip.has(s.index)) continue;
+    const size = sectionSize(s, elf.file);
+    if (size === 0) continue;
+    for (const seg of rangeMinus(s.offset, size, zero)) plan.push(seg);
+  }
+  return plan;
+}
+
+/** Runs the GNU ld algorithm; `src` defaults to the ELF's own bytes. */
+export function gnuLdDigest(elf: ElfFile, algo: GnuLdAlgo, zero: readonly Range[], src?: ByteSource): Uint8Array {
+  const h = createHasher(algo);
+  runPlan(gnuLdPlan(elf, zero), src ?? new MemorySource(elf.bytes), h, elf.file);
+  return h.digest();
+}
+
+/** GNU ld's ELF build-id of `elf`, with the given file ranges (the whole build-id note) read as zero. */
+export function gnuLdElfBuildId(elf: ElfFile, algo: GnuLdAlgo, zero: { offset: number; size: number }[]): Uint8Array {
+  return gnuLdDigest(elf, algo, zero);
+}
+
+/**
+ * File ranges of every --package-metadata note (owner "FDO", type 0xcafe1a7e); GNU ld writes
+ * them after hashing too, so they read as zero. Tolerates malformed note sections (skips them).
+ */
+export function packageMetadataRanges(elf: ElfFile): Range[] {
+  const out: Range[] = [];
+  let notes;
+  try {
+    notes = elf.notes();
+  } catch {
+    return out;
+  }
+  for (const n of notes) {
+    if (n.type === NT_FDO_PACKAGING_METADATA && n.name === 'FDO') {
+      out.push({ offset: n.offset, size: NOTE_HEADER_SIZE + align4(n.namesz) + align4(n.descsz) });
+    }
+  }
+  return out;
+}
+
+/**
+ * The last patch on a freshly written object: computes GNU ld's id with the build-id section's
+ * bytes read as zero, then writes the note (header, "GNU\0", id) into that section in place.
+ * The section must already have the note's size (36 bytes for sha1, 32 for md5). Returns the id.
+ */
+export function patchGnuLdBuildId(bytes: Uint8Array, algo: GnuLdAlgo, sectionName = '.note.gnu.build-id'): Uint8Array {
+  const elf = readElf(bytes);
+  const sec = elf.sectionByName(sectionName);
+  if (!sec) throw new FormatError('BUILDID_NO_SECTION', `no ${sectionName} section to patch`, { file: elf.file, section: sectionName });
+  const descsz = algo === 'sha1' ? 20 : 16;
+  const want = buildIdNoteSize(descsz);
+  if (sec.type === SHT.NOBITS || sec.size !== BigInt(want)) {
+    throw new FormatError('BUILDID_SECTION_SIZE', `${sectionName} has the wrong size for a ${algo} build-id note`, {
+      file: elf.file, sectionIndex: sec.index, section: sec.name, expected: want, found: sec.type === SHT.NOBITS ? 'SHT_NOBITS' : sec.size.toString(),
+    });
+  }
+  if (sec.offset + want > bytes.length) {
+    throw new FormatError('BUILDID_RANGE', `${sectionName} lies outside the file`, { file: elf.file, sectionIndex: sec.index, offset: sec.offset });
+  }
+  const zero: Range[] = [{ offset: sec.offset, size: want }, ...packageMetadataRanges(elf)];
+  const id = gnuLdDigest(elf, algo, zero);
+  bytes.set(encodeBuildIdNote(id, elf.header.littleEndian), sec.offset);
+  return id;
+}
+
+export { NT_GNU_BUILD_ID };

@@ -1,0 +1,391 @@
+/**
+ * The ELF writer: turns an ObjectBuilder model (sections, symbols and relocations that refer to
+ * each other by ID) into one relocatable object.
+ *
+ * Two passes, as gimli's `object::write` does it. `plan()` assigns every section index (null
+ * section 0, each model section followed by its relocation section, then .symtab, .symtab_shndx
+ * when needed, .strtab, .shstrtab), every symbol index (null symbol 0, locals before the rest,
+ * sh_info = first non-local), both string tables and every file offset, and so the total size.
+ * `emit()` then writes into one preallocated buffer, checking that each record starts exactly
+ * where the plan put it. Nothing depends on iteration order other than the model's own order, so
+ * the same model always gives the same bytes.
+ *
+ * Extended numbering (gABI): with 0xff00 or more sections e_shnum is 0 and section 0's sh_size
+ * holds the count; a .shstrtab index of 0xff00 or more goes into section 0's sh_link with
+ * e_shstrndx = SHN_XINDEX; symbols in such sections get st_shndx = SHN_XINDEX and their real
+ * index in .symtab_shndx.
+ */
+import { XspliceError } from '../errors.js';
+import { SHF, SHN, SHT, STB } from './constants.js';
+import { EI, encodeRecord, dataView, layoutsFor, type ClassLayouts } from './layout.js';
+import { StringTableBuilder, nameBytes } from './strtab.js';
+import type { BuilderOptions, GroupSpec, RelocationSet } from './builder.js';
+import type { SectionId, SectionSpec, SymbolId, SymbolSpec } from './types.js';
+
+/** What the writer reads from the builder. */
+export interface WriterModel {
+  options: Required<BuilderOptions>;
+  /** Model sections in output order. */
+  sections: readonly { id: SectionId; spec: SectionSpec; group?: GroupSpec }[];
+  symbols: readonly { id: SymbolId; spec: SymbolSpec }[];
+  relocations: ReadonlyMap<SectionId, RelocationSet>;
+}
+
+type OutKind = 'null' | 'model' | 'group' | 'reloc' | 'symtab' | 'shndx' | 'strtab' | 'shstrtab';
+
+/** One planned section header. */
+interface OutSection {
+  kind: OutKind;
+  name: Uint8Array;
+  nameKey: string;
+  type: number;
+  flags: bigint;
+  addr: bigint;
+  offset: number;
+  size: number | bigint;
+  link: number;
+  info: number;
+  addralign: bigint;
+  entsize: bigint;
+  /** Bytes to place at `offset` (not for NOBITS and synthesised tables, which `emit` encodes). */
+  data?: Uint8Array;
+  id?: SectionId;
+  group?: GroupSpec;
+  relocs?: RelocationSet;
+  relocTarget?: SectionId;
+}
+
+export interface WritePlan {
+  sections: OutSection[];
+  /** Section ID → ELF index. */
+  sectionIndex: Map<SectionId, number>;
+  /** Target section ID → ELF index of its relocation section. */
+  relocIndex: Map<SectionId, number>;
+  /** Symbol ID → ELF index in .symtab. */
+  symbolIndex: Map<SymbolId, number>;
+  /** Symbols in .symtab order (index 0 not included). */
+  symbolOrder: { id: SymbolId; spec: SymbolSpec }[];
+  firstNonLocal: number;
+  strtab: StringTableBuilder;
+  shstrtab: StringTableBuilder;
+  symNameKeys: string[];
+  shstrndx: number;
+  shoff: number;
+  total: number;
+}
+
+/** Largest object the writer will plan (it is built in one Uint8Array). */
+const MAX_OUTPUT = 2 ** 31;
+
+function fail(code: string, detail: string, ctx: ConstructorParameters<typeof XspliceError>[2] = {}): never {
+  throw new XspliceError(code, detail, ctx);
+}
+
+function displayName(n: string | Uint8Array): string {
+  return typeof n === 'string' ? n : new TextDecoder().decode(n);
+}
+
+function alignUp(v: number, a: bigint, what: string): number {
+  if (a <= 1n) return v;
+  if ((a & (a - 1n)) !== 0n) fail('ELF_WRITE_ALIGN', 'sh_addralign is not a power of two', { section: what, found: a });
+  if (a > BigInt(MAX_OUTPUT)) fail('ELF_WRITE_TOO_LARGE', 'sh_addralign is too large to lay out', { section: what, found: a });
+  const n = Number(a);
+  return Math.ceil(v / n) * n;
+}
+
+export function planObject(model: WriterModel): WritePlan {
+  const o = model.options;
+  const L = layoutsFor(o.class);
+  const addrMax = o.class === 64 ? (1n << 64n) - 1n : (1n << 32n) - 1n;
+  const wordAlign = o.class === 64 ? 8n : 4n;
+  const shstrtab = new StringTableBuilder('.shstrtab');
+  const strtab = new StringTableBuilder('.strtab');
+
+  const out: OutSection[] = [];
+  const push = (s: Omit<OutSection, 'nameKey' | 'offset'>): number => {
+    out.push({ ...s, nameKey: shstrtab.add(s.name), offset: 0 });
+    return out.length - 1;
+  };
+  push({ kind: 'null', name: new Uint8Array(0), type: SHT.NULL, flags: 0n, addr: 0n, size: 0, link: 0, info: 0, addralign: 0n, entsize: 0n });
+
+  // 1. Section indices: each model section, then its relocations.
+  const sectionIndex = new Map<SectionId, number>();
+  const relIndex = new Map<SectionId, number>();
+  for (const { id, spec, group } of model.sections) {
+    const name = nameBytes(spec.name);
+    const ctx = { section: displayName(spec.name) };
+    for (const [field, v] of [['sh_flags', spec.flags], ['sh_addr', spec.addr ?? 0n], ['sh_addralign', spec.addralign], ['sh_entsize', spec.entsize ?? 0n]] as const) {
+      if (v < 0n || v > addrMax) fail('ELF_WRITE_RANGE', `${field} does not fit ELF${o.class}`, { ...ctx, found: v });
+    }
+    let data: Uint8Array | undefined;
+    let size: number | bigint;
+    if (group) {
+      size = 0; // set below, once relocation sections are known
+    } else if (spec.type === SHT.NOBITS) {
+      size = spec.size ?? BigInt(spec.data?.length ?? 0);
+      if (size < 0n || size > addrMax) fail('ELF_WRITE_RANGE', `sh_size does not fit ELF${o.class}`, { ...ctx, found: size });
+    } else {
+      data = spec.data ?? new Uint8Array(0);
+      size = data.length;
+    }
+    const idx = push({
+      kind: group ? 'group' : 'model', name, type: spec.type, flags: spec.flags, addr: spec.addr ?? 0n, size,
+      link: 0, info: spec.info ?? 0, addralign: spec.addralign, entsize: spec.entsize ?? 0n, data, id, group,
+    });
+    sectionIndex.set(id, idx);
+    const rel = model.relocations.get(id);
+    if (rel) {
+      const rname = rel.name !== undefined ? nameBytes(rel.name) : concat(nameBytes(rel.rela ? '.rela' : '.rel'), name);
+      const flags = rel.flags ?? (SHF.INFO_LINK | (spec.flags & SHF.GROUP));
+      const lay = rel.rela ? L.rela : L.rel;
+      relIndex.set(id, push({
+        kind: 'reloc', name: rname, type: rel.rela ? SHT.RELA : SHT.REL, flags, addr: 0n,
+        size: rel.entries.length * lay.size, link: 0, info: idx, addralign: wordAlign, entsize: BigInt(lay.size),
+        relocs: rel, relocTarget: id,
+      }));
+    }
+  }
+
+  // 2. Symbol indices: null, locals (model order), then everything else (model order).
+  const symbolOrder = [
+    ...model.symbols.filter((s) => s.spec.bind === STB.LOCAL),
+    ...model.symbols.filter((s) => s.spec.bind !== STB.LOCAL),
+  ];
+  const firstNonLocal = 1 + model.symbols.filter((s) => s.spec.bind === STB.LOCAL).length;
+  const symbolIndex = new Map<SymbolId, number>();
+  symbolOrder.forEach((s, i) => symbolIndex.set(s.id, i + 1));
+  const symNameKeys = symbolOrder.map((s) => strtab.add(s.spec.name));
+  let needShndx = false;
+  for (const { spec } of symbolOrder) {
+    if (typeof spec.section === 'number') {
+      const idx = sectionIndex.get(spec.section);
+      if (idx === undefined) fail('ELF_WRITE_REF', 'symbol is defined in a section that is not in the model', { symbol: displayName(spec.name), found: `section ID ${spec.section}` });
+      if (idx >= SHN.LORESERVE) needShndx = true;
+    }
+  }
+
+  // 3. The synthesised tables.
+  const nsyms = symbolOrder.length + 1;
+  const symtabIdx = push({
+    kind: 'symtab', name: nameBytes('.symtab'), type: SHT.SYMTAB, flags: 0n, addr: 0n, size: nsyms * L.sym.size,
+    link: 0, info: firstNonLocal, addralign: wordAlign, entsize: BigInt(L.sym.size),
+  });
+  if (needShndx) {
+    push({
+      kind: 'shndx', name: nameBytes('.symtab_shndx'), type: SHT.SYMTAB_SHNDX, flags: 0n, addr: 0n, size: nsyms * 4,
+      link: symtabIdx, info: 0, addralign: 4n, entsize: 4n,
+    });
+  }
+  const strtabIdx = push({ kind: 'strtab', name: nameBytes('.strtab'), type: SHT.STRTAB, flags: 0n, addr: 0n, size: 0, link: 0, info: 0, addralign: 1n, entsize: 0n });
+  const shstrndx = push({ kind: 'shstrtab', name: nameBytes('.shstrtab'), type: SHT.STRTAB, flags: 0n, addr: 0n, size: 0, link: 0, info: 0, addralign: 1n, entsize: 0n });
+  out[symtabIdx]!.link = strtabIdx;
+  out[strtabIdx]!.size = strtab.finish().length;
+  out[shstrndx]!.size = shstrtab.finish().length;
+
+  // 4. Links and infos that refer to other sections or symbols.
+  for (const s of out) if (s.kind === 'reloc') s.link = symtabIdx;
+  for (const { id, spec, group } of model.sections) {
+    const s = out[sectionIndex.get(id)!]!;
+    if (spec.link !== undefined) {
+      const l = sectionIndex.get(spec.link);
+      if (l === undefined) fail('ELF_WRITE_REF', 'sh_link refers to a section that is not in the model', { section: displayName(spec.name), found: `section ID ${spec.link}` });
+      s.link = l;
+    }
+    if (group) {
+      s.link = symtabIdx;
+      const sig = symbolIndex.get(group.signature);
+      if (sig === undefined) fail('ELF_WRITE_REF', 'group signature is not a symbol of the model', { section: displayName(spec.name), found: `symbol ID ${group.signature}` });
+      s.info = sig;
+      let n = 1;
+      for (const m of group.members) {
+        if (!sectionIndex.has(m)) fail('ELF_WRITE_REF', 'group member is not a section of the model', { section: displayName(spec.name), found: `section ID ${m}` });
+        n += relIndex.has(m) ? 2 : 1;
+      }
+      s.size = n * 4;
+    }
+  }
+
+  // 5. File offsets: ELF header, section contents in index order, then the section header table.
+  let cursor = L.ehdr.size;
+  for (let i = 1; i < out.length; i++) {
+    const s = out[i]!;
+    const start = alignUp(cursor, s.addralign, displayName(s.name));
+    s.offset = start;
+    if (s.type !== SHT.NOBITS) cursor = start + Number(s.size);
+    if (cursor > MAX_OUTPUT) fail('ELF_WRITE_TOO_LARGE', 'the object would exceed the writer\'s size limit', { section: displayName(s.name), expected: `at most ${MAX_OUTPUT} bytes` });
+  }
+  const shoff = alignUp(cursor, wordAlign, 'section headers');
+  const total = shoff + out.length * L.shdr.size;
+  if (total > MAX_OUTPUT) fail('ELF_WRITE_TOO_LARGE', 'the object would exceed the writer\'s size limit', { expected: `at most ${MAX_OUTPUT} bytes`, found: total });
+  return { sections: out, sectionIndex, relocIndex: relIndex, symbolIndex, symbolOrder, firstNonLocal, strtab, shstrtab, symNameKeys, shstrndx, shoff, total };
+}
+
+function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
+  const r = new Uint8Array(a.length + b.length);
+  r.set(a, 0);
+  r.set(b, a.length);
+  return r;
+}
+
+/** A forward-only cursor over the output that checks the plan. */
+class Emitter {
+  pos = 0;
+  constructor(readonly buf: Uint8Array) {}
+  /** Pads with zeros up to `off`, which must not lie behind the cursor. */
+  at(off: number, what: string): void {
+    if (off < this.pos) throw new Error(`writer: ${what} planned at 0x${off.toString(16)} but the cursor is at 0x${this.pos.toString(16)}`);
+    this.pos = off;
+  }
+  bytes(b: Uint8Array): void {
+    this.buf.set(b, this.pos);
+    this.pos += b.length;
+  }
+  skip(n: number): number {
+    const p = this.pos;
+    this.pos += n;
+    return p;
+  }
+  done(off: number, what: string): void {
+    if (off !== this.pos) throw new Error(`writer: ${what} should end at 0x${off.toString(16)}, ended at 0x${this.pos.toString(16)}`);
+  }
+}
+
+export function emitObject(model: WriterModel, plan: WritePlan): Uint8Array {
+  const o = model.options;
+  const L: ClassLayouts = layoutsFor(o.class);
+  const le = o.littleEndian;
+  const buf = new Uint8Array(plan.total);
+  const dv = dataView(buf);
+  const e = new Emitter(buf);
+  const shnum = plan.sections.length;
+  const u32max = 0xffffffffn;
+  const valMax = o.class === 64 ? (1n << 64n) - 1n : u32max;
+
+  // ELF header.
+  buf.set([0x7f, 0x45, 0x4c, 0x46], EI.MAG0);
+  buf[EI.CLASS] = o.class === 64 ? 2 : 1;
+  buf[EI.DATA] = le ? 1 : 2;
+  buf[EI.VERSION] = 1;
+  buf[EI.OSABI] = o.osabi;
+  buf[EI.ABIVERSION] = o.abiVersion;
+  encodeRecord(L.ehdr, dv, 0, le, {
+    e_type: o.type, e_machine: o.machine, e_version: 1, e_entry: 0n, e_phoff: 0n, e_shoff: BigInt(plan.shoff),
+    e_flags: o.flags, e_ehsize: L.ehdr.size, e_phentsize: 0, e_phnum: 0, e_shentsize: L.shdr.size,
+    e_shnum: shnum >= SHN.LORESERVE ? 0 : shnum,
+    e_shstrndx: plan.shstrndx >= SHN.LORESERVE ? SHN.XINDEX : plan.shstrndx,
+  });
+  e.skip(L.ehdr.size);
+
+  const symShndx = (spec: SymbolSpec): { raw: number; ext: number } => {
+    if (spec.section === 'UND') return { raw: SHN.UNDEF, ext: 0 };
+    if (spec.section === 'ABS') return { raw: SHN.ABS, ext: 0 };
+    if (spec.section === 'COM') return { raw: SHN.COMMON, ext: 0 };
+    const idx = plan.sectionIndex.get(spec.section)!;
+    return idx >= SHN.LORESERVE ? { raw: SHN.XINDEX, ext: idx } : { raw: idx, ext: 0 };
+  };
+
+  for (let i = 1; i < shnum; i++) {
+    const s = plan.sections[i]!;
+    const what = `section [${i}] ${displayName(s.name)}`;
+    if (s.type === SHT.NOBITS) continue;
+    e.at(s.offset, what);
+    switch (s.kind) {
+      case 'model':
+        e.bytes(s.data!);
+        break;
+      case 'group': {
+        const g = s.group!;
+        const base = e.skip(Number(s.size));
+        dv.setUint32(base, g.flags >>> 0, le);
+        let k = 1;
+        for (const m of g.members) {
+          dv.setUint32(base + 4 * k++, plan.sectionIndex.get(m)!, le);
+          const r = plan.relocIndex.get(m);
+          if (r !== undefined) dv.setUint32(base + 4 * k++, r, le);
+        }
+        break;
+      }
+      case 'reloc': {
+        const rel = s.relocs!;
+        const lay = rel.rela ? L.rela : L.rel;
+        for (const r of rel.entries) {
+          const sym = r.symbol === 0 ? 0 : plan.symbolIndex.get(r.symbol);
+          const ctx = { section: displayName(s.name), offset: BigInt(e.pos) };
+          if (sym === undefined) fail('ELF_WRITE_REF', 'relocation refers to a symbol that is not in the model', { ...ctx, found: `symbol ID ${r.symbol}` });
+          let info: bigint;
+          if (o.class === 64) {
+            if (r.type < 0 || r.type > 0xffffffff) fail('ELF_WRITE_RANGE', 'relocation type does not fit ELF64_R_INFO', { ...ctx, found: r.type });
+            info = (BigInt(sym) << 32n) | BigInt(r.type);
+          } else {
+            if (sym > 0xffffff) fail('ELF_WRITE_RANGE', 'symbol index does not fit ELF32_R_INFO', { ...ctx, found: sym });
+            if (r.type < 0 || r.type > 0xff) fail('ELF_WRITE_RANGE', 'relocation type does not fit ELF32_R_INFO', { ...ctx, found: r.type });
+            info = BigInt(sym * 256 + r.type);
+          }
+          if (r.offset < 0n || r.offset > valMax) fail('ELF_WRITE_RANGE', `r_offset does not fit ELF${o.class}`, { ...ctx, found: r.offset });
+          if (rel.rela) {
+            const lo = o.class === 64 ? -(1n << 63n) : -(1n << 31n);
+            if (r.addend < lo || r.addend > valMax) fail('ELF_WRITE_RANGE', `r_addend does not fit ELF${o.class}`, { ...ctx, found: r.addend });
+          }
+          const base = e.skip(lay.size);
+          if (rel.rela) encodeRecord(L.rela, dv, base, le, { r_offset: r.offset, r_info: info, r_addend: r.addend });
+          else encodeRecord(L.rel, dv, base, le, { r_offset: r.offset, r_info: info });
+        }
+        break;
+      }
+      case 'symtab': {
+        e.skip(L.sym.size); // null symbol
+        plan.symbolOrder.forEach(({ spec }, k) => {
+          const ctx = { symbol: displayName(spec.name), section: '.symtab' };
+          if (spec.value < 0n || spec.value > valMax) fail('ELF_WRITE_RANGE', `st_value does not fit ELF${o.class}`, { ...ctx, found: spec.value });
+          if (spec.size < 0n || spec.size > valMax) fail('ELF_WRITE_RANGE', `st_size does not fit ELF${o.class}`, { ...ctx, found: spec.size });
+          if (spec.bind < 0 || spec.bind > 15 || spec.type < 0 || spec.type > 15) fail('ELF_WRITE_RANGE', 'binding or type does not fit st_info', { ...ctx, found: `${spec.bind}/${spec.type}` });
+          const base = e.skip(L.sym.size);
+          encodeRecord(L.sym, dv, base, le, {
+            st_name: plan.strtab.offsetOf(plan.symNameKeys[k]!), st_value: spec.value, st_size: spec.size,
+            st_info: (spec.bind << 4) | spec.type, st_other: (spec.other ?? 0) & 0xff, st_shndx: symShndx(spec).raw,
+          });
+        });
+        break;
+      }
+      case 'shndx': {
+        e.skip(4);
+        for (const { spec } of plan.symbolOrder) dv.setUint32(e.skip(4), symShndx(spec).ext, le);
+        break;
+      }
+      case 'strtab':
+        e.bytes(plan.strtab.finish());
+        break;
+      case 'shstrtab':
+        e.bytes(plan.shstrtab.finish());
+        break;
+      case 'null':
+        break;
+    }
+    e.done(s.offset + Number(s.size), what);
+  }
+
+  // Section header table.
+  e.at(plan.shoff, 'section header table');
+  for (let i = 0; i < shnum; i++) {
+    const s = plan.sections[i]!;
+    const base = e.skip(L.shdr.size);
+    if (i === 0) {
+      encodeRecord(L.shdr, dv, base, le, {
+        sh_size: shnum >= SHN.LORESERVE ? BigInt(shnum) : 0n,
+        sh_link: plan.shstrndx >= SHN.LORESERVE ? plan.shstrndx : 0,
+      });
+      continue;
+    }
+    encodeRecord(L.shdr, dv, base, le, {
+      sh_name: plan.shstrtab.offsetOf(s.nameKey), sh_type: s.type, sh_flags: s.flags, sh_addr: s.addr,
+      sh_offset: BigInt(s.offset), sh_size: BigInt(s.size), sh_link: s.link, sh_info: s.info,
+      sh_addralign: s.addralign, sh_entsize: s.entsize,
+    });
+  }
+  e.done(plan.total, 'end of file');
+  return buf;
+}
+
+export function writeObject(model: WriterModel): Uint8Array {
+  return emitObject(model, planObject(model));
+}

@@ -1,0 +1,141 @@
+/**
+ * `xsplice elf`: a readelf-like view of an ELF file. `elfView` gives the JSON document of the CLI
+ * contract (cli.md); `formatElfText` renders the same view as readelf-style tables.
+ *
+ * Names follow readelf: a relocation against an unnamed STT_SECTION symbol shows the section's
+ * name. 64-bit quantities (addresses, values, addends) are "0x…" strings; offsets, sizes and
+ * indices are numbers (sizes above 2^53 are "0x…" strings too).
+ */
+import { SHN, STT, emName, etName, flagLetters, relocTypeName, shtName, stbName, sttName, stvName } from './constants.js';
+import type { ElfFile, ElfSymbol } from './types.js';
+
+export interface ElfSectionView {
+  index: number;
+  name: string;
+  type: string;
+  flags: string;
+  addr: string;
+  offset: number;
+  size: number | string;
+  link: number;
+  info: number;
+  addralign: number | string;
+  entsize: number | string;
+}
+
+export interface ElfSymbolView {
+  index: number;
+  name: string;
+  value: string;
+  size: number | string;
+  type: string;
+  bind: string;
+  visibility: string;
+  shndx: number | 'UND' | 'ABS' | 'COM';
+}
+
+export interface ElfRelocView {
+  /** Name of the SHT_REL/SHT_RELA section, and of the section it applies to. */
+  section: string;
+  target: string;
+  sectionIndex: number;
+  targetIndex: number;
+  entries: { offset: string; type: string; symbol: string; symbolIndex: number; addend: string | null }[];
+}
+
+export interface ElfNoteView {
+  section: string;
+  owner: string;
+  type: number;
+  desc: string;
+}
+
+export interface ElfView {
+  class: 32 | 64;
+  endian: 'little' | 'big';
+  type: string;
+  machine: string;
+  sections: ElfSectionView[];
+  symbols: ElfSymbolView[];
+  relocations: ElfRelocView[];
+  notes: ElfNoteView[];
+}
+
+const MAX_SAFE = BigInt(Number.MAX_SAFE_INTEGER);
+const hex = (v: bigint | number) => (v < 0 ? '-0x' + (-BigInt(v)).toString(16) : '0x' + v.toString(16));
+const num = (v: bigint): number | string => (v <= MAX_SAFE ? Number(v) : hex(v));
+const toHex = (b: Uint8Array) => Array.from(b, (x) => x.toString(16).padStart(2, '0')).join('');
+
+function shndxView(s: ElfSymbol): ElfSymbolView['shndx'] {
+  if (s.shndx === SHN.UNDEF) return 'UND';
+  if (s.shndx === SHN.ABS) return 'ABS';
+  if (s.shndx === SHN.COMMON) return 'COM';
+  return s.shndx;
+}
+
+export function elfView(elf: ElfFile): ElfView {
+  const h = elf.header;
+  const sname = (i: number) => elf.sections[i]?.name ?? '';
+  const sections: ElfSectionView[] = elf.sections.map((s) => ({
+    index: s.index, name: s.name, type: shtName(s.type, h.machine), flags: flagLetters(s.flags), addr: hex(s.addr),
+    offset: s.offset, size: num(s.size), link: s.link, info: s.info, addralign: num(s.addralign), entsize: num(s.entsize),
+  }));
+  const symtab = elf.symtabSection();
+  const syms = symtab ? elf.symbols(symtab) : [];
+  const symbols: ElfSymbolView[] = syms.map((s) => ({
+    index: s.index, name: s.name, value: hex(s.value), size: num(s.size), type: sttName(s.type), bind: stbName(s.bind),
+    visibility: stvName(s.visibility), shndx: shndxView(s),
+  }));
+  const relocations: ElfRelocView[] = elf.relocations().map((r) => {
+    const table = r.symtab === 0 ? [] : r.symtab === symtab?.index ? syms : elf.symbols(elf.sections[r.symtab]);
+    return {
+      section: r.section.name, target: sname(r.target), sectionIndex: r.section.index, targetIndex: r.target,
+      entries: r.entries.map((e) => {
+        // The reader has checked e.symbol against the linked table's length.
+        const sym = e.symbol === 0 ? undefined : table[e.symbol];
+        let name = sym?.name ?? '';
+        if (sym && name === '' && sym.type === STT.SECTION) name = sname(sym.shndx);
+        return { offset: hex(e.offset), type: relocTypeName(h.machine, e.type), symbol: name, symbolIndex: e.symbol, addend: e.addend === null ? null : hex(e.addend) };
+      }),
+    };
+  });
+  const notes: ElfNoteView[] = elf.notes().map((n) => ({ section: sname(n.section), owner: n.name, type: n.type, desc: toHex(n.desc) }));
+  return {
+    class: h.class, endian: h.littleEndian ? 'little' : 'big', type: etName(h.type), machine: emName(h.machine),
+    sections, symbols, relocations, notes,
+  };
+}
+
+const pad = (s: string | number, n: number) => String(s).padEnd(n);
+const lpad = (s: string | number, n: number) => String(s).padStart(n);
+const hx = (s: string | number, w: number) => (typeof s === 'number' ? s.toString(16) : s.replace(/^-?0x/, '')).padStart(w, '0');
+
+/** readelf-style tables of a view. */
+export function formatElfText(v: ElfView): string {
+  const w = v.class === 64 ? 16 : 8;
+  const out: string[] = [];
+  out.push(`ELF${v.class} ${v.endian}-endian ${v.type} ${v.machine}`, '');
+  out.push(`Section Headers (${v.sections.length}):`);
+  out.push(`  [Nr] ${pad('Name', 17)} ${pad('Type', 15)} ${pad('Address', w)} Off      Size     ES Flg Lk Inf Al`);
+  for (const s of v.sections) {
+    out.push(`  [${lpad(s.index, 2)}] ${pad(s.name, 17)} ${pad(s.type.replace(/^SHT_/, ''), 15)} ${hx(s.addr, w)} ${hx(s.offset, 8)} ${hx(s.size, 8)} ${hx(s.entsize, 2)} ${lpad(s.flags, 3)} ${lpad(s.link, 2)} ${lpad(s.info, 3)} ${lpad(String(s.addralign), 2)}`);
+  }
+  out.push('', `Symbol table .symtab (${v.symbols.length} entries):`);
+  out.push(`   Num: ${pad('Value', w)}  Size Type    Bind   Vis       Ndx Name`);
+  for (const s of v.symbols) {
+    out.push(`${lpad(s.index, 6)}: ${hx(s.value, w)} ${lpad(String(s.size), 5)} ${pad(s.type.replace(/^STT_/, ''), 7)} ${pad(s.bind.replace(/^STB_/, ''), 6)} ${pad(s.visibility.replace(/^STV_/, ''), 8)} ${lpad(String(s.shndx), 4)} ${s.name}`);
+  }
+  for (const r of v.relocations) {
+    out.push('', `Relocation section [${r.sectionIndex}] ${r.section} for [${r.targetIndex}] ${r.target} (${r.entries.length} entries):`);
+    out.push(`    ${pad('Offset', w)}  ${pad('Type', 22)} Symbol + Addend`);
+    for (const e of r.entries) {
+      const add = e.addend === null ? '' : e.addend.startsWith('-') ? ` - ${e.addend.slice(1)}` : ` + ${e.addend}`;
+      out.push(`    ${hx(e.offset, w)}  ${pad(e.type, 22)} ${e.symbol}${add}`);
+    }
+  }
+  if (v.notes.length) {
+    out.push('', 'Notes:', `  ${pad('Section', 24)} ${pad('Owner', 10)} ${pad('Type', 10)} Description`);
+    for (const n of v.notes) out.push(`  ${pad(n.section, 24)} ${pad(n.owner, 10)} ${pad('0x' + n.type.toString(16).padStart(8, '0'), 10)} ${n.desc}`);
+  }
+  return out.join('\n') + '\n';
+}

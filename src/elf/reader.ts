@@ -361,14 +361,18 @@ class Reader {
       const L = rela ? this.L.rela : this.L.rel;
       const ctx = { ...this.secCtx(sec), offset: sec.headerOffset };
       const nsec = this.file.sections.length;
+      // Symbol indices in r_info are checked against the linked table's entry count.
+      let nsyms = Infinity;
       if (sec.link !== 0) {
         if (sec.link >= nsec) throw this.err('ELF_LINK_RANGE', 'sh_link of the relocation section is out of range', { ...ctx, expected: `< ${nsec}`, found: sec.link });
-        const t = this.file.sections[sec.link]!.type;
+        const symSec = this.file.sections[sec.link]!;
+        const t = symSec.type;
         if (t !== SHT.SYMTAB && t !== SHT.DYNSYM) {
           throw this.err('ELF_LINK_TYPE', `sh_link of the relocation section names section [${sec.link}], which is not a symbol table`, {
             ...ctx, expected: 'SHT_SYMTAB or SHT_DYNSYM', found: `type ${t}`,
           });
         }
+        nsyms = Number(symSec.size) / this.entrySize(symSec, this.L.sym.size, 'symbol table');
       }
       if (sec.info >= nsec) throw this.err('ELF_INFO_RANGE', 'sh_info of the relocation section is out of range', { ...ctx, expected: `< ${nsec}`, found: sec.info });
       const ent = this.entrySize(sec, L.size, 'relocation section');
@@ -379,9 +383,14 @@ class Reader {
       for (let i = 0; i < n; i++) {
         const r = decodeRecord(L, dv, i * ent, this.le);
         const info = r.r_info as bigint;
+        const symbol = is64 ? Number(info >> 32n) : Number(info >> 8n);
+        if (symbol >= nsyms) {
+          throw this.err('ELF_RELOC_SYMBOL', `relocation ${i} refers to a symbol past the end of its symbol table`, {
+            ...this.secCtx(sec), offset: sec.offset + i * ent, expected: `< ${nsyms}`, found: symbol,
+          });
+        }
         entries[i] = {
-          offset: r.r_offset as bigint, info,
-          symbol: is64 ? Number(info >> 32n) : Number(info >> 8n),
+          offset: r.r_offset as bigint, info, symbol,
           type: is64 ? Number(info & 0xffffffffn) : Number(info & 0xffn),
           addend: rela ? (r as Record<string, bigint>).r_addend! : null,
         };
@@ -417,7 +426,29 @@ class Reader {
       }
       const dv = dataView(data);
       const members: number[] = [];
-      for (let o = 4; o < data.length; o += 4) members.push(dv.getUint32(o, this.le));
+      const nsec = this.file.sections.length;
+      for (let o = 4; o < data.length; o += 4) {
+        const m = dv.getUint32(o, this.le);
+        if (m === 0 || m >= nsec || m === sec.index) {
+          throw this.err('ELF_GROUP_MEMBER', 'group member is not another section of the file', {
+            ...this.secCtx(sec), offset: sec.offset + o, expected: `1..${nsec - 1}, not ${sec.index}`, found: m,
+          });
+        }
+        members.push(m);
+      }
+      // The signature is a symbol of the table sh_link names.
+      if (sec.link === 0 || sec.link >= nsec || this.file.sections[sec.link]!.type !== SHT.SYMTAB) {
+        throw this.err('ELF_LINK_TYPE', 'sh_link of the group section does not name a symbol table', {
+          ...this.secCtx(sec), offset: sec.headerOffset, expected: 'an SHT_SYMTAB section', found: sec.link,
+        });
+      }
+      const symSec = this.file.sections[sec.link]!;
+      const nsyms = Number(symSec.size) / this.entrySize(symSec, this.L.sym.size, 'symbol table');
+      if (sec.info === 0 || sec.info >= nsyms) {
+        throw this.err('ELF_GROUP_SIGNATURE', 'group signature symbol index is out of range', {
+          ...this.secCtx(sec), offset: sec.headerOffset, expected: `1..${nsyms - 1}`, found: sec.info,
+        });
+      }
       out.push({ section: sec.index, flags: dv.getUint32(0, this.le), members, signature: sec.info });
     }
     this.groupCache = out;

@@ -1,0 +1,263 @@
+/**
+ * End to end against the real thing: Debian's Xen 4.17 booted under QEMU (TCG) with a minimal dom0,
+ * payloads built the way Xen's own test Makefile builds them, uploaded and applied with the real
+ * xen-livepatch. Three boots in all: one library session that batches every negative case and the
+ * stack, one `bin/xsplice try --json` run of the good payload (exit 0) and one of a refused payload
+ * (exit 1). With CI=true the boots must happen; elsewhere a missing part skips with one line.
+ */
+import { execFile, spawnSync } from 'node:child_process';
+import { existsSync, statSync, readdirSync, readFileSync } from 'node:fs';
+import { mkdtemp } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { debianXen, dom0Kernel, haveDebianXen, missing, REPO, XEN_BUILD_ID } from '../helpers/debian.js';
+import { buildXenRecipePayload, type XenRecipePayload } from '../helpers/xen-recipe.js';
+import { runSession, describeStep, type SessionResult, type Step, type StepResult } from '../../src/try/index.js';
+
+function have(cmd: string): boolean {
+  return spawnSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' }).status === 0;
+}
+
+const BIN = join(REPO, 'bin', 'xsplice');
+const DIST = join(REPO, 'dist', 'cli', 'xsplice.js');
+
+/** dist/ exists and is not older than this module's sources. */
+function distFresh(): boolean {
+  if (!existsSync(DIST)) return false;
+  const pairs: [string, string][] = [[join(REPO, 'cli/commands/try.ts'), join(REPO, 'dist/cli/commands/try.js')]];
+  for (const f of readdirSync(join(REPO, 'src/try'))) {
+    if (f.endsWith('.ts')) pairs.push([join(REPO, 'src/try', f), join(REPO, 'dist/src/try', f.replace(/\.ts$/, '.js'))]);
+  }
+  return pairs.every(([src, out]) => existsSync(out) && statSync(out).mtimeMs >= statSync(src).mtimeMs);
+}
+
+function runCli(args: string[], timeoutMs: number): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((res) => {
+    execFile(process.execPath, [BIN, ...args], { timeout: timeoutMs, maxBuffer: 16 << 20 }, (err, stdout, stderr) => {
+      const code = err ? ((err as { code?: number | string }).code as number | null) : 0;
+      res({ code: typeof code === 'number' ? code : null, stdout: String(stdout), stderr: String(stderr) });
+    });
+  });
+}
+
+const haveXenStack = haveDebianXen() && !!dom0Kernel() && existsSync(debianXen.xenLivepatch)
+  && have('qemu-system-x86_64') && have('gcc') && have('ld') && have('objcopy') && existsSync('/bin/busybox');
+
+describe.skipIf(missing("Debian Xen 4.17 + dom0 kernel + QEMU + gcc (scripts/setup-deps.sh)", haveXenStack))('xsplice try: real Xen 4.17 under QEMU', () => {
+  // ---- Boot 1: every negative case and the stack in one session ----------------------------
+  let session: SessionResult;
+  let steps: Step[];
+  let hello: XenRecipePayload;
+  let bye: XenRecipePayload;
+  const byLabel = new Map<string, number>();
+  const step = (label: string): StepResult => {
+    const i = byLabel.get(label);
+    if (i === undefined) throw new Error(`no step ${label}`);
+    return session.steps[i]!;
+  };
+
+  beforeAll(async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'xsplice-e2e-'));
+    const xs = debianXen.xenSyms;
+    const badXen = await buildXenRecipePayload({ xenSyms: xs, outDir: dir, tag: 'bad_xen_dep', newString: 'xsplice-badxen', xenDepends: 'wrong' });
+    const v1 = await buildXenRecipePayload({ xenSyms: xs, outDir: dir, tag: 'version_one', newString: 'xsplice-v1', version: 1 });
+    const k32 = await buildXenRecipePayload({ xenSyms: xs, outDir: dir, tag: 'kernel_model', newString: 'xsplice-32s', codeModel: 'kernel' });
+    const badDep = await buildXenRecipePayload({ xenSyms: xs, outDir: dir, tag: 'bad_dep', newString: 'xsplice-baddep', depends: 'wrong' });
+    hello = await buildXenRecipePayload({ xenSyms: xs, outDir: dir, tag: 'hello', newString: 'xsplice-hello' });
+    // Stacked on hello, patching the same function (what Xen's own xen_bye_world does).
+    bye = await buildXenRecipePayload({ xenSyms: xs, outDir: dir, tag: 'bye', newString: 'xsplice-bye', depends: { payload: hello.file } });
+
+    const plan: [string, Step][] = [
+      ['buildid', { kind: 'readBuildId', expect: XEN_BUILD_ID }],
+      ['extra0', { kind: 'readExtra', expect: '.7' }],
+      ['up badxen', { kind: 'upload', name: 'bad_xen_dep', file: badXen.file }],
+      ['up v1', { kind: 'upload', name: 'version_one', file: v1.file }],
+      ['up k32', { kind: 'upload', name: 'kernel_model', file: k32.file }],
+      ['up baddep', { kind: 'upload', name: 'bad_dep', file: badDep.file }],
+      ['apply baddep', { kind: 'apply', name: 'bad_dep' }],
+      ['unload baddep', { kind: 'unload', name: 'bad_dep' }],
+      ['up hello', { kind: 'upload', name: 'hello', file: hello.file }],
+      ['up bye', { kind: 'upload', name: 'bye', file: bye.file }],
+      ['apply bye first', { kind: 'apply', name: 'bye' }],
+      ['extra unchanged', { kind: 'readExtra' }],
+      ['apply hello', { kind: 'apply', name: 'hello' }],
+      ['extra hello', { kind: 'readExtra' }],
+      ['apply bye', { kind: 'apply', name: 'bye' }],
+      ['extra bye', { kind: 'readExtra' }],
+      ['list both', { kind: 'list' }],
+      ['revert hello not top', { kind: 'revert', name: 'hello' }],
+      ['revert bye', { kind: 'revert', name: 'bye' }],
+      ['extra after bye', { kind: 'readExtra' }],
+      ['revert hello', { kind: 'revert', name: 'hello' }],
+      ['extra reverted', { kind: 'readExtra' }],
+      ['unload bye', { kind: 'unload', name: 'bye' }],
+      ['unload hello', { kind: 'unload', name: 'hello' }],
+      ['list empty', { kind: 'list' }],
+    ];
+    plan.forEach(([label], i) => byLabel.set(label, i));
+    steps = plan.map(([, s]) => s);
+    session = await runSession({ steps, stopOnFailure: false, timeoutSec: 400, consoleLog: join(dir, 'console.log') });
+    process.stdout.write(`xsplice try session: ${steps.length} steps, boot ${session.bootMs} ms, boot to verdict ${session.durationMs} ms (${session.accel}); console log ${session.consoleLog}\n`);
+    for (const s of session.steps) process.stdout.write(`  ${describeStep(s)}\n`);
+  }, 480_000);
+
+  it('boots the Debian hypervisor and reads its build-id and extra version', () => {
+    expect(session.steps.every((s) => !s.skipped)).toBe(true);
+    expect(step('buildid')).toMatchObject({ ok: true, value: XEN_BUILD_ID });
+    expect(step('extra0')).toMatchObject({ ok: true, value: '.7' });
+  });
+
+  it('refuses a wrong .livepatch.xen_depends at upload: EINVAL', () => {
+    const r = step('up badxen');
+    expect(r).toMatchObject({ ok: false, exitStatus: 1, errno: { number: 22, name: 'EINVAL' } });
+    expect(r.toolOutput).toContain('failed');
+    expect(r.consoleLines).toContain('livepatch: bad_xen_dep: check against hypervisor build-id failed');
+  });
+
+  it('refuses version-1 entries at upload: EOPNOTSUPP', () => {
+    const r = step('up v1');
+    expect(r).toMatchObject({ ok: false, exitStatus: 1, errno: { number: 95, name: 'EOPNOTSUPP' } });
+    expect(r.consoleLines).toContain('livepatch: version_one: Wrong version (1). Expected 2');
+  });
+
+  it('refuses R_X86_64_32S relocations (-mcmodel=kernel -fno-pic) at upload: EOPNOTSUPP', () => {
+    const r = step('up k32');
+    expect(r).toMatchObject({ ok: false, exitStatus: 1, errno: { number: 95, name: 'EOPNOTSUPP' } });
+    expect(r.consoleLines).toContain('livepatch: kernel_model: Unhandled relocation 11');
+  });
+
+  it('uploads a wrong .livepatch.depends but refuses it at apply: EINVAL', () => {
+    const up = step('up baddep');
+    expect(up).toMatchObject({ ok: true, exitStatus: 0, errno: null });
+    expect(up.toolOutput).toMatch(/Uploading .*bad_dep\.livepatch\.\.\. completed/);
+    expect(up.consoleLines.filter((l) => l.includes('livepatch'))).toEqual([]);
+    const ap = step('apply baddep');
+    expect(ap).toMatchObject({ ok: false, exitStatus: 1, errno: { number: 22, name: 'EINVAL' } });
+    expect(ap.consoleLines).toContain('livepatch: bad_dep: check against hypervisor build-id failed');
+    expect(step('unload baddep').ok).toBe(true);
+  });
+
+  it('refuses the second payload of a stack before the first is applied: EINVAL', () => {
+    expect(step('up hello').ok).toBe(true);
+    expect(step('up bye').ok).toBe(true);
+    const r = step('apply bye first');
+    expect(r).toMatchObject({ ok: false, exitStatus: 1, errno: { number: 22, name: 'EINVAL' } });
+    expect(r.consoleLines).toContain('livepatch: bye: check against hypervisor build-id failed');
+    expect(step('extra unchanged').value).toBe('.7');
+  });
+
+  it('applies the good payload: the extra version becomes its string', () => {
+    const r = step('apply hello');
+    expect(r).toMatchObject({ ok: true, exitStatus: 0 });
+    expect(r.toolOutput).toBe('Applying hello... completed');
+    expect(r.consoleLines).toEqual(expect.arrayContaining([
+      'livepatch: hello: Verifying enabled expectations for all functions',
+      'livepatch: hello: Applying 1 functions',
+      'livepatch: hello finished APPLY with rc=0',
+    ]));
+    expect(step('extra hello').value).toBe(hello.newString);
+  });
+
+  it('applies the stacked payload on top, then reverts in order back to .7', () => {
+    expect(step('apply bye')).toMatchObject({ ok: true });
+    expect(step('apply bye').consoleLines).toContain('livepatch: bye finished APPLY with rc=0');
+    expect(step('extra bye').value).toBe(bye.newString);
+    expect(step('list both').toolOutput).toMatch(/^hello\s+\| APPLIED/m);
+    expect(step('list both').toolOutput).toMatch(/^bye\s+\| APPLIED/m);
+    // Only the top of the stack can be reverted.
+    const notTop = step('revert hello not top');
+    expect(notTop).toMatchObject({ ok: false, errno: { number: 16, name: 'EBUSY' } });
+    expect(notTop.consoleLines.join('\n')).toMatch(/hello: can't unload\. Top is bye/);
+    const rb = step('revert bye');
+    expect(rb).toMatchObject({ ok: true });
+    expect(rb.consoleLines).toEqual(expect.arrayContaining(['livepatch: bye: Reverting', 'livepatch: bye finished REVERT with rc=0']));
+    expect(step('extra after bye').value).toBe(hello.newString);
+    expect(step('revert hello')).toMatchObject({ ok: true });
+    expect(step('revert hello').consoleLines).toContain('livepatch: hello finished REVERT with rc=0');
+    expect(step('extra reverted').value).toBe('.7');
+    expect(step('unload bye').ok).toBe(true);
+    expect(step('unload hello').ok).toBe(true);
+    expect(step('list empty').toolOutput).not.toMatch(/hello|bye/);
+  });
+
+  it('keeps the console log and reports a session that is not ok', () => {
+    expect(session.ok).toBe(false);
+    const log = readFileSync(session.consoleLog, 'utf8');
+    expect(log).toContain('(XEN)');
+    expect(log).toContain('livepatch: hello finished APPLY with rc=0');
+  });
+});
+
+describe.skipIf(missing('Debian Xen 4.17 + QEMU + a built dist/ (npx tsc)', haveXenStack && distFresh()))('bin/xsplice try (real QEMU)', () => {
+  let dir: string;
+  let good: XenRecipePayload;
+  let badXen: XenRecipePayload;
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'xsplice-e2e-cli-'));
+    good = await buildXenRecipePayload({ xenSyms: debianXen.xenSyms, outDir: dir, tag: 'cli_hello', newString: 'xsplice-hello' });
+    badXen = await buildXenRecipePayload({ xenSyms: debianXen.xenSyms, outDir: dir, tag: 'cli_bad_xen', xenDepends: 'wrong' });
+  }, 60_000);
+
+  it('applies and reverts the good payload: exit 0 and one JSON document', async () => {
+    const t = Date.now();
+    const r = await runCli(['try', good.file, '--expect-extra', 'xsplice-hello', '--json', '--timeout', '300'], 330_000);
+    process.stdout.write(`bin/xsplice try (boot to verdict): ${Date.now() - t} ms\n`);
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    const doc = JSON.parse(r.stdout);
+    expect(doc.ok).toBe(true);
+    expect(typeof doc.durationMs).toBe('number');
+    expect(existsSync(doc.consoleLog)).toBe(true);
+    const kinds = doc.steps.map((s: StepResult) => `${s.step}${s.name ? ' ' + s.name : ''}`);
+    expect(kinds).toEqual(['readBuildId', 'readExtra', 'upload cli_hello', 'apply cli_hello', 'readExtra',
+      'revert cli_hello', 'unload cli_hello', 'readExtra']);
+    expect(doc.steps.every((s: StepResult) => s.ok && s.exitStatus === 0 && !s.skipped)).toBe(true);
+    expect(doc.steps[0].value).toBe(XEN_BUILD_ID);
+    expect(doc.steps[1].value).toBe('.7');
+    expect(doc.steps[3].consoleLines).toContain('livepatch: cli_hello finished APPLY with rc=0');
+    expect(doc.steps[4]).toMatchObject({ value: 'xsplice-hello', expected: 'xsplice-hello' });
+    expect(doc.steps[5].consoleLines).toContain('livepatch: cli_hello finished REVERT with rc=0');
+    expect(doc.steps[7]).toMatchObject({ value: '.7', expected: '.7' });
+  }, 340_000);
+
+  it('reports a refused upload: exit 1, the errno and the console line; later steps skipped', async () => {
+    const r = await runCli(['try', badXen.file, '--json'], 330_000);
+    expect(r.code).toBe(1);
+    const doc = JSON.parse(r.stdout);
+    expect(doc.ok).toBe(false);
+    const up = doc.steps.find((s: StepResult) => s.step === 'upload');
+    expect(up).toMatchObject({ ok: false, errno: { number: 22, name: 'EINVAL' } });
+    expect(up.consoleLines).toContain('livepatch: cli_bad_xen: check against hypervisor build-id failed');
+    expect(doc.steps.find((s: StepResult) => s.step === 'apply')).toMatchObject({ skipped: true, ok: false });
+  }, 340_000);
+});
+
+describe.skipIf(missing('a built dist/ (npx tsc)', distFresh()))('bin/xsplice try: errors that need no QEMU', () => {
+  it('a missing payload file: exit 2, one line on stderr', async () => {
+    const r = await runCli(['try', '/nonexistent/x.livepatch'], 30_000);
+    expect(r.code).toBe(2);
+    expect(r.stdout).toBe('');
+    expect(r.stderr).toBe('xsplice: /nonexistent/x.livepatch: no such file or not readable\n');
+  });
+
+  it('a missing payload file with --json: exit 2 and the error in the JSON document', async () => {
+    const r = await runCli(['try', '/nonexistent/x.livepatch', '--json'], 30_000);
+    expect(r.code).toBe(2);
+    const doc = JSON.parse(r.stdout);
+    expect(doc).toMatchObject({ ok: false, error: { code: 'TRY_NO_INPUT' } });
+    expect(r.stderr.trim().split('\n')).toHaveLength(1);
+  });
+
+  it('no payload, or a bad --timeout, or a missing --xen-image: exit 2, one line', async () => {
+    const none = await runCli(['try'], 30_000);
+    expect(none.code).toBe(2);
+    expect(none.stderr.trim().split('\n')).toHaveLength(1);
+    const bad = await runCli(['try', BIN, '--timeout', 'soon'], 30_000);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toBe('xsplice: --timeout: expected a positive number of seconds, got "soon"\n');
+    const img = await runCli(['try', BIN, '--xen-image', '/nonexistent/xen.gz'], 30_000);
+    expect(img.code).toBe(2);
+    expect(img.stderr).toBe('xsplice: /nonexistent/xen.gz: --xen-image: no such file or not readable\n');
+  });
+});

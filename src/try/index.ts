@@ -6,7 +6,7 @@
  * failure of the machinery (QEMU, boot, a step that hangs) throws an XspliceError (exit 2) that
  * names the console log.
  */
-import { constants } from 'node:fs';
+import { constants, rmSync } from 'node:fs';
 import { access, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -184,6 +184,9 @@ export async function runSession(opts: SessionOptions): Promise<SessionResult> {
     const q = await runQemu({
       qemu: inputs.qemu, xenElf: elf, dom0Kernel: kernel, initramfs, consoleLog, accel,
       bootTimeoutSec, stepTimeoutSec, timeoutSec, xenCmdline: opts.xenCmdline,
+      onSignalExit: () => {
+        for (const f of [elf, initramfs, kernel]) rmSync(f, { force: true });
+      },
     });
     const parsed = parseLog(q.log, opts.steps);
     warnings.push(...parsed.warnings);

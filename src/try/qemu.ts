@@ -24,6 +24,8 @@ export interface QemuOptions {
   timeoutSec: number;
   /** Extra Xen command line options. */
   xenCmdline?: string;
+  /** Synchronous cleanup run when a signal ends the process during the run. */
+  onSignalExit?: () => void;
 }
 
 export interface QemuOutcome {
@@ -113,6 +115,24 @@ export async function runQemu(o: QemuOptions): Promise<QemuOutcome> {
     }
   };
   process.on('exit', killer);
+  // If nobody else handles these signals, a signal to us must not orphan QEMU: kill it, then exit
+  // with the conventional status, as the default action would have.
+  const sigs: [NodeJS.Signals, number][] = [['SIGINT', 2], ['SIGTERM', 15], ['SIGHUP', 1]];
+  const sigHandlers: [NodeJS.Signals, () => void][] = [];
+  for (const [sig, no] of sigs) {
+    if (process.listenerCount(sig) > 0) continue;
+    const h = () => {
+      killer();
+      try {
+        o.onSignalExit?.();
+      } catch {
+        /* best effort */
+      }
+      process.exit(128 + no);
+    };
+    process.once(sig, h);
+    sigHandlers.push([sig, h]);
+  }
 
   let log = '';
   let bootMs: number | null = null;
@@ -183,6 +203,7 @@ export async function runQemu(o: QemuOptions): Promise<QemuOutcome> {
       await Promise.race([exitP, new Promise((r) => setTimeout(r, 5000))]);
     }
     process.removeListener('exit', killer);
+    for (const [sig, h] of sigHandlers) process.removeListener(sig, h);
   }
   await readLog();
   if (spawnError) throw new XspliceError('TRY_QEMU', `cannot start ${o.qemu}: ${(spawnError as Error).message}`, {}, 2);

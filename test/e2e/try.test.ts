@@ -6,7 +6,8 @@
  * (exit 1). With CI=true the boots must happen; elsewhere a missing part skips with one line.
  */
 import { execFile, spawnSync } from 'node:child_process';
-import { existsSync, statSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, statSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { gunzipSync } from 'node:zlib';
 import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -222,7 +223,11 @@ describe.skipIf(missing('Debian Xen 4.17 + QEMU + a built dist/ (npx tsc)', have
   }, 340_000);
 
   it('reports a refused upload: exit 1, the errno and the console line; later steps skipped', async () => {
-    const r = await runCli(['try', badXen.file, '--json'], 330_000);
+    // Explicit inputs this time, the image as the plain ELF that `gunzip` gives.
+    const elf = join(dir, 'xen.elf');
+    writeFileSync(elf, gunzipSync(readFileSync(debianXen.xenGz)));
+    const r = await runCli(['try', badXen.file, '--json', '--xen-image', elf, '--xen-syms', debianXen.xenSyms,
+      '--dom0-kernel', dom0Kernel()!], 330_000);
     expect(r.code).toBe(1);
     const doc = JSON.parse(r.stdout);
     expect(doc.ok).toBe(false);
@@ -230,6 +235,8 @@ describe.skipIf(missing('Debian Xen 4.17 + QEMU + a built dist/ (npx tsc)', have
     expect(up).toMatchObject({ ok: false, errno: { number: 22, name: 'EINVAL' } });
     expect(up.consoleLines).toContain('livepatch: cli_bad_xen: check against hypervisor build-id failed');
     expect(doc.steps.find((s: StepResult) => s.step === 'apply')).toMatchObject({ skipped: true, ok: false });
+    expect(doc.inputs).toMatchObject({ xenImage: elf, xenSyms: debianXen.xenSyms, dom0Kernel: dom0Kernel() });
+    expect(doc.warnings).toEqual([]);
   }, 340_000);
 });
 

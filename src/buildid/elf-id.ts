@@ -1,0 +1,195 @@
+/**
+ * Build-ids of ELF files: finding the notes, telling which linker made the file, and recomputing.
+ *
+ * Linker evidence, where the file gives it: lld writes "Linker: LLD x.y.z" into .comment; gold
+ * writes a .note.gnu.gold-version note (NT_GNU_GOLD_VERSION). GNU ld leaves no mark, so it is the
+ * default. The algorithms of the detected linker are tried first, then all the others whose id
+ * length fits; the result names the one that matched.
+ *
+ * `ld -r --build-id` keeps its inputs' build-id notes (several notes, the new one after the first
+ * input's): every note is tried, and the result says which one the linker made.
+ */
+import { SHT } from '../elf/constants.js';
+import type { ElfFile, ElfSection } from '../elf/types.js';
+import { gnuLdDigest, packageMetadataRanges } from './gnu-ld.js';
+import { align4, equalBytes, NOTE_HEADER_SIZE, NT_GNU_BUILD_ID, toHex } from './note.js';
+import { MemorySource, type ByteSource, type Range } from './stream.js';
+import { wholeFileDigest, type GoldTreeOptions, type WholeFileAlgo, GOLD_TREE_MIN_FILE_SIZE } from './whole-file.js';
+
+export type ElfAlgo = 'gnu-ld-sha1' | 'gnu-ld-md5' | WholeFileAlgo;
+
+export interface BuildIdNoteRef {
+  /** 0-based position among the file's GNU build-id notes (readelf/Xen report #0). */
+  ordinal: number;
+  /** Section holding the note. */
+  section: number;
+  sectionName: string;
+  /** File offset of the note header, and of the descriptor. */
+  offset: number;
+  descOffset: number;
+  /** Whole note size (header, padded name, padded descriptor). */
+  size: number;
+  id: Uint8Array;
+}
+
+export interface LinkerGuess {
+  kind: 'gnu-ld' | 'gold' | 'lld';
+  /** lld's major version when .comment gives it. */
+  major?: number;
+  evidence: string;
+}
+
+const dec = new TextDecoder('utf-8', { fatal: false });
+
+function safeData(s: ElfSection): Uint8Array | null {
+  try {
+    return s.data();
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Every GNU build-id note (owner "GNU", type 3) in the SHT_NOTE sections, in file order of
+ * sections and notes. Tolerant: a malformed note section ends that section's walk.
+ */
+export function findBuildIdNotes(elf: ElfFile): BuildIdNoteRef[] {
+  const out: BuildIdNoteRef[] = [];
+  const le = elf.header.littleEndian;
+  for (const s of elf.sections) {
+    if (s.type !== SHT.NOTE) continue;
+    const data = safeData(s);
+    if (!data) continue;
+    const a = s.addralign === 8n ? 8 : 4;
+    const up = (n: number): number => (n + a - 1) & ~(a - 1);
+    const dv = new DataView(data.buffer, data.byteOffset, data.byteLength);
+    let p = 0;
+    while (p + NOTE_HEADER_SIZE <= data.length) {
+      const namesz = dv.getUint32(p, le);
+      const descsz = dv.getUint32(p + 4, le);
+      const type = dv.getUint32(p + 8, le);
+      const descOff = up(NOTE_HEADER_SIZE + namesz);
+      if (namesz > data.length || descsz > data.length || p + descOff + descsz > data.length) break;
+      const isGnu = namesz === 4 && data[p + 12] === 0x47 && data[p + 13] === 0x4e && data[p + 14] === 0x55 && data[p + 15] === 0;
+      if (isGnu && type === NT_GNU_BUILD_ID && descsz > 0) {
+        out.push({
+          ordinal: out.length, section: s.index, sectionName: s.name, offset: s.offset + p, descOffset: s.offset + p + descOff,
+          size: NOTE_HEADER_SIZE + align4(namesz) + align4(descsz), id: data.slice(p + descOff, p + descOff + descsz),
+        });
+      }
+      p += Math.max(up(descOff + descsz), NOTE_HEADER_SIZE);
+    }
+  }
+  return out;
+}
+
+export function detectLinker(elf: ElfFile): LinkerGuess {
+  const comment = elf.sectionByName('.comment');
+  if (comment && comment.type !== SHT.NOBITS) {
+    const data = safeData(comment);
+    if (data) {
+      const m = /Linker: (?:[^\0]*?)LLD (\d+)\.(\d+)(?:\.(\d+))?/.exec(dec.decode(data));
+      if (m) return { kind: 'lld', major: Number(m[1]), evidence: `.comment says "${m[0]}"` };
+    }
+  }
+  if (elf.sectionByName('.note.gnu.gold-version')) return { kind: 'gold', evidence: 'the file has a .note.gnu.gold-version note' };
+  return { kind: 'gnu-ld', evidence: 'no lld .comment and no gold version note (GNU ld leaves no mark)' };
+}
+
+/** Algorithms to try for an id of `len` bytes, the detected linker's first. */
+export function candidateAlgorithms(len: number, linker: LinkerGuess, fileSize: number): ElfAlgo[] {
+  const bySize: Record<number, ElfAlgo[]> = {
+    20: ['gnu-ld-sha1', 'gold-sha1', 'gold-tree', 'lld14-sha1', 'lld15-sha1'],
+    16: ['gnu-ld-md5', 'gold-md5', 'lld14-md5', 'lld15-md5'],
+    8: ['lld-fast'],
+  };
+  let list = bySize[len] ?? [];
+  // Below gold's tree threshold gold-tree is plain sha1 over the file: the same as gold-sha1.
+  if (fileSize < GOLD_TREE_MIN_FILE_SIZE) list = list.filter((a) => a !== 'gold-tree');
+  const rank = (a: ElfAlgo): number => {
+    const fam = a.startsWith('gnu-ld') ? 'gnu-ld' : a.startsWith('gold') ? 'gold' : 'lld';
+    if (fam !== linker.kind) return 2;
+    if (fam === 'lld' && linker.major !== undefined && a !== 'lld-fast') {
+      return (linker.major >= 15) === a.startsWith('lld15') ? 0 : 1;
+    }
+    return 0;
+  };
+  return [...list].sort((x, y) => rank(x) - rank(y));
+}
+
+/** Recomputes the id `algo` would store in `note`'s place. */
+export function computeElfAlgorithm(elf: ElfFile, algo: ElfAlgo, note: BuildIdNoteRef, src?: ByteSource, gold?: GoldTreeOptions): Uint8Array {
+  const source = src ?? new MemorySource(elf.bytes);
+  if (algo === 'gnu-ld-sha1' || algo === 'gnu-ld-md5') {
+    const zero: Range[] = [{ offset: note.offset, size: note.size }, ...packageMetadataRanges(elf)];
+    return gnuLdDigest(elf, algo === 'gnu-ld-sha1' ? 'sha1' : 'md5', zero, source);
+  }
+  return wholeFileDigest(algo, source, { offset: note.descOffset, size: note.id.length }, gold, elf.file);
+}
+
+export interface ElfVerification {
+  linker: LinkerGuess;
+  /** The note the linker made and the algorithm that reproduces it; null when nothing matched. */
+  match: { note: BuildIdNoteRef; algorithm: ElfAlgo } | null;
+  tried: string[];
+}
+
+/** Tries every candidate note with every plausible algorithm, the detected linker's first. */
+export function verifyElfBuildId(elf: ElfFile, notes: BuildIdNoteRef[], src?: ByteSource, gold?: GoldTreeOptions): ElfVerification {
+  const linker = detectLinker(elf);
+  const size = src ? src.size : elf.bytes.length;
+  const tried: string[] = [];
+  // Group by algorithm rank, then notes in order: the detected linker is tried on every note first.
+  const plans: { note: BuildIdNoteRef; algo: ElfAlgo; rank: number }[] = [];
+  for (const note of notes) {
+    candidateAlgorithms(note.id.length, linker, size).forEach((algo, i) => plans.push({ note, algo, rank: i }));
+  }
+  plans.sort((a, b) => a.rank - b.rank || a.note.ordinal - b.note.ordinal);
+  for (const { note, algo } of plans) {
+    tried.push(notes.length > 1 ? `${algo} (note #${note.ordinal})` : algo);
+    if (equalBytes(computeElfAlgorithm(elf, algo, note, src, gold), note.id)) return { linker, match: { note, algorithm: algo }, tried };
+  }
+  return { linker, match: null, tried };
+}
+
+/**
+ * Xen's x86 boot image (`xen.gz` unpacked, made by mkelf32 --notes from xen-syms): an ELF32
+ * EM_386 file whose build-id note lies inside another section (the copy of xen-syms' LOAD
+ * segment). Returns that containing section.
+ */
+export function bootImagePayload(elf: ElfFile, note: BuildIdNoteRef): ElfSection | undefined {
+  if (elf.header.class !== 32 || elf.header.machine !== 3 /* EM_386 */) return undefined;
+  return elf.sections.find(
+    (s) => s.index !== note.section && s.type === SHT.PROGBITS && s.offset <= note.offset && note.offset + note.size <= s.offset + Number(s.size),
+  );
+}
+
+export interface BootImageCheck {
+  ok: boolean;
+  reason: string;
+}
+
+/**
+ * "The boot image's payload equals xen-syms' LOAD segment": compares the boot image's section
+ * holding the note with the PT_LOAD segment of xen-syms of the same size, byte for byte.
+ */
+export function checkBootImageAgainstSyms(boot: ElfFile, payload: ElfSection, syms: ElfFile): BootImageCheck {
+  const data = safeData(payload);
+  if (!data) return { ok: false, reason: `the boot image's ${payload.name} lies outside the file` };
+  const loads = syms.programHeaders.filter((p) => p.type === 1 /* PT_LOAD */);
+  for (const p of loads) {
+    if (p.filesz !== BigInt(data.length)) continue;
+    if (p.offset + data.length > syms.bytes.length) continue;
+    const seg = syms.bytes.subarray(p.offset, p.offset + data.length);
+    if (equalBytes(seg, data)) {
+      return { ok: true, reason: `${payload.name} (0x${data.length.toString(16)} bytes) equals xen-syms' LOAD segment at file offset 0x${p.offset.toString(16)}` };
+    }
+    return { ok: false, reason: `${payload.name} differs from xen-syms' LOAD segment at file offset 0x${p.offset.toString(16)}` };
+  }
+  return {
+    ok: false,
+    reason: `no LOAD segment of xen-syms has the size of the boot image's ${payload.name} (0x${data.length.toString(16)}); sizes: ${loads.map((p) => '0x' + p.filesz.toString(16)).join(', ') || 'none'}`,
+  };
+}
+
+export { toHex };

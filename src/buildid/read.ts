@@ -1,0 +1,317 @@
+/**
+ * `readBuildId`: the build-id of anything that names a Xen (cli.md's XEN forms) or any ELF/PE file:
+ * ELF of either class and byte order, gzip'd ELF (xen.gz), PE/COFF (xen.efi), a hex string,
+ * `xl info` text, or the raw bytes of /sys/hypervisor/properties/buildid.
+ */
+import { closeSync, fstatSync, openSync, readFileSync } from 'node:fs';
+import { gunzipSync } from 'node:zlib';
+import { FormatError, XspliceError } from '../errors.js';
+import { isElf, readElf } from '../elf/reader.js';
+import type { ElfFile } from '../elf/types.js';
+import {
+  bootImagePayload, checkBootImageAgainstSyms, computeElfAlgorithm, findBuildIdNotes, verifyElfBuildId, type BuildIdNoteRef,
+} from './elf-id.js';
+import { equalBytes, isHexId, parseHexId, toHex } from './note.js';
+import { isPe, readPeBuildId, verifyPeBuildId } from './pe.js';
+import { readElfMetadata } from './sparse.js';
+import { FileSource, type ByteSource } from './stream.js';
+import type { GoldTreeOptions } from './whole-file.js';
+
+export type BuildIdSource = 'elf' | 'gzip-elf' | 'pe' | 'hex' | 'xl-info' | 'sysfs';
+
+export interface BuildIdResult {
+  input: string;
+  /** Lowercase hex, no separators. */
+  buildId: string;
+  bytes: Uint8Array;
+  source: BuildIdSource;
+  /** "gnu-ld-sha1", "lld15-sha1", "pe-gnu-ld-sha1", …; null when not verified or not a hash. */
+  algorithm: string | null;
+  /** true/false after --verify; null when not asked or when there is nothing to recompute. */
+  verified: boolean | null;
+  notes: string[];
+  /** The parsed ELF (ELF and gzip'd ELF sources read in memory). */
+  elf?: ElfFile;
+  /** ELF: the linker the file points to ("gnu-ld", "gold", "lld 16"), with verify. */
+  linker?: string;
+  /** PE: the GUID-ordered form of the id (what objdump -p prints as "signature"). */
+  guidOrder?: string;
+}
+
+export interface ReadBuildIdOptions {
+  verify?: boolean;
+  /** xen-syms, to check a boot image (xen.gz) against it and recompute the id from it. */
+  xenSyms?: ElfFile | string;
+  /** Hash big ELF files straight from disk (the result then carries no `elf`). */
+  stream?: boolean;
+  /** Non-default gold tree options (--build-id-min-file-size-for-treehash / -chunk-size-). */
+  goldTree?: GoldTreeOptions;
+}
+
+export interface BuildIdInput {
+  path?: string;
+  bytes?: Uint8Array;
+  text?: string;
+  /** Label for `input` and error messages (default: path, or the text). */
+  name?: string;
+}
+
+const XL_INFO_RE = /^\s*build_id\s*:[ \t]*([^\r\n]*)$/m;
+/** Streaming pays off only for big files. */
+const STREAM_MIN = 4 * 1024 * 1024;
+/** gunzip limit: a Xen boot image is a few MiB. */
+const GUNZIP_MAX = 1 << 30;
+
+/** What kind of build-id source some content is (without parsing it fully); null when unknown. */
+export function identifyBuildId(input: Uint8Array | string): BuildIdSource | null {
+  if (typeof input === 'string') {
+    if (XL_INFO_RE.test(input)) return 'xl-info';
+    return isHexId(input) ? 'hex' : null;
+  }
+  if (isElf(input)) return 'elf';
+  if (input.length >= 2 && input[0] === 0x1f && input[1] === 0x8b) return 'gzip-elf';
+  if (isPe(input)) return 'pe';
+  const text = latin1(input);
+  if (XL_INFO_RE.test(text)) return 'xl-info';
+  if (isHexId(text)) return 'hex';
+  if (text.trim() === '<denied>') return 'sysfs';
+  if (input.length >= 1 && input.length <= 64) return 'sysfs';
+  return null;
+}
+
+function latin1(b: Uint8Array): string {
+  return Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('latin1');
+}
+
+function result(input: string, bytes: Uint8Array, source: BuildIdSource, extra: Partial<BuildIdResult> = {}): BuildIdResult {
+  return { input, buildId: toHex(bytes), bytes, source, algorithm: null, verified: null, notes: [], ...extra };
+}
+
+export async function readBuildId(src: BuildIdInput, opts: ReadBuildIdOptions = {}): Promise<BuildIdResult> {
+  return readBuildIdSync(src, opts);
+}
+
+/** Synchronous core of readBuildId. */
+export function readBuildIdSync(src: BuildIdInput, opts: ReadBuildIdOptions = {}): BuildIdResult {
+  const label = src.name ?? src.path ?? (src.text !== undefined ? src.text : '-');
+  try {
+    if (src.text !== undefined && src.bytes === undefined) return fromText(src.text, label, opts, 'text');
+    let bytes = src.bytes;
+    if (!bytes) {
+      if (src.path === undefined) throw new FormatError('BUILDID_NO_INPUT', 'no input given');
+      if (opts.stream && src.path !== '-') {
+        const streamed = tryStream(src.path, label, opts);
+        if (streamed) return streamed;
+      }
+      const b = readFileSync(src.path === '-' ? 0 : src.path);
+      bytes = new Uint8Array(b.buffer, b.byteOffset, b.byteLength);
+    }
+    return fromBytes(bytes, label, opts);
+  } catch (e) {
+    if (e instanceof XspliceError) e.withFile(label);
+    throw e;
+  }
+}
+
+function fromText(text: string, label: string, opts: ReadBuildIdOptions, origin: 'text' | 'file'): BuildIdResult {
+  const m = XL_INFO_RE.exec(text);
+  if (m) {
+    const v = m[1]!.trim();
+    if (v === '' || v === '(null)') {
+      throw new FormatError('BUILDID_XL_EMPTY', '`xl info` shows no build_id (the hypercall failed: XSM denied it (EPERM) or Xen has no build-id (ENODATA))');
+    }
+    const r = result(label, parseHexId(v), 'xl-info');
+    if (opts.verify) r.notes.push('an id reported by a running hypervisor cannot be recomputed here; compare it with xen-syms or xen.efi');
+    return r;
+  }
+  if (!isHexId(text)) {
+    throw new FormatError('BUILDID_UNKNOWN_INPUT', origin === 'text'
+      ? 'neither a hex build-id nor `xl info` output'
+      : 'not an ELF, gzip, PE, hex, `xl info` or sysfs build-id file');
+  }
+  const r = result(label, parseHexId(text), 'hex');
+  if (opts.verify) r.notes.push('a hex build-id has no file to recompute it from');
+  return r;
+}
+
+function fromBytes(bytes: Uint8Array, label: string, opts: ReadBuildIdOptions): BuildIdResult {
+  const kind = identifyBuildId(bytes);
+  switch (kind) {
+    case 'elf':
+      return fromElf(readElf(bytes, { file: label }), label, 'elf', opts);
+    case 'gzip-elf': {
+      let raw: Buffer;
+      try {
+        raw = gunzipSync(bytes, { maxOutputLength: GUNZIP_MAX });
+      } catch (e) {
+        throw new FormatError('BUILDID_GZIP', `cannot gunzip: ${(e as Error).message}`);
+      }
+      const inner = new Uint8Array(raw.buffer, raw.byteOffset, raw.byteLength);
+      if (!isElf(inner)) throw new FormatError('BUILDID_GZIP', 'gzip data does not hold an ELF file (expected a Xen boot image such as xen.gz)');
+      return fromElf(readElf(inner, { file: label }), label, 'gzip-elf', opts);
+    }
+    case 'pe':
+      return fromPe(bytes, label, opts);
+    case 'xl-info':
+    case 'hex':
+      return fromText(latin1(bytes), label, opts, 'file');
+    case 'sysfs': {
+      if (latin1(bytes).trim() === '<denied>') {
+        throw new FormatError('BUILDID_DENIED', 'the sysfs build-id reads "<denied>" (XSM denied XENVER_build_id)');
+      }
+      const r = result(label, bytes.slice(), 'sysfs');
+      r.notes.push('raw build-id bytes (as /sys/hypervisor/properties/buildid gives them)');
+      if (opts.verify) r.notes.push('an id reported by a running hypervisor cannot be recomputed here; compare it with xen-syms or xen.efi');
+      return r;
+    }
+    default:
+      throw new FormatError('BUILDID_UNKNOWN_INPUT', bytes.length === 0
+        ? 'empty input (a sysfs build-id file is empty when Xen has no build-id)'
+        : 'not an ELF, gzip, PE, hex, `xl info` or sysfs build-id input');
+  }
+}
+
+function tryStream(path: string, label: string, opts: ReadBuildIdOptions): BuildIdResult | null {
+  const fd = openSync(path, 'r');
+  try {
+    const size = fstatSync(fd).size;
+    if (size < STREAM_MIN || !opts.verify) return null;
+    const src = new FileSource(fd, size, 1 << 20, label);
+    const magic = new Uint8Array(4);
+    src.readInto(0, 4, magic, 0);
+    if (!isElf(magic)) return null;
+    const elf = readElfMetadata(src, label);
+    const r = fromElf(elf, label, 'elf', opts, src);
+    delete r.elf;
+    return r;
+  } finally {
+    closeSync(fd);
+  }
+}
+
+function loadSyms(x: ElfFile | string): ElfFile {
+  if (typeof x !== 'string') return x;
+  const b = readFileSync(x);
+  return readElf(new Uint8Array(b.buffer, b.byteOffset, b.byteLength), { file: x });
+}
+
+function fromElf(elf: ElfFile, label: string, source: 'elf' | 'gzip-elf', opts: ReadBuildIdOptions, src?: ByteSource): BuildIdResult {
+  const notes = findBuildIdNotes(elf);
+  if (notes.length === 0) {
+    throw new FormatError('BUILDID_NONE', 'no GNU build-id note (NT_GNU_BUILD_ID) in any SHT_NOTE section');
+  }
+  const first = notes[0]!;
+  const r = result(label, first.id, source, { elf });
+  if (source === 'gzip-elf') r.notes.push('gzip-compressed ELF, read after decompression');
+  if (notes.length > 1) {
+    r.notes.push(`${notes.length} build-id notes (ld -r keeps its inputs' notes): ${notes.map((n) => `#${n.ordinal} ${toHex(n.id)}`).join(', ')}; readelf, gdb and Xen read #0`);
+  }
+  const payload = bootImagePayload(elf, first);
+  if (payload) {
+    r.notes.push(`Xen boot image (mkelf32): the build-id note lies inside ${payload.name}, the copy of xen-syms' LOAD segment`);
+  }
+  if (!opts.verify) return r;
+
+  if (payload) return verifyBootImage(r, elf, first, payload, opts);
+
+  const v = verifyElfBuildId(elf, notes, src, opts.goldTree);
+  r.linker = v.linker.kind === 'lld' && v.linker.major !== undefined ? `lld ${v.linker.major}` : v.linker.kind;
+  if (v.match) {
+    r.verified = true;
+    r.algorithm = v.match.algorithm;
+    if (v.match.note.ordinal !== 0) {
+      r.bytes = v.match.note.id;
+      r.buildId = toHex(v.match.note.id);
+      r.notes.push(
+        `the linker made note #${v.match.note.ordinal} (${r.buildId}); note #0 (${toHex(first.id)}) is a stale input id, and it is the one readelf, gdb and Xen report`,
+      );
+    }
+    return r;
+  }
+  const lens = new Set(notes.map((n) => n.id.length));
+  if (![...lens].some((l) => l === 20 || l === 16 || l === 8)) {
+    r.verified = null;
+    r.notes.push(`a ${first.id.length}-byte id is no hash GNU ld, gold or lld make: it was given with --build-id=0xHEX and cannot be recomputed`);
+    return r;
+  }
+  r.verified = false;
+  r.notes.push(`no algorithm reproduces the stored id (tried ${v.tried.join(', ')}; ${v.linker.evidence})`);
+  r.notes.push('ids from --build-id=uuid or 0xHEX cannot be recomputed, and strip, objcopy or any edit after linking changes the hashed bytes');
+  return r;
+}
+
+function verifyBootImage(r: BuildIdResult, boot: ElfFile, note: BuildIdNoteRef, payload: { name: string } & Parameters<typeof checkBootImageAgainstSyms>[1], opts: ReadBuildIdOptions): BuildIdResult {
+  const why =
+    "the id cannot be recomputed from the boot image alone: GNU ld hashed xen-syms' ELF64 header, program headers, section headers and .comment, which the boot image does not contain; give xen-syms as well";
+  if (!opts.xenSyms) {
+    r.verified = null;
+    r.notes.push(why);
+    return r;
+  }
+  const syms = loadSyms(opts.xenSyms);
+  const symNotes = findBuildIdNotes(syms);
+  const symsName = syms.file ?? 'xen-syms';
+  if (symNotes.length === 0 || !equalBytes(symNotes[0]!.id, note.id)) {
+    r.verified = false;
+    r.notes.push(`${symsName} has build-id ${symNotes[0] ? toHex(symNotes[0].id) : '(none)'}, not ${toHex(note.id)}: it is not this boot image's xen-syms`);
+    return r;
+  }
+  const check = checkBootImageAgainstSyms(boot, payload, syms);
+  if (!check.ok) {
+    r.verified = false;
+    r.notes.push(`boot image does not match ${symsName}: ${check.reason}`);
+    return r;
+  }
+  const v = verifyElfBuildId(syms, symNotes);
+  r.linker = v.linker.kind;
+  if (v.match && v.match.note.ordinal === 0) {
+    r.verified = true;
+    r.algorithm = v.match.algorithm;
+    r.notes.push(`verified through ${symsName}: ${check.reason}, and ${v.match.algorithm} over ${symsName} gives the id`);
+  } else {
+    r.verified = false;
+    r.notes.push(`${check.reason}, but ${symsName}'s own id does not recompute (tried ${v.tried.join(', ')})`);
+  }
+  return r;
+}
+
+function fromPe(bytes: Uint8Array, label: string, opts: ReadBuildIdOptions): BuildIdResult {
+  const info = readPeBuildId(bytes, label);
+  const r = result(label, info.guidRaw, 'pe', { guidOrder: toHex(info.guidOrder) });
+  r.notes.push(
+    `CodeView GUID: Xen reports the raw 16 bytes (${r.buildId}); objdump -p prints them GUID-ordered as ${toHex(info.guidOrder)} = ${info.guidString}`,
+  );
+  if (opts.verify) {
+    const v = verifyPeBuildId(bytes, info, label);
+    r.verified = v.algorithm !== null;
+    r.algorithm = v.algorithm;
+    if (!v.algorithm) r.notes.push(`no algorithm reproduces the GUID (tried ${v.tried.join(', ')})`);
+  }
+  return r;
+}
+
+/** Recomputes with one named ELF algorithm (for tests and tools). */
+export { computeElfAlgorithm };
+
+/**
+ * Compares two ids the way a user means "is this the same hypervisor?". When they differ and one
+ * is a 16-byte id (an EFI-booted Xen reports xen.efi's CodeView GUID) while the other is a
+ * 20-byte ELF id (xen-syms' note), the warning says they differ by design.
+ */
+export function compareBuildIds(a: BuildIdResult, b: BuildIdResult): { equal: boolean; warning?: string } {
+  const equal = equalBytes(a.bytes, b.bytes);
+  if (equal) return { equal };
+  const isElfSide = (x: BuildIdResult): boolean => x.source === 'elf' || x.source === 'gzip-elf';
+  const isEfiSide = (x: BuildIdResult): boolean => x.source === 'pe' || (!isElfSide(x) && x.bytes.length === 16);
+  for (const [e, f] of [[a, b], [b, a]] as const) {
+    if (isElfSide(e) && e.bytes.length === 20 && isEfiSide(f)) {
+      return {
+        equal,
+        warning:
+          `${f.input} is a 16-byte EFI (CodeView) build-id and ${e.input} is xen-syms' 20-byte ELF note: they differ by design ` +
+          '(an EFI-booted Xen reports the GUID of xen.efi, a separate link); compare with xen.efi instead',
+      };
+    }
+  }
+  return { equal };
+}

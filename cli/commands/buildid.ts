@@ -1,5 +1,189 @@
+/**
+ * xsplice buildid INPUT... [--verify] [--json] [--xen-syms FILE]
+ * xsplice buildid set FILE [--style sha1|md5|uuid|0xHEX] [-o OUT] [--json]
+ *
+ * INPUT is any XEN form of cli.md: an ELF/xen.gz/PE path, a hex id, a sysfs buildid file, or `-`
+ * (stdin: `xl info` text or raw sysfs bytes). Library code loads lazily.
+ */
 import type { Command } from 'commander';
+import { ExitRequest, errorMessage, io, run, toJson } from '../common.js';
 
-export function register(_program: Command, _setExit: (code: number) => void): void {
-  // 'buildid' is registered by its owner module.
+interface Opts {
+  verify?: boolean;
+  json?: boolean;
+  style?: string;
+  output?: string;
+  xenSyms?: string;
+}
+
+export function register(program: Command, setExit: (code: number) => void): void {
+  program
+    .command('buildid')
+    .description("print (and with --verify recompute) build-ids; 'buildid set FILE' embeds one into an object")
+    .argument('<input...>', "ELF, xen.gz, xen.efi, hex id, sysfs buildid file, or '-' (stdin); or: set FILE")
+    .option('--verify', 'recompute each id with the algorithm of the linker that made the file; exit 1 on mismatch')
+    .option('--json', 'one JSON document on stdout')
+    .option('--xen-syms <file>', 'xen-syms to check a boot image (xen.gz) against and recompute its id from')
+    .option('--style <style>', 'set: sha1 | md5 | uuid | 0xHEX (default sha1)')
+    .option('-o, --output <out>', 'set: output file (default: FILE, rewritten atomically)')
+    .addHelpText('after', '\n  xsplice buildid set FILE [--style sha1|md5|uuid|0xHEX] [-o OUT]')
+    .action(async (inputs: string[], opts: Opts) => {
+      const code = inputs[0] === 'set' ? await setCommand(inputs.slice(1), opts) : await showCommand(inputs, opts);
+      setExit(code);
+    });
+}
+
+async function readStdin(): Promise<Uint8Array> {
+  const chunks: Buffer[] = [];
+  for await (const c of process.stdin) chunks.push(c as Buffer);
+  const b = Buffer.concat(chunks);
+  return new Uint8Array(b.buffer, b.byteOffset, b.byteLength);
+}
+
+async function showCommand(inputs: string[], opts: Opts): Promise<number> {
+  return run({ json: opts.json }, async () => {
+    if (opts.style !== undefined || opts.output !== undefined) {
+      const { UsageError } = await import('../../src/errors.js');
+      throw new UsageError('USAGE', "--style and -o belong to 'xsplice buildid set FILE'");
+    }
+    const [{ readBuildId, compareBuildIds }, { isHexId }, { existsSync }] = await Promise.all([
+      import('../../src/buildid/read.js'),
+      import('../../src/buildid/note.js'),
+      import('node:fs'),
+    ]);
+    type R = Awaited<ReturnType<typeof readBuildId>>;
+    const results: (R | { input: string; error: { code: string; message: string } })[] = [];
+    let worst = 0;
+    let stdinUsed = false;
+    for (const arg of inputs) {
+      try {
+        let r: R;
+        if (arg === '-') {
+          if (stdinUsed) {
+            const { UsageError } = await import('../../src/errors.js');
+            throw new UsageError('USAGE', "stdin ('-') can be read only once");
+          }
+          stdinUsed = true;
+          r = await readBuildId({ bytes: await readStdin(), name: '-' }, { verify: opts.verify, xenSyms: opts.xenSyms });
+        } else if (!existsSync(arg) && isHexId(arg)) {
+          r = await readBuildId({ text: arg }, { verify: opts.verify });
+        } else {
+          r = await readBuildId({ path: arg }, { verify: opts.verify, xenSyms: opts.xenSyms, stream: true });
+        }
+        results.push(r);
+      } catch (e) {
+        const m = errorMessage(e, arg);
+        results.push({ input: arg, error: { code: m.code, message: m.message } });
+        io.err(`xsplice: ${m.message}\n`);
+        worst = 2;
+      }
+    }
+    const ok = results.filter((r): r is R => !('error' in r));
+
+    // A boot image given together with its xen-syms: check the one against the other.
+    if (opts.verify && !opts.xenSyms) {
+      for (let i = 0; i < results.length; i++) {
+        const r = results[i]!;
+        if ('error' in r || !r.bootImage || r.verified !== null) continue;
+        const syms = ok.find((s) => s !== r && s.source === 'elf' && !s.bootImage && s.elf && s.buildId === r.buildId);
+        if (syms) results[i] = await readBuildId({ path: r.input }, { verify: true, xenSyms: syms.elf });
+      }
+    }
+
+    // Warn about comparing an EFI-booted hypervisor's id with xen-syms'.
+    const warnings: string[] = [];
+    for (let i = 0; i < ok.length; i++) {
+      for (let j = i + 1; j < ok.length; j++) {
+        const c = compareBuildIds(ok[i]!, ok[j]!);
+        if (c.warning && !warnings.includes(c.warning)) warnings.push(c.warning);
+      }
+    }
+
+    let refused = false;
+    for (const r of results) if (!('error' in r) && opts.verify && r.verified === false) refused = true;
+    if (opts.json) {
+      const doc = results.map((r) => {
+        if ('error' in r) return { input: r.input, buildId: null, source: null, algorithm: null, verified: null, error: r.error };
+        const o: Record<string, unknown> = {
+          input: r.input, buildId: r.buildId, source: r.source, algorithm: r.algorithm, verified: r.verified,
+        };
+        if (r.linker) o.linker = r.linker;
+        if (r.guidOrder) o.guidOrder = r.guidOrder;
+        if (r.notes.length) o.notes = r.notes;
+        return o;
+      });
+      io.out(toJson(doc) + '\n');
+    } else {
+      for (const r of results) {
+        if ('error' in r) continue;
+        io.out(`${r.buildId}  ${r.input}\n`);
+      }
+    }
+    for (const r of results) {
+      if ('error' in r || !opts.verify) continue;
+      if (r.verified === false) io.err(`xsplice: ${r.input}: build-id does not verify: ${r.reason ?? 'no algorithm reproduces it'}\n`);
+      else if (r.verified === null && !opts.json) io.err(`xsplice: ${r.input}: not verified: ${r.reason ?? 'nothing to recompute'}\n`);
+      else if (r.verified && !opts.json) io.err(`${r.input}: verified (${r.algorithm})\n`);
+    }
+    for (const w of warnings) io.err(`xsplice: warning: ${w}\n`);
+    if (worst === 2) throw new ExitRequest(2);
+    return refused ? 1 : 0;
+  });
+}
+
+async function setCommand(args: string[], opts: Opts): Promise<number> {
+  const file = args[0];
+  return run({ json: opts.json, file }, async () => {
+    const { UsageError, FormatError } = await import('../../src/errors.js');
+    if (args.length !== 1 || file === undefined) throw new UsageError('USAGE', "usage: xsplice buildid set FILE [--style sha1|md5|uuid|0xHEX] [-o OUT]");
+    if (opts.verify || opts.xenSyms) throw new UsageError('USAGE', "--verify and --xen-syms do not apply to 'buildid set'");
+    const [{ setBuildIdWithId }, { parseHexId, toHex }, fs, path] = await Promise.all([
+      import('../../src/buildid/embed.js'),
+      import('../../src/buildid/note.js'),
+      import('node:fs'),
+      import('node:path'),
+    ]);
+    const styleText = opts.style ?? 'sha1';
+    let style: 'sha1' | 'md5' | 'uuid' | { hex: Uint8Array };
+    if (styleText === 'sha1' || styleText === 'md5' || styleText === 'uuid') style = styleText;
+    else if (/^0x/i.test(styleText)) {
+      try {
+        style = { hex: parseHexId(styleText) };
+      } catch (e) {
+        throw new UsageError('USAGE', `--style ${styleText}: ${(e as Error).message.replace(/^.*?: /, '')}`);
+      }
+    } else throw new UsageError('USAGE', `--style must be sha1, md5, uuid or 0xHEX (found ${JSON.stringify(styleText)})`);
+
+    const input = fs.readFileSync(file);
+    const { bytes, id } = setBuildIdWithId(new Uint8Array(input.buffer, input.byteOffset, input.byteLength), style, { file });
+    const out = opts.output ?? file;
+    let mode = 0o644;
+    try {
+      mode = fs.statSync(out === file ? file : out).mode & 0o7777;
+    } catch {
+      mode = fs.statSync(file).mode & 0o7777;
+    }
+    const dir = path.dirname(path.resolve(out));
+    const tmp = path.join(dir, `.${path.basename(out)}.xsplice-${process.pid}-${Date.now()}.tmp`);
+    try {
+      fs.writeFileSync(tmp, bytes, { mode });
+      fs.renameSync(tmp, out);
+    } catch (e) {
+      try {
+        fs.unlinkSync(tmp);
+      } catch {
+        /* already gone */
+      }
+      if ((e as NodeJS.ErrnoException).code) throw e;
+      throw new FormatError('IO', `cannot write ${out}: ${(e as Error).message}`);
+    }
+    const hex = toHex(id);
+    const styleName = typeof style === 'string' ? style : '0xHEX';
+    if (opts.json) {
+      io.out(toJson({ input: file, output: out, buildId: hex, style: styleName, algorithm: style === 'sha1' || style === 'md5' ? `gnu-ld-${style}` : null }) + '\n');
+    } else {
+      io.out(`${hex}  ${out}\n`);
+    }
+    return 0;
+  });
 }

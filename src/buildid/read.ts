@@ -34,6 +34,10 @@ export interface BuildIdResult {
   elf?: ElfFile;
   /** ELF: the linker the file points to ("gnu-ld", "gold", "lld 16"), with verify. */
   linker?: string;
+  /** With verify: why the id did not verify, or why it cannot be verified. */
+  reason?: string;
+  /** ELF: the file is a Xen boot image (mkelf32 output, e.g. xen.gz unpacked). */
+  bootImage?: boolean;
   /** PE: the GUID-ordered form of the id (what objdump -p prints as "signature"). */
   guidOrder?: string;
 }
@@ -87,6 +91,11 @@ function result(input: string, bytes: Uint8Array, source: BuildIdSource, extra: 
   return { input, buildId: toHex(bytes), bytes, source, algorithm: null, verified: null, notes: [], ...extra };
 }
 
+function note(r: BuildIdResult, text: string, isReason = false): void {
+  r.notes.push(text);
+  if (isReason) r.reason = text;
+}
+
 export async function readBuildId(src: BuildIdInput, opts: ReadBuildIdOptions = {}): Promise<BuildIdResult> {
   return readBuildIdSync(src, opts);
 }
@@ -121,7 +130,7 @@ function fromText(text: string, label: string, opts: ReadBuildIdOptions, origin:
       throw new FormatError('BUILDID_XL_EMPTY', '`xl info` shows no build_id (the hypercall failed: XSM denied it (EPERM) or Xen has no build-id (ENODATA))');
     }
     const r = result(label, parseHexId(v), 'xl-info');
-    if (opts.verify) r.notes.push('an id reported by a running hypervisor cannot be recomputed here; compare it with xen-syms or xen.efi');
+    if (opts.verify) note(r, 'an id reported by a running hypervisor cannot be recomputed here; compare it with xen-syms or xen.efi', true);
     return r;
   }
   if (!isHexId(text)) {
@@ -130,7 +139,7 @@ function fromText(text: string, label: string, opts: ReadBuildIdOptions, origin:
       : 'not an ELF, gzip, PE, hex, `xl info` or sysfs build-id file');
   }
   const r = result(label, parseHexId(text), 'hex');
-  if (opts.verify) r.notes.push('a hex build-id has no file to recompute it from');
+  if (opts.verify) note(r, 'a hex build-id has no file to recompute it from', true);
   return r;
 }
 
@@ -161,7 +170,7 @@ function fromBytes(bytes: Uint8Array, label: string, opts: ReadBuildIdOptions): 
       }
       const r = result(label, bytes.slice(), 'sysfs');
       r.notes.push('raw build-id bytes (as /sys/hypervisor/properties/buildid gives them)');
-      if (opts.verify) r.notes.push('an id reported by a running hypervisor cannot be recomputed here; compare it with xen-syms or xen.efi');
+      if (opts.verify) note(r, 'an id reported by a running hypervisor cannot be recomputed here; compare it with xen-syms or xen.efi', true);
       return r;
     }
     default:
@@ -208,6 +217,7 @@ function fromElf(elf: ElfFile, label: string, source: 'elf' | 'gzip-elf', opts: 
   }
   const payload = bootImagePayload(elf, first);
   if (payload) {
+    r.bootImage = true;
     r.notes.push(`Xen boot image (mkelf32): the build-id note lies inside ${payload.name}, the copy of xen-syms' LOAD segment`);
   }
   if (!opts.verify) return r;
@@ -231,35 +241,35 @@ function fromElf(elf: ElfFile, label: string, source: 'elf' | 'gzip-elf', opts: 
   const lens = new Set(notes.map((n) => n.id.length));
   if (![...lens].some((l) => l === 20 || l === 16 || l === 8)) {
     r.verified = null;
-    r.notes.push(`a ${first.id.length}-byte id is no hash GNU ld, gold or lld make: it was given with --build-id=0xHEX and cannot be recomputed`);
+    note(r, `a ${first.id.length}-byte id is no hash GNU ld, gold or lld make: it was given with --build-id=0xHEX and cannot be recomputed`, true);
     return r;
   }
   r.verified = false;
-  r.notes.push(`no algorithm reproduces the stored id (tried ${v.tried.join(', ')}; ${v.linker.evidence})`);
+  note(r, `no algorithm reproduces the stored id (tried ${v.tried.join(', ')}; ${v.linker.evidence})`, true);
   r.notes.push('ids from --build-id=uuid or 0xHEX cannot be recomputed, and strip, objcopy or any edit after linking changes the hashed bytes');
   return r;
 }
 
-function verifyBootImage(r: BuildIdResult, boot: ElfFile, note: BuildIdNoteRef, payload: { name: string } & Parameters<typeof checkBootImageAgainstSyms>[1], opts: ReadBuildIdOptions): BuildIdResult {
+function verifyBootImage(r: BuildIdResult, boot: ElfFile, bn: BuildIdNoteRef, payload: { name: string } & Parameters<typeof checkBootImageAgainstSyms>[1], opts: ReadBuildIdOptions): BuildIdResult {
   const why =
     "the id cannot be recomputed from the boot image alone: GNU ld hashed xen-syms' ELF64 header, program headers, section headers and .comment, which the boot image does not contain; give xen-syms as well";
   if (!opts.xenSyms) {
     r.verified = null;
-    r.notes.push(why);
+    note(r, why, true);
     return r;
   }
   const syms = loadSyms(opts.xenSyms);
   const symNotes = findBuildIdNotes(syms);
   const symsName = syms.file ?? 'xen-syms';
-  if (symNotes.length === 0 || !equalBytes(symNotes[0]!.id, note.id)) {
+  if (symNotes.length === 0 || !equalBytes(symNotes[0]!.id, bn.id)) {
     r.verified = false;
-    r.notes.push(`${symsName} has build-id ${symNotes[0] ? toHex(symNotes[0].id) : '(none)'}, not ${toHex(note.id)}: it is not this boot image's xen-syms`);
+    note(r, `${symsName} has build-id ${symNotes[0] ? toHex(symNotes[0].id) : '(none)'}, not ${toHex(bn.id)}: it is not this boot image's xen-syms`);
     return r;
   }
   const check = checkBootImageAgainstSyms(boot, payload, syms);
   if (!check.ok) {
     r.verified = false;
-    r.notes.push(`boot image does not match ${symsName}: ${check.reason}`);
+    note(r, `boot image does not match ${symsName}: ${check.reason}`, true);
     return r;
   }
   const v = verifyElfBuildId(syms, symNotes);
@@ -270,7 +280,7 @@ function verifyBootImage(r: BuildIdResult, boot: ElfFile, note: BuildIdNoteRef, 
     r.notes.push(`verified through ${symsName}: ${check.reason}, and ${v.match.algorithm} over ${symsName} gives the id`);
   } else {
     r.verified = false;
-    r.notes.push(`${check.reason}, but ${symsName}'s own id does not recompute (tried ${v.tried.join(', ')})`);
+    note(r, `${check.reason}, but ${symsName}'s own id does not recompute (tried ${v.tried.join(', ')})`, true);
   }
   return r;
 }
@@ -285,7 +295,7 @@ function fromPe(bytes: Uint8Array, label: string, opts: ReadBuildIdOptions): Bui
     const v = verifyPeBuildId(bytes, info, label);
     r.verified = v.algorithm !== null;
     r.algorithm = v.algorithm;
-    if (!v.algorithm) r.notes.push(`no algorithm reproduces the GUID (tried ${v.tried.join(', ')})`);
+    if (!v.algorithm) note(r, `no algorithm reproduces the GUID (tried ${v.tried.join(', ')})`, true);
   }
   return r;
 }

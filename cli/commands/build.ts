@@ -1,5 +1,103 @@
+/**
+ * xsplice build OBJ... -o OUT --xen XEN [--xen-version X.Y.Z] [--abi NAME] [--abi-file FILE.json]
+ *               [--arch x86_64|arm64|arm32] [--patch OLD[=NEW]]... [--nop OLD[:LEN]]...
+ *               [--hook KIND=SYMBOL]... [--depends PAYLOAD|HEX] [--expect] [--spec FILE.json]
+ *               [--old-addr address|name] [--json]
+ * Makes a payload from relocatable objects (cli.md). `--abi help` lists the ABI rows.
+ * Exit 1 when the hypervisor would refuse what was asked; 2 for usage and malformed input.
+ */
 import type { Command } from 'commander';
+import { io, run, toJson } from '../common.js';
+import { VERSION } from '../xsplice.js';
 
-export function register(_program: Command, _setExit: (code: number) => void): void {
-  // 'build' is registered by its owner module.
+interface BuildCliOptions {
+  output?: string;
+  xen?: string;
+  xenVersion?: string;
+  abi?: string;
+  abiFile?: string;
+  arch?: string;
+  patch: string[];
+  nop: string[];
+  hook: string[];
+  depends?: string;
+  expect?: boolean;
+  spec?: string;
+  oldAddr?: string;
+  json?: boolean;
+}
+
+const collect = (v: string, prev: string[]): string[] => [...prev, v];
+
+async function readStdin(): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const c of process.stdin) chunks.push(c as Buffer);
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+export function register(program: Command, setExit: (code: number) => void): void {
+  program
+    .command('build')
+    .description('make a live-patch payload from relocatable objects holding the new code')
+    .argument('[obj...]', 'relocatable objects (.o)')
+    .option('-o, --output <file>', 'payload to write (atomically)')
+    .option('--xen <xen>', 'target: xen-syms, xen.gz, xen.efi, a hex build-id, a sysfs buildid file, or - for `xl info` on stdin')
+    .option('--xen-version <x.y.z>', 'target release (wins over what XEN reveals)')
+    .option('--abi <name>', 'payload ABI row (xsplice, L1, L2a, L2b, L2c, or a --abi-file row); "help" lists them')
+    .option('--abi-file <file>', 'JSON file with vendor ABI rows')
+    .option('--arch <arch>', 'x86_64, arm64 or arm32 (default: from XEN or the objects)')
+    .option('--patch <old[=new]>', 'replace hypervisor function OLD (name, file#name or 0xADDR) with NEW', collect, [])
+    .option('--nop <old[:len]>', 'NOP LEN bytes (default: all) of hypervisor function OLD', collect, [])
+    .option('--hook <kind=symbol>', 'hook: load, unload, pre-apply, apply, post-apply, pre-revert, revert, post-revert', collect, [])
+    .option('--depends <payload|hex>', 'what this payload stacks on (default: the hypervisor)')
+    .option('--expect', 'fill each entry\'s expectation block from the bytes at old_addr in XEN')
+    .option('--spec <file>', 'the same options in JSON (also oldSize/newSize per entry)')
+    .option('--old-addr <mode>', '"address" (from the symbol table; default with a symbol file) or "name" (0: the hypervisor resolves it)')
+    .option('--json', 'one JSON document on stdout')
+    .action(async (objects: string[], opts: BuildCliOptions) => {
+      const code = await run({ json: opts.json, file: opts.output }, async () => {
+        const lib = await import('../../src/payload/build-files.js');
+        if (opts.abi === 'help') {
+          const abi = await import('../../src/payload/abi.js');
+          const extra = opts.abiFile ? await abi.loadAbiFile(opts.abiFile) : [];
+          if (opts.json) io.out(toJson({ ok: true, rows: [...abi.listAbis(), ...extra] }) + '\n');
+          else io.out(abi.describeAbis(extra) + '\n');
+          return 0;
+        }
+        const stdinText = opts.xen === '-' ? await readStdin() : undefined;
+        const r = await lib.buildFiles({
+          objects,
+          out: opts.output ?? '',
+          xen: opts.xen ?? '',
+          xenVersion: opts.xenVersion,
+          abi: opts.abi,
+          abiFile: opts.abiFile,
+          arch: opts.arch,
+          patch: opts.patch,
+          nop: opts.nop,
+          hook: opts.hook,
+          depends: opts.depends,
+          expect: opts.expect,
+          spec: opts.spec,
+          oldAddr: opts.oldAddr,
+          stdinText,
+          toolVersion: VERSION,
+        });
+        for (const w of r.warnings) io.err(`xsplice: warning: ${w}\n`);
+        if (opts.json) {
+          const { bytes: _bytes, ...rest } = r;
+          io.out(toJson({ ok: true, size: r.bytes.length, ...rest }) + '\n');
+        } else {
+          io.out(`${r.buildId}  ${r.file}\n`);
+          io.out(`  abi ${r.abi.id} (payload version ${r.abi.version}), ${r.bytes.length} bytes\n`);
+          io.out(`  depends ${r.depends}${r.xenDepends ? `, xen_depends ${r.xenDepends}` : ''}\n`);
+          for (const f of r.funcs) {
+            io.out(`  ${f.newSymbol === null ? 'nop ' : 'func'} ${f.name}${f.newSymbol ? ` -> ${f.newSymbol}` : ''} old_addr 0x${f.oldAddr.toString(16)} old_size ${f.oldSize} new_size ${f.newSize}${f.expect ? ` expect ${f.expect.len} bytes` : ''}\n`);
+          }
+          for (const [k, v] of Object.entries(r.hooks)) io.out(`  hook ${k}: ${v.join(', ')}\n`);
+        }
+        return 0;
+      });
+      setExit(code);
+    });
 }

@@ -93,6 +93,8 @@ export interface PayloadAbi {
   relAllowed: boolean;
   /** Special sections the loader parses, with their entry sizes. */
   special: { section: string; entrySize: number }[];
+  /** Whether `xsplice build` emits .livepatch.funcs SHF_WRITE (what Xen's own tests do: writable before 4.19, read-only from 4.19). Optional: default funcsMustBeWritable. Must be true when funcsMustBeWritable is. */
+  funcsWritable?: boolean;
   /** NOP patch lengths must be a multiple of this (ARM 4: whole instructions; x86 1). Optional: default 1. */
   nopGranule?: number;
   /** |old_addr - new_addr| must be below this (x86 2 GiB, arm64 128 MiB, arm32 32 MiB; livepatch_verify_distance, 4.8+). */

@@ -198,6 +198,9 @@ function makeRow(spec: RowSpec, arch: Arch): PayloadAbi {
     // writes the entries. The L2b x86 row is conservative (writable is required on 4.16.4+,
     // 4.17.1–4.17.2 and 4.18.0, harmless on the others); abiForVersion gives the exact answer.
     funcsMustBeWritable: spec.name === 'L2c' ? false : isArm ? true : spec.name === 'L2b',
+    // What Xen's own test payloads ship: non-const (writable) before 4.19, read-only from 4.19.
+    // 4.8–4.9 also need it for re-apply after revert (safe_to_reapply wants funcs as the RW section).
+    funcsWritable: spec.name !== 'L2c',
     nopAllowed: !xs,
     nopMaxLen: 31,
     patchSize: isArm ? 4 : 5,
@@ -246,7 +249,7 @@ const armThreeBugFrames = (row: PayloadAbi): Partial<PayloadAbi> =>
 /** x86 struct alt_instr was 12 bytes up to 4.10. */
 const x86Alt12 = (row: PayloadAbi): Partial<PayloadAbi> =>
   row.arch === 'x86_64' ? { special: row.special.map((s) => (s.section === '.altinstructions' ? { ...s, entrySize: 12 } : s)) } : {};
-const writable = (): Partial<PayloadAbi> => ({ funcsMustBeWritable: true });
+const writable = (): Partial<PayloadAbi> => ({ funcsMustBeWritable: true, funcsWritable: true });
 const readonlyOk = (row: PayloadAbi): Partial<PayloadAbi> => (row.arch === 'x86_64' ? { funcsMustBeWritable: false } : {});
 
 const noArm32Alt = (row: PayloadAbi): Partial<PayloadAbi> =>
@@ -556,6 +559,9 @@ export function validateAbi(raw: unknown, file = '<abi>', base?: PayloadAbi): Pa
   const nopGranule = num(file, o, 'nopGranule', '', { optional: true, min: 1 });
   const branchRange = num(file, o, 'branchRange', '', { optional: true, min: 1 });
   const absPointerReloc = num(file, o, 'absPointerReloc', '', { optional: true, min: 0 });
+  const funcsMustBeWritable = bool(file, o, 'funcsMustBeWritable', '');
+  const funcsWritable = o.funcsWritable === undefined ? funcsMustBeWritable : bool(file, o, 'funcsWritable', '');
+  if (funcsMustBeWritable && !funcsWritable) fail(file, '.funcsWritable', 'cannot be false when funcsMustBeWritable is true');
   const row: PayloadAbi = {
     name,
     id,
@@ -571,7 +577,8 @@ export function validateAbi(raw: unknown, file = '<abi>', base?: PayloadAbi): Pa
     atLeastOneOf,
     funcEntry: { size, align, version, fields },
     hooks: hookRules,
-    funcsMustBeWritable: bool(file, o, 'funcsMustBeWritable', ''),
+    funcsMustBeWritable,
+    funcsWritable,
     nopAllowed: bool(file, o, 'nopAllowed', ''),
     nopMaxLen: num(file, o, 'nopMaxLen', '', { min: 0 })!,
     patchSize: num(file, o, 'patchSize', '', { min: 1 })!,

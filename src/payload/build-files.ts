@@ -1,0 +1,285 @@
+/**
+ * The file side of `xsplice build`: reads the objects, the target, a `--depends` payload and a
+ * `--spec` file, picks the ABI row (--abi, else --xen-version, else what XEN reveals), calls
+ * buildPayload, and writes the payload atomically (temp file + rename in the same directory,
+ * never over an input, nothing left behind on failure).
+ */
+import { randomBytes } from 'node:crypto';
+import { readFile, realpath, rename, unlink, writeFile } from 'node:fs/promises';
+import { basename, dirname, join, resolve as resolvePath } from 'node:path';
+import { UsageError, XspliceError } from '../errors.js';
+import { readElf, isElf } from '../elf/reader.js';
+import { isHexId, parseBuildIdNote, parseHexId } from '../buildid/note.js';
+import { ARCHES, abiByName, abiForVersion, loadAbiFile, parseXenVersion } from './abi.js';
+import type { Arch, PayloadAbi } from './abi-types.js';
+import { buildPayload, type BuildResult, type DependsSpec, type HookRequest, type NopRequest, type PatchRequest } from './build.js';
+import { loadTarget, type Target } from './target.js';
+
+export interface BuildFilesOptions {
+  objects: string[];
+  out: string;
+  xen: string;
+  xenVersion?: string;
+  abi?: string;
+  abiFile?: string;
+  arch?: string;
+  patch?: string[];
+  nop?: string[];
+  hook?: string[];
+  depends?: string;
+  expect?: boolean;
+  spec?: string;
+  /** 'address' | 'name' */
+  oldAddr?: string;
+  stdinText?: string;
+  toolVersion?: string;
+}
+
+export interface BuildFilesResult extends BuildResult {
+  file: string;
+  target: { buildId: string; version: string | null; source: string };
+}
+
+/** Parses `OLD[=NEW]`. */
+export function parsePatchArg(s: string): PatchRequest {
+  const i = s.indexOf('=');
+  const old = i < 0 ? s : s.slice(0, i);
+  const nw = i < 0 ? undefined : s.slice(i + 1);
+  if (!old || nw === '') throw new UsageError('USAGE', `--patch ${JSON.stringify(s)}: expected OLD or OLD=NEW`);
+  return nw === undefined ? { old } : { old, new: nw };
+}
+
+/** Parses `OLD[:LEN]` (LEN decimal or 0x hex). `file#name` locals may contain ':' only in the file part, so the last ':' followed by digits is the length. */
+export function parseNopArg(s: string): NopRequest {
+  const m = /^(.+?):((?:0x[0-9a-fA-F]+)|\d+)$/.exec(s);
+  if (m) return { old: m[1]!, len: Number(m[2]) };
+  if (!s) throw new UsageError('USAGE', '--nop: expected OLD[:LEN]');
+  return { old: s };
+}
+
+export function parseHookArg(s: string): HookRequest {
+  const i = s.indexOf('=');
+  if (i <= 0 || i === s.length - 1) throw new UsageError('USAGE', `--hook ${JSON.stringify(s)}: expected KIND=SYMBOL (KIND: load, unload, pre-apply, apply, post-apply, pre-revert, revert, post-revert)`);
+  return { kind: s.slice(0, i), symbol: s.slice(i + 1) };
+}
+
+interface SpecFile {
+  patches?: PatchRequest[];
+  nops?: NopRequest[];
+  hooks?: HookRequest[];
+}
+
+function parseSpec(text: string, file: string): { spec: SpecFile; opts: Partial<BuildFilesOptions> } {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text);
+  } catch (e) {
+    throw new UsageError('SPEC_INVALID', `not valid JSON: ${(e as Error).message}`, { file });
+  }
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw new UsageError('SPEC_INVALID', 'must be a JSON object', { file });
+  const o = raw as Record<string, unknown>;
+  const known = new Set(['patches', 'patch', 'nops', 'nop', 'hooks', 'hook', 'depends', 'expect', 'abi', 'xenVersion', 'arch', 'oldAddr', 'objects', 'xen', 'out']);
+  for (const k of Object.keys(o)) if (!known.has(k)) throw new UsageError('SPEC_INVALID', `unknown key "${k}" (known: ${[...known].join(', ')})`, { file });
+  const num = (v: unknown, path: string): number | undefined => {
+    if (v === undefined) return undefined;
+    if (typeof v === 'number' && Number.isInteger(v) && v >= 0 && v <= 0xffffffff) return v;
+    if (typeof v === 'string' && /^(0x[0-9a-f]+|\d+)$/i.test(v)) return Number(v);
+    throw new UsageError('SPEC_INVALID', `${path}: expected a 32-bit size, found ${JSON.stringify(v)}`, { file });
+  };
+  const addr = (v: unknown, path: string): bigint | undefined => {
+    if (v === undefined) return undefined;
+    if (v === 0) return 0n;
+    if (typeof v === 'string' && /^(0x[0-9a-f]{1,16}|\d+)$/i.test(v)) return BigInt(v);
+    throw new UsageError('SPEC_INVALID', `${path}: expected an address "0x…" or 0, found ${JSON.stringify(v)}`, { file });
+  };
+  const list = (k: string, alt: string): unknown[] => {
+    const v = o[k] ?? o[alt];
+    if (v === undefined) return [];
+    if (!Array.isArray(v)) throw new UsageError('SPEC_INVALID', `${k}: must be an array`, { file });
+    return v;
+  };
+  const str = (v: unknown, path: string): string => {
+    if (typeof v !== 'string' || v === '') throw new UsageError('SPEC_INVALID', `${path}: expected a non-empty string`, { file });
+    return v;
+  };
+  const spec: SpecFile = {
+    patches: list('patches', 'patch').map((p, i) => {
+      if (typeof p === 'string') return parsePatchArg(p);
+      if (typeof p !== 'object' || p === null) throw new UsageError('SPEC_INVALID', `patches[${i}]: expected an object or "OLD=NEW"`, { file });
+      const q = p as Record<string, unknown>;
+      const r: PatchRequest = { old: str(q.old, `patches[${i}].old`) };
+      if (q.new !== undefined) r.new = str(q.new, `patches[${i}].new`);
+      const os = num(q.oldSize, `patches[${i}].oldSize`);
+      const ns = num(q.newSize, `patches[${i}].newSize`);
+      const oa = addr(q.oldAddr, `patches[${i}].oldAddr`);
+      if (os !== undefined) r.oldSize = os;
+      if (ns !== undefined) r.newSize = ns;
+      if (oa !== undefined) r.oldAddr = oa;
+      return r;
+    }),
+    nops: list('nops', 'nop').map((p, i) => {
+      if (typeof p === 'string') return parseNopArg(p);
+      if (typeof p !== 'object' || p === null) throw new UsageError('SPEC_INVALID', `nops[${i}]: expected an object or "OLD:LEN"`, { file });
+      const q = p as Record<string, unknown>;
+      const r: NopRequest = { old: str(q.old, `nops[${i}].old`) };
+      const len = num(q.len, `nops[${i}].len`);
+      const os = num(q.oldSize, `nops[${i}].oldSize`);
+      const oa = addr(q.oldAddr, `nops[${i}].oldAddr`);
+      if (len !== undefined) r.len = len;
+      if (os !== undefined) r.oldSize = os;
+      if (oa !== undefined) r.oldAddr = oa;
+      return r;
+    }),
+    hooks: list('hooks', 'hook').map((h, i) => {
+      if (typeof h === 'string') return parseHookArg(h);
+      if (typeof h !== 'object' || h === null) throw new UsageError('SPEC_INVALID', `hooks[${i}]: expected { kind, symbol } or "KIND=SYMBOL"`, { file });
+      const q = h as Record<string, unknown>;
+      return { kind: str(q.kind, `hooks[${i}].kind`), symbol: str(q.symbol, `hooks[${i}].symbol`) };
+    }),
+  };
+  const opts: Partial<BuildFilesOptions> = {};
+  for (const k of ['depends', 'abi', 'xenVersion', 'arch', 'oldAddr'] as const) {
+    if (o[k] !== undefined) opts[k] = str(o[k], k);
+  }
+  if (o.expect !== undefined) {
+    if (typeof o.expect !== 'boolean') throw new UsageError('SPEC_INVALID', 'expect: must be true or false', { file });
+    opts.expect = o.expect;
+  }
+  return { spec, opts };
+}
+
+/** Picks the row: --abi, else --xen-version, else what XEN reveals; never a guess. */
+export function selectAbi(o: { abi?: string; xenVersion?: string; arch?: Arch; extra: PayloadAbi[]; target: Target; objectMachine?: number }, warnings: string[]): PayloadAbi {
+  const machineArch: Record<number, Arch> = { 62: 'x86_64', 183: 'arm64', 40: 'arm32' };
+  const arch: Arch | undefined = o.arch ?? o.target.arch ?? (o.objectMachine !== undefined ? machineArch[o.objectMachine] : undefined);
+  if (!arch) throw new UsageError('ARCH_UNKNOWN', 'cannot tell the architecture: pass --arch x86_64|arm64|arm32');
+  if (o.arch && o.target.arch && o.arch !== o.target.arch) warnings.push(`--arch ${o.arch} disagrees with XEN (${o.target.arch}); using ${o.arch}`);
+  let revealed: PayloadAbi | undefined;
+  if (o.target.version) {
+    try {
+      revealed = abiForVersion(o.target.version, arch);
+    } catch (e) {
+      if (!o.abi && !o.xenVersion && o.extra.length === 0) throw e;
+    }
+  }
+  if (o.abi) {
+    const row = abiByName(o.abi, arch, o.extra);
+    if (revealed && revealed.name !== row.name) {
+      warnings.push(`--abi ${o.abi} wins over what XEN reveals (Xen ${o.target.version} uses ${revealed.name})`);
+    }
+    return row;
+  }
+  if (o.xenVersion) {
+    const row = abiForVersion(o.xenVersion, arch);
+    if (o.target.version) {
+      const a = parseXenVersion(o.target.version);
+      const b = parseXenVersion(o.xenVersion);
+      if (a.major !== b.major || a.minor !== b.minor || (a.patch !== null && b.patch !== null && a.patch !== b.patch)) {
+        warnings.push(`--xen-version ${o.xenVersion} wins over what XEN reveals (${o.target.version})`);
+      }
+    }
+    return row;
+  }
+  if (o.extra.length) {
+    const rows = o.extra.filter((r) => r.arch === arch);
+    if (rows.length === 1) return rows[0]!;
+    if (rows.length > 1) throw new UsageError('ABI_AMBIGUOUS', `--abi-file holds ${rows.length} rows for ${arch}: pick one with --abi (${rows.map((r) => r.name).join(', ')})`);
+  }
+  if (revealed) return revealed;
+  throw new UsageError('TARGET_VERSION_UNKNOWN', `cannot tell which Xen release ${o.target.source === 'hex' ? 'the build-id' : 'XEN'} is: pass --xen-version X.Y.Z or --abi NAME (see --abi help)`);
+}
+
+async function readDepends(arg: string, abiBuildIdSection: string): Promise<DependsSpec> {
+  let bytes: Buffer | undefined;
+  try {
+    bytes = await readFile(arg);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if ((code === 'ENOENT' || code === 'ENAMETOOLONG') && isHexId(arg)) return { buildId: parseHexId(arg), source: 'hex' };
+    throw e;
+  }
+  const u = new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  if (!isElf(u)) {
+    const t = new TextDecoder().decode(u);
+    if (isHexId(t)) return { buildId: parseHexId(t), source: 'hex' };
+    throw new UsageError('DEPENDS_FORMAT', 'not a payload (ELF) nor a hex build-id', { file: arg });
+  }
+  const elf = readElf(u, { file: arg });
+  const sec = elf.sectionByName(abiBuildIdSection) ?? elf.sectionByName('.note.gnu.build-id');
+  if (!sec) throw new UsageError('DEPENDS_NO_BUILDID', `has no ${abiBuildIdSection}`, { file: arg });
+  const p = parseBuildIdNote(sec.data(), elf.header.littleEndian);
+  if (!p.ok) throw new UsageError('DEPENDS_NO_BUILDID', `its ${sec.name} is not a valid build-id note: ${p.reason}`, { file: arg });
+  return { buildId: p.id, payload: elf, source: 'payload' };
+}
+
+/** Writes `bytes` to `path` atomically: a temp file in the same directory, then rename. */
+export async function writeFileAtomic(path: string, bytes: Uint8Array): Promise<void> {
+  const tmp = join(dirname(path), `.${basename(path)}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`);
+  try {
+    await writeFile(tmp, bytes, { mode: 0o644, flag: 'wx' });
+    await rename(tmp, path);
+  } catch (e) {
+    await unlink(tmp).catch(() => undefined);
+    throw e;
+  }
+}
+
+async function samePath(a: string, b: string): Promise<boolean> {
+  const ra = await realpath(a).catch(() => resolvePath(a));
+  const rb = await realpath(b).catch(() => resolvePath(b));
+  return ra === rb;
+}
+
+export async function buildFiles(o: BuildFilesOptions): Promise<BuildFilesResult> {
+  const warnings: string[] = [];
+  if (!o.out) throw new UsageError('USAGE', 'missing -o OUT');
+  if (!o.xen) throw new UsageError('USAGE', 'missing --xen XEN');
+  let spec: SpecFile = {};
+  if (o.spec) {
+    const r = parseSpec(await readFile(o.spec, 'utf8'), o.spec);
+    spec = r.spec;
+    // Command-line options win over the spec file.
+    o = { ...r.opts, ...Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) } as BuildFilesOptions;
+  }
+  if (o.objects.length === 0) throw new UsageError('USAGE', 'no input objects (OBJ...)');
+  if (o.arch !== undefined && !(ARCHES as readonly string[]).includes(o.arch)) throw new UsageError('USAGE', `--arch must be one of ${ARCHES.join(', ')}`);
+  if (o.oldAddr !== undefined && o.oldAddr !== 'address' && o.oldAddr !== 'name') throw new UsageError('USAGE', '--old-addr must be "address" or "name"');
+  for (const inp of [...o.objects, o.xen, o.depends, o.spec, o.abiFile]) {
+    if (inp && inp !== '-' && (await samePath(inp, o.out))) throw new UsageError('OUT_IS_INPUT', 'the output would overwrite an input', { file: o.out });
+  }
+  const extra = o.abiFile ? await loadAbiFile(o.abiFile) : [];
+  const target = await loadTarget(o.xen, { ...(o.stdinText !== undefined ? { stdinText: o.stdinText } : {}) });
+  const objects = await Promise.all(o.objects.map(async (p) => {
+    const b = await readFile(p);
+    return { name: p, bytes: new Uint8Array(b.buffer, b.byteOffset, b.byteLength) };
+  }));
+  let objectMachine: number | undefined;
+  const first = objects[0]!.bytes;
+  if (isElf(first) && first.length >= 20) objectMachine = first[18]! | (first[19]! << 8);
+  const abi = selectAbi({ abi: o.abi, xenVersion: o.xenVersion, arch: o.arch as Arch | undefined, extra, target, objectMachine }, warnings);
+  const depends = o.depends ? await readDepends(o.depends, abi.sections.buildId) : undefined;
+  const res = await buildPayload({
+    objects,
+    target,
+    abi,
+    patches: [...(spec.patches ?? []), ...(o.patch ?? []).map(parsePatchArg)],
+    nops: [...(spec.nops ?? []), ...(o.nop ?? []).map(parseNopArg)],
+    hooks: [...(spec.hooks ?? []), ...(o.hook ?? []).map(parseHookArg)],
+    ...(depends ? { depends } : {}),
+    expect: o.expect ?? false,
+    oldAddr: (o.oldAddr as 'address' | 'name' | undefined) ?? (target.symbols ? 'address' : 'name'),
+    toolVersion: o.toolVersion ?? 'unknown',
+  });
+  try {
+    await writeFileAtomic(o.out, res.bytes);
+  } catch (e) {
+    if (e instanceof XspliceError) throw e.withFile(o.out);
+    throw e;
+  }
+  return {
+    ...res,
+    warnings: [...warnings, ...res.warnings],
+    file: o.out,
+    target: { buildId: target.buildIdHex, version: o.xenVersion ?? target.version ?? null, source: target.source },
+  };
+}

@@ -246,9 +246,10 @@ export class ObjectBuilder {
       for (let i = 1; i < syms.length; i++) {
         const y = syms[i]!;
         let section: SymbolSection;
-        if (y.shndx === SHN.UNDEF) section = 'UND';
-        else if (y.shndx === SHN.ABS) section = 'ABS';
-        else if (y.shndx === SHN.COMMON) section = 'COM';
+        // Special values are read from the stored st_shndx: through SHN_XINDEX, 0xfff1 is a real section.
+        if (y.rawShndx === SHN.UNDEF) section = 'UND';
+        else if (y.rawShndx === SHN.ABS) section = 'ABS';
+        else if (y.rawShndx === SHN.COMMON) section = 'COM';
         else {
           const id = sectionIds.get(y.shndx);
           if (id === undefined) {

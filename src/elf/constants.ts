@@ -110,6 +110,26 @@ export const R_ARM = {
   TLS_IE32: 107, TLS_LE32: 108,
 } as const;
 
+/** Sources: binutils include/elf/ppc.h (32-bit PowerPC) and include/elf/s390.h. */
+export const R_PPC = {
+  NONE: 0, ADDR32: 1, ADDR24: 2, ADDR16: 3, ADDR16_LO: 4, ADDR16_HI: 5, ADDR16_HA: 6, ADDR14: 7,
+  ADDR14_BRTAKEN: 8, ADDR14_BRNTAKEN: 9, REL24: 10, REL14: 11, REL14_BRTAKEN: 12, REL14_BRNTAKEN: 13,
+  GOT16: 14, GOT16_LO: 15, GOT16_HI: 16, GOT16_HA: 17, PLTREL24: 18, COPY: 19, GLOB_DAT: 20,
+  JMP_SLOT: 21, RELATIVE: 22, LOCAL24PC: 23, UADDR32: 24, UADDR16: 25, REL32: 26, PLT32: 27,
+  PLTREL32: 28, PLT16_LO: 29, PLT16_HI: 30, PLT16_HA: 31, SDAREL16: 32, SECTOFF: 33, SECTOFF_LO: 34,
+  SECTOFF_HI: 35, SECTOFF_HA: 36, ADDR30: 37, TLS: 67, DTPMOD32: 68, TPREL16: 69, TPREL16_LO: 70,
+  TPREL16_HI: 71, TPREL16_HA: 72, TPREL32: 73, DTPREL16: 74, DTPREL16_LO: 75, DTPREL16_HI: 76,
+  DTPREL16_HA: 77, DTPREL32: 78, REL16: 249, REL16_LO: 250, REL16_HI: 251, REL16_HA: 252,
+} as const;
+
+export const R_390 = {
+  NONE: 0, '8': 1, '12': 2, '16': 3, '32': 4, PC32: 5, GOT12: 6, GOT32: 7, PLT32: 8, COPY: 9,
+  GLOB_DAT: 10, JMP_SLOT: 11, RELATIVE: 12, GOTOFF32: 13, GOTPC: 14, GOT16: 15, PC16: 16, PC16DBL: 17,
+  PLT16DBL: 18, PC32DBL: 19, PLT32DBL: 20, GOTPCDBL: 21, '64': 22, PC64: 23, GOT64: 24, PLT64: 25,
+  GOTENT: 26, GOTOFF16: 27, GOTOFF64: 28, GOTPLT12: 29, GOTPLT16: 30, GOTPLT32: 31, GOTPLT64: 32,
+  GOTPLTENT: 33, PLTOFF16: 34, PLTOFF32: 35, PLTOFF64: 36,
+} as const;
+
 /** Reverse-lookup tables: value → name. */
 export function reverse<T extends Record<string, number>>(table: T): Map<number, string> {
   const m = new Map<number, string>();
@@ -125,6 +145,8 @@ const names = {
     [EM['386'], ['R_386_', reverse(R_386)]],
     [EM.AARCH64, ['R_AARCH64_', reverse(R_AARCH64)]],
     [EM.ARM, ['R_ARM_', reverse(R_ARM)]],
+    [EM.PPC, ['R_PPC_', reverse(R_PPC)]],
+    [EM.S390, ['R_390_', reverse(R_390)]],
   ]),
 };
 

@@ -2,8 +2,8 @@
  * `xsplice elf`: a readelf-like view of an ELF file. `elfView` gives the JSON document of the CLI
  * contract (cli.md); `formatElfText` renders the same view as readelf-style tables.
  *
- * Names follow readelf: a relocation against an unnamed STT_SECTION symbol shows the section's
- * name. 64-bit quantities (addresses, values, addends) are "0x…" strings; offsets, sizes and
+ * Names follow readelf: an unnamed STT_SECTION symbol (in the symbol table and as a relocation's
+ * symbol) shows its section's name. 64-bit quantities (addresses, values, addends) are "0x…" strings; offsets, sizes and
  * indices are numbers (sizes above 2^53 are "0x…" strings too).
  */
 import { SHN, STT, emName, etName, flagLetters, relocTypeName, shtName, stbName, sttName, stvName } from './constants.js';
@@ -66,10 +66,11 @@ const hex = (v: bigint | number) => (v < 0 ? '-0x' + (-BigInt(v)).toString(16) :
 const num = (v: bigint): number | string => (v <= MAX_SAFE ? Number(v) : hex(v));
 const toHex = (b: Uint8Array) => Array.from(b, (x) => x.toString(16).padStart(2, '0')).join('');
 
+/** The special values are decided on the stored st_shndx: a real index 0xfff1 reached through SHN_XINDEX is not SHN_ABS. */
 function shndxView(s: ElfSymbol): ElfSymbolView['shndx'] {
-  if (s.shndx === SHN.UNDEF) return 'UND';
-  if (s.shndx === SHN.ABS) return 'ABS';
-  if (s.shndx === SHN.COMMON) return 'COM';
+  if (s.rawShndx === SHN.UNDEF) return 'UND';
+  if (s.rawShndx === SHN.ABS) return 'ABS';
+  if (s.rawShndx === SHN.COMMON) return 'COM';
   return s.shndx;
 }
 
@@ -82,8 +83,10 @@ export function elfView(elf: ElfFile): ElfView {
   }));
   const symtab = elf.symtabSection();
   const syms = symtab ? elf.symbols(symtab) : [];
+  // As readelf: an unnamed STT_SECTION symbol shows its section's name.
+  const symName = (s: ElfSymbol) => (s.name === '' && s.type === STT.SECTION && s.index !== 0 ? sname(s.shndx) : s.name);
   const symbols: ElfSymbolView[] = syms.map((s) => ({
-    index: s.index, name: s.name, value: hex(s.value), size: num(s.size), type: sttName(s.type), bind: stbName(s.bind),
+    index: s.index, name: symName(s), value: hex(s.value), size: num(s.size), type: sttName(s.type), bind: stbName(s.bind),
     visibility: stvName(s.visibility), shndx: shndxView(s),
   }));
   const relocations: ElfRelocView[] = elf.relocations().map((r) => {
@@ -93,9 +96,7 @@ export function elfView(elf: ElfFile): ElfView {
       entries: r.entries.map((e) => {
         // The reader has checked e.symbol against the linked table's length.
         const sym = e.symbol === 0 ? undefined : table[e.symbol];
-        let name = sym?.name ?? '';
-        if (sym && name === '' && sym.type === STT.SECTION) name = sname(sym.shndx);
-        return { offset: hex(e.offset), type: relocTypeName(h.machine, e.type), symbol: name, symbolIndex: e.symbol, addend: e.addend === null ? null : hex(e.addend) };
+        return { offset: hex(e.offset), type: relocTypeName(h.machine, e.type), symbol: sym ? symName(sym) : '', symbolIndex: e.symbol, addend: e.addend === null ? null : hex(e.addend) };
       }),
     };
   });

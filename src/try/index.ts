@@ -27,6 +27,9 @@ export interface SessionOptions extends LocateOptions {
   steps: Step[];
   /** Default for steps without their own stopOnFailure. Default true. */
   stopOnFailure?: boolean;
+  /** Default for steps without their own `attempts`: apply/revert/replace are run again (up to this
+   * many times in all) while xen-livepatch exits 2 (EBUSY/EAGAIN). Default 3; 1 disables. */
+  busyAttempts?: number;
   /** Whole run, seconds (default 300). */
   timeoutSec?: number;
   /** Boot until dom0 is ready, seconds (default min(180, timeoutSec)). */
@@ -173,7 +176,9 @@ export async function runSession(opts: SessionOptions): Promise<SessionResult> {
       runEntries.push({ type: 'dir', path: dirname(p) });
       runEntries.push({ type: 'file', path: p, data: await readFile(s.file) });
     }
-    const script = stepScript(opts.steps, { stopOnFailure: opts.stopOnFailure ?? true, stepTimeoutSec: Math.max(5, stepTimeoutSec - 5) });
+    const script = stepScript(opts.steps, {
+      stopOnFailure: opts.stopOnFailure ?? true, stepTimeoutSec: Math.max(5, stepTimeoutSec - 5), busyAttempts: opts.busyAttempts ?? 3,
+    });
     runEntries.push({ type: 'file', path: 'steps.sh', data: Buffer.from(script), mode: 0o644 });
     const initramfs = join(work, 'initramfs.cpio');
     await writeFile(initramfs, Buffer.concat([stat.cpio, writeCpio(runEntries)]));
@@ -255,7 +260,7 @@ export function describeStep(r: StepResult): string {
     return r.ok ? `${what}: ${v}` : `${what}: failed (exit ${r.exitStatus}) ${r.toolOutput.split('\n').pop() ?? ''}`;
   }
   const xen = r.consoleLines.filter((l) => /livepatch/.test(l));
-  const said = xen.length ? `; Xen: ${xen.join(' / ')}` : '';
+  const said = (xen.length ? `; Xen: ${xen.join(' / ')}` : '') + (r.attempts > 1 ? ` (attempt ${r.attempts})` : '');
   if (r.ok) return `${what}: ok${said}`;
   const err = r.errno ? `${r.errno.name} (${r.errno.number}: ${r.errno.message})` : `exit ${r.exitStatus}: ${r.toolOutput.split('\n').filter(Boolean).pop() ?? ''}`;
   return `${what}: refused, ${err}${said}`;

@@ -70,7 +70,7 @@ export function qemuArgs(o: QemuOptions): string[] {
   ];
 }
 
-const BEGIN_RE = new RegExp(`${MARK} BEGIN (\\d+)`, 'g');
+const BEGIN_RE = new RegExp(`${MARK} (?:BEGIN|RETRY) (\\d+)`, 'g');
 const END_RE = new RegExp(`${MARK} END (\\d+)`, 'g');
 
 /** Boots and waits; always leaves the QEMU it started dead. */
@@ -157,7 +157,7 @@ export async function runQemu(o: QemuOptions): Promise<QemuOutcome> {
     }
   };
   try {
-    let stepStart = { idx: -1, at: 0 };
+    let stepStart = { progress: -1, at: 0 };
     while (!exited) {
       await Promise.race([exitP, new Promise((r) => setTimeout(r, 250))]);
       await readLog();
@@ -165,12 +165,17 @@ export async function runQemu(o: QemuOptions): Promise<QemuOutcome> {
       if (bootMs === null && log.includes(`${MARK} READY`)) bootMs = now - start;
       if (doneAt === null && log.includes(`${MARK} DONE`)) doneAt = now;
       // step watchdog: the last BEGIN without its END
+      // (a RETRY of the step restarts its clock)
       let lastBegin = -1;
-      for (const m of log.matchAll(BEGIN_RE)) lastBegin = Number(m[1]);
+      let progress = 0;
+      for (const m of log.matchAll(BEGIN_RE)) {
+        lastBegin = Number(m[1]);
+        progress++;
+      }
       let lastEnd = -1;
       for (const m of log.matchAll(END_RE)) lastEnd = Number(m[1]);
       if (lastBegin >= 0 && lastBegin !== lastEnd) {
-        if (stepStart.idx !== lastBegin) stepStart = { idx: lastBegin, at: now };
+        if (stepStart.progress !== progress) stepStart = { progress, at: now };
         else if (now - stepStart.at > o.stepTimeoutSec * 1000) {
           end = 'step-timeout';
           stuckStep = lastBegin;

@@ -74,6 +74,19 @@ describe('try: serial log parser', () => {
     expect(p.steps[5]).toMatchObject({ skipped: true, ok: false, exitStatus: null });
   });
 
+  it('keeps the last attempt of a retried action and counts attempts', () => {
+    const r = parseLog([`${M} READY`, `${M} BEGIN 0`, '(XEN) livepatch: Timed out on semaphore in CPU quiesce phase 1/2',
+      `${M} RETRY 0 1`, '(XEN) livepatch: p finished APPLY with rc=0', `${M} OUT 0 Applying p... completed`, `${M} END 0 0`, `${M} DONE`].join('\n'),
+    [{ kind: 'apply', name: 'p' }]);
+    expect(r.steps[0]).toMatchObject({ ok: true, attempts: 2, consoleLines: ['livepatch: p finished APPLY with rc=0'],
+      earlierConsoleLines: [['livepatch: Timed out on semaphore in CPU quiesce phase 1/2']] });
+    const s = stepScript([{ kind: 'apply', name: 'p' }, { kind: 'unload', name: 'p' }, { kind: 'revert', name: 'p', attempts: 5 }],
+      { stopOnFailure: false, stepTimeoutSec: 30, busyAttempts: 3 });
+    expect(s).toContain("xs_run 0 0 3 xen-livepatch apply 'p'");
+    expect(s).toContain("xs_run 1 0 1 xen-livepatch unload 'p'");
+    expect(s).toContain("xs_run 2 0 5 xen-livepatch revert 'p'");
+  });
+
   it('flags a step that began and never ended', () => {
     const cut = parseLog(`${M} READY\n${M} BEGIN 0\n(XEN) x\n`, steps);
     expect(cut.unfinished).toBe(0);
@@ -100,8 +113,8 @@ describe('try: plans and the dom0 step script', () => {
       { kind: 'upload', name: 'a', file: "/tmp/it's.livepatch" },
       { kind: 'apply', name: 'a', stopOnFailure: false, nodeps: true },
     ], { stopOnFailure: true, stepTimeoutSec: 60 });
-    expect(s).toContain("xs_run 0 1 xen-livepatch upload 'a' '/payloads/0/it_s.livepatch'");
-    expect(s).toContain("xs_run 1 0 xen-livepatch apply 'a' --nodeps");
+    expect(s).toContain("xs_run 0 1 1 xen-livepatch upload 'a' '/payloads/0/it_s.livepatch'");
+    expect(s).toContain("xs_run 1 0 1 xen-livepatch apply 'a' --nodeps");
     expect(s).toContain('timeout 60 "$@"');
     const sh = spawnSync('sh', ['-n'], { input: s });
     expect(sh.status).toBe(0);

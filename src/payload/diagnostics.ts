@@ -131,11 +131,11 @@ export const DIAGNOSTICS = {
   ALT_NO_REPLACEMENT: def('EINVAL', 'upload', 'err', '§2.10(g)', () => '.altinstructions provided, but no .altinstr_replacement'),
   ALT_ORIG_OUTSIDE: def('EINVAL', 'upload', 'err', '§2.10(g)', (a) => `Alternative orig ${hex(a.addr)}+${hex(a.len)} outside payload text ${hex(a.start)}+${hex(a.size)}`),
   ALT_REPL_OUTSIDE: def('EINVAL', 'upload', 'err', '§2.10(g)', (a) => `Alternative repl ${hex(a.addr)}+${hex(a.len)} outside .altinstr_replacement ${hex(a.start)}+${hex(a.size)}`),
-  ALT_APPLY: def('ENOSPC', 'upload', 'err', '§2.10(g)', (a) => `${a.name} applying alternatives failed: ${a.rc}`),
+  ALT_APPLY: def('ENOSPC', 'upload', 'err', '§2.10(g)', (a) => `applying alternatives failed: ${a.rc}`),
   ALT_CALL_UNSUPPORTED: def('EOPNOTSUPP', 'upload', 'err', '§2.10(h)', () => 'Alternative calls not supported'),
   ALT_CALL_NO_TEXT: def('EINVAL', 'upload', 'err', '§2.10(h)', () => 'Alternative calls provided, but no .text'),
-  ALT_CALL_OUTSIDE: def('EINVAL', 'upload', 'err', '§2.10(h)', (a) => `Alternative call ${hex(a.addr)}+0x6 outside payload text`),
-  ALT_CALL_NOT_RIPREL: def('EINVAL', 'upload', 'err', '§2.10(h)', (a) => `Altcall for ${hex(a.addr)} [${a.bytes}] not CALL *RIPREL`),
+  ALT_CALL_OUTSIDE: def('EINVAL', 'upload', 'err', '§2.10(h)', (a) => `Alternative call ${hex(a.addr)}+0x6 outside payload text ${hex(a.start)}+${hex(a.size)}`),
+  ALT_CALL_NOT_RIPREL: def('EINVAL', 'upload', 'err', '§2.10(h)', (a) => `Applying alternative calls failed: -22`),
   EX_TABLE_UNSUPPORTED: def('EOPNOTSUPP', 'upload', 'err', '§2.10(i)', () => "We don't support .ex_table"),
   EX_TABLE_EMPTY: def('EINVAL', 'upload', 'err', '§2.10(i)', (a) => `Wrong size of .ex_table (exp:${a.entry} vs ${a.size})`),
   MODINFO_FORMAT: def('EINVAL', 'upload', 'err', '§2.10(j)', () => 'Incorrect metadata format detected'),
@@ -197,6 +197,8 @@ export interface DiagContext {
   offset?: number;
 }
 
+const NO_COLON = new Set<DiagCode>(['ALT_NO_TEXT', 'ALT_NO_REPLACEMENT', 'ALT_ORIG_OUTSIDE', 'ALT_REPL_OUTSIDE', 'ALT_APPLY', 'ALT_CALL_NO_TEXT']);
+
 /** Builds a diagnostic for upload name `name` under `rules`. */
 export function makeDiagnostic(code: DiagCode, rules: LoaderRules, name: string, args: DiagArgs = {}, ctx: DiagContext = {}): Diagnostic {
   const d: DiagnosticDef = DIAGNOSTICS[code];
@@ -205,9 +207,11 @@ export function makeDiagnostic(code: DiagCode, rules: LoaderRules, name: string,
   if (d.log === 'err' || d.log === 'debug') {
     printed = d.log === 'err' && rules.printk ? 'always' : 'debug';
     if (rules.bang && d.log === 'err' && !/[.!]$/.test(text)) text += '!';
-    // Alternatives messages are printed as "%s Alternative…" (no colon) [4.17.4+ LP (prepare_payload)].
-    const sep = code.startsWith('ALT_') && code !== 'ALT_UNSUPPORTED' && code !== 'ALT_APPLY' && !code.startsWith('ALT_CALL') ? ' ' : ': ';
-    text = code === 'ALT_APPLY' ? `${rules.prefix}${text}` : `${rules.prefix}${name}${sep}${text}`;
+    // Some alternatives messages are printed as "%s Alternative…" (no colon) [4.17.4+/HEAD LP (prepare_payload)].
+    const sep = NO_COLON.has(code) ? ' ' : ': ';
+    text = `${rules.prefix}${name}${sep}${text}`;
+    // x86 apply_alt_calls prints its own line first [HEAD xen/arch/x86/alternative.c].
+    if (code === 'ALT_CALL_NOT_RIPREL') text = `Altcall for ${hex(args.addr)} [${args.bytes}] not CALL *RIPREL\n${text}`;
   }
   const out: Diagnostic = { severity: d.severity, code, errno: d.errno, message: text, stage: d.stage, printed, spec: d.spec };
   if (ctx.section !== undefined) out.section = ctx.section;

@@ -544,9 +544,13 @@ function prepareSpecial(elf: LoadedElf, abi: PayloadAbi, r: LoaderRules, col: Co
           const site = acs.loadAddr! + BigInt(o) + BigInt(dv.getInt32(o, true));
           const t = sectionAt(elf, site, 6);
           if (site < elf.textAddr || site + 6n > elf.textAddr + BigInt(elf.textSize) || !t) {
-            col.add('ALT_CALL_OUTSIDE', { addr: site }, { section: acs.name, offset: o });
-            break;
+            col.add('ALT_CALL_OUTSIDE', { addr: site, start: elf.textAddr, size: elf.textSize }, { section: acs.name, offset: o });
+            return;
           }
+        }
+        for (let o = 0; o + 4 <= acs.size; o += 4) {
+          const site = acs.loadAddr! + BigInt(o) + BigInt(dv.getInt32(o, true));
+          const t = sectionAt(elf, site, 6)!;
           const b = t.mem!.subarray(Number(site - t.loadAddr!), Number(site - t.loadAddr!) + 6);
           if (b[0] !== 0xff || b[1] !== 0x15) {
             col.add('ALT_CALL_NOT_RIPREL', { addr: site, bytes: Array.from(b, (x) => x.toString(16).padStart(2, '0')).join(' ') }, { section: acs.name, offset: o });
@@ -611,7 +615,7 @@ function checkAlternatives(elf: LoadedElf, alt: XSection, size: number, r: Loade
       const why = bad ?? outside;
       if (why) col.add('UNCHECKED_ALT_ENTRY', { entry: i, why }, { section: alt.name, offset: o });
     } else if (x86 && replLen > origLen + padLen) {
-      const d = makeDiagnostic('ALT_APPLY', r, col.name, { name: col.name, rc: -28 }, { section: alt.name, offset: o });
+      const d = makeDiagnostic('ALT_APPLY', r, col.name, { rc: -28 }, { section: alt.name, offset: o });
       col.list.push(d);
       return;
     }

@@ -97,7 +97,6 @@ export interface FxFunc {
   bytes?: Record<number, number>;
 }
 
-const FUNC_SIZE = 104;
 
 export class PayloadFixture {
   /** e_ident / header overrides by ELF64 byte offset → value (1, 2, 4 or 8 bytes as given in `width`). */
@@ -107,8 +106,11 @@ export class PayloadFixture {
   funcs: FxFunc[] = [];
   /** Bytes appended after the section headers (or truncation with a negative number). */
   truncate?: number;
+  /** sizeof(struct livepatch_func): 104 (version 2, default) or 64 (version 1, L1). */
+  entrySize: number;
 
-  constructor(opts: { xenId?: string; ownId?: string; dependsId?: string; oldName?: string; newString?: string } = {}) {
+  constructor(opts: { xenId?: string; ownId?: string; dependsId?: string; oldName?: string; newString?: string; entrySize?: 64 | 104 } = {}) {
+    this.entrySize = opts.entrySize ?? 104;
     const xenId = hexBytes(opts.xenId ?? FIXTURE_XEN_ID);
     const own = hexBytes(opts.ownId ?? FIXTURE_OWN_ID);
     const dep = opts.dependsId ? hexBytes(opts.dependsId) : xenId;
@@ -141,7 +143,7 @@ export class PayloadFixture {
       { name: 'xsplice_name', bind: STB.LOCAL, type: STT.OBJECT, section: '.rodata', value: BigInt(str.length), size: BigInt(nameStr.length) },
       { name: 'xsplice_fn', bind: STB.GLOBAL, type: STT.FUNC, section: '.text', value: 0n, size: 8n },
     ];
-    this.funcs = [{ nameSymbol: 'xsplice_name', nameAddend: 0n, newSymbol: 'xsplice_fn', oldAddr: 0n, newSize: 8, oldSize: 12, version: 2 }];
+    this.funcs = [{ nameSymbol: 'xsplice_name', nameAddend: 0n, newSymbol: 'xsplice_fn', oldAddr: 0n, newSize: 8, oldSize: 12, version: this.entrySize === 64 ? 1 : 2 }];
   }
 
   section(name: string): FxSection {
@@ -182,6 +184,7 @@ export class PayloadFixture {
     // funcs data + relocations
     const funcsSec = this.sections.find((s) => s.name === '.livepatch.funcs');
     if (funcsSec && !funcsSec.data) {
+      const FUNC_SIZE = this.entrySize;
       const data = new Uint8Array(this.funcs.length * FUNC_SIZE);
       const dv = new DataView(data.buffer);
       const rels: FxReloc[] = [];

@@ -12,12 +12,10 @@ export function nameBytes(name: string | Uint8Array): Uint8Array {
   return typeof name === 'string' ? utf8.encode(name) : name;
 }
 
-function key(b: Uint8Array): string {
-  // latin1 keeps one char per byte, so distinct byte strings give distinct keys.
-  let s = '';
-  for (let i = 0; i < b.length; i += 4096) s += String.fromCharCode(...b.subarray(i, i + 4096));
-  return s;
-}
+// windows-1252 as WHATWG decodes it maps each byte to one distinct code unit, so distinct byte
+// strings give distinct keys.
+const latin1 = new TextDecoder('latin1');
+const key = (b: Uint8Array): string => latin1.decode(b);
 
 export class StringTableBuilder {
   private readonly entries = new Map<string, { bytes: Uint8Array; offset: number }>();

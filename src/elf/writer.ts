@@ -85,10 +85,10 @@ function displayName(n: string | Uint8Array): string {
   return typeof n === 'string' ? n : new TextDecoder().decode(n);
 }
 
-function alignUp(v: number, a: bigint, what: string): number {
+function alignUp(v: number, a: bigint, what: string | Uint8Array): number {
   if (a <= 1n) return v;
-  if ((a & (a - 1n)) !== 0n) fail('ELF_WRITE_ALIGN', 'sh_addralign is not a power of two', { section: what, found: a });
-  if (a > BigInt(MAX_OUTPUT)) fail('ELF_WRITE_TOO_LARGE', 'sh_addralign is too large to lay out', { section: what, found: a });
+  if ((a & (a - 1n)) !== 0n) fail('ELF_WRITE_ALIGN', 'sh_addralign is not a power of two', { section: displayName(what), found: a });
+  if (a > BigInt(MAX_OUTPUT)) fail('ELF_WRITE_TOO_LARGE', 'sh_addralign is too large to lay out', { section: displayName(what), found: a });
   const n = Number(a);
   return Math.ceil(v / n) * n;
 }
@@ -103,7 +103,7 @@ export function planObject(model: WriterModel): WritePlan {
 
   const out: OutSection[] = [];
   const push = (s: Omit<OutSection, 'nameKey' | 'offset'>): number => {
-    out.push({ ...s, nameKey: shstrtab.add(s.name), offset: 0 });
+    out.push(Object.assign(s, { nameKey: shstrtab.add(s.name), offset: 0 }));
     return out.length - 1;
   };
   push({ kind: 'null', name: new Uint8Array(0), type: SHT.NULL, flags: 0n, addr: 0n, size: 0, link: 0, info: 0, addralign: 0n, entsize: 0n });
@@ -113,9 +113,10 @@ export function planObject(model: WriterModel): WritePlan {
   const relIndex = new Map<SectionId, number>();
   for (const { id, spec, group } of model.sections) {
     const name = nameBytes(spec.name);
-    const ctx = { section: displayName(spec.name) };
+    // Contexts are built only when an error is thrown (names are decoded lazily).
+    const ctx = () => ({ section: displayName(spec.name) });
     for (const [field, v] of [['sh_flags', spec.flags], ['sh_addr', spec.addr ?? 0n], ['sh_addralign', spec.addralign], ['sh_entsize', spec.entsize ?? 0n]] as const) {
-      if (v < 0n || v > addrMax) fail('ELF_WRITE_RANGE', `${field} does not fit ELF${o.class}`, { ...ctx, found: v });
+      if (v < 0n || v > addrMax) fail('ELF_WRITE_RANGE', `${field} does not fit ELF${o.class}`, { ...ctx(), found: v });
     }
     let data: Uint8Array | undefined;
     let size: number | bigint;
@@ -123,7 +124,7 @@ export function planObject(model: WriterModel): WritePlan {
       size = 0; // set below, once relocation sections are known
     } else if (spec.type === SHT.NOBITS) {
       size = spec.size ?? BigInt(spec.data?.length ?? 0);
-      if (size < 0n || size > addrMax) fail('ELF_WRITE_RANGE', `sh_size does not fit ELF${o.class}`, { ...ctx, found: size });
+      if (size < 0n || size > addrMax) fail('ELF_WRITE_RANGE', `sh_size does not fit ELF${o.class}`, { ...ctx(), found: size });
     } else {
       data = spec.data ?? new Uint8Array(0);
       size = data.length;
@@ -157,11 +158,33 @@ export function planObject(model: WriterModel): WritePlan {
   const symNameKeys = symbolOrder.map((s) => strtab.add(s.spec.name));
   let needShndx = false;
   for (const { spec } of symbolOrder) {
+    const ctx = () => ({ symbol: displayName(spec.name), section: '.symtab' });
+    if (spec.value < 0n || spec.value > addrMax) fail('ELF_WRITE_RANGE', `st_value does not fit ELF${o.class}`, { ...ctx(), found: spec.value });
+    if (spec.size < 0n || spec.size > addrMax) fail('ELF_WRITE_RANGE', `st_size does not fit ELF${o.class}`, { ...ctx(), found: spec.size });
+    if (!(spec.bind >= 0 && spec.bind <= 15 && spec.type >= 0 && spec.type <= 15)) fail('ELF_WRITE_RANGE', 'binding or type does not fit st_info', { ...ctx(), found: `${spec.bind}/${spec.type}` });
     if (typeof spec.section === 'number') {
       const idx = sectionIndex.get(spec.section);
       if (idx === undefined) fail('ELF_WRITE_REF', 'symbol is defined in a section that is not in the model', { symbol: displayName(spec.name), found: `section ID ${spec.section}` });
       if (idx >= SHN.LORESERVE) needShndx = true;
     }
+  }
+
+  // Relocations: every symbol they name is in the model and every field fits the class.
+  for (const [target, rel] of model.relocations) {
+    const ctx = (k: number) => ({ section: displayName(model.sections.find((x) => x.id === target)?.spec.name ?? `#${target}`), found: `relocation ${k}` });
+    rel.entries.forEach((r, k) => {
+      const sym = r.symbol === 0 ? 0 : symbolIndex.get(r.symbol);
+      if (sym === undefined) fail('ELF_WRITE_REF', `relocation ${k} refers to a symbol that is not in the model`, { ...ctx(k), found: `symbol ID ${r.symbol}` });
+      if (o.class === 64) {
+        if (!(r.type >= 0 && r.type <= 0xffffffff)) fail('ELF_WRITE_RANGE', 'relocation type does not fit ELF64_R_INFO', { ...ctx(k), found: r.type });
+      } else {
+        if (sym > 0xffffff) fail('ELF_WRITE_RANGE', 'symbol index does not fit ELF32_R_INFO', { ...ctx(k), found: sym });
+        if (!(r.type >= 0 && r.type <= 0xff)) fail('ELF_WRITE_RANGE', 'relocation type does not fit ELF32_R_INFO', { ...ctx(k), found: r.type });
+      }
+      if (r.offset < 0n || r.offset > addrMax) fail('ELF_WRITE_RANGE', `r_offset does not fit ELF${o.class}`, { ...ctx(k), found: r.offset });
+      const lo = o.class === 64 ? -(1n << 63n) : -(1n << 31n);
+      if (rel.rela && (r.addend < lo || r.addend > addrMax)) fail('ELF_WRITE_RANGE', `r_addend does not fit ELF${o.class}`, { ...ctx(k), found: r.addend });
+    });
   }
 
   // 3. The synthesised tables.
@@ -209,7 +232,7 @@ export function planObject(model: WriterModel): WritePlan {
   let cursor = L.ehdr.size;
   for (let i = 1; i < out.length; i++) {
     const s = out[i]!;
-    const start = alignUp(cursor, s.addralign, displayName(s.name));
+    const start = alignUp(cursor, s.addralign, s.name);
     s.offset = start;
     if (s.type !== SHT.NOBITS) cursor = start + Number(s.size);
     if (cursor > MAX_OUTPUT) fail('ELF_WRITE_TOO_LARGE', 'the object would exceed the writer\'s size limit', { section: displayName(s.name), expected: `at most ${MAX_OUTPUT} bytes` });
@@ -232,8 +255,8 @@ class Emitter {
   pos = 0;
   constructor(readonly buf: Uint8Array) {}
   /** Pads with zeros up to `off`, which must not lie behind the cursor. */
-  at(off: number, what: string): void {
-    if (off < this.pos) throw new Error(`writer: ${what} planned at 0x${off.toString(16)} but the cursor is at 0x${this.pos.toString(16)}`);
+  at(off: number, what: () => string): void {
+    if (off < this.pos) throw new Error(`writer: ${what()} planned at 0x${off.toString(16)} but the cursor is at 0x${this.pos.toString(16)}`);
     this.pos = off;
   }
   bytes(b: Uint8Array): void {
@@ -245,8 +268,8 @@ class Emitter {
     this.pos += n;
     return p;
   }
-  done(off: number, what: string): void {
-    if (off !== this.pos) throw new Error(`writer: ${what} should end at 0x${off.toString(16)}, ended at 0x${this.pos.toString(16)}`);
+  done(off: number, what: () => string): void {
+    if (off !== this.pos) throw new Error(`writer: ${what()} should end at 0x${off.toString(16)}, ended at 0x${this.pos.toString(16)}`);
   }
 }
 
@@ -258,8 +281,6 @@ export function emitObject(model: WriterModel, plan: WritePlan): Uint8Array {
   const dv = dataView(buf);
   const e = new Emitter(buf);
   const shnum = plan.sections.length;
-  const u32max = 0xffffffffn;
-  const valMax = o.class === 64 ? (1n << 64n) - 1n : u32max;
 
   // ELF header.
   buf.set([0x7f, 0x45, 0x4c, 0x46], EI.MAG0);
@@ -286,7 +307,7 @@ export function emitObject(model: WriterModel, plan: WritePlan): Uint8Array {
 
   for (let i = 1; i < shnum; i++) {
     const s = plan.sections[i]!;
-    const what = `section [${i}] ${displayName(s.name)}`;
+    const what = () => `section [${i}] ${displayName(s.name)}`;
     if (s.type === SHT.NOBITS) continue;
     e.at(s.offset, what);
     switch (s.kind) {
@@ -309,23 +330,8 @@ export function emitObject(model: WriterModel, plan: WritePlan): Uint8Array {
         const rel = s.relocs!;
         const lay = rel.rela ? L.rela : L.rel;
         for (const r of rel.entries) {
-          const sym = r.symbol === 0 ? 0 : plan.symbolIndex.get(r.symbol);
-          const ctx = { section: displayName(s.name), offset: BigInt(e.pos) };
-          if (sym === undefined) fail('ELF_WRITE_REF', 'relocation refers to a symbol that is not in the model', { ...ctx, found: `symbol ID ${r.symbol}` });
-          let info: bigint;
-          if (o.class === 64) {
-            if (r.type < 0 || r.type > 0xffffffff) fail('ELF_WRITE_RANGE', 'relocation type does not fit ELF64_R_INFO', { ...ctx, found: r.type });
-            info = (BigInt(sym) << 32n) | BigInt(r.type);
-          } else {
-            if (sym > 0xffffff) fail('ELF_WRITE_RANGE', 'symbol index does not fit ELF32_R_INFO', { ...ctx, found: sym });
-            if (r.type < 0 || r.type > 0xff) fail('ELF_WRITE_RANGE', 'relocation type does not fit ELF32_R_INFO', { ...ctx, found: r.type });
-            info = BigInt(sym * 256 + r.type);
-          }
-          if (r.offset < 0n || r.offset > valMax) fail('ELF_WRITE_RANGE', `r_offset does not fit ELF${o.class}`, { ...ctx, found: r.offset });
-          if (rel.rela) {
-            const lo = o.class === 64 ? -(1n << 63n) : -(1n << 31n);
-            if (r.addend < lo || r.addend > valMax) fail('ELF_WRITE_RANGE', `r_addend does not fit ELF${o.class}`, { ...ctx, found: r.addend });
-          }
+          const sym = r.symbol === 0 ? 0 : plan.symbolIndex.get(r.symbol)!;
+          const info = o.class === 64 ? (BigInt(sym) << 32n) | BigInt(r.type) : BigInt(sym * 256 + r.type);
           const base = e.skip(lay.size);
           if (rel.rela) encodeRecord(L.rela, dv, base, le, { r_offset: r.offset, r_info: info, r_addend: r.addend });
           else encodeRecord(L.rel, dv, base, le, { r_offset: r.offset, r_info: info });
@@ -335,10 +341,6 @@ export function emitObject(model: WriterModel, plan: WritePlan): Uint8Array {
       case 'symtab': {
         e.skip(L.sym.size); // null symbol
         plan.symbolOrder.forEach(({ spec }, k) => {
-          const ctx = { symbol: displayName(spec.name), section: '.symtab' };
-          if (spec.value < 0n || spec.value > valMax) fail('ELF_WRITE_RANGE', `st_value does not fit ELF${o.class}`, { ...ctx, found: spec.value });
-          if (spec.size < 0n || spec.size > valMax) fail('ELF_WRITE_RANGE', `st_size does not fit ELF${o.class}`, { ...ctx, found: spec.size });
-          if (spec.bind < 0 || spec.bind > 15 || spec.type < 0 || spec.type > 15) fail('ELF_WRITE_RANGE', 'binding or type does not fit st_info', { ...ctx, found: `${spec.bind}/${spec.type}` });
           const base = e.skip(L.sym.size);
           encodeRecord(L.sym, dv, base, le, {
             st_name: plan.strtab.offsetOf(plan.symNameKeys[k]!), st_value: spec.value, st_size: spec.size,
@@ -365,7 +367,7 @@ export function emitObject(model: WriterModel, plan: WritePlan): Uint8Array {
   }
 
   // Section header table.
-  e.at(plan.shoff, 'section header table');
+  e.at(plan.shoff, () => 'section header table');
   for (let i = 0; i < shnum; i++) {
     const s = plan.sections[i]!;
     const base = e.skip(L.shdr.size);
@@ -382,7 +384,7 @@ export function emitObject(model: WriterModel, plan: WritePlan): Uint8Array {
       sh_addralign: s.addralign, sh_entsize: s.entsize,
     });
   }
-  e.done(plan.total, 'end of file');
+  e.done(plan.total, () => 'end of file');
   return buf;
 }
 

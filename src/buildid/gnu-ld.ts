@@ -7,7 +7,8 @@
  *   2. the program headers as written (e_phnum × 32 or 56 bytes);
  *   3. for every section i, the null section included: its header with sh_offset = 0, then its
  *      contents (unless SHT_NOBITS) — except the contents of .symtab, .strtab, .shstrtab and
- *      .symtab_shndx, which BFD no longer holds when it hashes and silently skips.
+ *      .symtab_shndx, which BFD no longer holds when it hashes and silently skips. Section 0 has
+ *      no contents (with >= 0xff00 sections its sh_size is the section count, not a size).
  * The whole build-id note (header, "GNU\0" and descriptor) reads as zero, and so does a
  * --package-metadata note (owner "FDO", type 0xcafe1a7e): callers pass their file ranges.
  */
@@ -75,7 +76,8 @@ export function gnuLdPlan(elf: ElfFile, zero: readonly Range[]): Segment[] {
     const hdr = bytes.slice(s.headerOffset, s.headerOffset + S.size);
     hdr.fill(0, S.offset, S.offset + S.w);
     plan.push({ kind: 'data', data: hdr });
-    if (s.type === SHT.NOBITS || skip.has(s.index)) continue;
+    // Section 0 has no contents: under extended numbering its sh_size holds the section count.
+    if (s.index === 0 || s.type === SHT.NULL || s.type === SHT.NOBITS || skip.has(s.index)) continue;
     const size = sectionSize(s, elf.file);
     if (size === 0) continue;
     for (const seg of rangeMinus(s.offset, size, zero)) plan.push(seg);

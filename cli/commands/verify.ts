@@ -1,5 +1,80 @@
+/**
+ * xsplice verify PAYLOAD... --xen XEN [--xen-version X.Y.Z] [--abi NAME] [--arch A] [--name NAME]...
+ *                [--replace] [--json]
+ * Applies offline every check the target hypervisor makes at upload and apply, to each payload in
+ * load order, including the stacking chain. Exit 0 accepted, 1 refused, 2 unusable input.
+ * Library code loads lazily.
+ */
 import type { Command } from 'commander';
+import { io, run, toJson } from '../common.js';
 
-export function register(_program: Command, _setExit: (code: number) => void): void {
-  // 'verify' is registered by its owner module.
+interface VerifyCliOptions {
+  xen?: string;
+  xenVersion?: string;
+  abi?: string;
+  arch?: string;
+  name?: string[];
+  replace?: boolean;
+  json?: boolean;
+}
+
+async function readStdin(): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const c of process.stdin) chunks.push(c as Buffer);
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+export function register(program: Command, setExit: (code: number) => void): void {
+  program
+    .command('verify')
+    .description("check payloads offline against the target hypervisor's loader (upload and apply), in load order")
+    .argument('<payload...>', 'payload files, in the order they would be loaded and applied')
+    .option('--xen <xen>', 'target: xen-syms, xen.gz, xen.efi, a hex build-id, a sysfs buildid file, or - for `xl info` on stdin')
+    .option('--xen-version <version>', 'target Xen version (e.g. 4.17.7); wins over what XEN reveals')
+    .option('--abi <name>', 'payload ABI row (see `xsplice build --abi help`)')
+    .option('--arch <arch>', 'x86_64, arm64 or arm32 (default: from XEN, else x86_64)')
+    .option('--name <name>', 'upload name of the payload at the same position (default: file name without extension)', (v: string, prev: string[] = []) => [...prev, v])
+    .option('--replace', 'apply each payload with REPLACE instead of APPLY')
+    .option('--json', 'one JSON document on stdout')
+    .action(async (payloads: string[], opts: VerifyCliOptions) => {
+      const code = await run({ json: opts.json, file: opts.xen }, async () => {
+        const { UsageError } = await import('../../src/errors.js');
+        if (!opts.xen) throw new UsageError('USAGE', 'verify needs --xen XEN (the target hypervisor)');
+        const xen = opts.xen;
+        if ((opts.name?.length ?? 0) > payloads.length) throw new UsageError('USAGE', 'more --name options than payloads');
+        const [{ loadTarget }, verifyMod, { abiByName }, { readFile }] = await Promise.all([
+          import('../../src/payload/target.js'), import('../../src/payload/verify.js'), import('../../src/payload/abi.js'), import('node:fs/promises'),
+        ]);
+        const stdinText = xen === '-' ? await readStdin() : undefined;
+        const target = await loadTarget(xen, { ...(stdinText !== undefined ? { stdinText } : {}) });
+        if (opts.xenVersion && target.version && target.version.split(/[+~-]/)[0] !== opts.xenVersion.split(/[+~-]/)[0]) {
+          io.err(`xsplice: warning: ${xen} looks like Xen ${target.version} (${target.versionSource ?? 'image'}); using --xen-version ${opts.xenVersion}\n`);
+        }
+        const arch = opts.arch as 'x86_64' | 'arm64' | 'arm32' | undefined;
+        if (arch && !['x86_64', 'arm64', 'arm32'].includes(arch)) throw new UsageError('USAGE', `--arch must be x86_64, arm64 or arm32 (got ${arch})`);
+        const abi = opts.abi ? abiByName(opts.abi, arch ?? target.arch ?? 'x86_64') : undefined;
+        const inputs = [];
+        for (const [i, file] of payloads.entries()) {
+          let bytes: Uint8Array;
+          try {
+            const b = await readFile(file);
+            bytes = new Uint8Array(b.buffer, b.byteOffset, b.byteLength);
+          } catch (e) {
+            (e as NodeJS.ErrnoException).path ??= file;
+            throw e;
+          }
+          const name = opts.name?.[i];
+          inputs.push({ file, bytes, ...(name !== undefined ? { name } : {}) });
+        }
+        const result = verifyMod.verifyPayloads(inputs, target, {
+          ...(opts.xenVersion ? { xenVersion: opts.xenVersion } : {}),
+          ...(arch ? { arch } : {}),
+          ...(abi ? { abi } : {}),
+          replace: !!opts.replace,
+        });
+        io.out(opts.json ? toJson(result) + '\n' : verifyMod.formatVerify(result));
+        return result.ok ? 0 : 1;
+      });
+      setExit(code);
+    });
 }

@@ -407,7 +407,7 @@ export function performRelocs(elf: LoadedElf, abi: PayloadAbi, rules: LoaderRule
       const type = elf.is64 ? Number(info & 0xffffffffn) : Number(info & 0xffn);
       const addend = rela ? BigInt(e.r_addend!) : 0n;
       const roff = BigInt(e.r_offset!);
-      const ctx = { section: r.name, offset: at };
+      const ctx = { section: r.name, offset: i * ent };
       if (rules.features.stnUndefReject) {
         if (symndx === 0) { report('RELOC_STN_UNDEF', {}, ctx); ok = false; continue; }
         if (symndx >= nsym) { report('RELOC_SYM_PAST_END', { symndx }, ctx); ok = false; continue; }

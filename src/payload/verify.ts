@@ -644,3 +644,22 @@ function buildSymbolTable(elf: LoadedElf, funcs: VerifiedFunc[], space: SymbolSp
 }
 
 export type { LoadedElf };
+
+/** Human-readable rendering of a verify result. */
+export function formatVerify(r: VerifyResult): string {
+  const L: string[] = [];
+  L.push(`target: Xen ${r.target.version} ${r.target.arch}, build-id ${r.target.buildId ?? '(none)'}, payload ABI ${r.target.abi}`);
+  for (const p of r.payloads) {
+    const verdict = p.ok ? 'ok' : p.refusedAt ? `REFUSED at ${p.refusedAt} (${p.errno})` : 'accepted by the hypervisor, but UNSAFE';
+    L.push(`${p.file} (name ${p.name}${p.buildId ? `, build-id ${p.buildId}` : ''}): ${verdict}`);
+    for (const d of p.diagnostics) {
+      const where = [d.section, d.symbol, d.offset !== undefined ? `+0x${d.offset.toString(16)}` : undefined].filter((x) => x !== undefined && x !== '').join(' ');
+      const head = `  ${d.severity === 'error' ? 'error' : 'warning'} ${d.code}${d.errno ? ` ${d.errno}` : ''}${d.first ? ' (what the hypervisor returns)' : ''}${where ? ` [${where}]` : ''} ${d.spec}`;
+      L.push(head);
+      for (const line of d.message.split('\n')) L.push(`      ${line}`);
+    }
+  }
+  const bad = r.payloads.filter((p) => !p.ok).length;
+  L.push(bad ? `${bad} of ${r.payloads.length} payload(s) refused` : `all ${r.payloads.length} payload(s) accepted`);
+  return L.join('\n') + '\n';
+}

@@ -1,0 +1,230 @@
+/**
+ * `xsplice inspect`: what a payload is, read from the file alone: the payload ABI it was built for
+ * (recognised from its section names, funcs entry size and version byte), its build-id, depends and
+ * xen_depends, each funcs entry with the symbols its pointers are relocated against, the hooks,
+ * the special sections with entry counts, and the undefined symbols the loader will resolve.
+ */
+import { readElf } from '../elf/reader.js';
+import { EM, SHF, SHN, SHT, shtName } from '../elf/constants.js';
+import type { ElfFile, ElfRelocation, ElfSection, ElfSymbol } from '../elf/types.js';
+import { parseBuildIdNote, toHex } from '../buildid/note.js';
+import { FormatError } from '../errors.js';
+import type { Arch, PayloadAbi } from './abi-types.js';
+import { listAbis } from './abi.js';
+import { decodeFuncEntries } from './funcs.js';
+
+export interface InspectFunc {
+  index: number;
+  /** The function being patched (the string `name` points at). */
+  name: string | null;
+  /** Symbol `new_addr` is relocated against (with +addend), or null (NOP patch / absolute). */
+  newSymbol: string | null;
+  /** "0x…" as stored, or the symbol it is relocated against. */
+  oldAddr: string;
+  newSize: number;
+  oldSize: number;
+  version: number;
+  expect?: { enabled: boolean; len: number; data: string };
+}
+
+export interface InspectSection {
+  index: number;
+  name: string;
+  /** "SHT_PROGBITS"… */
+  type: string;
+  flags: string;
+  size: number;
+  /** For sections with fixed-size entries (funcs, hooks, bug frames, alternatives, …). */
+  entrySize?: number;
+  entries?: number;
+}
+
+export interface InspectResult {
+  file: string;
+  abi: { name: string; version: number | null; arch: Arch | null; compatible: string[]; releases: string };
+  buildId: string | null;
+  depends: string | null;
+  xenDepends: string | null;
+  funcs: InspectFunc[];
+  hooks: Record<string, string[]>;
+  sections: InspectSection[];
+  undefinedSymbols: string[];
+  modinfo?: string[];
+}
+
+const ARCH: Record<number, Arch> = { [EM.X86_64]: 'x86_64', [EM.AARCH64]: 'arm64', [EM.ARM]: 'arm32' };
+
+function flagLetters(f: bigint): string {
+  return (f & SHF.WRITE ? 'W' : '') + (f & SHF.ALLOC ? 'A' : '') + (f & SHF.EXECINSTR ? 'X' : '');
+}
+
+function sym(s: ElfSymbol | undefined, addend: bigint): string {
+  if (!s) return '?';
+  const n = s.name || `[${s.index}]`;
+  return addend === 0n ? n : `${n}${addend < 0n ? '-' : '+'}0x${(addend < 0n ? -addend : addend).toString(16)}`;
+}
+
+/** The ABI rows a payload fits: by section names, the funcs version byte and entry size. */
+export function recognizeAbi(elf: ElfFile, arch: Arch | null): { rows: PayloadAbi[]; version: number | null } {
+  const rows = listAbis().filter((a) => arch === null || a.arch === arch);
+  const funcsX = elf.sectionByName('.xsplice.funcs');
+  const funcsL = elf.sectionByName('.livepatch.funcs');
+  const funcs = funcsX ?? funcsL;
+  let version: number | null = null;
+  if (funcs && funcs.type !== SHT.NOBITS && funcs.size > 0n) {
+    const d = funcs.data();
+    const probe = rows[0];
+    if (probe) {
+      const vOff = probe.funcEntry.fields.version.offset;
+      version = d.length > vOff ? d[vOff]! : null;
+    }
+  }
+  const fits = rows.filter((a) => {
+    if (funcsX && a.name !== 'xsplice') return false;
+    if (!funcsX && a.name === 'xsplice') return false;
+    if (funcs && funcs.size > 0n && Number(funcs.size) % a.funcEntry.size !== 0) return false;
+    if (version !== null && version !== a.funcEntry.version) return false;
+    if (version === null && !funcsX) {
+      // Hooks only: version 2 needs .livepatch.xen_depends.
+      const v2 = !!elf.sectionByName('.livepatch.xen_depends');
+      if (v2 !== (a.funcEntry.version === 2)) return false;
+    }
+    return true;
+  });
+  return { rows: fits, version };
+}
+
+function note(elf: ElfFile, name: string): string | null {
+  const s = elf.sectionByName(name);
+  if (!s || s.type === SHT.NOBITS) return null;
+  const p = parseBuildIdNote(s.data(), elf.header.littleEndian);
+  return p.ok ? toHex(p.id) : null;
+}
+
+export function inspectPayload(bytes: Uint8Array, file: string): InspectResult {
+  const elf = readElf(bytes, { file });
+  if (elf.header.type !== 1) throw new FormatError('NOT_RELOCATABLE', 'not a live-patch payload: ELF type is not ET_REL', { file });
+  const arch = ARCH[elf.header.machine] ?? null;
+  const { rows, version } = recognizeAbi(elf, arch);
+  const abi = rows[rows.length - 1];
+  const symbols = elf.symbols();
+  const relocsFor = (target: ElfSection): Map<bigint, ElfRelocation> => {
+    const m = new Map<bigint, ElfRelocation>();
+    for (const rs of elf.relocations()) if (rs.target === target.index) for (const e of rs.entries) m.set(e.offset, e);
+    return m;
+  };
+  // The string a relocated pointer designates: symbol value + addend inside its section.
+  const stringOf = (r: ElfRelocation | undefined): string | null => {
+    if (!r) return null;
+    const s = symbols[r.symbol];
+    if (!s || s.shndx === SHN.UNDEF || s.shndx >= elf.sections.length) return null;
+    const sec = elf.sections[s.shndx]!;
+    if (sec.type === SHT.NOBITS) return null;
+    const off = Number(s.value + (r.addend ?? 0n));
+    const d = sec.data();
+    if (off < 0 || off >= d.length) return null;
+    const end = d.indexOf(0, off);
+    return Buffer.from(d.subarray(off, end < 0 ? d.length : end)).toString('latin1');
+  };
+  const funcs: InspectFunc[] = [];
+  const funcsSec = abi ? elf.sectionByName(abi.sections.funcs) : undefined;
+  if (abi && funcsSec && funcsSec.type !== SHT.NOBITS && Number(funcsSec.size) % abi.funcEntry.size === 0) {
+    const rel = relocsFor(funcsSec);
+    const F = abi.funcEntry.fields;
+    decodeFuncEntries(abi, funcsSec.data(), elf.header.littleEndian).forEach((e, i) => {
+      const base = BigInt(i * abi.funcEntry.size);
+      const rName = rel.get(base + BigInt(F.name.offset));
+      const rNew = rel.get(base + BigInt(F.newAddr.offset));
+      const rOld = rel.get(base + BigInt(F.oldAddr.offset));
+      const f: InspectFunc = {
+        index: i,
+        name: stringOf(rName),
+        newSymbol: rNew ? sym(symbols[rNew.symbol], rNew.addend ?? 0n) : e.newAddr ? `0x${e.newAddr.toString(16)}` : null,
+        oldAddr: rOld ? sym(symbols[rOld.symbol], rOld.addend ?? 0n) : `0x${e.oldAddr.toString(16)}`,
+        newSize: e.newSize,
+        oldSize: e.oldSize,
+        version: e.version ?? 0,
+      };
+      if (e.expect && e.expect.enabled) f.expect = { enabled: true, len: e.expect.len, data: toHex(e.expect.data.subarray(0, e.expect.len)) };
+      funcs.push(f);
+    });
+  }
+  const hooks: Record<string, string[]> = {};
+  for (const h of abi?.hooks ?? []) {
+    const s = elf.sectionByName(h.section);
+    if (!s) continue;
+    const rel = relocsFor(s);
+    const list: string[] = [];
+    for (let o = 0n; o + BigInt(abi!.pointerSize) <= s.size; o += BigInt(abi!.pointerSize)) {
+      const r = rel.get(o);
+      list.push(r ? sym(symbols[r.symbol], r.addend ?? 0n) : '0x0');
+    }
+    hooks[h.kind] = list;
+  }
+  const entrySizes = new Map<string, number>();
+  if (abi) {
+    entrySizes.set(abi.sections.funcs, abi.funcEntry.size);
+    for (const s of abi.special) entrySizes.set(s.section, s.entrySize);
+  }
+  const sections: InspectSection[] = elf.sections.filter((s) => s.index > 0).map((s) => {
+    const out: InspectSection = { index: s.index, name: s.name, type: shtName(s.type, elf.header.machine), flags: flagLetters(s.flags), size: Number(s.size) };
+    const es = entrySizes.get(s.name);
+    if (es) {
+      out.entrySize = es;
+      out.entries = Math.floor(Number(s.size) / es);
+    }
+    return out;
+  });
+  const undefinedSymbols = [...new Set(symbols.filter((s) => s.index > 0 && s.shndx === SHN.UNDEF && s.name !== '').map((s) => s.name))];
+  const result: InspectResult = {
+    file,
+    abi: {
+      name: abi ? abi.name : 'unknown',
+      version,
+      arch,
+      compatible: rows.map((r) => r.id),
+      releases: rows.map((r) => r.releases).join('; '),
+    },
+    buildId: note(elf, '.note.gnu.build-id'),
+    depends: note(elf, abi?.sections.depends ?? '.livepatch.depends'),
+    xenDepends: note(elf, '.livepatch.xen_depends'),
+    funcs,
+    hooks,
+    sections,
+    undefinedSymbols,
+  };
+  const mi = elf.sectionByName('.modinfo');
+  if (mi && mi.type !== SHT.NOBITS && mi.size > 0n) {
+    result.modinfo = Buffer.from(mi.data()).toString('latin1').split('\0').filter((x) => x !== '');
+  }
+  return result;
+}
+
+/** Human-readable rendering. */
+export function formatInspect(r: InspectResult): string {
+  const L: string[] = [];
+  L.push(`${r.file}`);
+  L.push(`  abi:          ${r.abi.name} (payload version ${r.abi.version ?? '?'}, ${r.abi.arch ?? 'unknown arch'})${r.abi.compatible.length > 1 ? ` — fits ${r.abi.compatible.join(', ')}` : ''}`);
+  if (r.abi.releases) L.push(`  releases:     ${r.abi.releases}`);
+  L.push(`  build-id:     ${r.buildId ?? '(none)'}`);
+  L.push(`  depends:      ${r.depends ?? '(none)'}`);
+  L.push(`  xen_depends:  ${r.xenDepends ?? '(none)'}`);
+  if (r.modinfo) L.push(`  modinfo:      ${r.modinfo.join('; ')}`);
+  L.push(`  funcs:        ${r.funcs.length}`);
+  for (const f of r.funcs) {
+    const what = f.newSymbol === null ? `NOP ${f.newSize} bytes` : `-> ${f.newSymbol} (${f.newSize} bytes)`;
+    L.push(`    [${f.index}] ${f.name ?? '?'} @ ${f.oldAddr} (${f.oldSize} bytes) ${what}, version ${f.version}${f.expect ? `, expects ${f.expect.data}` : ''}`);
+  }
+  const hk = Object.entries(r.hooks);
+  if (hk.length) {
+    L.push('  hooks:');
+    for (const [k, v] of hk) L.push(`    ${k.padEnd(12)} ${v.join(', ')}`);
+  }
+  L.push('  sections:');
+  for (const s of r.sections) {
+    const n = s.entries !== undefined ? `  ${s.entries} × ${s.entrySize}` : '';
+    L.push(`    [${String(s.index).padStart(2)}] ${s.name.padEnd(28)} ${s.flags.padEnd(3)} ${String(s.size).padStart(7)}${n}`);
+  }
+  L.push(`  undefined symbols (${r.undefinedSymbols.length}): ${r.undefinedSymbols.join(', ') || '(none)'}`);
+  return L.join('\n') + '\n';
+}

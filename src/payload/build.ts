@@ -661,7 +661,8 @@ function checkSections(abi: PayloadAbi, secs: MSection[], syms: MSymbol[], objec
     for (const e of s.rel.entries) {
       const tname = relocTypeName(abi.machine, e.type);
       if (e.sym < 0) {
-        refuse('BUILD_RELOC_STN_UNDEF', `relocation ${tname} at 0x${e.offset.toString(16)} has no symbol (STN_UNDEF); the hypervisor refuses it`, { file, section: name });
+        const hint = tname === 'R_ARM_V4BX' ? ' (assemble for ARMv7, e.g. -march=armv7-a, as Xen is built)' : '';
+        refuse('BUILD_RELOC_STN_UNDEF', `relocation ${tname} at 0x${e.offset.toString(16)} has no symbol (STN_UNDEF); the hypervisor refuses it ("Encountered STN_UNDEF")${hint}`, { file, section: name });
       }
       if (!allowed.has(e.type)) {
         const hint = RELOC_HINT[tname];

@@ -339,12 +339,17 @@ function cString(elf: ElfFile, addr: bigint): string | undefined {
 /** What a `unsigned int f(void) { return IMM; }` / `const char *f(void) { return "…"; }` returns. */
 function decodeReturn(elf: ElfFile, sym: TargetSymbol | undefined, arch: Arch | undefined, want: 'imm' | 'ptr'): bigint | undefined {
   if (!sym) return undefined;
-  let code: Uint8Array;
-  try {
-    code = imageBytes(elf, sym.value, 16);
-  } catch {
-    return undefined;
+  let code: Uint8Array | undefined;
+  for (const n of [16, 12, 8, 4]) {
+    try {
+      code = imageBytes(elf, sym.value, n);
+      break;
+    } catch {
+      // a short function at the end of its section: try fewer bytes
+    }
   }
+  if (!code) return undefined;
+  const at = (i: number): number | undefined => (i + 4 <= code!.length ? i : undefined);
   const le = elf.header.littleEndian;
   const dv = new DataView(code.buffer, code.byteOffset, code.byteLength);
   if (arch === 'x86_64') {
@@ -352,12 +357,12 @@ function decodeReturn(elf: ElfFile, sym: TargetSymbol | undefined, arch: Arch | 
     // endbr64 (f3 0f 1e fa) may lead.
     if (code[0] === 0xf3 && code[1] === 0x0f && code[2] === 0x1e && code[3] === 0xfa) i = 4;
     if (want === 'imm') {
-      if (code[i] === 0xb8) return BigInt(dv.getUint32(i + 1, true)); // mov $imm32,%eax
+      if (code[i] === 0xb8 && at(i + 1) !== undefined) return BigInt(dv.getUint32(i + 1, true)); // mov $imm32,%eax
       if (code[i] === 0x31 && code[i + 1] === 0xc0) return 0n; // xor %eax,%eax
       return undefined;
     }
     // lea disp32(%rip),%rax: 48 8d 05 disp32
-    if (code[i] === 0x48 && code[i + 1] === 0x8d && code[i + 2] === 0x05) {
+    if (code[i] === 0x48 && code[i + 1] === 0x8d && code[i + 2] === 0x05 && at(i + 3) !== undefined) {
       return BigInt.asUintN(64, sym.value + BigInt(i + 7) + BigInt(dv.getInt32(i + 3, true)));
     }
     return undefined;
@@ -365,12 +370,13 @@ function decodeReturn(elf: ElfFile, sym: TargetSymbol | undefined, arch: Arch | 
   if (arch === 'arm64') {
     const w0 = dv.getUint32(0, le);
     if (want === 'imm') {
-      if ((w0 & 0xffe0001f) === 0x52800000) return BigInt((w0 >>> 5) & 0xffff); // movz w0,#imm
+      if (((w0 & 0xffe0001f) >>> 0) === 0x52800000) return BigInt((w0 >>> 5) & 0xffff); // movz w0,#imm
       return undefined;
     }
+    if (at(4) === undefined) return undefined;
     const w1 = dv.getUint32(4, le);
     // adrp x0, page; add x0, x0, #lo12
-    if ((w0 & 0x9f00001f) === 0x90000000 && (w1 & 0xffc003ff) === 0x91000000) {
+    if (((w0 & 0x9f00001f) >>> 0) === 0x90000000 && ((w1 & 0xffc003ff) >>> 0) === 0x91000000) {
       const immlo = BigInt((w0 >>> 29) & 3);
       const immhi = BigInt((w0 >>> 5) & 0x7ffff);
       const imm = BigInt.asIntN(21, (immhi << 2n) | immlo) << 12n;
@@ -381,7 +387,7 @@ function decodeReturn(elf: ElfFile, sym: TargetSymbol | undefined, arch: Arch | 
   }
   if (arch === 'arm32' && want === 'imm') {
     const w0 = dv.getUint32(0, le);
-    if ((w0 & 0xfffff000) === 0xe3a00000) {
+    if (((w0 & 0xfffff000) >>> 0) === 0xe3a00000) {
       const rot = ((w0 >>> 8) & 0xf) * 2;
       const v = w0 & 0xff;
       return BigInt(((v >>> rot) | (v << (32 - rot))) >>> 0);

@@ -15,6 +15,7 @@ interface TryCliOptions {
   dom0Kernel?: string;
   expectExtra?: string;
   timeout?: string;
+  consoleLog?: string;
   json?: boolean;
 }
 
@@ -28,6 +29,7 @@ export function register(program: Command, setExit: (code: number) => void): voi
     .option('--dom0-kernel <file>', 'dom0 Linux kernel (its Xen modules are taken from lib/modules beside it)')
     .option('--expect-extra <str>', 'string /sys/hypervisor/version/extra must show while the payloads are applied')
     .option('--timeout <seconds>', 'bound for the whole run', '300')
+    .option('--console-log <file>', 'where to keep the serial console log (default: a new directory under the temp dir)')
     .option('--json', 'one JSON document on stdout')
     .action(async (payloads: string[], opts: TryCliOptions) => {
       const code = await run({ json: opts.json }, async () => {
@@ -38,7 +40,7 @@ export function register(program: Command, setExit: (code: number) => void): voi
         const lib = await import('../../src/try/index.js');
         const r = await lib.tryPayloads(payloads, {
           xenImage: opts.xenImage, xenSyms: opts.xenSyms, dom0Kernel: opts.dom0Kernel,
-          expectExtra: opts.expectExtra, timeoutSec,
+          expectExtra: opts.expectExtra, timeoutSec, consoleLog: opts.consoleLog,
           onProgress: opts.json ? undefined : (m: string) => io.err(`xsplice: ${m}...\n`),
         });
         if (opts.json) {

@@ -7,12 +7,12 @@
  * names the console log.
  */
 import { constants, rmSync } from 'node:fs';
-import { access, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { access, copyFile, mkdir, mkdtemp, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import { XspliceError } from '../errors.js';
-import { buildStaticInitramfs, writeCpio, type CpioEntry } from './initramfs.js';
+import { buildStaticInitramfs, writeCpio, MARK, type CpioEntry } from './initramfs.js';
 import { locateInputs, type LocateOptions, type TryInputs } from './locate.js';
 import { parseLog, payloadPath, standardPlan, stepScript, validatePlan, DOM0_TIMEOUT_STATUS, type Step, type StepResult } from './plan.js';
 import { pickAccel, runQemu } from './qemu.js';
@@ -125,6 +125,7 @@ function lastLines(log: string, n: number): string {
 }
 
 function diagnose(log: string): string {
+  if (!log.includes('(XEN)')) return 'the hypervisor printed nothing';
   const pats: [RegExp, string][] = [
     [/Panic on CPU/, 'the hypervisor panicked'],
     [/Hardware Dom0 crashed|Domain 0 crashed/, 'dom0 crashed'],
@@ -132,8 +133,11 @@ function diagnose(log: string): string {
     [/Unable to open an initial console|Failed to execute \/init/i, 'dom0 could not start /init'],
   ];
   for (const [re, why] of pats) if (re.test(log)) return why;
-  if (!/\(XEN\)/.test(log)) return 'the hypervisor printed nothing';
-  return 'dom0 did not finish';
+  if (log.includes(`${MARK} READY`)) return 'dom0 did not finish its steps';
+  if (log.includes(`${MARK} INIT`)) return 'dom0 /init was still setting up';
+  if (/Run \/init as init process/.test(log)) return 'dom0 /init did not start';
+  if (/Linux version/.test(log)) return 'the dom0 kernel was still booting';
+  return 'the hypervisor had not started the dom0 kernel';
 }
 
 /**
@@ -151,11 +155,22 @@ export async function runSession(opts: SessionOptions): Promise<SessionResult> {
   const inputs: TryInputs = await locateInputs(opts);
   const accel = opts.accel ?? (await pickAccel());
 
+  // QEMU writes the serial log into the work directory. A log the caller placed is copied to its
+  // place at the end (temp file + rename, never over an input); otherwise the work directory is
+  // kept with only console.log in it.
+  let target: string | undefined;
+  if (opts.consoleLog !== undefined) {
+    target = resolve(opts.consoleLog);
+    const ins = [inputs.xenImage, inputs.xenSyms, inputs.dom0Kernel, ...opts.steps.map((s) => (s.kind === 'upload' ? s.file : undefined))];
+    if (ins.some((f) => f !== undefined && resolve(f) === target)) {
+      throw new XspliceError('TRY_BAD_LOG', 'the console log would overwrite an input', { file: opts.consoleLog }, 2);
+    }
+    await mkdir(dirname(target), { recursive: true });
+  }
   const work = await mkdtemp(join(tmpdir(), 'xsplice-try-'));
-  const consoleLog = resolve(opts.consoleLog ?? join(work, 'console.log'));
-  const keepWork = dirname(consoleLog) === work;
+  const serialLog = join(work, 'console.log');
+  const consoleLog = target ?? serialLog;
   try {
-    await mkdir(dirname(consoleLog), { recursive: true });
     const warnings: string[] = [];
     // Inputs: the plain hypervisor ELF, and the initramfs = static part + this run's part.
     const elf = join(work, 'xen.elf');
@@ -187,7 +202,7 @@ export async function runSession(opts: SessionOptions): Promise<SessionResult> {
 
     opts.onProgress?.(`booting the hypervisor under QEMU (${accel})`);
     const q = await runQemu({
-      qemu: inputs.qemu, xenElf: elf, dom0Kernel: kernel, initramfs, consoleLog, accel,
+      qemu: inputs.qemu, xenElf: elf, dom0Kernel: kernel, initramfs, consoleLog: serialLog, accel,
       bootTimeoutSec, stepTimeoutSec, timeoutSec, xenCmdline: opts.xenCmdline,
       onSignalExit: () => {
         for (const f of [elf, initramfs, kernel]) rmSync(f, { force: true });
@@ -229,9 +244,16 @@ export async function runSession(opts: SessionOptions): Promise<SessionResult> {
     };
   } finally {
     // Keep only the console log; the large inputs are removed.
-    if (keepWork) {
+    if (target === undefined) {
       await Promise.all(['xen.elf', 'initramfs.cpio', 'vmlinuz'].map((f) => rm(join(work, f), { force: true })));
     } else {
+      const tmp = `${target}.tmp-${process.pid}`;
+      try {
+        await copyFile(serialLog, tmp);
+        await rename(tmp, target);
+      } catch {
+        await rm(tmp, { force: true });
+      }
       await rm(work, { recursive: true, force: true });
     }
   }

@@ -70,6 +70,11 @@ export function qemuArgs(o: QemuOptions): string[] {
   ];
 }
 
+/** A wait that never keeps the process alive by itself. */
+function nap(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms).unref());
+}
+
 const BEGIN_RE = new RegExp(`${MARK} (?:BEGIN|RETRY) (\\d+)`, 'g');
 const END_RE = new RegExp(`${MARK} END (\\d+)`, 'g');
 
@@ -159,7 +164,7 @@ export async function runQemu(o: QemuOptions): Promise<QemuOutcome> {
   try {
     let stepStart = { progress: -1, at: 0 };
     while (!exited) {
-      await Promise.race([exitP, new Promise((r) => setTimeout(r, 250))]);
+      await Promise.race([exitP, nap(250)]);
       await readLog();
       const now = Date.now();
       if (bootMs === null && log.includes(`${MARK} READY`)) bootMs = now - start;
@@ -203,9 +208,9 @@ export async function runQemu(o: QemuOptions): Promise<QemuOutcome> {
       } catch {
         /* gone */
       }
-      await Promise.race([exitP, new Promise((r) => setTimeout(r, 3000))]);
+      await Promise.race([exitP, nap(3000)]);
       killer();
-      await Promise.race([exitP, new Promise((r) => setTimeout(r, 5000))]);
+      await Promise.race([exitP, nap(5000)]);
     }
     process.removeListener('exit', killer);
     for (const [sig, h] of sigHandlers) process.removeListener(sig, h);

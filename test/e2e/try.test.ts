@@ -33,9 +33,9 @@ function distFresh(): boolean {
   return pairs.every(([src, out]) => existsSync(out) && statSync(out).mtimeMs >= statSync(src).mtimeMs);
 }
 
-function runCli(args: string[], timeoutMs: number): Promise<{ code: number | null; stdout: string; stderr: string }> {
+function runCli(args: string[], timeoutMs: number, env?: NodeJS.ProcessEnv): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((res) => {
-    execFile(process.execPath, [BIN, ...args], { timeout: timeoutMs, maxBuffer: 16 << 20 }, (err, stdout, stderr) => {
+    execFile(process.execPath, [BIN, ...args], { timeout: timeoutMs, maxBuffer: 16 << 20, env: env ?? process.env }, (err, stdout, stderr) => {
       const code = err ? ((err as { code?: number | string }).code as number | null) : 0;
       res({ code: typeof code === 'number' ? code : null, stdout: String(stdout), stderr: String(stderr) });
     });
@@ -241,6 +241,66 @@ describe.skipIf(missing('Debian Xen 4.17 + QEMU + a built dist/ (npx tsc)', have
     expect(doc.inputs).toMatchObject({ xenImage: elf, xenSyms: debianXen.xenSyms, dom0Kernel: dom0Kernel() });
     expect(doc.warnings).toEqual([]);
   }, 340_000);
+});
+
+/** Processes whose command line mentions `needle` (read from /proc; nothing is signalled). */
+function processesMentioning(needle: string): number[] {
+  const pids: number[] = [];
+  for (const d of readdirSync('/proc')) {
+    if (!/^\d+$/.test(d)) continue;
+    try {
+      if (readFileSync(`/proc/${d}/cmdline`, 'latin1').includes(needle)) pids.push(Number(d));
+    } catch {
+      /* gone */
+    }
+  }
+  return pids;
+}
+
+describe.skipIf(missing('Debian Xen 4.17 + QEMU + a built dist/ (npx tsc)', haveXenStack && distFresh()))('bin/xsplice try: tool errors (exit 2)', () => {
+  it('bad --dom0-kernel or --xen-image: exit 2 before QEMU starts, one line', async () => {
+    const k = await runCli(['try', BIN, '--dom0-kernel', BIN], 60_000);
+    expect(k.code).toBe(2);
+    expect(k.stderr).toBe(`xsplice: ${BIN}: not a Linux bzImage (no HdrS setup header)\n`);
+    const x = await runCli(['try', BIN, '--xen-image', BIN], 60_000);
+    expect(x.code).toBe(2);
+    expect(x.stderr).toBe(`xsplice: ${BIN}: not an ELF hypervisor image (or gzip of one)\n`);
+  });
+
+  it('a run that cannot finish in --timeout: exit 2 naming the console log, and its QEMU is gone', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'xsplice-e2e-timeout-'));
+    const payload = await buildXenRecipePayload({ xenSyms: debianXen.xenSyms, outDir: dir, tag: 'never' });
+    const log = join(dir, 'console.log');
+    // QEMU's command line names its work directory, which lives under this TMPDIR.
+    const tmp = await mkdtemp(join(tmpdir(), 'xsplice-e2e-tmpdir-'));
+    const t = Date.now();
+    const running = runCli(['try', payload.file, '--timeout', '3', '--console-log', log, '--json'], 60_000, { ...process.env, TMPDIR: tmp });
+    // While it runs, its QEMU is visible (so the check after the run can see a leftover one).
+    let seen = false;
+    for (let i = 0; i < 100 && !seen; i++) {
+      seen = processesMentioning(tmp).some((p) => {
+        try {
+          return readFileSync(`/proc/${p}/cmdline`, 'latin1').includes('qemu-system-x86_64');
+        } catch {
+          return false;
+        }
+      });
+      if (!seen) await new Promise((r) => setTimeout(r, 50));
+    }
+    const r = await running;
+    expect(seen).toBe(true);
+    process.stdout.write(`bin/xsplice try --timeout 3: gave up after ${Date.now() - t} ms\n`);
+    expect(Date.now() - t).toBeLessThan(20_000);
+    expect(r.code).toBe(2);
+    const doc = JSON.parse(r.stdout);
+    expect(doc).toMatchObject({ ok: false, error: { code: 'TRY_BOOT_TIMEOUT' } });
+    expect(doc.error.message).toContain('dom0 was not ready after 3 s');
+    expect(doc.error.message).toContain(`console log ${log}`);
+    expect(r.stderr.trim().split('\n')).toHaveLength(1);
+    expect(readFileSync(log, 'utf8')).toContain('(XEN)');
+    expect(readdirSync(tmp)).toEqual([]); // work directory removed
+    expect(processesMentioning(tmp)).toEqual([]);
+  }, 60_000);
 });
 
 describe.skipIf(missing('a built dist/ (npx tsc)', distFresh()))('bin/xsplice try: errors that need no QEMU', () => {

@@ -297,8 +297,15 @@ export class ObjectBuilder {
         }
         return { offset: e.offset, type: e.type, symbol: sym, addend: e.addend ?? 0n };
       });
-      // Kept even when empty, so that an empty relocation section survives the round trip.
-      b.relocs.set(target, { rela: r.rela, entries, name: r.section.nameBytes, flags: r.section.flags });
+      // Kept even when empty, so that an empty relocation section survives the round trip. The
+      // name is kept only when it is not the default (so renaming the target renames it too).
+      const prefix = r.rela ? '.rela' : '.rel';
+      const tname = elf.sections[r.target]!.nameBytes;
+      const nb = r.section.nameBytes;
+      const isDefault = nb.length === prefix.length + tname.length && [...prefix].every((c, i) => nb[i] === c.charCodeAt(0))
+        && tname.every((c, i) => nb[prefix.length + i] === c);
+      const name = isDefault ? undefined : nb;
+      b.relocs.set(target, { rela: r.rela, entries, name, flags: r.section.flags });
     }
     return { builder: b, sectionIds, symbolIds };
   }

@@ -455,6 +455,12 @@ export function validateAbi(raw: unknown, file = '<abi>', base?: PayloadAbi): Pa
   if (b && isObj(raw.sections)) merged.sections = { ...b.sections, ...raw.sections };
   if (b && isObj(raw.limits)) merged.limits = { ...b.limits, ...raw.limits };
   delete merged.base;
+  if (b) {
+    // What identifies the base row is not inherited.
+    if (raw.id === undefined) delete merged.id;
+    if (raw.description === undefined) merged.description = `user-supplied row ${String(raw.name ?? b.name)} (based on ${b.id})`;
+    if (raw.releases === undefined) delete merged.releases;
+  }
   const o = merged;
   const name = str(file, o, 'name', '')!;
   const arch = o.arch;

@@ -51,6 +51,7 @@ describe.skipIf(missing("Debian Xen 4.17 + dom0 kernel + QEMU + gcc (scripts/set
   let steps: Step[];
   let hello: XenRecipePayload;
   let bye: XenRecipePayload;
+  let repl: XenRecipePayload;
   const byLabel = new Map<string, number>();
   const step = (label: string): StepResult => {
     const i = byLabel.get(label);
@@ -68,6 +69,8 @@ describe.skipIf(missing("Debian Xen 4.17 + dom0 kernel + QEMU + gcc (scripts/set
     hello = await buildXenRecipePayload({ xenSyms: xs, outDir: dir, tag: 'hello', newString: 'xsplice-hello' });
     // Stacked on hello, patching the same function (what Xen's own xen_bye_world does).
     bye = await buildXenRecipePayload({ xenSyms: xs, outDir: dir, tag: 'bye', newString: 'xsplice-bye', depends: { payload: hello.file } });
+    // Like Xen's xen_replace_world: old_addr 0 (resolved by name at upload), used with REPLACE.
+    repl = await buildXenRecipePayload({ xenSyms: xs, outDir: dir, tag: 'repl', newString: 'xsplice-replace', oldAddr: 'zero' });
 
     const plan: [string, Step][] = [
       ['buildid', { kind: 'readBuildId', expect: XEN_BUILD_ID }],
@@ -95,6 +98,17 @@ describe.skipIf(missing("Debian Xen 4.17 + dom0 kernel + QEMU + gcc (scripts/set
       ['unload bye', { kind: 'unload', name: 'bye' }],
       ['unload hello', { kind: 'unload', name: 'hello' }],
       ['list empty', { kind: 'list' }],
+      // REPLACE: hello applied again (a fresh upload after its unload), then replaced as a whole.
+      ['up hello again', { kind: 'upload', name: 'hello2', file: hello.file }],
+      ['apply hello again', { kind: 'apply', name: 'hello2' }],
+      ['up repl', { kind: 'upload', name: 'repl', file: repl.file }],
+      ['replace', { kind: 'replace', name: 'repl' }],
+      ['extra replaced', { kind: 'readExtra' }],
+      ['list replaced', { kind: 'list' }],
+      ['revert repl', { kind: 'revert', name: 'repl' }],
+      ['extra final', { kind: 'readExtra', expect: { sameAsStep: 1 } }],
+      ['unload repl', { kind: 'unload', name: 'repl' }],
+      ['unload hello again', { kind: 'unload', name: 'hello2' }],
     ];
     plan.forEach(([label], i) => byLabel.set(label, i));
     steps = plan.map(([, s]) => s);
@@ -183,6 +197,23 @@ describe.skipIf(missing("Debian Xen 4.17 + dom0 kernel + QEMU + gcc (scripts/set
     expect(step('unload bye').ok).toBe(true);
     expect(step('unload hello').ok).toBe(true);
     expect(step('list empty')).toMatchObject({ ok: true, toolOutput: 'Nothing to list' });
+  });
+
+  it('replaces every applied payload with one resolved by name (old_addr 0)', () => {
+    expect(step('up hello again').ok).toBe(true);
+    expect(step('apply hello again').ok).toBe(true);
+    expect(step('up repl').ok).toBe(true);
+    const r = step('replace');
+    expect(r).toMatchObject({ ok: true, exitStatus: 0 });
+    expect(r.toolOutput).toMatch(/^Replacing all live patches with repl\.\.\. completed$/);
+    expect(r.consoleLines).toContain('livepatch: repl finished REPLACE with rc=0');
+    expect(step('extra replaced').value).toBe(repl.newString);
+    expect(step('list replaced').toolOutput).toMatch(/^hello2\s+\| CHECKED/m);
+    expect(step('list replaced').toolOutput).toMatch(/^repl\s+\| APPLIED/m);
+    expect(step('revert repl').ok).toBe(true);
+    expect(step('extra final')).toMatchObject({ ok: true, value: '.7' });
+    expect(step('unload repl').ok).toBe(true);
+    expect(step('unload hello again').ok).toBe(true);
   });
 
   it('keeps the console log and reports a session that is not ok', () => {

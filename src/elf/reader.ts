@@ -78,8 +78,8 @@ class Reader {
       throw this.err('ELF_TRUNCATED', `file too short for the ${this.L.ehdr.name}`, { offset: 0, expected: `at least ${this.L.ehdr.size} bytes`, found: `${len} bytes` });
     }
     const e = decodeRecord(this.L.ehdr, this.dv, 0, this.le);
-    const shoff = checkedNumber(e.e_shoff as bigint, 'e_shoff', { offset: this.L.ehdr.fields.e_shoff.offset });
-    const phoff = checkedNumber(e.e_phoff as bigint, 'e_phoff', { offset: this.L.ehdr.fields.e_phoff.offset });
+    const shoff = this.checked(e.e_shoff as bigint, 'e_shoff', { offset: this.L.ehdr.fields.e_shoff.offset });
+    const phoff = this.checked(e.e_phoff as bigint, 'e_phoff', { offset: this.L.ehdr.fields.e_phoff.offset });
     const shentsize = e.e_shentsize as number;
     const rawShnum = e.e_shnum as number;
     const rawShstrndx = e.e_shstrndx as number;
@@ -147,7 +147,7 @@ class Reader {
         const p = decodeRecord(this.L.phdr, this.dv, at, this.le);
         programHeaders.push({
           type: p.p_type as number, flags: p.p_flags as number,
-          offset: checkedNumber(p.p_offset as bigint, 'p_offset', { offset: at + this.L.phdr.fields.p_offset.offset }),
+          offset: this.checked(p.p_offset as bigint, 'p_offset', { offset: at + this.L.phdr.fields.p_offset.offset }),
           vaddr: p.p_vaddr as bigint, paddr: p.p_paddr as bigint, filesz: p.p_filesz as bigint,
           memsz: p.p_memsz as bigint, align: p.p_align as bigint,
         });
@@ -168,7 +168,7 @@ class Reader {
     for (let i = 0; i < shnum; i++) {
       const at = shoff + i * shentsize;
       const s = decodeRecord(this.L.shdr, this.dv, at, this.le);
-      const offset = checkedNumber(s.sh_offset as bigint, 'sh_offset', { offset: at + this.L.shdr.fields.sh_offset.offset, sectionIndex: i });
+      const offset = this.checked(s.sh_offset as bigint, 'sh_offset', { offset: at + this.L.shdr.fields.sh_offset.offset, sectionIndex: i });
       const sec: ElfSection = {
         index: i, nameOffset: s.sh_name as number, name: '', nameBytes: new Uint8Array(0), type: s.sh_type as number,
         flags: s.sh_flags as bigint, addr: s.sh_addr as bigint, offset, size: s.sh_size as bigint,
@@ -218,6 +218,11 @@ class Reader {
     };
   }
 
+  /** checkedNumber with the file name in the error. */
+  private checked(v: bigint, what: string, ctx: ErrorContext): number {
+    return checkedNumber(v, what, this.name !== undefined ? { file: this.name, ...ctx } : ctx);
+  }
+
   private err(code: string, detail: string, ctx: ErrorContext): FormatError {
     return new FormatError(code, detail, this.name !== undefined ? { file: this.name, ...ctx } : ctx);
   }
@@ -263,12 +268,17 @@ class Reader {
   }
 
   private entrySize(sec: ElfSection, min: number, what: string): number {
-    let ent = sec.entsize === 0n ? min : checkedNumber(sec.entsize, 'sh_entsize', { ...this.secCtx(sec), offset: sec.headerOffset });
+    let ent = sec.entsize === 0n ? min : this.checked(sec.entsize, 'sh_entsize', { ...this.secCtx(sec), offset: sec.headerOffset });
     if (ent < min) {
       throw this.err('ELF_ENTSIZE', `${what} entry size is too small`, { ...this.secCtx(sec), offset: sec.headerOffset, expected: `>= ${min}`, found: ent });
     }
+    if (sec.size > BigInt(this.bytes.length)) {
+      throw this.err('ELF_SECTION_BOUNDS', `${what} is larger than the file`, {
+        ...this.secCtx(sec), offset: sec.headerOffset, expected: `sh_size <= ${this.bytes.length}`, found: `sh_size 0x${sec.size.toString(16)}`,
+      });
+    }
     const size = Number(sec.size);
-    if (sec.size > BigInt(this.bytes.length) || size % ent !== 0) {
+    if (size % ent !== 0) {
       throw this.err('ELF_ENTSIZE', `${what} size is not a multiple of its entry size`, {
         ...this.secCtx(sec), offset: sec.headerOffset, expected: `a multiple of ${ent}`, found: sec.size.toString(),
       });

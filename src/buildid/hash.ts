@@ -5,8 +5,16 @@
  * which Node lacks (lld >= 15 computes md5/sha1 build-ids with truncated BLAKE3); XXH64 is ours.
  */
 import { createHash } from 'node:crypto';
-import { blake3 } from '@noble/hashes/blake3.js';
+import { createRequire } from 'node:module';
 import { Xxh64 } from './xxh64.js';
+
+type Blake3 = typeof import('@noble/hashes/blake3.js').blake3;
+let blake3Fn: Blake3 | undefined;
+/** BLAKE3 is loaded on first use (only lld >= 15 ids need it): keeps the CLI's start-up lean. */
+function blake3(): Blake3 {
+  if (!blake3Fn) blake3Fn = (createRequire(import.meta.url)('@noble/hashes/blake3.js') as typeof import('@noble/hashes/blake3.js')).blake3;
+  return blake3Fn;
+}
 
 export interface Hasher {
   update(data: Uint8Array): void;
@@ -31,7 +39,7 @@ export function createHasher(kind: LeafHash): Hasher {
     }
     case 'blake3-16':
     case 'blake3-20': {
-      const h = blake3.create({ dkLen: kind === 'blake3-16' ? 16 : 20 });
+      const h = blake3().create({ dkLen: kind === 'blake3-16' ? 16 : 20 });
       return { update: (d) => void h.update(d), digest: () => h.digest() };
     }
   }

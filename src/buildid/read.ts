@@ -4,7 +4,7 @@
  * `xl info` text, or the raw bytes of /sys/hypervisor/properties/buildid.
  */
 import { closeSync, fstatSync, openSync, readFileSync } from 'node:fs';
-import { gunzipSync } from 'node:zlib';
+import { createRequire } from 'node:module';
 import { FormatError, XspliceError } from '../errors.js';
 import { isElf, readElf } from '../elf/reader.js';
 import type { ElfFile } from '../elf/types.js';
@@ -151,7 +151,9 @@ function fromBytes(bytes: Uint8Array, label: string, opts: ReadBuildIdOptions): 
     case 'gzip-elf': {
       let raw: Buffer;
       try {
-        raw = gunzipSync(bytes, { maxOutputLength: GUNZIP_MAX });
+        // node:zlib is loaded only for gzip inputs.
+        const zlib = createRequire(import.meta.url)('node:zlib') as typeof import('node:zlib');
+        raw = zlib.gunzipSync(bytes, { maxOutputLength: GUNZIP_MAX });
       } catch (e) {
         throw new FormatError('BUILDID_GZIP', `cannot gunzip: ${(e as Error).message}`);
       }

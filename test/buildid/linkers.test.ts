@@ -266,9 +266,40 @@ for (const lld of LLDS) {
       });
     }
     // gcc drives ld.lld (14) with -fuse-ld=lld; lld 16 is only reachable directly.
-    it.runIf(!lld.v15)('gcc -fuse-ld=lld PIE', async () => {
+    if (!lld.v15) it('gcc -fuse-ld=lld PIE', async () => {
       w.run('gcc', '-fuse-ld=lld', '-Wl,--build-id=sha1', 'a.c', 'b.c', '-o', `${pre}-pie`);
       await expectRecomputes(w.path(`${pre}-pie`), 'lld14-sha1');
     });
   });
 }
+
+describe.skipIf(missing('GNU ld PE emulations (i386pep, i386pe) and objcopy', have('ld') && have('objcopy') && have('objdump')))('GNU ld PE/COFF: CodeView GUID', () => {
+  // GNU ld makes the .buildid section only when a COFF input is present (buildid.md part 1b):
+  // the ELF object is converted to COFF with objcopy first.
+  beforeAll(() => {
+    w.write('pe.c', 'int data_word = 5;\nvoid _start(void) { for (;;) data_word++; }\n');
+    w.run('gcc', '-O1', '-fno-asynchronous-unwind-tables', '-c', 'pe.c', '-o', 'pe64.o');
+    w.run('objcopy', '-O', 'pe-x86-64', 'pe64.o', 'pe64.obj');
+    w.run('gcc', '-m32', '-O1', '-fno-asynchronous-unwind-tables', '-c', 'pe.c', '-o', 'pe32.o');
+    w.run('objcopy', '-O', 'pe-i386', 'pe32.o', 'pe32.obj');
+  });
+  for (const [emu, obj, magic] of [['i386pep', 'pe64.obj', 'PE32+'], ['i386pe', 'pe32.obj', 'PE32']] as const) {
+    for (const algo of ['sha1', 'md5'] as const) {
+      it(`ld -m ${emu} --build-id=${algo} (${magic}): raw GUID reported, objdump's order named, recomputed`, async () => {
+        const out = `${emu}-${algo}.exe`;
+        w.run('ld', '-m', emu, `--build-id=${algo}`, '-e', emu === 'i386pe' ? '__start' : '_start', obj, '-o', out);
+        const dump = w.run('objdump', '-p', out);
+        expect(dump).toContain(`(${magic})`);
+        const sig = /RSDS signature ([0-9a-f]{32})/.exec(dump)![1]!;
+        const r = await verify(w.path(out));
+        expect(r).toMatchObject({ source: 'pe', guidOrder: sig, verified: true, algorithm: `pe-gnu-ld-${algo}` });
+        expect(r.buildId).not.toBe(sig);
+        const bytes = w.read(out);
+        const bad = bytes.slice();
+        bad[bytes.length - 1] ^= 0x80; // the COFF string table: hashed (only the headers and the record are not)
+        writeFileSync(w.path(out + '.mut'), bad);
+        expect((await verify(w.path(out + '.mut'))).verified).toBe(false);
+      });
+    }
+  }
+});

@@ -108,7 +108,7 @@ export function applyChecks(lp: LoadedPayload, funcs: VerifiedFunc[], c: ApplyCo
   const stack = c.replace ? [] : c.applied;
   for (const f of funcs) {
     if (!f.oldAddr) continue;
-    const other = stack.find((p) => p.funcs.some((g) => g.oldAddr === f.oldAddr));
+    const other = [...stack].reverse().find((p) => p.funcs.some((g) => g.oldAddr === f.oldAddr));
     if (other) col.add('NOTE_PATCHED_BEFORE', { symbol: f.name ?? `0x${f.oldAddr.toString(16)}`, other: other.name }, { symbol: f.name ?? '' });
   }
   if (r.features.nopPatching) {

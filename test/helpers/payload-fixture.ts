@@ -182,7 +182,7 @@ export class PayloadFixture {
 
   build(): BuiltFixture {
     // funcs data + relocations
-    const funcsSec = this.sections.find((s) => s.name === '.livepatch.funcs');
+    const funcsSec = this.sections.find((s) => s.name === '.livepatch.funcs' || s.name === '.xsplice.funcs');
     if (funcsSec && !funcsSec.data) {
       const FUNC_SIZE = this.entrySize;
       const data = new Uint8Array(this.funcs.length * FUNC_SIZE);
@@ -199,7 +199,7 @@ export class PayloadFixture {
         data[o + 32] = f.version;
         for (const [k, v] of Object.entries(f.bytes ?? {})) data[o + Number(k)] = v;
       });
-      const rs = this.sections.find((s) => s.type === SHT.RELA && s.info === '.livepatch.funcs');
+      const rs = this.sections.find((s) => s.type === SHT.RELA && s.info === funcsSec.name);
       if (rs) rs.relocs = [...rels, ...(rs.relocs ?? []).filter((r) => !(r as FxReloc & { auto?: boolean }).auto)];
       funcsSec.data = data;
     }

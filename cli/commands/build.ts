@@ -82,8 +82,8 @@ export function register(program: Command, setExit: (code: number) => void): voi
           oldAddr: opts.oldAddr,
           stdinText,
           toolVersion: VERSION,
+          onWarning: (w: string) => io.err(`xsplice: warning: ${w}\n`),
         });
-        for (const w of r.warnings) io.err(`xsplice: warning: ${w}\n`);
         if (opts.json) {
           const { bytes: _bytes, ...rest } = r;
           io.out(toJson({ ok: true, size: r.bytes.length, ...rest }) + '\n');

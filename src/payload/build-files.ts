@@ -33,6 +33,8 @@ export interface BuildFilesOptions {
   oldAddr?: string;
   stdinText?: string;
   toolVersion?: string;
+  /** Called with each warning as it arises (also on the way to a failure). */
+  onWarning?: (message: string) => void;
 }
 
 export interface BuildFilesResult extends BuildResult {
@@ -149,11 +151,11 @@ function parseSpec(text: string, file: string): { spec: SpecFile; opts: Partial<
 }
 
 /** Picks the row: --abi, else --xen-version, else what XEN reveals; never a guess. */
-export function selectAbi(o: { abi?: string; xenVersion?: string; arch?: Arch; extra: PayloadAbi[]; target: Target; objectMachine?: number }, warnings: string[]): PayloadAbi {
+export function selectAbi(o: { abi?: string; xenVersion?: string; arch?: Arch; extra: PayloadAbi[]; target: Target; objectMachine?: number }, warn: (message: string) => void): PayloadAbi {
   const machineArch: Record<number, Arch> = { 62: 'x86_64', 183: 'arm64', 40: 'arm32' };
   const arch: Arch | undefined = o.arch ?? o.target.arch ?? (o.objectMachine !== undefined ? machineArch[o.objectMachine] : undefined);
   if (!arch) throw new UsageError('ARCH_UNKNOWN', 'cannot tell the architecture: pass --arch x86_64|arm64|arm32');
-  if (o.arch && o.target.arch && o.arch !== o.target.arch) warnings.push(`--arch ${o.arch} disagrees with XEN (${o.target.arch}); using ${o.arch}`);
+  if (o.arch && o.target.arch && o.arch !== o.target.arch) warn(`--arch ${o.arch} disagrees with XEN (${o.target.arch}); using ${o.arch}`);
   let revealed: PayloadAbi | undefined;
   if (o.target.version) {
     try {
@@ -165,7 +167,7 @@ export function selectAbi(o: { abi?: string; xenVersion?: string; arch?: Arch; e
   if (o.abi) {
     const row = abiByName(o.abi, arch, o.extra);
     if (revealed && revealed.name !== row.name) {
-      warnings.push(`--abi ${o.abi} wins over what XEN reveals (Xen ${o.target.version} uses ${revealed.name})`);
+      warn(`--abi ${o.abi} wins over what XEN reveals (Xen ${o.target.version} uses ${revealed.name})`);
     }
     return row;
   }
@@ -175,7 +177,7 @@ export function selectAbi(o: { abi?: string; xenVersion?: string; arch?: Arch; e
       const a = parseXenVersion(o.target.version);
       const b = parseXenVersion(o.xenVersion);
       if (a.major !== b.major || a.minor !== b.minor || (a.patch !== null && b.patch !== null && a.patch !== b.patch)) {
-        warnings.push(`--xen-version ${o.xenVersion} wins over what XEN reveals (${o.target.version})`);
+        warn(`--xen-version ${o.xenVersion} wins over what XEN reveals (${o.target.version})`);
       }
     }
     return row;
@@ -232,6 +234,11 @@ async function samePath(a: string, b: string): Promise<boolean> {
 
 export async function buildFiles(o: BuildFilesOptions): Promise<BuildFilesResult> {
   const warnings: string[] = [];
+  const onWarning = o.onWarning;
+  const sink = (w: string): void => {
+    warnings.push(w);
+    onWarning?.(w);
+  };
   if (!o.out) throw new UsageError('USAGE', 'missing -o OUT');
   if (!o.xen) throw new UsageError('USAGE', 'missing --xen XEN');
   let spec: SpecFile = {};
@@ -241,7 +248,7 @@ export async function buildFiles(o: BuildFilesOptions): Promise<BuildFilesResult
     // Command-line options win over the spec file.
     o = { ...r.opts, ...Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) } as BuildFilesOptions;
   }
-  if (o.objects.length === 0) throw new UsageError('USAGE', 'no input objects (OBJ...)');
+  if (o.objects.length === 0 && (o.patch?.length || o.hook?.length || spec.patches?.length || spec.hooks?.length)) throw new UsageError('USAGE', 'no input objects (OBJ...); only --nop needs none');
   if (o.arch !== undefined && !(ARCHES as readonly string[]).includes(o.arch)) throw new UsageError('USAGE', `--arch must be one of ${ARCHES.join(', ')}`);
   if (o.oldAddr !== undefined && o.oldAddr !== 'address' && o.oldAddr !== 'name') throw new UsageError('USAGE', '--old-addr must be "address" or "name"');
   for (const inp of [...o.objects, o.xen, o.depends, o.spec, o.abiFile]) {
@@ -254,9 +261,9 @@ export async function buildFiles(o: BuildFilesOptions): Promise<BuildFilesResult
     return { name: p, bytes: new Uint8Array(b.buffer, b.byteOffset, b.byteLength) };
   }));
   let objectMachine: number | undefined;
-  const first = objects[0]!.bytes;
-  if (isElf(first) && first.length >= 20) objectMachine = first[18]! | (first[19]! << 8);
-  const abi = selectAbi({ abi: o.abi, xenVersion: o.xenVersion, arch: o.arch as Arch | undefined, extra, target, objectMachine }, warnings);
+  const first = objects[0]?.bytes;
+  if (first && isElf(first) && first.length >= 20) objectMachine = first[18]! | (first[19]! << 8);
+  const abi = selectAbi({ abi: o.abi, xenVersion: o.xenVersion, arch: o.arch as Arch | undefined, extra, target, objectMachine }, sink);
   const depends = o.depends ? await readDepends(o.depends, abi.sections.buildId) : undefined;
   const res = await buildPayload({
     objects,
@@ -269,6 +276,7 @@ export async function buildFiles(o: BuildFilesOptions): Promise<BuildFilesResult
     expect: o.expect ?? false,
     oldAddr: (o.oldAddr as 'address' | 'name' | undefined) ?? (target.symbols ? 'address' : 'name'),
     toolVersion: o.toolVersion ?? 'unknown',
+    ...(onWarning ? { onWarning } : {}),
   });
   try {
     await writeFileAtomic(o.out, res.bytes);

@@ -82,6 +82,8 @@ export interface BuildOptions {
   /** 'address' (default when the target has symbols): old_addr from the symbol table; 'name': 0, resolved by the hypervisor by `name`. */
   oldAddr?: 'address' | 'name';
   toolVersion?: string;
+  /** Called with each warning as it arises (they are also returned on success). */
+  onWarning?: (message: string) => void;
 }
 
 export interface BuiltFunc {
@@ -156,14 +158,18 @@ const ARCH_SPECIAL = /^(\.altinstructions|\.ex_table|\.alt_call_sites|\.bug_fram
 export async function buildPayload(opts: BuildOptions): Promise<BuildResult> {
   const { abi, target } = opts;
   const warnings: string[] = [];
+  const warn = (w: string): void => {
+    warnings.push(w);
+    opts.onWarning?.(w);
+  };
   const patches = opts.patches ?? [];
   const nops = opts.nops ?? [];
   const hookReqs = opts.hooks ?? [];
-  if (opts.objects.length === 0) throw new UsageError('BUILD_NO_OBJECTS', 'no input objects');
+  if (opts.objects.length === 0 && patches.length + hookReqs.length > 0) throw new UsageError('BUILD_NO_OBJECTS', 'no input objects (only --nop needs none)');
   if (patches.length + nops.length + hookReqs.length === 0) {
     throw new UsageError('BUILD_NOTHING', 'nothing to patch: give at least one --patch, --nop or --hook');
   }
-  for (const h of abi.hooks) if (h.note && hookReqs.some((r) => r.kind === h.kind)) warnings.push(`${h.section}: ${h.note}`);
+  for (const h of abi.hooks) if (h.note && hookReqs.some((r) => r.kind === h.kind)) warn(`${h.section}: ${h.note}`);
 
   /* 1. Read and check the objects. */
   const elves: ElfFile[] = opts.objects.map((o) => {
@@ -185,7 +191,7 @@ export async function buildPayload(opts: BuildOptions): Promise<BuildResult> {
     }
     return e;
   });
-  const le = elves[0]!.header.littleEndian;
+  const le = elves[0]?.header.littleEndian ?? true;
   for (const [i, e] of elves.entries()) {
     if (e.header.littleEndian !== le) refuse('BUILD_WRONG_ENDIAN', 'objects of both byte orders', { file: opts.objects[i]!.name });
   }
@@ -221,7 +227,7 @@ export async function buildPayload(opts: BuildOptions): Promise<BuildResult> {
       const spec = fb.section(id);
       const name = nameOf(spec.name);
       if (name === abi.sections.buildId) {
-        warnings.push(`${file}: its ${name} is replaced by the payload's own`);
+        warn(`${file}: its ${name} is replaced by the payload's own`);
         skipped.add(id);
         continue;
       }
@@ -351,7 +357,7 @@ export async function buildPayload(opts: BuildOptions): Promise<BuildResult> {
       refuse('BUILD_UNDEFINED', `undefined symbol${missing.length > 1 ? 's' : ''} neither the objects nor the target define${opts.depends?.payload ? ' (nor the payload it depends on)' : ''}: ${local.join(', ')}; the hypervisor would refuse the upload ("Unknown symbol")`, { symbol: missing[0]! });
     }
   } else if (undefinedNames.length) {
-    warnings.push(`the target is only a build-id: cannot check that the hypervisor defines ${undefinedNames.join(', ')}`);
+    warn(`the target is only a build-id: cannot check that the hypervisor defines ${undefinedNames.join(', ')}`);
   }
 
   /* 5. Funcs entries. */
@@ -413,7 +419,7 @@ export async function buildPayload(opts: BuildOptions): Promise<BuildResult> {
     const newSize = p.newSize ?? Number(ns.spec.size);
     checkDup(o.name, `--patch ${p.old}`);
     if (newSize === 0 && !abi.nopAllowed) refuse('BUILD_NEW_SIZE', `${newName} has size 0 (no .size directive?); ${abi.id} refuses new_size 0 — give newSize in --spec`, { symbol: newName });
-    if (newSize === 0) warnings.push(`${newName} has st_size 0 (no .size directive?): new_size 0`);
+    if (newSize === 0) warn(`${newName} has st_size 0 (no .size directive?): new_size 0`);
     if (o.size === 0) refuse('BUILD_OLD_SIZE', `old_size of ${o.name} is 0 ("Address or size fields are zero")`, { symbol: o.name });
     const addrForBytes = o.sym?.value ?? o.addr;
     const endbr = targetStartsWithEndbr(addrForBytes);
@@ -421,7 +427,7 @@ export async function buildPayload(opts: BuildOptions): Promise<BuildResult> {
     if (o.size < need) {
       refuse('BUILD_OLD_TOO_SMALL', `${o.name} is ${o.size} bytes, smaller than the ${need}-byte patch${endbr ? ' (jump after ENDBR64)' : ''}; the hypervisor would refuse it (-EINVAL)`, { symbol: o.name, expected: `old_size ≥ ${need}`, found: o.size });
     }
-    if (ns.spec.type !== STT.FUNC && ns.spec.type !== STT.NOTYPE) warnings.push(`replacement ${newName} is not a function symbol`);
+    if (ns.spec.type !== STT.FUNC && ns.spec.type !== STT.NOTYPE) warn(`replacement ${newName} is not a function symbol`);
     const exp = expectFor(addrForBytes, o.size, p.old);
     entries.push({ name: o.name, newSym: ni, oldAddr: o.addr, newSize, oldSize: o.size, ...(exp ? { expect: exp } : {}) });
   }
@@ -487,7 +493,7 @@ export async function buildPayload(opts: BuildOptions): Promise<BuildResult> {
   }
 
   /* 8. Emit the model. */
-  const b = new ObjectBuilder({ class: abi.elfClass, littleEndian: le, machine: abi.machine, flags: abi.eFlags ?? elves[0]!.header.flags });
+  const b = new ObjectBuilder({ class: abi.elfClass, littleEndian: le, machine: abi.machine, flags: abi.eFlags ?? elves[0]?.header.flags ?? 0 });
   const secIds: SectionId[] = secs.map((s) => b.addSection(s.spec));
   secs.forEach((s, i) => {
     if (s.linkTo !== undefined) b.section(secIds[i]!).link = secIds[s.linkTo]!;

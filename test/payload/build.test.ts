@@ -1,0 +1,259 @@
+/**
+ * `xsplice build` offline, through the CLI in-process (cli.md contract: exit 0/1/2, one stderr line,
+ * --json) and the library, against Debian's xen-syms 4.17. Oracles: readelf and `ld -r` (GNU
+ * binutils) read and link what we write; gcc makes the inputs (including the bad ones).
+ * Reproducibility: two child processes in different directories, time zones, locales and times.
+ */
+import { execFile, spawnSync } from 'node:child_process';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { copyFile, mkdir, mkdtemp, readFile, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { main } from '../../cli/xsplice.js';
+import { debianXen, haveDebianXen, missing, REPO, XEN_BUILD_ID } from '../helpers/debian.js';
+
+const exec = promisify(execFile);
+const have = (cmd: string): boolean => spawnSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' }).status === 0;
+const CFLAGS = readFileSync(join(REPO, 'examples/xen-cflags'), 'utf8').split(/\s+/).filter(Boolean);
+const EXAMPLE_C = join(REPO, 'examples/xen-extra-version/xen_extra_version.c');
+const XEN = debianXen.xenSyms;
+
+async function cli(argv: string[], stdin?: string): Promise<{ code: number; out: string; err: string }> {
+  let out = '';
+  let err = '';
+  if (stdin !== undefined) {
+    // The build command reads stdin only for `--xen -`: feed it through a replaced process.stdin.
+    const { Readable } = await import('node:stream');
+    const orig = Object.getOwnPropertyDescriptor(process, 'stdin')!;
+    Object.defineProperty(process, 'stdin', { value: Readable.from([Buffer.from(stdin)]), configurable: true });
+    try {
+      const code = await main(argv, { out: (s) => void (out += s), err: (s) => void (err += s) });
+      return { code, out, err };
+    } finally {
+      Object.defineProperty(process, 'stdin', orig);
+    }
+  }
+  const code = await main(argv, { out: (s) => void (out += s), err: (s) => void (err += s) });
+  return { code, out, err };
+}
+
+async function gcc(dir: string, name: string, src: string, extra: string[] = [], flags = CFLAGS): Promise<string> {
+  const c = join(dir, `${name}.c`);
+  await writeFile(c, src);
+  const o = join(dir, `${name}.o`);
+  await exec('gcc', [...flags, ...extra, '-c', c, '-o', o]);
+  return o;
+}
+
+const ready = haveDebianXen() && have('gcc') && have('ld') && have('readelf');
+
+describe.skipIf(missing('Debian xen-syms + gcc/binutils (scripts/setup-deps.sh)', ready))('xsplice build (offline, Debian Xen 4.17 target)', () => {
+  let dir: string;
+  let good: string;
+
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'xsplice-build-'));
+    good = join(dir, 'good.o');
+    await exec('gcc', [...CFLAGS, '-c', EXAMPLE_C, '-o', good]);
+  });
+
+  it('builds the example; readelf and GNU ld -r accept the payload; JSON per contract', async () => {
+    const out = join(dir, 'ok.livepatch');
+    const r = await cli(['build', good, '-o', out, '--xen', XEN, '--patch', 'xen_extra_version', '--json']);
+    expect(r.err).toBe('');
+    expect(r.code).toBe(0);
+    const j = JSON.parse(r.out);
+    expect(j).toMatchObject({
+      ok: true, file: out, depends: XEN_BUILD_ID, xenDepends: XEN_BUILD_ID,
+      abi: { id: 'L2c-x86_64', name: 'L2c', arch: 'x86_64', version: 2 },
+      target: { buildId: XEN_BUILD_ID, version: '4.17.7+13-g2445b30a44-0+deb12u1', source: 'elf' },
+      funcs: [{ name: 'xen_extra_version', newSymbol: 'xen_extra_version', oldAddr: '0xffff82d040234b20', oldSize: 12, newSize: 12, version: 2 }],
+      undefinedSymbols: ['__x86_return_thunk'],
+    });
+    expect(j.buildId).toMatch(/^[0-9a-f]{40}$/);
+    // Oracles.
+    const re = await exec('readelf', ['-hSrnsW', out]);
+    expect(re.stderr).toBe('');
+    expect(re.stdout).toContain(`Build ID: ${j.buildId}`);
+    expect(re.stdout).toMatch(/\.livepatch\.xen_depends\s+NOTE/);
+    expect(re.stdout).toMatch(/Type:\s+REL \(Relocatable file\)/);
+    const linked = join(dir, 'ok-linked.o');
+    const ld = await exec('ld', ['-r', '-o', linked, out]);
+    expect(ld.stderr).toBe('');
+    expect((await exec('readelf', ['-rW', linked])).stdout).toMatch(/R_X86_64_64\s+0+\s+xen_extra_version \+ 0/);
+    // The funcs section: read-only on L2c (4.19's tests), depends/xen_depends/modinfo read-only.
+    expect(re.stdout).toMatch(/\.livepatch\.funcs\s+PROGBITS\s+\S+\s+\S+\s+0+68\s+00\s+A\s/);
+    expect(re.stdout).toMatch(/\.modinfo\s+PROGBITS\s+\S+\s+\S+\s+\S+\s+00\s+A\s/);
+    const modinfo = (await exec('readelf', ['-p', '.modinfo', out])).stdout;
+    expect(modinfo).toContain('xsplice=0.1.0');
+    expect(modinfo).toMatch(/input=good\.o sha256:[0-9a-f]{64}/);
+  });
+
+  it('is reproducible: same bytes from other directories, times, time zones and locales', async () => {
+    const runIn = async (sub: string, env: Record<string, string>) => {
+      const d = join(dir, sub);
+      await mkdir(d, { recursive: true });
+      await copyFile(EXAMPLE_C, join(d, 'xen_extra_version.c'));
+      await exec('gcc', [...CFLAGS, '-c', 'xen_extra_version.c', '-o', 'x.o'], { cwd: d, env: { ...process.env, ...env } });
+      await exec(process.execPath, [join(REPO, 'bin/xsplice'), 'build', 'x.o', '-o', 'p.livepatch', '--xen', XEN, '--patch', 'xen_extra_version', '--expect'], { cwd: d, env: { ...process.env, ...env } });
+      return readFile(join(d, 'p.livepatch'));
+    };
+    if (!existsSync(join(REPO, 'dist/cli/xsplice.js'))) throw new Error('dist/ missing: run npm run build');
+    const a = await runIn('one/deeper/dir', { TZ: 'UTC', LANG: 'C', LC_ALL: 'C', SOURCE_DATE_EPOCH: '1' });
+    await new Promise((r) => setTimeout(r, 1100));
+    const b = await runIn('two', { TZ: 'Pacific/Kiritimati', LANG: 'de_DE.UTF-8', LC_ALL: 'tr_TR.UTF-8', SOURCE_DATE_EPOCH: '2000000000' });
+    expect(a.length).toBeGreaterThan(1000);
+    expect(Buffer.compare(a, b)).toBe(0);
+  });
+
+  it('old_addr by name (0) and by address literal; --expect fills the block from xen-syms', async () => {
+    const byName = await cli(['build', good, '-o', join(dir, 'n.livepatch'), '--xen', XEN, '--patch', 'xen_extra_version', '--old-addr', 'name', '--json']);
+    expect(JSON.parse(byName.out).funcs[0].oldAddr).toBe('0x0');
+    const byAddr = await cli(['build', good, '-o', join(dir, 'a.livepatch'), '--xen', XEN, '--patch', '0xffff82d040234b20=xen_extra_version', '--expect', '--json']);
+    expect(byAddr.code).toBe(0);
+    const f = JSON.parse(byAddr.out).funcs[0];
+    expect(f).toMatchObject({ name: 'xen_extra_version', oldAddr: '0xffff82d040234b20', expect: { len: 12 } });
+    // The expectation bytes are what objdump shows at xen_extra_version.
+    const od = (await exec('objdump', ['-d', '--start-address=0xffff82d040234b20', '--stop-address=0xffff82d040234b2c', XEN])).stdout;
+    const hex = [...od.matchAll(/^\s*ffff82d040234b[0-9a-f]{2}:\s+((?:[0-9a-f]{2} )+)/gm)].map((m) => m[1]!.replace(/ /g, '')).join('');
+    expect(f.expect.data).toBe(hex);
+  });
+
+  it('a build-id-only target needs --xen-version (or --abi) and the sizes from --spec; old_addr is 0', async () => {
+    const noVer = await cli(['build', good, '-o', join(dir, 'h.livepatch'), '--xen', XEN_BUILD_ID, '--patch', 'xen_extra_version']);
+    expect(noVer.code).toBe(2);
+    expect(noVer.err).toMatch(/cannot tell which Xen release the build-id is: pass --xen-version X\.Y\.Z or --abi NAME/);
+    const noSize = await cli(['build', good, '-o', join(dir, 'h.livepatch'), '--xen', XEN_BUILD_ID, '--xen-version', '4.17.7', '--patch', 'xen_extra_version']);
+    expect(noSize.code).toBe(2);
+    expect(noSize.err).toMatch(/XEN is only a build-id: give oldSize for xen_extra_version in --spec/);
+    const spec = join(dir, 'spec.json');
+    await writeFile(spec, JSON.stringify({ patches: [{ old: 'xen_extra_version', oldSize: 12 }] }));
+    const ok = await cli(['build', good, '-o', join(dir, 'h.livepatch'), '--xen', XEN_BUILD_ID, '--xen-version', '4.17.7', '--spec', spec, '--json']);
+    expect(ok.code).toBe(0);
+    expect(ok.err).toMatch(/warning: the target is only a build-id: cannot check that the hypervisor defines __x86_return_thunk/);
+    expect(JSON.parse(ok.out).funcs[0]).toMatchObject({ oldAddr: '0x0', oldSize: 12, newSize: 12 });
+  });
+
+  it('reads `xl info` on stdin (--xen -)', async () => {
+    const xl = `host : dom0\nxen_major : 4\nxen_minor : 17\nxen_extra : .7\nxen_version : 4.17.7\nxen_caps : xen-3.0-x86_64 hvm-3.0-x86_64\nbuild_id : ${XEN_BUILD_ID}\n`;
+    const spec = join(dir, 'spec2.json');
+    await writeFile(spec, JSON.stringify({ patches: [{ old: 'xen_extra_version', oldSize: 12 }] }));
+    const r = await cli(['build', good, '-o', join(dir, 'xl.livepatch'), '--xen', '-', '--spec', spec, '--json'], xl);
+    expect(r.code).toBe(0);
+    expect(JSON.parse(r.out)).toMatchObject({ abi: { id: 'L2c-x86_64' }, target: { source: 'xl-info', version: '4.17.7' }, xenDepends: XEN_BUILD_ID });
+  });
+
+  it('an explicit --abi wins over what XEN reveals, with a warning; --abi help lists the rows', async () => {
+    const r = await cli(['build', good, '-o', join(dir, 'b.livepatch'), '--xen', XEN, '--abi', 'L2b', '--patch', 'xen_extra_version', '--json']);
+    expect(r.code).toBe(0);
+    expect(r.err).toMatch(/warning: --abi L2b wins over what XEN reveals \(Xen 4\.17\.7\+13-g2445b30a44-0\+deb12u1 uses L2c\)/);
+    expect(JSON.parse(r.out).abi.id).toBe('L2b-x86_64');
+    expect((await exec('readelf', ['-SW', join(dir, 'b.livepatch')])).stdout).toMatch(/\.livepatch\.funcs\s+PROGBITS\s+\S+\s+\S+\s+\S+\s+00\s+WA\s/);
+    const h = await cli(['build', '--abi', 'help']);
+    expect(h.code).toBe(0);
+    for (const n of ['xsplice', 'L1', 'L2a', 'L2b', 'L2c']) expect(h.out).toMatch(new RegExp(`^${n}\\s`, 'm'));
+    const hj = JSON.parse((await cli(['build', '--abi', 'help', '--json'])).out);
+    expect(hj.rows).toHaveLength(13);
+  });
+
+  it('--abi xsplice: .xsplice.* sections, 64-byte version-1 entries, and a note that no release reads its hooks', async () => {
+    const hook = await gcc(dir, 'xs_hook', 'void xs_hook(void);\nvoid xs_hook(void) {}\n');
+    const out = join(dir, 'xs.xsplice');
+    const r = await cli(['build', good, hook, '-o', out, '--xen', XEN, '--abi', 'xsplice', '--patch', 'xen_extra_version', '--hook', 'load=xs_hook']);
+    expect(r.code).toBe(0);
+    expect(r.err).toMatch(/warning: \.xsplice\.hooks\.load: proposed by the xSplice v5 series; no released hypervisor reads this section/);
+    const s = (await exec('readelf', ['-SW', out])).stdout;
+    expect(s).toMatch(/\.xsplice\.funcs\s+PROGBITS\s+\S+\s+\S+\s+0+40\s/);
+    expect(s).toMatch(/\.xsplice\.depends\s/);
+    expect(s).toMatch(/\.xsplice\.hooks\.load\s/);
+    expect(s).not.toMatch(/xen_depends|\.modinfo/);
+  });
+
+  it('binds references between objects and resolves against the payload it depends on', async () => {
+    const a = await gcc(dir, 'multi_a', 'const char *helper_str(void);\nconst char *xen_extra_version(void);\nconst char *xen_extra_version(void) { return helper_str(); }\n');
+    const b = await gcc(dir, 'multi_b', 'const char *helper_str(void);\nconst char *helper_str(void) { return "+multi"; }\n');
+    const base = join(dir, 'base.livepatch');
+    expect((await cli(['build', a, b, '-o', base, '--xen', XEN, '--patch', 'xen_extra_version', '--json'])).code).toBe(0);
+    // A second payload calling helper_str from the first: refused alone, accepted with --depends.
+    const c = await gcc(dir, 'upper', 'const char *helper_str(void);\nconst char *xen_extra_version(void);\nconst char *xen_extra_version(void) { return helper_str() + 1; }\n');
+    const alone = await cli(['build', c, '-o', join(dir, 'up.livepatch'), '--xen', XEN, '--patch', 'xen_extra_version']);
+    expect(alone.code).toBe(1);
+    expect(alone.err).toMatch(/^xsplice: .*undefined symbol neither the objects nor the target define: helper_str/m);
+    const stacked = await cli(['build', c, '-o', join(dir, 'up.livepatch'), '--xen', XEN, '--patch', 'xen_extra_version', '--depends', base, '--json']);
+    expect(stacked.code).toBe(0);
+    const baseId = JSON.parse((await cli(['build', a, b, '-o', join(dir, 'base2.livepatch'), '--xen', XEN, '--patch', 'xen_extra_version', '--json'])).out).buildId;
+    expect(JSON.parse(stacked.out).depends).toBe(baseId);
+    const dup = await gcc(dir, 'dup', 'const char *helper_str(void);\nconst char *helper_str(void) { return "+dup"; }\n');
+    const twice = await cli(['build', a, b, dup, '-o', join(dir, 'd.livepatch'), '--xen', XEN, '--patch', 'xen_extra_version']);
+    expect(twice.code).toBe(1);
+    expect(twice.err).toMatch(/symbol helper_str: global symbol defined twice \(in .*multi_b\.o and .*dup\.o\)/);
+  });
+
+  // ---- Refusals: what the hypervisor would refuse, exit 1 with the reason --------------------
+  const refusals: [string, () => Promise<string[]>, RegExp][] = [
+    ['R_X86_64_32S (code not built -fpic)', async () => [await gcc(dir, 'r32s', 'static const char s[] = "+k";\nconst char *xen_extra_version(void);\nconst char *xen_extra_version(void) { return s; }\n', ['-mcmodel=kernel', '-fno-pic'], CFLAGS.filter((f) => f !== '-fpic')), '--patch', 'xen_extra_version'],
+      /relocation type R_X86_64_32S \(11\) at 0x[0-9a-f]+ is not handled by the hypervisor's loader: compile with -fpic, as the hypervisor is built/],
+    ['old_size below the 5-byte jump', async () => [await gcc(dir, 'small', 'void pagetable_dying(void *d);\nvoid pagetable_dying(void *d) { (void)d; }\n'), '--patch', 'pagetable_dying'],
+      /symbol pagetable_dying: pagetable_dying is 2 bytes, smaller than the 5-byte patch; the hypervisor would refuse it \(-EINVAL\) \(expected old_size ≥ 5, found 2\)/],
+    ['a symbol neither the objects nor the target define', async () => [await gcc(dir, 'undef', 'const char *no_such_xen_fn(void);\nconst char *xen_extra_version(void);\nconst char *xen_extra_version(void) { return no_such_xen_fn(); }\n'), '--patch', 'xen_extra_version'],
+      /undefined symbol neither the objects nor the target define: no_such_xen_fn; the hypervisor would refuse the upload \("Unknown symbol"\)/],
+    ['a static of the target named without its file', async () => [good, '--patch', 'add_entry=xen_extra_version'],
+      /"add_entry" is a local \(static\) symbol in the target: name it as file#name \(common\/hypfs\.c#add_entry, common\/timer\.c#add_entry\)/],
+    ['a new symbol that the hypervisor already has', async () => [await gcc(dir, 'dupnew', 'const char *xen_changeset(void);\nconst char *xen_changeset(void) { return "x"; }\nconst char *xen_extra_version(void);\nconst char *xen_extra_version(void) { return xen_changeset(); }\n'), '--patch', 'xen_extra_version'],
+      /symbol xen_changeset: xen_changeset would be a new symbol of the payload, but the hypervisor already has one of that name; the hypervisor would refuse the upload \("duplicate new symbol", -EEXIST\)/],
+    ['a writable and executable section', async () => [await gcc(dir, 'wx', '__asm__(".section .wxsec,\\"awx\\",@progbits\\n.byte 0xc3\\n.previous");\nconst char *xen_extra_version(void);\nconst char *xen_extra_version(void) { return "+wx"; }\n'), '--patch', 'xen_extra_version'],
+      /section \.wxsec: section is both writable and executable/],
+    ['a COMMON symbol', async () => [await gcc(dir, 'common', 'int counter;\nconst char *xen_extra_version(void);\nconst char *xen_extra_version(void) { counter++; return "+c"; }\n', ['-fcommon'], CFLAGS.filter((f) => f !== '-fno-common')), '--patch', 'xen_extra_version'],
+      /symbol counter: COMMON symbol: the hypervisor refuses them \("Unexpected common symbol"\); compile with -fno-common/],
+    ['an .altinstructions section that is not whole 14-byte entries', async () => [await gcc(dir, 'alt', '__asm__(".section .altinstructions,\\"a\\"\\n.fill 13,1,0\\n.previous");\nconst char *xen_extra_version(void);\nconst char *xen_extra_version(void) { return "+a"; }\n'), '--patch', 'xen_extra_version'],
+      /section \.altinstructions: size 13 is not a multiple of the 14-byte entries the hypervisor expects/],
+    ['a NOP longer than 31 bytes', async () => [good, '--nop', 'xen_extra_version:32'],
+      /NOP length 32 for xen_extra_version exceeds 31 bytes/],
+    ['two functions for a single-pointer hook', async () => [await gcc(dir, 'hooks2', 'int h1(void *p);\nint h1(void *p) { (void)p; return 0; }\nint h2(void *p);\nint h2(void *p) { (void)p; return 0; }\n'), '--hook', 'pre-apply=h1', '--hook', 'pre-apply=h2'],
+      /symbol h2: hook kind pre-apply takes exactly one function/],
+  ];
+  for (const [what, args, re] of refusals) {
+    it(`refuses ${what} (exit 1, one line naming why)`, async () => {
+      const out = join(dir, `refused-${what.replace(/\W+/g, '_')}.livepatch`);
+      const r = await cli(['build', ...(await args()), '-o', out, '--xen', XEN, '--json']);
+      expect(r.code, r.err).toBe(1);
+      expect(r.err.split('\n').filter(Boolean)).toHaveLength(1);
+      expect(r.err).toMatch(/^xsplice: /);
+      expect(r.err).toMatch(re);
+      const j = JSON.parse(r.out);
+      expect(j.ok).toBe(false);
+      expect(j.error.message).toMatch(re);
+      expect(existsSync(out)).toBe(false);
+    });
+  }
+
+  it('usage errors exit 2: a hook kind the row lacks, nothing to patch, output over an input', async () => {
+    const l1 = await cli(['build', good, '-o', join(dir, 'u.livepatch'), '--xen', XEN, '--xen-version', '4.10.0', '--patch', 'xen_extra_version', '--hook', 'pre-apply=xen_extra_version']);
+    expect(l1.code).toBe(2);
+    expect(l1.err).toMatch(/hook kind "pre-apply" does not exist in payload ABI L1-x86_64 \(it has: load, unload\)/);
+    expect(l1.err).toMatch(/warning: --xen-version 4\.10\.0 wins over what XEN reveals/);
+    const none = await cli(['build', good, '-o', join(dir, 'u.livepatch'), '--xen', XEN]);
+    expect(none.code).toBe(2);
+    expect(none.err).toMatch(/nothing to patch/);
+    const before = await readFile(good);
+    const over = await cli(['build', good, '-o', good, '--xen', XEN, '--patch', 'xen_extra_version']);
+    expect(over.code).toBe(2);
+    expect(over.err).toMatch(/the output would overwrite an input/);
+    expect(Buffer.compare(before, await readFile(good))).toBe(0);
+  });
+
+  it('leaves no temporary or partial file behind, on success or failure', () => {
+    expect(readdirSync(dir).filter((f) => f.endsWith('.tmp'))).toEqual([]);
+  });
+
+  it('NOP patching: new_addr 0, no relocation for it, new_size = LEN', async () => {
+    const out = join(dir, 'nop.livepatch');
+    const r = await cli(['build', '-o', out, '--xen', XEN, '--nop', 'xen_minor_version:5', '--json']);
+    expect(r.code, r.err).toBe(0);
+    expect(JSON.parse(r.out).funcs[0]).toMatchObject({ name: 'xen_minor_version', newSymbol: null, newSize: 5 });
+    const rel = (await exec('readelf', ['-rW', out])).stdout.split("'.rela.livepatch.funcs'")[1]!;
+    expect(rel.match(/R_X86_64_64/g)).toHaveLength(1);
+  });
+});

@@ -79,7 +79,8 @@ export function identifyBuildId(input: Uint8Array | string): BuildIdSource | nul
   if (XL_INFO_RE.test(text)) return 'xl-info';
   if (isHexId(text)) return 'hex';
   if (text.trim() === '<denied>') return 'sysfs';
-  if (input.length >= 1 && input.length <= 64) return 'sysfs';
+  // Raw id bytes: 16 (md5, uuid, EFI GUID) to 64 bytes; shorter ones are too ambiguous to guess.
+  if (input.length >= 16 && input.length <= 64) return 'sysfs';
   return null;
 }
 

@@ -235,6 +235,13 @@ describe.skipIf(missing('ld.gold', have('ld.gold') && have('gcc')))('gold: whole
     // With the default options the file is below 40 MiB, so --verify cannot know the tree was forced.
     expect((await verify(w.path('gtree'))).verified).toBe(false);
   });
+  it('--build-id=tree with the default options on a 41 MiB output: gold-tree', async () => {
+    writeFileSync(w.path('blob41.bin'), randomBytes(41 * 1024 * 1024));
+    w.write('gblob41.s', blobAsm(w.path('blob41.bin')));
+    w.run('as', 'gblob41.s', '-o', 'gblob41.o');
+    w.run('ld.gold', '--build-id=tree', 'gblob41.o', '-o', 'gtree41');
+    await expectRecomputes(w.path('gtree41'), 'gold-tree', '.data');
+  }, 120_000);
 });
 
 const LLDS = [

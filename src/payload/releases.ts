@@ -159,6 +159,8 @@ export interface LoaderRules {
   branchReach: bigint;
   /** Where the loader maps payloads: x86 after __2M_rwdata_end (vm_init_type(VMAP_XEN, …)). */
   payloadAreaSymbol: string | null;
+  /** Fixed start of the payload area when there is no such symbol (ARM LIVEPATCH_VMAP_START, §2.6). */
+  payloadBase: bigint | null;
 }
 
 export function rulesFor(ver: XenVersion, arch: Arch): LoaderRules {
@@ -181,5 +183,6 @@ export function rulesFor(ver: XenVersion, arch: Arch): LoaderRules {
     hasExTable: !arm,
     branchReach: arch === 'x86_64' ? 1n << 31n : arch === 'arm64' ? 128n << 20n : 32n << 20n,
     payloadAreaSymbol: arch === 'x86_64' ? '__2M_rwdata_end' : null,
+    payloadBase: arm ? (compareVersions(ver, v('4.17')) >= 0 ? 0x00a00000n : 0x00800000n) : null,
   };
 }

@@ -116,7 +116,7 @@ export function verifyPayloads(inputs: VerifyInput[], target: VerifyTarget, opts
   const { rules, abi, version, arch } = resolveTargetRules(target, opts);
   const loaded: LoadedPayload[] = [];
   const applied: AppliedPayload[] = [];
-  let base = DEFAULT_BASE;
+  let base = rules.payloadBase ?? DEFAULT_BASE;
   const area = rules.payloadAreaSymbol && target.symbols?.find(rules.payloadAreaSymbol)[0];
   if (area) base = (area.value + 0xfffn) & ~0xfffn;
   const payloads: PayloadVerdict[] = [];

@@ -15,6 +15,8 @@
 export const SHT = { NULL: 0, PROGBITS: 1, SYMTAB: 2, STRTAB: 3, RELA: 4, NOTE: 7, NOBITS: 8, REL: 9 } as const;
 export const SHF = { WRITE: 1n, ALLOC: 2n, EXECINSTR: 4n, MERGE: 0x10n, STRINGS: 0x20n, INFO_LINK: 0x40n } as const;
 export const R = { NONE: 0, R64: 1, PC32: 2, PLT32: 4, R32: 10, R32S: 11 } as const;
+/** x86-64 fixture relocation types → AArch64 (R_AARCH64_ABS64 257, R_AARCH64_PREL32 261). */
+const ARM64_OF: Record<number, number> = { 1: 257, 2: 261, 4: 261 };
 export const STB = { LOCAL: 0, GLOBAL: 1, WEAK: 2 } as const;
 export const STT = { NOTYPE: 0, OBJECT: 1, FUNC: 2, SECTION: 3, FILE: 4 } as const;
 
@@ -109,8 +111,12 @@ export class PayloadFixture {
   /** sizeof(struct livepatch_func): 104 (version 2, default) or 64 (version 1, L1). */
   entrySize: number;
 
-  constructor(opts: { xenId?: string; ownId?: string; dependsId?: string; oldName?: string; newString?: string; entrySize?: 64 | 104 } = {}) {
+  /** e_machine: 62 (x86-64, default) or 183 (arm64: relocation types are mapped to their AArch64 equivalents). */
+  machine: number;
+
+  constructor(opts: { xenId?: string; ownId?: string; dependsId?: string; oldName?: string; newString?: string; entrySize?: 64 | 104; arch?: 'x86_64' | 'arm64' } = {}) {
     this.entrySize = opts.entrySize ?? 104;
+    this.machine = opts.arch === 'arm64' ? 183 : 62;
     const xenId = hexBytes(opts.xenId ?? FIXTURE_XEN_ID);
     const own = hexBytes(opts.ownId ?? FIXTURE_OWN_ID);
     const dep = opts.dependsId ? hexBytes(opts.dependsId) : xenId;
@@ -242,7 +248,8 @@ export class PayloadFixture {
           const sym = typeof r.symbol === 'number' ? r.symbol : symIndex.get(r.symbol);
           if (sym === undefined) throw new Error(`fixture: no symbol ${r.symbol}`);
           dv.setBigUint64(24 * i, r.offset, true);
-          dv.setBigUint64(24 * i + 8, (BigInt(sym) << 32n) | BigInt(r.type), true);
+          const type = this.machine === 183 ? (ARM64_OF[r.type] ?? r.type) : r.type;
+          dv.setBigUint64(24 * i + 8, (BigInt(sym) << 32n) | BigInt(type), true);
           dv.setBigInt64(24 * i + 16, r.addend, true);
         });
         return d;
@@ -266,7 +273,7 @@ export class PayloadFixture {
     const dv = new DataView(out.buffer);
     out.set([0x7f, 0x45, 0x4c, 0x46, 2, 1, 1, 0, 0], 0);
     dv.setUint16(16, 1, true); // ET_REL
-    dv.setUint16(18, 62, true); // EM_X86_64
+    dv.setUint16(18, this.machine, true); // EM_X86_64 or EM_AARCH64
     dv.setUint32(20, 1, true);
     dv.setBigUint64(40, BigInt(shoff), true);
     dv.setUint16(52, 64, true);

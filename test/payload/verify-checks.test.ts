@@ -796,3 +796,48 @@ describe('loaded payload symbols and target addresses', () => {
     expectFirst(v, 'RELOC_OVERFLOW', 'EOVERFLOW', /Overflow in relocation 1 in \.rela\.text for \.text/);
   });
 });
+
+describe('arm64 (ELF64, EM_AARCH64)', () => {
+  const arm64 = (): VerifyTarget => ({
+    buildId: hexBytes(FIXTURE_XEN_ID), version: '4.17.7', arch: 'arm64',
+    symbols: { find: (n: string) => (n === 'xen_extra_version' ? [{ value: 0x00250000n }] : []) },
+  });
+  it('the arm64 fixture verifies clean against arm64 4.17.7', () => {
+    expect(verify(new PayloadFixture({ arch: 'arm64' }), { target: arm64() }).diagnostics).toEqual([]);
+  });
+  it('RELOC_REL_ARM64: SHT_REL is ENOSYS, silently', () => {
+    const fx = new PayloadFixture({ arch: 'arm64' });
+    fx.section('.rela.text').raw = { sh_type: SHT.REL };
+    const v = verify(fx, { target: arm64() });
+    expectFirst(v, 'RELOC_REL_ARM64', 'ENOSYS', /SHT_REL section \.rela\.text is not supported on arm64/);
+    expect(v.diagnostics[0]!.printed).toBe('never');
+  });
+  it('RELOC_UNHANDLED: R_AARCH64_NONE has no case', () => {
+    const fx = new PayloadFixture({ arch: 'arm64' });
+    fx.addReloc('.text', { offset: 0n, type: R.NONE, symbol: 'xsplice_str', addend: 0n });
+    expectFirst(verify(fx, { target: arm64() }), 'RELOC_UNHANDLED', 'EOPNOTSUPP', `${P}Unhandled relocation 0`);
+  });
+  it('EX_TABLE_UNSUPPORTED', () => {
+    const fx = new PayloadFixture({ arch: 'arm64' });
+    fx.addSection({ name: '.ex_table', type: SHT.PROGBITS, flags: SHF.ALLOC, addralign: 4n, data: new Uint8Array(8) });
+    expectFirst(verify(fx, { target: arm64() }), 'EX_TABLE_UNSUPPORTED', 'EOPNOTSUPP', `${P}We don't support .ex_table`);
+  });
+  it('ALT_CALL_UNSUPPORTED (4.21)', () => {
+    const fx = new PayloadFixture({ arch: 'arm64' });
+    fx.addSection({ name: '.alt_call_sites', type: SHT.PROGBITS, flags: SHF.ALLOC, addralign: 4n, data: new Uint8Array(4) });
+    expectFirst(verify(fx, { target: { ...arm64(), version: '4.21.0' } }), 'ALT_CALL_UNSUPPORTED', 'EOPNOTSUPP', `${P}Alternative calls not supported`);
+  });
+  it('FUNC_NOP_TOO_LONG: an ARM NOP length must be a multiple of 4', () => {
+    const fx = new PayloadFixture({ arch: 'arm64' });
+    Object.assign(fx.funcs[0]!, { newSymbol: null, newSize: 6, oldSize: 12 });
+    expectFirst(verify(fx, { target: arm64() }), 'FUNC_NOP_TOO_LONG', 'EOPNOTSUPP', /new_size 6 exceeds 31 bytes or is not a multiple of 4/);
+  });
+  it('HDR_MACHINE: an x86-64 payload for an arm64 target', () => {
+    expectFirst(verify(new PayloadFixture(), { target: arm64() }), 'HDR_MACHINE', 'EOPNOTSUPP', `${P}Unsupported ELF Machine type`);
+  });
+  it('FUNC_DISTANCE: ±128 MiB on arm64', () => {
+    const fx = new PayloadFixture({ arch: 'arm64' });
+    fx.funcs[0]!.oldAddr = 0x10000000n;
+    expectFirst(verify(fx, { target: arm64() }), 'FUNC_DISTANCE', 'EOVERFLOW', /out of branch reach/);
+  });
+});

@@ -222,6 +222,7 @@ function fromElf(elf: ElfFile, label: string, source: 'elf' | 'gzip-elf', opts: 
   if (payload) {
     r.bootImage = true;
     r.notes.push(`Xen boot image (mkelf32): the build-id note lies inside ${payload.name}, the copy of xen-syms' LOAD segment`);
+    r.notes.push(BOOT_IMAGE_WHY);
   }
   if (!opts.verify) return r;
 
@@ -253,12 +254,15 @@ function fromElf(elf: ElfFile, label: string, source: 'elf' | 'gzip-elf', opts: 
   return r;
 }
 
+const BOOT_IMAGE_WHY =
+  "the id cannot be recomputed from the boot image alone: GNU ld hashed xen-syms' ELF64 header, program headers, " +
+  "section headers and .comment, which the boot image does not contain (its payload is xen-syms' LOAD segment, " +
+  'byte for byte); give xen-syms as well (--xen-syms, or as another input) to check the payload and recompute from it';
+
 function verifyBootImage(r: BuildIdResult, boot: ElfFile, bn: BuildIdNoteRef, payload: { name: string } & Parameters<typeof checkBootImageAgainstSyms>[1], opts: ReadBuildIdOptions): BuildIdResult {
-  const why =
-    "the id cannot be recomputed from the boot image alone: GNU ld hashed xen-syms' ELF64 header, program headers, section headers and .comment, which the boot image does not contain; give xen-syms as well";
   if (!opts.xenSyms) {
     r.verified = null;
-    note(r, why, true);
+    r.reason = BOOT_IMAGE_WHY;
     return r;
   }
   const syms = loadSyms(opts.xenSyms);

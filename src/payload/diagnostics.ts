@@ -37,6 +37,9 @@ const hex = (x: unknown): string => {
   return String(x);
 };
 
+/** Xen's %p: zero-padded to the pointer width, no "0x" [xen/common/vsprintf.c (pointer)]. */
+const ptr = (x: unknown, r: LoaderRules): string => BigInt(x as bigint).toString(16).padStart(r.arch === 'arm32' ? 8 : 16, '0');
+
 function def(
   errno: string | null, stage: Stage, log: LogKind, spec: string, text: DiagnosticDef['text'], severity: Severity = 'error',
 ): DiagnosticDef {
@@ -129,12 +132,12 @@ export const DIAGNOSTICS = {
   ALT_UNSUPPORTED: def('EOPNOTSUPP', 'upload', 'err', '§2.10(g)', () => "We don't support alternative patching"),
   ALT_NO_TEXT: def('EINVAL', 'upload', 'err', '§2.10(g)', () => 'Alternatives provided, but no .text'),
   ALT_NO_REPLACEMENT: def('EINVAL', 'upload', 'err', '§2.10(g)', () => '.altinstructions provided, but no .altinstr_replacement'),
-  ALT_ORIG_OUTSIDE: def('EINVAL', 'upload', 'err', '§2.10(g)', (a) => `Alternative orig ${hex(a.addr)}+${hex(a.len)} outside payload text ${hex(a.start)}+${hex(a.size)}`),
-  ALT_REPL_OUTSIDE: def('EINVAL', 'upload', 'err', '§2.10(g)', (a) => `Alternative repl ${hex(a.addr)}+${hex(a.len)} outside .altinstr_replacement ${hex(a.start)}+${hex(a.size)}`),
+  ALT_ORIG_OUTSIDE: def('EINVAL', 'upload', 'err', '§2.10(g)', (a, r) => `Alternative orig ${ptr(a.addr, r)}+${hex(a.len)} outside payload text ${ptr(a.start, r)}+${hex(a.size)}`),
+  ALT_REPL_OUTSIDE: def('EINVAL', 'upload', 'err', '§2.10(g)', (a, r) => `Alternative repl ${ptr(a.addr, r)}+${hex(a.len)} outside .altinstr_replacement ${ptr(a.start, r)}+${hex(a.size)}`),
   ALT_APPLY: def('ENOSPC', 'upload', 'err', '§2.10(g)', (a) => `applying alternatives failed: ${a.rc}`),
   ALT_CALL_UNSUPPORTED: def('EOPNOTSUPP', 'upload', 'err', '§2.10(h)', () => 'Alternative calls not supported'),
   ALT_CALL_NO_TEXT: def('EINVAL', 'upload', 'err', '§2.10(h)', () => 'Alternative calls provided, but no .text'),
-  ALT_CALL_OUTSIDE: def('EINVAL', 'upload', 'err', '§2.10(h)', (a) => `Alternative call ${hex(a.addr)}+0x6 outside payload text ${hex(a.start)}+${hex(a.size)}`),
+  ALT_CALL_OUTSIDE: def('EINVAL', 'upload', 'err', '§2.10(h)', (a, r) => `Alternative call ${ptr(a.addr, r)}+0x6 outside payload text ${ptr(a.start, r)}+${hex(a.size)}`),
   ALT_CALL_NOT_RIPREL: def('EINVAL', 'upload', 'err', '§2.10(h)', (a) => `Applying alternative calls failed: -22`),
   EX_TABLE_UNSUPPORTED: def('EOPNOTSUPP', 'upload', 'err', '§2.10(i)', () => "We don't support .ex_table"),
   EX_TABLE_EMPTY: def('EINVAL', 'upload', 'err', '§2.10(i)', (a) => `Wrong size of .ex_table (exp:${a.entry} vs ${a.size})`),

@@ -37,7 +37,8 @@ export interface VerifyTarget {
   buildId: Uint8Array | null;
   version?: string;
   arch?: Arch;
-  symbols?: { find(name: string): { value: bigint }[] };
+  /** Hypervisor symbols by Xen name (locals as file#name); `shndx` lets verify drop what Xen's table leaves out. */
+  symbols?: { find(name: string): { value: bigint; shndx?: number }[] };
   bytesAt?(addr: bigint, len: number): Uint8Array;
 }
 
@@ -87,6 +88,7 @@ export interface LoadedPayload {
 }
 
 export const MAX_UPLOAD = 2 * 1024 * 1024;
+const SHN_ABS = 0xfff1;
 /** Fallback start of the x86 payload area when the target has no symbols (4.17 Debian: __2M_rwdata_end). */
 const DEFAULT_BASE = 0xffff82d040800000n;
 
@@ -244,7 +246,9 @@ function verifyOne(input: VerifyInput, c: Ctx): { verdict: PayloadVerdict; loade
   const space: SymbolSpace = {
     xen: (n) => {
       if (!c.target.symbols) return null;
-      const hit = c.target.symbols.find(n)[0];
+      // Xen's own table (xen/tools/symbols) leaves out absolute symbols (but __gp) and "_compiled." names.
+      if (n.includes('_compiled.')) return undefined;
+      const hit = c.target.symbols.find(n).find((h) => h.shndx !== SHN_ABS || n === '__gp');
       return hit && hit.value !== 0n ? hit.value : undefined;
     },
     payloads: (n) => {
@@ -259,6 +263,10 @@ function verifyOne(input: VerifyInput, c: Ctx): { verdict: PayloadVerdict; loade
   resolveSymbols(elf, space, r, report);
   performRelocs(elf, abi, r, report);
   const linkOk = col.count() === before;
+  if (!c.target.symbols) {
+    const und = elf.symbols.filter((x) => x.from === 'unchecked').length;
+    if (und) report('NOTE_UNCHECKED_TARGET', { what: `${und} undefined symbol(s) and relocation overflow against them` });
+  }
 
   // (f) check_special_sections (+ check_patching_sections, 4.14+).
   const mandatory = abi.mandatory.filter((n) => !(r.features.xenDependsFirst && n === abi.sections.xenDepends));

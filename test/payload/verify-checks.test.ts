@@ -339,11 +339,12 @@ describe('§2.7 symbol resolution', () => {
     add(fx, 'weird', 500);
     expectFirst(verify(fx), 'SYM_SHNDX_PAST_END', 'EINVAL', `${P}Out of bounds symbol section 0x1f4`);
   });
-  it('SYM_UNKNOWN is not raised when the target has no symbol table (a warning instead is not needed)', () => {
+  it('NOTE_UNCHECKED_TARGET: without a target symbol table undefined symbols are not checked', () => {
     const fx = new PayloadFixture();
     add(fx, 'printk_like', 'UND');
     const v = verify(fx, { target: fakeTarget({ noSymbols: true }) });
-    expect(v.diagnostics.map((d) => d.code)).not.toContain('SYM_UNKNOWN');
+    expect(v.diagnostics.map((d) => d.code)).toEqual(['NOTE_UNCHECKED_TARGET']);
+    expectNote(v, 'NOTE_UNCHECKED_TARGET', /1 undefined symbol\(s\) and relocation overflow against them: the target gives no symbol table, not checked/);
   });
 });
 

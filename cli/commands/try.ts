@@ -9,6 +9,12 @@ import type { Command } from 'commander';
 import { io, run, toJson } from '../common.js';
 import { UsageError } from '../../src/errors.js';
 
+/** The PAYLOAD argument uploaded by step `index` of the standard plan (uploads are in argument order). */
+function payloadOf(payloads: string[], steps: { step: string }[], index: number): string | undefined {
+  const nth = steps.slice(0, index).filter((st) => st.step === 'upload').length;
+  return payloads[nth];
+}
+
 interface TryCliOptions {
   xenImage?: string;
   xenSyms?: string;
@@ -52,8 +58,17 @@ export function register(program: Command, setExit: (code: number) => void): voi
           for (const s of r.steps) io.out(lib.describeStep(s) + '\n');
           for (const w of r.warnings) io.err(`xsplice: warning: ${w}\n`);
           const secs = (ms: number | null) => (ms === null ? '?' : (ms / 1000).toFixed(1));
-          io.out(`${r.ok ? 'ok' : 'REFUSED'}: ${payloads.length} payload(s) in ${secs(r.durationMs)} s `
+          io.out(`${r.ok ? 'ok' : 'FAIL'}: ${payloads.length} payload(s) in ${secs(r.durationMs)} s `
             + `(boot ${secs(r.bootMs)} s, ${r.accel}); console log ${r.consoleLog}\n`);
+        }
+        if (!r.ok) {
+          // The one stderr line of a failure: the first step that did not succeed.
+          const bad = r.steps.find((st) => !st.ok && !st.skipped);
+          if (bad) {
+            const up = bad.name ? r.steps.findIndex((st) => st.step === 'upload' && st.name === bad.name) : -1;
+            const file = up >= 0 ? payloadOf(payloads, r.steps, up) : undefined;
+            io.err(`xsplice: ${file ? file + ': ' : ''}${lib.describeStep(bad)}\n`);
+          }
         }
         return r.ok ? 0 : 1;
       });

@@ -263,6 +263,7 @@ describe.skipIf(missing('Debian Xen 4.17 + QEMU + a built dist/ (npx tsc)', have
     const r = await runCli(['try', badXen.file, '--json', '--xen-image', elf, '--xen-syms', debianXen.xenSyms,
       '--dom0-kernel', dom0Kernel()!], 330_000);
     expect(r.code).toBe(1);
+    expect(r.stderr).toBe(`xsplice: ${badXen.file}: upload cli_bad_xen: refused, EINVAL (22: Invalid argument); Xen: livepatch: cli_bad_xen: check against hypervisor build-id failed\n`);
     const doc = JSON.parse(r.stdout);
     expect(doc.ok).toBe(false);
     const up = doc.steps.find((s: StepResult) => s.step === 'upload');

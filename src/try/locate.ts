@@ -46,6 +46,8 @@ export interface LocateOptions {
   allowSetup?: boolean;
   /** Extra roots searched before the defaults (an unpacked Debian tree). */
   roots?: string[];
+  /** Told when a slow phase starts. */
+  onProgress?: (message: string) => void;
 }
 
 /** Root directory of the xsplice package (where package.json and scripts/ live). */
@@ -167,9 +169,9 @@ function canSetup(): boolean {
     && isFile(join(packageRoot(), 'scripts', 'setup-deps.sh'));
 }
 
-async function runSetup(): Promise<void> {
+async function runSetup(progress?: (m: string) => void): Promise<void> {
   const script = join(packageRoot(), 'scripts', 'setup-deps.sh');
-  process.stderr.write(`xsplice: unpacking Debian's Xen ${XEN_SERIES} packages (scripts/setup-deps.sh xen)...\n`);
+  progress?.(`unpacking Debian's Xen ${XEN_SERIES} packages (scripts/setup-deps.sh xen)`);
   await new Promise<void>((res, rej) => {
     execFile('bash', [script, 'xen'], { timeout: 900_000, maxBuffer: 16 << 20 }, (err, _out, stderr) => {
       if (err) {
@@ -191,7 +193,7 @@ function defaultsPresent(roots: string[]): boolean {
 export async function locateInputs(opts: LocateOptions = {}): Promise<TryInputs> {
   let roots = defaultRoots(opts.roots);
   if (!defaultsPresent(roots) && (opts.allowSetup ?? true) && canSetup()) {
-    await runSetup();
+    await runSetup(opts.onProgress);
     roots = defaultRoots(opts.roots);
   }
 
@@ -249,17 +251,34 @@ export async function locateInputs(opts: LocateOptions = {}): Promise<TryInputs>
     }
   }
 
-  const toolRoot = roots.find((r) => isFile(join(r, `usr/lib/xen-${XEN_SERIES}/bin/xen-livepatch`)));
+  // The dom0 tools: xen-utils-4.17 preferred, else any other xen-utils-X.Y in the same root.
+  let toolRoot: string | undefined;
+  let toolDir = '';
+  for (const r of roots) {
+    let series: string[] = [];
+    try {
+      series = readdirSync(join(r, 'usr/lib')).filter((d) => /^xen-\d+\.\d+$/.test(d))
+        .sort((a, b) => (a === `xen-${XEN_SERIES}` ? -1 : b === `xen-${XEN_SERIES}` ? 1 : b.localeCompare(a, 'en', { numeric: true })));
+    } catch {
+      continue;
+    }
+    const d = series.find((x) => isFile(join(r, 'usr/lib', x, 'bin/xen-livepatch')));
+    if (d) {
+      toolRoot = r;
+      toolDir = join('usr/lib', d);
+      break;
+    }
+  }
   if (!toolRoot) throw new XspliceError('TRY_NO_TOOLS', `xen-livepatch (xen-utils-${XEN_SERIES}) not found; ${INSTALL_HINT}`, {}, 2);
   const tools = {} as TryInputs['tools'];
   for (const t of DOM0_TOOLS) {
-    const p = join(toolRoot, `usr/lib/xen-${XEN_SERIES}/bin`, t);
+    const p = join(toolRoot, toolDir, 'bin', t);
     if (!isFile(p)) throw new XspliceError('TRY_NO_TOOLS', `${t} not found in ${dirname(p)}; ${INSTALL_HINT}`, {}, 2);
     tools[t] = p;
   }
   const libDirs = toolRoot === '/'
     ? []
-    : ['usr/lib/x86_64-linux-gnu', 'lib/x86_64-linux-gnu', `usr/lib/xen-${XEN_SERIES}/lib`, 'usr/lib', 'lib'].map((d) => join(toolRoot, d));
+    : ['usr/lib/x86_64-linux-gnu', 'lib/x86_64-linux-gnu', join(toolDir, 'lib'), 'usr/lib', 'lib'].map((d) => join(toolRoot!, d));
 
   const busybox = firstFile(['/bin/busybox', '/usr/bin/busybox', ...roots.map((r) => join(r, 'bin/busybox'))]);
   if (!busybox || !(await isStaticElf(busybox))) {

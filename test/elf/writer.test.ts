@@ -67,7 +67,7 @@ function sample(t: Target): ObjectBuilder {
   b.addSection({ name: '.bss', type: SHT.NOBITS, flags: SHF.ALLOC | SHF.WRITE, addralign: 32n, size: 64n });
   b.addSection({ name: '.rodata.str1.1', type: SHT.PROGBITS, flags: SHF.ALLOC | SHF.MERGE | SHF.STRINGS, addralign: 1n, entsize: 1n, data: new TextEncoder().encode('abc\0text\0') });
   const grpText = b.addSection({ name: '.text.grp', type: SHT.PROGBITS, flags: SHF.ALLOC | SHF.EXECINSTR | SHF.GROUP, addralign: 4n, data: new Uint8Array(8) });
-  const meta = b.addSection({ name: '.meta', type: SHT.PROGBITS, flags: SHF.ALLOC | SHF.LINK_ORDER, addralign: 1n, data: new Uint8Array([1, 2, 3]), link: text });
+  b.addSection({ name: '.meta', type: SHT.PROGBITS, flags: SHF.ALLOC | SHF.LINK_ORDER, addralign: 1n, data: new Uint8Array([1, 2, 3]), link: text });
   const fn = b.addSymbol({ name: 'fn', bind: STB.GLOBAL, type: STT.FUNC, section: text, value: 0n, size: 16n });
   const ext = b.addSymbol({ name: 'ext', bind: STB.GLOBAL, type: STT.NOTYPE, section: 'UND', value: 0n, size: 0n });
   const local = b.addSymbol({ name: 'local_obj', bind: STB.LOCAL, type: STT.OBJECT, section: data, value: 8n, size: 8n });
@@ -86,7 +86,6 @@ function sample(t: Target): ObjectBuilder {
     { offset: 8n, type: t.abs, symbol: local, addend: t.rela ? 0x10n : 0n },
   ] });
   b.setRelocations(grpText, { rela: t.rela, entries: [{ offset: 0n, type: t.abs, symbol: fn, addend: 0n }] });
-  void meta;
   return b;
 }
 
@@ -170,7 +169,7 @@ describe('writer: models built from scratch, checked by readelf and ld -r', () =
     const { builder, sectionIds } = ObjectBuilder.fromElf(readElf(sample(t).write()));
     expect(sectionIds.size).toBe(7); // .group .text .data .bss .rodata.str1.1 .text.grp .meta
     builder.removeSection(builder.findSection('.meta')!);
-    const note = builder.addSection({ name: '.note.test', type: SHT.NOTE, flags: SHF.ALLOC, addralign: 4n, data: new Uint8Array([4, 0, 0, 0, 1, 0, 0, 0, 3, 0, 0, 0, 71, 78, 85, 0, 0xab, 0, 0, 0]) });
+    builder.addSection({ name: '.note.test', type: SHT.NOTE, flags: SHF.ALLOC, addralign: 4n, data: new Uint8Array([4, 0, 0, 0, 1, 0, 0, 0, 3, 0, 0, 0, 71, 78, 85, 0, 0xab, 0, 0, 0]) });
     builder.section(builder.findSection('.data')!).name = '.data.renamed';
     const p = await save('edited.o', builder.write());
     const names = parseSections(await readelf(['-S'], p)).map((s) => s.nameType.split(' ')[0]);
@@ -178,7 +177,6 @@ describe('writer: models built from scratch, checked by readelf and ld -r', () =
     expect(names).toContain('.rela.data.renamed');
     expect(names).not.toContain('.meta');
     expect(await readelf(['-n'], p)).toMatch(/GNU\s+0x00000001\s+NT_GNU_BUILD_ID/);
-    void note;
   });
 });
 
@@ -195,7 +193,7 @@ describe('writer errors', () => {
   it('refuses references to removed symbols and sections (ELF_WRITE_REF)', () => {
     const b = base();
     const s = b.addSection({ name: '.text', type: SHT.PROGBITS, flags: SHF.ALLOC, addralign: 1n, data: new Uint8Array(8) });
-    const d = b.addSection({ name: '.data', type: SHT.PROGBITS, flags: SHF.ALLOC, addralign: 1n, data: new Uint8Array(8) });
+    b.addSection({ name: '.data', type: SHT.PROGBITS, flags: SHF.ALLOC, addralign: 1n, data: new Uint8Array(8) });
     const y = b.addSymbol({ name: 'gone', bind: STB.GLOBAL, type: STT.NOTYPE, section: 'UND', value: 0n, size: 0n });
     b.setRelocations(s, { rela: true, entries: [{ offset: 0n, type: 1, symbol: y, addend: 0n }] });
     b.removeSymbol(y);
@@ -206,7 +204,6 @@ describe('writer errors', () => {
     c.removeSection(d2);
     expectError(() => c.write(), 'ELF_WRITE_REF', /symbol in_data: symbol is defined in a section that is not in the model/);
     expectError(() => b.section(999), 'ELF_WRITE_REF', /no such section/);
-    void d;
   });
   it('refuses values that do not fit the class, and bad alignment', () => {
     const b = new ObjectBuilder({ class: 32, littleEndian: true, machine: EM['386'] });

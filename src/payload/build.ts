@@ -365,7 +365,14 @@ export async function buildPayload(opts: BuildOptions): Promise<BuildResult> {
   const entries: { name: string; newSym: number | null; oldAddr: bigint; newSize: number; oldSize: number; expect?: Expectation }[] = [];
   const seenOld = new Map<string, string>();
 
-  const findNew = (name: string): number => findObjectSymbol(syms, name, resolve, opts.objects);
+  const symIndex = new Map<string, number[]>();
+  syms.forEach((s, i) => {
+    if (s.name === '') return;
+    const l = symIndex.get(s.name);
+    if (l) l.push(i);
+    else symIndex.set(s.name, [i]);
+  });
+  const findNew = (name: string): number => findObjectSymbol(syms, symIndex, name, resolve, opts.objects);
   const oldFromTarget = (old: string, req: { oldSize?: number; oldAddr?: bigint }): { name: string; addr: bigint; size: number; sym?: TargetSymbol } => {
     const isAddr = /^0x[0-9a-f]+$/i.test(old);
     if (isAddr) {
@@ -629,7 +636,7 @@ export async function buildPayload(opts: BuildOptions): Promise<BuildResult> {
     })),
     hooks: hooksOut,
     sections: out.sections.slice(1).map((s) => s.name),
-    undefinedSymbols: out.symbols().filter((s) => s.index > 0 && s.shndx === SHN.UNDEF && s.name !== '').map((s) => s.name),
+    undefinedSymbols: [...new Set([...undefinedNames, ...[...hookArrays.values()].flatMap((h) => h.syms.filter((x) => typeof x.sym === 'string').map((x) => x.name))])].sort(),
     warnings,
   };
 }
@@ -638,6 +645,7 @@ export async function buildPayload(opts: BuildOptions): Promise<BuildResult> {
 
 function checkSections(abi: PayloadAbi, secs: MSection[], syms: MSymbol[], objects: BuildInput[], resolve: (i: number) => number): void {
   const specialSize = new Map(abi.special.map((s) => [s.section, s.entrySize]));
+  const allowed = new Set(abi.relocTypes);
   for (const s of secs) {
     const file = objects[s.obj]!.name;
     const name = nameOf(s.spec.name);
@@ -662,15 +670,15 @@ function checkSections(abi: PayloadAbi, secs: MSection[], syms: MSymbol[], objec
     if (!s.rel.rela && !abi.relAllowed) {
       refuse('BUILD_REL', `SHT_REL relocations: the ${abi.arch} loader takes only SHT_RELA`, { file, section: name });
     }
-    const allowed = new Set(abi.relocTypes);
     const dataLen = s.spec.type === SHT.NOBITS ? 0 : s.spec.data?.length ?? 0;
     for (const e of s.rel.entries) {
-      const tname = relocTypeName(abi.machine, e.type);
       if (e.sym < 0) {
+        const tname = relocTypeName(abi.machine, e.type);
         const hint = tname === 'R_ARM_V4BX' ? ' (assemble for ARMv7, e.g. -march=armv7-a, as Xen is built)' : '';
         refuse('BUILD_RELOC_STN_UNDEF', `relocation ${tname} at 0x${e.offset.toString(16)} has no symbol (STN_UNDEF); the hypervisor refuses it ("Encountered STN_UNDEF")${hint}`, { file, section: name });
       }
       if (!allowed.has(e.type)) {
+        const tname = relocTypeName(abi.machine, e.type);
         const hint = RELOC_HINT[tname];
         refuse('BUILD_RELOC_TYPE', `relocation type ${tname} (${e.type}) at 0x${e.offset.toString(16)} is not handled by the hypervisor's loader${hint ? `: ${hint}` : ''}`, { file, section: name, symbol: syms[resolve(e.sym)]!.name || undefined });
       }
@@ -693,15 +701,17 @@ function relocWidth(abi: PayloadAbi, type: number): number {
 }
 
 /** A defined symbol of the merged objects by name (plain, or `file#name` for a local). */
-function findObjectSymbol(syms: MSymbol[], name: string, resolve: (i: number) => number, objects: BuildInput[]): number {
+function findObjectSymbol(syms: MSymbol[], index: Map<string, number[]>, name: string, resolve: (i: number) => number, objects: BuildInput[]): number {
   const hash = name.lastIndexOf('#');
   const file = hash > 0 ? name.slice(0, hash) : undefined;
   const plain = hash > 0 ? name.slice(hash + 1) : name;
   const defined = (s: MSymbol): boolean => typeof s.sec === 'number' || s.sec === 'ABS';
   const globals: number[] = [];
   const locals: number[] = [];
-  syms.forEach((s, i) => {
-    if (resolve(i) !== i || s.name !== plain || !defined(s) || s.spec.type === STT.SECTION || s.spec.type === STT.FILE) return;
+  const candidates = index.get(plain) ?? [];
+  candidates.forEach((i) => {
+    const s = syms[i]!;
+    if (resolve(i) !== i || !defined(s) || s.spec.type === STT.SECTION || s.spec.type === STT.FILE) return;
     if (s.spec.bind === STB.LOCAL) {
       if (file === undefined || s.file === file || (s.file && s.file.endsWith('/' + file))) locals.push(i);
     } else if (file === undefined) globals.push(i);
@@ -709,7 +719,7 @@ function findObjectSymbol(syms: MSymbol[], name: string, resolve: (i: number) =>
   if (globals.length === 1) return globals[0]!;
   if (globals.length === 0 && locals.length === 1) return locals[0]!;
   if (globals.length + locals.length === 0) {
-    const und = syms.some((s) => s.name === plain && s.sec === 'UND');
+    const und = candidates.some((i) => syms[i]!.sec === 'UND');
     refuse('BUILD_NEW_UNKNOWN', `the objects define no symbol ${name}${und ? ' (it is only referenced)' : ''}`, { symbol: name });
   }
   const where = [...globals, ...locals].map((i) => `${syms[i]!.file ? syms[i]!.file + '#' : ''}${plain} in ${objects[syms[i]!.obj]!.name}`);

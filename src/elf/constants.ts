@@ -177,16 +177,37 @@ export function relocTypeName(machine: number, type: number): string {
   return `R_${emName(machine).slice(3)}_#${type}`;
 }
 
-/** readelf's letters for sh_flags ('x' for unknown bits, as readelf does). */
-export function flagLetters(flags: bigint): string {
+/**
+ * readelf's letters for sh_flags, as GNU readelf 2.40 prints them (checked bit by bit against it in
+ * test/elf/dump-vs-readelf.test.ts). Bits are taken lowest first. The generic bits have their own
+ * letters; R (SHF_GNU_RETAIN) only for ELFOSABI_GNU/FREEBSD, D (SHF_GNU_MBIND) also for
+ * ELFOSABI_NONE; E (SHF_EXCLUDE); l/v/y for x86-64 large, PowerPC VLE and Arm pure-code. Any other
+ * bit in SHF_MASKOS prints one 'o' and swallows the rest of SHF_MASKOS, likewise 'p' for
+ * SHF_MASKPROC (which, as readelf clears it, takes every bit above 31 with it); every other
+ * unknown bit is an 'x'.
+ */
+export function flagLetters(flags: bigint, machine = 0, osabi: number = ELFOSABI.NONE): string {
+  const MASKOS = 0x0ff00000n;
+  const MASKPROC = 0xf0000000n;
+  const gnuish = osabi === ELFOSABI.GNU || osabi === ELFOSABI.FREEBSD;
   let s = '';
   let rest = flags;
-  for (const [bit, letter] of SHF_LETTERS) {
-    if (flags & bit) {
-      s += letter;
-      rest &= ~bit;
-    }
+  while (rest !== 0n) {
+    const bit = rest & -rest;
+    rest &= ~bit;
+    const generic = SHF_LETTERS.find(([b]) => b === bit && b < 0x1000n);
+    if (generic) s += generic[1];
+    else if (bit === SHF.GNU_RETAIN && gnuish) s += 'R';
+    else if (bit === 0x1000000n && (gnuish || osabi === ELFOSABI.NONE)) s += 'D';
+    else if (bit === SHF.EXCLUDE) s += 'E';
+    else if (bit === 0x10000000n && (machine === EM.X86_64 || machine === 180 || machine === 181)) s += 'l';
+    else if (bit === 0x10000000n && machine === EM.PPC) s += 'v';
+    else if (bit === 0x20000000n && machine === EM.ARM) s += 'y';
+    else if (bit & MASKOS) { s += 'o'; rest &= ~MASKOS; }
+    // readelf clears SHF_MASKPROC (an unsigned int in C) with a zero-extended complement, which
+    // also drops every bit above 31; SHF_MASKOS (an int) is sign-extended and keeps them.
+    else if (bit & MASKPROC) { s += 'p'; rest &= ~MASKPROC & 0xffffffffn; }
+    else s += 'x';
   }
-  if (rest !== 0n) s += 'x';
   return s;
 }

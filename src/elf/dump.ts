@@ -78,7 +78,7 @@ export function elfView(elf: ElfFile): ElfView {
   const h = elf.header;
   const sname = (i: number) => elf.sections[i]?.name ?? '';
   const sections: ElfSectionView[] = elf.sections.map((s) => ({
-    index: s.index, name: s.name, type: shtName(s.type, h.machine), flags: flagLetters(s.flags), addr: hex(s.addr),
+    index: s.index, name: s.name, type: shtName(s.type, h.machine), flags: flagLetters(s.flags, h.machine, h.osabi), addr: hex(s.addr),
     offset: s.offset, size: num(s.size), link: s.link, info: s.info, addralign: num(s.addralign), entsize: num(s.entsize),
   }));
   const symtab = elf.symtabSection();

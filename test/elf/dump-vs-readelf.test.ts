@@ -3,7 +3,11 @@
  * corpus built by the real toolchain (test/helpers/corpus.ts) and Debian's Xen 4.17 xen-syms.
  * Sections, symbols, relocations and notes are compared field by field; readelf is the oracle.
  */
-import { readFile } from 'node:fs/promises';
+import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { ObjectBuilder } from '../../src/elf/builder.js';
+import { EM, ELFOSABI } from '../../src/elf/constants.js';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { readElf } from '../../src/elf/reader.js';
 import { elfView, type ElfView } from '../../src/elf/dump.js';
@@ -103,4 +107,33 @@ describe.skipIf(missing('Debian xen-syms', haveDebianXen()))('xsplice elf view a
     expect(v.type).toBe('ET_EXEC');
     expect(v.notes[0]!.desc).toBe('151b373fd64b321593bf987fd923cd10dabadac4');
   });
+});
+
+describe('section flag letters against readelf -W (objects built with ObjectBuilder)', () => {
+  // Every single bit, then pseudo-random combinations, per machine and OS ABI: readelf's letters
+  // depend on both (l/v/y, R/D, one 'o'/'p' per mask).
+  const cases = [
+    { machine: EM.X86_64, cls: 64, osabi: ELFOSABI.NONE }, { machine: EM.X86_64, cls: 64, osabi: ELFOSABI.GNU },
+    { machine: EM.PPC, cls: 32, osabi: ELFOSABI.FREEBSD }, { machine: EM.ARM, cls: 32, osabi: ELFOSABI.NETBSD },
+    { machine: EM['386'], cls: 32, osabi: ELFOSABI.GNU },
+  ] as const;
+  for (const c of cases) {
+    it(`machine ${c.machine}, ELF${c.cls}, osabi ${c.osabi}`, async () => {
+      const b = new ObjectBuilder({ class: c.cls, littleEndian: true, machine: c.machine, osabi: c.osabi });
+      const width = BigInt(c.cls);
+      const flags: bigint[] = [];
+      for (let i = 0n; i < width; i++) flags.push(1n << i);
+      let x = 0x2545f491n;
+      for (let i = 0; i < 150; i++) {
+        x = (x * 6364136223846793005n + 1442695040888963407n) & ((1n << 64n) - 1n);
+        flags.push((x >> 7n) & ((1n << width) - 1n));
+      }
+      flags.forEach((f, i) => b.addSection({ name: `.f${i}`, type: 1, flags: f, addralign: 1n, data: new Uint8Array(0) }));
+      const dir = await mkdtemp(join(tmpdir(), 'xsplice-flags-'));
+      const p = join(dir, 'flags.o');
+      await writeFile(p, b.write());
+      const got = await compareWithReadelf(p);
+      expect(got.sections).toBe(flags.length + 4);
+    });
+  }
 });

@@ -551,7 +551,9 @@ export async function buildPayload(opts: BuildOptions): Promise<BuildResult> {
   }
   const newSections: string[] = [];
   if (entries.length) {
-    const strSec = b.addSection({ name: '.livepatch.strings', type: SHT.PROGBITS, flags: SHF.ALLOC | SHF.MERGE | SHF.STRINGS, addralign: 1n, entsize: 1n, data: concat(strParts) });
+    // The names live beside the funcs section: .livepatch.strings, .xsplice.strings, .acme.strings.
+    const strName = abi.sections.funcs.endsWith('.funcs') ? abi.sections.funcs.slice(0, -'.funcs'.length) + '.strings' : abi.sections.funcs + '.strings';
+    const strSec = b.addSection({ name: strName, type: SHT.PROGBITS, flags: SHF.ALLOC | SHF.MERGE | SHF.STRINGS, addralign: 1n, entsize: 1n, data: concat(strParts) });
     const strSym = b.addSymbol({ name: '', bind: STB.LOCAL, type: STT.SECTION, section: strSec, value: 0n, size: 0n });
     const L = abi.funcEntry;
     const funcs = new Uint8Array(L.size * entries.length);
@@ -564,7 +566,7 @@ export async function buildPayload(opts: BuildOptions): Promise<BuildResult> {
     const writable = abi.funcsWritable ?? abi.funcsMustBeWritable;
     const fsec = b.addSection({ name: abi.sections.funcs, type: SHT.PROGBITS, flags: SHF.ALLOC | (writable || abi.funcsMustBeWritable ? SHF.WRITE : 0n), addralign: BigInt(L.align), data: funcs });
     b.setRelocations(fsec, relocsFor(funcs, rel));
-    newSections.push('.livepatch.strings', abi.sections.funcs);
+    newSections.push(strName, abi.sections.funcs);
   } else if (!abi.atLeastOneOf.length) {
     refuse('BUILD_NO_FUNCS', `${abi.sections.funcs} is mandatory for ${abi.id}: give at least one --patch or --nop`);
   }

@@ -227,18 +227,18 @@ async function fromBytes(bytes: Uint8Array, file: string): Promise<Target> {
 }
 
 async function fromPe(bytes: Uint8Array, file: string): Promise<Target> {
-  // PE parsing lives in src/buildid (another module); load it lazily when present.
-  const spec = '../buildid/index.js';
-  let mod: { readBuildId?: (i: { bytes: Uint8Array; path?: string }) => Promise<{ buildId: string; bytes?: Uint8Array; source: string }> | { buildId: string; bytes?: Uint8Array; source: string } };
-  try {
-    mod = (await import(spec)) as typeof mod;
-  } catch {
-    throw new FormatError('TARGET_FORMAT', 'PE images (xen.efi) need src/buildid, which is not available', { file });
+  // PE parsing lives in src/buildid; loaded only for this form.
+  const { readBuildId } = await import('../buildid/read.js');
+  const r = await readBuildId({ bytes, path: file, name: file });
+  const t: Target = { buildId: r.bytes, buildIdHex: toHex(r.bytes), source: r.source || 'pe', arch: 'x86_64' };
+  const found = new Set<string>();
+  scanVersions(bytes, found);
+  const full = [...found].filter((v) => /^\d+\.\d+\.\d+[+~-]/.test(v));
+  if (full.length === 1) {
+    t.version = full[0]!;
+    t.versionSource = 'version string in the image';
   }
-  if (!mod.readBuildId) throw new FormatError('TARGET_FORMAT', 'PE images (xen.efi) need src/buildid readBuildId', { file });
-  const r = await mod.readBuildId({ bytes, path: file });
-  const id = r.bytes ?? parseHexId(r.buildId);
-  return { buildId: id, buildIdHex: toHex(id), source: r.source || 'pe', arch: 'x86_64' };
+  return t;
 }
 
 function fromXlInfo(text: string): Target {

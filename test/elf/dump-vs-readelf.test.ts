@@ -95,6 +95,10 @@ describe('xsplice elf view against readelf -W (gcc/g++/as corpus)', () => {
     expect(views.get('sections-70k')!.sections.length).toBeGreaterThan(0xff00);
     expect(views.get('sections-70k')!.symbols.some((s) => typeof s.shndx === 'number' && s.shndx >= 0xff00)).toBe(true);
     expect(views.get('c-O2-g')!.sections.some((s) => s.name === '.debug_info')).toBe(true);
+    expect(views.get('c-O2')!.symbols.some((s) => s.type === 'STT_GNU_IFUNC')).toBe(true);
+    expect(views.get('cxx-comdat')!.symbols.some((s) => s.bind === 'STB_GNU_UNIQUE')).toBe(true);
+    expect(views.get('c-O2')!.sections.some((s) => s.flags.includes('R'))).toBe(true);
+    expect(views.get('arm32')!.sections.some((s) => s.type === 'SHT_ARM_EXIDX' && s.flags.includes('L'))).toBe(true);
   });
 });
 

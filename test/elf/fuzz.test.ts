@@ -124,7 +124,7 @@ function mutate(base: Uint8Array, regions: [number, number][], r: () => number):
 describe('fuzz: mutations of corpus objects', () => {
   const seeds: { name: string; bytes: Uint8Array; regions: [number, number][] }[] = [];
   beforeAll(async () => {
-    const c = await buildCorpus(['c-O2', 'c-m32', 'cxx-comdat', 'notes-s', 'ppc-be', 's390x-be']);
+    const c = await buildCorpus(['c-O2', 'c-m32', 'cxx-comdat', 'notes-s', 'ppc-be', 's390x-be', 'arm32', 'arm64']);
     const add = (name: string, bytes: Uint8Array) => seeds.push({ name, bytes, regions: tableRegions(bytes) });
     for (const o of c.objects) add(o.name, new Uint8Array(await readFile(o.path)));
     for (const [cls, le] of [[64, true], [32, false]] as const) add(`fixture-${cls}-${le ? 'le' : 'be'}`, standardFixture(cls, le).bytes);

@@ -109,13 +109,14 @@ export function parseRelocs(out: string, is64: boolean): RRelocSection[] {
       if (sym === 0n) {
         addend = rest === '' ? 0n : rest.startsWith('-') ? -BigInt('0x' + rest.slice(1).trim()) : BigInt('0x' + rest);
       } else {
-        const r = /^[0-9a-f]+\s+(.*?)\s([+-])\s([0-9a-f]+)$/.exec(rest);
+        // The value column: hex, or "name()" for an STT_GNU_IFUNC symbol.
+        const r = /^(?:[0-9a-f]+|\S+\(\))\s+(.*?)\s([+-])\s([0-9a-f]+)$/.exec(rest);
         if (!r) throw new Error(`readelf -r: unparsed RELA entry ${JSON.stringify(line)}`);
         symbol = r[1]!;
         addend = (r[2] === '-' ? -1n : 1n) * BigInt('0x' + r[3]);
       }
     } else if (sym !== 0n) {
-      const r = /^[0-9a-f]+\s+(.*)$/.exec(rest);
+      const r = /^(?:[0-9a-f]+|\S+\(\))\s+(.*)$/.exec(rest);
       if (!r) throw new Error(`readelf -r: unparsed REL entry ${JSON.stringify(line)}`);
       symbol = r[1]!;
     }

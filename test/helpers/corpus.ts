@@ -1,6 +1,6 @@
 /**
  * The ELF test corpus and its recipe: small C, C++ and assembly sources below, compiled by the real
- * toolchain (Debian's gcc/g++, gcc-multilib, and the powerpc/s390x cross binutils that
+ * toolchain (Debian's gcc/g++, gcc-multilib, and the powerpc/s390x/arm/aarch64 cross binutils that
  * scripts/setup-deps.sh installs) into a fresh temp directory. Nothing is committed; every test
  * file builds the objects it needs once, in beforeAll.
  *
@@ -34,7 +34,7 @@ export interface Corpus {
   get(name: string): CorpusObject;
 }
 
-/** C: data, bss, merged strings, a switch table, TLS, weak/hidden/protected, common, ctor, retain, custom section. */
+/** C: data, bss, merged strings, a switch table, TLS, weak/hidden/protected, common, ctor, retain, ifunc, custom section. */
 export const CORPUS_C = `
 extern int ext_counter;
 extern void ext_fn(int);
@@ -56,11 +56,14 @@ static int table_fn(int x) {
   switch (x) { case 0: return 11; case 1: return 4; case 2: return 9; case 3: return 17; case 4: return 22; case 5: return 5; default: return -1; }
 }
 int (*fp)(int) = weak_fn;
+static int impl_a(int x) { return x * 3; }
+static int (*resolve_pick(void))(int) { return impl_a; }
+int picked(int) __attribute__((ifunc("resolve_pick")));
 int api(int x) {
   static int calls;
   calls++;
   ext_fn(x);
-  return table_fn(x) + ext_counter + counter + tls_var + tls_bss + calls + fp(x) + custom[x & 3] + hidden_var;
+  return picked(x) + table_fn(x) + ext_counter + counter + tls_var + tls_bss + calls + fp(x) + custom[x & 3] + hidden_var;
 }
 `;
 
@@ -163,6 +166,59 @@ grp_sig:
 tls_s:	.zero 8
 `;
 
+/** Arm (32-bit, REL): unwind tables (.ARM.exidx: SHF_LINK_ORDER, SHT_ARM_EXIDX), attributes, MOVW/MOVT, a group. */
+export const CORPUS_ARM_S = `
+	.syntax unified
+	.arch armv7-a
+	.eabi_attribute 28, 1
+	.text
+	.globl f
+	.type f, %function
+	.fnstart
+f:
+	push {r4, lr}
+	bl ext_fn
+	movw r0, #:lower16:data_sym
+	movt r0, #:upper16:data_sym
+	pop {r4, pc}
+	.fnend
+	.size f, .-f
+	.data
+	.globl data_sym
+data_sym:
+	.word f
+	.word ext_sym + 12
+	.section .text.grp,"axG",%progbits,grp_sig,comdat
+	.globl grp_sig
+	.type grp_sig, %function
+	.fnstart
+grp_sig:
+	bx lr
+	.fnend
+`;
+
+/** AArch64 (RELA): ADRP/ADD pairs, calls, data relocations with negative addends, a group. */
+export const CORPUS_AARCH64_S = `
+	.text
+	.globl f
+	.type f, %function
+f:
+	adrp x0, data_sym
+	add x0, x0, :lo12:data_sym
+	bl ext_fn
+	ret
+	.size f, .-f
+	.data
+	.globl data_sym
+data_sym:
+	.xword f
+	.xword ext_sym - 8
+	.section .text.grp,"axG",%progbits,grp_sig,comdat
+	.globl grp_sig
+grp_sig:
+	ret
+`;
+
 /** More than 65,280 sections (extended numbering), with symbols and a relocation in high sections. */
 export function bigSectionsAsm(n = 70_000): string {
   const parts = ['\t.text\n\t.globl start\nstart:\tret\n'];
@@ -196,6 +252,8 @@ export const RECIPES: Recipe[] = [
   { name: 'notes-s', src: 'notes.s', text: CORPUS_NOTES_S, cmd: (s, o) => ['as', s, '-o', o], class: 64, littleEndian: true, ldr: LD64 },
   { name: 'ppc-be', src: 'ppc.s', text: CORPUS_PPC_S, cmd: (s, o) => ['powerpc-linux-gnu-as', s, '-o', o], class: 32, littleEndian: false, ldr: ['powerpc-linux-gnu-ld', '-r'] },
   { name: 's390x-be', src: 's390x.s', text: CORPUS_S390X_S, cmd: (s, o) => ['s390x-linux-gnu-as', s, '-o', o], class: 64, littleEndian: false, ldr: ['s390x-linux-gnu-ld', '-r'] },
+  { name: 'arm32', src: 'arm.s', text: CORPUS_ARM_S, cmd: (s, o) => ['arm-linux-gnueabihf-as', s, '-o', o], class: 32, littleEndian: true, ldr: ['arm-linux-gnueabihf-ld', '-r'] },
+  { name: 'arm64', src: 'arm64.s', text: CORPUS_AARCH64_S, cmd: (s, o) => ['aarch64-linux-gnu-as', s, '-o', o], class: 64, littleEndian: true, ldr: ['aarch64-linux-gnu-ld', '-r'] },
   { name: 'sections-70k', src: 'big.s', text: () => bigSectionsAsm(), cmd: (s, o) => ['as', s, '-o', o], class: 64, littleEndian: true, ldr: LD64, big: true },
 ];
 

@@ -12,6 +12,8 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { readElf } from '../../src/elf/reader.js';
 import { ObjectBuilder } from '../../src/elf/builder.js';
 import { RECIPES, buildCorpus, tool, toolStatus, type Corpus, type CorpusObject } from '../helpers/corpus.js';
+import { debianXen, haveDebianXen, missing } from '../helpers/debian.js';
+import { buildXenRecipePayload } from '../helpers/xen-recipe.js';
 import { parseGroups, parseRelocs, parseSections, parseSymbols, readelf, type RSection } from './readelf.js';
 
 function rewrite(bytes: Uint8Array): Uint8Array {
@@ -131,4 +133,13 @@ describe('round trip read → model → write against readelf and ld -r', () => 
       await roundTrip(corpus.get(r.name));
     });
   }
+});
+
+describe.skipIf(missing('Debian xen-syms', haveDebianXen()))('round trip of a real Xen 4.17 livepatch payload', () => {
+  it('a payload made the way Xen\'s tests make it (ld -r --build-id) survives read → model → write', async () => {
+    const p = await buildXenRecipePayload({ xenSyms: debianXen.xenSyms, tag: 'rt' });
+    await roundTrip({ name: 'payload', path: p.file, class: 64, littleEndian: true, command: [], ldr: ['ld', '-r'] });
+    const names = readElf(new Uint8Array(await readFile(p.file))).sections.map((s) => s.name);
+    expect(names).toEqual(expect.arrayContaining(['.livepatch.funcs', '.livepatch.depends', '.livepatch.xen_depends', '.note.gnu.build-id']));
+  });
 });

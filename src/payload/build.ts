@@ -549,7 +549,6 @@ export async function buildPayload(opts: BuildOptions): Promise<BuildResult> {
     strParts.push(bytes);
     strSize += bytes.length;
   }
-  const newSections: string[] = [];
   if (entries.length) {
     // The names live beside the funcs section: .livepatch.strings, .xsplice.strings, .acme.strings.
     const strName = abi.sections.funcs.endsWith('.funcs') ? abi.sections.funcs.slice(0, -'.funcs'.length) + '.strings' : abi.sections.funcs + '.strings';
@@ -566,7 +565,6 @@ export async function buildPayload(opts: BuildOptions): Promise<BuildResult> {
     const writable = abi.funcsWritable ?? abi.funcsMustBeWritable;
     const fsec = b.addSection({ name: abi.sections.funcs, type: SHT.PROGBITS, flags: SHF.ALLOC | (writable || abi.funcsMustBeWritable ? SHF.WRITE : 0n), addralign: BigInt(L.align), data: funcs });
     b.setRelocations(fsec, relocsFor(funcs, rel));
-    newSections.push(strName, abi.sections.funcs);
   } else if (!abi.atLeastOneOf.length) {
     refuse('BUILD_NO_FUNCS', `${abi.sections.funcs} is mandatory for ${abi.id}: give at least one --patch or --nop`);
   }
@@ -582,14 +580,11 @@ export async function buildPayload(opts: BuildOptions): Promise<BuildResult> {
     const sec = b.addSection({ name: section, type: SHT.PROGBITS, flags: SHF.ALLOC, addralign: BigInt(ptr), data });
     b.setRelocations(sec, relocsFor(data, rel));
     hooksOut[h.rule.kind] = h.syms.map((s) => s.name);
-    newSections.push(section);
   }
   const depId = opts.depends?.buildId ?? target.buildId;
   b.addSection({ name: abi.sections.depends, type: SHT.NOTE, flags: SHF.ALLOC, addralign: 4n, data: encodeBuildIdNote(depId, le) });
-  newSections.push(abi.sections.depends);
   if (abi.sections.xenDepends) {
     b.addSection({ name: abi.sections.xenDepends, type: SHT.NOTE, flags: SHF.ALLOC, addralign: 4n, data: encodeBuildIdNote(target.buildId, le) });
-    newSections.push(abi.sections.xenDepends);
   }
   if (abi.sections.modinfo) {
     const lines = [
@@ -599,10 +594,8 @@ export async function buildPayload(opts: BuildOptions): Promise<BuildResult> {
     ];
     const mod = concat([...modinfoParts, enc.encode(lines.join('\0') + '\0')]);
     b.addSection({ name: abi.sections.modinfo, type: SHT.PROGBITS, flags: SHF.ALLOC, addralign: 1n, data: mod });
-    newSections.push(abi.sections.modinfo);
   }
   b.addSection({ name: abi.sections.buildId, type: SHT.NOTE, flags: SHF.ALLOC, addralign: 4n, data: new Uint8Array(36) });
-  newSections.push(abi.sections.buildId);
 
   let bytes = b.write();
   const id = patchGnuLdBuildId(bytes, 'sha1', abi.sections.buildId);
@@ -647,6 +640,12 @@ export async function buildPayload(opts: BuildOptions): Promise<BuildResult> {
 
 function checkSections(abi: PayloadAbi, secs: MSection[], syms: MSymbol[], objects: BuildInput[], resolve: (i: number) => number): void {
   const specialSize = new Map(abi.special.map((s) => [s.section, s.entrySize]));
+  // Alternatives need their replacement code (Xen 4.17.4+/4.18+ refuse the payload without it;
+  // earlier releases patch from wherever the entries point).
+  const alt = secs.find((s) => nameOf(s.spec.name) === '.altinstructions' && (s.spec.data?.length ?? 0) > 0);
+  if (alt && specialSize.has('.altinstructions') && !secs.some((s) => nameOf(s.spec.name) === '.altinstr_replacement')) {
+    refuse('BUILD_ALT_NO_REPLACEMENT', '.altinstructions provided, but no .altinstr_replacement (the hypervisor refuses this from 4.17.4/4.18)', { file: objects[alt.obj]!.name, section: '.altinstructions' });
+  }
   const allowed = new Set(abi.relocTypes);
   for (const s of secs) {
     const file = objects[s.obj]!.name;

@@ -212,7 +212,6 @@ export class ObjectBuilder {
     }
 
     const sectionIds = new Map<number, SectionId>();
-    const groupSections: ElfSection[] = [];
     for (const s of elf.sections) {
       if (synthesized.has(s.index)) continue;
       const spec: SectionSpec = {
@@ -221,7 +220,6 @@ export class ObjectBuilder {
       if (s.type === SHT.NOBITS) spec.size = s.size;
       else spec.data = s.data();
       if (s.type === SHT.GROUP) {
-        groupSections.push(s);
         // Placeholder group; members and signature are filled in once every ID is known.
         const id = b.addSection(spec);
         b.groups.set(id, { name: s.nameBytes, signature: 0 as SymbolId, flags: 0, members: [] });
@@ -280,7 +278,6 @@ export class ObjectBuilder {
         else if (!relocs.some((r) => r.section.index === m)) unsupported(`group member ${m} is a section the writer rebuilds`, sec, elf.file);
       }
     }
-    for (const s of groupSections) if (b.groups.get(sectionIds.get(s.index)!)!.signature === 0) unsupported('group section could not be decoded', s, elf.file);
 
     for (const r of relocs) {
       const target = sectionIds.get(r.target);

@@ -288,8 +288,16 @@ export async function buildPayload(opts: BuildOptions): Promise<BuildResult> {
           const g = globals.get(name);
           if (g !== undefined) {
             const prev = syms[g]!;
-            if (prev.spec.bind === STB.WEAK || spec.bind === STB.WEAK) {
-              symMap.set(sid, g);
+            if (spec.bind === STB.WEAK) {
+              symMap.set(sid, g); // an earlier definition wins over a weak one
+              continue;
+            }
+            if (prev.spec.bind === STB.WEAK) {
+              // A strong definition replaces the earlier weak one (as a linker does).
+              prev.alias = syms.length;
+              globals.set(name, syms.length);
+              symMap.set(sid, syms.length);
+              syms.push(ms);
               continue;
             }
             refuse('BUILD_DUPLICATE_SYMBOL', `global symbol defined twice (in ${opts.objects[prev.obj]!.name} and ${file})`, { file, symbol: name });

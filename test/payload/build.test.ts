@@ -191,6 +191,23 @@ describe.skipIf(missing('Debian xen-syms + gcc/binutils (scripts/setup-deps.sh)'
     expect(twice.err).toMatch(/symbol helper_str: global symbol defined twice \(in .*multi_b\.o and .*dup\.o\)/);
   });
 
+  it('a strong definition wins over a weak one, as with a linker', async () => {
+    const w = await gcc(dir, 'weak_a', '__attribute__((weak)) const char *helper_w(void);\n__attribute__((weak)) const char *helper_w(void) { return "+weak"; }\nconst char *xen_extra_version(void);\nconst char *xen_extra_version(void) { return helper_w(); }\n');
+    const st = await gcc(dir, 'weak_b', 'const char *helper_w(void);\nconst char *helper_w(void) { return "+strong"; }\n');
+    const out = join(dir, 'weak.livepatch');
+    const r = await cli(['build', w, st, '-o', out, '--xen', XEN, '--patch', 'xen_extra_version']);
+    expect(r.code, r.err).toBe(0);
+    const syms = (await exec('readelf', ['-sW', out])).stdout.split('\n').filter((l) => / helper_w$/.test(l));
+    expect(syms).toHaveLength(1);
+    expect(syms[0]).toMatch(/FUNC\s+GLOBAL/);
+    // Both objects have a .text.helper_w; the symbol must be in the second one (weak_b.o's).
+    const idx = [...(await exec('readelf', ['-SW', out])).stdout.matchAll(/\[\s*(\d+)\] \.text\.helper_w /g)].map((m) => Number(m[1]));
+    expect(idx).toHaveLength(2);
+    expect(Number(syms[0]!.trim().split(/\s+/)[6])).toBe(Math.max(...idx));
+    const rel = (await exec('readelf', ['-rW', out])).stdout;
+    expect(rel).toMatch(/R_X86_64_PLT32\s+0+\s+helper_w - 4/);
+  });
+
   // ---- Refusals: what the hypervisor would refuse, exit 1 with the reason --------------------
   const refusals: [string, () => Promise<string[]>, RegExp][] = [
     ['R_X86_64_32S (code not built -fpic)', async () => [await gcc(dir, 'r32s', 'static const char s[] = "+k";\nconst char *xen_extra_version(void);\nconst char *xen_extra_version(void) { return s; }\n', ['-mcmodel=kernel', '-fno-pic'], CFLAGS.filter((f) => f !== '-fpic')), '--patch', 'xen_extra_version'],

@@ -33,7 +33,7 @@ export const SHT = {
 /** Processor-specific section types (0x70000000+) by machine. */
 export const SHT_PROC: Record<number, Record<number, string>> = {
   [EM.X86_64]: { 0x70000001: 'X86_64_UNWIND' },
-  [EM.ARM]: { 0x70000001: 'ARM_EXIDX', 0x70000002: 'ARM_PREEMPTMAP', 0x70000003: 'ARM_ATTRIBUTES' },
+  [EM.ARM]: { 0x70000001: 'ARM_EXIDX', 0x70000002: 'ARM_PREEMPTMAP', 0x70000003: 'ARM_ATTRIBUTES', 0x70000004: 'ARM_DEBUGOVERLAY', 0x70000005: 'ARM_OVERLAYSECTION' },
   [EM.AARCH64]: { 0x70000003: 'AARCH64_ATTRIBUTES' },
   [EM.RISCV]: { 0x70000003: 'RISCV_ATTRIBUTES' },
 };
@@ -159,6 +159,11 @@ export function shtName(v: number, machine?: number): string {
   if (n !== undefined) return `SHT_${n}`;
   const p = machine !== undefined ? SHT_PROC[machine]?.[v] : undefined;
   if (p !== undefined) return `SHT_${p}`;
+  // Unnamed values in the reserved ranges are spelled as readelf spells them.
+  const rel = (base: number) => (v === base ? '0' : hex(v - base));
+  if (v >= 0x60000000 && v <= 0x6fffffff) return `SHT_LOOS+${rel(0x60000000)}`;
+  if (v >= 0x70000000 && v <= 0x7fffffff) return `SHT_LOPROC+${rel(0x70000000)}`;
+  if (v >= 0x80000000) return `SHT_LOUSER+${rel(0x80000000)}`;
   return `SHT_${hex(v)}`;
 }
 export const stbName = (v: number) => (names.stb.has(v) ? `STB_${names.stb.get(v)}` : `STB_${v}`);

@@ -141,3 +141,26 @@ describe('section flag letters against readelf -W (objects built with ObjectBuil
     });
   }
 });
+
+describe('section type names against readelf -W (objects built with ObjectBuilder)', () => {
+  // Named, unnamed and reserved-range types; the processor range depends on the machine. (Not the
+  // types the writer makes itself: SYMTAB, REL, RELA, GROUP, SYMTAB_SHNDX.)
+  const types = [
+    1, 3, 5, 6, 7, 8, 10, 11, 12, 14, 15, 16, 19, 20, 0x60000000, 0x60000001, 0x6ffffff5, 0x6ffffff6,
+    0x6ffffff7, 0x6ffffffd, 0x6ffffffe, 0x6fffffff, 0x6fff4c03, 0x70000000, 0x70000001, 0x70000002, 0x70000003,
+    0x70000004, 0x70000005, 0x70000006, 0x80000000, 0x80000001, 0xffffffff,
+  ];
+  for (const machine of [EM.X86_64, EM.ARM, EM.AARCH64, EM.RISCV, EM.S390]) {
+    it(`machine ${machine}`, async () => {
+      const b = new ObjectBuilder({ class: 64, littleEndian: true, machine });
+      // Empty sections: readelf does not decode the contents of the symbol/relocation/note types then.
+      types.forEach((t, i) => b.addSection({ name: `.t${i}`, type: t, flags: 0n, addralign: 1n, data: new Uint8Array(0), ...(t === 8 ? { size: 0n } : {}) }));
+      const dir = await mkdtemp(join(tmpdir(), 'xsplice-types-'));
+      const p = join(dir, 'types.o');
+      await writeFile(p, b.write());
+      const S = parseSections(await readelf(['-S'], p));
+      const v = await viewOf(p);
+      expect(S.map((s) => s.nameType)).toEqual(v.sections.map((s) => `${s.name} ${readelfShType(s.type)}`.trim()));
+    });
+  }
+});

@@ -179,7 +179,13 @@ export async function readelf(args: string[], file: string): Promise<string> {
 /** readelf's spelling of a section type from our SHT_ name. */
 export function readelfShType(sht: string): string {
   const t = sht.replace(/^SHT_/, '');
-  const special: Record<string, string> = { SYMTAB_SHNDX: 'SYMTAB SECTION INDICES', GNU_verdef: 'VERDEF', GNU_verneed: 'VERNEED', GNU_versym: 'VERSYM' };
+  // Where readelf 2.40's vocabulary differs from ours: it has no names for the LLVM types.
+  const special: Record<string, string> = {
+    SYMTAB_SHNDX: 'SYMTAB SECTION INDICES', GNU_verdef: 'VERDEF', GNU_verneed: 'VERNEED', GNU_versym: 'VERSYM',
+    LLVM_ODRTAB: 'LOOS+0xfff4c00', LLVM_LINKER_OPTIONS: 'LOOS+0xfff4c01', LLVM_ADDRSIG: 'LOOS+0xfff4c03', LLVM_DEPENDENT_LIBRARIES: 'LOOS+0xfff4c04',
+  };
+  const small = /^0x([0-9a-f]+)$/.exec(t);
+  if (small) return `${small[1]!.padStart(8, '0')}: <unknown>`;
   return special[t] ?? t;
 }
 

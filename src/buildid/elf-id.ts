@@ -11,10 +11,11 @@
  */
 import { SHT } from '../elf/constants.js';
 import type { ElfFile, ElfSection } from '../elf/types.js';
-import { gnuLdDigest, packageMetadataRanges } from './gnu-ld.js';
+import { gnuLdPlan, packageMetadataRanges } from './gnu-ld.js';
+import { createHasher, type Hasher } from './hash.js';
 import { align4, equalBytes, NOTE_HEADER_SIZE, NT_GNU_BUILD_ID, toHex } from './note.js';
-import { MemorySource, type ByteSource, type Range } from './stream.js';
-import { wholeFileDigest, type GoldTreeOptions, type WholeFileAlgo, GOLD_TREE_MIN_FILE_SIZE } from './whole-file.js';
+import { MemorySource, rangeMinus, runPlan, runPlanAsync, type ByteSource, type Range, type Segment } from './stream.js';
+import { wholeFileHasher, type GoldTreeOptions, type WholeFileAlgo, GOLD_TREE_MIN_FILE_SIZE } from './whole-file.js';
 
 export type ElfAlgo = 'gnu-ld-sha1' | 'gnu-ld-md5' | WholeFileAlgo;
 
@@ -117,14 +118,30 @@ export function candidateAlgorithms(len: number, linker: LinkerGuess, fileSize: 
   return [...list].sort((x, y) => rank(x) - rank(y));
 }
 
+/** The byte stream `algo` hashes for `note`, and the hasher to feed it to. */
+export function elfAlgorithmPlan(
+  elf: ElfFile, algo: ElfAlgo, note: BuildIdNoteRef, fileSize: number, gold?: GoldTreeOptions,
+): { plan: Segment[]; hasher: Hasher } {
+  if (algo === 'gnu-ld-sha1' || algo === 'gnu-ld-md5') {
+    const zero: Range[] = [{ offset: note.offset, size: note.size }, ...packageMetadataRanges(elf)];
+    return { plan: gnuLdPlan(elf, zero), hasher: createHasher(algo === 'gnu-ld-sha1' ? 'sha1' : 'md5') };
+  }
+  return { plan: rangeMinus(0, fileSize, [{ offset: note.descOffset, size: note.id.length }]), hasher: wholeFileHasher(algo, fileSize, gold) };
+}
+
 /** Recomputes the id `algo` would store in `note`'s place. */
 export function computeElfAlgorithm(elf: ElfFile, algo: ElfAlgo, note: BuildIdNoteRef, src?: ByteSource, gold?: GoldTreeOptions): Uint8Array {
   const source = src ?? new MemorySource(elf.bytes);
-  if (algo === 'gnu-ld-sha1' || algo === 'gnu-ld-md5') {
-    const zero: Range[] = [{ offset: note.offset, size: note.size }, ...packageMetadataRanges(elf)];
-    return gnuLdDigest(elf, algo === 'gnu-ld-sha1' ? 'sha1' : 'md5', zero, source);
-  }
-  return wholeFileDigest(algo, source, { offset: note.descOffset, size: note.id.length }, gold, elf.file);
+  const { plan, hasher } = elfAlgorithmPlan(elf, algo, note, source.size, gold);
+  runPlan(plan, source, hasher, elf.file);
+  return hasher.digest();
+}
+
+/** computeElfAlgorithm with big ranges of a FileSource read ahead asynchronously. */
+export async function computeElfAlgorithmAsync(elf: ElfFile, algo: ElfAlgo, note: BuildIdNoteRef, src: ByteSource, gold?: GoldTreeOptions): Promise<Uint8Array> {
+  const { plan, hasher } = elfAlgorithmPlan(elf, algo, note, src.size, gold);
+  await runPlanAsync(plan, src, hasher, elf.file);
+  return hasher.digest();
 }
 
 export interface ElfVerification {
@@ -134,20 +151,35 @@ export interface ElfVerification {
   tried: string[];
 }
 
-/** Tries every candidate note with every plausible algorithm, the detected linker's first. */
-export function verifyElfBuildId(elf: ElfFile, notes: BuildIdNoteRef[], src?: ByteSource, gold?: GoldTreeOptions): ElfVerification {
+function trials(elf: ElfFile, notes: BuildIdNoteRef[], size: number): { linker: LinkerGuess; plans: { note: BuildIdNoteRef; algo: ElfAlgo }[] } {
   const linker = detectLinker(elf);
-  const size = src ? src.size : elf.bytes.length;
-  const tried: string[] = [];
-  // Group by algorithm rank, then notes in order: the detected linker is tried on every note first.
+  // Ranked by algorithm, then notes in order: the detected linker is tried on every note first.
   const plans: { note: BuildIdNoteRef; algo: ElfAlgo; rank: number }[] = [];
   for (const note of notes) {
     candidateAlgorithms(note.id.length, linker, size).forEach((algo, i) => plans.push({ note, algo, rank: i }));
   }
   plans.sort((a, b) => a.rank - b.rank || a.note.ordinal - b.note.ordinal);
+  return { linker, plans };
+}
+
+/** Tries every candidate note with every plausible algorithm, the detected linker's first. */
+export function verifyElfBuildId(elf: ElfFile, notes: BuildIdNoteRef[], src?: ByteSource, gold?: GoldTreeOptions): ElfVerification {
+  const { linker, plans } = trials(elf, notes, src ? src.size : elf.bytes.length);
+  const tried: string[] = [];
   for (const { note, algo } of plans) {
     tried.push(notes.length > 1 ? `${algo} (note #${note.ordinal})` : algo);
     if (equalBytes(computeElfAlgorithm(elf, algo, note, src, gold), note.id)) return { linker, match: { note, algorithm: algo }, tried };
+  }
+  return { linker, match: null, tried };
+}
+
+/** verifyElfBuildId over a file on disk, reading ahead asynchronously. */
+export async function verifyElfBuildIdAsync(elf: ElfFile, notes: BuildIdNoteRef[], src: ByteSource, gold?: GoldTreeOptions): Promise<ElfVerification> {
+  const { linker, plans } = trials(elf, notes, src.size);
+  const tried: string[] = [];
+  for (const { note, algo } of plans) {
+    tried.push(notes.length > 1 ? `${algo} (note #${note.ordinal})` : algo);
+    if (equalBytes(await computeElfAlgorithmAsync(elf, algo, note, src, gold), note.id)) return { linker, match: { note, algorithm: algo }, tried };
   }
   return { linker, match: null, tried };
 }

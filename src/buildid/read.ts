@@ -9,7 +9,8 @@ import { FormatError, XspliceError } from '../errors.js';
 import { isElf, readElf } from '../elf/reader.js';
 import type { ElfFile } from '../elf/types.js';
 import {
-  bootImagePayload, checkBootImageAgainstSyms, computeElfAlgorithm, findBuildIdNotes, verifyElfBuildId, type BuildIdNoteRef,
+  bootImagePayload, checkBootImageAgainstSyms, computeElfAlgorithm, findBuildIdNotes, verifyElfBuildId, verifyElfBuildIdAsync,
+  type BuildIdNoteRef, type ElfVerification,
 } from './elf-id.js';
 import { equalBytes, isHexId, parseHexId, toHex } from './note.js';
 import { isPe, readPeBuildId, verifyPeBuildId } from './pe.js';
@@ -46,7 +47,7 @@ export interface ReadBuildIdOptions {
   verify?: boolean;
   /** xen-syms, to check a boot image (xen.gz) against it and recompute the id from it. */
   xenSyms?: ElfFile | string;
-  /** Hash big ELF files straight from disk (the result then carries no `elf`). */
+  /** readBuildId only: hash big ELF files straight from disk with --verify (the result then carries no `elf`). */
   stream?: boolean;
   /** Non-default gold tree options (--build-id-min-file-size-for-treehash / -chunk-size-). */
   goldTree?: GoldTreeOptions;
@@ -98,7 +99,17 @@ function note(r: BuildIdResult, text: string, isReason = false): void {
 }
 
 export async function readBuildId(src: BuildIdInput, opts: ReadBuildIdOptions = {}): Promise<BuildIdResult> {
-  return readBuildIdSync(src, opts);
+  if (opts.stream && opts.verify && src.path !== undefined && src.path !== '-' && src.bytes === undefined && src.text === undefined) {
+    const label = src.name ?? src.path;
+    try {
+      const r = await tryStream(src.path, label, opts);
+      if (r) return r;
+    } catch (e) {
+      if (e instanceof XspliceError) e.withFile(label);
+      throw e;
+    }
+  }
+  return readBuildIdSync(src, { ...opts, stream: false });
 }
 
 /** Synchronous core of readBuildId. */
@@ -109,10 +120,6 @@ export function readBuildIdSync(src: BuildIdInput, opts: ReadBuildIdOptions = {}
     let bytes = src.bytes;
     if (!bytes) {
       if (src.path === undefined) throw new FormatError('BUILDID_NO_INPUT', 'no input given');
-      if (opts.stream && src.path !== '-') {
-        const streamed = tryStream(src.path, label, opts);
-        if (streamed) return streamed;
-      }
       const b = readFileSync(src.path === '-' ? 0 : src.path);
       bytes = new Uint8Array(b.buffer, b.byteOffset, b.byteLength);
     }
@@ -183,17 +190,24 @@ function fromBytes(bytes: Uint8Array, label: string, opts: ReadBuildIdOptions): 
   }
 }
 
-function tryStream(path: string, label: string, opts: ReadBuildIdOptions): BuildIdResult | null {
+/**
+ * The verify fast path for big ELF files: only the metadata is read into memory; the hashed
+ * ranges are streamed from disk with read-ahead. Returns null when the file is small or no ELF.
+ */
+async function tryStream(path: string, label: string, opts: ReadBuildIdOptions): Promise<BuildIdResult | null> {
   const fd = openSync(path, 'r');
   try {
     const size = fstatSync(fd).size;
-    if (size < STREAM_MIN || !opts.verify) return null;
+    if (size < STREAM_MIN) return null;
     const src = new FileSource(fd, size, 1 << 20, label);
     const magic = new Uint8Array(4);
     src.readInto(0, 4, magic, 0);
     if (!isElf(magic)) return null;
     const elf = readElfMetadata(src, label);
-    const r = fromElf(elf, label, 'elf', opts, src);
+    const notes = findBuildIdNotes(elf);
+    let pre: ElfVerification | undefined;
+    if (notes.length > 0 && !bootImagePayload(elf, notes[0]!)) pre = await verifyElfBuildIdAsync(elf, notes, src, opts.goldTree);
+    const r = fromElf(elf, label, 'elf', opts, src, pre);
     delete r.elf;
     return r;
   } finally {
@@ -207,7 +221,9 @@ function loadSyms(x: ElfFile | string): ElfFile {
   return readElf(new Uint8Array(b.buffer, b.byteOffset, b.byteLength), { file: x });
 }
 
-function fromElf(elf: ElfFile, label: string, source: 'elf' | 'gzip-elf', opts: ReadBuildIdOptions, src?: ByteSource): BuildIdResult {
+function fromElf(
+  elf: ElfFile, label: string, source: 'elf' | 'gzip-elf', opts: ReadBuildIdOptions, src?: ByteSource, pre?: ElfVerification,
+): BuildIdResult {
   const notes = findBuildIdNotes(elf);
   if (notes.length === 0) {
     throw new FormatError('BUILDID_NONE', 'no GNU build-id note (NT_GNU_BUILD_ID) in any SHT_NOTE section');
@@ -228,7 +244,7 @@ function fromElf(elf: ElfFile, label: string, source: 'elf' | 'gzip-elf', opts: 
 
   if (payload) return verifyBootImage(r, elf, first, payload, opts);
 
-  const v = verifyElfBuildId(elf, notes, src, opts.goldTree);
+  const v = pre ?? verifyElfBuildId(elf, notes, src, opts.goldTree);
   r.linker = v.linker.kind === 'lld' && v.linker.major !== undefined ? `lld ${v.linker.major}` : v.linker.kind;
   if (v.match) {
     r.verified = true;

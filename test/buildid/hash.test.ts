@@ -9,7 +9,7 @@ import { closeSync, openSync, writeFileSync } from 'node:fs';
 import { blake3 } from '@noble/hashes/blake3.js';
 import { Xxh64, xxh64 } from '../../src/buildid/xxh64.js';
 import { TreeHasher, createHasher } from '../../src/buildid/hash.js';
-import { FileSource, MemorySource, rangeMinus, runPlan, type Segment } from '../../src/buildid/stream.js';
+import { FileSource, MemorySource, rangeMinus, runPlan, runPlanAsync, type Segment } from '../../src/buildid/stream.js';
 import { toHex } from '../../src/buildid/note.js';
 import { Workdir } from './toolchain.js';
 
@@ -130,6 +130,27 @@ describe('plans', () => {
       const want = createHash('sha1').update(flat).digest('hex');
       expect(toHex(a.digest())).toBe(want);
       expect(toHex(b.digest())).toBe(want);
+    } finally {
+      w.cleanup();
+    }
+  });
+  it('runPlanAsync (read-ahead for big ranges) feeds the same bytes as runPlan', async () => {
+    const w = new Workdir();
+    try {
+      const data = new Uint8Array(randomBytes(9 * 1024 * 1024 + 123));
+      writeFileSync(w.path('big'), data);
+      const plan: Segment[] = [{ kind: 'data', data: new Uint8Array([9]) }, ...rangeMinus(17, data.length - 17, [{ offset: 5_000_000, size: 36 }]), { kind: 'file', off: 0, len: 5 }];
+      const a = createHasher('sha1');
+      runPlan(plan, new MemorySource(data), a);
+      const fd = openSync(w.path('big'), 'r');
+      const b = createHasher('sha1');
+      try {
+        await runPlanAsync(plan, new FileSource(fd, data.length, 1 << 20), b);
+        await expect(runPlanAsync([{ kind: 'file', off: 1, len: data.length }], new FileSource(fd, data.length), createHasher('md5'))).rejects.toThrow(/outside/);
+      } finally {
+        closeSync(fd);
+      }
+      expect(toHex(b.digest())).toBe(toHex(a.digest()));
     } finally {
       w.cleanup();
     }

@@ -241,6 +241,11 @@ describe.skipIf(missing('ld.gold', have('ld.gold') && have('gcc')))('gold: whole
     w.run('as', 'gblob41.s', '-o', 'gblob41.o');
     w.run('ld.gold', '--build-id=tree', 'gblob41.o', '-o', 'gtree41');
     await expectRecomputes(w.path('gtree41'), 'gold-tree', '.data');
+    // The CLI's streaming path (metadata in memory, contents read ahead from disk) agrees.
+    const s = await readBuildId({ path: w.path('gtree41') }, { verify: true, stream: true });
+    expect([s.verified, s.algorithm, s.elf]).toEqual([true, 'gold-tree', undefined]);
+    const c = await cli('buildid', '--verify', w.path('gtree41.mut'));
+    expect(c.code).toBe(1);
   }, 120_000);
 });
 

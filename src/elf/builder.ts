@@ -4,8 +4,9 @@
  * sh_info = first non-local), plans every offset and string table, then emits one buffer.
  * The same model always gives the same bytes.
  *
- * The writer synthesises .symtab, .strtab, .shstrtab, .symtab_shndx (when needed) and one
- * SHT_REL/SHT_RELA section per target that has relocations (placed right after its target).
+ * The writer synthesises .symtab and .strtab (when there are symbols, relocations or groups, or
+ * `keepEmptySymtab`), .shstrtab, .symtab_shndx (when needed) and one SHT_REL/SHT_RELA section per
+ * target that has relocations (placed right after its target).
  */
 import { XspliceError } from '../errors.js';
 import { SHN, SHT, STT } from './constants.js';
@@ -22,6 +23,11 @@ export interface BuilderOptions {
   abiVersion?: number;
   /** e_type, default ET_REL. */
   type?: number;
+  /**
+   * Write a .symtab even when the model has no symbols, relocations or groups (default false: like
+   * GNU as, an object without symbols gets no symbol table). fromElf sets it when the input had one.
+   */
+  keepEmptySymtab?: boolean;
 }
 
 export interface RelocationSet {
@@ -67,7 +73,7 @@ export class ObjectBuilder {
   private readonly relocs = new Map<SectionId, RelocationSet>();
 
   constructor(options: BuilderOptions) {
-    this.options = { flags: 0, osabi: 0, abiVersion: 0, type: 1, ...options };
+    this.options = { flags: 0, osabi: 0, abiVersion: 0, type: 1, keepEmptySymtab: false, ...options };
   }
 
   /** Appends a section (after the existing ones, or before `before` when given). */
@@ -196,7 +202,7 @@ export class ObjectBuilder {
     if (elf.programHeaders.length > 0) unsupported('objects with program headers cannot be rebuilt (only relocatable objects)', undefined, elf.file);
     const b = new ObjectBuilder({
       class: h.class, littleEndian: h.littleEndian, machine: h.machine, flags: h.flags, osabi: h.osabi,
-      abiVersion: h.abiVersion, type: h.type,
+      abiVersion: h.abiVersion, type: h.type, keepEmptySymtab: elf.symtabSection() !== undefined,
     });
     const symtab = elf.symtabSection();
     const synthesized = new Set<number>([0, h.shstrndx]);

@@ -4,9 +4,10 @@
  *
  * Two passes, as gimli's `object::write` does it. `plan()` assigns every section index (null
  * section 0, each model section followed by its relocation section, then .symtab, .symtab_shndx
- * when needed, .strtab, .shstrtab), every symbol index (null symbol 0, locals before the rest,
- * sh_info = first non-local), both string tables and every file offset, and so the total size.
- * `emit()` then writes into one preallocated buffer, checking that each record starts exactly
+ * when needed and .strtab — only when there is something to put in them — and .shstrtab), every
+ * symbol index (null symbol 0, locals before the rest, sh_info = first non-local), both string
+ * tables and every file offset, and so the total size. `emit()` then writes into one preallocated
+ * buffer, checking that each record starts exactly
  * where the plan put it. Nothing depends on iteration order other than the model's own order, so
  * the same model always gives the same bytes.
  *
@@ -187,22 +188,25 @@ export function planObject(model: WriterModel): WritePlan {
     });
   }
 
-  // 3. The synthesised tables.
+  // 3. The synthesised tables (no symbol table for an object without symbols, as GNU as does).
   const nsyms = symbolOrder.length + 1;
-  const symtabIdx = push({
-    kind: 'symtab', name: nameBytes('.symtab'), type: SHT.SYMTAB, flags: 0n, addr: 0n, size: nsyms * L.sym.size,
-    link: 0, info: firstNonLocal, addralign: wordAlign, entsize: BigInt(L.sym.size),
-  });
-  if (needShndx) {
-    push({
-      kind: 'shndx', name: nameBytes('.symtab_shndx'), type: SHT.SYMTAB_SHNDX, flags: 0n, addr: 0n, size: nsyms * 4,
-      link: symtabIdx, info: 0, addralign: 4n, entsize: 4n,
+  const wantSymtab = nsyms > 1 || model.relocations.size > 0 || model.sections.some((s) => s.group) || o.keepEmptySymtab;
+  let symtabIdx = 0;
+  if (wantSymtab) {
+    symtabIdx = push({
+      kind: 'symtab', name: nameBytes('.symtab'), type: SHT.SYMTAB, flags: 0n, addr: 0n, size: nsyms * L.sym.size,
+      link: 0, info: firstNonLocal, addralign: wordAlign, entsize: BigInt(L.sym.size),
     });
+    if (needShndx) {
+      push({
+        kind: 'shndx', name: nameBytes('.symtab_shndx'), type: SHT.SYMTAB_SHNDX, flags: 0n, addr: 0n, size: nsyms * 4,
+        link: symtabIdx, info: 0, addralign: 4n, entsize: 4n,
+      });
+    }
+    const strtabIdx = push({ kind: 'strtab', name: nameBytes('.strtab'), type: SHT.STRTAB, flags: 0n, addr: 0n, size: strtab.finish().length, link: 0, info: 0, addralign: 1n, entsize: 0n });
+    out[symtabIdx]!.link = strtabIdx;
   }
-  const strtabIdx = push({ kind: 'strtab', name: nameBytes('.strtab'), type: SHT.STRTAB, flags: 0n, addr: 0n, size: 0, link: 0, info: 0, addralign: 1n, entsize: 0n });
   const shstrndx = push({ kind: 'shstrtab', name: nameBytes('.shstrtab'), type: SHT.STRTAB, flags: 0n, addr: 0n, size: 0, link: 0, info: 0, addralign: 1n, entsize: 0n });
-  out[symtabIdx]!.link = strtabIdx;
-  out[strtabIdx]!.size = strtab.finish().length;
   out[shstrndx]!.size = shstrtab.finish().length;
 
   // 4. Links and infos that refer to other sections or symbols.

@@ -232,6 +232,8 @@ interface Recipe {
   src: string;
   text: string | (() => string);
   cmd: (src: string, out: string) => string[];
+  /** A second command run on the output in place (e.g. strip). */
+  post?: (out: string) => string[];
   class: 32 | 64;
   littleEndian: boolean;
   ldr: string[];
@@ -246,6 +248,7 @@ export const RECIPES: Recipe[] = [
   { name: 'c-O2', src: 'corpus.c', text: CORPUS_C, cmd: (s, o) => ['gcc', '-O2', '-fcommon', '-c', s, '-o', o], class: 64, littleEndian: true, ldr: LD64 },
   { name: 'c-O2-g', src: 'corpus.c', text: CORPUS_C, cmd: (s, o) => ['gcc', '-O2', '-g', '-fcf-protection', '-c', s, '-o', o], class: 64, littleEndian: true, ldr: LD64 },
   { name: 'c-sections', src: 'corpus.c', text: CORPUS_C, cmd: (s, o) => ['gcc', '-O2', '-g', '-ffunction-sections', '-fdata-sections', '-c', s, '-o', o], class: 64, littleEndian: true, ldr: LD64 },
+  { name: 'c-gz', src: 'corpus.c', text: CORPUS_C, cmd: (s, o) => ['gcc', '-O2', '-g', '-gz', '-c', s, '-o', o], class: 64, littleEndian: true, ldr: LD64 },
   { name: 'cxx-comdat', src: 'corpus.cc', text: CORPUS_CC, cmd: (s, o) => ['g++', '-O0', '-g', '-c', s, '-o', o], class: 64, littleEndian: true, ldr: LD64 },
   { name: 'c-m32', src: 'corpus.c', text: CORPUS_C, cmd: (s, o) => ['gcc', '-m32', '-O2', '-g', '-fcommon', '-c', s, '-o', o], class: 32, littleEndian: true, ldr: LD32 },
   { name: 'cxx-m32', src: 'corpus.cc', text: CORPUS_CC, cmd: (s, o) => ['g++', '-m32', '-O2', '-c', s, '-o', o], class: 32, littleEndian: true, ldr: LD32 },
@@ -254,6 +257,8 @@ export const RECIPES: Recipe[] = [
   { name: 's390x-be', src: 's390x.s', text: CORPUS_S390X_S, cmd: (s, o) => ['s390x-linux-gnu-as', s, '-o', o], class: 64, littleEndian: false, ldr: ['s390x-linux-gnu-ld', '-r'] },
   { name: 'arm32', src: 'arm.s', text: CORPUS_ARM_S, cmd: (s, o) => ['arm-linux-gnueabihf-as', s, '-o', o], class: 32, littleEndian: true, ldr: ['arm-linux-gnueabihf-ld', '-r'] },
   { name: 'arm64', src: 'arm64.s', text: CORPUS_AARCH64_S, cmd: (s, o) => ['aarch64-linux-gnu-as', s, '-o', o], class: 64, littleEndian: true, ldr: ['aarch64-linux-gnu-ld', '-r'] },
+  { name: 'empty-s', src: 'empty.s', text: '', cmd: (s, o) => ['as', s, '-o', o], class: 64, littleEndian: true, ldr: LD64 },
+  { name: 'stripped', src: 'data.s', text: '\t.data\n\t.long 1\n\t.section .rodata\n\t.string "x"\n', cmd: (s, o) => ['as', s, '-o', o], post: (o) => ['strip', '--strip-all', o], class: 64, littleEndian: true, ldr: LD64 },
   { name: 'sections-70k', src: 'big.s', text: () => bigSectionsAsm(), cmd: (s, o) => ['as', s, '-o', o], class: 64, littleEndian: true, ldr: LD64, big: true },
 ];
 
@@ -270,11 +275,14 @@ export async function buildCorpus(only?: string[]): Promise<Corpus> {
   const objects = await Promise.all(recipes.map(async (r): Promise<CorpusObject> => {
     const out = join(dir, `${r.name}.o`);
     const command = r.cmd(join(dir, r.src), out);
-    try {
-      await exec(command[0]!, command.slice(1), { cwd: dir, maxBuffer: 1 << 26 });
-    } catch (e) {
-      throw new Error(`corpus: ${command.join(' ')} failed: ${(e as Error).message}`);
+    for (const c of [command, ...(r.post ? [r.post(out)] : [])]) {
+      try {
+        await exec(c[0]!, c.slice(1), { cwd: dir, maxBuffer: 1 << 26 });
+      } catch (e) {
+        throw new Error(`corpus: ${c.join(' ')} failed: ${(e as Error).message}`);
+      }
     }
+    if (r.post) command.push('&&', ...r.post(out));
     return { name: r.name, path: out, class: r.class, littleEndian: r.littleEndian, command, ldr: r.ldr, big: r.big };
   }));
   return {

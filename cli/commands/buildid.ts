@@ -84,7 +84,7 @@ async function showCommand(inputs: string[], opts: Opts): Promise<number> {
     if (opts.verify && !opts.xenSyms) {
       for (let i = 0; i < results.length; i++) {
         const r = results[i]!;
-        if ('error' in r || !r.bootImage || r.verified !== null) continue;
+        if ('error' in r || !r.bootImage || r.verified !== null || r.input === '-') continue;
         const syms = ok.find((s) => s !== r && s.source === 'elf' && !s.bootImage && s.elf && s.buildId === r.buildId);
         if (syms) results[i] = await readBuildId({ path: r.input }, { verify: true, xenSyms: syms.elf });
       }

@@ -24,6 +24,7 @@ import { encodeBuildIdNote, parseBuildIdNote, toHex } from '../buildid/note.js';
 import { patchGnuLdBuildId } from '../buildid/gnu-ld.js';
 import { ABS_PTR_RELOC, hookRule } from './abi.js';
 import type { PayloadAbi } from './abi-types.js';
+import { inputView } from './build-input.js';
 import { encodeFuncEntryInto, type Expectation } from './funcs.js';
 import type { Target, TargetSymbol } from './target.js';
 
@@ -104,6 +105,7 @@ export interface BuildResult {
   abi: { id: string; name: string; arch: string; version: number };
   funcs: BuiltFunc[];
   hooks: Record<string, string[]>;
+  /** The payload's sections in output order (its relocation sections, .symtab, .strtab and .shstrtab not listed). */
   sections: string[];
   undefinedSymbols: string[];
   warnings: string[];
@@ -208,7 +210,7 @@ export async function buildPayload(opts: BuildOptions): Promise<BuildResult> {
 
   for (const [oi, elf] of elves.entries()) {
     const file = opts.objects[oi]!.name;
-    const { builder: fb } = ObjectBuilder.fromElf(elf);
+    const fb = inputView(elf);
     const secMap = new Map<SectionId, number>();
     const skipped = new Set<SectionId>();
     // COMDAT groups: the first copy wins; members of later copies are dropped.
@@ -610,9 +612,9 @@ export async function buildPayload(opts: BuildOptions): Promise<BuildResult> {
   if (bytes.length > abi.limits.maxPayloadSize) {
     refuse('BUILD_TOO_BIG', `the payload is ${bytes.length} bytes; the hypervisor takes at most ${abi.limits.maxPayloadSize}`, { expected: `≤ ${abi.limits.maxPayloadSize}`, found: bytes.length });
   }
-  const out = readElf(bytes);
-  if (out.header.shnum >= abi.limits.maxSections) {
-    refuse('BUILD_TOO_MANY_SECTIONS', `the payload has ${out.header.shnum} sections; the hypervisor takes fewer than ${abi.limits.maxSections}`);
+  const shnum = sectionCount(bytes, abi.elfClass, le);
+  if (shnum >= abi.limits.maxSections) {
+    refuse('BUILD_TOO_MANY_SECTIONS', `the payload has ${shnum} sections; the hypervisor takes fewer than ${abi.limits.maxSections}`);
   }
   if (opts.depends?.payload) {
     const own = opts.depends.payload.sectionByName(abi.sections.buildId);
@@ -638,7 +640,7 @@ export async function buildPayload(opts: BuildOptions): Promise<BuildResult> {
       ...(e.expect ? { expect: { len: e.expect.len, data: toHex(e.expect.data.subarray(0, e.expect.len)) } } : {}),
     })),
     hooks: hooksOut,
-    sections: out.sections.slice(1).map((s) => s.name),
+    sections: b.sectionIds().map((id) => nameOf(b.section(id).name)),
     undefinedSymbols: [...new Set([...undefinedNames, ...[...hookArrays.values()].flatMap((h) => h.syms.filter((x) => typeof x.sym === 'string').map((x) => x.name))])].sort(),
     warnings,
   };
@@ -747,6 +749,15 @@ function exportedSymbols(elf: ElfFile): Set<string> {
     out.add(s.name);
   }
   return out;
+}
+
+/** e_shnum of a written object (section 0's sh_size under extended numbering). */
+function sectionCount(bytes: Uint8Array, cls: 32 | 64, le: boolean): number {
+  const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const n = dv.getUint16(cls === 64 ? 0x3c : 0x30, le);
+  if (n !== 0) return n;
+  const shoff = cls === 64 ? Number(dv.getBigUint64(0x28, le)) : dv.getUint32(0x20, le);
+  return cls === 64 ? Number(dv.getBigUint64(shoff + 0x20, le)) : dv.getUint32(shoff + 0x14, le);
 }
 
 function baseName(p: string): string {

@@ -320,20 +320,20 @@ export function imageBytes(elf: ElfFile, addr: bigint, len: number): Uint8Array 
 const VERSION_RE = /^\d{1,2}\.\d{1,3}(\.\d{1,4})?([+~._-][\x21-\x7e]{0,80})?$/;
 
 function cString(elf: ElfFile, addr: bigint): string | undefined {
+  const sec = elf.sections.find((s) => s.index > 0 && (s.flags & SHF.ALLOC) !== 0n && s.type !== SHT.NOBITS && addr >= s.addr && addr < s.addr + s.size);
+  if (!sec) return undefined;
+  let data: Uint8Array;
   try {
-    const b = imageBytes(elf, addr, 1);
-    const sec = elf.sections.find((s) => (s.flags & SHF.ALLOC) !== 0n && s.type !== SHT.NOBITS && addr >= s.addr && addr < s.addr + s.size)!;
-    const data = sec.data();
-    const start = Number(addr - sec.addr);
-    void b;
-    let end = start;
-    while (end < data.length && data[end] !== 0 && end - start < 256) end++;
-    if (end >= data.length || data[end] !== 0) return undefined;
-    const s = new TextDecoder('latin1').decode(data.subarray(start, end));
-    return /^[\x20-\x7e]*$/.test(s) ? s : undefined;
+    data = sec.data();
   } catch {
     return undefined;
   }
+  const start = Number(addr - sec.addr);
+  let end = start;
+  while (end < data.length && data[end] !== 0 && end - start < 256) end++;
+  if (end >= data.length || data[end] !== 0) return undefined;
+  const s = new TextDecoder('latin1').decode(data.subarray(start, end));
+  return /^[\x20-\x7e]*$/.test(s) ? s : undefined;
 }
 
 /** What a `unsigned int f(void) { return IMM; }` / `const char *f(void) { return "…"; }` returns. */

@@ -9,7 +9,7 @@
  * target that has relocations (placed right after its target).
  */
 import { XspliceError } from '../errors.js';
-import { SHN, SHT, STT } from './constants.js';
+import { SHF, SHN, SHT, STT } from './constants.js';
 import { writeObject, planObject, type WritePlan } from './writer.js';
 import type { ElfClass, ElfFile, ElfSection, RelocationSpec, SectionId, SectionSpec, SymbolId, SymbolSection, SymbolSpec } from './types.js';
 
@@ -71,6 +71,7 @@ export class ObjectBuilder {
   private readonly symbols = new Map<SymbolId, SymbolSpec>();
   private symOrder: SymbolId[] = [];
   private readonly relocs = new Map<SectionId, RelocationSet>();
+  private readonly infoLinks = new Map<SectionId, SectionId>();
 
   constructor(options: BuilderOptions) {
     this.options = { flags: 0, osabi: 0, abiVersion: 0, type: 1, keepEmptySymtab: false, ...options };
@@ -105,6 +106,8 @@ export class ObjectBuilder {
     this.order = this.order.filter((s) => s !== id);
     this.relocs.delete(id);
     this.groups.delete(id);
+    this.infoLinks.delete(id);
+    for (const [from, to] of this.infoLinks) if (to === id) this.infoLinks.delete(from);
     for (const g of this.groups.values()) g.members = g.members.filter((m) => m !== id);
     for (const sid of this.symOrder) {
       const s = this.symbols.get(sid)!;
@@ -162,6 +165,20 @@ export class ObjectBuilder {
     this.groups.set(id, spec);
     return id;
   }
+  /**
+   * Makes sh_info of `id` refer to section `target` (written as its final index), for sections with
+   * SHF_INFO_LINK other than the relocation sections the writer makes; `undefined` clears it (then
+   * `spec.info` is written as it is).
+   */
+  setInfoLink(id: SectionId, target: SectionId | undefined): void {
+    if (!this.sections.has(id)) throw this.noSection(id);
+    if (target === undefined) this.infoLinks.delete(id);
+    else if (!this.sections.has(target)) throw this.noSection(target);
+    else this.infoLinks.set(id, target);
+  }
+  infoLink(id: SectionId): SectionId | undefined {
+    return this.infoLinks.get(id);
+  }
   /** The group spec of an SHT_GROUP section added by addGroup/fromElf. */
   group(id: SectionId): GroupSpec | undefined {
     return this.groups.get(id);
@@ -170,7 +187,7 @@ export class ObjectBuilder {
   private model() {
     return {
       options: this.options,
-      sections: this.order.map((id) => ({ id, spec: this.sections.get(id)!, group: this.groups.get(id) })),
+      sections: this.order.map((id) => ({ id, spec: this.sections.get(id)!, group: this.groups.get(id), infoLink: this.infoLinks.get(id) })),
       symbols: this.symOrder.map((id) => ({ id, spec: this.symbols.get(id)! })),
       relocations: this.relocs,
     };
@@ -235,13 +252,21 @@ export class ObjectBuilder {
       spec.info = s.info;
       sectionIds.set(s.index, b.addSection(spec));
     }
-    // sh_link of kept sections (SHF_LINK_ORDER and the like) must point at kept sections.
+    // sh_link of kept sections (SHF_LINK_ORDER and the like), and sh_info of SHF_INFO_LINK ones,
+    // must point at kept sections; they become references by ID.
     for (const s of elf.sections) {
       const id = sectionIds.get(s.index);
-      if (id === undefined || s.type === SHT.GROUP || s.link === 0) continue;
-      const l = sectionIds.get(s.link);
-      if (l === undefined) unsupported(`sh_link ${s.link} refers to a section the writer rebuilds`, s, elf.file);
-      b.section(id).link = l;
+      if (id === undefined || s.type === SHT.GROUP) continue;
+      if (s.link !== 0) {
+        const l = sectionIds.get(s.link);
+        if (l === undefined) unsupported(`sh_link ${s.link} refers to a section the writer rebuilds`, s, elf.file);
+        b.section(id).link = l;
+      }
+      if ((s.flags & SHF.INFO_LINK) !== 0n && s.info !== 0) {
+        const t = sectionIds.get(s.info);
+        if (t === undefined) unsupported(`sh_info ${s.info} (SHF_INFO_LINK) refers to a section the writer rebuilds`, s, elf.file);
+        b.infoLinks.set(id, t);
+      }
     }
 
     const symbolIds = new Map<number, SymbolId>();

@@ -27,7 +27,7 @@ import type { SectionId, SectionSpec, SymbolId, SymbolSpec } from './types.js';
 export interface WriterModel {
   options: Required<BuilderOptions>;
   /** Model sections in output order. */
-  sections: readonly { id: SectionId; spec: SectionSpec; group?: GroupSpec }[];
+  sections: readonly { id: SectionId; spec: SectionSpec; group?: GroupSpec; infoLink?: SectionId }[];
   symbols: readonly { id: SymbolId; spec: SymbolSpec }[];
   relocations: ReadonlyMap<SectionId, RelocationSet>;
 }
@@ -211,8 +211,13 @@ export function planObject(model: WriterModel): WritePlan {
 
   // 4. Links and infos that refer to other sections or symbols.
   for (const s of out) if (s.kind === 'reloc') s.link = symtabIdx;
-  for (const { id, spec, group } of model.sections) {
+  for (const { id, spec, group, infoLink } of model.sections) {
     const s = out[sectionIndex.get(id)!]!;
+    if (infoLink !== undefined) {
+      const t = sectionIndex.get(infoLink);
+      if (t === undefined) fail('ELF_WRITE_REF', 'sh_info refers to a section that is not in the model', { section: displayName(spec.name), found: `section ID ${infoLink}` });
+      s.info = t;
+    }
     if (spec.link !== undefined) {
       const l = sectionIndex.get(spec.link);
       if (l === undefined) fail('ELF_WRITE_REF', 'sh_link refers to a section that is not in the model', { section: displayName(spec.name), found: `section ID ${spec.link}` });

@@ -263,6 +263,45 @@ describe.skipIf(missing('Debian xen-syms + gcc/binutils (scripts/setup-deps.sh)'
     expect(Buffer.compare(before, await readFile(good))).toBe(0);
   });
 
+  it('hostile objects: only the project errors (never a crash), and nothing written', async () => {
+    const { buildFiles } = await import('../../src/payload/build-files.js');
+    const { XspliceError } = await import('../../src/errors.js');
+    const base = await readFile(good);
+    let seed = 12345;
+    const rnd = () => (seed = (seed * 1103515245 + 12345) >>> 0) / 2 ** 32;
+    const cases: Buffer[] = [];
+    for (const cut of [0, 3, 16, 63, 64, 100, base.length >> 1, base.length - 1]) cases.push(base.subarray(0, cut));
+    for (let k = 0; k < 60; k++) {
+      const b = Buffer.from(base);
+      // Flip bytes in the header and the section header table (where offsets and sizes live).
+      const shoff = Number(b.readBigUInt64LE(0x28));
+      for (let j = 0; j < 4; j++) {
+        const at = rnd() < 0.3 ? Math.floor(rnd() * 64) : shoff + Math.floor(rnd() * (b.length - shoff));
+        b[at] = Math.floor(rnd() * 256);
+      }
+      cases.push(b);
+    }
+    const bad = join(dir, 'hostile.o');
+    const out = join(dir, 'hostile.livepatch');
+    let refused = 0;
+    for (const c of cases) {
+      await writeFile(bad, c);
+      try {
+        await buildFiles({ objects: [bad], out, xen: XEN, patch: ['xen_extra_version'] });
+      } catch (e) {
+        expect(e, String((e as Error)?.stack)).toBeInstanceOf(XspliceError);
+        refused++;
+        expect(existsSync(out)).toBe(false);
+        continue;
+      }
+      // Accepted: the mutation hit bytes that do not matter; then the payload must read back.
+      const { readElf } = await import('../../src/elf/reader.js');
+      expect(() => readElf(new Uint8Array(readFileSync(out)))).not.toThrow();
+      await (await import('node:fs/promises')).unlink(out);
+    }
+    expect(refused).toBeGreaterThan(cases.length / 2);
+  });
+
   it('leaves no temporary or partial file behind, on success or failure', () => {
     expect(readdirSync(dir).filter((f) => f.endsWith('.tmp'))).toEqual([]);
   });

@@ -51,14 +51,17 @@ function safeData(s: ElfSection): Uint8Array | null {
 }
 
 /**
- * Every GNU build-id note (owner "GNU", type 3) in the SHT_NOTE sections, in file order of
- * sections and notes. Tolerant: a malformed note section ends that section's walk.
+ * Every GNU build-id note (owner "GNU", type 3) in the SHT_NOTE sections (and in a
+ * .note.gnu.build-id section of any type), in file order of sections and notes. Tolerant: a
+ * malformed note section ends that section's walk.
  */
 export function findBuildIdNotes(elf: ElfFile): BuildIdNoteRef[] {
   const out: BuildIdNoteRef[] = [];
   const le = elf.header.littleEndian;
+  // SHT_NOTE sections; a .note.gnu.build-id of another type (objcopy without the note type) counts too,
+  // since Xen finds the section by name.
   for (const s of elf.sections) {
-    if (s.type !== SHT.NOTE) continue;
+    if (s.type !== SHT.NOTE && !(s.name === '.note.gnu.build-id' && s.type !== SHT.NOBITS)) continue;
     const data = safeData(s);
     if (!data) continue;
     const a = s.addralign === 8n ? 8 : 4;

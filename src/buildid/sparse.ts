@@ -54,7 +54,7 @@ export function readElfMetadata(src: FileSource, file?: string): ElfFile {
   }
   const elf = readElf(buf, { file });
   for (const s of elf.sections) {
-    if (s.type === SHT.NOTE || s.name === '.comment') {
+    if (s.type === SHT.NOTE || s.name === '.comment' || s.name === '.note.gnu.build-id') {
       if (s.size <= BigInt(META_LIMIT)) read(s.offset, Number(s.size));
     }
   }

@@ -80,7 +80,7 @@ function parseSpec(text: string, file: string): { spec: SpecFile; opts: Partial<
   }
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw new UsageError('SPEC_INVALID', 'must be a JSON object', { file });
   const o = raw as Record<string, unknown>;
-  const known = new Set(['patches', 'patch', 'nops', 'nop', 'hooks', 'hook', 'depends', 'expect', 'abi', 'xenVersion', 'arch', 'oldAddr', 'objects', 'xen', 'out']);
+  const known = new Set(['patches', 'patch', 'nops', 'nop', 'hooks', 'hook', 'depends', 'expect', 'abi', 'xenVersion', 'arch', 'oldAddr']);
   for (const k of Object.keys(o)) if (!known.has(k)) throw new UsageError('SPEC_INVALID', `unknown key "${k}" (known: ${[...known].join(', ')})`, { file });
   const num = (v: unknown, path: string): number | undefined => {
     if (v === undefined) return undefined;

@@ -256,6 +256,13 @@ describe.skipIf(missing('Debian xen-syms + gcc/binutils (scripts/setup-deps.sh)'
     const none = await cli(['build', good, '-o', join(dir, 'u.livepatch'), '--xen', XEN]);
     expect(none.code).toBe(2);
     expect(none.err).toMatch(/nothing to patch/);
+    const badSpec = join(dir, 'bad-spec.json');
+    await writeFile(badSpec, JSON.stringify({ patches: [{ old: 'xen_extra_version', oldSize: -1 }] }));
+    const bs = await cli(['build', good, '-o', join(dir, 'u.livepatch'), '--xen', XEN, '--spec', badSpec]);
+    expect(bs.code).toBe(2);
+    expect(bs.err).toMatch(/bad-spec\.json: patches\[0\]\.oldSize: expected a 32-bit size, found -1/);
+    await writeFile(badSpec, JSON.stringify({ patchez: [] }));
+    expect((await cli(['build', good, '-o', join(dir, 'u.livepatch'), '--xen', XEN, '--spec', badSpec])).err).toMatch(/unknown key "patchez"/);
     const before = await readFile(good);
     const over = await cli(['build', good, '-o', good, '--xen', XEN, '--patch', 'xen_extra_version']);
     expect(over.code).toBe(2);

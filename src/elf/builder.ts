@@ -97,9 +97,10 @@ export class ObjectBuilder {
     return s;
   }
   /**
-   * Removes a section, its relocations, its STT_SECTION symbols and its group membership (a group
-   * section removed this way takes nothing else with it). Other symbols still defined in it make
-   * `write()` fail.
+   * Removes a section, its relocations, its STT_SECTION symbols, its group membership and the info
+   * links to it (a group section removed this way takes nothing else with it). Other symbols still
+   * defined in it, and sh_link of other sections still naming it, make `write()` fail
+   * (ELF_WRITE_REF) rather than point somewhere else.
    */
   removeSection(id: SectionId): void {
     if (!this.sections.delete(id)) throw this.noSection(id);

@@ -123,105 +123,158 @@ function bugFrames(n: number, size: number): { section: string; entrySize: numbe
   return Array.from({ length: n }, (_, i) => ({ section: `.bug_frames.${i}`, entrySize: size }));
 }
 
-function special(arch: Arch, opts: { altSize: number | null; bugFramesArm: number; modinfo: boolean; hookSections: HookSectionRule[] }): { section: string; entrySize: number }[] {
-  const ptr = arch === 'arm32' ? 4 : 8;
-  const out: { section: string; entrySize: number }[] = [];
-  if (arch === 'x86_64') {
-    out.push(...bugFrames(4, 8));
-    if (opts.altSize !== null) out.push({ section: '.altinstructions', entrySize: opts.altSize });
-    out.push({ section: '.ex_table', entrySize: 8 });
-  } else {
-    out.push(...bugFrames(opts.bugFramesArm, 16));
-    if (opts.altSize !== null) out.push({ section: '.altinstructions', entrySize: 12 });
-  }
-  for (const h of opts.hookSections) out.push({ section: h.section, entrySize: ptr });
-  if (opts.modinfo) out.push({ section: '.modinfo', entrySize: 1 });
-  return out;
-}
-
 /* ------------------------------------------------------------------------------------------ */
 /* The rows                                                                                    */
 
 const MIB2 = 2 * 1024 * 1024;
 
-interface RowSpec {
+/**
+ * Per-architecture facts, one column each [payload-format.md §1.4, §1.5, §2.2, §2.8, §2.10, §2.15].
+ */
+interface ArchFacts {
+  machine: number;
+  eFlags?: number;
+  pointerSize: 4 | 8;
+  /** Bytes the patch writes: x86 `jmp rel32`, ARM one branch instruction. */
+  patchSize: number;
+  /** NOP lengths are whole instructions. */
+  nopGranule: number;
+  /** livepatch_verify_distance. */
+  branchRange: number;
+  relAllowed: boolean;
+  /** sizeof(struct bug_frame); BUGFRAME_NR. */
+  bugFrame: { size: number; count: number };
+  /** sizeof(struct alt_instr) for the newest release of the row (older releases: RELEASES). */
+  altInstr: number;
+  /** sizeof(struct exception_table_entry), or null when the arch has no .ex_table support. */
+  exTable: number | null;
+}
+
+const ARCH: Record<Arch, ArchFacts> = {
+  x86_64: { machine: EM.x86_64, pointerSize: 8, patchSize: 5, nopGranule: 1, branchRange: 2 ** 31, relAllowed: false, bugFrame: { size: 8, count: 4 }, altInstr: 14, exTable: 8 },
+  arm64: { machine: EM.arm64, pointerSize: 8, patchSize: 4, nopGranule: 4, branchRange: 128 * 2 ** 20, relAllowed: false, bugFrame: { size: 16, count: 4 }, altInstr: 12, exTable: null },
+  arm32: { machine: EM.arm32, eFlags: EF_ARM_EABI_VER5, pointerSize: 4, patchSize: 4, nopGranule: 4, branchRange: 32 * 2 ** 20, relAllowed: true, bugFrame: { size: 16, count: 4 }, altInstr: 12, exTable: null },
+};
+
+/**
+ * The payload formats, one column per difference [payload-format.md §1.1, §1.2, §5.2]. Each
+ * becomes one row per architecture it exists on; point-release facts are in RELEASES below.
+ */
+interface FormatFacts {
   name: 'xsplice' | 'L1' | 'L2a' | 'L2b' | 'L2c';
   releases: string;
   description: string;
   arches: Arch[];
+  /** Section name prefix: `.xsplice` or `.livepatch`. */
+  prefix: string;
+  layout: 'L1' | 'L2a' | 'L2b' | 'L2c';
+  /** .livepatch.xen_depends and .modinfo exist (4.14+). */
+  xenDependsAndModinfo: boolean;
+  hooks: 'load/unload' | 'all';
+  /** Set when no released hypervisor reads the hook sections. */
+  hookNote?: string;
+  /** Apply page-faults on a read-only funcs section (per arch); see §1.2 "Writability". */
+  funcsMustBeWritable: Record<Arch, boolean>;
+  /** What the builder emits: Xen's own tests ship the section writable before 4.19. */
+  funcsWritable: boolean;
+  nopAllowed: boolean;
+  /** x86 ENDBR64-aware patching (patch_offset, 4.17 and the L2b backports). */
+  x86EndbrOffset: number;
+  /** NOBITS size limit (4.8+). */
+  maxNobits: number | null;
+  /** x86 alt_instr size when it differs from ARCH (12 in X–4.10). */
+  x86AltInstr?: number;
 }
 
-const ROW_SPECS: RowSpec[] = [
+const FORMATS: FormatFacts[] = [
   {
-    name: 'xsplice',
-    releases: 'xSplice tree before the rename (91fbfc37f5, 4.7-unstable)',
+    name: 'xsplice', releases: 'xSplice tree before the rename (91fbfc37f5, 4.7-unstable)',
     description: 'xSplice: .xsplice.* sections, 64-byte struct xsplice_patch_func, version 1',
-    arches: ['x86_64'],
+    arches: ['x86_64'], prefix: '.xsplice', layout: 'L1', xenDependsAndModinfo: false, hooks: 'load/unload', hookNote: XSPLICE_HOOK_NOTE,
+    // x86 cleared CR0.WP while patching.
+    funcsMustBeWritable: { x86_64: false, arm64: true, arm32: true }, funcsWritable: true,
+    nopAllowed: false, x86EndbrOffset: 0, maxNobits: null, x86AltInstr: 12,
   },
-  { name: 'L1', releases: '4.7–4.13 (ARM from 4.8)', description: 'livepatch version 1: 64-byte (arm32 52) struct livepatch_func', arches: ['x86_64', 'arm64', 'arm32'] },
-  { name: 'L2a', releases: '4.14.0–4.14.4, 4.15.0–4.15.2, 4.16.0', description: 'livepatch version 2: 104/92 bytes, opaque + applied + expectation; .livepatch.xen_depends mandatory', arches: ['x86_64', 'arm64', 'arm32'] },
-  { name: 'L2b', releases: '4.14.5+, 4.15.3+, 4.16.1+, 4.17.0–4.17.2, 4.18.0', description: 'livepatch version 2 with patch_offset (ENDBR64-aware patching)', arches: ['x86_64', 'arm64', 'arm32'] },
-  { name: 'L2c', releases: '4.17.3+, 4.18.1+, 4.19+', description: 'livepatch version 2, bytes 33–71 plain padding (state kept by Xen); .livepatch.funcs may be read-only', arches: ['x86_64', 'arm64', 'arm32'] },
+  {
+    name: 'L1', releases: '4.7–4.13 (ARM from 4.8)', description: 'livepatch version 1: 64-byte (arm32 52) struct livepatch_func',
+    arches: ['x86_64', 'arm64', 'arm32'], prefix: '.livepatch', layout: 'L1', xenDependsAndModinfo: false, hooks: 'load/unload',
+    // ARM only maps Xen's own text writable while patching.
+    funcsMustBeWritable: { x86_64: false, arm64: true, arm32: true }, funcsWritable: true,
+    nopAllowed: true, x86EndbrOffset: 0, maxNobits: MIB2,
+  },
+  {
+    name: 'L2a', releases: '4.14.0–4.14.4, 4.15.0–4.15.2, 4.16.0', description: 'livepatch version 2: 104/92 bytes, opaque + applied + expectation; .livepatch.xen_depends mandatory',
+    arches: ['x86_64', 'arm64', 'arm32'], prefix: '.livepatch', layout: 'L2a', xenDependsAndModinfo: true, hooks: 'all',
+    funcsMustBeWritable: { x86_64: false, arm64: true, arm32: true }, funcsWritable: true,
+    nopAllowed: true, x86EndbrOffset: 0, maxNobits: MIB2,
+  },
+  {
+    name: 'L2b', releases: '4.14.5+, 4.15.3+, 4.16.1+, 4.17.0–4.17.2, 4.18.0', description: 'livepatch version 2 with patch_offset (ENDBR64-aware patching)',
+    arches: ['x86_64', 'arm64', 'arm32'], prefix: '.livepatch', layout: 'L2b', xenDependsAndModinfo: true, hooks: 'all',
+    // x86: required on 4.16.4+, 4.17.1–4.17.2 and 4.18.0, harmless on the others: the row is
+    // conservative, abiForVersion gives the exact per-release value.
+    funcsMustBeWritable: { x86_64: true, arm64: true, arm32: true }, funcsWritable: true,
+    nopAllowed: true, x86EndbrOffset: 4, maxNobits: MIB2,
+  },
+  {
+    name: 'L2c', releases: '4.17.3+, 4.18.1+, 4.19+', description: 'livepatch version 2, bytes 33–71 plain padding (state kept by Xen); .livepatch.funcs may be read-only',
+    arches: ['x86_64', 'arm64', 'arm32'], prefix: '.livepatch', layout: 'L2c', xenDependsAndModinfo: true, hooks: 'all',
+    // The entries are never written; 4.19's tests ship the section read-only.
+    funcsMustBeWritable: { x86_64: false, arm64: false, arm32: false }, funcsWritable: false,
+    nopAllowed: true, x86EndbrOffset: 4, maxNobits: MIB2,
+  },
 ];
 
-function makeRow(spec: RowSpec, arch: Arch): PayloadAbi {
-  const ptr: 4 | 8 = arch === 'arm32' ? 4 : 8;
-  const xs = spec.name === 'xsplice';
-  const v2 = spec.name.startsWith('L2');
-  const prefix = xs ? '.xsplice' : '.livepatch';
-  const hookRules = xs ? hooks(prefix, 'loadunload', XSPLICE_HOOK_NOTE) : hooks(prefix, v2 ? 'all' : 'loadunload');
+function makeRow(F: FormatFacts, arch: Arch): PayloadAbi {
+  const A = ARCH[arch];
+  const hookRules = hooks(F.prefix, F.hooks === 'all' ? 'all' : 'loadunload', F.hookNote);
   const sections = {
-    funcs: `${prefix}.funcs`,
-    depends: `${prefix}.depends`,
-    xenDepends: v2 ? '.livepatch.xen_depends' : null,
+    funcs: `${F.prefix}.funcs`,
+    depends: `${F.prefix}.depends`,
+    xenDepends: F.xenDependsAndModinfo ? '.livepatch.xen_depends' : null,
     buildId: '.note.gnu.build-id',
-    modinfo: v2 ? '.modinfo' : null,
+    modinfo: F.xenDependsAndModinfo ? '.modinfo' : null,
   };
-  const isArm = arch !== 'x86_64';
-  const layoutKind = xs ? 'L1' : spec.name;
+  const special = [
+    ...bugFrames(A.bugFrame.count, A.bugFrame.size),
+    { section: '.altinstructions', entrySize: arch === 'x86_64' ? F.x86AltInstr ?? A.altInstr : A.altInstr },
+    ...(A.exTable !== null ? [{ section: '.ex_table', entrySize: A.exTable }] : []),
+    // Hook sections the hypervisor reads are arrays of pointers.
+    ...(F.hookNote ? [] : hookRules.map((h) => ({ section: h.section, entrySize: A.pointerSize }))),
+    ...(sections.modinfo ? [{ section: sections.modinfo, entrySize: 1 }] : []),
+  ];
   return {
-    name: spec.name,
-    id: `${spec.name}-${arch}`,
+    name: F.name,
+    id: `${F.name}-${arch}`,
     arch,
-    description: spec.description,
-    releases: spec.releases,
-    elfClass: ptr === 8 ? 64 : 32,
-    machine: EM[arch],
-    ...(arch === 'arm32' ? { eFlags: EF_ARM_EABI_VER5 } : {}),
-    pointerSize: ptr,
+    description: F.description,
+    releases: F.releases,
+    elfClass: A.pointerSize === 8 ? 64 : 32,
+    machine: A.machine,
+    ...(A.eFlags !== undefined ? { eFlags: A.eFlags } : {}),
+    pointerSize: A.pointerSize,
     sections,
-    mandatory: v2 ? [sections.depends, sections.xenDepends!, sections.buildId] : [sections.funcs, sections.depends, sections.buildId],
-    atLeastOneOf: v2 ? [sections.funcs, ...hookRules.map((h) => h.section)] : [],
-    funcEntry: entryLayout(layoutKind as 'L1' | 'L2a' | 'L2b' | 'L2c', ptr),
+    mandatory: F.xenDependsAndModinfo ? [sections.depends, sections.xenDepends!, sections.buildId] : [sections.funcs, sections.depends, sections.buildId],
+    atLeastOneOf: F.xenDependsAndModinfo ? [sections.funcs, ...hookRules.map((h) => h.section)] : [],
+    funcEntry: entryLayout(F.layout, A.pointerSize),
     hooks: hookRules,
-    // x86 up to 4.17.0 cleared CR0.WP while patching; ARM only maps Xen's text writable; L2c never
-    // writes the entries. The L2b x86 row is conservative (writable is required on 4.16.4+,
-    // 4.17.1–4.17.2 and 4.18.0, harmless on the others); abiForVersion gives the exact answer.
-    funcsMustBeWritable: spec.name === 'L2c' ? false : isArm ? true : spec.name === 'L2b',
-    // What Xen's own test payloads ship: non-const (writable) before 4.19, read-only from 4.19.
-    // 4.8–4.9 also need it for re-apply after revert (safe_to_reapply wants funcs as the RW section).
-    funcsWritable: spec.name !== 'L2c',
-    nopAllowed: !xs,
+    funcsMustBeWritable: F.funcsMustBeWritable[arch],
+    funcsWritable: F.funcsWritable,
+    nopAllowed: F.nopAllowed,
     nopMaxLen: 31,
-    patchSize: isArm ? 4 : 5,
-    endbrOffset: arch === 'x86_64' && (spec.name === 'L2b' || spec.name === 'L2c') ? 4 : 0,
+    patchSize: A.patchSize,
+    endbrOffset: arch === 'x86_64' ? F.x86EndbrOffset : 0,
     relocTypes: Object.values(RELOC_TYPES[arch]),
-    relAllowed: arch === 'arm32',
-    special: special(arch, { altSize: arch === 'x86_64' ? (xs ? 12 : 14) : 12, bugFramesArm: 4, modinfo: v2, hookSections: xs ? [] : hookRules }),
-    limits: {
-      maxPayloadSize: MIB2,
-      maxNameLen: 127,
-      maxSections: 1024,
-      maxSymbolLen: 126,
-      maxNobits: xs ? null : MIB2,
-    },
-    nopGranule: isArm ? 4 : 1,
-    branchRange: arch === 'x86_64' ? 2 ** 31 : arch === 'arm64' ? 128 * 2 ** 20 : 32 * 2 ** 20,
+    relAllowed: A.relAllowed,
+    special,
+    limits: { maxPayloadSize: MIB2, maxNameLen: 127, maxSections: 1024, maxSymbolLen: 126, maxNobits: F.maxNobits },
+    nopGranule: A.nopGranule,
+    branchRange: A.branchRange,
     absPointerReloc: ABS_PTR_RELOC[arch],
   };
 }
 
-const BUILTIN: PayloadAbi[] = ROW_SPECS.flatMap((s) => s.arches.map((a) => makeRow(s, a)));
+const BUILTIN: PayloadAbi[] = FORMATS.flatMap((f) => f.arches.map((a) => makeRow(f, a)));
 
 /* ------------------------------------------------------------------------------------------ */
 /* Release → row table, with the point-release differences [payload-format.md §1.1, §1.6]      */

@@ -208,6 +208,22 @@ describe.skipIf(missing('Debian xen-syms + gcc/binutils (scripts/setup-deps.sh)'
     expect(rel).toMatch(/R_X86_64_PLT32\s+0+\s+helper_w - 4/);
   });
 
+  it('what it builds for each release passes `xsplice verify` for that release (another implementation of the checks)', async () => {
+    const hook = await gcc(dir, 'vhook', 'int vhook_pre(void *p);\nint vhook_pre(void *p) { (void)p; return 0; }\nvoid vhook_load(void);\nvoid vhook_load(void) {}\n');
+    for (const v of ['4.7.0', '4.9.0', '4.13.0', '4.14.0', '4.15.3', '4.16.4', '4.17.0', '4.17.2', '4.17.7', '4.18.0', '4.19.0', '4.21.0']) {
+      const out = join(dir, `ver-${v}.livepatch`);
+      const minor = Number(v.split('.')[1]);
+      // 4.7: no hooks, no NOPs; 4.8+: load hooks and NOPs; 4.14+: pre-apply hooks and expectations.
+      const extra = minor < 8 ? [] : ['--hook', 'load=vhook_load', '--nop', 'xen_minor_version:5', ...(minor >= 14 ? ['--hook', 'pre-apply=vhook_pre', '--expect'] : [])];
+      const b = await cli(['build', good, hook, '-o', out, '--xen', XEN, '--xen-version', v, '--patch', 'xen_extra_version', ...extra]);
+      expect(b.code, `${v}: ${b.err}`).toBe(0);
+      const r = await cli(['verify', out, '--xen', XEN, '--xen-version', v, '--json']);
+      const j = JSON.parse(r.out);
+      expect(r.code, `${v}: ${JSON.stringify(j.payloads?.[0]?.diagnostics ?? j)}`).toBe(0);
+      expect(j.ok).toBe(true);
+    }
+  });
+
   // ---- Refusals: what the hypervisor would refuse, exit 1 with the reason --------------------
   const refusals: [string, () => Promise<string[]>, RegExp][] = [
     ['R_X86_64_32S (code not built -fpic)', async () => [await gcc(dir, 'r32s', 'static const char s[] = "+k";\nconst char *xen_extra_version(void);\nconst char *xen_extra_version(void) { return s; }\n', ['-mcmodel=kernel', '-fno-pic'], CFLAGS.filter((f) => f !== '-fpic')), '--patch', 'xen_extra_version'],

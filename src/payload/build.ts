@@ -150,6 +150,9 @@ const RELOC_HINT: Record<string, string> = {
   R_X86_64_PC64: 'use 32-bit PC-relative references (-mcmodel=small/kernel)',
   R_X86_64_TPOFF32: 'the hypervisor has no thread-local storage',
   R_AARCH64_NONE: 'Xen has no case for R_AARCH64_NONE',
+  R_ARM_PREL31: 'unwind tables (.ARM.exidx): compile with -fno-unwind-tables -fno-asynchronous-unwind-tables, as Xen is built',
+  R_ARM_THM_CALL: 'Thumb code: Xen is built as ARM code (-marm)',
+  R_ARM_THM_JUMP24: 'Thumb code: Xen is built as ARM code (-marm)',
 };
 
 /** Section names whose entries Xen parses; refused when the row does not list them. */

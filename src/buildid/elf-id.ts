@@ -13,7 +13,7 @@ import { SHT } from '../elf/constants.js';
 import type { ElfFile, ElfSection } from '../elf/types.js';
 import { gnuLdPlan, packageMetadataRanges } from './gnu-ld.js';
 import { createHasher, type Hasher } from './hash.js';
-import { align4, equalBytes, NOTE_HEADER_SIZE, NT_GNU_BUILD_ID, toHex } from './note.js';
+import { equalBytes, NT_GNU_BUILD_ID, toHex, walkNotes } from './note.js';
 import { MemorySource, rangeMinus, runPlan, runPlanAsync, type ByteSource, type Range, type Segment } from './stream.js';
 import { wholeFileHasher, type GoldTreeOptions, type WholeFileAlgo, GOLD_TREE_MIN_FILE_SIZE } from './whole-file.js';
 
@@ -57,32 +57,13 @@ function safeData(s: ElfSection): Uint8Array | null {
  */
 export function findBuildIdNotes(elf: ElfFile): BuildIdNoteRef[] {
   const out: BuildIdNoteRef[] = [];
-  const le = elf.header.littleEndian;
-  // SHT_NOTE sections; a .note.gnu.build-id of another type (objcopy without the note type) counts too,
-  // since Xen finds the section by name.
-  for (const s of elf.sections) {
-    if (s.type !== SHT.NOTE && !(s.name === '.note.gnu.build-id' && s.type !== SHT.NOBITS)) continue;
-    const data = safeData(s);
-    if (!data) continue;
-    const a = s.addralign === 8n ? 8 : 4;
-    const up = (n: number): number => (n + a - 1) & ~(a - 1);
-    const dv = new DataView(data.buffer, data.byteOffset, data.byteLength);
-    let p = 0;
-    while (p + NOTE_HEADER_SIZE <= data.length) {
-      const namesz = dv.getUint32(p, le);
-      const descsz = dv.getUint32(p + 4, le);
-      const type = dv.getUint32(p + 8, le);
-      const descOff = up(NOTE_HEADER_SIZE + namesz);
-      if (namesz > data.length || descsz > data.length || p + descOff + descsz > data.length) break;
-      const isGnu = namesz === 4 && data[p + 12] === 0x47 && data[p + 13] === 0x4e && data[p + 14] === 0x55 && data[p + 15] === 0;
-      if (isGnu && type === NT_GNU_BUILD_ID && descsz > 0) {
-        out.push({
-          ordinal: out.length, section: s.index, sectionName: s.name, offset: s.offset + p, descOffset: s.offset + p + descOff,
-          size: NOTE_HEADER_SIZE + align4(namesz) + align4(descsz), id: data.slice(p + descOff, p + descOff + descsz),
-        });
-      }
-      p += Math.max(up(descOff + descsz), NOTE_HEADER_SIZE);
-    }
+  for (const n of walkNotes(elf, (name) => name === '.note.gnu.build-id')) {
+    const isGnu = n.namesz === 4 && n.name[0] === 0x47 && n.name[1] === 0x4e && n.name[2] === 0x55 && n.name[3] === 0;
+    if (!isGnu || n.type !== NT_GNU_BUILD_ID || n.desc.length === 0) continue;
+    out.push({
+      ordinal: out.length, section: n.section, sectionName: elf.sections[n.section]!.name, offset: n.offset, descOffset: n.descOffset,
+      size: n.size, id: n.desc.slice(),
+    });
   }
   return out;
 }

@@ -17,7 +17,7 @@ import { SHT } from '../elf/constants.js';
 import { readElf } from '../elf/reader.js';
 import type { ElfFile, ElfSection } from '../elf/types.js';
 import { createHasher } from './hash.js';
-import { align4, buildIdNoteSize, encodeBuildIdNote, NOTE_HEADER_SIZE, NT_GNU_BUILD_ID } from './note.js';
+import { buildIdNoteSize, encodeBuildIdNote, NT_GNU_BUILD_ID, walkNotes } from './note.js';
 import { MemorySource, rangeMinus, runPlan, type ByteSource, type Range, type Segment } from './stream.js';
 
 export type GnuLdAlgo = 'sha1' | 'md5';
@@ -102,19 +102,10 @@ export function gnuLdElfBuildId(elf: ElfFile, algo: GnuLdAlgo, zero: { offset: n
  * them after hashing too, so they read as zero. Tolerates malformed note sections (skips them).
  */
 export function packageMetadataRanges(elf: ElfFile): Range[] {
-  const out: Range[] = [];
-  let notes;
-  try {
-    notes = elf.notes();
-  } catch {
-    return out;
-  }
-  for (const n of notes) {
-    if (n.type === NT_FDO_PACKAGING_METADATA && n.name === 'FDO') {
-      out.push({ offset: n.offset, size: NOTE_HEADER_SIZE + align4(n.namesz) + align4(n.descsz) });
-    }
-  }
-  return out;
+  const fdo = [0x46, 0x44, 0x4f, 0];
+  return walkNotes(elf)
+    .filter((n) => n.type === NT_FDO_PACKAGING_METADATA && n.namesz === 4 && fdo.every((b, i) => n.name[i] === b))
+    .map((n) => ({ offset: n.offset, size: n.size }));
 }
 
 /**

@@ -15,6 +15,7 @@
  * Xen's order (xen/common/version.c; see the project's payload-format reference §3.1).
  */
 import { FormatError } from '../errors.js';
+import type { ElfFile } from '../elf/types.js';
 
 export const NT_GNU_BUILD_ID = 3;
 /** Note header: namesz, descsz, type. */
@@ -140,4 +141,55 @@ export function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
   if (a.length !== b.length) return false;
   for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
   return true;
+}
+
+export interface NoteRef {
+  section: number;
+  /** File offsets of the note header and of its descriptor. */
+  offset: number;
+  descOffset: number;
+  /** Whole note size: header, padded name, padded descriptor. */
+  size: number;
+  namesz: number;
+  type: number;
+  /** Owner name bytes (namesz of them, NUL included). */
+  name: Uint8Array;
+  desc: Uint8Array;
+}
+
+/**
+ * Every note of the SHT_NOTE sections (7), read through each section's `data()` (so it works on
+ * metadata-only reads too). Tolerant: a section whose contents cannot be read is skipped, and a
+ * malformed note ends its section's walk. `also` admits more sections (e.g. by name).
+ */
+export function walkNotes(elf: ElfFile, also: (name: string) => boolean = () => false): NoteRef[] {
+  const out: NoteRef[] = [];
+  const le = elf.header.littleEndian;
+  for (const s of elf.sections) {
+    if (s.type !== 7 && !(s.type !== 8 && s.index !== 0 && also(s.name))) continue;
+    let data: Uint8Array;
+    try {
+      data = s.data();
+    } catch {
+      continue;
+    }
+    const a = s.addralign === 8n ? 8 : 4;
+    const up = (n: number): number => (n + a - 1) & ~(a - 1);
+    const dv = new DataView(data.buffer, data.byteOffset, data.byteLength);
+    let p = 0;
+    while (p + NOTE_HEADER_SIZE <= data.length) {
+      const namesz = dv.getUint32(p, le);
+      const descsz = dv.getUint32(p + 4, le);
+      const type = dv.getUint32(p + 8, le);
+      if (namesz > data.length || descsz > data.length) break;
+      const descOff = up(NOTE_HEADER_SIZE + namesz);
+      if (p + descOff + descsz > data.length) break;
+      out.push({
+        section: s.index, offset: s.offset + p, descOffset: s.offset + p + descOff, size: NOTE_HEADER_SIZE + align4(namesz) + align4(descsz),
+        namesz, type, name: data.subarray(p + NOTE_HEADER_SIZE, p + NOTE_HEADER_SIZE + namesz), desc: data.subarray(p + descOff, p + descOff + descsz),
+      });
+      p += Math.max(up(descOff + descsz), NOTE_HEADER_SIZE);
+    }
+  }
+  return out;
 }

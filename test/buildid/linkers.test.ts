@@ -11,6 +11,9 @@ import {
   computeElfAlgorithm, findBuildIdNotes, readBuildId, toHex, type BuildIdResult,
 } from '../../src/buildid/index.js';
 import { main } from '../../cli/xsplice.js';
+import { readElfMetadata } from '../../src/buildid/sparse.js';
+import { FileSource } from '../../src/buildid/stream.js';
+import { closeSync, openSync, statSync } from 'node:fs';
 import { missing } from '../helpers/debian.js';
 import { SOURCES, Workdir, blobAsm, have, manySectionsAsm, PPC_ASM, S390X_ASM } from './toolchain.js';
 
@@ -43,6 +46,25 @@ async function cli(...argv: string[]): Promise<{ code: number; out: string; err:
   let err = '';
   const code = await main(argv, { out: (s) => void (out += s), err: (s) => void (err += s) });
   return { code, out, err };
+}
+
+/** The metadata-only read (CLI fast path) sees the same sections, notes and id as the full read. */
+function expectMetadataReadAgrees(path: string): void {
+  const full = readElf(w.read(path.slice(w.dir.length + 1)));
+  const fd = openSync(path, 'r');
+  try {
+    const src = new FileSource(fd, statSync(path).size);
+    const meta = readElfMetadata(src, path);
+    expect(meta.header.shnum).toBe(full.header.shnum);
+    expect(meta.header.phoff).toBe(full.header.phoff);
+    expect(meta.sections.map((s) => [s.index, s.name, s.type, s.offset, s.size])).toEqual(full.sections.map((s) => [s.index, s.name, s.type, s.offset, s.size]));
+    expect(findBuildIdNotes(meta)).toEqual(findBuildIdNotes(full));
+    const note = findBuildIdNotes(full)[0]!;
+    const algo = note.id.length === 20 ? 'gnu-ld-sha1' : 'gnu-ld-md5';
+    expect(toHex(computeElfAlgorithm(meta, algo, note, src))).toBe(toHex(computeElfAlgorithm(full, algo, note)));
+  } finally {
+    closeSync(fd);
+  }
 }
 
 /** Asserts the stored id recomputes with `algo`, and that a changed hashed byte breaks it. */
@@ -95,6 +117,7 @@ describe.skipIf(missing('gcc and GNU ld', have('gcc') && have('ld') && have('rea
       await expectRecomputes(w.path(`static-${algo}`), A);
       w.run('gcc', '-m32', '-static', `-Wl,${bid}`, 'a.c', 'b.c', '-o', `static32-${algo}`);
       await expectRecomputes(w.path(`static32-${algo}`), A);
+      expectMetadataReadAgrees(w.path(`static32-${algo}`));
     });
     it(`-m32 executable, and as/ld -m elf_i386 (${algo})`, async () => {
       w.run('gcc', '-m32', `-Wl,${bid}`, 'a.c', 'b.c', '-o', `m32-${algo}`);
@@ -113,6 +136,7 @@ describe.skipIf(missing('gcc and GNU ld', have('gcc') && have('ld') && have('rea
       w.run('gcc', `-Wl,${bid}`, '-Wl,--package-metadata={"type":"deb"}', 'a.c', 'b.c', '-o', `pm-${algo}`);
       expect(readElf(w.read(`pm-${algo}`)).notes().some((n) => n.name === 'FDO')).toBe(true);
       await expectRecomputes(w.path(`pm-${algo}`), A);
+      expectMetadataReadAgrees(w.path(`pm-${algo}`));
     });
   }
 
@@ -124,6 +148,7 @@ describe.skipIf(missing('gcc and GNU ld', have('gcc') && have('ld') && have('rea
       w.run('s390x-linux-gnu-ld', `--build-id=${algo}`, 's390.o', '-o', `s390-${algo}`);
       const r = await expectRecomputes(w.path(`s390-${algo}`), `gnu-ld-${algo}`);
       expect(r.elf!.header.littleEndian).toBe(false);
+      expectMetadataReadAgrees(w.path(`s390-${algo}`));
       w.run('s390x-linux-gnu-ld', '-r', `--build-id=${algo}`, 's390.o', '-o', `s390r-${algo}.o`);
       await expectRecomputes(w.path(`s390r-${algo}.o`), `gnu-ld-${algo}`);
     }
@@ -137,6 +162,7 @@ describe.skipIf(missing('gcc and GNU ld', have('gcc') && have('ld') && have('rea
       w.run('powerpc-linux-gnu-ld', `--build-id=${algo}`, 'ppc.o', '-o', `ppc-${algo}`);
       const r = await expectRecomputes(w.path(`ppc-${algo}`), `gnu-ld-${algo}`);
       expect(r.elf!.header.class).toBe(32);
+      expectMetadataReadAgrees(w.path(`ppc-${algo}`));
       expect(r.elf!.header.littleEndian).toBe(false);
     }
   });
@@ -150,6 +176,7 @@ describe.skipIf(missing('gcc and GNU ld', have('gcc') && have('ld') && have('rea
     expect(elf.sections.length).toBeGreaterThan(0xff00);
     expect(elf.sections.some((s) => s.name === '.symtab_shndx')).toBe(true);
     await expectRecomputes(w.path('many-r.o'), 'gnu-ld-sha1');
+    expectMetadataReadAgrees(w.path('many-r.o'));
   }, 300_000);
 
   it('bytes GNU ld does not hash: .symtab, .strtab and .shstrtab contents, padding; the note itself', async () => {

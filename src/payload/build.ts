@@ -280,7 +280,7 @@ export async function buildPayload(opts: BuildOptions): Promise<BuildResult> {
         sec = m;
       }
       if (sec === 'COM') refuse('BUILD_COMMON_SYMBOL', 'COMMON symbol: the hypervisor refuses them ("Unexpected common symbol"); compile with -fno-common', { file, symbol: name });
-      const ms: MSymbol = { spec: { ...spec }, sec, obj: oi, name, ...(spec.bind === STB.LOCAL && curFile !== undefined ? { file: curFile } : {}) };
+      const ms: MSymbol = { spec, sec, obj: oi, name, ...(spec.bind === STB.LOCAL && curFile !== undefined ? { file: curFile } : {}) };
       if (spec.bind !== STB.LOCAL && name !== '') {
         if (sec === 'UND') {
           const u = undefinedByName.get(name);

@@ -12,7 +12,7 @@
 import { spawnSync, execFileSync } from 'node:child_process';
 import { mkdtempSync, writeFileSync, rmSync, statSync, existsSync, openSync, readSync, closeSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
-import { tmpdir } from 'node:os';
+import { tmpdir, loadavg, cpus } from 'node:os';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -73,6 +73,7 @@ try {
     if (r.status !== 0) throw new Error(`${cmd} ${argv.join(' ')} exited ${r.status}: ${r.stderr}`);
     return t;
   };
+  const load0 = loadavg()[0];
   const A = { name: 'sha1sum', run: () => time('sha1sum', [file]) };
   const B = { name: 'xsplice buildid --verify', run: () => time(xsplice, ['buildid', '--verify', file]) };
   // Two warm-up rounds, not counted.
@@ -91,7 +92,7 @@ try {
   const ma = median(ta), mb = median(tb), mr = median(ratios);
   const fmt = (x) => x.toFixed(1).padStart(7);
   console.log(`file: ${size} bytes (${(size / 1048576).toFixed(1)} MiB), GNU ld --build-id=sha1, id ${res.buildId} (${res.algorithm})`);
-  console.log(`pairs: ${pairs}, alternating order; wall ms median [min-max]`);
+  console.log(`pairs: ${pairs}, alternating order; wall ms median [min-max]; ${cpus().length} CPUs, load average ${load0.toFixed(2)} before, ${loadavg()[0].toFixed(2)} after (other work on the machine skews node's start-up more than sha1sum's)`);
   console.log(`  ${A.name.padEnd(26)} ${fmt(ma)} [${Math.min(...ta).toFixed(1)}-${Math.max(...ta).toFixed(1)}]`);
   console.log(`  ${B.name.padEnd(26)} ${fmt(mb)} [${Math.min(...tb).toFixed(1)}-${Math.max(...tb).toFixed(1)}]`);
   console.log(`ratio xsplice/sha1sum: median of paired ratios ${mr.toFixed(2)}, ratio of medians ${(mb / ma).toFixed(2)} (target <= 1.5): ${mr <= 1.5 ? 'PASS' : 'FAIL'}`);

@@ -76,6 +76,8 @@ export function identifyBuildId(input: Uint8Array | string): BuildIdSource | nul
   if (isElf(input)) return 'elf';
   if (input.length >= 2 && input[0] === 0x1f && input[1] === 0x8b) return 'gzip-elf';
   if (isPe(input)) return 'pe';
+  // `xl info` output and hex ids are small; do not turn a big unknown file into a string.
+  if (input.length > 1 << 20) return null;
   const text = latin1(input);
   if (XL_INFO_RE.test(text)) return 'xl-info';
   if (isHexId(text)) return 'hex';

@@ -6,7 +6,7 @@
  * symbol) shows its section's name. 64-bit quantities (addresses, values, addends) are "0x…" strings; offsets, sizes and
  * indices are numbers (sizes above 2^53 are "0x…" strings too).
  */
-import { SHN, STT, emName, etName, flagLetters, relocTypeName, shtName, stbName, sttName, stvName } from './constants.js';
+import { EM, SHN, STT, emName, etName, flagLetters, relocTypeName, shtName, stbName, sttName, stvName } from './constants.js';
 import type { ElfFile, ElfSymbol } from './types.js';
 
 export interface ElfSectionView {
@@ -31,7 +31,8 @@ export interface ElfSymbolView {
   type: string;
   bind: string;
   visibility: string;
-  shndx: number | 'UND' | 'ABS' | 'COM';
+  /** A section index, 'UND', 'ABS', 'COM', or another reserved value spelled as readelf does ('LARGE_COM', 'PRC[0xff00]', …). */
+  shndx: number | string;
 }
 
 export interface ElfRelocView {
@@ -66,12 +67,24 @@ const hex = (v: bigint | number) => (v < 0 ? '-0x' + (-BigInt(v)).toString(16) :
 const num = (v: bigint): number | string => (v <= MAX_SAFE ? Number(v) : hex(v));
 const toHex = (b: Uint8Array) => Array.from(b, (x) => x.toString(16).padStart(2, '0')).join('');
 
-/** The special values are decided on the stored st_shndx: a real index 0xfff1 reached through SHN_XINDEX is not SHN_ABS. */
-function shndxView(s: ElfSymbol): ElfSymbolView['shndx'] {
-  if (s.rawShndx === SHN.UNDEF) return 'UND';
-  if (s.rawShndx === SHN.ABS) return 'ABS';
-  if (s.rawShndx === SHN.COMMON) return 'COM';
-  return s.shndx;
+/**
+ * st_shndx as readelf shows it. The special values are decided on the stored st_shndx: a real
+ * index 0xfff1 reached through SHN_XINDEX is a section, not SHN_ABS. Other reserved values are
+ * strings (so they cannot be mistaken for a section index): LARGE_COM (x86-64), SCOM (MIPS), and
+ * otherwise PRC[0x…], OS [0x…] or RSV[0x…] by range, as readelf spells them.
+ */
+function shndxView(s: ElfSymbol, machine: number): ElfSymbolView['shndx'] {
+  const raw = s.rawShndx;
+  if (raw === SHN.UNDEF) return 'UND';
+  if (raw === SHN.ABS) return 'ABS';
+  if (raw === SHN.COMMON) return 'COM';
+  if (raw < SHN.LORESERVE || raw === SHN.XINDEX) return s.shndx;
+  if (raw === 0xff02 && machine === EM.X86_64) return 'LARGE_COM';
+  if (raw === 0xff03 && machine === EM.MIPS) return 'SCOM';
+  const h = '0x' + raw.toString(16).padStart(4, '0');
+  if (raw <= SHN.HIPROC) return `PRC[${h}]`;
+  if (raw >= SHN.LOOS && raw <= SHN.HIOS) return `OS [${h}]`;
+  return `RSV[${h}]`;
 }
 
 export function elfView(elf: ElfFile): ElfView {
@@ -87,7 +100,7 @@ export function elfView(elf: ElfFile): ElfView {
   const symName = (s: ElfSymbol) => (s.name === '' && s.type === STT.SECTION && s.index !== 0 ? sname(s.shndx) : s.name);
   const symbols: ElfSymbolView[] = syms.map((s) => ({
     index: s.index, name: symName(s), value: hex(s.value), size: num(s.size), type: sttName(s.type), bind: stbName(s.bind),
-    visibility: stvName(s.visibility), shndx: shndxView(s),
+    visibility: stvName(s.visibility), shndx: shndxView(s, h.machine),
   }));
   const relocations: ElfRelocView[] = elf.relocations().map((r) => {
     const table = r.symtab === 0 ? [] : r.symtab === symtab?.index ? syms : elf.symbols(elf.sections[r.symtab]);

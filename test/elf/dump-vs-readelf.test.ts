@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ObjectBuilder } from '../../src/elf/builder.js';
 import { EM, ELFOSABI } from '../../src/elf/constants.js';
+import { buildFixture, symbols } from '../helpers/malformed.js';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { readElf } from '../../src/elf/reader.js';
 import { elfView, type ElfView } from '../../src/elf/dump.js';
@@ -103,6 +104,8 @@ describe('xsplice elf view against readelf -W (gcc/g++/as corpus)', () => {
     expect(views.get('cxx-comdat')!.symbols.some((s) => s.bind === 'STB_GNU_UNIQUE')).toBe(true);
     expect(views.get('c-O2')!.sections.some((s) => s.flags.includes('R'))).toBe(true);
     expect(views.get('arm32')!.sections.some((s) => s.type === 'SHT_ARM_EXIDX' && s.flags.includes('L'))).toBe(true);
+    expect(views.get('c-large-model')!.symbols.some((s) => s.shndx === 'LARGE_COM')).toBe(true);
+    expect(views.get('c-large-model')!.sections.some((s) => s.flags.includes('l'))).toBe(true);
   });
 });
 
@@ -165,6 +168,30 @@ describe('section type names against readelf -W (objects built with ObjectBuilde
       const S = parseSections(await readelf(['-S'], p));
       const v = await viewOf(p);
       expect(S.map((s) => s.nameType)).toEqual(v.sections.map((s) => `${s.name} ${readelfShType(s.type)}`.trim()));
+    });
+  }
+});
+
+describe('reserved st_shndx values against readelf -W (fixture-built symbol tables)', () => {
+  // The writer cannot make these (the model has no reserved indices but UND/ABS/COM), so the
+  // independent fixture builder does.
+  const values = [0, 0xff00, 0xff01, 0xff02, 0xff03, 0xff1f, 0xff20, 0xff21, 0xff3f, 0xff40, 0xfff0, 0xfff1, 0xfff2, 0xfff3, 0xfffe];
+  for (const machine of [EM.X86_64, EM['386'], EM.MIPS, EM.ARM]) {
+    it(`machine ${machine}`, async () => {
+      const rows = [[0, 0n, 0n, 0, 0, 0], ...values.map((v) => [1, 0x10n, 4n, 0x11, 0, v])] as [number, bigint, bigint, number, number, number][];
+      const f = buildFixture({
+        class: 64, littleEndian: true, machine, sections: [
+          { name: '.symtab', type: 2, link: 2, info: 1, entsize: 24n, addralign: 8n, data: symbols(64, true, rows) },
+          { name: '.strtab', type: 3, data: new Uint8Array([0, 0x73, 0]) },
+        ],
+      });
+      const dir = await mkdtemp(join(tmpdir(), 'xsplice-shndx-'));
+      const p = join(dir, 'shndx.o');
+      await writeFile(p, f.bytes);
+      const got = await compareWithReadelf(p);
+      expect(got.symbols).toBe(values.length + 1);
+      const v = await viewOf(p);
+      expect(v.symbols.some((s) => typeof s.shndx === 'string' && s.shndx.startsWith('OS ['))).toBe(true);
     });
   }
 });

@@ -51,7 +51,7 @@ export interface RSymbol {
   name: string;
 }
 
-const SYM_RE = /^\s*(\d+):\s([0-9a-f]+)\s+(\d+|0x[0-9a-f]+)\s(\S+)\s+(\S+)\s+(\S+)\s+(\S+)(?: (.*))?$/;
+const SYM_RE = /^\s*(\d+):\s([0-9a-f]+)\s+(\d+|0x[0-9a-f]+)\s(\S+)\s+(\S+)\s+(\S+)\s+(OS \[0x[0-9a-f]+\]|\S+)(?: (.*))?$/;
 
 /** Rows of the `.symtab` table only. */
 export function parseSymbols(out: string): RSymbol[] {

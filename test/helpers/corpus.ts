@@ -26,6 +26,7 @@ export interface CorpusObject {
   ldr: string[];
   /** Section count, when the recipe is about it. */
   big?: boolean;
+  noRoundTrip?: string;
 }
 
 export interface Corpus {
@@ -65,6 +66,14 @@ int api(int x) {
   ext_fn(x);
   return picked(x) + table_fn(x) + ext_counter + counter + tls_var + tls_bss + calls + fp(x) + custom[x & 3] + hidden_var;
 }
+`;
+
+/** x86-64 medium code model: large data in .lbss/.ldata (SHF_X86_64_LARGE) and a LARGE_COM common. */
+export const CORPUS_LARGE_C = `
+int big_common[100000];
+static int big_static[100000] = { 1 };
+int small;
+int f(int i) { return big_common[i] + big_static[i] + small; }
 `;
 
 /** C++: templates, inline functions, vtables and typeinfo in COMDAT groups. */
@@ -238,6 +247,8 @@ interface Recipe {
   littleEndian: boolean;
   ldr: string[];
   big?: boolean;
+  /** Why the model cannot rebuild it (the round-trip test then asserts the refusal). */
+  noRoundTrip?: string;
 }
 
 const LD64 = ['ld', '-r'];
@@ -249,6 +260,7 @@ export const RECIPES: Recipe[] = [
   { name: 'c-O2-g', src: 'corpus.c', text: CORPUS_C, cmd: (s, o) => ['gcc', '-O2', '-g', '-fcf-protection', '-c', s, '-o', o], class: 64, littleEndian: true, ldr: LD64 },
   { name: 'c-sections', src: 'corpus.c', text: CORPUS_C, cmd: (s, o) => ['gcc', '-O2', '-g', '-ffunction-sections', '-fdata-sections', '-c', s, '-o', o], class: 64, littleEndian: true, ldr: LD64 },
   { name: 'c-gz', src: 'corpus.c', text: CORPUS_C, cmd: (s, o) => ['gcc', '-O2', '-g', '-gz', '-c', s, '-o', o], class: 64, littleEndian: true, ldr: LD64 },
+  { name: 'c-large-model', src: 'large.c', text: CORPUS_LARGE_C, cmd: (s, o) => ['gcc', '-O2', '-mcmodel=medium', '-fcommon', '-c', s, '-o', o], class: 64, littleEndian: true, ldr: LD64, noRoundTrip: 'a SHN_X86_64_LCOMMON (LARGE_COM) symbol: the model has no reserved section indices but UND/ABS/COM' },
   { name: 'cxx-comdat', src: 'corpus.cc', text: CORPUS_CC, cmd: (s, o) => ['g++', '-O0', '-g', '-c', s, '-o', o], class: 64, littleEndian: true, ldr: LD64 },
   { name: 'c-m32', src: 'corpus.c', text: CORPUS_C, cmd: (s, o) => ['gcc', '-m32', '-O2', '-g', '-fcommon', '-c', s, '-o', o], class: 32, littleEndian: true, ldr: LD32 },
   { name: 'cxx-m32', src: 'corpus.cc', text: CORPUS_CC, cmd: (s, o) => ['g++', '-m32', '-O2', '-c', s, '-o', o], class: 32, littleEndian: true, ldr: LD32 },
@@ -283,7 +295,7 @@ export async function buildCorpus(only?: string[]): Promise<Corpus> {
       }
     }
     if (r.post) command.push('&&', ...r.post(out));
-    return { name: r.name, path: out, class: r.class, littleEndian: r.littleEndian, command, ldr: r.ldr, big: r.big };
+    return { name: r.name, path: out, class: r.class, littleEndian: r.littleEndian, command, ldr: r.ldr, big: r.big, noRoundTrip: r.noRoundTrip };
   }));
   return {
     dir, objects,

@@ -59,7 +59,8 @@ export async function compareWithReadelf(path: string): Promise<{ sections: numb
   }));
 
   const rn = parseNotes(n);
-  expect(rn.map((x) => [x.section, x.owner, x.size])).toEqual(v.notes.map((x) => [x.section, x.owner, x.desc.length / 2]));
+  // readelf shows an empty owner (namesz 0) as "(NONE)".
+  expect(rn.map((x) => [x.section, x.owner === '(NONE)' ? '' : x.owner, x.size])).toEqual(v.notes.map((x) => [x.section, x.owner, x.desc.length / 2]));
   rn.forEach((x, i) => {
     if (x.descHex !== undefined) expect(v.notes[i]!.desc).toBe(x.descHex);
     if (/Unknown note type/.test(x.description)) expect(x.description).toContain(`(0x${v.notes[i]!.type.toString(16).padStart(8, '0')})`);
@@ -192,6 +193,45 @@ describe('reserved st_shndx values against readelf -W (fixture-built symbol tabl
       expect(got.symbols).toBe(values.length + 1);
       const v = await viewOf(p);
       expect(v.symbols.some((s) => typeof s.shndx === 'string' && s.shndx.startsWith('OS ['))).toBe(true);
+    });
+  }
+});
+
+describe('note padding sweep against readelf -n', () => {
+  /** Notes laid out by hand (4- or 8-byte alignment of name and descriptor). */
+  function notes(le: boolean, align: 4 | 8, list: [string, number, number[]][]): Uint8Array {
+    const parts: number[] = [];
+    const up = (n: number) => (n + align - 1) & ~(align - 1);
+    for (const [name, type, desc] of list) {
+      const nb = name === '' ? [] : [...new TextEncoder().encode(name), 0];
+      const hdr = new Uint8Array(12);
+      const dv = new DataView(hdr.buffer);
+      dv.setUint32(0, nb.length, le);
+      dv.setUint32(4, desc.length, le);
+      dv.setUint32(8, type, le);
+      const start = parts.length;
+      parts.push(...hdr, ...nb);
+      while (parts.length - start < up(12 + nb.length)) parts.push(0);
+      parts.push(...desc);
+      while (parts.length - start < up(up(12 + nb.length) + desc.length)) parts.push(0);
+    }
+    return new Uint8Array(parts);
+  }
+  for (const le of [true, false]) {
+    it(`owner lengths 0..9 × descriptor sizes 0..9, 4- and 8-byte aligned sections (${le ? 'LE' : 'BE'})`, async () => {
+      const b = new ObjectBuilder({ class: 64, littleEndian: le, machine: le ? EM.X86_64 : EM.S390 });
+      for (const align of [4, 8] as const) {
+        for (let n = 0; n < 10; n++) {
+          const list: [string, number, number[]][] = [];
+          for (let d = 0; d < 10; d++) list.push(['Xspl1cexyz'.slice(0, n), 0x42 + d, Array.from({ length: d }, (_, i) => 0xa0 + i)]);
+          b.addSection({ name: `.note.a${align}.n${n}`, type: 7, flags: 2n, addralign: BigInt(align), data: notes(le, align, list) });
+        }
+      }
+      const dir = await mkdtemp(join(tmpdir(), 'xsplice-notes-'));
+      const p = join(dir, 'notes.o');
+      await writeFile(p, b.write());
+      const got = await compareWithReadelf(p);
+      expect(got.notes).toBe(200);
     });
   }
 });

@@ -180,6 +180,25 @@ describe('writer: models built from scratch, checked by readelf and ld -r', () =
   });
 });
 
+describe('symbol table presence', () => {
+  const model = (keep: boolean) => {
+    const b = new ObjectBuilder({ class: 64, littleEndian: true, machine: EM.X86_64, keepEmptySymtab: keep });
+    b.addSection({ name: '.data', type: SHT.PROGBITS, flags: SHF.ALLOC | SHF.WRITE, addralign: 4n, data: new Uint8Array(4) });
+    return b;
+  };
+  it('no symbols: no .symtab/.strtab (as GNU as); keepEmptySymtab writes a null-only .symtab that survives a round trip', async () => {
+    const none = await save('nosyms.o', model(false).write());
+    expect(parseSections(await readelf(['-S'], none)).map((s) => s.nameType)).toEqual(['NULL', '.data PROGBITS', '.shstrtab STRTAB']);
+    const kept = model(true).write();
+    const p = await save('emptysyms.o', kept);
+    expect(parseSections(await readelf(['-S'], p)).map((s) => s.nameType)).toEqual(['NULL', '.data PROGBITS', '.symtab SYMTAB', '.strtab STRTAB', '.shstrtab STRTAB']);
+    expect(await readelf(['-s'], p)).toMatch(/Symbol table '\.symtab' contains 1 entry/);
+    expect(Buffer.from(ObjectBuilder.fromElf(readElf(kept)).builder.write()).equals(Buffer.from(kept))).toBe(true);
+    const ld = await toolStatus('ld', ['-r', '-o', none + '.ld.o', none]);
+    expect(ld.code, ld.stderr).toBe(0);
+  });
+});
+
 describe('writer errors', () => {
   const base = () => new ObjectBuilder({ class: 64, littleEndian: true, machine: EM.X86_64 });
   it('refuses a name with a NUL byte (ELF_NAME_NUL)', () => {

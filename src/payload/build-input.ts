@@ -5,7 +5,7 @@
  * (the objects are merged into one fresh builder anyway), which matters with thousands of sections.
  */
 import { XspliceError } from '../errors.js';
-import { SHN, SHT } from '../elf/constants.js';
+import { SHF, SHN, SHT } from '../elf/constants.js';
 import type { ElfFile, SectionId, SectionSpec, SymbolId, SymbolSection, SymbolSpec } from '../elf/types.js';
 import type { GroupSpec, RelocationSet } from '../elf/builder.js';
 
@@ -16,6 +16,8 @@ export interface InputView {
   symbolIds(): SymbolId[];
   symbol(id: SymbolId): SymbolSpec;
   relocationsOf(id: SectionId): RelocationSet | undefined;
+  /** sh_info of an SHF_INFO_LINK section (not a relocation section) as a section reference. */
+  infoLinkOf(id: SectionId): SectionId | undefined;
 }
 
 export function inputView(elf: ElfFile): InputView {
@@ -37,12 +39,17 @@ export function inputView(elf: ElfFile): InputView {
   }
   const ids: SectionId[] = [];
   const specs = new Map<number, SectionSpec>();
+  const infoLinks = new Map<number, SectionId>();
   for (const s of elf.sections) {
     if (skip.has(s.index)) continue;
     const spec: SectionSpec = { name: s.nameBytes, type: s.type, flags: s.flags, addralign: s.addralign, entsize: s.entsize, addr: s.addr, info: s.info };
     if (s.type === SHT.NOBITS) spec.size = s.size;
     else spec.data = s.data();
     if (s.link !== 0 && !skip.has(s.link)) spec.link = s.link as SectionId;
+    if ((s.flags & SHF.INFO_LINK) !== 0n && s.info !== 0) {
+      delete spec.info;
+      if (!skip.has(s.info) && s.info < elf.sections.length) infoLinks.set(s.index, s.info as SectionId);
+    }
     specs.set(s.index, spec);
     ids.push(s.index as SectionId);
   }
@@ -89,5 +96,6 @@ export function inputView(elf: ElfFile): InputView {
       return { name: y.nameBytes, bind: y.bind, type: y.type, other: y.other, section, value: y.value, size: y.size };
     },
     relocationsOf: (id) => relBy.get(id),
+    infoLinkOf: (id) => infoLinks.get(id),
   };
 }

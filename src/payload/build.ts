@@ -120,6 +120,8 @@ interface MSection {
   /** Relocations with symbol refs as indices into `syms` (or -1 for STN_UNDEF). */
   rel?: { rela: boolean; name?: string | Uint8Array; flags?: bigint; entries: { offset: bigint; type: number; sym: number; addend: bigint }[] };
   linkTo?: number;
+  /** sh_info of an SHF_INFO_LINK section, as an index into `secs`. */
+  infoTo?: number;
 }
 
 interface MSymbol {
@@ -259,6 +261,9 @@ export async function buildPayload(opts: BuildOptions): Promise<BuildResult> {
         if (lm === undefined) delete secs[m]!.spec.link;
         else secs[m]!.linkTo = lm;
       }
+      const il = fb.infoLinkOf(id);
+      const im = il !== undefined ? secMap.get(il) : undefined;
+      if (im !== undefined) secs[m]!.infoTo = im;
     }
     // Symbols
     const symMap = new Map<SymbolId, number>();
@@ -517,6 +522,7 @@ export async function buildPayload(opts: BuildOptions): Promise<BuildResult> {
   const secIds: SectionId[] = secs.map((s) => b.addSection(s.spec));
   secs.forEach((s, i) => {
     if (s.linkTo !== undefined) b.section(secIds[i]!).link = secIds[s.linkTo]!;
+    if (s.infoTo !== undefined) b.setInfoLink(secIds[i]!, secIds[s.infoTo]!);
   });
   const symIds: (SymbolId | undefined)[] = new Array(syms.length);
   for (const [i, s] of syms.entries()) {

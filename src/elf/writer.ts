@@ -101,6 +101,9 @@ export function planObject(model: WriterModel): WritePlan {
   const wordAlign = o.class === 64 ? 8n : 4n;
   const shstrtab = new StringTableBuilder('.shstrtab');
   const strtab = new StringTableBuilder('.strtab');
+  for (const [field, v, max] of [['EI_OSABI', o.osabi, 0xff], ['EI_ABIVERSION', o.abiVersion, 0xff], ['e_type', o.type, 0xffff], ['e_machine', o.machine, 0xffff], ['e_flags', o.flags, 0xffffffff]] as const) {
+    if (!Number.isInteger(v) || v < 0 || v > max) fail('ELF_WRITE_RANGE', `${field} does not fit its field`, { expected: `0..${max}`, found: v });
+  }
 
   const out: OutSection[] = [];
   const push = (s: Omit<OutSection, 'nameKey' | 'offset'>): number => {

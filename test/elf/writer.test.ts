@@ -233,6 +233,8 @@ describe('writer errors', () => {
     const t = c.addSection({ name: '.text', type: SHT.PROGBITS, flags: SHF.ALLOC, addralign: 1n, data: new Uint8Array(8) });
     c.setRelocations(t, { rela: false, entries: [{ offset: 0n, type: 256, symbol: 0, addend: 0n }] });
     expectError(() => c.write(), 'ELF_WRITE_RANGE', /relocation type does not fit ELF32_R_INFO.*found 256/);
+    expectError(() => new ObjectBuilder({ class: 64, littleEndian: true, machine: 0x10000 }).write(), 'ELF_WRITE_RANGE', /e_machine does not fit its field \(expected 0\.\.65535, found 65536\)/);
+    expectError(() => new ObjectBuilder({ class: 64, littleEndian: true, machine: 62, osabi: 256 }).write(), 'ELF_WRITE_RANGE', /EI_OSABI/);
     const d = base();
     d.addSection({ name: '.odd', type: SHT.PROGBITS, flags: 0n, addralign: 3n, data: new Uint8Array(1) });
     expectError(() => d.write(), 'ELF_WRITE_ALIGN', /section \.odd: sh_addralign is not a power of two.*found 3/);

@@ -2,15 +2,16 @@
  * `xsplice elf` in-process: the JSON document of cli.md (exact keys), the readelf-like text, and
  * the error contract (one stderr line naming the file, exit 2, a JSON error document).
  */
-import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { main } from '../../cli/xsplice.js';
 import { readElf } from '../../src/elf/reader.js';
 import { elfView } from '../../src/elf/dump.js';
-import { buildCorpus, type Corpus } from '../helpers/corpus.js';
+import { buildCorpus, type Corpus, tempDir, removeTempDirs } from '../helpers/corpus.js';
 import { standardFixture } from '../helpers/malformed.js';
+
+afterAll(removeTempDirs);
 
 async function cli(args: string[]): Promise<{ code: number; out: string; err: string }> {
   let out = '';
@@ -24,7 +25,7 @@ describe('xsplice elf (in-process)', () => {
   let dir: string;
   beforeAll(async () => {
     corpus = await buildCorpus(['c-O2', 'ppc-be', 'c-m32']);
-    dir = await mkdtemp(join(tmpdir(), 'xsplice-cli-'));
+    dir = await tempDir('cli');
   });
 
   it('--json prints exactly the cli.md document', async () => {

@@ -3,20 +3,21 @@
  * corpus built by the real toolchain (test/helpers/corpus.ts) and Debian's Xen 4.17 xen-syms.
  * Sections, symbols, relocations and notes are compared field by field; readelf is the oracle.
  */
-import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ObjectBuilder } from '../../src/elf/builder.js';
 import { EM, ELFOSABI } from '../../src/elf/constants.js';
 import { buildFixture, symbols } from '../helpers/malformed.js';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readElf } from '../../src/elf/reader.js';
 import { elfView, type ElfView } from '../../src/elf/dump.js';
-import { RECIPES, buildCorpus, type Corpus } from '../helpers/corpus.js';
+import { RECIPES, buildCorpus, type Corpus, tempDir, removeTempDirs } from '../helpers/corpus.js';
 import { debianXen, haveDebianXen, missing } from '../helpers/debian.js';
 import {
   parseNotes, parseRelocs, parseSections, parseSymbols, readelf, readelfBind, readelfShType, readelfSymType,
 } from './readelf.js';
+
+afterAll(removeTempDirs);
 
 const hexBig = (s: string) => (s.startsWith('-') ? -BigInt(s.slice(1)) : BigInt(s));
 
@@ -141,7 +142,7 @@ describe('section flag letters against readelf -W (objects built with ObjectBuil
         flags.push((x >> 7n) & ((1n << width) - 1n));
       }
       flags.forEach((f, i) => b.addSection({ name: `.f${i}`, type: 1, flags: f, addralign: 1n, data: new Uint8Array(0) }));
-      const dir = await mkdtemp(join(tmpdir(), 'xsplice-flags-'));
+      const dir = await tempDir('flags');
       const p = join(dir, 'flags.o');
       await writeFile(p, b.write());
       const got = await compareWithReadelf(p);
@@ -163,7 +164,7 @@ describe('section type names against readelf -W (objects built with ObjectBuilde
       const b = new ObjectBuilder({ class: 64, littleEndian: true, machine });
       // Empty sections: readelf does not decode the contents of the symbol/relocation/note types then.
       types.forEach((t, i) => b.addSection({ name: `.t${i}`, type: t, flags: 0n, addralign: 1n, data: new Uint8Array(0), ...(t === 8 ? { size: 0n } : {}) }));
-      const dir = await mkdtemp(join(tmpdir(), 'xsplice-types-'));
+      const dir = await tempDir('types');
       const p = join(dir, 'types.o');
       await writeFile(p, b.write());
       const S = parseSections(await readelf(['-S'], p));
@@ -186,7 +187,7 @@ describe('reserved st_shndx values against readelf -W (fixture-built symbol tabl
           { name: '.strtab', type: 3, data: new Uint8Array([0, 0x73, 0]) },
         ],
       });
-      const dir = await mkdtemp(join(tmpdir(), 'xsplice-shndx-'));
+      const dir = await tempDir('shndx');
       const p = join(dir, 'shndx.o');
       await writeFile(p, f.bytes);
       const got = await compareWithReadelf(p);
@@ -227,7 +228,7 @@ describe('note padding sweep against readelf -n', () => {
           b.addSection({ name: `.note.a${align}.n${n}`, type: 7, flags: 2n, addralign: BigInt(align), data: notes(le, align, list) });
         }
       }
-      const dir = await mkdtemp(join(tmpdir(), 'xsplice-notes-'));
+      const dir = await tempDir('notes');
       const p = join(dir, 'notes.o');
       await writeFile(p, b.write());
       const got = await compareWithReadelf(p);

@@ -9,13 +9,15 @@
  * below as a named regression test.
  */
 import { readFile } from 'node:fs/promises';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readElf } from '../../src/elf/reader.js';
 import { ObjectBuilder } from '../../src/elf/builder.js';
 import { elfView } from '../../src/elf/dump.js';
 import { FormatError, XspliceError } from '../../src/errors.js';
-import { buildCorpus } from '../helpers/corpus.js';
+import { buildCorpus, removeTempDirs } from '../helpers/corpus.js';
 import { standardFixture } from '../helpers/malformed.js';
+
+afterAll(removeTempDirs);
 
 /** mulberry32: small, deterministic. */
 function rng(seed: number): () => number {

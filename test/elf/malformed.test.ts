@@ -4,15 +4,16 @@
  * expected stable code, naming the section and file offset involved — never a TypeError or
  * RangeError, never a large allocation, never a hang. readelf accepts the uncorrupted fixtures.
  */
-import { mkdtemp, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { readElf } from '../../src/elf/reader.js';
 import { elfView } from '../../src/elf/dump.js';
 import { FormatError } from '../../src/errors.js';
-import { toolStatus } from '../helpers/corpus.js';
+import { toolStatus, tempDir, removeTempDirs } from '../helpers/corpus.js';
 import { RELA_SIZE, SYM_SIZE, buildFixture, standardFixture, type Fixture } from '../helpers/malformed.js';
+
+afterAll(removeTempDirs);
 
 /** Reads everything a user of the reader can reach. */
 export function fullRead(bytes: Uint8Array): void {
@@ -70,7 +71,7 @@ describe.each(VARIANTS)('malformed ELF%i (little-endian: %s)', (cls, le) => {
     fullRead(f.bytes);
     const v = elfView(readElf(f.bytes));
     expect(v.relocations[0]!.entries.map((e) => e.symbol)).toEqual(['func', 'sig']);
-    const dir = await mkdtemp(join(tmpdir(), 'xsplice-fx-'));
+    const dir = await tempDir('fx');
     await writeFile(join(dir, 'fx.o'), f.bytes);
     const r = await toolStatus('readelf', ['-W', '-a', join(dir, 'fx.o')]);
     expect(r.stderr).toBe('');

@@ -2,10 +2,10 @@
  * Named regression tests: each bug the differential, malformed and fuzz tests found, reduced to
  * the smallest input that showed it.
  */
-import { mkdtemp, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { tempDir, removeTempDirs } from '../helpers/corpus.js';
+import { afterAll, describe, expect, it } from 'vitest';
 import { ObjectBuilder } from '../../src/elf/builder.js';
 import { readElf } from '../../src/elf/reader.js';
 import { elfView } from '../../src/elf/dump.js';
@@ -13,6 +13,8 @@ import { EM, SHF, SHN, SHT, STB, STT } from '../../src/elf/constants.js';
 import { FormatError } from '../../src/errors.js';
 import { parseSymbols, readelf } from './readelf.js';
 import { RELA_SIZE, standardFixture } from '../helpers/malformed.js';
+
+afterAll(removeTempDirs);
 
 describe('regressions', () => {
   // Found by the 70k-section differential test: symbols in sections 0xfff1/0xfff2 (reached through
@@ -29,7 +31,7 @@ describe('regressions', () => {
     const shndx = (n: string) => view.symbols.find((s) => s.name === n)!.shndx;
     expect([shndx('in_fff1'), shndx('in_fff2'), shndx('really_abs')]).toEqual([0xfff1, 0xfff2, 'ABS']);
     const again = ObjectBuilder.fromElf(readElf(bytes)).builder.write();
-    const dir = await mkdtemp(join(tmpdir(), 'xsplice-reg-'));
+    const dir = await tempDir('reg');
     await writeFile(join(dir, 'x.o'), again);
     const rows = parseSymbols(await readelf(['-s'], join(dir, 'x.o')));
     expect(rows.filter((r) => r.name.startsWith('in_') || r.name === 'really_abs').map((r) => [r.name, r.ndx])).toEqual([

@@ -8,13 +8,15 @@
  */
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readElf } from '../../src/elf/reader.js';
 import { ObjectBuilder } from '../../src/elf/builder.js';
-import { RECIPES, buildCorpus, tool, toolStatus, type Corpus, type CorpusObject } from '../helpers/corpus.js';
+import { RECIPES, buildCorpus, tool, toolStatus, type Corpus, type CorpusObject, removeTempDirs } from '../helpers/corpus.js';
 import { debianXen, haveDebianXen, missing } from '../helpers/debian.js';
 import { buildXenRecipePayload } from '../helpers/xen-recipe.js';
 import { parseGroups, parseRelocs, parseSections, parseSymbols, readelf, type RSection } from './readelf.js';
+
+afterAll(removeTempDirs);
 
 function rewrite(bytes: Uint8Array): Uint8Array {
   return ObjectBuilder.fromElf(readElf(bytes)).builder.write();

@@ -4,15 +4,16 @@
  * the same model — sections, links and infos by identity, symbols with locals first in model
  * order, relocations, groups — and readelf -a -W reads a sample of them without a warning.
  */
-import { mkdtemp, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { ObjectBuilder } from '../../src/elf/builder.js';
 import { readElf } from '../../src/elf/reader.js';
 import { EM, SHF, SHT, STB, STT } from '../../src/elf/constants.js';
 import type { SectionId, SymbolId } from '../../src/elf/types.js';
-import { toolStatus } from '../helpers/corpus.js';
+import { toolStatus, tempDir, removeTempDirs } from '../helpers/corpus.js';
+
+afterAll(removeTempDirs);
 
 function rng(seed: number): () => number {
   let a = seed >>> 0;
@@ -179,7 +180,7 @@ describe('writer properties on random models', () => {
   // (Not ld -r: random relocation types and offsets are not meant to be linkable.)
   it('readelf -a -W reads 24 of them without a warning', async () => {
     const r = rng(99);
-    const dir = await mkdtemp(join(tmpdir(), 'xsplice-props-'));
+    const dir = await tempDir('props');
     for (let i = 0; i < 24; i++) {
       const { b } = randomModel(r);
       const p = join(dir, `m${i}.o`);

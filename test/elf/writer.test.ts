@@ -3,21 +3,22 @@
  * checked by readelf -W and by each target's `ld -r`; the string-table builder; the writer's own
  * errors; and a sweep of section counts around SHN_LORESERVE (0xff00) for extended numbering.
  */
-import { mkdtemp, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ObjectBuilder } from '../../src/elf/builder.js';
 import { readElf } from '../../src/elf/reader.js';
 import { StringTableBuilder } from '../../src/elf/strtab.js';
 import { EM, SHF, SHT, STB, STT, STV, GRP_COMDAT } from '../../src/elf/constants.js';
 import { XspliceError } from '../../src/errors.js';
-import { tool, toolStatus } from '../helpers/corpus.js';
+import { tool, toolStatus, tempDir, removeTempDirs } from '../helpers/corpus.js';
 import { parseGroups, parseRelocs, parseSections, parseSymbols, readelf } from './readelf.js';
+
+afterAll(removeTempDirs);
 
 let dir: string;
 beforeAll(async () => {
-  dir = await mkdtemp(join(tmpdir(), 'xsplice-writer-'));
+  dir = await tempDir('writer');
 });
 
 async function save(name: string, bytes: Uint8Array): Promise<string> {

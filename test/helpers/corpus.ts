@@ -8,6 +8,7 @@
  * command that links it (the round-trip oracle).
  */
 import { execFile } from 'node:child_process';
+import { rmSync } from 'node:fs';
 import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -274,9 +275,24 @@ export const RECIPES: Recipe[] = [
   { name: 'sections-70k', src: 'big.s', text: () => bigSectionsAsm(), cmd: (s, o) => ['as', s, '-o', o], class: 64, littleEndian: true, ldr: LD64, big: true },
 ];
 
+const scratch: string[] = [];
+
+/** Removes the directories tempDir() made (test files call it in afterAll; XSPLICE_KEEP_TMP=1 keeps them). */
+export function removeTempDirs(): void {
+  if (process.env.XSPLICE_KEEP_TMP) return;
+  for (const d of scratch.splice(0)) rmSync(d, { recursive: true, force: true });
+}
+
+/** A fresh temp directory, removed by removeTempDirs(). */
+export async function tempDir(prefix: string): Promise<string> {
+  const d = await mkdtemp(join(tmpdir(), `xsplice-${prefix}-`));
+  scratch.push(d);
+  return d;
+}
+
 /** Builds the named corpus objects (all by default) into a fresh temp directory. */
 export async function buildCorpus(only?: string[]): Promise<Corpus> {
-  const dir = await mkdtemp(join(tmpdir(), 'xsplice-corpus-'));
+  const dir = await tempDir('corpus');
   const recipes = only ? RECIPES.filter((r) => only.includes(r.name)) : RECIPES;
   const written = new Set<string>();
   for (const r of recipes) {

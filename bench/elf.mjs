@@ -6,7 +6,7 @@
 // times (medians), so the ratio includes readelf's/objcopy's own start-up. Prints one JSON line last.
 //   node bench/elf.mjs [runs]     (default 7)
 import { execFileSync, spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync, existsSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -62,4 +62,5 @@ const rw = timeFn(() => ObjectBuilder.fromElf(readElf(big)).builder.write());
 const oc = timeCmd('objcopy', [join(dir, 'big.o'), join(dir, 'big.objcopy.o')]);
 console.log(`sections-70k: read → model → write ${rw.toFixed(1)} ms, objcopy ${oc.toFixed(1)} ms, ratio ${(rw / oc).toFixed(2)}x`);
 result['sections-70k.rewrite.ratio'] = +(rw / oc).toFixed(3);
+rmSync(dir, { recursive: true, force: true });
 console.log(JSON.stringify(result));

@@ -47,10 +47,10 @@ need_tools() {
 need_xen() {
   if [ -f "$cache/root/.complete-$XEN_VERSION" ]; then return 0; fi
   apt_update_once
-  (cd "$cache/debs" && apt-get download -qq "${XEN_PKGS[@]}" >/dev/null)
+  (cd "$cache/debs" && apt-get download -qq -o APT::Sandbox::User=root "${XEN_PKGS[@]}" >/dev/null)
   # linux-image-amd64 is a metapackage: fetch the kernel image it depends on.
   kpkg=$(apt-cache depends linux-image-amd64 | awk '/Depends: linux-image-[0-9]/{print $2; exit}')
-  (cd "$cache/debs" && apt-get download -qq "$kpkg" >/dev/null)
+  (cd "$cache/debs" && apt-get download -qq -o APT::Sandbox::User=root "$kpkg" >/dev/null)
   for d in "$cache"/debs/*.deb; do dpkg -x "$d" "$cache/root"; done
   touch "$cache/root/.complete-$XEN_VERSION"
 }

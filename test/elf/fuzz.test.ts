@@ -9,6 +9,7 @@
  * below as a named regression test.
  */
 import { readFile } from 'node:fs/promises';
+import { rng } from './rng.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readElf } from '../../src/elf/reader.js';
 import { ObjectBuilder } from '../../src/elf/builder.js';
@@ -18,18 +19,6 @@ import { buildCorpus, removeTempDirs } from '../helpers/corpus.js';
 import { standardFixture } from '../helpers/malformed.js';
 
 afterAll(removeTempDirs);
-
-/** mulberry32: small, deterministic. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 type Outcome = 'ok' | 'format' | 'rebuild-refused';
 

@@ -6,6 +6,7 @@
  */
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { rng } from './rng.js';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ObjectBuilder } from '../../src/elf/builder.js';
 import { readElf } from '../../src/elf/reader.js';
@@ -14,17 +15,6 @@ import type { SectionId, SymbolId } from '../../src/elf/types.js';
 import { toolStatus, tempDir, removeTempDirs } from '../helpers/corpus.js';
 
 afterAll(removeTempDirs);
-
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const SHAPES = [
   { class: 64, littleEndian: true, machine: EM.X86_64, rela: true, maxType: 42 },

@@ -5,8 +5,9 @@
  * cleanly, rebuilding through ObjectBuilder must succeed or throw the project's own error, and
  * whatever the writer produces must read back. No case may take long (no hangs).
  *
- * XSPLICE_FUZZ_SEED and XSPLICE_FUZZ_N change the seed and the count; every crash found is kept
- * below as a named regression test.
+ * XSPLICE_FUZZ_SEED, XSPLICE_FUZZ_N and XSPLICE_FUZZ_MS change the seed, the count and the time
+ * budget. Every crash found becomes a named test in regressions.test.ts (runs of 80,000 cases with
+ * seeds 1-4 found none; the bugs there came from the differential and malformed tests).
  */
 import { readFile } from 'node:fs/promises';
 import { rng } from './rng.js';

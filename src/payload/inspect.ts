@@ -5,7 +5,7 @@
  * the special sections with entry counts, and the undefined symbols the loader will resolve.
  */
 import { readElf } from '../elf/reader.js';
-import { EM, SHF, SHN, SHT, shtName } from '../elf/constants.js';
+import { EM, SHF, SHN, SHT, flagLetters, shtName } from '../elf/constants.js';
 import type { ElfFile, ElfRelocation, ElfSection, ElfSymbol } from '../elf/types.js';
 import { parseBuildIdNote, toHex } from '../buildid/note.js';
 import { FormatError } from '../errors.js';
@@ -53,10 +53,6 @@ export interface InspectResult {
 }
 
 const ARCH: Record<number, Arch> = { [EM.X86_64]: 'x86_64', [EM.AARCH64]: 'arm64', [EM.ARM]: 'arm32' };
-
-function flagLetters(f: bigint): string {
-  return (f & SHF.WRITE ? 'W' : '') + (f & SHF.ALLOC ? 'A' : '') + (f & SHF.EXECINSTR ? 'X' : '');
-}
 
 function sym(s: ElfSymbol | undefined, addend: bigint): string {
   if (!s) return '?';
@@ -167,7 +163,7 @@ export function inspectPayload(bytes: Uint8Array, file: string): InspectResult {
     for (const s of abi.special) entrySizes.set(s.section, s.entrySize);
   }
   const sections: InspectSection[] = elf.sections.filter((s) => s.index > 0).map((s) => {
-    const out: InspectSection = { index: s.index, name: s.name, type: shtName(s.type, elf.header.machine), flags: flagLetters(s.flags), size: Number(s.size) };
+    const out: InspectSection = { index: s.index, name: s.name, type: shtName(s.type, elf.header.machine), flags: flagLetters(s.flags, elf.header.machine, elf.header.osabi), size: Number(s.size) };
     const es = entrySizes.get(s.name);
     if (es) {
       out.entrySize = es;

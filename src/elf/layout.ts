@@ -149,6 +149,70 @@ export function writeField(dv: DataView, base: number, def: FieldDef, le: boolea
   }
 }
 
+/**
+ * Shared `bigint`s for the small values that fill most 64-bit fields (flags, sizes, alignments,
+ * offsets inside sections, small addends): reading them allocates nothing. BigInts are immutable,
+ * so sharing one between records is invisible to callers.
+ */
+const SMALL_MAX = 4096;
+const SMALL_NEG = 256;
+const SMALL: bigint[] = Array.from({ length: SMALL_MAX }, (_, i) => BigInt(i));
+const NEG: bigint[] = Array.from({ length: SMALL_NEG + 1 }, (_, i) => BigInt(-i));
+
+/** A non-negative integer below 2^53 as a bigint, shared for small values. */
+export function bigOf(v: number): bigint {
+  return v < SMALL_MAX ? SMALL[v]! : BigInt(v);
+}
+
+/**
+ * Reads one U32/U64/I32/I64 field as `bigint` (readField's result for those kinds), without
+ * allocating for small values. The caller has checked the bounds, as for readField.
+ */
+export function readBigField(dv: DataView, base: number, def: FieldDef, le: boolean): bigint {
+  const o = base + def.offset;
+  switch (def.kind) {
+    case 'U32': {
+      const v = dv.getUint32(o, le);
+      return v < SMALL_MAX ? SMALL[v]! : BigInt(v);
+    }
+    case 'I32': {
+      const v = dv.getInt32(o, le);
+      return v >= 0 ? (v < SMALL_MAX ? SMALL[v]! : BigInt(v)) : v >= -SMALL_NEG ? NEG[-v]! : BigInt(v);
+    }
+    case 'U64': {
+      const hi = dv.getUint32(le ? o + 4 : o, le);
+      if (hi === 0) {
+        const lo = dv.getUint32(le ? o : o + 4, le);
+        return lo < SMALL_MAX ? SMALL[lo]! : BigInt(lo);
+      }
+      return dv.getBigUint64(o, le);
+    }
+    case 'I64': {
+      const hi = dv.getUint32(le ? o + 4 : o, le);
+      const lo = dv.getUint32(le ? o : o + 4, le);
+      if (hi === 0 && lo < SMALL_MAX) return SMALL[lo]!;
+      if (hi === 0xffffffff && lo >= 2 ** 32 - SMALL_NEG) return NEG[2 ** 32 - lo]!;
+      return dv.getBigInt64(o, le);
+    }
+    default:
+      return BigInt(readField(dv, base, def, le));
+  }
+}
+
+/**
+ * Reads one U32/U64 field as a number when it is at most 2^53 - 1, else returns -1 (the caller
+ * then reports the bigint value). For offsets and sizes, without a bigint on the way.
+ */
+export function readSafeField(dv: DataView, base: number, def: FieldDef, le: boolean): number {
+  const o = base + def.offset;
+  if (def.kind === 'U64') {
+    const hi = dv.getUint32(le ? o + 4 : o, le);
+    if (hi >= 0x200000) return -1;
+    return hi * 0x100000000 + dv.getUint32(le ? o : o + 4, le);
+  }
+  return dv.getUint32(o, le);
+}
+
 export type Decoded<K extends string> = Record<K, number | bigint>;
 
 export function decodeRecord<K extends string>(layout: RecordLayout<K>, dv: DataView, base: number, le: boolean): Decoded<K> {

@@ -6,10 +6,17 @@
  * used, and a failure is a FormatError with a stable code, the file offset, the section involved
  * and what was expected against what was found. No allocation is larger than the input justifies
  * (counts are bounded by the bytes that back them), and every loop is bounded by the input size.
+ *
+ * Speed: section headers, symbols and relocations are decoded field by field from the layout
+ * tables straight into their records (no intermediate objects); small 64-bit values share their
+ * bigints (layout.readBigField); names are decoded once, ASCII through Buffer's latin1 path, and
+ * `nameBytes` is a view made on first use. Error contexts are built only when something fails.
  */
 import { FormatError, type ErrorContext } from '../errors.js';
 import { ELFCLASS, ELFDATA, SHN, SHT } from './constants.js';
-import { EI, EI_NIDENT, dataView, decodeRecord, layoutsFor, type ClassLayouts } from './layout.js';
+import {
+  EI, EI_NIDENT, dataView, decodeRecord, layoutsFor, readBigField, readSafeField, type ClassLayouts,
+} from './layout.js';
 import type {
   ElfFile, ElfGroup, ElfHeader, ElfNote, ElfProgramHeader, ElfRelocSection, ElfRelocation, ElfSection, ElfSymbol,
 } from './types.js';
@@ -21,6 +28,7 @@ export interface ReadOptions {
 
 const MAX_SAFE = BigInt(Number.MAX_SAFE_INTEGER);
 const utf8 = new TextDecoder('utf-8', { fatal: false });
+const EMPTY = new Uint8Array(0);
 
 /** Converts a 64-bit field to a number, refusing values above 2^53 (they cannot be offsets into a real file). */
 export function checkedNumber(v: bigint, what: string, ctx: ErrorContext): number {
@@ -39,20 +47,134 @@ export function isElf(bytes: Uint8Array): boolean {
   return bytes.length >= 4 && bytes[0] === 0x7f && bytes[1] === 0x45 && bytes[2] === 0x4c && bytes[3] === 0x46;
 }
 
+/**
+ * A string table being read: its bytes, and a Buffer over the same memory for the latin1 fast path.
+ */
+class StrTab {
+  readonly buf: Buffer;
+  constructor(readonly bytes: Uint8Array) {
+    this.buf = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  }
+  /**
+   * End (exclusive) of the NUL-terminated string at `off`, or -1 when `off` is past the end, or
+   * -2 when no NUL follows. `off` is checked by the caller's error path, not here.
+   */
+  end(off: number): number {
+    const t = this.bytes;
+    const n = t.length;
+    if (off >= n) return -1;
+    let e = off;
+    while (e < n && t[e] !== 0) e++;
+    return e < n ? e : -2;
+  }
+  /** The text of [off, end): latin1 when every byte is ASCII (the same text UTF-8 gives), else UTF-8. */
+  text(off: number, end: number): string {
+    if (end === off) return '';
+    const t = this.bytes;
+    let hi = 0;
+    for (let i = off; i < end; i++) hi |= t[i]!;
+    return hi < 0x80 ? this.buf.toString('latin1', off, end) : utf8.decode(t.subarray(off, end));
+  }
+}
+
+/** A section header as read: plain fields, `data()` and a lazily made `nameBytes`. */
+class ReadSection implements ElfSection {
+  name = '';
+  #reader: Reader;
+  #nameBytes: Uint8Array | undefined;
+  #nameEnd = -1;
+  constructor(
+    reader: Reader,
+    public index: number,
+    public nameOffset: number,
+    public type: number,
+    public flags: bigint,
+    public addr: bigint,
+    public offset: number,
+    public size: bigint,
+    public link: number,
+    public info: number,
+    public addralign: bigint,
+    public entsize: bigint,
+    public headerOffset: number,
+  ) {
+    this.#reader = reader;
+  }
+  /** Records where the name ends in .shstrtab (the reader has checked it). */
+  setName(name: string, end: number): void {
+    this.name = name;
+    this.#nameEnd = end;
+  }
+  get nameBytes(): Uint8Array {
+    if (this.#nameBytes === undefined) {
+      this.#nameBytes = this.#nameEnd < 0 ? EMPTY : this.#reader.shstrtab!.bytes.subarray(this.nameOffset, this.#nameEnd);
+    }
+    return this.#nameBytes;
+  }
+  set nameBytes(b: Uint8Array) {
+    this.#nameBytes = b;
+  }
+  data(): Uint8Array {
+    return this.#reader.sectionData(this);
+  }
+}
+
+/** A symbol as read: plain fields and a lazily made `nameBytes`. */
+class ReadSymbol implements ElfSymbol {
+  #table: StrTab;
+  #nameEnd: number;
+  #nameBytes: Uint8Array | undefined;
+  bind: number;
+  type: number;
+  visibility: number;
+  constructor(
+    table: StrTab,
+    nameEnd: number,
+    public index: number,
+    public nameOffset: number,
+    public name: string,
+    public value: bigint,
+    public size: bigint,
+    public info: number,
+    public other: number,
+    public shndx: number,
+    public rawShndx: number,
+  ) {
+    this.#table = table;
+    this.#nameEnd = nameEnd;
+    this.bind = info >> 4;
+    this.type = info & 0xf;
+    this.visibility = other & 3;
+  }
+  get nameBytes(): Uint8Array {
+    if (this.#nameBytes === undefined) {
+      this.#nameBytes = this.#nameEnd < 0 ? this.#table.bytes.subarray(0, 0) : this.#table.bytes.subarray(this.nameOffset, this.#nameEnd);
+    }
+    return this.#nameBytes;
+  }
+  set nameBytes(b: Uint8Array) {
+    this.#nameBytes = b;
+  }
+}
+
 class Reader {
   readonly file: ElfFile;
+  shstrtab: StrTab | undefined;
   private readonly bytes: Uint8Array;
+  private readonly lenBig: bigint;
   private readonly dv: DataView;
   private readonly le: boolean;
   private readonly L: ClassLayouts;
   private readonly name?: string;
   private readonly symCache = new Map<number, ElfSymbol[]>();
+  private readonly symCountCache = new Map<number, number>();
   private relocCache?: ElfRelocSection[];
   private noteCache?: ElfNote[];
   private groupCache?: ElfGroup[];
 
   constructor(bytes: Uint8Array, name?: string) {
     this.bytes = bytes;
+    this.lenBig = BigInt(bytes.length);
     this.name = name;
     this.dv = dataView(bytes);
     const len = bytes.length;
@@ -163,22 +285,22 @@ class Reader {
     };
 
     // Section headers (names resolved below, once .shstrtab is known to be sound).
-    const sections: ElfSection[] = [];
-    const self = this;
+    const sections: ReadSection[] = [];
+    const F = this.L.shdr.fields;
+    const dv = this.dv;
+    const le = this.le;
     for (let i = 0; i < shnum; i++) {
       const at = shoff + i * shentsize;
-      const s = decodeRecord(this.L.shdr, this.dv, at, this.le);
-      const offset = this.checked(s.sh_offset as bigint, 'sh_offset', { offset: at + this.L.shdr.fields.sh_offset.offset, sectionIndex: i });
-      const sec: ElfSection = {
-        index: i, nameOffset: s.sh_name as number, name: '', nameBytes: new Uint8Array(0), type: s.sh_type as number,
-        flags: s.sh_flags as bigint, addr: s.sh_addr as bigint, offset, size: s.sh_size as bigint,
-        link: s.sh_link as number, info: s.sh_info as number, addralign: s.sh_addralign as bigint,
-        entsize: s.sh_entsize as bigint, headerOffset: at,
-        data(): Uint8Array {
-          return self.sectionData(this);
-        },
-      };
-      sections.push(sec);
+      let offset = readSafeField(dv, at, F.sh_offset, le);
+      if (offset < 0) {
+        offset = this.checked(readBigField(dv, at, F.sh_offset, le), 'sh_offset', { offset: at + F.sh_offset.offset, sectionIndex: i });
+      }
+      sections.push(new ReadSection(
+        this, i, dv.getUint32(at + F.sh_name.offset, le), dv.getUint32(at + F.sh_type.offset, le),
+        readBigField(dv, at, F.sh_flags, le), readBigField(dv, at, F.sh_addr, le), offset, readBigField(dv, at, F.sh_size, le),
+        dv.getUint32(at + F.sh_link.offset, le), dv.getUint32(at + F.sh_info.offset, le),
+        readBigField(dv, at, F.sh_addralign, le), readBigField(dv, at, F.sh_entsize, le), at,
+      ));
     }
 
     if (shnum > 0 && shstrndx !== SHN.UNDEF) {
@@ -191,22 +313,32 @@ class Reader {
       if (strtab.type === SHT.NOBITS) {
         throw this.err('ELF_STRTAB_TYPE', 'section name table has no contents (SHT_NOBITS)', { sectionIndex: shstrndx, offset: strtab.headerOffset });
       }
-      const table = this.sectionData(strtab);
+      const table = new StrTab(this.sectionData(strtab));
+      this.shstrtab = table;
       for (const sec of sections) {
         if (sec.index === 0 && sec.nameOffset === 0) continue;
-        const nb = this.cString(table, sec.nameOffset, strtab, { sectionIndex: sec.index, offset: sec.headerOffset }, 'section name');
-        sec.nameBytes = nb;
-        sec.name = utf8.decode(nb);
+        const off = sec.nameOffset;
+        const end = table.end(off);
+        if (end < 0) this.cString(table.bytes, off, strtab, { sectionIndex: sec.index, offset: sec.headerOffset }, 'section name'); // throws
+        sec.setName(table.text(off, end), end);
       }
     }
 
-    const byName = new Map<string, ElfSection>();
-    for (const s of sections) if (s.index !== 0 && !byName.has(s.name)) byName.set(s.name, s);
-
+    let byName: Map<string, ElfSection> | undefined;
+    let symtab: ElfSection | null | undefined;
     this.file = {
       bytes, file: name, header, sections, programHeaders,
-      sectionByName: (n) => byName.get(n),
-      symtabSection: () => sections.find((s) => s.type === SHT.SYMTAB),
+      sectionByName: (n) => {
+        if (!byName) {
+          byName = new Map();
+          for (const s of sections) if (s.index !== 0 && !byName.has(s.name)) byName.set(s.name, s);
+        }
+        return byName.get(n);
+      },
+      symtabSection: () => {
+        if (symtab === undefined) symtab = sections.find((s) => s.type === SHT.SYMTAB) ?? null;
+        return symtab ?? undefined;
+      },
       symbols: (sec) => this.symbols(sec),
       relocations: () => this.relocations(),
       notes: () => this.notes(),
@@ -242,7 +374,7 @@ class Reader {
   sectionData(sec: ElfSection): Uint8Array {
     if (sec.type === SHT.NOBITS || sec.type === SHT.NULL) return this.bytes.subarray(0, 0);
     const len = this.bytes.length;
-    if (sec.size > BigInt(len) || sec.offset > len || sec.offset + Number(sec.size) > len) {
+    if (sec.size > this.lenBig || sec.offset > len || sec.offset + Number(sec.size) > len) {
       throw this.err('ELF_SECTION_BOUNDS', 'section contents lie outside the file', {
         ...this.secCtx(sec), offset: sec.headerOffset,
         expected: `sh_offset + sh_size <= ${len}`, found: `sh_offset 0x${sec.offset.toString(16)} + sh_size 0x${sec.size.toString(16)}`,
@@ -268,11 +400,12 @@ class Reader {
   }
 
   private entrySize(sec: ElfSection, min: number, what: string): number {
-    let ent = sec.entsize === 0n ? min : this.checked(sec.entsize, 'sh_entsize', { ...this.secCtx(sec), offset: sec.headerOffset });
+    const es = sec.entsize;
+    let ent = es === 0n ? min : es <= MAX_SAFE ? Number(es) : this.checked(es, 'sh_entsize', { ...this.secCtx(sec), offset: sec.headerOffset });
     if (ent < min) {
       throw this.err('ELF_ENTSIZE', `${what} entry size is too small`, { ...this.secCtx(sec), offset: sec.headerOffset, expected: `>= ${min}`, found: ent });
     }
-    if (sec.size > BigInt(this.bytes.length)) {
+    if (sec.size > this.lenBig) {
       throw this.err('ELF_SECTION_BOUNDS', `${what} is larger than the file`, {
         ...this.secCtx(sec), offset: sec.headerOffset, expected: `sh_size <= ${this.bytes.length}`, found: `sh_size 0x${sec.size.toString(16)}`,
       });
@@ -286,15 +419,24 @@ class Reader {
     return ent;
   }
 
+  /** Entry count of a symbol table section (its entry size checked), cached per section. */
+  private symCount(symSec: ElfSection): number {
+    let n = this.symCountCache.get(symSec.index);
+    if (n === undefined) {
+      n = Number(symSec.size) / this.entrySize(symSec, this.L.sym.size, 'symbol table');
+      this.symCountCache.set(symSec.index, n);
+    }
+    return n;
+  }
+
   private linkedStrtab(sec: ElfSection): ElfSection {
-    const ctx = { ...this.secCtx(sec), offset: sec.headerOffset };
     if (sec.link === 0 || sec.link >= this.file.sections.length) {
-      throw this.err('ELF_LINK_RANGE', 'sh_link of the symbol table does not name a section', { ...ctx, expected: `1..${this.file.sections.length - 1}`, found: sec.link });
+      throw this.err('ELF_LINK_RANGE', 'sh_link of the symbol table does not name a section', { ...this.secCtx(sec), offset: sec.headerOffset, expected: `1..${this.file.sections.length - 1}`, found: sec.link });
     }
     const str = this.file.sections[sec.link]!;
     if (str.type !== SHT.STRTAB) {
       throw this.err('ELF_LINK_TYPE', `sh_link of the symbol table names section [${str.index}] ${str.name}, which is not a string table`, {
-        ...ctx, expected: 'SHT_STRTAB', found: `type ${str.type}`,
+        ...this.secCtx(sec), offset: sec.headerOffset, expected: 'SHT_STRTAB', found: `type ${str.type}`,
       });
     }
     return str;
@@ -312,7 +454,7 @@ class Reader {
     const ent = this.entrySize(sec, L.size, 'symbol table');
     const data = this.sectionData(sec);
     const strSec = this.linkedStrtab(sec);
-    const strtab = this.sectionData(strSec);
+    const strBytes = this.sectionData(strSec);
     const count = data.length / ent;
 
     // SHN_XINDEX values come from the SHT_SYMTAB_SHNDX section linked to this table.
@@ -328,20 +470,28 @@ class Reader {
       xindex = dataView(x);
     }
 
+    const strtab = new StrTab(strBytes);
     const dv = dataView(data);
+    const le = this.le;
+    const F = L.fields;
+    const oName = F.st_name.offset;
+    const oInfo = F.st_info.offset;
+    const oOther = F.st_other.offset;
+    const oShndx = F.st_shndx.offset;
     const out: ElfSymbol[] = new Array(count);
     for (let i = 0; i < count; i++) {
       const base = i * ent;
-      const s = decodeRecord(L, dv, base, this.le);
-      const nameOffset = s.st_name as number;
-      let nameBytes: Uint8Array;
-      if (nameOffset === 0) nameBytes = strtab.subarray(0, 0);
-      else {
-        nameBytes = this.cString(strtab, nameOffset, strSec, { ...this.secCtx(sec), offset: sec.offset + base, symbol: `#${i}` }, 'symbol name');
+      const nameOffset = dv.getUint32(base + oName, le);
+      let name = '';
+      let nameEnd = -1;
+      if (nameOffset !== 0) {
+        nameEnd = strtab.end(nameOffset);
+        if (nameEnd < 0) {
+          this.cString(strBytes, nameOffset, strSec, { ...this.secCtx(sec), offset: sec.offset + base, symbol: `#${i}` }, 'symbol name'); // throws
+        }
+        name = strtab.text(nameOffset, nameEnd);
       }
-      const info = s.st_info as number;
-      const other = s.st_other as number;
-      const rawShndx = s.st_shndx as number;
+      const rawShndx = dv.getUint16(base + oShndx, le);
       let shndx = rawShndx;
       if (rawShndx === SHN.XINDEX) {
         if (!xindex) {
@@ -349,13 +499,12 @@ class Reader {
             ...this.secCtx(sec), offset: sec.offset + base, symbol: `#${i}`,
           });
         }
-        shndx = xindex.getUint32(i * 4, this.le);
+        shndx = xindex.getUint32(i * 4, le);
       }
-      out[i] = {
-        index: i, nameOffset, name: nameBytes.length ? utf8.decode(nameBytes) : '', nameBytes,
-        value: s.st_value as bigint, size: s.st_size as bigint, info, bind: info >> 4, type: info & 0xf,
-        other, visibility: other & 3, shndx, rawShndx,
-      };
+      out[i] = new ReadSymbol(
+        strtab, nameEnd, i, nameOffset, name, readBigField(dv, base, F.st_value, le), readBigField(dv, base, F.st_size, le),
+        data[base + oInfo]!, data[base + oOther]!, shndx, rawShndx,
+      );
     }
     this.symCache.set(sec.index, out);
     return out;
@@ -365,44 +514,58 @@ class Reader {
     if (this.relocCache) return this.relocCache;
     const out: ElfRelocSection[] = [];
     const is64 = this.header.class === 64;
-    for (const sec of this.file.sections) {
+    const le = this.le;
+    const sections = this.file.sections;
+    const nsec = sections.length;
+    for (const sec of sections) {
       if (sec.type !== SHT.REL && sec.type !== SHT.RELA) continue;
       const rela = sec.type === SHT.RELA;
       const L = rela ? this.L.rela : this.L.rel;
-      const ctx = { ...this.secCtx(sec), offset: sec.headerOffset };
-      const nsec = this.file.sections.length;
       // Symbol indices in r_info are checked against the linked table's entry count.
       let nsyms = Infinity;
       if (sec.link !== 0) {
-        if (sec.link >= nsec) throw this.err('ELF_LINK_RANGE', 'sh_link of the relocation section is out of range', { ...ctx, expected: `< ${nsec}`, found: sec.link });
-        const symSec = this.file.sections[sec.link]!;
+        if (sec.link >= nsec) throw this.err('ELF_LINK_RANGE', 'sh_link of the relocation section is out of range', { ...this.secCtx(sec), offset: sec.headerOffset, expected: `< ${nsec}`, found: sec.link });
+        const symSec = sections[sec.link]!;
         const t = symSec.type;
         if (t !== SHT.SYMTAB && t !== SHT.DYNSYM) {
           throw this.err('ELF_LINK_TYPE', `sh_link of the relocation section names section [${sec.link}], which is not a symbol table`, {
-            ...ctx, expected: 'SHT_SYMTAB or SHT_DYNSYM', found: `type ${t}`,
+            ...this.secCtx(sec), offset: sec.headerOffset, expected: 'SHT_SYMTAB or SHT_DYNSYM', found: `type ${t}`,
           });
         }
-        nsyms = Number(symSec.size) / this.entrySize(symSec, this.L.sym.size, 'symbol table');
+        nsyms = this.symCount(symSec);
       }
-      if (sec.info >= nsec) throw this.err('ELF_INFO_RANGE', 'sh_info of the relocation section is out of range', { ...ctx, expected: `< ${nsec}`, found: sec.info });
+      if (sec.info >= nsec) throw this.err('ELF_INFO_RANGE', 'sh_info of the relocation section is out of range', { ...this.secCtx(sec), offset: sec.headerOffset, expected: `< ${nsec}`, found: sec.info });
       const ent = this.entrySize(sec, L.size, 'relocation section');
       const data = this.sectionData(sec);
       const dv = dataView(data);
       const n = data.length / ent;
+      const F = L.fields;
+      // r_info: ELF64 symbol in the high word and type in the low word; ELF32 symbol << 8 | type.
+      const oInfo = F.r_info.offset;
+      const oHi = le ? oInfo + 4 : oInfo;
+      const oLo = le ? oInfo : oInfo + 4;
+      const addendDef = rela ? (F as typeof this.L.rela.fields).r_addend : undefined;
       const entries: ElfRelocation[] = new Array(n);
       for (let i = 0; i < n; i++) {
-        const r = decodeRecord(L, dv, i * ent, this.le);
-        const info = r.r_info as bigint;
-        const symbol = is64 ? Number(info >> 32n) : Number(info >> 8n);
+        const base = i * ent;
+        let symbol: number;
+        let type: number;
+        if (is64) {
+          symbol = dv.getUint32(base + oHi, le);
+          type = dv.getUint32(base + oLo, le);
+        } else {
+          const w = dv.getUint32(base + oInfo, le);
+          symbol = w >>> 8;
+          type = w & 0xff;
+        }
         if (symbol >= nsyms) {
           throw this.err('ELF_RELOC_SYMBOL', `relocation ${i} refers to a symbol past the end of its symbol table`, {
             ...this.secCtx(sec), offset: sec.offset + i * ent, expected: `< ${nsyms}`, found: symbol,
           });
         }
         entries[i] = {
-          offset: r.r_offset as bigint, info, symbol,
-          type: is64 ? Number(info & 0xffffffffn) : Number(info & 0xffn),
-          addend: rela ? (r as Record<string, bigint>).r_addend! : null,
+          offset: readBigField(dv, base, F.r_offset, le), info: readBigField(dv, base, F.r_info, le), symbol, type,
+          addend: addendDef ? readBigField(dv, base, addendDef, le) : null,
         };
       }
       out.push({ section: sec, target: sec.info, symtab: sec.link, rela, entries });
@@ -453,7 +616,7 @@ class Reader {
         });
       }
       const symSec = this.file.sections[sec.link]!;
-      const nsyms = Number(symSec.size) / this.entrySize(symSec, this.L.sym.size, 'symbol table');
+      const nsyms = this.symCount(symSec);
       if (sec.info === 0 || sec.info >= nsyms) {
         throw this.err('ELF_GROUP_SIGNATURE', 'group signature symbol index is out of range', {
           ...this.secCtx(sec), offset: sec.headerOffset, expected: `1..${nsyms - 1}`, found: sec.info,

@@ -213,6 +213,50 @@ export function readSafeField(dv: DataView, base: number, def: FieldDef, le: boo
   return dv.getUint32(o, le);
 }
 
+/**
+ * Writes a bigint into a U32/U64/I32/I64 field with writeField's wrapping, without a bigint on
+ * the way for values that fit 32 bits (the common case).
+ */
+export function writeBigField(dv: DataView, base: number, def: FieldDef, le: boolean, v: bigint): void {
+  const o = base + def.offset;
+  switch (def.kind) {
+    case 'U64':
+      if (v >= 0n && v <= 0xffffffffn) {
+        dv.setUint32(le ? o : o + 4, Number(v), le);
+        dv.setUint32(le ? o + 4 : o, 0, le);
+      } else dv.setBigUint64(o, BigInt.asUintN(64, v), le);
+      return;
+    case 'I64':
+      if (v >= -0x80000000n && v <= 0x7fffffffn) {
+        const n = Number(v);
+        dv.setInt32(le ? o : o + 4, n, le);
+        dv.setInt32(le ? o + 4 : o, n < 0 ? -1 : 0, le);
+      } else dv.setBigInt64(o, BigInt.asIntN(64, v), le);
+      return;
+    case 'U32':
+      dv.setUint32(o, v >= 0n && v <= 0xffffffffn ? Number(v) : Number(BigInt.asUintN(32, v)), le);
+      return;
+    case 'I32':
+      dv.setInt32(o, v >= -0x80000000n && v <= 0x7fffffffn ? Number(v) : Number(BigInt.asIntN(32, v)), le);
+      return;
+    default:
+      writeField(dv, base, def, le, v);
+  }
+}
+
+/** Writes a non-negative integer below 2^53 into any field (offsets, sizes, counts, indices). */
+export function writeNumField(dv: DataView, base: number, def: FieldDef, le: boolean, v: number): void {
+  const o = base + def.offset;
+  switch (def.kind) {
+    case 'u8': dv.setUint8(o, v); return;
+    case 'u16': dv.setUint16(o, v, le); return;
+    case 'u32': case 'U32': case 'I32': dv.setUint32(o, v >>> 0, le); return;
+    case 'U64': case 'I64':
+      dv.setUint32(le ? o : o + 4, v >>> 0, le);
+      dv.setUint32(le ? o + 4 : o, Math.floor(v / 0x100000000), le);
+  }
+}
+
 export type Decoded<K extends string> = Record<K, number | bigint>;
 
 export function decodeRecord<K extends string>(layout: RecordLayout<K>, dv: DataView, base: number, le: boolean): Decoded<K> {

@@ -3,6 +3,10 @@
  * name that is a suffix of another (".text" of ".rela.text") shares its tail. A name containing
  * NUL is refused (it could not be read back). Offsets are fixed by `finish()`, and the result does
  * not depend on insertion order beyond the order of first appearance, so output is deterministic.
+ *
+ * Each name is kept as its key: a string with one code unit per byte (latin1). An ASCII string
+ * is its own key (no encoding on the way); other strings are UTF-8 encoded first. Keys order like
+ * the bytes they stand for, so the layout is computed on the keys and written byte by byte.
  */
 import { XspliceError } from '../errors.js';
 
@@ -12,13 +16,36 @@ export function nameBytes(name: string | Uint8Array): Uint8Array {
   return typeof name === 'string' ? utf8.encode(name) : name;
 }
 
-// windows-1252 as WHATWG decodes it maps each byte to one distinct code unit, so distinct byte
-// strings give distinct keys.
-const latin1 = new TextDecoder('latin1');
-const key = (b: Uint8Array): string => latin1.decode(b);
+/** True when every code unit of `s` is 0x01..0x7f (so its UTF-8 bytes are its code units). */
+export function isAsciiName(s: string): boolean {
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c === 0 || c > 0x7f) return false;
+  }
+  return true;
+}
+
+/** latin1 text of some bytes: one code unit per byte, so distinct byte strings give distinct keys. */
+function keyOf(b: Uint8Array): string {
+  return Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('latin1');
+}
+
+/** Orders keys by their bytes read backwards; among equal tails the longer key comes first. */
+function byReversedBytes(a: string, b: string): number {
+  let i = a.length - 1;
+  let j = b.length - 1;
+  while (i >= 0 && j >= 0) {
+    const d = a.charCodeAt(i) - b.charCodeAt(j);
+    if (d !== 0) return d;
+    i--;
+    j--;
+  }
+  return b.length - a.length;
+}
 
 export class StringTableBuilder {
-  private readonly entries = new Map<string, { bytes: Uint8Array; offset: number }>();
+  /** Key → offset (-1 until `finish()`). */
+  private readonly entries = new Map<string, number>();
   private data: Uint8Array | undefined;
 
   /** `what` names the table in errors (".strtab"). */
@@ -27,14 +54,19 @@ export class StringTableBuilder {
   /** Registers a name; returns the key to look its offset up after `finish()`. The empty name is offset 0. */
   add(name: string | Uint8Array): string {
     if (this.data) throw new Error(`${this.what}: add() after finish()`);
-    const bytes = nameBytes(name);
-    if (bytes.includes(0)) {
-      throw new XspliceError('ELF_NAME_NUL', `name contains a NUL byte and cannot be stored in ${this.what}`, {
-        section: this.what, found: JSON.stringify(new TextDecoder().decode(bytes)),
-      });
+    let k: string;
+    if (typeof name === 'string' && isAsciiName(name)) {
+      k = name;
+    } else {
+      const bytes = nameBytes(name);
+      if (bytes.includes(0)) {
+        throw new XspliceError('ELF_NAME_NUL', `name contains a NUL byte and cannot be stored in ${this.what}`, {
+          section: this.what, found: JSON.stringify(new TextDecoder().decode(bytes)),
+        });
+      }
+      k = keyOf(bytes);
     }
-    const k = key(bytes);
-    if (bytes.length > 0 && !this.entries.has(k)) this.entries.set(k, { bytes, offset: -1 });
+    if (k.length > 0 && !this.entries.has(k)) this.entries.set(k, -1);
     return k;
   }
 
@@ -43,29 +75,27 @@ export class StringTableBuilder {
     if (this.data) return this.data;
     // Sort by reversed bytes, longest first among equal tails: a name that is a suffix of the one
     // placed just before it reuses that one's tail.
-    const list = [...this.entries.values()];
-    const rev = (b: Uint8Array, i: number) => b[b.length - 1 - i]!;
-    list.sort((a, b) => {
-      const n = Math.min(a.bytes.length, b.bytes.length);
-      for (let i = 0; i < n; i++) {
-        const d = rev(a.bytes, i) - rev(b.bytes, i);
-        if (d !== 0) return d;
-      }
-      return b.bytes.length - a.bytes.length;
-    });
+    const list = [...this.entries.keys()];
+    list.sort(byReversedBytes);
     let size = 1;
-    let prev: { bytes: Uint8Array; offset: number } | undefined;
-    for (const e of list) {
-      if (prev && isSuffix(e.bytes, prev.bytes)) {
-        e.offset = prev.offset + prev.bytes.length - e.bytes.length;
+    let prev = '';
+    let prevOff = 0;
+    const offsets = this.entries;
+    for (const k of list) {
+      if (prev.length >= k.length && prev.endsWith(k)) {
+        offsets.set(k, prevOff + prev.length - k.length);
       } else {
-        e.offset = size;
-        size += e.bytes.length + 1;
-        prev = e;
+        offsets.set(k, size);
+        prev = k;
+        prevOff = size;
+        size += k.length + 1;
       }
     }
     const out = new Uint8Array(size);
-    for (const e of list) out.set(e.bytes, e.offset);
+    for (const k of list) {
+      const o = offsets.get(k)!;
+      for (let i = 0; i < k.length; i++) out[o + i] = k.charCodeAt(i);
+    }
     this.data = out;
     return out;
   }
@@ -74,15 +104,8 @@ export class StringTableBuilder {
   offsetOf(k: string): number {
     if (!this.data) throw new Error(`${this.what}: offsetOf() before finish()`);
     if (k === '') return 0;
-    const e = this.entries.get(k);
-    if (!e) throw new Error(`${this.what}: name was not added`);
-    return e.offset;
+    const o = this.entries.get(k);
+    if (o === undefined) throw new Error(`${this.what}: name was not added`);
+    return o;
   }
-}
-
-function isSuffix(short: Uint8Array, long: Uint8Array): boolean {
-  if (short.length > long.length) return false;
-  const d = long.length - short.length;
-  for (let i = 0; i < short.length; i++) if (short[i] !== long[d + i]) return false;
-  return true;
 }

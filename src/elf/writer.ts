@@ -18,7 +18,7 @@
  */
 import { XspliceError } from '../errors.js';
 import { SHF, SHN, SHT, STB } from './constants.js';
-import { EI, encodeRecord, dataView, layoutsFor, type ClassLayouts } from './layout.js';
+import { EI, encodeRecord, dataView, layoutsFor, writeBigField, writeNumField, type ClassLayouts } from './layout.js';
 import { StringTableBuilder, nameBytes } from './strtab.js';
 import type { BuilderOptions, GroupSpec, RelocationSet } from './builder.js';
 import type { SectionId, SectionSpec, SymbolId, SymbolSpec } from './types.js';
@@ -37,7 +37,7 @@ type OutKind = 'null' | 'model' | 'group' | 'reloc' | 'symtab' | 'shndx' | 'strt
 /** One planned section header. */
 interface OutSection {
   kind: OutKind;
-  name: Uint8Array;
+  name: string | Uint8Array;
   nameKey: string;
   type: number;
   flags: bigint;
@@ -94,10 +94,18 @@ function alignUp(v: number, a: bigint, what: string | Uint8Array): number {
   return Math.ceil(v / n) * n;
 }
 
+function outSection(
+  kind: OutKind, name: string | Uint8Array, nameKey: string, type: number, flags: bigint, addr: bigint, size: number | bigint,
+  link: number, info: number, addralign: bigint, entsize: bigint,
+): OutSection {
+  return { kind, name, nameKey, type, flags, addr, offset: 0, size, link, info, addralign, entsize };
+}
+
 export function planObject(model: WriterModel): WritePlan {
   const o = model.options;
   const L = layoutsFor(o.class);
   const addrMax = o.class === 64 ? (1n << 64n) - 1n : (1n << 32n) - 1n;
+  const addendMin = o.class === 64 ? -(1n << 63n) : -(1n << 31n);
   const wordAlign = o.class === 64 ? 8n : 4n;
   const shstrtab = new StringTableBuilder('.shstrtab');
   const strtab = new StringTableBuilder('.strtab');
@@ -106,66 +114,75 @@ export function planObject(model: WriterModel): WritePlan {
   }
 
   const out: OutSection[] = [];
-  const push = (s: Omit<OutSection, 'nameKey' | 'offset'>): number => {
-    out.push(Object.assign(s, { nameKey: shstrtab.add(s.name), offset: 0 }));
+  const push = (s: OutSection): number => {
+    out.push(s);
     return out.length - 1;
   };
-  push({ kind: 'null', name: new Uint8Array(0), type: SHT.NULL, flags: 0n, addr: 0n, size: 0, link: 0, info: 0, addralign: 0n, entsize: 0n });
+  push(outSection('null', '', shstrtab.add(''), SHT.NULL, 0n, 0n, 0, 0, 0, 0n, 0n));
 
   // 1. Section indices: each model section, then its relocations.
   const sectionIndex = new Map<SectionId, number>();
   const relIndex = new Map<SectionId, number>();
+  const relSize = L.rel.size;
+  const relaSize = L.rela.size;
+  const relEnt = BigInt(relSize);
+  const relaEnt = BigInt(relaSize);
   for (const { id, spec, group } of model.sections) {
-    const name = nameBytes(spec.name);
+    const name = spec.name;
     // Contexts are built only when an error is thrown (names are decoded lazily).
-    const ctx = () => ({ section: displayName(spec.name) });
-    for (const [field, v] of [['sh_flags', spec.flags], ['sh_addr', spec.addr ?? 0n], ['sh_addralign', spec.addralign], ['sh_entsize', spec.entsize ?? 0n]] as const) {
-      if (v < 0n || v > addrMax) fail('ELF_WRITE_RANGE', `${field} does not fit ELF${o.class}`, { ...ctx(), found: v });
-    }
+    const addr = spec.addr ?? 0n;
+    const entsize = spec.entsize ?? 0n;
+    if (spec.flags < 0n || spec.flags > addrMax) fail('ELF_WRITE_RANGE', `sh_flags does not fit ELF${o.class}`, { section: displayName(name), found: spec.flags });
+    if (addr < 0n || addr > addrMax) fail('ELF_WRITE_RANGE', `sh_addr does not fit ELF${o.class}`, { section: displayName(name), found: addr });
+    if (spec.addralign < 0n || spec.addralign > addrMax) fail('ELF_WRITE_RANGE', `sh_addralign does not fit ELF${o.class}`, { section: displayName(name), found: spec.addralign });
+    if (entsize < 0n || entsize > addrMax) fail('ELF_WRITE_RANGE', `sh_entsize does not fit ELF${o.class}`, { section: displayName(name), found: entsize });
     let data: Uint8Array | undefined;
     let size: number | bigint;
     if (group) {
       size = 0; // set below, once relocation sections are known
     } else if (spec.type === SHT.NOBITS) {
       size = spec.size ?? BigInt(spec.data?.length ?? 0);
-      if (size < 0n || size > addrMax) fail('ELF_WRITE_RANGE', `sh_size does not fit ELF${o.class}`, { ...ctx(), found: size });
+      if (size < 0n || size > addrMax) fail('ELF_WRITE_RANGE', `sh_size does not fit ELF${o.class}`, { section: displayName(name), found: size });
     } else {
       data = spec.data ?? new Uint8Array(0);
       size = data.length;
     }
-    const idx = push({
-      kind: group ? 'group' : 'model', name, type: spec.type, flags: spec.flags, addr: spec.addr ?? 0n, size,
-      link: 0, info: spec.info ?? 0, addralign: spec.addralign, entsize: spec.entsize ?? 0n, data, id, group,
-    });
+    const s = outSection(group ? 'group' : 'model', name, shstrtab.add(name), spec.type, spec.flags, addr, size, 0, spec.info ?? 0, spec.addralign, entsize);
+    if (data !== undefined) s.data = data;
+    s.id = id;
+    if (group) s.group = group;
+    const idx = push(s);
     sectionIndex.set(id, idx);
     const rel = model.relocations.get(id);
     if (rel) {
-      const rname = rel.name !== undefined ? nameBytes(rel.name) : concat(nameBytes(rel.rela ? '.rela' : '.rel'), name);
+      const prefix = rel.rela ? '.rela' : '.rel';
+      const rname = rel.name !== undefined ? rel.name : typeof name === 'string' ? prefix + name : concat(nameBytes(prefix), name);
       const flags = rel.flags ?? (SHF.INFO_LINK | (spec.flags & SHF.GROUP));
-      const lay = rel.rela ? L.rela : L.rel;
-      relIndex.set(id, push({
-        kind: 'reloc', name: rname, type: rel.rela ? SHT.RELA : SHT.REL, flags, addr: 0n,
-        size: rel.entries.length * lay.size, link: 0, info: idx, addralign: wordAlign, entsize: BigInt(lay.size),
-        relocs: rel, relocTarget: id,
-      }));
+      const r = outSection('reloc', rname, shstrtab.add(rname), rel.rela ? SHT.RELA : SHT.REL, flags, 0n,
+        rel.entries.length * (rel.rela ? relaSize : relSize), 0, idx, wordAlign, rel.rela ? relaEnt : relEnt);
+      r.relocs = rel;
+      r.relocTarget = id;
+      relIndex.set(id, push(r));
     }
   }
 
   // 2. Symbol indices: null, locals (model order), then everything else (model order).
-  const symbolOrder = [
-    ...model.symbols.filter((s) => s.spec.bind === STB.LOCAL),
-    ...model.symbols.filter((s) => s.spec.bind !== STB.LOCAL),
-  ];
-  const firstNonLocal = 1 + model.symbols.filter((s) => s.spec.bind === STB.LOCAL).length;
+  const symbolOrder: { id: SymbolId; spec: SymbolSpec }[] = [];
+  for (const s of model.symbols) if (s.spec.bind === STB.LOCAL) symbolOrder.push(s);
+  const firstNonLocal = 1 + symbolOrder.length;
+  for (const s of model.symbols) if (s.spec.bind !== STB.LOCAL) symbolOrder.push(s);
   const symbolIndex = new Map<SymbolId, number>();
-  symbolOrder.forEach((s, i) => symbolIndex.set(s.id, i + 1));
-  const symNameKeys = symbolOrder.map((s) => strtab.add(s.spec.name));
+  const symNameKeys: string[] = new Array(symbolOrder.length);
   let needShndx = false;
+  for (let i = 0; i < symbolOrder.length; i++) {
+    const { id, spec } = symbolOrder[i]!;
+    symbolIndex.set(id, i + 1);
+    symNameKeys[i] = strtab.add(spec.name);
+  }
   for (const { spec } of symbolOrder) {
-    const ctx = () => ({ symbol: displayName(spec.name), section: '.symtab' });
-    if (spec.value < 0n || spec.value > addrMax) fail('ELF_WRITE_RANGE', `st_value does not fit ELF${o.class}`, { ...ctx(), found: spec.value });
-    if (spec.size < 0n || spec.size > addrMax) fail('ELF_WRITE_RANGE', `st_size does not fit ELF${o.class}`, { ...ctx(), found: spec.size });
-    if (!(spec.bind >= 0 && spec.bind <= 15 && spec.type >= 0 && spec.type <= 15)) fail('ELF_WRITE_RANGE', 'binding or type does not fit st_info', { ...ctx(), found: `${spec.bind}/${spec.type}` });
+    if (spec.value < 0n || spec.value > addrMax) fail('ELF_WRITE_RANGE', `st_value does not fit ELF${o.class}`, { symbol: displayName(spec.name), section: '.symtab', found: spec.value });
+    if (spec.size < 0n || spec.size > addrMax) fail('ELF_WRITE_RANGE', `st_size does not fit ELF${o.class}`, { symbol: displayName(spec.name), section: '.symtab', found: spec.size });
+    if (!(spec.bind >= 0 && spec.bind <= 15 && spec.type >= 0 && spec.type <= 15)) fail('ELF_WRITE_RANGE', 'binding or type does not fit st_info', { symbol: displayName(spec.name), section: '.symtab', found: `${spec.bind}/${spec.type}` });
     if (typeof spec.section === 'number') {
       const idx = sectionIndex.get(spec.section);
       if (idx === undefined) fail('ELF_WRITE_REF', 'symbol is defined in a section that is not in the model', { symbol: displayName(spec.name), found: `section ID ${spec.section}` });
@@ -174,21 +191,23 @@ export function planObject(model: WriterModel): WritePlan {
   }
 
   // Relocations: every symbol they name is in the model and every field fits the class.
+  const is64 = o.class === 64;
   for (const [target, rel] of model.relocations) {
     const ctx = (k: number) => ({ section: displayName(model.sections.find((x) => x.id === target)?.spec.name ?? `#${target}`), found: `relocation ${k}` });
-    rel.entries.forEach((r, k) => {
+    const entries = rel.entries;
+    for (let k = 0; k < entries.length; k++) {
+      const r = entries[k]!;
       const sym = r.symbol === 0 ? 0 : symbolIndex.get(r.symbol);
       if (sym === undefined) fail('ELF_WRITE_REF', `relocation ${k} refers to a symbol that is not in the model`, { ...ctx(k), found: `symbol ID ${r.symbol}` });
-      if (o.class === 64) {
+      if (is64) {
         if (!(r.type >= 0 && r.type <= 0xffffffff)) fail('ELF_WRITE_RANGE', 'relocation type does not fit ELF64_R_INFO', { ...ctx(k), found: r.type });
       } else {
         if (sym > 0xffffff) fail('ELF_WRITE_RANGE', 'symbol index does not fit ELF32_R_INFO', { ...ctx(k), found: sym });
         if (!(r.type >= 0 && r.type <= 0xff)) fail('ELF_WRITE_RANGE', 'relocation type does not fit ELF32_R_INFO', { ...ctx(k), found: r.type });
       }
       if (r.offset < 0n || r.offset > addrMax) fail('ELF_WRITE_RANGE', `r_offset does not fit ELF${o.class}`, { ...ctx(k), found: r.offset });
-      const lo = o.class === 64 ? -(1n << 63n) : -(1n << 31n);
-      if (rel.rela && (r.addend < lo || r.addend > addrMax)) fail('ELF_WRITE_RANGE', `r_addend does not fit ELF${o.class}`, { ...ctx(k), found: r.addend });
-    });
+      if (rel.rela && (r.addend < addendMin || r.addend > addrMax)) fail('ELF_WRITE_RANGE', `r_addend does not fit ELF${o.class}`, { ...ctx(k), found: r.addend });
+    }
   }
 
   // 3. The synthesised tables (no symbol table for an object without symbols, as GNU as does).
@@ -196,25 +215,20 @@ export function planObject(model: WriterModel): WritePlan {
   const wantSymtab = nsyms > 1 || model.relocations.size > 0 || model.sections.some((s) => s.group) || o.keepEmptySymtab;
   let symtabIdx = 0;
   if (wantSymtab) {
-    symtabIdx = push({
-      kind: 'symtab', name: nameBytes('.symtab'), type: SHT.SYMTAB, flags: 0n, addr: 0n, size: nsyms * L.sym.size,
-      link: 0, info: firstNonLocal, addralign: wordAlign, entsize: BigInt(L.sym.size),
-    });
+    symtabIdx = push(outSection('symtab', '.symtab', shstrtab.add('.symtab'), SHT.SYMTAB, 0n, 0n, nsyms * L.sym.size, 0, firstNonLocal, wordAlign, BigInt(L.sym.size)));
     if (needShndx) {
-      push({
-        kind: 'shndx', name: nameBytes('.symtab_shndx'), type: SHT.SYMTAB_SHNDX, flags: 0n, addr: 0n, size: nsyms * 4,
-        link: symtabIdx, info: 0, addralign: 4n, entsize: 4n,
-      });
+      push(outSection('shndx', '.symtab_shndx', shstrtab.add('.symtab_shndx'), SHT.SYMTAB_SHNDX, 0n, 0n, nsyms * 4, symtabIdx, 0, 4n, 4n));
     }
-    const strtabIdx = push({ kind: 'strtab', name: nameBytes('.strtab'), type: SHT.STRTAB, flags: 0n, addr: 0n, size: strtab.finish().length, link: 0, info: 0, addralign: 1n, entsize: 0n });
+    const strtabIdx = push(outSection('strtab', '.strtab', shstrtab.add('.strtab'), SHT.STRTAB, 0n, 0n, strtab.finish().length, 0, 0, 1n, 0n));
     out[symtabIdx]!.link = strtabIdx;
   }
-  const shstrndx = push({ kind: 'shstrtab', name: nameBytes('.shstrtab'), type: SHT.STRTAB, flags: 0n, addr: 0n, size: 0, link: 0, info: 0, addralign: 1n, entsize: 0n });
+  const shstrndx = push(outSection('shstrtab', '.shstrtab', shstrtab.add('.shstrtab'), SHT.STRTAB, 0n, 0n, 0, 0, 0, 1n, 0n));
   out[shstrndx]!.size = shstrtab.finish().length;
 
   // 4. Links and infos that refer to other sections or symbols.
   for (const s of out) if (s.kind === 'reloc') s.link = symtabIdx;
   for (const { id, spec, group, infoLink } of model.sections) {
+    if (infoLink === undefined && spec.link === undefined && !group) continue;
     const s = out[sectionIndex.get(id)!]!;
     if (infoLink !== undefined) {
       const t = sectionIndex.get(infoLink);
@@ -293,10 +307,11 @@ export function emitObject(model: WriterModel, plan: WritePlan): Uint8Array {
   const dv = dataView(buf);
   const e = new Emitter(buf);
   const shnum = plan.sections.length;
+  const is64 = o.class === 64;
 
   // ELF header.
   buf.set([0x7f, 0x45, 0x4c, 0x46], EI.MAG0);
-  buf[EI.CLASS] = o.class === 64 ? 2 : 1;
+  buf[EI.CLASS] = is64 ? 2 : 1;
   buf[EI.DATA] = le ? 1 : 2;
   buf[EI.VERSION] = 1;
   buf[EI.OSABI] = o.osabi;
@@ -309,13 +324,14 @@ export function emitObject(model: WriterModel, plan: WritePlan): Uint8Array {
   });
   e.skip(L.ehdr.size);
 
-  const symShndx = (spec: SymbolSpec): { raw: number; ext: number } => {
-    if (spec.section === 'UND') return { raw: SHN.UNDEF, ext: 0 };
-    if (spec.section === 'ABS') return { raw: SHN.ABS, ext: 0 };
-    if (spec.section === 'COM') return { raw: SHN.COMMON, ext: 0 };
-    const idx = plan.sectionIndex.get(spec.section)!;
-    return idx >= SHN.LORESERVE ? { raw: SHN.XINDEX, ext: idx } : { raw: idx, ext: 0 };
+  /** The ELF index of a symbol's section (SHN_* for the specials), before SHN_XINDEX folding. */
+  const symSectionIndex = (spec: SymbolSpec): number => {
+    if (spec.section === 'UND') return SHN.UNDEF;
+    if (spec.section === 'ABS') return SHN.ABS;
+    if (spec.section === 'COM') return SHN.COMMON;
+    return plan.sectionIndex.get(spec.section)!;
   };
+  const isSpecial = (spec: SymbolSpec): boolean => typeof spec.section !== 'number';
 
   for (let i = 1; i < shnum; i++) {
     const s = plan.sections[i]!;
@@ -341,29 +357,47 @@ export function emitObject(model: WriterModel, plan: WritePlan): Uint8Array {
       case 'reloc': {
         const rel = s.relocs!;
         const lay = rel.rela ? L.rela : L.rel;
+        const F = lay.fields;
+        const oInfo = F.r_info.offset;
+        const addendDef = rel.rela ? L.rela.fields.r_addend : undefined;
         for (const r of rel.entries) {
           const sym = r.symbol === 0 ? 0 : plan.symbolIndex.get(r.symbol)!;
-          const info = o.class === 64 ? (BigInt(sym) << 32n) | BigInt(r.type) : BigInt(sym * 256 + r.type);
           const base = e.skip(lay.size);
-          if (rel.rela) encodeRecord(L.rela, dv, base, le, { r_offset: r.offset, r_info: info, r_addend: r.addend });
-          else encodeRecord(L.rel, dv, base, le, { r_offset: r.offset, r_info: info });
+          writeBigField(dv, base, F.r_offset, le, r.offset);
+          // r_info: ELF64 symbol in the high word, type in the low word; ELF32 symbol << 8 | type.
+          if (is64) {
+            dv.setUint32(base + (le ? oInfo + 4 : oInfo), sym, le);
+            dv.setUint32(base + (le ? oInfo : oInfo + 4), r.type, le);
+          } else {
+            dv.setUint32(base + oInfo, (sym * 256 + r.type) >>> 0, le);
+          }
+          if (addendDef) writeBigField(dv, base, addendDef, le, r.addend);
         }
         break;
       }
       case 'symtab': {
         e.skip(L.sym.size); // null symbol
-        plan.symbolOrder.forEach(({ spec }, k) => {
+        const F = L.sym.fields;
+        const order = plan.symbolOrder;
+        for (let k = 0; k < order.length; k++) {
+          const spec = order[k]!.spec;
           const base = e.skip(L.sym.size);
-          encodeRecord(L.sym, dv, base, le, {
-            st_name: plan.strtab.offsetOf(plan.symNameKeys[k]!), st_value: spec.value, st_size: spec.size,
-            st_info: (spec.bind << 4) | spec.type, st_other: (spec.other ?? 0) & 0xff, st_shndx: symShndx(spec).raw,
-          });
-        });
+          const idx = symSectionIndex(spec);
+          writeNumField(dv, base, F.st_name, le, plan.strtab.offsetOf(plan.symNameKeys[k]!));
+          writeBigField(dv, base, F.st_value, le, spec.value);
+          writeBigField(dv, base, F.st_size, le, spec.size);
+          buf[base + F.st_info.offset] = (spec.bind << 4) | spec.type;
+          buf[base + F.st_other.offset] = (spec.other ?? 0) & 0xff;
+          writeNumField(dv, base, F.st_shndx, le, !isSpecial(spec) && idx >= SHN.LORESERVE ? SHN.XINDEX : idx);
+        }
         break;
       }
       case 'shndx': {
         e.skip(4);
-        for (const { spec } of plan.symbolOrder) dv.setUint32(e.skip(4), symShndx(spec).ext, le);
+        for (const { spec } of plan.symbolOrder) {
+          const idx = symSectionIndex(spec);
+          dv.setUint32(e.skip(4), !isSpecial(spec) && idx >= SHN.LORESERVE ? idx : 0, le);
+        }
         break;
       }
       case 'strtab':
@@ -380,21 +414,26 @@ export function emitObject(model: WriterModel, plan: WritePlan): Uint8Array {
 
   // Section header table.
   e.at(plan.shoff, () => 'section header table');
+  const F = L.shdr.fields;
   for (let i = 0; i < shnum; i++) {
     const s = plan.sections[i]!;
     const base = e.skip(L.shdr.size);
     if (i === 0) {
-      encodeRecord(L.shdr, dv, base, le, {
-        sh_size: shnum >= SHN.LORESERVE ? BigInt(shnum) : 0n,
-        sh_link: plan.shstrndx >= SHN.LORESERVE ? plan.shstrndx : 0,
-      });
+      if (shnum >= SHN.LORESERVE) writeNumField(dv, base, F.sh_size, le, shnum);
+      if (plan.shstrndx >= SHN.LORESERVE) writeNumField(dv, base, F.sh_link, le, plan.shstrndx);
       continue;
     }
-    encodeRecord(L.shdr, dv, base, le, {
-      sh_name: plan.shstrtab.offsetOf(s.nameKey), sh_type: s.type, sh_flags: s.flags, sh_addr: s.addr,
-      sh_offset: BigInt(s.offset), sh_size: BigInt(s.size), sh_link: s.link, sh_info: s.info,
-      sh_addralign: s.addralign, sh_entsize: s.entsize,
-    });
+    writeNumField(dv, base, F.sh_name, le, plan.shstrtab.offsetOf(s.nameKey));
+    writeNumField(dv, base, F.sh_type, le, s.type);
+    writeBigField(dv, base, F.sh_flags, le, s.flags);
+    writeBigField(dv, base, F.sh_addr, le, s.addr);
+    writeNumField(dv, base, F.sh_offset, le, s.offset);
+    if (typeof s.size === 'number') writeNumField(dv, base, F.sh_size, le, s.size);
+    else writeBigField(dv, base, F.sh_size, le, s.size);
+    writeNumField(dv, base, F.sh_link, le, s.link);
+    writeNumField(dv, base, F.sh_info, le, s.info);
+    writeBigField(dv, base, F.sh_addralign, le, s.addralign);
+    writeBigField(dv, base, F.sh_entsize, le, s.entsize);
   }
   e.done(plan.total, () => 'end of file');
   return buf;

@@ -72,15 +72,28 @@ export function gnuLdPlan(elf: ElfFile, zero: readonly Range[]): Segment[] {
   }
 
   const skip = gnuLdUnhashedSections(elf);
-  for (const s of elf.sections) {
-    const hdr = bytes.slice(s.headerOffset, s.headerOffset + S.size);
-    hdr.fill(0, S.offset, S.offset + S.w);
-    plan.push({ kind: 'data', data: hdr });
+  // Every section header as hashed (sh_offset reads as zero), copied once into one buffer; the
+  // plan holds views of it.
+  const sections = elf.sections;
+  const n = sections.length;
+  const hdrs = new Uint8Array(n * S.size);
+  for (let i = 0; i < n; i++) {
+    const at = sections[i]!.headerOffset;
+    const to = i * S.size;
+    for (let k = 0; k < S.size; k++) hdrs[to + k] = bytes[at + k]!;
+    for (let k = 0; k < S.w; k++) hdrs[to + S.offset + k] = 0;
+  }
+  for (let i = 0; i < n; i++) {
+    const s = sections[i]!;
+    plan.push({ kind: 'data', data: hdrs.subarray(i * S.size, (i + 1) * S.size) });
     // Section 0 has no contents: under extended numbering its sh_size holds the section count.
     if (s.index === 0 || s.type === SHT.NULL || s.type === SHT.NOBITS || skip.has(s.index)) continue;
     const size = sectionSize(s, elf.file);
     if (size === 0) continue;
-    for (const seg of rangeMinus(s.offset, size, zero)) plan.push(seg);
+    let cut = false;
+    for (const z of zero) if (z.size > 0 && z.offset < s.offset + size && z.offset + z.size > s.offset) cut = true;
+    if (!cut) plan.push({ kind: 'file', off: s.offset, len: size });
+    else for (const seg of rangeMinus(s.offset, size, zero)) plan.push(seg);
   }
   return plan;
 }

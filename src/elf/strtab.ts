@@ -25,6 +25,14 @@ export function isAsciiName(s: string): boolean {
   return true;
 }
 
+/**
+ * The name to give a model built from a read section or symbol: its text when that is ASCII (the
+ * same bytes, and no encoding or decoding later), else its bytes (exactly as stored).
+ */
+export function modelName(x: { name: string; nameBytes: Uint8Array }): string | Uint8Array {
+  return isAsciiName(x.name) ? x.name : x.nameBytes;
+}
+
 /** latin1 text of some bytes: one code unit per byte, so distinct byte strings give distinct keys. */
 function keyOf(b: Uint8Array): string {
   return Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('latin1');

@@ -8,6 +8,7 @@ import { XspliceError } from '../errors.js';
 import { SHF, SHN, SHT } from '../elf/constants.js';
 import type { ElfFile, SectionId, SectionSpec, SymbolId, SymbolSection, SymbolSpec } from '../elf/types.js';
 import type { GroupSpec, RelocationSet } from '../elf/builder.js';
+import { modelName } from '../elf/strtab.js';
 
 export interface InputView {
   sectionIds(): SectionId[];
@@ -42,7 +43,7 @@ export function inputView(elf: ElfFile): InputView {
   const infoLinks = new Map<number, SectionId>();
   for (const s of elf.sections) {
     if (skip.has(s.index)) continue;
-    const spec: SectionSpec = { name: s.nameBytes, type: s.type, flags: s.flags, addralign: s.addralign, entsize: s.entsize, addr: s.addr, info: s.info };
+    const spec: SectionSpec = { name: modelName(s), type: s.type, flags: s.flags, addralign: s.addralign, entsize: s.entsize, addr: s.addr, info: s.info };
     if (s.type === SHT.NOBITS) spec.size = s.size;
     else spec.data = s.data();
     if (s.link !== 0 && !skip.has(s.link)) spec.link = s.link as SectionId;
@@ -71,7 +72,7 @@ export function inputView(elf: ElfFile): InputView {
     }
     relBy.set(r.target, {
       rela: r.rela,
-      name: r.section.nameBytes,
+      name: modelName(r.section),
       flags: r.section.flags,
       entries: r.entries.map((e) => ({ offset: e.offset, type: e.type, symbol: e.symbol as SymbolId | 0, addend: e.addend ?? 0n })),
     });
@@ -93,7 +94,7 @@ export function inputView(elf: ElfFile): InputView {
           file: elf.file, symbol: y.name, section: '.symtab', ...(symtab ? { sectionIndex: symtab.index } : {}),
         });
       }
-      return { name: y.nameBytes, bind: y.bind, type: y.type, other: y.other, section, value: y.value, size: y.size };
+      return { name: modelName(y), bind: y.bind, type: y.type, other: y.other, section, value: y.value, size: y.size };
     },
     relocationsOf: (id) => relBy.get(id),
     infoLinkOf: (id) => infoLinks.get(id),

@@ -77,12 +77,15 @@ export function gnuLdPlan(elf: ElfFile, zero: readonly Range[]): Segment[] {
   const sections = elf.sections;
   const n = sections.length;
   const hdrs = new Uint8Array(n * S.size);
-  for (let i = 0; i < n; i++) {
-    const at = sections[i]!.headerOffset;
-    const to = i * S.size;
-    for (let k = 0; k < S.size; k++) hdrs[to + k] = bytes[at + k]!;
-    for (let k = 0; k < S.w; k++) hdrs[to + S.offset + k] = 0;
+  if (n > 0 && h.shentsize === S.size) {
+    hdrs.set(bytes.subarray(sections[0]!.headerOffset, sections[0]!.headerOffset + n * S.size));
+  } else {
+    for (let i = 0; i < n; i++) {
+      const at = sections[i]!.headerOffset;
+      hdrs.set(bytes.subarray(at, at + S.size), i * S.size);
+    }
   }
+  for (let i = 0; i < n; i++) hdrs.fill(0, i * S.size + S.offset, i * S.size + S.offset + S.w);
   for (let i = 0; i < n; i++) {
     const s = sections[i]!;
     plan.push({ kind: 'data', data: hdrs.subarray(i * S.size, (i + 1) * S.size) });

@@ -157,6 +157,22 @@ const RELOC_HINT: Record<string, string> = {
   R_ARM_THM_JUMP24: 'Thumb code: Xen is built as ARM code (-marm)',
 };
 
+/**
+ * The low 32 bits of sh_flags as a number: every SHF_* bit tested here lives there, and testing a
+ * number allocates nothing (a bigint `&` makes a new bigint each time).
+ */
+function flagBits(f: bigint): number {
+  return f >= 0n && f <= 0xffffffffn ? Number(f) : Number(BigInt.asUintN(32, f));
+}
+const F_WRITE = Number(SHF.WRITE);
+const F_ALLOC = Number(SHF.ALLOC);
+const F_EXEC = Number(SHF.EXECINSTR);
+const F_MERGE = Number(SHF.MERGE);
+const F_GROUP = Number(SHF.GROUP);
+const F_TLS = Number(SHF.TLS);
+/** sh_flags without SHF_GROUP (the same bigint when it is not set). */
+const withoutGroup = (f: bigint): bigint => ((flagBits(f) & F_GROUP) !== 0 ? f & ~SHF.GROUP : f);
+
 /** Section names whose entries Xen parses; refused when the row does not list them. */
 const ARCH_SPECIAL = /^(\.altinstructions|\.ex_table|\.alt_call_sites|\.bug_frames\.\d+)$/;
 
@@ -246,9 +262,9 @@ export async function buildPayload(opts: BuildOptions): Promise<BuildResult> {
       if (generated.has(name)) {
         refuse('BUILD_SECTION_CONFLICT', `the object already has ${name}, which xsplice build generates from the command line; drop one of them`, { file, section: name });
       }
-      const flags = spec.flags & ~SHF.GROUP;
+      const flags = withoutGroup(spec.flags);
       const copy: SectionSpec = { ...spec, flags };
-      if ((flags & SHF.ALLOC) !== 0n && (copy.addralign ?? 0n) === 0n) copy.addralign = 1n; // Xen's ROUNDUP(x, 0) is 0
+      if ((flagBits(flags) & F_ALLOC) !== 0 && (copy.addralign ?? 0n) === 0n) copy.addralign = 1n; // Xen's ROUNDUP(x, 0) is 0
       secMap.set(id, secs.length);
       secs.push({ spec: copy, obj: oi });
     }
@@ -327,7 +343,7 @@ export async function buildPayload(opts: BuildOptions): Promise<BuildResult> {
       secs[m]!.rel = {
         rela: rs.rela,
         ...(rs.name !== undefined ? { name: rs.name } : {}),
-        ...(rs.flags !== undefined ? { flags: rs.flags & ~SHF.GROUP } : {}),
+        ...(rs.flags !== undefined ? { flags: withoutGroup(rs.flags) } : {}),
         entries: rs.entries.map((e) => {
           if (e.symbol === 0) return { offset: e.offset, type: e.type, sym: -1, addend: e.addend };
           const s = symMap.get(e.symbol);
@@ -495,21 +511,25 @@ export async function buildPayload(opts: BuildOptions): Promise<BuildResult> {
   }
 
   /* 7. New symbols must not collide with the hypervisor's (or the lower payload's) exported ones. */
-  const overriding = new Set<string>();
+  // Section (of the merge) → values of the replacement symbols defined there.
+  const overriding = new Map<number, Set<bigint>>();
   for (const e of entries) {
     if (e.newSym === null) continue;
     const s = syms[e.newSym]!;
-    overriding.add(`${String(s.sec)}:${s.spec.value}`);
+    if (typeof s.sec !== 'number') continue; // only symbols in sections are checked below
+    const set = overriding.get(s.sec);
+    if (set) set.add(s.spec.value);
+    else overriding.set(s.sec, new Set([s.spec.value]));
   }
   if (target.symbols || depPayloadSyms.size) {
     for (const [i, s] of syms.entries()) {
       if (resolve(i) !== i || typeof s.sec !== 'number' || s.name === '') continue;
-      const sec = secs[s.sec]!.spec;
-      if ((sec.flags & SHF.ALLOC) === 0n) continue;
+      const sf = flagBits(secs[s.sec]!.spec.flags);
+      if ((sf & F_ALLOC) === 0) continue;
       if (s.spec.type === STT.SECTION || s.spec.type === STT.FILE) continue;
-      if (s.name.startsWith('.L') && (sec.flags & SHF.MERGE) !== 0n) continue;
+      if ((sf & F_MERGE) !== 0 && s.name.startsWith('.L')) continue;
       if (abi.arch !== 'x86_64' && /^\$[adx](\.|$)/.test(s.name)) continue;
-      if (overriding.has(`${s.sec}:${s.spec.value}`)) continue;
+      if (overriding.get(s.sec)?.has(s.spec.value)) continue;
       const nm = s.name.slice(0, abi.limits.maxSymbolLen);
       if (target.symbols?.has(nm) || depPayloadSyms.has(nm)) {
         refuse('BUILD_DUPLICATE_NEW_SYMBOL', `${s.name} would be a new symbol of the payload, but the ${target.symbols?.has(nm) ? 'hypervisor' : 'payload below'} already has one of that name; the hypervisor would refuse the upload ("duplicate new symbol", -EEXIST) — rename it, or make it the replacement of a --patch`, { symbol: s.name, file: opts.objects[s.obj]!.name });
@@ -666,18 +686,19 @@ function checkSections(abi: PayloadAbi, secs: MSection[], syms: MSymbol[], objec
     refuse('BUILD_ALT_NO_REPLACEMENT', '.altinstructions provided, but no .altinstr_replacement (the hypervisor refuses this from 4.17.4/4.18)', { file: objects[alt.obj]!.name, section: '.altinstructions' });
   }
   const allowed = new Set(abi.relocTypes);
-  for (const s of secs) {
+  const allocSec = secs.map((s) => (flagBits(s.spec.flags) & F_ALLOC) !== 0);
+  for (const [si, s] of secs.entries()) {
     const file = objects[s.obj]!.name;
     const name = nameOf(s.spec.name);
-    const f = s.spec.flags;
-    const alloc = (f & SHF.ALLOC) !== 0n;
-    if ((f & SHF.WRITE) !== 0n && (f & SHF.EXECINSTR) !== 0n && alloc) {
+    const f = flagBits(s.spec.flags);
+    const alloc = allocSec[si]!;
+    if ((f & F_WRITE) !== 0 && (f & F_EXEC) !== 0 && alloc) {
       refuse('BUILD_WX_SECTION', 'section is both writable and executable; the hypervisor refuses it ("Not supporting … section")', { file, section: name });
     }
-    if (s.spec.type === SHT.NOBITS && (f & (SHF.WRITE | SHF.ALLOC)) !== 0n && abi.limits.maxNobits !== null && (s.spec.size ?? 0n) > BigInt(abi.limits.maxNobits)) {
+    if (s.spec.type === SHT.NOBITS && (f & (F_WRITE | F_ALLOC)) !== 0 && abi.limits.maxNobits !== null && (s.spec.size ?? 0n) > abi.limits.maxNobits) {
       refuse('BUILD_NOBITS_SIZE', `SHT_NOBITS section of ${s.spec.size} bytes; the hypervisor takes at most ${abi.limits.maxNobits}`, { file, section: name });
     }
-    if (alloc && (f & SHF.TLS) !== 0n) refuse('BUILD_TLS', 'thread-local storage section: the hypervisor has none', { file, section: name });
+    if (alloc && (f & F_TLS) !== 0) refuse('BUILD_TLS', 'thread-local storage section: the hypervisor has none', { file, section: name });
     const size = s.spec.type === SHT.NOBITS ? Number(s.spec.size ?? 0n) : s.spec.data?.length ?? 0;
     const es = specialSize.get(name);
     if (es !== undefined && size % es !== 0) {
@@ -703,11 +724,11 @@ function checkSections(abi: PayloadAbi, secs: MSection[], syms: MSymbol[], objec
         refuse('BUILD_RELOC_TYPE', `relocation type ${tname} (${e.type}) at 0x${e.offset.toString(16)} is not handled by the hypervisor's loader${hint ? `: ${hint}` : ''}`, { file, section: name, symbol: syms[resolve(e.sym)]!.name || undefined });
       }
       const width = relocWidth(abi, e.type);
-      if (width > 0 && e.offset + BigInt(width) > BigInt(dataLen) && abi.arch !== 'arm32') {
+      if (width > 0 && e.offset > dataLen - width && abi.arch !== 'arm32') { // e.offset + width > dataLen
         refuse('BUILD_RELOC_OFFSET', `relocation at 0x${e.offset.toString(16)} runs past the end of the section`, { file, section: name });
       }
       const sym = syms[resolve(e.sym)]!;
-      if (typeof sym.sec === 'number' && (secs[sym.sec]!.spec.flags & SHF.ALLOC) === 0n) {
+      if (typeof sym.sec === 'number' && !allocSec[sym.sec]) {
         refuse('BUILD_RELOC_IGNORED', `relocation against ${sym.name || nameOf(secs[sym.sec]!.spec.name)}, which lives in a non-SHF_ALLOC section the hypervisor does not load`, { file, section: name });
       }
     }

@@ -18,7 +18,7 @@ import { gunzipSync } from 'node:zlib';
 import { FormatError, RefusedError, UsageError } from '../errors.js';
 import { readElf, isElf } from '../elf/reader.js';
 import { EM, SHF, SHN, SHT, STB, STT } from '../elf/constants.js';
-import type { ElfFile, ElfSymbol } from '../elf/types.js';
+import type { ElfFile, ElfSection, ElfSymbol } from '../elf/types.js';
 import { isHexId, parseBuildIdNote, parseHexId, toHex } from '../buildid/note.js';
 import type { Arch } from './abi-types.js';
 
@@ -139,16 +139,10 @@ function push<K, V>(m: Map<K, V[]>, k: K, v: V): void {
 }
 
 function toTargetSymbol(s: ElfSymbol, file: string | undefined): TargetSymbol {
-  return {
-    name: file !== undefined ? `${file}#${s.name}` : s.name,
-    elfName: s.name,
-    ...(file !== undefined ? { file } : {}),
-    value: s.value,
-    size: s.size,
-    type: s.type,
-    bind: s.bind,
-    shndx: s.shndx,
-  };
+  // Two literals rather than a spread: same keys in the same order, without a copy per symbol.
+  return file !== undefined
+    ? { name: `${file}#${s.name}`, elfName: s.name, file, value: s.value, size: s.size, type: s.type, bind: s.bind, shndx: s.shndx }
+    : { name: s.name, elfName: s.name, value: s.value, size: s.size, type: s.type, bind: s.bind, shndx: s.shndx };
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -293,7 +287,8 @@ function fromElf(elf: ElfFile, source: string, file: string): Target {
   if (symtab && symtab.size > 0n) {
     t.symbols = SymbolTable.fromElf(elf);
   }
-  t.bytesAt = (addr: bigint, len: number) => imageBytes(elf, addr, len);
+  const image = loadedSections(elf);
+  t.bytesAt = (addr: bigint, len: number) => bytesIn(image, addr, len);
   const v = versionFromElf(elf, t.symbols, arch);
   if (v) {
     t.version = v.version;
@@ -304,11 +299,31 @@ function fromElf(elf: ElfFile, source: string, file: string): Target {
 
 /** Bytes of an allocated, non-NOBITS section at a virtual address; RefusedError when not backed by the file. */
 export function imageBytes(elf: ElfFile, addr: bigint, len: number): Uint8Array {
+  return bytesIn(loadedSections(elf), addr, len);
+}
+
+interface LoadedSection {
+  sec: ElfSection;
+  start: bigint;
+  end: bigint;
+}
+
+/** The sections imageBytes looks in (allocated, with contents), in index order, with their end addresses. */
+function loadedSections(elf: ElfFile): LoadedSection[] {
+  const out: LoadedSection[] = [];
   for (const s of elf.sections) {
     if (s.index === 0 || (s.flags & SHF.ALLOC) === 0n || s.type === SHT.NOBITS) continue;
-    if (addr >= s.addr && addr + BigInt(len) <= s.addr + s.size) {
-      const off = Number(addr - s.addr);
-      return s.data().subarray(off, off + len);
+    out.push({ sec: s, start: s.addr, end: s.addr + s.size });
+  }
+  return out;
+}
+
+function bytesIn(image: readonly LoadedSection[], addr: bigint, len: number): Uint8Array {
+  const end = addr + BigInt(len);
+  for (const l of image) {
+    if (addr >= l.start && end <= l.end) {
+      const off = Number(addr - l.start);
+      return l.sec.data().subarray(off, off + len);
     }
   }
   throw new RefusedError('TARGET_NO_BYTES', `no section of the target holds ${len} bytes at 0x${addr.toString(16)}`);

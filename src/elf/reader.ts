@@ -324,11 +324,18 @@ class Reader {
       }
     }
 
+    // sectionByName: the first few look-ups scan (most readers ask for one or two names); after
+    // that a map of every name is built once.
     let byName: Map<string, ElfSection> | undefined;
+    let lookups = 0;
     let symtab: ElfSection | null | undefined;
     this.file = {
       bytes, file: name, header, sections, programHeaders,
       sectionByName: (n) => {
+        if (!byName && ++lookups <= 4) {
+          for (let i = 1; i < sections.length; i++) if (sections[i]!.name === n) return sections[i];
+          return undefined;
+        }
         if (!byName) {
           byName = new Map();
           for (const s of sections) if (s.index !== 0 && !byName.has(s.name)) byName.set(s.name, s);
@@ -536,9 +543,12 @@ class Reader {
       }
       if (sec.info >= nsec) throw this.err('ELF_INFO_RANGE', 'sh_info of the relocation section is out of range', { ...this.secCtx(sec), offset: sec.headerOffset, expected: `< ${nsec}`, found: sec.info });
       const ent = this.entrySize(sec, L.size, 'relocation section');
-      const data = this.sectionData(sec);
-      const dv = dataView(data);
-      const n = data.length / ent;
+      // The entries are read through the file's own DataView (no view per section); sectionData
+      // is only called to report contents outside the file.
+      if (sec.size > this.lenBig || sec.offset > this.bytes.length || sec.offset + Number(sec.size) > this.bytes.length) this.sectionData(sec);
+      const dv = this.dv;
+      const n = Number(sec.size) / ent;
+      const start = sec.offset;
       const F = L.fields;
       // r_info: ELF64 symbol in the high word and type in the low word; ELF32 symbol << 8 | type.
       const oInfo = F.r_info.offset;
@@ -547,7 +557,7 @@ class Reader {
       const addendDef = rela ? (F as typeof this.L.rela.fields).r_addend : undefined;
       const entries: ElfRelocation[] = new Array(n);
       for (let i = 0; i < n; i++) {
-        const base = i * ent;
+        const base = start + i * ent;
         let symbol: number;
         let type: number;
         if (is64) {

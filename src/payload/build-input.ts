@@ -6,10 +6,11 @@
  */
 import { XspliceError } from '../errors.js';
 import { SHF, SHN, SHT } from '../elf/constants.js';
-import type { ElfFile, SectionId, SectionSpec, SymbolId, SymbolSection, SymbolSpec } from '../elf/types.js';
+import type { ElfFile, RelocationSpec, SectionId, SectionSpec, SymbolId, SymbolSection, SymbolSpec } from '../elf/types.js';
 import type { GroupSpec, RelocationSet } from '../elf/builder.js';
 import { modelName } from '../elf/strtab.js';
 
+/** The view's specs are made for one build: the caller may adjust them in place. */
 export interface InputView {
   sectionIds(): SectionId[];
   section(id: SectionId): SectionSpec;
@@ -27,43 +28,53 @@ export function inputView(elf: ElfFile): InputView {
     throw new XspliceError('ELF_UNSUPPORTED', 'objects with program headers cannot be carried (only relocatable objects)', { file: elf.file });
   }
   const symtab = elf.symtabSection();
-  const skip = new Set<number>([0, h.shstrndx]);
+  const nsec = elf.sections.length;
+  // Sections the writer rebuilds (indexed by ELF index; 1 = not carried).
+  const skip = new Uint8Array(Math.max(nsec, h.shstrndx + 1));
+  skip[0] = 1;
+  skip[h.shstrndx] = 1;
   if (symtab) {
-    skip.add(symtab.index);
-    skip.add(symtab.link);
+    skip[symtab.index] = 1;
+    if (symtab.link < nsec) skip[symtab.link] = 1;
   }
   const relocs = elf.relocations();
-  for (const r of relocs) skip.add(r.section.index);
+  for (const r of relocs) skip[r.section.index] = 1;
   for (const s of elf.sections) {
-    if (s.type === SHT.SYMTAB_SHNDX) skip.add(s.index);
+    if (s.type === SHT.SYMTAB_SHNDX) skip[s.index] = 1;
     if (s.type === SHT.SYMTAB && s !== symtab) throw new XspliceError('ELF_UNSUPPORTED', 'more than one SHT_SYMTAB section', { file: elf.file, sectionIndex: s.index, section: s.name });
   }
+  const skipped = (i: number): boolean => i < skip.length && skip[i] === 1;
   const ids: SectionId[] = [];
-  const specs = new Map<number, SectionSpec>();
+  // By ELF index (IDs are ELF indices): undefined for sections that are not carried.
+  const specs: (SectionSpec | undefined)[] = new Array(nsec);
   const infoLinks = new Map<number, SectionId>();
+  const infoLink = Number(SHF.INFO_LINK);
   for (const s of elf.sections) {
-    if (skip.has(s.index)) continue;
-    const spec: SectionSpec = { name: modelName(s), type: s.type, flags: s.flags, addralign: s.addralign, entsize: s.entsize, addr: s.addr, info: s.info };
+    if (skip[s.index] === 1) continue;
+    const f = s.flags;
+    const isInfoLink = s.info !== 0 && (Number(f <= 0xffffffffn ? f : BigInt.asUintN(32, f)) & infoLink) !== 0;
+    // sh_info of an SHF_INFO_LINK section becomes a reference (below), not a raw number.
+    const spec: SectionSpec = isInfoLink
+      ? { name: modelName(s), type: s.type, flags: f, addralign: s.addralign, entsize: s.entsize, addr: s.addr }
+      : { name: modelName(s), type: s.type, flags: f, addralign: s.addralign, entsize: s.entsize, addr: s.addr, info: s.info };
     if (s.type === SHT.NOBITS) spec.size = s.size;
     else spec.data = s.data();
-    if (s.link !== 0 && !skip.has(s.link)) spec.link = s.link as SectionId;
-    if ((s.flags & SHF.INFO_LINK) !== 0n && s.info !== 0) {
-      delete spec.info;
-      if (!skip.has(s.info) && s.info < elf.sections.length) infoLinks.set(s.index, s.info as SectionId);
-    }
-    specs.set(s.index, spec);
+    if (s.link !== 0 && !skipped(s.link)) spec.link = s.link as SectionId;
+    if (isInfoLink && !skipped(s.info) && s.info < nsec) infoLinks.set(s.index, s.info as SectionId);
+    specs[s.index] = spec;
     ids.push(s.index as SectionId);
   }
+  const has = (i: number): boolean => i < nsec && specs[i] !== undefined;
   const groups = new Map<number, GroupSpec>();
   for (const g of elf.groups()) {
-    groups.set(g.section, { signature: g.signature as SymbolId, flags: g.flags, members: g.members.filter((m) => specs.has(m)) as SectionId[] });
+    groups.set(g.section, { signature: g.signature as SymbolId, flags: g.flags, members: g.members.filter((m) => has(m)) as SectionId[] });
   }
   const syms = symtab ? elf.symbols(symtab) : [];
   const symIds: SymbolId[] = [];
   for (let i = 1; i < syms.length; i++) symIds.push(i as SymbolId);
   const relBy = new Map<number, RelocationSet>();
   for (const r of relocs) {
-    if (!specs.has(r.target)) {
+    if (!has(r.target)) {
       throw new XspliceError('ELF_UNSUPPORTED', `relocation section applies to section ${r.target}, which is not carried`, { file: elf.file, sectionIndex: r.section.index, section: r.section.name });
     }
     if (relBy.has(r.target)) throw new XspliceError('ELF_UNSUPPORTED', 'a second relocation section for the same target', { file: elf.file, sectionIndex: r.section.index, section: r.section.name });
@@ -74,12 +85,16 @@ export function inputView(elf: ElfFile): InputView {
       rela: r.rela,
       name: modelName(r.section),
       flags: r.section.flags,
-      entries: r.entries.map((e) => ({ offset: e.offset, type: e.type, symbol: e.symbol as SymbolId | 0, addend: e.addend ?? 0n })),
+      // The reader's RELA entries already have this shape (offset, type, symbol = ELF index = ID,
+      // a bigint addend): they are handed over as they are, read-only. REL entries get addend 0.
+      entries: r.rela
+        ? (r.entries as readonly RelocationSpec[] as RelocationSpec[])
+        : r.entries.map((e) => ({ offset: e.offset, type: e.type, symbol: e.symbol as SymbolId | 0, addend: e.addend ?? 0n })),
     });
   }
   return {
     sectionIds: () => ids,
-    section: (id) => specs.get(id)!,
+    section: (id) => specs[id]!,
     group: (id) => groups.get(id),
     symbolIds: () => symIds,
     symbol: (id) => {
@@ -88,7 +103,7 @@ export function inputView(elf: ElfFile): InputView {
       if (y.shndx === SHN.UNDEF) section = 'UND';
       else if (y.shndx === SHN.ABS) section = 'ABS';
       else if (y.shndx === SHN.COMMON) section = 'COM';
-      else if (specs.has(y.shndx) || groups.has(y.shndx)) section = y.shndx as SectionId;
+      else if (has(y.shndx) || groups.has(y.shndx)) section = y.shndx as SectionId;
       else {
         throw new XspliceError('ELF_UNSUPPORTED', `symbol's section index ${y.shndx} is reserved or not a carried section`, {
           file: elf.file, symbol: y.name, section: '.symtab', ...(symtab ? { sectionIndex: symtab.index } : {}),

@@ -18,7 +18,7 @@ import { readElf } from '../elf/reader.js';
 import type { ElfFile, ElfSection } from '../elf/types.js';
 import { createHasher } from './hash.js';
 import { buildIdNoteSize, encodeBuildIdNote, NT_GNU_BUILD_ID, walkNotes } from './note.js';
-import { MemorySource, rangeMinus, runPlan, type ByteSource, type Range, type Segment } from './stream.js';
+import { MemorySource, PlanRunner, rangeMinus, type ByteSource, type Range, type Segment } from './stream.js';
 
 export type GnuLdAlgo = 'sha1' | 'md5';
 
@@ -52,28 +52,33 @@ function sectionSize(s: ElfSection, file?: string): number {
   return Number(s.size);
 }
 
-/** The byte stream GNU ld hashed, as a plan over the file (see stream.ts). */
-export function gnuLdPlan(elf: ElfFile, zero: readonly Range[]): Segment[] {
+/** What walkGnuLd produces, segment by segment: a plan array, or a PlanRunner hashing as it goes. */
+interface GnuLdSink {
+  dataRange(d: Uint8Array, off: number, len: number): void;
+  file(off: number, len: number): void;
+  zero(len: number): void;
+}
+
+/** The byte stream GNU ld hashed, in order (see the header comment). */
+function walkGnuLd(elf: ElfFile, zero: readonly Range[], out: GnuLdSink): void {
   const h = elf.header;
   const bytes = elf.bytes;
   const E = EHDR[h.class];
   const S = SHDR[h.class];
-  const plan: Segment[] = [];
 
   const ehdr = bytes.slice(0, E.size);
   ehdr.fill(0, E.phoff, E.phoff + E.w);
   ehdr.fill(0, E.shoff, E.shoff + E.w);
-  plan.push({ kind: 'data', data: ehdr });
+  out.dataRange(ehdr, 0, ehdr.length);
 
   if (h.phnum > 0) {
     const psz = PHDR_SIZE[h.class];
-    if (h.phentsize === psz) plan.push({ kind: 'file', off: h.phoff, len: h.phnum * psz });
-    else for (let i = 0; i < h.phnum; i++) plan.push({ kind: 'file', off: h.phoff + i * h.phentsize, len: psz });
+    if (h.phentsize === psz) out.file(h.phoff, h.phnum * psz);
+    else for (let i = 0; i < h.phnum; i++) out.file(h.phoff + i * h.phentsize, psz);
   }
 
   const skip = gnuLdUnhashedSections(elf);
-  // Every section header as hashed (sh_offset reads as zero), copied once into one buffer; the
-  // plan holds views of it.
+  // Every section header as hashed (sh_offset reads as zero), copied once into one buffer.
   const sections = elf.sections;
   const n = sections.length;
   const hdrs = new Uint8Array(n * S.size);
@@ -88,23 +93,41 @@ export function gnuLdPlan(elf: ElfFile, zero: readonly Range[]): Segment[] {
   for (let i = 0; i < n; i++) hdrs.fill(0, i * S.size + S.offset, i * S.size + S.offset + S.w);
   for (let i = 0; i < n; i++) {
     const s = sections[i]!;
-    plan.push({ kind: 'data', data: hdrs.subarray(i * S.size, (i + 1) * S.size) });
+    out.dataRange(hdrs, i * S.size, S.size);
     // Section 0 has no contents: under extended numbering its sh_size holds the section count.
     if (s.index === 0 || s.type === SHT.NULL || s.type === SHT.NOBITS || skip.has(s.index)) continue;
     const size = sectionSize(s, elf.file);
     if (size === 0) continue;
     let cut = false;
     for (const z of zero) if (z.size > 0 && z.offset < s.offset + size && z.offset + z.size > s.offset) cut = true;
-    if (!cut) plan.push({ kind: 'file', off: s.offset, len: size });
-    else for (const seg of rangeMinus(s.offset, size, zero)) plan.push(seg);
+    if (!cut) out.file(s.offset, size);
+    else {
+      for (const seg of rangeMinus(s.offset, size, zero)) {
+        if (seg.kind === 'file') out.file(seg.off, seg.len);
+        else if (seg.kind === 'zero') out.zero(seg.len);
+        else out.dataRange(seg.data, 0, seg.data.length);
+      }
+    }
   }
+}
+
+/** The byte stream GNU ld hashed, as a plan over the file (see stream.ts). */
+export function gnuLdPlan(elf: ElfFile, zero: readonly Range[]): Segment[] {
+  const plan: Segment[] = [];
+  walkGnuLd(elf, zero, {
+    dataRange: (d, off, len) => plan.push({ kind: 'data', data: d.subarray(off, off + len) }),
+    file: (off, len) => plan.push({ kind: 'file', off, len }),
+    zero: (len) => plan.push({ kind: 'zero', len }),
+  });
   return plan;
 }
 
-/** Runs the GNU ld algorithm; `src` defaults to the ELF's own bytes. */
+/** Runs the GNU ld algorithm; `src` defaults to the ELF's own bytes. Hashes as it walks (no plan array). */
 export function gnuLdDigest(elf: ElfFile, algo: GnuLdAlgo, zero: readonly Range[], src?: ByteSource): Uint8Array {
   const h = createHasher(algo);
-  runPlan(gnuLdPlan(elf, zero), src ?? new MemorySource(elf.bytes), h, elf.file);
+  const r = new PlanRunner(src ?? new MemorySource(elf.bytes), h, elf.file);
+  walkGnuLd(elf, zero, r);
+  r.finish();
   return h.digest();
 }
 

@@ -130,6 +130,18 @@ class Feeder {
       this.used = 0;
     }
   }
+  /** b[off, off+len): small runs are copied into the stage without making a view. */
+  putRange(b: Uint8Array, off: number, len: number): void {
+    if (len >= DIRECT || len > 32) {
+      this.put(b.subarray(off, off + len));
+      return;
+    }
+    if (this.used + len > STAGE) this.flush();
+    const st = this.stage;
+    const u = this.used;
+    for (let k = 0; k < len; k++) st[u + k] = b[off + k]!;
+    this.used = u + len;
+  }
   readonly put = (v: Uint8Array): void => {
     if (v.length >= DIRECT) {
       this.flush();
@@ -155,18 +167,46 @@ function checkRange(s: { off: number; len: number }, src: ByteSource, file?: str
   }
 }
 
+/**
+ * runPlan's executor fed one segment at a time, for producers that would otherwise build a plan
+ * array of tens of thousands of small segments. `finish()` after the last segment.
+ */
+export class PlanRunner {
+  private readonly f: Feeder;
+  constructor(private readonly src: ByteSource, hasher: Hasher, private readonly name?: string) {
+    this.f = new Feeder(hasher);
+  }
+  data(d: Uint8Array): void {
+    this.f.put(d);
+  }
+  /** Literal bytes d[off, off+len) (no view made for small runs). */
+  dataRange(d: Uint8Array, off: number, len: number): void {
+    this.f.putRange(d, off, len);
+  }
+  /** A range of the source; checked against its size like runPlan's file segments. */
+  file(off: number, len: number): void {
+    checkRange({ off, len }, this.src, this.name);
+    if (len === 0) return;
+    if (this.src instanceof MemorySource) this.f.putRange(this.src.bytes, off, len);
+    else this.src.each(off, len, this.f.put);
+  }
+  zero(len: number): void {
+    this.f.zeros(len);
+  }
+  finish(): void {
+    this.f.flush();
+  }
+}
+
 /** Feeds `plan` to `hasher`. Checks every file range against the source size. */
 export function runPlan(plan: readonly Segment[], src: ByteSource, hasher: Hasher, file?: string): void {
-  const f = new Feeder(hasher);
+  const r = new PlanRunner(src, hasher, file);
   for (const s of plan) {
-    if (s.kind === 'data') f.put(s.data);
-    else if (s.kind === 'zero') f.zeros(s.len);
-    else {
-      checkRange(s, src, file);
-      if (s.len > 0) src.each(s.off, s.len, f.put);
-    }
+    if (s.kind === 'data') r.data(s.data);
+    else if (s.kind === 'zero') r.zero(s.len);
+    else r.file(s.off, s.len);
   }
-  f.flush();
+  r.finish();
 }
 
 /** Ranges at least this long are read ahead asynchronously by runPlanAsync. */

@@ -25,7 +25,7 @@ import { patchGnuLdBuildId } from '../buildid/gnu-ld.js';
 import { ABS_PTR_RELOC, hookRule } from './abi.js';
 import type { PayloadAbi } from './abi-types.js';
 import { inputView } from './build-input.js';
-import { encodeFuncEntryInto, type Expectation } from './funcs.js';
+import { encodeFuncEntryInto, type Expectation, type FuncEntry } from './funcs.js';
 import type { Target, TargetSymbol } from './target.js';
 
 export const TOOL_NAME = 'xsplice';
@@ -262,11 +262,11 @@ export async function buildPayload(opts: BuildOptions): Promise<BuildResult> {
       if (generated.has(name)) {
         refuse('BUILD_SECTION_CONFLICT', `the object already has ${name}, which xsplice build generates from the command line; drop one of them`, { file, section: name });
       }
-      const flags = withoutGroup(spec.flags);
-      const copy: SectionSpec = { ...spec, flags };
-      if ((flagBits(flags) & F_ALLOC) !== 0 && (copy.addralign ?? 0n) === 0n) copy.addralign = 1n; // Xen's ROUNDUP(x, 0) is 0
+      // The view made this spec for this build alone: it is adjusted in place, not copied.
+      spec.flags = withoutGroup(spec.flags);
+      if ((flagBits(spec.flags) & F_ALLOC) !== 0 && (spec.addralign ?? 0n) === 0n) spec.addralign = 1n; // Xen's ROUNDUP(x, 0) is 0
       secMap.set(id, secs.length);
-      secs.push({ spec: copy, obj: oi });
+      secs.push({ spec, obj: oi });
     }
     for (const id of fb.sectionIds()) {
       const m = secMap.get(id);
@@ -470,7 +470,7 @@ export async function buildPayload(opts: BuildOptions): Promise<BuildResult> {
     }
     if (ns.spec.type !== STT.FUNC && ns.spec.type !== STT.NOTYPE) warn(`replacement ${newName} is not a function symbol`);
     const exp = expectFor(addrForBytes, o.size, p.old);
-    entries.push({ name: o.name, newSym: ni, oldAddr: o.addr, newSize, oldSize: o.size, ...(exp ? { expect: exp } : {}) });
+    entries.push(exp ? { name: o.name, newSym: ni, oldAddr: o.addr, newSize, oldSize: o.size, expect: exp } : { name: o.name, newSym: ni, oldAddr: o.addr, newSize, oldSize: o.size });
   }
   for (const n of nops) {
     if (!abi.nopAllowed) refuse('BUILD_NOP_UNSUPPORTED', `payload ABI ${abi.id} has no NOP patching (Xen 4.8+)`, { symbol: n.old });
@@ -487,7 +487,7 @@ export async function buildPayload(opts: BuildOptions): Promise<BuildResult> {
     if (abi.arch !== 'x86_64' && o.size < abi.patchSize) refuse('BUILD_OLD_TOO_SMALL', `${o.name} is smaller than one instruction`, { symbol: o.name });
     if (endbr && len <= abi.endbrOffset) refuse('BUILD_NOP_LEN', `${o.name} starts with ENDBR64: a NOP length of ${len} would underflow (needs > ${abi.endbrOffset})`, { symbol: o.name });
     const exp = expectFor(addrForBytes, o.size, n.old);
-    entries.push({ name: o.name, newSym: null, oldAddr: o.addr, newSize: len, oldSize: o.size, ...(exp ? { expect: exp } : {}) });
+    entries.push(exp ? { name: o.name, newSym: null, oldAddr: o.addr, newSize: len, oldSize: o.size, expect: exp } : { name: o.name, newSym: null, oldAddr: o.addr, newSize: len, oldSize: o.size });
   }
   for (const e of entries) {
     if (e.name.length > abi.limits.maxSymbolLen) refuse('BUILD_NAME_LONG', `${e.name} is longer than the hypervisor's ${abi.limits.maxSymbolLen}-character symbol names`, { symbol: e.name });
@@ -548,7 +548,8 @@ export async function buildPayload(opts: BuildOptions): Promise<BuildResult> {
   for (const [i, s] of syms.entries()) {
     if (resolve(i) !== i) continue;
     const section = typeof s.sec === 'number' ? secIds[s.sec]! : s.sec;
-    symIds[i] = b.addSymbol({ ...s.spec, section });
+    const y = s.spec;
+    symIds[i] = b.addSymbol({ name: y.name, bind: y.bind, type: y.type, other: y.other, section, value: y.value, size: y.size });
   }
   const symId = (i: number): SymbolId => symIds[resolve(i)]!;
   secs.forEach((s, i) => {
@@ -597,7 +598,9 @@ export async function buildPayload(opts: BuildOptions): Promise<BuildResult> {
     const funcs = new Uint8Array(L.size * entries.length);
     const rel: { offset: number; symbol: SymbolId; addend: bigint }[] = [];
     entries.forEach((e, i) => {
-      encodeFuncEntryInto(abi, { name: 0n, newAddr: 0n, oldAddr: e.oldAddr, newSize: e.newSize, oldSize: e.oldSize, ...(e.expect ? { expect: e.expect } : {}) }, le, funcs, i * L.size);
+      const fe: FuncEntry = { name: 0n, newAddr: 0n, oldAddr: e.oldAddr, newSize: e.newSize, oldSize: e.oldSize };
+      if (e.expect) fe.expect = e.expect;
+      encodeFuncEntryInto(abi, fe, le, funcs, i * L.size);
       rel.push({ offset: i * L.size + L.fields.name.offset, symbol: strSym, addend: BigInt(strOffsets.get(e.name)!) });
       if (e.newSym !== null) rel.push({ offset: i * L.size + L.fields.newAddr.offset, symbol: symId(e.newSym), addend: 0n });
     });

@@ -306,6 +306,8 @@ interface LoadedSection {
   sec: ElfSection;
   start: bigint;
   end: bigint;
+  /** sec.data(), once asked for. */
+  data?: Uint8Array;
 }
 
 /** The sections imageBytes looks in (allocated, with contents), in index order, with their end addresses. */
@@ -323,7 +325,7 @@ function bytesIn(image: readonly LoadedSection[], addr: bigint, len: number): Ui
   for (const l of image) {
     if (addr >= l.start && end <= l.end) {
       const off = Number(addr - l.start);
-      return l.sec.data().subarray(off, off + len);
+      return (l.data ??= l.sec.data()).subarray(off, off + len);
     }
   }
   throw new RefusedError('TARGET_NO_BYTES', `no section of the target holds ${len} bytes at 0x${addr.toString(16)}`);

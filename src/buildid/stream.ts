@@ -132,7 +132,7 @@ class Feeder {
   }
   /** b[off, off+len): small runs are copied into the stage without making a view. */
   putRange(b: Uint8Array, off: number, len: number): void {
-    if (len >= DIRECT || len > 32) {
+    if (len > 16) {
       this.put(b.subarray(off, off + len));
       return;
     }

@@ -16,6 +16,8 @@
 import { createHash } from 'node:crypto';
 import { RefusedError, UsageError, XspliceError } from '../errors.js';
 import { readElf } from '../elf/reader.js';
+import { bigOf } from '../elf/layout.js';
+import { isAsciiName } from '../elf/strtab.js';
 import { ObjectBuilder } from '../elf/builder.js';
 import { ET, SHF, SHN, SHT, STB, STT, relocTypeName } from '../elf/constants.js';
 import type { ElfFile, RelocationSpec, SectionId, SectionSpec, SymbolId, SymbolSpec } from '../elf/types.js';
@@ -229,7 +231,9 @@ export async function buildPayload(opts: BuildOptions): Promise<BuildResult> {
   const seenGroups = new Set<string>();
   const modinfoParts: Uint8Array[] = [];
 
-  for (const [oi, elf] of elves.entries()) {
+  // Each loop over thousands of sections or symbols lives in its own small function (here and
+  // below): V8 then optimises it on its own, quickly, instead of recompiling all of buildPayload.
+  const mergeObject = (oi: number, elf: ElfFile): void => {
     const file = opts.objects[oi]!.name;
     const fb = inputView(elf);
     const secMap = new Map<SectionId, number>();
@@ -354,7 +358,8 @@ export async function buildPayload(opts: BuildOptions): Promise<BuildResult> {
         }),
       };
     }
-  }
+  };
+  for (const [oi, elf] of elves.entries()) mergeObject(oi, elf);
   // Bind undefined references to definitions from other objects.
   for (const [name, u] of undefinedByName) {
     const g = globals.get(name);
@@ -451,7 +456,7 @@ export async function buildPayload(opts: BuildOptions): Promise<BuildResult> {
     seenOld.set(name, what);
   };
 
-  for (const p of patches) {
+  const addPatch = (p: PatchRequest): void => {
     const o = oldFromTarget(p.old, p);
     const newName = p.new ?? (p.old.includes('#') ? p.old.slice(p.old.lastIndexOf('#') + 1) : p.old);
     if (/^0x/i.test(newName)) throw new UsageError('BUILD_PATCH_NEW', `--patch ${p.old}: give the replacement symbol as OLD=NEW`);
@@ -471,7 +476,8 @@ export async function buildPayload(opts: BuildOptions): Promise<BuildResult> {
     if (ns.spec.type !== STT.FUNC && ns.spec.type !== STT.NOTYPE) warn(`replacement ${newName} is not a function symbol`);
     const exp = expectFor(addrForBytes, o.size, p.old);
     entries.push(exp ? { name: o.name, newSym: ni, oldAddr: o.addr, newSize, oldSize: o.size, expect: exp } : { name: o.name, newSym: ni, oldAddr: o.addr, newSize, oldSize: o.size });
-  }
+  };
+  for (const p of patches) addPatch(p);
   for (const n of nops) {
     if (!abi.nopAllowed) refuse('BUILD_NOP_UNSUPPORTED', `payload ABI ${abi.id} has no NOP patching (Xen 4.8+)`, { symbol: n.old });
     const o = oldFromTarget(n.old, n);
@@ -521,7 +527,7 @@ export async function buildPayload(opts: BuildOptions): Promise<BuildResult> {
     if (set) set.add(s.spec.value);
     else overriding.set(s.sec, new Set([s.spec.value]));
   }
-  if (target.symbols || depPayloadSyms.size) {
+  const checkNewSymbols = (): void => {
     for (const [i, s] of syms.entries()) {
       if (resolve(i) !== i || typeof s.sec !== 'number' || s.name === '') continue;
       const sf = flagBits(secs[s.sec]!.spec.flags);
@@ -535,7 +541,8 @@ export async function buildPayload(opts: BuildOptions): Promise<BuildResult> {
         refuse('BUILD_DUPLICATE_NEW_SYMBOL', `${s.name} would be a new symbol of the payload, but the ${target.symbols?.has(nm) ? 'hypervisor' : 'payload below'} already has one of that name; the hypervisor would refuse the upload ("duplicate new symbol", -EEXIST) — rename it, or make it the replacement of a --patch`, { symbol: s.name, file: opts.objects[s.obj]!.name });
       }
     }
-  }
+  };
+  if (target.symbols || depPayloadSyms.size) checkNewSymbols();
 
   /* 8. Emit the model. */
   const b = new ObjectBuilder({ class: abi.elfClass, littleEndian: le, machine: abi.machine, flags: abi.eFlags ?? elves[0]?.header.flags ?? 0 });
@@ -545,21 +552,24 @@ export async function buildPayload(opts: BuildOptions): Promise<BuildResult> {
     if (s.infoTo !== undefined) b.setInfoLink(secIds[i]!, secIds[s.infoTo]!);
   });
   const symIds: (SymbolId | undefined)[] = new Array(syms.length);
-  for (const [i, s] of syms.entries()) {
-    if (resolve(i) !== i) continue;
-    const section = typeof s.sec === 'number' ? secIds[s.sec]! : s.sec;
-    const y = s.spec;
-    symIds[i] = b.addSymbol({ name: y.name, bind: y.bind, type: y.type, other: y.other, section, value: y.value, size: y.size });
-  }
+  const addSymbols = (): void => {
+    for (const [i, s] of syms.entries()) {
+      if (resolve(i) !== i) continue;
+      const section = typeof s.sec === 'number' ? secIds[s.sec]! : s.sec;
+      const y = s.spec;
+      symIds[i] = b.addSymbol({ name: y.name, bind: y.bind, type: y.type, other: y.other, section, value: y.value, size: y.size });
+    }
+  };
+  addSymbols();
   const symId = (i: number): SymbolId => symIds[resolve(i)]!;
   secs.forEach((s, i) => {
     if (!s.rel) return;
     const set: RelocationSet = {
       rela: s.rel.rela,
       entries: s.rel.entries.map((e): RelocationSpec => ({ offset: e.offset, type: e.type, symbol: e.sym < 0 ? 0 : symId(e.sym), addend: e.addend })),
-      ...(s.rel.name !== undefined ? { name: s.rel.name } : {}),
-      ...(s.rel.flags !== undefined ? { flags: s.rel.flags } : {}),
     };
+    if (s.rel.name !== undefined) set.name = s.rel.name;
+    if (s.rel.flags !== undefined) set.flags = s.rel.flags;
     b.setRelocations(secIds[i]!, set);
   });
 
@@ -574,25 +584,51 @@ export async function buildPayload(opts: BuildOptions): Promise<BuildResult> {
         else dv.setBigUint64(r.offset, BigInt.asUintN(64, r.addend), le);
       }
     }
-    return { rela: useRela, entries: list.map((r) => ({ offset: BigInt(r.offset), type: absReloc, symbol: r.symbol, addend: useRela ? r.addend : 0n })) };
+    const entries: RelocationSpec[] = new Array(list.length);
+    for (let k = 0; k < list.length; k++) {
+      const r = list[k]!;
+      entries[k] = { offset: bigOf(r.offset), type: absReloc, symbol: r.symbol, addend: useRela ? r.addend : 0n };
+    }
+    return { rela: useRela, entries };
   };
 
   // Names of the patched functions.
   const strOffsets = new Map<string, number>();
-  const strParts: Uint8Array[] = [];
+  // Each name NUL-terminated, in order of first use: ASCII names are written as they are, others
+  // UTF-8 encoded.
+  const strParts: (string | Uint8Array)[] = [];
   let strSize = 0;
   const enc = new TextEncoder();
   for (const e of entries) {
     if (strOffsets.has(e.name)) continue;
     strOffsets.set(e.name, strSize);
-    const bytes = enc.encode(e.name + '\0');
-    strParts.push(bytes);
-    strSize += bytes.length;
+    if (isAsciiName(e.name)) {
+      strParts.push(e.name);
+      strSize += e.name.length + 1;
+    } else {
+      const bytes = enc.encode(e.name + '\0');
+      strParts.push(bytes);
+      strSize += bytes.length;
+    }
+  }
+  const strData = new Uint8Array(strSize);
+  {
+    const sb = Buffer.from(strData.buffer, strData.byteOffset, strData.byteLength);
+    let at = 0;
+    for (const p of strParts) {
+      if (typeof p === 'string') {
+        sb.write(p, at, 'latin1');
+        at += p.length + 1; // the NUL is already there
+      } else {
+        strData.set(p, at);
+        at += p.length;
+      }
+    }
   }
   if (entries.length) {
     // The names live beside the funcs section: .livepatch.strings, .xsplice.strings, .acme.strings.
     const strName = abi.sections.funcs.endsWith('.funcs') ? abi.sections.funcs.slice(0, -'.funcs'.length) + '.strings' : abi.sections.funcs + '.strings';
-    const strSec = b.addSection({ name: strName, type: SHT.PROGBITS, flags: SHF.ALLOC | SHF.MERGE | SHF.STRINGS, addralign: 1n, entsize: 1n, data: concat(strParts) });
+    const strSec = b.addSection({ name: strName, type: SHT.PROGBITS, flags: SHF.ALLOC | SHF.MERGE | SHF.STRINGS, addralign: 1n, entsize: 1n, data: strData });
     const strSym = b.addSymbol({ name: '', bind: STB.LOCAL, type: STT.SECTION, section: strSec, value: 0n, size: 0n });
     const L = abi.funcEntry;
     const funcs = new Uint8Array(L.size * entries.length);
@@ -601,7 +637,7 @@ export async function buildPayload(opts: BuildOptions): Promise<BuildResult> {
       const fe: FuncEntry = { name: 0n, newAddr: 0n, oldAddr: e.oldAddr, newSize: e.newSize, oldSize: e.oldSize };
       if (e.expect) fe.expect = e.expect;
       encodeFuncEntryInto(abi, fe, le, funcs, i * L.size);
-      rel.push({ offset: i * L.size + L.fields.name.offset, symbol: strSym, addend: BigInt(strOffsets.get(e.name)!) });
+      rel.push({ offset: i * L.size + L.fields.name.offset, symbol: strSym, addend: bigOf(strOffsets.get(e.name)!) });
       if (e.newSym !== null) rel.push({ offset: i * L.size + L.fields.newAddr.offset, symbol: symId(e.newSym), addend: 0n });
     });
     const writable = abi.funcsWritable ?? abi.funcsMustBeWritable;

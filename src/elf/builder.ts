@@ -11,6 +11,7 @@
 import { XspliceError } from '../errors.js';
 import { SHF, SHN, SHT, STT } from './constants.js';
 import { writeObject, planObject, type WritePlan } from './writer.js';
+import { isAsciiName, modelName } from './strtab.js';
 import type { ElfClass, ElfFile, ElfSection, RelocationSpec, SectionId, SectionSpec, SymbolId, SymbolSection, SymbolSpec } from './types.js';
 
 export interface BuilderOptions {
@@ -239,14 +240,14 @@ export class ObjectBuilder {
     for (const s of elf.sections) {
       if (synthesized.has(s.index)) continue;
       const spec: SectionSpec = {
-        name: s.nameBytes, type: s.type, flags: s.flags, addralign: s.addralign, entsize: s.entsize, addr: s.addr,
+        name: modelName(s), type: s.type, flags: s.flags, addralign: s.addralign, entsize: s.entsize, addr: s.addr,
       };
       if (s.type === SHT.NOBITS) spec.size = s.size;
       else spec.data = s.data();
       if (s.type === SHT.GROUP) {
         // Placeholder group; members and signature are filled in once every ID is known.
         const id = b.addSection(spec);
-        b.groups.set(id, { name: s.nameBytes, signature: 0 as SymbolId, flags: 0, members: [] });
+        b.groups.set(id, { name: modelName(s), signature: 0 as SymbolId, flags: 0, members: [] });
         sectionIds.set(s.index, id);
         continue;
       }
@@ -290,7 +291,7 @@ export class ObjectBuilder {
           section = id;
         }
         symbolIds.set(i, b.addSymbol({
-          name: y.nameBytes, bind: y.bind, type: y.type, other: y.other, section, value: y.value, size: y.size,
+          name: modelName(y), bind: y.bind, type: y.type, other: y.other, section, value: y.value, size: y.size,
         }));
       }
     }
@@ -329,11 +330,18 @@ export class ObjectBuilder {
       // Kept even when empty, so that an empty relocation section survives the round trip. The
       // name is kept only when it is not the default (so renaming the target renames it too).
       const prefix = r.rela ? '.rela' : '.rel';
-      const tname = elf.sections[r.target]!.nameBytes;
-      const nb = r.section.nameBytes;
-      const isDefault = nb.length === prefix.length + tname.length && [...prefix].every((c, i) => nb[i] === c.charCodeAt(0))
-        && tname.every((c, i) => nb[prefix.length + i] === c);
-      const name = isDefault ? undefined : nb;
+      const tsec = elf.sections[r.target]!;
+      let isDefault: boolean;
+      if (isAsciiName(r.section.name) && isAsciiName(tsec.name)) {
+        // ASCII text is its bytes: compare the strings.
+        isDefault = r.section.name === prefix + tsec.name;
+      } else {
+        const tname = tsec.nameBytes;
+        const nb = r.section.nameBytes;
+        isDefault = nb.length === prefix.length + tname.length && [...prefix].every((c, i) => nb[i] === c.charCodeAt(0))
+          && tname.every((c, i) => nb[prefix.length + i] === c);
+      }
+      const name = isDefault ? undefined : modelName(r.section);
       b.relocs.set(target, { rela: r.rela, entries, name, flags: r.section.flags });
     }
     return { builder: b, sectionIds, symbolIds };

@@ -94,11 +94,13 @@ function alignUp(v: number, a: bigint, what: string | Uint8Array): number {
   return Math.ceil(v / n) * n;
 }
 
+/** Every planned section has every field (one object shape for the emit loop). */
 function outSection(
   kind: OutKind, name: string | Uint8Array, nameKey: string, type: number, flags: bigint, addr: bigint, size: number | bigint,
-  link: number, info: number, addralign: bigint, entsize: bigint,
+  link: number, info: number, addralign: bigint, entsize: bigint, data?: Uint8Array, id?: SectionId, group?: GroupSpec,
+  relocs?: RelocationSet, relocTarget?: SectionId,
 ): OutSection {
-  return { kind, name, nameKey, type, flags, addr, offset: 0, size, link, info, addralign, entsize };
+  return { kind, name, nameKey, type, flags, addr, offset: 0, size, link, info, addralign, entsize, data, id, group, relocs, relocTarget };
 }
 
 export function planObject(model: WriterModel): WritePlan {
@@ -147,22 +149,15 @@ export function planObject(model: WriterModel): WritePlan {
       data = spec.data ?? new Uint8Array(0);
       size = data.length;
     }
-    const s = outSection(group ? 'group' : 'model', name, shstrtab.add(name), spec.type, spec.flags, addr, size, 0, spec.info ?? 0, spec.addralign, entsize);
-    if (data !== undefined) s.data = data;
-    s.id = id;
-    if (group) s.group = group;
-    const idx = push(s);
+    const idx = push(outSection(group ? 'group' : 'model', name, shstrtab.add(name), spec.type, spec.flags, addr, size, 0, spec.info ?? 0, spec.addralign, entsize, data, id, group));
     sectionIndex.set(id, idx);
     const rel = model.relocations.get(id);
     if (rel) {
       const prefix = rel.rela ? '.rela' : '.rel';
       const rname = rel.name !== undefined ? rel.name : typeof name === 'string' ? prefix + name : concat(nameBytes(prefix), name);
       const flags = rel.flags ?? (SHF.INFO_LINK | (spec.flags & SHF.GROUP));
-      const r = outSection('reloc', rname, shstrtab.add(rname), rel.rela ? SHT.RELA : SHT.REL, flags, 0n,
-        rel.entries.length * (rel.rela ? relaSize : relSize), 0, idx, wordAlign, rel.rela ? relaEnt : relEnt);
-      r.relocs = rel;
-      r.relocTarget = id;
-      relIndex.set(id, push(r));
+      relIndex.set(id, push(outSection('reloc', rname, shstrtab.add(rname), rel.rela ? SHT.RELA : SHT.REL, flags, 0n,
+        rel.entries.length * (rel.rela ? relaSize : relSize), 0, idx, wordAlign, rel.rela ? relaEnt : relEnt, undefined, undefined, undefined, rel, id)));
     }
   }
 

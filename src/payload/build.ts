@@ -305,7 +305,7 @@ export async function buildPayload(opts: BuildOptions): Promise<BuildResult> {
         sec = m;
       }
       if (sec === 'COM') refuse('BUILD_COMMON_SYMBOL', 'COMMON symbol: the hypervisor refuses them ("Unexpected common symbol"); compile with -fno-common', { file, symbol: name });
-      const ms: MSymbol = { spec, sec, obj: oi, name, ...(spec.bind === STB.LOCAL && curFile !== undefined ? { file: curFile } : {}) };
+      const ms: MSymbol = spec.bind === STB.LOCAL && curFile !== undefined ? { spec, sec, obj: oi, name, file: curFile } : { spec, sec, obj: oi, name };
       if (spec.bind !== STB.LOCAL && name !== '') {
         if (sec === 'UND') {
           const u = undefinedByName.get(name);
@@ -344,10 +344,8 @@ export async function buildPayload(opts: BuildOptions): Promise<BuildResult> {
       if (m === undefined) continue;
       const rs = fb.relocationsOf(id);
       if (!rs) continue;
-      secs[m]!.rel = {
+      const rel: NonNullable<MSection['rel']> = {
         rela: rs.rela,
-        ...(rs.name !== undefined ? { name: rs.name } : {}),
-        ...(rs.flags !== undefined ? { flags: withoutGroup(rs.flags) } : {}),
         entries: rs.entries.map((e) => {
           if (e.symbol === 0) return { offset: e.offset, type: e.type, sym: -1, addend: e.addend };
           const s = symMap.get(e.symbol);
@@ -357,6 +355,9 @@ export async function buildPayload(opts: BuildOptions): Promise<BuildResult> {
           return { offset: e.offset, type: e.type, sym: s, addend: e.addend };
         }),
       };
+      if (rs.name !== undefined) rel.name = rs.name;
+      if (rs.flags !== undefined) rel.flags = withoutGroup(rs.flags);
+      secs[m]!.rel = rel;
     }
   };
   for (const [oi, elf] of elves.entries()) mergeObject(oi, elf);

@@ -87,11 +87,27 @@ function shndxView(s: ElfSymbol, machine: number): ElfSymbolView['shndx'] {
   return `RSV[${h}]`;
 }
 
+/** f with its results remembered (the tables below have few distinct values and many rows). */
+function memo<K, V>(f: (k: K) => V): (k: K) => V {
+  const m = new Map<K, V>();
+  return (k) => {
+    let v = m.get(k);
+    if (v === undefined) {
+      v = f(k);
+      m.set(k, v);
+    }
+    return v;
+  };
+}
+
 export function elfView(elf: ElfFile): ElfView {
   const h = elf.header;
   const sname = (i: number) => elf.sections[i]?.name ?? '';
+  const typeName = memo((t: number) => shtName(t, h.machine));
+  const flagsOf = memo((f: bigint) => flagLetters(f, h.machine, h.osabi));
+  const relocName = memo((t: number) => relocTypeName(h.machine, t));
   const sections: ElfSectionView[] = elf.sections.map((s) => ({
-    index: s.index, name: s.name, type: shtName(s.type, h.machine), flags: flagLetters(s.flags, h.machine, h.osabi), addr: hex(s.addr),
+    index: s.index, name: s.name, type: typeName(s.type), flags: flagsOf(s.flags), addr: hex(s.addr),
     offset: s.offset, size: num(s.size), link: s.link, info: s.info, addralign: num(s.addralign), entsize: num(s.entsize),
   }));
   const symtab = elf.symtabSection();
@@ -109,7 +125,7 @@ export function elfView(elf: ElfFile): ElfView {
       entries: r.entries.map((e) => {
         // The reader has checked e.symbol against the linked table's length.
         const sym = e.symbol === 0 ? undefined : table[e.symbol];
-        return { offset: hex(e.offset), type: relocTypeName(h.machine, e.type), symbol: sym ? symName(sym) : '', symbolIndex: e.symbol, addend: e.addend === null ? null : hex(e.addend) };
+        return { offset: hex(e.offset), type: relocName(e.type), symbol: sym ? symName(sym) : '', symbolIndex: e.symbol, addend: e.addend === null ? null : hex(e.addend) };
       }),
     };
   });

@@ -162,11 +162,12 @@ export interface NoteRef {
  * metadata-only reads too). Tolerant: a section whose contents cannot be read is skipped, and a
  * malformed note ends its section's walk. `also` admits more sections (e.g. by name).
  */
-export function walkNotes(elf: ElfFile, also: (name: string) => boolean = () => false): NoteRef[] {
+export function walkNotes(elf: ElfFile, also?: (name: string) => boolean): NoteRef[] {
   const out: NoteRef[] = [];
   const le = elf.header.littleEndian;
   for (const s of elf.sections) {
-    if (s.type !== 7 && !(s.type !== 8 && s.index !== 0 && also(s.name))) continue;
+    // Names are looked at only when `also` is given (reading one can mean decoding it).
+    if (s.type !== 7 && !(also && s.type !== 8 && s.index !== 0 && also(s.name))) continue;
     let data: Uint8Array;
     try {
       data = s.data();

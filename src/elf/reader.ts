@@ -17,6 +17,7 @@ import { ELFCLASS, ELFDATA, SHN, SHT } from './constants.js';
 import {
   EI, EI_NIDENT, dataView, decodeRecord, layoutsFor, readBigField, readSafeField, type ClassLayouts,
 } from './layout.js';
+import { isAsciiName } from './strtab.js';
 import type {
   ElfFile, ElfGroup, ElfHeader, ElfNote, ElfProgramHeader, ElfRelocSection, ElfRelocation, ElfSection, ElfSymbol,
 } from './types.js';
@@ -29,6 +30,13 @@ export interface ReadOptions {
 const MAX_SAFE = BigInt(Number.MAX_SAFE_INTEGER);
 const utf8 = new TextDecoder('utf-8', { fatal: false });
 const EMPTY = new Uint8Array(0);
+
+/** The bytes of an ASCII string. */
+function asciiBytes(s: string): Uint8Array {
+  const b = new Uint8Array(s.length);
+  for (let i = 0; i < s.length; i++) b[i] = s.charCodeAt(i);
+  return b;
+}
 
 /** Converts a 64-bit field to a number, refusing values above 2^53 (they cannot be offsets into a real file). */
 export function checkedNumber(v: bigint, what: string, ctx: ErrorContext): number {
@@ -77,10 +85,14 @@ class StrTab {
   }
 }
 
-/** A section header as read: plain fields, `data()` and a lazily made `nameBytes`. */
+/**
+ * A section header as read: plain fields, `data()`, and a name checked when the file is read but
+ * decoded (`name`) or viewed (`nameBytes`) on first use: a reader that needs one section by name
+ * (the build-id patch of a 15,000-section payload) decodes none of the others.
+ */
 class ReadSection implements ElfSection {
-  name = '';
   #reader: Reader;
+  #name: string | undefined = '';
   #nameBytes: Uint8Array | undefined;
   #nameEnd = -1;
   constructor(
@@ -100,10 +112,27 @@ class ReadSection implements ElfSection {
   ) {
     this.#reader = reader;
   }
-  /** Records where the name ends in .shstrtab (the reader has checked it). */
-  setName(name: string, end: number): void {
-    this.name = name;
+  /** Records where the name ends in .shstrtab (the reader has checked it); decoded on first use. */
+  setNameEnd(end: number): void {
+    this.#name = undefined;
     this.#nameEnd = end;
+  }
+  get name(): string {
+    if (this.#name === undefined) this.#name = this.#reader.shstrtab!.text(this.nameOffset, this.#nameEnd);
+    return this.#name;
+  }
+  set name(n: string) {
+    this.#name = n;
+  }
+  /** True when the stored name is exactly these bytes (no decoding). */
+  nameIs(bytes: Uint8Array): boolean {
+    const off = this.nameOffset;
+    const end = this.#nameEnd;
+    if (end < 0) return bytes.length === 0;
+    if (end - off !== bytes.length) return false;
+    const t = this.#reader.shstrtab!.bytes;
+    for (let i = 0; i < bytes.length; i++) if (t[off + i] !== bytes[i]) return false;
+    return true;
   }
   get nameBytes(): Uint8Array {
     if (this.#nameBytes === undefined) {
@@ -320,7 +349,7 @@ class Reader {
         const off = sec.nameOffset;
         const end = table.end(off);
         if (end < 0) this.cString(table.bytes, off, strtab, { sectionIndex: sec.index, offset: sec.headerOffset }, 'section name'); // throws
-        sec.setName(table.text(off, end), end);
+        sec.setNameEnd(end);
       }
     }
 
@@ -333,6 +362,12 @@ class Reader {
       bytes, file: name, header, sections, programHeaders,
       sectionByName: (n) => {
         if (!byName && ++lookups <= 4) {
+          if (isAsciiName(n)) {
+            // An ASCII name equals the decoded name exactly when the stored bytes are its bytes.
+            const nb = asciiBytes(n);
+            for (let i = 1; i < sections.length; i++) if (sections[i]!.nameIs(nb)) return sections[i];
+            return undefined;
+          }
           for (let i = 1; i < sections.length; i++) if (sections[i]!.name === n) return sections[i];
           return undefined;
         }

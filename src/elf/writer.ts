@@ -271,13 +271,16 @@ function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
   return r;
 }
 
-/** A forward-only cursor over the output that checks the plan. */
+/**
+ * A forward-only cursor over the output that checks the plan. Places are named by a section index
+ * (-1: the section header table, -2: the end of the file), turned into words only for an error.
+ */
 class Emitter {
   pos = 0;
-  constructor(readonly buf: Uint8Array) {}
+  constructor(readonly buf: Uint8Array, private readonly describe: (where: number) => string) {}
   /** Pads with zeros up to `off`, which must not lie behind the cursor. */
-  at(off: number, what: () => string): void {
-    if (off < this.pos) throw new Error(`writer: ${what()} planned at 0x${off.toString(16)} but the cursor is at 0x${this.pos.toString(16)}`);
+  at(off: number, where: number): void {
+    if (off < this.pos) throw new Error(`writer: ${this.describe(where)} planned at 0x${off.toString(16)} but the cursor is at 0x${this.pos.toString(16)}`);
     this.pos = off;
   }
   bytes(b: Uint8Array): void {
@@ -289,8 +292,8 @@ class Emitter {
     this.pos += n;
     return p;
   }
-  done(off: number, what: () => string): void {
-    if (off !== this.pos) throw new Error(`writer: ${what()} should end at 0x${off.toString(16)}, ended at 0x${this.pos.toString(16)}`);
+  done(off: number, where: number): void {
+    if (off !== this.pos) throw new Error(`writer: ${this.describe(where)} should end at 0x${off.toString(16)}, ended at 0x${this.pos.toString(16)}`);
   }
 }
 
@@ -300,7 +303,7 @@ export function emitObject(model: WriterModel, plan: WritePlan): Uint8Array {
   const le = o.littleEndian;
   const buf = new Uint8Array(plan.total);
   const dv = dataView(buf);
-  const e = new Emitter(buf);
+  const e = new Emitter(buf, (i) => (i === -1 ? 'section header table' : i === -2 ? 'end of file' : `section [${i}] ${displayName(plan.sections[i]!.name)}`));
   const shnum = plan.sections.length;
   const is64 = o.class === 64;
 
@@ -330,9 +333,8 @@ export function emitObject(model: WriterModel, plan: WritePlan): Uint8Array {
 
   for (let i = 1; i < shnum; i++) {
     const s = plan.sections[i]!;
-    const what = () => `section [${i}] ${displayName(s.name)}`;
     if (s.type === SHT.NOBITS) continue;
-    e.at(s.offset, what);
+    e.at(s.offset, i);
     switch (s.kind) {
       case 'model':
         e.bytes(s.data!);
@@ -404,11 +406,11 @@ export function emitObject(model: WriterModel, plan: WritePlan): Uint8Array {
       case 'null':
         break;
     }
-    e.done(s.offset + Number(s.size), what);
+    e.done(s.offset + Number(s.size), i);
   }
 
   // Section header table.
-  e.at(plan.shoff, () => 'section header table');
+  e.at(plan.shoff, -1);
   const F = L.shdr.fields;
   for (let i = 0; i < shnum; i++) {
     const s = plan.sections[i]!;
@@ -430,7 +432,7 @@ export function emitObject(model: WriterModel, plan: WritePlan): Uint8Array {
     writeBigField(dv, base, F.sh_addralign, le, s.addralign);
     writeBigField(dv, base, F.sh_entsize, le, s.entsize);
   }
-  e.done(plan.total, () => 'end of file');
+  e.done(plan.total, -2);
   return buf;
 }
 

@@ -134,14 +134,14 @@ async function showCommand(inputs: string[], opts: Opts): Promise<number> {
 async function setCommand(args: string[], opts: Opts): Promise<number> {
   const file = args[0];
   return run({ json: opts.json, file }, async () => {
-    const { UsageError, FormatError } = await import('../../src/errors.js');
+    const { UsageError } = await import('../../src/errors.js');
     if (args.length !== 1 || file === undefined) throw new UsageError('USAGE', "usage: xsplice buildid set FILE [--style sha1|md5|uuid|0xHEX] [-o OUT]");
     if (opts.verify || opts.xenSyms) throw new UsageError('USAGE', "--verify and --xen-syms do not apply to 'buildid set'");
-    const [{ setBuildIdWithId }, { parseHexId, toHex }, fs, path] = await Promise.all([
+    const [{ setBuildIdWithId }, { parseHexId, toHex }, fs, { writeFileAtomicSync }] = await Promise.all([
       import('../../src/buildid/embed.js'),
       import('../../src/buildid/note.js'),
       import('node:fs'),
-      import('node:path'),
+      import('../../src/fsutil.js'),
     ]);
     const styleText = opts.style ?? 'sha1';
     let style: 'sha1' | 'md5' | 'uuid' | { hex: Uint8Array };
@@ -163,20 +163,7 @@ async function setCommand(args: string[], opts: Opts): Promise<number> {
     } catch {
       mode = fs.statSync(file).mode & 0o7777;
     }
-    const dir = path.dirname(path.resolve(out));
-    const tmp = path.join(dir, `.${path.basename(out)}.xsplice-${process.pid}-${Date.now()}.tmp`);
-    try {
-      fs.writeFileSync(tmp, bytes, { mode });
-      fs.renameSync(tmp, out);
-    } catch (e) {
-      try {
-        fs.unlinkSync(tmp);
-      } catch {
-        /* already gone */
-      }
-      if ((e as NodeJS.ErrnoException).code) throw e;
-      throw new FormatError('IO', `cannot write ${out}: ${(e as Error).message}`);
-    }
+    writeFileAtomicSync(out, bytes, { mode });
     const hex = toHex(id);
     const styleName = typeof style === 'string' ? style : '0xHEX';
     if (opts.json) {

@@ -7,7 +7,8 @@
  * names the console log.
  */
 import { constants, rmSync } from 'node:fs';
-import { access, copyFile, mkdir, mkdtemp, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { access, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { copyFileAtomic } from '../fsutil.js';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { gunzipSync } from 'node:zlib';
@@ -247,13 +248,8 @@ export async function runSession(opts: SessionOptions): Promise<SessionResult> {
     if (target === undefined) {
       await Promise.all(['xen.elf', 'initramfs.cpio', 'vmlinuz'].map((f) => rm(join(work, f), { force: true })));
     } else {
-      const tmp = `${target}.tmp-${process.pid}`;
-      try {
-        await copyFile(serialLog, tmp);
-        await rename(tmp, target);
-      } catch {
-        await rm(tmp, { force: true });
-      }
+      // A console log that cannot be kept is not worth failing the verdict for.
+      await copyFileAtomic(serialLog, target).catch(() => undefined);
       await rm(work, { recursive: true, force: true });
     }
   }

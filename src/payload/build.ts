@@ -577,20 +577,20 @@ export async function buildPayload(opts: BuildOptions): Promise<BuildResult> {
   const ptr = abi.pointerSize;
   const absReloc = abi.absPointerReloc ?? ABS_PTR_RELOC[abi.arch];
   const useRela = !abi.relAllowed || abi.arch !== 'arm32' ? true : false;
-  const relocsFor = (data: Uint8Array, list: { offset: number; symbol: SymbolId; addend: bigint }[]): RelocationSet => {
-    if (!useRela) {
-      const dv = new DataView(data.buffer, data.byteOffset, data.byteLength);
-      for (const r of list) {
-        if (ptr === 4) dv.setUint32(r.offset, Number(BigInt.asUintN(32, r.addend)), le);
-        else dv.setBigUint64(r.offset, BigInt.asUintN(64, r.addend), le);
-      }
-    }
-    const entries: RelocationSpec[] = new Array(list.length);
-    for (let k = 0; k < list.length; k++) {
-      const r = list[k]!;
-      entries[k] = { offset: bigOf(r.offset), type: absReloc, symbol: r.symbol, addend: useRela ? r.addend : 0n };
-    }
-    return { rela: useRela, entries };
+  /** Absolute pointer relocations into `data`: RELA entries, or (arm32 SHT_REL) the addend stored in place. */
+  const absRelocs = (data: Uint8Array): { add(offset: number, symbol: SymbolId, addend: bigint): void; set(): RelocationSet } => {
+    const dv = useRela ? undefined : new DataView(data.buffer, data.byteOffset, data.byteLength);
+    const entries: RelocationSpec[] = [];
+    return {
+      add(offset, symbol, addend) {
+        if (dv) {
+          if (ptr === 4) dv.setUint32(offset, Number(BigInt.asUintN(32, addend)), le);
+          else dv.setBigUint64(offset, BigInt.asUintN(64, addend), le);
+        }
+        entries.push({ offset: bigOf(offset), type: absReloc, symbol, addend: useRela ? addend : 0n });
+      },
+      set: () => ({ rela: useRela, entries }),
+    };
   };
 
   // Names of the patched functions.
@@ -633,31 +633,32 @@ export async function buildPayload(opts: BuildOptions): Promise<BuildResult> {
     const strSym = b.addSymbol({ name: '', bind: STB.LOCAL, type: STT.SECTION, section: strSec, value: 0n, size: 0n });
     const L = abi.funcEntry;
     const funcs = new Uint8Array(L.size * entries.length);
-    const rel: { offset: number; symbol: SymbolId; addend: bigint }[] = [];
+    const rel = absRelocs(funcs);
     entries.forEach((e, i) => {
       const fe: FuncEntry = { name: 0n, newAddr: 0n, oldAddr: e.oldAddr, newSize: e.newSize, oldSize: e.oldSize };
       if (e.expect) fe.expect = e.expect;
       encodeFuncEntryInto(abi, fe, le, funcs, i * L.size);
-      rel.push({ offset: i * L.size + L.fields.name.offset, symbol: strSym, addend: bigOf(strOffsets.get(e.name)!) });
-      if (e.newSym !== null) rel.push({ offset: i * L.size + L.fields.newAddr.offset, symbol: symId(e.newSym), addend: 0n });
+      rel.add(i * L.size + L.fields.name.offset, strSym, bigOf(strOffsets.get(e.name)!));
+      if (e.newSym !== null) rel.add(i * L.size + L.fields.newAddr.offset, symId(e.newSym), 0n);
     });
     const writable = abi.funcsWritable ?? abi.funcsMustBeWritable;
     const fsec = b.addSection({ name: abi.sections.funcs, type: SHT.PROGBITS, flags: SHF.ALLOC | (writable || abi.funcsMustBeWritable ? SHF.WRITE : 0n), addralign: BigInt(L.align), data: funcs });
-    b.setRelocations(fsec, relocsFor(funcs, rel));
+    b.setRelocations(fsec, rel.set());
   } else if (!abi.atLeastOneOf.length) {
     refuse('BUILD_NO_FUNCS', `${abi.sections.funcs} is mandatory for ${abi.id}: give at least one --patch or --nop`);
   }
   const hooksOut: Record<string, string[]> = {};
   for (const [section, h] of hookArrays) {
     const data = new Uint8Array(ptr * h.syms.length);
-    const rel = h.syms.map((s, i) => {
+    const rel = absRelocs(data);
+    h.syms.forEach((s, i) => {
       let sid: SymbolId;
       if (typeof s.sym === 'number') sid = symId(s.sym);
       else sid = b.addSymbol({ name: s.sym, bind: STB.GLOBAL, type: STT.NOTYPE, section: 'UND', value: 0n, size: 0n });
-      return { offset: i * ptr, symbol: sid, addend: 0n };
+      rel.add(i * ptr, sid, 0n);
     });
     const sec = b.addSection({ name: section, type: SHT.PROGBITS, flags: SHF.ALLOC, addralign: BigInt(ptr), data });
-    b.setRelocations(sec, relocsFor(data, rel));
+    b.setRelocations(sec, rel.set());
     hooksOut[h.rule.kind] = h.syms.map((s) => s.name);
   }
   const depId = opts.depends?.buildId ?? target.buildId;

@@ -119,8 +119,11 @@ export interface BuildResult {
 interface MSection {
   spec: SectionSpec;
   obj: number;
-  /** Relocations with symbol refs as indices into `syms` (or -1 for STN_UNDEF). */
-  rel?: { rela: boolean; name?: string | Uint8Array; flags?: bigint; entries: { offset: bigint; type: number; sym: number; addend: bigint }[] };
+  /**
+   * Relocations as the input view gives them (symbol = the input's ID), with `sym[k]` the index
+   * into `syms` of entry k's symbol (-1 for STN_UNDEF).
+   */
+  rel?: { rela: boolean; name?: string | Uint8Array; flags?: bigint; entries: readonly RelocationSpec[]; sym: number[] };
   linkTo?: number;
   /** sh_info of an SHF_INFO_LINK section, as an index into `secs`. */
   infoTo?: number;
@@ -344,17 +347,21 @@ export async function buildPayload(opts: BuildOptions): Promise<BuildResult> {
       if (m === undefined) continue;
       const rs = fb.relocationsOf(id);
       if (!rs) continue;
-      const rel: NonNullable<MSection['rel']> = {
-        rela: rs.rela,
-        entries: rs.entries.map((e) => {
-          if (e.symbol === 0) return { offset: e.offset, type: e.type, sym: -1, addend: e.addend };
-          const s = symMap.get(e.symbol);
-          if (s === undefined) {
-            refuse('BUILD_RELOC_DROPPED_SYMBOL', `a relocation in ${nameOf(fb.section(id).name)} refers to ${nameOf(fb.symbol(e.symbol).name)}, defined in a section that is not carried (build-id or duplicate COMDAT)`, { file });
-          }
-          return { offset: e.offset, type: e.type, sym: s, addend: e.addend };
-        }),
-      };
+      const list = rs.entries;
+      const sym: number[] = new Array(list.length);
+      for (let k = 0; k < list.length; k++) {
+        const e = list[k]!;
+        if (e.symbol === 0) {
+          sym[k] = -1;
+          continue;
+        }
+        const s = symMap.get(e.symbol);
+        if (s === undefined) {
+          refuse('BUILD_RELOC_DROPPED_SYMBOL', `a relocation in ${nameOf(fb.section(id).name)} refers to ${nameOf(fb.symbol(e.symbol).name)}, defined in a section that is not carried (build-id or duplicate COMDAT)`, { file });
+        }
+        sym[k] = s;
+      }
+      const rel: NonNullable<MSection['rel']> = { rela: rs.rela, entries: list, sym };
       if (rs.name !== undefined) rel.name = rs.name;
       if (rs.flags !== undefined) rel.flags = withoutGroup(rs.flags);
       secs[m]!.rel = rel;
@@ -567,7 +574,10 @@ export async function buildPayload(opts: BuildOptions): Promise<BuildResult> {
     if (!s.rel) return;
     const set: RelocationSet = {
       rela: s.rel.rela,
-      entries: s.rel.entries.map((e): RelocationSpec => ({ offset: e.offset, type: e.type, symbol: e.sym < 0 ? 0 : symId(e.sym), addend: e.addend })),
+      entries: s.rel.entries.map((e, k): RelocationSpec => {
+        const m = s.rel!.sym[k]!;
+        return { offset: e.offset, type: e.type, symbol: m < 0 ? 0 : symId(m), addend: e.addend };
+      }),
     };
     if (s.rel.name !== undefined) set.name = s.rel.name;
     if (s.rel.flags !== undefined) set.flags = s.rel.flags;
@@ -753,8 +763,12 @@ function checkSections(abi: PayloadAbi, secs: MSection[], syms: MSymbol[], objec
       refuse('BUILD_REL', `SHT_REL relocations: the ${abi.arch} loader takes only SHT_RELA`, { file, section: name });
     }
     const dataLen = s.spec.type === SHT.NOBITS ? 0 : s.spec.data?.length ?? 0;
-    for (const e of s.rel.entries) {
-      if (e.sym < 0) {
+    const relSyms = s.rel.sym;
+    const relEntries = s.rel.entries;
+    for (let k = 0; k < relEntries.length; k++) {
+      const e = relEntries[k]!;
+      const esym = relSyms[k]!;
+      if (esym < 0) {
         const tname = relocTypeName(abi.machine, e.type);
         const hint = tname === 'R_ARM_V4BX' ? ' (assemble for ARMv7, e.g. -march=armv7-a, as Xen is built)' : '';
         refuse('BUILD_RELOC_STN_UNDEF', `relocation ${tname} at 0x${e.offset.toString(16)} has no symbol (STN_UNDEF); the hypervisor refuses it ("Encountered STN_UNDEF")${hint}`, { file, section: name });
@@ -762,13 +776,13 @@ function checkSections(abi: PayloadAbi, secs: MSection[], syms: MSymbol[], objec
       if (!allowed.has(e.type)) {
         const tname = relocTypeName(abi.machine, e.type);
         const hint = RELOC_HINT[tname];
-        refuse('BUILD_RELOC_TYPE', `relocation type ${tname} (${e.type}) at 0x${e.offset.toString(16)} is not handled by the hypervisor's loader${hint ? `: ${hint}` : ''}`, { file, section: name, symbol: syms[resolve(e.sym)]!.name || undefined });
+        refuse('BUILD_RELOC_TYPE', `relocation type ${tname} (${e.type}) at 0x${e.offset.toString(16)} is not handled by the hypervisor's loader${hint ? `: ${hint}` : ''}`, { file, section: name, symbol: syms[resolve(esym)]!.name || undefined });
       }
       const width = relocWidth(abi, e.type);
       if (width > 0 && e.offset > dataLen - width && abi.arch !== 'arm32') { // e.offset + width > dataLen
         refuse('BUILD_RELOC_OFFSET', `relocation at 0x${e.offset.toString(16)} runs past the end of the section`, { file, section: name });
       }
-      const sym = syms[resolve(e.sym)]!;
+      const sym = syms[resolve(esym)]!;
       if (typeof sym.sec === 'number' && !allocSec[sym.sec]) {
         refuse('BUILD_RELOC_IGNORED', `relocation against ${sym.name || nameOf(secs[sym.sec]!.spec.name)}, which lives in a non-SHF_ALLOC section the hypervisor does not load`, { file, section: name });
       }

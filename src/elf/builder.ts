@@ -264,7 +264,7 @@ export class ObjectBuilder {
         if (l === undefined) unsupported(`sh_link ${s.link} refers to a section the writer rebuilds`, s, elf.file);
         b.section(id).link = l;
       }
-      if ((s.flags & SHF.INFO_LINK) !== 0n && s.info !== 0) {
+      if (s.info !== 0 && (s.flags & SHF.INFO_LINK) !== 0n) {
         const t = sectionIds.get(s.info);
         if (t === undefined) unsupported(`sh_info ${s.info} (SHF_INFO_LINK) refers to a section the writer rebuilds`, s, elf.file);
         b.infoLinks.set(id, t);

@@ -4,9 +4,8 @@
  * buildPayload, and writes the payload atomically (temp file + rename in the same directory,
  * never over an input, nothing left behind on failure).
  */
-import { randomBytes } from 'node:crypto';
-import { readFile, realpath, rename, unlink, writeFile } from 'node:fs/promises';
-import { basename, dirname, join, resolve as resolvePath } from 'node:path';
+import { readFile, realpath } from 'node:fs/promises';
+import { resolve as resolvePath } from 'node:path';
 import { UsageError, XspliceError } from '../errors.js';
 import { readElf, isElf } from '../elf/reader.js';
 import { isHexId, parseBuildIdNote, parseHexId } from '../buildid/note.js';
@@ -14,6 +13,7 @@ import { ARCHES, abiByName, abiForVersion, loadAbiFile, parseXenVersion } from '
 import type { Arch, PayloadAbi } from './abi-types.js';
 import { buildPayload, type BuildResult, type DependsSpec, type HookRequest, type NopRequest, type PatchRequest } from './build.js';
 import { loadTarget, type Target } from './target.js';
+import { writeFileAtomic } from '../fsutil.js';
 
 export interface BuildFilesOptions {
   objects: string[];
@@ -214,17 +214,8 @@ async function readDepends(arg: string, abiBuildIdSection: string): Promise<Depe
   return { buildId: p.id, payload: elf, source: 'payload' };
 }
 
-/** Writes `bytes` to `path` atomically: a temp file in the same directory, then rename. */
-export async function writeFileAtomic(path: string, bytes: Uint8Array): Promise<void> {
-  const tmp = join(dirname(path), `.${basename(path)}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`);
-  try {
-    await writeFile(tmp, bytes, { mode: 0o644, flag: 'wx' });
-    await rename(tmp, path);
-  } catch (e) {
-    await unlink(tmp).catch(() => undefined);
-    throw e;
-  }
-}
+/** Writes `bytes` to `path` atomically (temp file in the same directory, then rename). */
+export { writeFileAtomic };
 
 async function samePath(a: string, b: string): Promise<boolean> {
   const ra = await realpath(a).catch(() => resolvePath(a));
@@ -277,6 +268,10 @@ export async function buildFiles(o: BuildFilesOptions): Promise<BuildFilesResult
     oldAddr: (o.oldAddr as 'address' | 'name' | undefined) ?? (target.symbols ? 'address' : 'name'),
     toolVersion: o.toolVersion ?? 'unknown',
     ...(onWarning ? { onWarning } : {}),
+  }).catch((e: unknown) => {
+    // A name the target's symbol table does not resolve is about XEN, not about the output.
+    if (e instanceof XspliceError && e.code.startsWith('SYMBOL_')) throw e.withFile(o.xen);
+    throw e;
   });
   try {
     await writeFileAtomic(o.out, res.bytes);

@@ -401,7 +401,7 @@ export async function buildPayload(opts: BuildOptions): Promise<BuildResult> {
           return e instanceof RefusedError && e.code === 'SYMBOL_LOCAL' ? `${n} (${e.detail.replace(/^.*?: /, '')})` : n;
         }
       });
-      refuse('BUILD_UNDEFINED', `undefined symbol${missing.length > 1 ? 's' : ''} neither the objects nor the target define${opts.depends?.payload ? ' (nor the payload it depends on)' : ''}: ${local.join(', ')}; the hypervisor would refuse the upload ("Unknown symbol")`, { symbol: missing[0]! });
+      refuse('BUILD_UNDEFINED', `undefined symbol${missing.length > 1 ? 's' : ''} neither the objects nor the target define${opts.depends?.payload ? ' (nor the payload it depends on)' : ''}: ${local.join(', ')}; the hypervisor would refuse the upload ("Unknown symbol")`, { symbol: missing[0]!, file: opts.objects[syms[undefinedByName.get(missing[0]!)!]!.obj]!.name });
     }
   } else if (undefinedNames.length) {
     warn(`the target is only a build-id: cannot check that the hypervisor defines ${undefinedNames.join(', ')}`);

@@ -76,7 +76,9 @@ export class SymbolTable {
   /**
    * Builds the table of a linked hypervisor the way Xen's tools/symbols names it: a local symbol
    * is `<file>#<sym>` where file is the most recent STT_FILE symbol before it; globals and weak
-   * symbols keep their name. Section, file and unnamed symbols are left out.
+   * symbols keep their name. Section, file and unnamed symbols are left out, and so is what
+   * tools/symbols drops from the table the running hypervisor searches: absolute symbols (but
+   * `__gp`) and names containing `_compiled.`. A payload cannot resolve those ("Unknown symbol").
    */
   static fromElf(elf: ElfFile): SymbolTable {
     const out: TargetSymbol[] = [];
@@ -89,6 +91,7 @@ export class SymbolTable {
       }
       if (s.name === '' || s.type === STT.SECTION) continue;
       if (s.shndx === SHN.UNDEF) continue;
+      if ((s.rawShndx === SHN.ABS && s.name !== '__gp') || s.name.includes('_compiled.')) continue;
       const local = s.bind === STB.LOCAL;
       out.push(toTargetSymbol(s, local ? file : undefined));
     }

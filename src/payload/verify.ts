@@ -88,7 +88,6 @@ export interface LoadedPayload {
 }
 
 export const MAX_UPLOAD = 2 * 1024 * 1024;
-const SHN_ABS = 0xfff1;
 /** Fallback start of the x86 payload area when the target has no symbols (4.17 Debian: __2M_rwdata_end). */
 const DEFAULT_BASE = 0xffff82d040800000n;
 
@@ -246,9 +245,8 @@ function verifyOne(input: VerifyInput, c: Ctx): { verdict: PayloadVerdict; loade
   const space: SymbolSpace = {
     xen: (n) => {
       if (!c.target.symbols) return null;
-      // Xen's own table (xen/tools/symbols) leaves out absolute symbols (but __gp) and "_compiled." names.
-      if (n.includes('_compiled.')) return undefined;
-      const hit = c.target.symbols.find(n).find((h) => h.shndx !== SHN_ABS || n === '__gp');
+      // The table is Xen's own (SymbolTable.fromElf leaves out what xen/tools/symbols drops).
+      const hit = c.target.symbols.find(n)[0];
       return hit && hit.value !== 0n ? hit.value : undefined;
     },
     payloads: (n) => {

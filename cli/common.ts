@@ -30,6 +30,19 @@ export function toJson(value: unknown): string {
   );
 }
 
+/** All of standard input, as bytes (for `-` inputs: `xl info` text or sysfs build-id bytes). */
+export async function readStdinBytes(): Promise<Uint8Array> {
+  const chunks: Buffer[] = [];
+  for await (const c of process.stdin) chunks.push(c as Buffer);
+  const b = Buffer.concat(chunks);
+  return new Uint8Array(b.buffer, b.byteOffset, b.byteLength);
+}
+
+/** All of standard input as UTF-8 text. */
+export async function readStdinText(): Promise<string> {
+  return Buffer.from(await readStdinBytes()).toString('utf8');
+}
+
 /** Thrown inside an action to end it with a given exit status after output was already written. */
 export class ExitRequest extends Error {
   constructor(readonly exitCode: number) {

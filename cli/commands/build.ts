@@ -7,7 +7,7 @@
  * Exit 1 when the hypervisor would refuse what was asked; 2 for usage and malformed input.
  */
 import type { Command } from 'commander';
-import { io, run, toJson } from '../common.js';
+import { io, readStdinText, run, toJson } from '../common.js';
 import { VERSION } from '../xsplice.js';
 
 interface BuildCliOptions {
@@ -28,12 +28,6 @@ interface BuildCliOptions {
 }
 
 const collect = (v: string, prev: string[]): string[] => [...prev, v];
-
-async function readStdin(): Promise<string> {
-  const chunks: Buffer[] = [];
-  for await (const c of process.stdin) chunks.push(c as Buffer);
-  return Buffer.concat(chunks).toString('utf8');
-}
 
 export function register(program: Command, setExit: (code: number) => void): void {
   program
@@ -64,7 +58,7 @@ export function register(program: Command, setExit: (code: number) => void): voi
           else io.out(abi.describeAbis(extra) + '\n');
           return 0;
         }
-        const stdinText = opts.xen === '-' ? await readStdin() : undefined;
+        const stdinText = opts.xen === '-' ? await readStdinText() : undefined;
         const r = await lib.buildFiles({
           objects,
           out: opts.output ?? '',

@@ -6,7 +6,7 @@
  * (stdin: `xl info` text or raw sysfs bytes). Library code loads lazily.
  */
 import type { Command } from 'commander';
-import { ExitRequest, errorMessage, io, run, toJson } from '../common.js';
+import { errorMessage, ExitRequest, io, readStdinBytes, run, toJson } from '../common.js';
 
 interface Opts {
   verify?: boolean;
@@ -33,13 +33,6 @@ export function register(program: Command, setExit: (code: number) => void): voi
     });
 }
 
-async function readStdin(): Promise<Uint8Array> {
-  const chunks: Buffer[] = [];
-  for await (const c of process.stdin) chunks.push(c as Buffer);
-  const b = Buffer.concat(chunks);
-  return new Uint8Array(b.buffer, b.byteOffset, b.byteLength);
-}
-
 async function showCommand(inputs: string[], opts: Opts): Promise<number> {
   return run({ json: opts.json }, async () => {
     if (opts.style !== undefined || opts.output !== undefined) {
@@ -64,7 +57,7 @@ async function showCommand(inputs: string[], opts: Opts): Promise<number> {
             throw new UsageError('USAGE', "stdin ('-') can be read only once");
           }
           stdinUsed = true;
-          r = await readBuildId({ bytes: await readStdin(), name: '-' }, { verify: opts.verify, xenSyms: opts.xenSyms });
+          r = await readBuildId({ bytes: await readStdinBytes(), name: '-' }, { verify: opts.verify, xenSyms: opts.xenSyms });
         } else if (!existsSync(arg) && isHexId(arg)) {
           r = await readBuildId({ text: arg }, { verify: opts.verify });
         } else {

@@ -6,7 +6,7 @@
  * Library code loads lazily.
  */
 import type { Command } from 'commander';
-import { io, run, toJson } from '../common.js';
+import { io, readStdinText, run, toJson } from '../common.js';
 
 interface VerifyCliOptions {
   xen?: string;
@@ -16,12 +16,6 @@ interface VerifyCliOptions {
   name?: string[];
   replace?: boolean;
   json?: boolean;
-}
-
-async function readStdin(): Promise<string> {
-  const chunks: Buffer[] = [];
-  for await (const c of process.stdin) chunks.push(c as Buffer);
-  return Buffer.concat(chunks).toString('utf8');
 }
 
 export function register(program: Command, setExit: (code: number) => void): void {
@@ -45,7 +39,7 @@ export function register(program: Command, setExit: (code: number) => void): voi
         const [{ loadTarget }, verifyMod, { abiByName }, { readFile }] = await Promise.all([
           import('../../src/payload/target.js'), import('../../src/payload/verify.js'), import('../../src/payload/abi.js'), import('node:fs/promises'),
         ]);
-        const stdinText = xen === '-' ? await readStdin() : undefined;
+        const stdinText = xen === '-' ? await readStdinText() : undefined;
         const target = await loadTarget(xen, { ...(stdinText !== undefined ? { stdinText } : {}) });
         if (opts.xenVersion && target.version && target.version.split(/[+~-]/)[0] !== opts.xenVersion.split(/[+~-]/)[0]) {
           io.err(`xsplice: warning: ${xen} looks like Xen ${target.version} (${target.versionSource ?? 'image'}); using --xen-version ${opts.xenVersion}\n`);

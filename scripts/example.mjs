@@ -48,7 +48,7 @@ try {
     `xen_depends  ${r.xenDepends ?? '-'}`,
     ...r.funcs.map((f) => `func         ${f.name} -> ${f.newSymbol} (old_addr 0x${f.oldAddr.toString(16)}, old_size ${f.oldSize}, new_size ${f.newSize})`),
     '',
-    `next: bin/xsplice try ${rel(payload)} --expect-extra +xsplice-example`,
+    `next: bin/xsplice try ${rel(payload)} --expect-extra +xsplice-demo`,
   ];
   process.stdout.write(lines.join('\n') + '\n');
 } catch (e) {

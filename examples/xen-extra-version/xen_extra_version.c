@@ -8,9 +8,12 @@
  *       --xen /usr/lib/debug/boot/xen-syms-4.17-amd64 --patch xen_extra_version
  * The function keeps the hypervisor's name, so the payload symbol "overrides" it (Xen does not
  * export it as a new symbol).
+ *
+ * Keep the string within 15 characters: XENVER_extraversion copies it into a 16-byte
+ * xen_extraversion_t, so sysfs and `xl info` show a longer one cut short.
  */
 #ifndef EXTRA
-#define EXTRA "+xsplice-example"
+#define EXTRA "+xsplice-demo"
 #endif
 
 const char *xen_extra_version(void);

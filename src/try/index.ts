@@ -260,10 +260,19 @@ export interface TryOptions extends Omit<SessionOptions, 'steps'> {
   expectExtra?: string;
 }
 
+/**
+ * The extra version reaches dom0 through XENVER_extraversion, a 16-byte xen_extraversion_t: at most
+ * 15 characters survive, so a longer expectation could never be met.
+ */
+export const MAX_EXTRA_VERSION = 15;
+
 /** The standard plan for `xsplice try PAYLOAD...` (see standardPlan). */
 export async function tryPayloads(files: string[], opts: TryOptions = {}): Promise<SessionResult> {
   if (files.length === 0) throw new XspliceError('TRY_NO_PAYLOAD', 'no payload given', {}, 2);
   for (const f of files) await readable(f);
+  if (opts.expectExtra !== undefined && Buffer.byteLength(opts.expectExtra) > MAX_EXTRA_VERSION) {
+    throw new XspliceError('TRY_EXPECT_EXTRA_TOO_LONG', `--expect-extra "${opts.expectExtra}" can never match: the hypervisor reports at most ${MAX_EXTRA_VERSION} characters of its extra version (XENVER_extraversion is 16 bytes); a longer string in the payload shows cut short`, {}, 2);
+  }
   const steps = standardPlan(files.map((f) => resolve(f)), { expectExtra: opts.expectExtra });
   return runSession({ ...opts, steps });
 }

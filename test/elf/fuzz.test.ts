@@ -16,10 +16,10 @@ import { rng } from './rng.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readElf } from '../../src/elf/reader.js';
 import { ObjectBuilder } from '../../src/elf/builder.js';
-import { elfView } from '../../src/elf/dump.js';
 import { FormatError, XspliceError } from '../../src/errors.js';
 import { buildCorpus, removeTempDirs } from '../helpers/corpus.js';
 import { standardFixture } from '../helpers/malformed.js';
+import { fullRead } from '../helpers/read-all.js';
 
 afterAll(removeTempDirs);
 
@@ -29,13 +29,7 @@ type Outcome = 'ok' | 'format' | 'rebuild-refused';
 export function exercise(bytes: Uint8Array): Outcome {
   let elf;
   try {
-    elf = readElf(bytes, { file: 'fuzz.o' });
-    for (const s of elf.sections) s.data();
-    elf.symbols();
-    elf.relocations();
-    elf.notes();
-    elf.groups();
-    elfView(elf);
+    elf = fullRead(bytes, 'fuzz.o');
   } catch (e) {
     if (e instanceof FormatError) return 'format';
     throw e;

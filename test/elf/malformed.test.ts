@@ -12,19 +12,9 @@ import { elfView } from '../../src/elf/dump.js';
 import { FormatError } from '../../src/errors.js';
 import { toolStatus, tempDir, removeTempDirs } from '../helpers/corpus.js';
 import { RELA_SIZE, SYM_SIZE, buildFixture, standardFixture, type Fixture } from '../helpers/malformed.js';
+import { fullRead } from '../helpers/read-all.js';
 
 afterAll(removeTempDirs);
-
-/** Reads everything a user of the reader can reach. */
-export function fullRead(bytes: Uint8Array): void {
-  const elf = readElf(bytes, { file: 'fx.o' });
-  for (const s of elf.sections) s.data();
-  elf.symbols();
-  elf.relocations();
-  elf.notes();
-  elf.groups();
-  elfView(elf);
-}
 
 interface Want {
   sectionIndex?: number;

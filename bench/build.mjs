@@ -96,7 +96,7 @@ function recipe(n, dir, out) {
 }
 
 function xsplice(dir, out) {
-  sh(process.execPath, [BIN, 'build', join(dir, 'new.o'), '-o', out, '--xen', join(dir, 'xen-syms'), '--abi-file', join(dir, 'bench-abi.json'), '--spec', join(dir, 'spec.json')], T);
+  sh(BIN, ['build', join(dir, 'new.o'), '-o', out, '--xen', join(dir, 'xen-syms'), '--abi-file', join(dir, 'bench-abi.json'), '--spec', join(dir, 'spec.json')], T);
 }
 
 // In-process library time too (modules loaded, node start-up excluded): the cost of the work

@@ -99,7 +99,7 @@ try {
 
   const time = (argv) => {
     const s = process.hrtime.bigint();
-    const r = spawnSync(process.execPath, [xsplice, ...argv], { encoding: 'utf8', maxBuffer: 64 << 20 });
+    const r = spawnSync(xsplice, argv, { encoding: 'utf8', maxBuffer: 64 << 20 });
     const ms = Number(process.hrtime.bigint() - s) / 1e6;
     if (r.status !== 0) throw new Error(`xsplice ${argv.slice(0, 3).join(' ')} … exited ${r.status}: ${r.stderr}${r.stdout.slice(-2000)}`);
     return ms;

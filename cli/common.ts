@@ -10,8 +10,24 @@ export interface Io {
   err: (s: string) => void;
 }
 
+// Once a reader closes standard output (`xsplice inspect P | head -1`), further output is dropped
+// instead of ending in an unhandled EPIPE and a stack trace; the command still finishes and exits
+// with its own status (its files are written atomically either way).
+let stdoutClosed = false;
+let guarded = false;
+function guardStdout(): void {
+  guarded = true;
+  process.stdout.on('error', (e: NodeJS.ErrnoException) => {
+    if (e.code === 'EPIPE' || e.code === 'ERR_STREAM_DESTROYED') stdoutClosed = true;
+    else throw e;
+  });
+}
+
 export const stdio: Io = {
-  out: (s) => process.stdout.write(s),
+  out: (s) => {
+    if (!guarded) guardStdout();
+    if (!stdoutClosed) process.stdout.write(s);
+  },
   err: (s) => process.stderr.write(s),
 };
 

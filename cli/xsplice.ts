@@ -12,7 +12,9 @@ import { register as registerVerify } from './commands/verify.js';
 import { register as registerDiff } from './commands/diff.js';
 import { register as registerTry } from './commands/try.js';
 
-export const VERSION = '0.1.0';
+import { VERSION } from './version.js';
+
+export { VERSION };
 
 export function makeProgram(setExit: (code: number) => void): Command {
   const program = new Command();

@@ -7,6 +7,7 @@
  */
 import type { Command } from 'commander';
 import { errorMessage, ExitRequest, io, readStdinBytes, run, toJson } from '../common.js';
+import * as nodeFs from 'node:fs';
 
 interface Opts {
   verify?: boolean;
@@ -42,7 +43,7 @@ async function showCommand(inputs: string[], opts: Opts): Promise<number> {
     const [{ readBuildId, compareBuildIds }, { isHexId }, { existsSync }] = await Promise.all([
       import('../../src/buildid/read.js'),
       import('../../src/buildid/note.js'),
-      import('node:fs'),
+      nodeFs,
     ]);
     type R = Awaited<ReturnType<typeof readBuildId>>;
     const results: (R | { input: string; error: { code: string; message: string } })[] = [];
@@ -133,7 +134,7 @@ async function setCommand(args: string[], opts: Opts): Promise<number> {
     const [{ setBuildIdWithId }, { parseHexId, toHex }, fs, { writeFileAtomicSync }] = await Promise.all([
       import('../../src/buildid/embed.js'),
       import('../../src/buildid/note.js'),
-      import('node:fs'),
+      nodeFs,
       import('../../src/fsutil.js'),
     ]);
     const styleText = opts.style ?? 'sha1';

@@ -5,6 +5,7 @@
  */
 import type { Command } from 'commander';
 import { io, run, toJson } from '../common.js';
+import * as fsPromises from 'node:fs/promises';
 
 export function register(program: Command, setExit: (code: number) => void): void {
   program
@@ -15,7 +16,7 @@ export function register(program: Command, setExit: (code: number) => void): voi
     .action(async (file: string, opts: { json?: boolean }) => {
       const code = await run({ json: opts.json, file }, async () => {
         const [{ inspectPayload, formatInspect }, { readFile }] = await Promise.all([
-          import('../../src/payload/inspect.js'), import('node:fs/promises'),
+          import('../../src/payload/inspect.js'), fsPromises,
         ]);
         const b = await readFile(file);
         const r = inspectPayload(new Uint8Array(b.buffer, b.byteOffset, b.byteLength), file);

@@ -7,6 +7,7 @@
  */
 import type { Command } from 'commander';
 import { io, readStdinText, run, toJson } from '../common.js';
+import * as fsPromises from 'node:fs/promises';
 
 interface VerifyCliOptions {
   xen?: string;
@@ -37,7 +38,7 @@ export function register(program: Command, setExit: (code: number) => void): voi
         const xen = opts.xen;
         if ((opts.name?.length ?? 0) > payloads.length) throw new UsageError('USAGE', 'more --name options than payloads');
         const [{ loadTarget }, verifyMod, { abiByName }, { readFile }] = await Promise.all([
-          import('../../src/payload/target.js'), import('../../src/payload/verify.js'), import('../../src/payload/abi.js'), import('node:fs/promises'),
+          import('../../src/payload/target.js'), import('../../src/payload/verify.js'), import('../../src/payload/abi.js'), fsPromises,
         ]);
         const stdinText = xen === '-' ? await readStdinText() : undefined;
         const target = await loadTarget(xen, { ...(stdinText !== undefined ? { stdinText } : {}) });

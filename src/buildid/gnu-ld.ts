@@ -15,9 +15,10 @@
 import { FormatError } from '../errors.js';
 import { SHT } from '../elf/constants.js';
 import { readElf } from '../elf/reader.js';
-import type { ElfFile, ElfSection } from '../elf/types.js';
+import type { ElfFile } from '../elf/types.js';
+import type { WritePlan } from '../elf/writer.js';
 import { createHasher } from './hash.js';
-import { buildIdNoteSize, encodeBuildIdNote, NT_GNU_BUILD_ID, walkNotes } from './note.js';
+import { buildIdNoteSize, encodeBuildIdNote, notesIn, NT_GNU_BUILD_ID, walkNotes } from './note.js';
 import { MemorySource, PlanRunner, rangeMinus, type ByteSource, type Range, type Segment } from './stream.js';
 
 export type GnuLdAlgo = 'sha1' | 'md5';
@@ -29,15 +30,63 @@ const EHDR = { 32: { size: 52, phoff: 28, shoff: 32, w: 4 }, 64: { size: 64, pho
 const SHDR = { 32: { size: 40, offset: 16, w: 4 }, 64: { size: 64, offset: 24, w: 8 } } as const;
 const PHDR_SIZE = { 32: 32, 64: 56 } as const;
 
+/**
+ * What the GNU ld walk needs of an ELF file: a few header fields and where each section and its
+ * header lie. An ElfFile gives it (`gnuLdLayoutOf`); so does the writer's plan of an object it
+ * has just emitted, without reading the object back (build's last step).
+ */
+export interface GnuLdLayout {
+  bytes: Uint8Array;
+  file?: string;
+  class: 32 | 64;
+  phoff: number;
+  phnum: number;
+  phentsize: number;
+  shentsize: number;
+  shstrndx: number;
+  sections: readonly GnuLdSection[];
+}
+
+export interface GnuLdSection {
+  index: number;
+  type: number;
+  offset: number;
+  size: bigint | number;
+  headerOffset: number;
+  link: number;
+  /** Only read for SHT_NOTE sections (note padding: 8 when 8, else 4). */
+  addralign: bigint;
+  /** For messages only. */
+  readonly name?: string;
+}
+
+export function gnuLdLayoutOf(elf: ElfFile): GnuLdLayout {
+  const h = elf.header;
+  return {
+    bytes: elf.bytes, file: elf.file, class: h.class, phoff: h.phoff, phnum: h.phnum, phentsize: h.phentsize,
+    shentsize: h.shentsize, shstrndx: h.shstrndx, sections: elf.sections,
+  };
+}
+
+/** Where the writer put each section and header of `bytes` (ELF class `cls`), as the walk reads it. */
+export function gnuLdLayoutOfPlan(bytes: Uint8Array, plan: WritePlan, cls: 32 | 64): GnuLdLayout {
+  const shsize = SHDR[cls].size;
+  const sections = plan.sections.map((s, i) => ({
+    index: i, type: s.type, offset: s.offset, size: s.size, headerOffset: plan.shoff + i * shsize, link: s.link, addralign: s.addralign,
+  }));
+  return { bytes, class: cls, phoff: 0, phnum: 0, phentsize: 0, shentsize: shsize, shstrndx: plan.shstrndx, sections };
+}
+
 /** Indices of the sections whose contents GNU ld does not hash (.symtab, .strtab, .shstrtab, .symtab_shndx). */
-export function gnuLdUnhashedSections(elf: ElfFile): Set<number> {
+export function gnuLdUnhashedSections(elf: ElfFile | GnuLdLayout): Set<number> {
+  const sections = elf.sections;
   const out = new Set<number>();
-  const { shstrndx } = elf.header;
-  if (shstrndx > 0 && shstrndx < elf.sections.length) out.add(shstrndx);
-  for (const s of elf.sections) {
+  const shstrndx = 'header' in elf ? elf.header.shstrndx : elf.shstrndx;
+  if (shstrndx > 0 && shstrndx < sections.length) out.add(shstrndx);
+  for (const s of sections) {
     if (s.type === SHT.SYMTAB) {
       out.add(s.index);
-      if (s.link > 0 && s.link < elf.sections.length) out.add(s.link);
+      if (s.link > 0 && s.link < sections.length) out.add(s.link);
     } else if (s.type === SHT.SYMTAB_SHNDX) {
       out.add(s.index);
     }
@@ -45,7 +94,8 @@ export function gnuLdUnhashedSections(elf: ElfFile): Set<number> {
   return out;
 }
 
-function sectionSize(s: ElfSection, file?: string): number {
+function sectionSize(s: GnuLdSection, file?: string): number {
+  if (typeof s.size === 'number') return s.size;
   if (s.size > BigInt(Number.MAX_SAFE_INTEGER)) {
     throw new FormatError('ELF_FIELD_RANGE', 'sh_size is out of range', { file, sectionIndex: s.index, section: s.name, found: '0x' + s.size.toString(16) });
   }
@@ -60,9 +110,8 @@ interface GnuLdSink {
 }
 
 /** The byte stream GNU ld hashed, in order (see the header comment). */
-function walkGnuLd(elf: ElfFile, zero: readonly Range[], out: GnuLdSink): void {
-  const h = elf.header;
-  const bytes = elf.bytes;
+function walkGnuLd(h: GnuLdLayout, zero: readonly Range[], out: GnuLdSink): void {
+  const bytes = h.bytes;
   const E = EHDR[h.class];
   const S = SHDR[h.class];
 
@@ -77,9 +126,9 @@ function walkGnuLd(elf: ElfFile, zero: readonly Range[], out: GnuLdSink): void {
     else for (let i = 0; i < h.phnum; i++) out.file(h.phoff + i * h.phentsize, psz);
   }
 
-  const skip = gnuLdUnhashedSections(elf);
+  const skip = gnuLdUnhashedSections(h);
   // Every section header as hashed (sh_offset reads as zero), copied once into one buffer.
-  const sections = elf.sections;
+  const sections = h.sections;
   const n = sections.length;
   const hdrs = new Uint8Array(n * S.size);
   if (n > 0 && h.shentsize === S.size) {
@@ -96,7 +145,7 @@ function walkGnuLd(elf: ElfFile, zero: readonly Range[], out: GnuLdSink): void {
     out.dataRange(hdrs, i * S.size, S.size);
     // Section 0 has no contents: under extended numbering its sh_size holds the section count.
     if (s.index === 0 || s.type === SHT.NULL || s.type === SHT.NOBITS || skip.has(s.index)) continue;
-    const size = sectionSize(s, elf.file);
+    const size = sectionSize(s, h.file);
     if (size === 0) continue;
     let cut = false;
     for (const z of zero) if (z.size > 0 && z.offset < s.offset + size && z.offset + z.size > s.offset) cut = true;
@@ -114,7 +163,7 @@ function walkGnuLd(elf: ElfFile, zero: readonly Range[], out: GnuLdSink): void {
 /** The byte stream GNU ld hashed, as a plan over the file (see stream.ts). */
 export function gnuLdPlan(elf: ElfFile, zero: readonly Range[]): Segment[] {
   const plan: Segment[] = [];
-  walkGnuLd(elf, zero, {
+  walkGnuLd(gnuLdLayoutOf(elf), zero, {
     dataRange: (d, off, len) => plan.push({ kind: 'data', data: d.subarray(off, off + len) }),
     file: (off, len) => plan.push({ kind: 'file', off, len }),
     zero: (len) => plan.push({ kind: 'zero', len }),
@@ -123,10 +172,11 @@ export function gnuLdPlan(elf: ElfFile, zero: readonly Range[]): Segment[] {
 }
 
 /** Runs the GNU ld algorithm; `src` defaults to the ELF's own bytes. Hashes as it walks (no plan array). */
-export function gnuLdDigest(elf: ElfFile, algo: GnuLdAlgo, zero: readonly Range[], src?: ByteSource): Uint8Array {
+export function gnuLdDigest(elf: ElfFile | GnuLdLayout, algo: GnuLdAlgo, zero: readonly Range[], src?: ByteSource): Uint8Array {
+  const layout = 'header' in elf ? gnuLdLayoutOf(elf) : elf;
   const h = createHasher(algo);
-  const r = new PlanRunner(src ?? new MemorySource(elf.bytes), h, elf.file);
-  walkGnuLd(elf, zero, r);
+  const r = new PlanRunner(src ?? new MemorySource(layout.bytes), h, layout.file);
+  walkGnuLd(layout, zero, r);
   r.finish();
   return h.digest();
 }
@@ -169,6 +219,32 @@ export function patchGnuLdBuildId(bytes: Uint8Array, algo: GnuLdAlgo, sectionNam
   const zero: Range[] = [{ offset: sec.offset, size: want }, ...packageMetadataRanges(elf)];
   const id = gnuLdDigest(elf, algo, zero);
   bytes.set(encodeBuildIdNote(id, elf.header.littleEndian), sec.offset);
+  return id;
+}
+
+/**
+ * patchGnuLdBuildId for an object whose layout the caller knows (the writer's plan): no read-back.
+ * `noteIndex` is the build-id section's index. Same id, same bytes, as patchGnuLdBuildId.
+ */
+export function patchGnuLdBuildIdLaidOut(layout: GnuLdLayout, noteIndex: number, algo: GnuLdAlgo, littleEndian: boolean): Uint8Array {
+  const bytes = layout.bytes;
+  const sec = layout.sections[noteIndex];
+  const want = buildIdNoteSize(algo === 'sha1' ? 20 : 16);
+  if (!sec || sec.type === SHT.NOBITS || sectionSize(sec) !== want || sec.offset + want > bytes.length) {
+    throw new FormatError('BUILDID_SECTION_SIZE', `section [${noteIndex}] is not a place for a ${algo} build-id note`, { file: layout.file, sectionIndex: noteIndex, expected: want });
+  }
+  const zero: Range[] = [{ offset: sec.offset, size: want }];
+  const fdo = [0x46, 0x44, 0x4f, 0];
+  for (const s of layout.sections) {
+    if (s.type !== SHT.NOTE || s.index === 0) continue;
+    const size = sectionSize(s, layout.file);
+    if (s.offset + size > bytes.length) continue;
+    for (const n of notesIn(bytes.subarray(s.offset, s.offset + size), s.index, s.offset, s.addralign === 8n ? 8 : 4, littleEndian)) {
+      if (n.type === NT_FDO_PACKAGING_METADATA && n.namesz === 4 && fdo.every((b, i) => n.name[i] === b)) zero.push({ offset: n.offset, size: n.size });
+    }
+  }
+  const id = gnuLdDigest(layout, algo, zero);
+  bytes.set(encodeBuildIdNote(id, littleEndian), sec.offset);
   return id;
 }
 

@@ -7,7 +7,7 @@ export {
   type ParsedBuildIdNote, type NoteRef,
 } from './note.js';
 export {
-  gnuLdElfBuildId, patchGnuLdBuildId, gnuLdPlan, gnuLdDigest, gnuLdUnhashedSections, packageMetadataRanges,
+  gnuLdElfBuildId, patchGnuLdBuildId, patchGnuLdBuildIdLaidOut, gnuLdLayoutOfPlan, gnuLdPlan, gnuLdDigest, gnuLdUnhashedSections, packageMetadataRanges,
   NT_FDO_PACKAGING_METADATA, type GnuLdAlgo,
 } from './gnu-ld.js';
 export {

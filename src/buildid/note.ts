@@ -162,6 +162,28 @@ export interface NoteRef {
  * metadata-only reads too). Tolerant: a section whose contents cannot be read is skipped, and a
  * malformed note ends its section's walk. `also` admits more sections (e.g. by name).
  */
+/** The notes of one note section's contents (`offset`: where they lie in the file; `align`: 4 or 8). */
+export function notesIn(data: Uint8Array, section: number, offset: number, align: 4 | 8, le: boolean): NoteRef[] {
+  const out: NoteRef[] = [];
+  const up = (n: number): number => (n + align - 1) & ~(align - 1);
+  const dv = new DataView(data.buffer, data.byteOffset, data.byteLength);
+  let p = 0;
+  while (p + NOTE_HEADER_SIZE <= data.length) {
+    const namesz = dv.getUint32(p, le);
+    const descsz = dv.getUint32(p + 4, le);
+    const type = dv.getUint32(p + 8, le);
+    if (namesz > data.length || descsz > data.length) break;
+    const descOff = up(NOTE_HEADER_SIZE + namesz);
+    if (p + descOff + descsz > data.length) break;
+    out.push({
+      section, offset: offset + p, descOffset: offset + p + descOff, size: NOTE_HEADER_SIZE + align4(namesz) + align4(descsz),
+      namesz, type, name: data.subarray(p + NOTE_HEADER_SIZE, p + NOTE_HEADER_SIZE + namesz), desc: data.subarray(p + descOff, p + descOff + descsz),
+    });
+    p += Math.max(up(descOff + descsz), NOTE_HEADER_SIZE);
+  }
+  return out;
+}
+
 export function walkNotes(elf: ElfFile, also?: (name: string) => boolean): NoteRef[] {
   const out: NoteRef[] = [];
   const le = elf.header.littleEndian;
@@ -174,23 +196,7 @@ export function walkNotes(elf: ElfFile, also?: (name: string) => boolean): NoteR
     } catch {
       continue;
     }
-    const a = s.addralign === 8n ? 8 : 4;
-    const up = (n: number): number => (n + a - 1) & ~(a - 1);
-    const dv = new DataView(data.buffer, data.byteOffset, data.byteLength);
-    let p = 0;
-    while (p + NOTE_HEADER_SIZE <= data.length) {
-      const namesz = dv.getUint32(p, le);
-      const descsz = dv.getUint32(p + 4, le);
-      const type = dv.getUint32(p + 8, le);
-      if (namesz > data.length || descsz > data.length) break;
-      const descOff = up(NOTE_HEADER_SIZE + namesz);
-      if (p + descOff + descsz > data.length) break;
-      out.push({
-        section: s.index, offset: s.offset + p, descOffset: s.offset + p + descOff, size: NOTE_HEADER_SIZE + align4(namesz) + align4(descsz),
-        namesz, type, name: data.subarray(p + NOTE_HEADER_SIZE, p + NOTE_HEADER_SIZE + namesz), desc: data.subarray(p + descOff, p + descOff + descsz),
-      });
-      p += Math.max(up(descOff + descsz), NOTE_HEADER_SIZE);
-    }
+    for (const n of notesIn(data, s.index, s.offset, s.addralign === 8n ? 8 : 4, le)) out.push(n);
   }
   return out;
 }

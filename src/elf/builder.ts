@@ -10,7 +10,7 @@
  */
 import { XspliceError } from '../errors.js';
 import { SHF, SHN, SHT, STT } from './constants.js';
-import { writeObject, planObject, type WritePlan } from './writer.js';
+import { writeObject, writeObjectWithPlan, planObject, type WritePlan } from './writer.js';
 import { isAsciiName, modelName } from './strtab.js';
 import type { ElfClass, ElfFile, ElfSection, RelocationSpec, SectionId, SectionSpec, SymbolId, SymbolSection, SymbolSpec } from './types.js';
 
@@ -201,6 +201,10 @@ export class ObjectBuilder {
   /** Plans the layout and emits the object. Deterministic. */
   write(): Uint8Array {
     return writeObject(this.model());
+  }
+  /** write(), with the plan it followed. */
+  writeWithPlan(): { bytes: Uint8Array; plan: WritePlan } {
+    return writeObjectWithPlan(this.model());
   }
 
   private noSection(id: SectionId): Error {

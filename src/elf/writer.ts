@@ -439,3 +439,9 @@ export function emitObject(model: WriterModel, plan: WritePlan): Uint8Array {
 export function writeObject(model: WriterModel): Uint8Array {
   return emitObject(model, planObject(model));
 }
+
+/** writeObject, also returning the plan it followed (where each section and header went). */
+export function writeObjectWithPlan(model: WriterModel): { bytes: Uint8Array; plan: WritePlan } {
+  const plan = planObject(model);
+  return { bytes: emitObject(model, plan), plan };
+}

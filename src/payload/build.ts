@@ -23,7 +23,7 @@ import { ET, SHF, SHN, SHT, STB, STT, relocTypeName } from '../elf/constants.js'
 import type { ElfFile, RelocationSpec, SectionId, SectionSpec, SymbolId, SymbolSpec } from '../elf/types.js';
 import type { GroupSpec, RelocationSet } from '../elf/builder.js';
 import { encodeBuildIdNote, parseBuildIdNote, toHex } from '../buildid/note.js';
-import { patchGnuLdBuildId } from '../buildid/gnu-ld.js';
+import { gnuLdLayoutOfPlan, patchGnuLdBuildIdLaidOut } from '../buildid/gnu-ld.js';
 import { ABS_PTR_RELOC, hookRule } from './abi.js';
 import type { PayloadAbi } from './abi-types.js';
 import { inputView } from './build-input.js';
@@ -685,10 +685,12 @@ export async function buildPayload(opts: BuildOptions): Promise<BuildResult> {
     const mod = concat([...modinfoParts, enc.encode(lines.join('\0') + '\0')]);
     b.addSection({ name: abi.sections.modinfo, type: SHT.PROGBITS, flags: SHF.ALLOC, addralign: 1n, data: mod });
   }
-  b.addSection({ name: abi.sections.buildId, type: SHT.NOTE, flags: SHF.ALLOC, addralign: 4n, data: new Uint8Array(36) });
+  const noteId = b.addSection({ name: abi.sections.buildId, type: SHT.NOTE, flags: SHF.ALLOC, addralign: 4n, data: new Uint8Array(36) });
 
-  let bytes = b.write();
-  const id = patchGnuLdBuildId(bytes, 'sha1', abi.sections.buildId);
+  // GNU ld's id over the final bytes, hashed along the writer's own plan (no read-back).
+  const written = b.writeWithPlan();
+  let bytes = written.bytes;
+  const id = patchGnuLdBuildIdLaidOut(gnuLdLayoutOfPlan(bytes, written.plan, abi.elfClass), written.plan.sectionIndex.get(noteId)!, 'sha1', le);
   if (bytes.length > abi.limits.maxPayloadSize) {
     refuse('BUILD_TOO_BIG', `the payload is ${bytes.length} bytes; the hypervisor takes at most ${abi.limits.maxPayloadSize}`, { expected: `≤ ${abi.limits.maxPayloadSize}`, found: bytes.length });
   }

@@ -291,7 +291,8 @@ function fromElf(elf: ElfFile, source: string, file: string): Target {
     t.symbols = SymbolTable.fromElf(elf);
   }
   const image = loadedSections(elf);
-  t.bytesAt = (addr: bigint, len: number) => bytesIn(image, addr, len);
+  const hint: { last?: LoadedSection } = {};
+  t.bytesAt = (addr: bigint, len: number) => bytesIn(image, addr, len, hint);
   const v = versionFromElf(elf, t.symbols, arch);
   if (v) {
     t.version = v.version;
@@ -302,7 +303,7 @@ function fromElf(elf: ElfFile, source: string, file: string): Target {
 
 /** Bytes of an allocated, non-NOBITS section at a virtual address; RefusedError when not backed by the file. */
 export function imageBytes(elf: ElfFile, addr: bigint, len: number): Uint8Array {
-  return bytesIn(loadedSections(elf), addr, len);
+  return bytesIn(loadedSections(elf), addr, len, {});
 }
 
 interface LoadedSection {
@@ -323,10 +324,20 @@ function loadedSections(elf: ElfFile): LoadedSection[] {
   return out;
 }
 
-function bytesIn(image: readonly LoadedSection[], addr: bigint, len: number): Uint8Array {
+/**
+ * The bytes at addr. `hint` remembers the section of the last look-up, tried first: a build asks
+ * for the bytes of one function after another, nearly always in the same section (.text).
+ */
+function bytesIn(image: readonly LoadedSection[], addr: bigint, len: number, hint: { last?: LoadedSection }): Uint8Array {
   const end = addr + BigInt(len);
+  const last = hint.last;
+  if (last !== undefined && addr >= last.start && end <= last.end) {
+    const off = Number(addr - last.start);
+    return (last.data ??= last.sec.data()).subarray(off, off + len);
+  }
   for (const l of image) {
     if (addr >= l.start && end <= l.end) {
+      hint.last = l;
       const off = Number(addr - l.start);
       return (l.data ??= l.sec.data()).subarray(off, off + len);
     }

@@ -129,7 +129,10 @@ export function planObject(model: WriterModel): WritePlan {
   const relaSize = L.rela.size;
   const relEnt = BigInt(relSize);
   const relaEnt = BigInt(relaSize);
-  for (const { id, spec, group } of model.sections) {
+  // Indexed loops: in a cold process a for-of loop allocates an iterator result per step.
+  const msecs = model.sections;
+  for (let i = 0; i < msecs.length; i++) {
+    const { id, spec, group } = msecs[i]!;
     const name = spec.name;
     // Contexts are built only when an error is thrown (names are decoded lazily).
     const addr = spec.addr ?? 0n;
@@ -163,9 +166,10 @@ export function planObject(model: WriterModel): WritePlan {
 
   // 2. Symbol indices: null, locals (model order), then everything else (model order).
   const symbolOrder: { id: SymbolId; spec: SymbolSpec }[] = [];
-  for (const s of model.symbols) if (s.spec.bind === STB.LOCAL) symbolOrder.push(s);
+  const msyms = model.symbols;
+  for (let i = 0; i < msyms.length; i++) if (msyms[i]!.spec.bind === STB.LOCAL) symbolOrder.push(msyms[i]!);
   const firstNonLocal = 1 + symbolOrder.length;
-  for (const s of model.symbols) if (s.spec.bind !== STB.LOCAL) symbolOrder.push(s);
+  for (let i = 0; i < msyms.length; i++) if (msyms[i]!.spec.bind !== STB.LOCAL) symbolOrder.push(msyms[i]!);
   const symbolIndex = new Map<SymbolId, number>();
   const symNameKeys: string[] = new Array(symbolOrder.length);
   let needShndx = false;
@@ -174,7 +178,8 @@ export function planObject(model: WriterModel): WritePlan {
     symbolIndex.set(id, i + 1);
     symNameKeys[i] = strtab.add(spec.name);
   }
-  for (const { spec } of symbolOrder) {
+  for (let i = 0; i < symbolOrder.length; i++) {
+    const { spec } = symbolOrder[i]!;
     if (spec.value < 0n || spec.value > addrMax) fail('ELF_WRITE_RANGE', `st_value does not fit ELF${o.class}`, { symbol: displayName(spec.name), section: '.symtab', found: spec.value });
     if (spec.size < 0n || spec.size > addrMax) fail('ELF_WRITE_RANGE', `st_size does not fit ELF${o.class}`, { symbol: displayName(spec.name), section: '.symtab', found: spec.size });
     if (!(spec.bind >= 0 && spec.bind <= 15 && spec.type >= 0 && spec.type <= 15)) fail('ELF_WRITE_RANGE', 'binding or type does not fit st_info', { symbol: displayName(spec.name), section: '.symtab', found: `${spec.bind}/${spec.type}` });
@@ -187,7 +192,7 @@ export function planObject(model: WriterModel): WritePlan {
 
   // Relocations: every symbol they name is in the model and every field fits the class.
   const is64 = o.class === 64;
-  for (const [target, rel] of model.relocations) {
+  model.relocations.forEach((rel, target) => {
     const ctx = (k: number) => ({ section: displayName(model.sections.find((x) => x.id === target)?.spec.name ?? `#${target}`), found: `relocation ${k}` });
     const entries = rel.entries;
     for (let k = 0; k < entries.length; k++) {
@@ -203,7 +208,7 @@ export function planObject(model: WriterModel): WritePlan {
       if (r.offset < 0n || r.offset > addrMax) fail('ELF_WRITE_RANGE', `r_offset does not fit ELF${o.class}`, { ...ctx(k), found: r.offset });
       if (rel.rela && (r.addend < addendMin || r.addend > addrMax)) fail('ELF_WRITE_RANGE', `r_addend does not fit ELF${o.class}`, { ...ctx(k), found: r.addend });
     }
-  }
+  });
 
   // 3. The synthesised tables (no symbol table for an object without symbols, as GNU as does).
   const nsyms = symbolOrder.length + 1;
@@ -222,7 +227,8 @@ export function planObject(model: WriterModel): WritePlan {
 
   // 4. Links and infos that refer to other sections or symbols.
   for (const s of out) if (s.kind === 'reloc') s.link = symtabIdx;
-  for (const { id, spec, group, infoLink } of model.sections) {
+  for (let i = 0; i < msecs.length; i++) {
+    const { id, spec, group, infoLink } = msecs[i]!;
     if (infoLink === undefined && spec.link === undefined && !group) continue;
     const s = out[sectionIndex.get(id)!]!;
     if (infoLink !== undefined) {
@@ -357,7 +363,9 @@ export function emitObject(model: WriterModel, plan: WritePlan): Uint8Array {
         const F = lay.fields;
         const oInfo = F.r_info.offset;
         const addendDef = rel.rela ? L.rela.fields.r_addend : undefined;
-        for (const r of rel.entries) {
+        const rents = rel.entries;
+        for (let j = 0; j < rents.length; j++) {
+          const r = rents[j]!;
           const sym = r.symbol === 0 ? 0 : plan.symbolIndex.get(r.symbol)!;
           const base = e.skip(lay.size);
           writeBigField(dv, base, F.r_offset, le, r.offset);
@@ -391,7 +399,9 @@ export function emitObject(model: WriterModel, plan: WritePlan): Uint8Array {
       }
       case 'shndx': {
         e.skip(4);
-        for (const { spec } of plan.symbolOrder) {
+        const syms = plan.symbolOrder;
+        for (let j = 0; j < syms.length; j++) {
+          const { spec } = syms[j]!;
           const idx = symSectionIndex(spec);
           dv.setUint32(e.skip(4), !isSpecial(spec) && idx >= SHN.LORESERVE ? idx : 0, le);
         }

@@ -55,6 +55,13 @@ export function decodeExpectation(b: Uint8Array): Expectation {
 }
 
 function put(view: DataView, at: number, fl: FieldLayout, value: bigint | number, le: boolean, field: string): void {
+  // Numbers into fields of up to 4 bytes (sizes, version, flags): no bigint on the way.
+  if (typeof value === 'number' && fl.size <= 4 && Number.isInteger(value) && value >= 0 && value <= 2 ** (fl.size * 8) - 1) {
+    const o = at + fl.offset;
+    if (fl.size === 1) return view.setUint8(o, value);
+    if (fl.size === 2) return view.setUint16(o, value, le);
+    if (fl.size === 4) return view.setUint32(o, value, le);
+  }
   const v = BigInt(value);
   const max = (1n << BigInt(fl.size * 8)) - 1n;
   if (v < 0n || v > max) throw new UsageError('FUNC_FIELD_RANGE', `${field} does not fit in ${fl.size} bytes`, { found: '0x' + v.toString(16) });

@@ -83,8 +83,8 @@ export function gnuLdUnhashedSections(elf: ElfFile | GnuLdLayout): Set<number> {
   const out = new Set<number>();
   const shstrndx = 'header' in elf ? elf.header.shstrndx : elf.shstrndx;
   if (shstrndx > 0 && shstrndx < sections.length) out.add(shstrndx);
-  for (let i86 = 0; i86 < sections.length; i86++) {
-    const s = sections[i86]!;
+  for (let k = 0; k < sections.length; k++) {
+    const s = sections[k]!;
     if (s.type === SHT.SYMTAB) {
       out.add(s.index);
       if (s.link > 0 && s.link < sections.length) out.add(s.link);
@@ -236,9 +236,9 @@ export function patchGnuLdBuildIdLaidOut(layout: GnuLdLayout, noteIndex: number,
   }
   const zero: Range[] = [{ offset: sec.offset, size: want }];
   const fdo = [0x46, 0x44, 0x4f, 0];
-  const a238 = layout.sections;
-  for (let i238 = 0; i238 < a238.length; i238++) {
-    const s = a238[i238]!;
+  const laid = layout.sections;
+  for (let k = 0; k < laid.length; k++) {
+    const s = laid[k]!;
     if (s.type !== SHT.NOTE || s.index === 0) continue;
     const size = sectionSize(s, layout.file);
     if (s.offset + size > bytes.length) continue;

@@ -344,8 +344,8 @@ class Reader {
       }
       const table = new StrTab(this.sectionData(strtab));
       this.shstrtab = table;
-      for (let i347 = 0; i347 < sections.length; i347++) {
-        const sec = sections[i347]!;
+      for (let k = 0; k < sections.length; k++) {
+        const sec = sections[k]!;
         if (sec.index === 0 && sec.nameOffset === 0) continue;
         const off = sec.nameOffset;
         const end = table.end(off);
@@ -560,8 +560,8 @@ class Reader {
     const le = this.le;
     const sections = this.file.sections;
     const nsec = sections.length;
-    for (let i562 = 0; i562 < sections.length; i562++) {
-      const sec = sections[i562]!;
+    for (let k = 0; k < sections.length; k++) {
+      const sec = sections[k]!;
       if (sec.type !== SHT.REL && sec.type !== SHT.RELA) continue;
       const rela = sec.type === SHT.RELA;
       const L = rela ? this.L.rela : this.L.rel;
@@ -624,9 +624,9 @@ class Reader {
   notes(): ElfNote[] {
     if (this.noteCache) return this.noteCache;
     const out: ElfNote[] = [];
-    const a625 = this.file.sections;
-    for (let i625 = 0; i625 < a625.length; i625++) {
-      const sec = a625[i625]!;
+    const fileSections = this.file.sections;
+    for (let k = 0; k < fileSections.length; k++) {
+      const sec = fileSections[k]!;
       if (sec.type !== SHT.NOTE) continue;
       out.push(...parseNotes(this.sectionData(sec), sec.addralign === 8n ? 8 : 4, this.le, sec.offset, sec.index, (detail, off, exp, found) =>
         this.err('ELF_NOTE_BOUNDS', detail, { ...this.secCtx(sec), offset: off, expected: exp, found })));
@@ -638,9 +638,9 @@ class Reader {
   groups(): ElfGroup[] {
     if (this.groupCache) return this.groupCache;
     const out: ElfGroup[] = [];
-    const a637 = this.file.sections;
-    for (let i637 = 0; i637 < a637.length; i637++) {
-      const sec = a637[i637]!;
+    const fileSections = this.file.sections;
+    for (let k = 0; k < fileSections.length; k++) {
+      const sec = fileSections[k]!;
       if (sec.type !== SHT.GROUP) continue;
       const data = this.sectionData(sec);
       if (data.length < 4 || data.length % 4 !== 0) {

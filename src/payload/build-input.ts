@@ -39,9 +39,9 @@ export function inputView(elf: ElfFile): InputView {
   }
   const relocs = elf.relocations();
   for (const r of relocs) skip[r.section.index] = 1;
-  const a42 = elf.sections;
-  for (let i42 = 0; i42 < a42.length; i42++) {
-    const s = a42[i42]!;
+  const elfSections = elf.sections;
+  for (let k = 0; k < elfSections.length; k++) {
+    const s = elfSections[k]!;
     if (s.type === SHT.SYMTAB_SHNDX) skip[s.index] = 1;
     if (s.type === SHT.SYMTAB && s !== symtab) throw new XspliceError('ELF_UNSUPPORTED', 'more than one SHT_SYMTAB section', { file: elf.file, sectionIndex: s.index, section: s.name });
   }
@@ -51,9 +51,8 @@ export function inputView(elf: ElfFile): InputView {
   const specs: (SectionSpec | undefined)[] = new Array(nsec);
   const infoLinks = new Map<number, SectionId>();
   const infoLink = Number(SHF.INFO_LINK);
-  const a52 = elf.sections;
-  for (let i52 = 0; i52 < a52.length; i52++) {
-    const s = a52[i52]!;
+  for (let k = 0; k < elfSections.length; k++) {
+    const s = elfSections[k]!;
     if (skip[s.index] === 1) continue;
     const f = s.flags;
     const isInfoLink = s.info !== 0 && (Number(f <= 0xffffffffn ? f : BigInt.asUintN(32, f)) & infoLink) !== 0;
@@ -77,8 +76,8 @@ export function inputView(elf: ElfFile): InputView {
   const symIds: SymbolId[] = [];
   for (let i = 1; i < syms.length; i++) symIds.push(i as SymbolId);
   const relBy = new Map<number, RelocationSet>();
-  for (let i76 = 0; i76 < relocs.length; i76++) {
-    const r = relocs[i76]!;
+  for (let k = 0; k < relocs.length; k++) {
+    const r = relocs[k]!;
     if (!has(r.target)) {
       throw new XspliceError('ELF_UNSUPPORTED', `relocation section applies to section ${r.target}, which is not carried`, { file: elf.file, sectionIndex: r.section.index, section: r.section.name });
     }

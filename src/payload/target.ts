@@ -317,9 +317,9 @@ interface LoadedSection {
 /** The sections imageBytes looks in (allocated, with contents), in index order, with their end addresses. */
 function loadedSections(elf: ElfFile): LoadedSection[] {
   const out: LoadedSection[] = [];
-  const a320 = elf.sections;
-  for (let i320 = 0; i320 < a320.length; i320++) {
-    const s = a320[i320]!;
+  const elfSections = elf.sections;
+  for (let k = 0; k < elfSections.length; k++) {
+    const s = elfSections[k]!;
     if (s.index === 0 || (s.flags & SHF.ALLOC) === 0n || s.type === SHT.NOBITS) continue;
     out.push({ sec: s, start: s.addr, end: s.addr + s.size });
   }
@@ -451,9 +451,9 @@ function versionFromElf(elf: ElfFile, syms: SymbolTable | undefined, arch: Arch 
   }
   // No symbols: one distinct version-shaped string in the read-only data.
   const found = new Set<string>();
-  const a452 = elf.sections;
-  for (let i452 = 0; i452 < a452.length; i452++) {
-    const s = a452[i452]!;
+  const elfSections = elf.sections;
+  for (let k = 0; k < elfSections.length; k++) {
+    const s = elfSections[k]!;
     if (s.index === 0 || (s.flags & SHF.ALLOC) === 0n || s.type !== SHT.PROGBITS || (s.flags & SHF.EXECINSTR) !== 0n) continue;
     let data: Uint8Array;
     try {

@@ -18,7 +18,7 @@ import { readElf } from '../elf/reader.js';
 import type { ElfFile } from '../elf/types.js';
 import type { WritePlan } from '../elf/writer.js';
 import { createHasher } from './hash.js';
-import { buildIdNoteSize, encodeBuildIdNote, notesIn, NT_GNU_BUILD_ID, walkNotes } from './note.js';
+import { buildIdNoteSize, encodeBuildIdNote, notesIn, NT_GNU_BUILD_ID, walkNotes, type NoteRef } from './note.js';
 import { MemorySource, PlanRunner, rangeMinus, type ByteSource, type Range, type Segment } from './stream.js';
 
 export type GnuLdAlgo = 'sha1' | 'md5';
@@ -187,14 +187,19 @@ export function gnuLdElfBuildId(elf: ElfFile, algo: GnuLdAlgo, zero: { offset: n
   return gnuLdDigest(elf, algo, zero);
 }
 
+const FDO = [0x46, 0x44, 0x4f, 0];
+/** A --package-metadata note: owner "FDO", type 0xcafe1a7e. */
+function isPackageMetadataNote(n: NoteRef): boolean {
+  return n.type === NT_FDO_PACKAGING_METADATA && n.namesz === 4 && FDO.every((b, i) => n.name[i] === b);
+}
+
 /**
  * File ranges of every --package-metadata note (owner "FDO", type 0xcafe1a7e); GNU ld writes
  * them after hashing too, so they read as zero. Tolerates malformed note sections (skips them).
  */
 export function packageMetadataRanges(elf: ElfFile): Range[] {
-  const fdo = [0x46, 0x44, 0x4f, 0];
   return walkNotes(elf)
-    .filter((n) => n.type === NT_FDO_PACKAGING_METADATA && n.namesz === 4 && fdo.every((b, i) => n.name[i] === b))
+    .filter(isPackageMetadataNote)
     .map((n) => ({ offset: n.offset, size: n.size }));
 }
 
@@ -235,7 +240,6 @@ export function patchGnuLdBuildIdLaidOut(layout: GnuLdLayout, noteIndex: number,
     throw new FormatError('BUILDID_SECTION_SIZE', `section [${noteIndex}] is not a place for a ${algo} build-id note`, { file: layout.file, sectionIndex: noteIndex, expected: want });
   }
   const zero: Range[] = [{ offset: sec.offset, size: want }];
-  const fdo = [0x46, 0x44, 0x4f, 0];
   const laid = layout.sections;
   for (let k = 0; k < laid.length; k++) {
     const s = laid[k]!;
@@ -243,7 +247,7 @@ export function patchGnuLdBuildIdLaidOut(layout: GnuLdLayout, noteIndex: number,
     const size = sectionSize(s, layout.file);
     if (s.offset + size > bytes.length) continue;
     for (const n of notesIn(bytes.subarray(s.offset, s.offset + size), s.index, s.offset, s.addralign === 8n ? 8 : 4, littleEndian)) {
-      if (n.type === NT_FDO_PACKAGING_METADATA && n.namesz === 4 && fdo.every((b, i) => n.name[i] === b)) zero.push({ offset: n.offset, size: n.size });
+      if (isPackageMetadataNote(n)) zero.push({ offset: n.offset, size: n.size });
     }
   }
   const id = gnuLdDigest(layout, algo, zero);

@@ -11,14 +11,17 @@ mkdir -p "$cache/debs" "$cache/root"
 exec 9>"$cache/.lock"
 flock 9
 
-XEN_VERSION=4.17.7+13-g2445b30a44-0+deb12u1
+# Debian 12 main's Xen: it stays downloadable (the security pocket keeps only its newest version, so a
+# pin there breaks at the next update), and its source package is served too (the base of `patch`).
+XEN_VERSION=4.17.5+72-g01140da4e8-1
 TOOL_PKGS=(binutils gcc g++ gcc-multilib g++-multilib lld lld-16 binutils-s390x-linux-gnu
   binutils-powerpc-linux-gnu binutils-aarch64-linux-gnu binutils-arm-linux-gnueabihf
   qemu-system-x86 busybox-static cpio xz-utils gzip)
 XEN_PKGS=("xen-hypervisor-4.17-amd64=$XEN_VERSION" "xen-hypervisor-4.17-amd64-dbg=$XEN_VERSION"
-  "xen-utils-4.17=$XEN_VERSION" "libxenmisc4.17=$XEN_VERSION" xen-utils-common
-  libxencall1 libxendevicemodel1 libxenevtchn1 libxenforeignmemory1 libxengnttab1 libxenhypfs1
-  libxenstore4 libxentoolcore1 libxentoollog1 libyajl2 libext2fs2 libncurses6 libtinfo6
+  "xen-utils-4.17=$XEN_VERSION" "libxenmisc4.17=$XEN_VERSION" "xen-utils-common=$XEN_VERSION"
+  "libxencall1=$XEN_VERSION" "libxendevicemodel1=$XEN_VERSION" "libxenevtchn1=$XEN_VERSION"
+  "libxenforeignmemory1=$XEN_VERSION" "libxengnttab1=$XEN_VERSION" "libxenhypfs1=$XEN_VERSION"
+  "libxenstore4=$XEN_VERSION" "libxentoolcore1=$XEN_VERSION" "libxentoollog1=$XEN_VERSION" libyajl2 libext2fs2 libncurses6 libtinfo6
   libzstd1 liblzma5 libuuid1 zlib1g linux-image-amd64)
 
 apt_updated=""
@@ -46,6 +49,9 @@ need_tools() {
 
 need_xen() {
   if [ -f "$cache/root/.complete-$XEN_VERSION" ]; then return 0; fi
+  # Another version unpacked here before: start the tree afresh so no file of it lingers.
+  rm -rf "$cache/root" "$cache/debs"
+  mkdir -p "$cache/root" "$cache/debs"
   apt_update_once
   (cd "$cache/debs" && apt-get download -qq -o APT::Sandbox::User=root "${XEN_PKGS[@]}" >/dev/null)
   # linux-image-amd64 is a metapackage: fetch the kernel image it depends on.

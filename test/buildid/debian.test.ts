@@ -13,8 +13,8 @@ import { main } from '../../cli/xsplice.js';
 import { XEN_BUILD_ID, debianXen, haveDebianXen, missing } from '../helpers/debian.js';
 import { Workdir } from './toolchain.js';
 
-const EFI_RAW = 'c62e97bfb7156a842127d5c9d7bbced1';
-const EFI_GUID_ORDER = 'bf972ec615b7846a2127d5c9d7bbced1';
+const EFI_RAW = '06d44821da0ad7671fd72bb991f319eb';
+const EFI_GUID_ORDER = '2148d4060ada67d71fd72bb991f319eb';
 
 async function cli(argv: string[]): Promise<{ code: number; out: string; err: string }> {
   let out = '';
@@ -55,7 +55,7 @@ describe.skipIf(missing('Debian Xen 4.17 binaries (.cache/debian)', haveDebianXe
     expect(alone.notes.join('\n')).toMatch(/cannot be recomputed from the boot image alone.*ELF64 header/);
     const both = await readBuildId({ path: debianXen.xenGz }, { verify: true, xenSyms: debianXen.xenSyms });
     expect(both).toMatchObject({ buildId: XEN_BUILD_ID, verified: true, algorithm: 'gnu-ld-sha1' });
-    expect(both.notes.join('\n')).toMatch(/\.text \(0x271920 bytes\) equals xen-syms' LOAD segment at file offset 0x8000/);
+    expect(both.notes.join('\n')).toMatch(/\.text \(0x292920 bytes\) equals xen-syms' LOAD segment at file offset 0x8000/);
   });
 
   it("xen.gz whose payload differs from xen-syms' LOAD segment is refused", async () => {
@@ -70,7 +70,7 @@ describe.skipIf(missing('Debian Xen 4.17 binaries (.cache/debian)', haveDebianXe
   it('xen.efi: its own id, the raw GUID bytes Xen reports, recomputed with pe-gnu-ld-sha1; objdump order named', async () => {
     const r = await readBuildId({ path: debianXen.xenEfi }, { verify: true });
     expect(r).toMatchObject({ buildId: EFI_RAW, guidOrder: EFI_GUID_ORDER, source: 'pe', algorithm: 'pe-gnu-ld-sha1', verified: true });
-    expect(r.notes.join('\n')).toContain('{BF972EC6-15B7-846A-2127-D5C9D7BBCED1}');
+    expect(r.notes.join('\n')).toContain('{2148D406-0ADA-67D7-1FD7-2BB991F319EB}');
     expect(execFileSync('objdump', ['-p', debianXen.xenEfi], { encoding: 'utf8' })).toContain(`signature ${EFI_GUID_ORDER}`);
     const bad = new Uint8Array(readFileSync(debianXen.xenEfi));
     bad[bad.length - 100] ^= 1;

@@ -12,7 +12,7 @@ import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { debianXen, dom0Kernel, haveDebianXen, missing, REPO, XEN_BUILD_ID } from '../helpers/debian.js';
+import { debianXen, dom0Kernel, haveDebianXen, missing, REPO, XEN_BUILD_ID, XEN_EXTRA } from '../helpers/debian.js';
 import { buildXenRecipePayload, type XenRecipePayload } from '../helpers/xen-recipe.js';
 import { runSession, describeStep, type SessionResult, type Step, type StepResult } from '../../src/try/index.js';
 
@@ -74,7 +74,7 @@ describe.skipIf(missing("Debian Xen 4.17 + dom0 kernel + QEMU + gcc (scripts/set
 
     const plan: [string, Step][] = [
       ['buildid', { kind: 'readBuildId', expect: XEN_BUILD_ID }],
-      ['extra0', { kind: 'readExtra', expect: '.7' }],
+      ['extra0', { kind: 'readExtra', expect: XEN_EXTRA }],
       ['up badxen', { kind: 'upload', name: 'bad_xen_dep', file: badXen.file }],
       ['up v1', { kind: 'upload', name: 'version_one', file: v1.file }],
       ['up k32', { kind: 'upload', name: 'kernel_model', file: k32.file }],
@@ -120,7 +120,7 @@ describe.skipIf(missing("Debian Xen 4.17 + dom0 kernel + QEMU + gcc (scripts/set
   it('boots the Debian hypervisor and reads its build-id and extra version', () => {
     expect(session.steps.every((s) => !s.skipped)).toBe(true);
     expect(step('buildid')).toMatchObject({ ok: true, value: XEN_BUILD_ID });
-    expect(step('extra0')).toMatchObject({ ok: true, value: '.7' });
+    expect(step('extra0')).toMatchObject({ ok: true, value: XEN_EXTRA });
   });
 
   it('refuses a wrong .livepatch.xen_depends at upload: EINVAL', () => {
@@ -159,7 +159,7 @@ describe.skipIf(missing("Debian Xen 4.17 + dom0 kernel + QEMU + gcc (scripts/set
     const r = step('apply bye first');
     expect(r).toMatchObject({ ok: false, exitStatus: 1, errno: { number: 22, name: 'EINVAL' } });
     expect(r.consoleLines).toContain('livepatch: bye: check against hypervisor build-id failed');
-    expect(step('extra unchanged').value).toBe('.7');
+    expect(step('extra unchanged').value).toBe(XEN_EXTRA);
   });
 
   it('applies the good payload: the extra version becomes its string', () => {
@@ -174,7 +174,7 @@ describe.skipIf(missing("Debian Xen 4.17 + dom0 kernel + QEMU + gcc (scripts/set
     expect(step('extra hello').value).toBe(hello.newString);
   });
 
-  it('applies the stacked payload on top, then reverts in order back to .7', () => {
+  it('applies the stacked payload on top, then reverts in order back to the stock extra version', () => {
     expect(step('apply bye')).toMatchObject({ ok: true });
     expect(step('apply bye').consoleLines).toContain('livepatch: bye finished APPLY with rc=0');
     expect(step('extra bye').value).toBe(bye.newString);
@@ -193,7 +193,7 @@ describe.skipIf(missing("Debian Xen 4.17 + dom0 kernel + QEMU + gcc (scripts/set
     expect(step('extra after bye').value).toBe(hello.newString);
     expect(step('revert hello')).toMatchObject({ ok: true });
     expect(step('revert hello').consoleLines).toContain('livepatch: hello finished REVERT with rc=0');
-    expect(step('extra reverted').value).toBe('.7');
+    expect(step('extra reverted').value).toBe(XEN_EXTRA);
     expect(step('unload bye').ok).toBe(true);
     expect(step('unload hello').ok).toBe(true);
     expect(step('list empty')).toMatchObject({ ok: true, toolOutput: 'Nothing to list' });
@@ -211,7 +211,7 @@ describe.skipIf(missing("Debian Xen 4.17 + dom0 kernel + QEMU + gcc (scripts/set
     expect(step('list replaced').toolOutput).toMatch(/^hello2\s+\| CHECKED/m);
     expect(step('list replaced').toolOutput).toMatch(/^repl\s+\| APPLIED/m);
     expect(step('revert repl').ok).toBe(true);
-    expect(step('extra final')).toMatchObject({ ok: true, value: '.7' });
+    expect(step('extra final')).toMatchObject({ ok: true, value: XEN_EXTRA });
     expect(step('unload repl').ok).toBe(true);
     expect(step('unload hello again').ok).toBe(true);
   });
@@ -249,11 +249,11 @@ describe.skipIf(missing('Debian Xen 4.17 + QEMU + a built dist/ (npx tsc)', have
       'revert cli_hello', 'unload cli_hello', 'readExtra']);
     expect(doc.steps.every((s: StepResult) => s.ok && s.exitStatus === 0 && !s.skipped)).toBe(true);
     expect(doc.steps[0].value).toBe(XEN_BUILD_ID);
-    expect(doc.steps[1].value).toBe('.7');
+    expect(doc.steps[1].value).toBe(XEN_EXTRA);
     expect(doc.steps[3].consoleLines).toContain('livepatch: cli_hello finished APPLY with rc=0');
     expect(doc.steps[4]).toMatchObject({ value: 'xsplice-hello', expected: 'xsplice-hello' });
     expect(doc.steps[5].consoleLines).toContain('livepatch: cli_hello finished REVERT with rc=0');
-    expect(doc.steps[7]).toMatchObject({ value: '.7', expected: '.7' });
+    expect(doc.steps[7]).toMatchObject({ value: XEN_EXTRA, expected: XEN_EXTRA });
   }, 340_000);
 
   it('reports a refused upload: exit 1, the errno and the console line; later steps skipped', async () => {

@@ -10,8 +10,8 @@ import { dirname, join } from 'node:path';
 
 export const REPO = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 export const DEBIAN_ROOT = join(REPO, '.cache', 'debian', 'root');
-export const XEN_BUILD_ID = '151b373fd64b321593bf987fd923cd10dabadac4';
-export const XEN_VERSION_STRING = '4.17.7+13-g2445b30a44-0+deb12u1';
+export const XEN_BUILD_ID = '39a640e6f1412319235087391df9f1c5e13ae920';
+export const XEN_VERSION_STRING = '4.17.5+72-g01140da4e8-1';
 
 export const debianXen = {
   xenSyms: join(DEBIAN_ROOT, 'usr/lib/debug/boot/xen-syms-4.17-amd64'),
@@ -42,3 +42,9 @@ export function missing(what: string, ok: boolean): boolean {
   process.stderr.write(`skip: ${what} is not available\n`);
   return true;
 }
+
+/** Facts of the pinned Debian build (XEN_VERSION_STRING) that tests compare against (checked by nm/readelf in the tests that use them). */
+export const XEN_EXTRA = '.5';
+export const XEN_EXTRA_VERSION_ADDR = '0xffff82d040234940';
+/** xen_extra_version's 12 bytes in that build (lea …(%rip),%rax; jmp __x86_return_thunk), as objdump -d shows them. */
+export const XEN_EXTRA_VERSION_BYTES = '488d0530871800e9d4e7fcff';

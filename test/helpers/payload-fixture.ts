@@ -20,8 +20,8 @@ const ARM64_OF: Record<number, number> = { 1: 257, 2: 261, 4: 261 };
 export const STB = { LOCAL: 0, GLOBAL: 1, WEAK: 2 } as const;
 export const STT = { NOTYPE: 0, OBJECT: 1, FUNC: 2, SECTION: 3, FILE: 4 } as const;
 
-/** The default target build-id (Debian Xen 4.17.7's). */
-export const FIXTURE_XEN_ID = '151b373fd64b321593bf987fd923cd10dabadac4';
+/** The default target build-id (Debian Xen 4.17.5+72's, the pinned test target). */
+export const FIXTURE_XEN_ID = '39a640e6f1412319235087391df9f1c5e13ae920';
 /** Default own build-id of the payload. */
 export const FIXTURE_OWN_ID = 'aa'.repeat(20);
 

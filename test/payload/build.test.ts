@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { main } from '../../cli/xsplice.js';
-import { debianXen, haveDebianXen, missing, REPO, XEN_BUILD_ID } from '../helpers/debian.js';
+import { debianXen, haveDebianXen, missing, REPO, XEN_BUILD_ID, XEN_VERSION_STRING, XEN_EXTRA_VERSION_ADDR } from '../helpers/debian.js';
 
 const exec = promisify(execFile);
 const have = (cmd: string): boolean => spawnSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' }).status === 0;
@@ -68,8 +68,8 @@ describe.skipIf(missing('Debian xen-syms + gcc/binutils (scripts/setup-deps.sh)'
     expect(j).toMatchObject({
       ok: true, file: out, depends: XEN_BUILD_ID, xenDepends: XEN_BUILD_ID,
       abi: { id: 'L2c-x86_64', name: 'L2c', arch: 'x86_64', version: 2 },
-      target: { buildId: XEN_BUILD_ID, version: '4.17.7+13-g2445b30a44-0+deb12u1', source: 'elf' },
-      funcs: [{ name: 'xen_extra_version', newSymbol: 'xen_extra_version', oldAddr: '0xffff82d040234b20', oldSize: 12, newSize: 12, version: 2 }],
+      target: { buildId: XEN_BUILD_ID, version: XEN_VERSION_STRING, source: 'elf' },
+      funcs: [{ name: 'xen_extra_version', newSymbol: 'xen_extra_version', oldAddr: XEN_EXTRA_VERSION_ADDR, oldSize: 12, newSize: 12, version: 2 }],
       undefinedSymbols: ['__x86_return_thunk'],
     });
     expect(j.buildId).toMatch(/^[0-9a-f]{40}$/);
@@ -111,13 +111,13 @@ describe.skipIf(missing('Debian xen-syms + gcc/binutils (scripts/setup-deps.sh)'
   it('old_addr by name (0) and by address literal; --expect fills the block from xen-syms', async () => {
     const byName = await cli(['build', good, '-o', join(dir, 'n.livepatch'), '--xen', XEN, '--patch', 'xen_extra_version', '--old-addr', 'name', '--json']);
     expect(JSON.parse(byName.out).funcs[0].oldAddr).toBe('0x0');
-    const byAddr = await cli(['build', good, '-o', join(dir, 'a.livepatch'), '--xen', XEN, '--patch', '0xffff82d040234b20=xen_extra_version', '--expect', '--json']);
+    const byAddr = await cli(['build', good, '-o', join(dir, 'a.livepatch'), '--xen', XEN, '--patch', `${XEN_EXTRA_VERSION_ADDR}=xen_extra_version`, '--expect', '--json']);
     expect(byAddr.code).toBe(0);
     const f = JSON.parse(byAddr.out).funcs[0];
-    expect(f).toMatchObject({ name: 'xen_extra_version', oldAddr: '0xffff82d040234b20', expect: { len: 12 } });
+    expect(f).toMatchObject({ name: 'xen_extra_version', oldAddr: XEN_EXTRA_VERSION_ADDR, expect: { len: 12 } });
     // The expectation bytes are what objdump shows at xen_extra_version.
-    const od = (await exec('objdump', ['-d', '--start-address=0xffff82d040234b20', '--stop-address=0xffff82d040234b2c', XEN])).stdout;
-    const hex = [...od.matchAll(/^\s*ffff82d040234b[0-9a-f]{2}:\s+((?:[0-9a-f]{2} )+)/gm)].map((m) => m[1]!.replace(/ /g, '')).join('');
+    const od = (await exec('objdump', ['-d', `--start-address=${XEN_EXTRA_VERSION_ADDR}`, `--stop-address=0x${(BigInt(XEN_EXTRA_VERSION_ADDR) + 12n).toString(16)}`, XEN])).stdout;
+    const hex = [...od.matchAll(new RegExp(`^\\s*${XEN_EXTRA_VERSION_ADDR.slice(2, -2)}[0-9a-f]{2}:\\s+((?:[0-9a-f]{2} )+)`, 'gm'))].map((m) => m[1]!.replace(/ /g, '')).join('');
     expect(f.expect.data).toBe(hex);
   });
 
@@ -148,7 +148,7 @@ describe.skipIf(missing('Debian xen-syms + gcc/binutils (scripts/setup-deps.sh)'
   it('an explicit --abi wins over what XEN reveals, with a warning; --abi help lists the rows', async () => {
     const r = await cli(['build', good, '-o', join(dir, 'b.livepatch'), '--xen', XEN, '--abi', 'L2b', '--patch', 'xen_extra_version', '--json']);
     expect(r.code).toBe(0);
-    expect(r.err).toMatch(/warning: --abi L2b wins over what XEN reveals \(Xen 4\.17\.7\+13-g2445b30a44-0\+deb12u1 uses L2c\)/);
+    expect(r.err).toMatch(new RegExp(`warning: --abi L2b wins over what XEN reveals \\(Xen ${XEN_VERSION_STRING.replace(/[.+]/g, (c) => `\\${c}`)} uses L2c\\)`));
     expect(JSON.parse(r.out).abi.id).toBe('L2b-x86_64');
     expect((await exec('readelf', ['-SW', join(dir, 'b.livepatch')])).stdout).toMatch(/\.livepatch\.funcs\s+PROGBITS\s+\S+\s+\S+\s+\S+\s+00\s+WA\s/);
     const h = await cli(['build', '--abi', 'help']);
@@ -228,8 +228,8 @@ describe.skipIf(missing('Debian xen-syms + gcc/binutils (scripts/setup-deps.sh)'
   const refusals: [string, () => Promise<string[]>, RegExp][] = [
     ['R_X86_64_32S (code not built -fpic)', async () => [await gcc(dir, 'r32s', 'static const char s[] = "+k";\nconst char *xen_extra_version(void);\nconst char *xen_extra_version(void) { return s; }\n', ['-mcmodel=kernel', '-fno-pic'], CFLAGS.filter((f) => f !== '-fpic')), '--patch', 'xen_extra_version'],
       /relocation type R_X86_64_32S \(11\) at 0x[0-9a-f]+ is not handled by the hypervisor's loader: compile with -fpic, as the hypervisor is built/],
-    ['old_size below the 5-byte jump', async () => [await gcc(dir, 'small', 'void pagetable_dying(void *d);\nvoid pagetable_dying(void *d) { (void)d; }\n'), '--patch', 'pagetable_dying'],
-      /symbol pagetable_dying: pagetable_dying is 2 bytes, smaller than the 5-byte patch; the hypervisor would refuse it \(-EINVAL\) \(expected old_size ≥ 5, found 2\)/],
+    ['old_size below the 5-byte jump', async () => [await gcc(dir, 'small', 'void __set_fixmap_x(void *d);\nvoid __set_fixmap_x(void *d) { (void)d; }\n'), '--patch', '__set_fixmap_x'],
+      /symbol __set_fixmap_x: __set_fixmap_x is 2 bytes, smaller than the 5-byte patch; the hypervisor would refuse it \(-EINVAL\) \(expected old_size ≥ 5, found 2\)/],
     ['a symbol neither the objects nor the target define', async () => [await gcc(dir, 'undef', 'const char *no_such_xen_fn(void);\nconst char *xen_extra_version(void);\nconst char *xen_extra_version(void) { return no_such_xen_fn(); }\n'), '--patch', 'xen_extra_version'],
       /undefined symbol neither the objects nor the target define: no_such_xen_fn; the hypervisor would refuse the upload \("Unknown symbol"\)/],
     ['a static of the target named without its file', async () => [good, '--patch', 'add_entry=xen_extra_version'],

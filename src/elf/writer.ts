@@ -20,8 +20,7 @@ import { XspliceError } from '../errors.js';
 import { SHF, SHN, SHT, STB } from './constants.js';
 import { EI, encodeRecord, dataView, layoutsFor, writeBigField, writeNumField, type ClassLayouts } from './layout.js';
 import { StringTableBuilder, nameBytes } from './strtab.js';
-import type { BuilderOptions, GroupSpec, RelocationSet } from './builder.js';
-import type { SectionId, SectionSpec, SymbolId, SymbolSpec } from './types.js';
+import type { BuilderOptions, GroupSpec, RelocationSet, SectionId, SectionSpec, SymbolId, SymbolSpec } from './types.js';
 
 /** What the writer reads from the builder. */
 export interface WriterModel {

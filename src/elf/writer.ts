@@ -11,6 +11,9 @@
  * where the plan put it. Nothing depends on iteration order other than the model's own order, so
  * the same model always gives the same bytes.
  *
+ * The loops over sections, symbols and relocations are indexed, not for-of, and records are
+ * encoded field by field from the layout tables: bench/perf-notes.md says why, with the numbers.
+ *
  * Extended numbering (gABI): with 0xff00 or more sections e_shnum is 0 and section 0's sh_size
  * holds the count; a .shstrtab index of 0xff00 or more goes into section 0's sh_link with
  * e_shstrndx = SHN_XINDEX; symbols in such sections get st_shndx = SHN_XINDEX and their real
@@ -93,13 +96,34 @@ function alignUp(v: number, a: bigint, what: string | Uint8Array): number {
   return Math.ceil(v / n) * n;
 }
 
-/** Every planned section has every field (one object shape for the emit loop). */
-function outSection(
-  kind: OutKind, name: string | Uint8Array, nameKey: string, type: number, flags: bigint, addr: bigint, size: number | bigint,
-  link: number, info: number, addralign: bigint, entsize: bigint, data?: Uint8Array, id?: SectionId, group?: GroupSpec,
-  relocs?: RelocationSet, relocTarget?: SectionId,
-): OutSection {
-  return { kind, name, nameKey, type, flags, addr, offset: 0, size, link, info, addralign, entsize, data, id, group, relocs, relocTarget };
+/** What a planned section is made from; the rest of its fields default to 0 / none. */
+interface OutSectionInit {
+  kind: OutKind;
+  name: string | Uint8Array;
+  /** The name's key in .shstrtab (from `StringTableBuilder.add`). */
+  nameKey: string;
+  type: number;
+  flags?: bigint;
+  addr?: bigint;
+  size: number | bigint;
+  link?: number;
+  info?: number;
+  addralign: bigint;
+  entsize?: bigint;
+  data?: Uint8Array;
+  id?: SectionId;
+  group?: GroupSpec;
+  relocs?: RelocationSet;
+  relocTarget?: SectionId;
+}
+
+/** A planned section with every field present, so the emit loop sees one object shape. */
+function outSection(init: OutSectionInit): OutSection {
+  return {
+    kind: init.kind, name: init.name, nameKey: init.nameKey, type: init.type, flags: init.flags ?? 0n, addr: init.addr ?? 0n,
+    offset: 0, size: init.size, link: init.link ?? 0, info: init.info ?? 0, addralign: init.addralign, entsize: init.entsize ?? 0n,
+    data: init.data, id: init.id, group: init.group, relocs: init.relocs, relocTarget: init.relocTarget,
+  };
 }
 
 export function planObject(model: WriterModel): WritePlan {
@@ -119,7 +143,7 @@ export function planObject(model: WriterModel): WritePlan {
     out.push(s);
     return out.length - 1;
   };
-  push(outSection('null', '', shstrtab.add(''), SHT.NULL, 0n, 0n, 0, 0, 0, 0n, 0n));
+  push(outSection({ kind: 'null', name: '', nameKey: shstrtab.add(''), type: SHT.NULL, size: 0, addralign: 0n }));
 
   // 1. Section indices: each model section, then its relocations.
   const sectionIndex = new Map<SectionId, number>();
@@ -128,12 +152,10 @@ export function planObject(model: WriterModel): WritePlan {
   const relaSize = L.rela.size;
   const relEnt = BigInt(relSize);
   const relaEnt = BigInt(relaSize);
-  // Indexed loops: in a cold process a for-of loop allocates an iterator result per step.
-  const msecs = model.sections;
-  for (let i = 0; i < msecs.length; i++) {
-    const { id, spec, group } = msecs[i]!;
+  const modelSections = model.sections;
+  for (let position = 0; position < modelSections.length; position++) {
+    const { id, spec, group } = modelSections[position]!;
     const name = spec.name;
-    // Contexts are built only when an error is thrown (names are decoded lazily).
     const addr = spec.addr ?? 0n;
     const entsize = spec.entsize ?? 0n;
     if (spec.flags < 0n || spec.flags > addrMax) fail('ELF_WRITE_RANGE', `sh_flags does not fit ELF${o.class}`, { section: displayName(name), found: spec.flags });
@@ -151,34 +173,44 @@ export function planObject(model: WriterModel): WritePlan {
       data = spec.data ?? new Uint8Array(0);
       size = data.length;
     }
-    const idx = push(outSection(group ? 'group' : 'model', name, shstrtab.add(name), spec.type, spec.flags, addr, size, 0, spec.info ?? 0, spec.addralign, entsize, data, id, group));
+    const idx = push(outSection({
+      kind: group ? 'group' : 'model', name, nameKey: shstrtab.add(name), type: spec.type, flags: spec.flags, addr, size,
+      info: spec.info ?? 0, addralign: spec.addralign, entsize, data, id, group,
+    }));
     sectionIndex.set(id, idx);
     const rel = model.relocations.get(id);
     if (rel) {
       const prefix = rel.rela ? '.rela' : '.rel';
       const rname = rel.name !== undefined ? rel.name : typeof name === 'string' ? prefix + name : concat(nameBytes(prefix), name);
       const flags = rel.flags ?? (SHF.INFO_LINK | (spec.flags & SHF.GROUP));
-      relIndex.set(id, push(outSection('reloc', rname, shstrtab.add(rname), rel.rela ? SHT.RELA : SHT.REL, flags, 0n,
-        rel.entries.length * (rel.rela ? relaSize : relSize), 0, idx, wordAlign, rel.rela ? relaEnt : relEnt, undefined, undefined, undefined, rel, id)));
+      relIndex.set(id, push(outSection({
+        kind: 'reloc', name: rname, nameKey: shstrtab.add(rname), type: rel.rela ? SHT.RELA : SHT.REL, flags,
+        size: rel.entries.length * (rel.rela ? relaSize : relSize), info: idx, addralign: wordAlign, entsize: rel.rela ? relaEnt : relEnt,
+        relocs: rel, relocTarget: id,
+      })));
     }
   }
 
   // 2. Symbol indices: null, locals (model order), then everything else (model order).
   const symbolOrder: { id: SymbolId; spec: SymbolSpec }[] = [];
-  const msyms = model.symbols;
-  for (let i = 0; i < msyms.length; i++) if (msyms[i]!.spec.bind === STB.LOCAL) symbolOrder.push(msyms[i]!);
+  const modelSymbols = model.symbols;
+  for (let position = 0; position < modelSymbols.length; position++) {
+    if (modelSymbols[position]!.spec.bind === STB.LOCAL) symbolOrder.push(modelSymbols[position]!);
+  }
   const firstNonLocal = 1 + symbolOrder.length;
-  for (let i = 0; i < msyms.length; i++) if (msyms[i]!.spec.bind !== STB.LOCAL) symbolOrder.push(msyms[i]!);
+  for (let position = 0; position < modelSymbols.length; position++) {
+    if (modelSymbols[position]!.spec.bind !== STB.LOCAL) symbolOrder.push(modelSymbols[position]!);
+  }
   const symbolIndex = new Map<SymbolId, number>();
   const symNameKeys: string[] = new Array(symbolOrder.length);
   let needShndx = false;
-  for (let i = 0; i < symbolOrder.length; i++) {
-    const { id, spec } = symbolOrder[i]!;
-    symbolIndex.set(id, i + 1);
-    symNameKeys[i] = strtab.add(spec.name);
+  for (let position = 0; position < symbolOrder.length; position++) {
+    const { id, spec } = symbolOrder[position]!;
+    symbolIndex.set(id, position + 1);
+    symNameKeys[position] = strtab.add(spec.name);
   }
-  for (let i = 0; i < symbolOrder.length; i++) {
-    const { spec } = symbolOrder[i]!;
+  for (let position = 0; position < symbolOrder.length; position++) {
+    const { spec } = symbolOrder[position]!;
     if (spec.value < 0n || spec.value > addrMax) fail('ELF_WRITE_RANGE', `st_value does not fit ELF${o.class}`, { symbol: displayName(spec.name), section: '.symtab', found: spec.value });
     if (spec.size < 0n || spec.size > addrMax) fail('ELF_WRITE_RANGE', `st_size does not fit ELF${o.class}`, { symbol: displayName(spec.name), section: '.symtab', found: spec.size });
     if (!(spec.bind >= 0 && spec.bind <= 15 && spec.type >= 0 && spec.type <= 15)) fail('ELF_WRITE_RANGE', 'binding or type does not fit st_info', { symbol: displayName(spec.name), section: '.symtab', found: `${spec.bind}/${spec.type}` });
@@ -192,20 +224,20 @@ export function planObject(model: WriterModel): WritePlan {
   // Relocations: every symbol they name is in the model and every field fits the class.
   const is64 = o.class === 64;
   model.relocations.forEach((rel, target) => {
-    const ctx = (k: number) => ({ section: displayName(model.sections.find((x) => x.id === target)?.spec.name ?? `#${target}`), found: `relocation ${k}` });
+    const ctx = (n: number) => ({ section: displayName(model.sections.find((x) => x.id === target)?.spec.name ?? `#${target}`), found: `relocation ${n}` });
     const entries = rel.entries;
-    for (let k = 0; k < entries.length; k++) {
-      const r = entries[k]!;
+    for (let entry = 0; entry < entries.length; entry++) {
+      const r = entries[entry]!;
       const sym = r.symbol === 0 ? 0 : symbolIndex.get(r.symbol);
-      if (sym === undefined) fail('ELF_WRITE_REF', `relocation ${k} refers to a symbol that is not in the model`, { ...ctx(k), found: `symbol ID ${r.symbol}` });
+      if (sym === undefined) fail('ELF_WRITE_REF', `relocation ${entry} refers to a symbol that is not in the model`, { ...ctx(entry), found: `symbol ID ${r.symbol}` });
       if (is64) {
-        if (!(r.type >= 0 && r.type <= 0xffffffff)) fail('ELF_WRITE_RANGE', 'relocation type does not fit ELF64_R_INFO', { ...ctx(k), found: r.type });
+        if (!(r.type >= 0 && r.type <= 0xffffffff)) fail('ELF_WRITE_RANGE', 'relocation type does not fit ELF64_R_INFO', { ...ctx(entry), found: r.type });
       } else {
-        if (sym > 0xffffff) fail('ELF_WRITE_RANGE', 'symbol index does not fit ELF32_R_INFO', { ...ctx(k), found: sym });
-        if (!(r.type >= 0 && r.type <= 0xff)) fail('ELF_WRITE_RANGE', 'relocation type does not fit ELF32_R_INFO', { ...ctx(k), found: r.type });
+        if (sym > 0xffffff) fail('ELF_WRITE_RANGE', 'symbol index does not fit ELF32_R_INFO', { ...ctx(entry), found: sym });
+        if (!(r.type >= 0 && r.type <= 0xff)) fail('ELF_WRITE_RANGE', 'relocation type does not fit ELF32_R_INFO', { ...ctx(entry), found: r.type });
       }
-      if (r.offset < 0n || r.offset > addrMax) fail('ELF_WRITE_RANGE', `r_offset does not fit ELF${o.class}`, { ...ctx(k), found: r.offset });
-      if (rel.rela && (r.addend < addendMin || r.addend > addrMax)) fail('ELF_WRITE_RANGE', `r_addend does not fit ELF${o.class}`, { ...ctx(k), found: r.addend });
+      if (r.offset < 0n || r.offset > addrMax) fail('ELF_WRITE_RANGE', `r_offset does not fit ELF${o.class}`, { ...ctx(entry), found: r.offset });
+      if (rel.rela && (r.addend < addendMin || r.addend > addrMax)) fail('ELF_WRITE_RANGE', `r_addend does not fit ELF${o.class}`, { ...ctx(entry), found: r.addend });
     }
   });
 
@@ -214,20 +246,26 @@ export function planObject(model: WriterModel): WritePlan {
   const wantSymtab = nsyms > 1 || model.relocations.size > 0 || model.sections.some((s) => s.group) || o.keepEmptySymtab;
   let symtabIdx = 0;
   if (wantSymtab) {
-    symtabIdx = push(outSection('symtab', '.symtab', shstrtab.add('.symtab'), SHT.SYMTAB, 0n, 0n, nsyms * L.sym.size, 0, firstNonLocal, wordAlign, BigInt(L.sym.size)));
+    symtabIdx = push(outSection({
+      kind: 'symtab', name: '.symtab', nameKey: shstrtab.add('.symtab'), type: SHT.SYMTAB, size: nsyms * L.sym.size,
+      info: firstNonLocal, addralign: wordAlign, entsize: BigInt(L.sym.size),
+    }));
     if (needShndx) {
-      push(outSection('shndx', '.symtab_shndx', shstrtab.add('.symtab_shndx'), SHT.SYMTAB_SHNDX, 0n, 0n, nsyms * 4, symtabIdx, 0, 4n, 4n));
+      push(outSection({
+        kind: 'shndx', name: '.symtab_shndx', nameKey: shstrtab.add('.symtab_shndx'), type: SHT.SYMTAB_SHNDX, size: nsyms * 4,
+        link: symtabIdx, addralign: 4n, entsize: 4n,
+      }));
     }
-    const strtabIdx = push(outSection('strtab', '.strtab', shstrtab.add('.strtab'), SHT.STRTAB, 0n, 0n, strtab.finish().length, 0, 0, 1n, 0n));
+    const strtabIdx = push(outSection({ kind: 'strtab', name: '.strtab', nameKey: shstrtab.add('.strtab'), type: SHT.STRTAB, size: strtab.finish().length, addralign: 1n }));
     out[symtabIdx]!.link = strtabIdx;
   }
-  const shstrndx = push(outSection('shstrtab', '.shstrtab', shstrtab.add('.shstrtab'), SHT.STRTAB, 0n, 0n, 0, 0, 0, 1n, 0n));
+  const shstrndx = push(outSection({ kind: 'shstrtab', name: '.shstrtab', nameKey: shstrtab.add('.shstrtab'), type: SHT.STRTAB, size: 0, addralign: 1n }));
   out[shstrndx]!.size = shstrtab.finish().length;
 
   // 4. Links and infos that refer to other sections or symbols.
   for (const s of out) if (s.kind === 'reloc') s.link = symtabIdx;
-  for (let i = 0; i < msecs.length; i++) {
-    const { id, spec, group, infoLink } = msecs[i]!;
+  for (let position = 0; position < modelSections.length; position++) {
+    const { id, spec, group, infoLink } = modelSections[position]!;
     if (infoLink === undefined && spec.link === undefined && !group) continue;
     const s = out[sectionIndex.get(id)!]!;
     if (infoLink !== undefined) {
@@ -245,19 +283,19 @@ export function planObject(model: WriterModel): WritePlan {
       const sig = symbolIndex.get(group.signature);
       if (sig === undefined) fail('ELF_WRITE_REF', 'group signature is not a symbol of the model', { section: displayName(spec.name), found: `symbol ID ${group.signature}` });
       s.info = sig;
-      let n = 1;
-      for (const m of group.members) {
-        if (!sectionIndex.has(m)) fail('ELF_WRITE_REF', 'group member is not a section of the model', { section: displayName(spec.name), found: `section ID ${m}` });
-        n += relIndex.has(m) ? 2 : 1;
+      let words = 1;
+      for (const member of group.members) {
+        if (!sectionIndex.has(member)) fail('ELF_WRITE_REF', 'group member is not a section of the model', { section: displayName(spec.name), found: `section ID ${member}` });
+        words += relIndex.has(member) ? 2 : 1;
       }
-      s.size = n * 4;
+      s.size = words * 4;
     }
   }
 
   // 5. File offsets: ELF header, section contents in index order, then the section header table.
   let cursor = L.ehdr.size;
-  for (let i = 1; i < out.length; i++) {
-    const s = out[i]!;
+  for (let index = 1; index < out.length; index++) {
+    const s = out[index]!;
     const start = alignUp(cursor, s.addralign, s.name);
     s.offset = start;
     if (s.type !== SHT.NOBITS) cursor = start + Number(s.size);
@@ -336,10 +374,10 @@ export function emitObject(model: WriterModel, plan: WritePlan): Uint8Array {
   };
   const isSpecial = (spec: SymbolSpec): boolean => typeof spec.section !== 'number';
 
-  for (let i = 1; i < shnum; i++) {
-    const s = plan.sections[i]!;
+  for (let index = 1; index < shnum; index++) {
+    const s = plan.sections[index]!;
     if (s.type === SHT.NOBITS) continue;
-    e.at(s.offset, i);
+    e.at(s.offset, index);
     switch (s.kind) {
       case 'model':
         e.bytes(s.data!);
@@ -348,11 +386,11 @@ export function emitObject(model: WriterModel, plan: WritePlan): Uint8Array {
         const g = s.group!;
         const base = e.skip(Number(s.size));
         dv.setUint32(base, g.flags >>> 0, le);
-        let k = 1;
-        for (const m of g.members) {
-          dv.setUint32(base + 4 * k++, plan.sectionIndex.get(m)!, le);
-          const r = plan.relocIndex.get(m);
-          if (r !== undefined) dv.setUint32(base + 4 * k++, r, le);
+        let word = 1;
+        for (const member of g.members) {
+          dv.setUint32(base + 4 * word++, plan.sectionIndex.get(member)!, le);
+          const relocSection = plan.relocIndex.get(member);
+          if (relocSection !== undefined) dv.setUint32(base + 4 * word++, relocSection, le);
         }
         break;
       }
@@ -362,9 +400,9 @@ export function emitObject(model: WriterModel, plan: WritePlan): Uint8Array {
         const F = lay.fields;
         const oInfo = F.r_info.offset;
         const addendDef = rel.rela ? L.rela.fields.r_addend : undefined;
-        const rents = rel.entries;
-        for (let j = 0; j < rents.length; j++) {
-          const r = rents[j]!;
+        const entries = rel.entries;
+        for (let entry = 0; entry < entries.length; entry++) {
+          const r = entries[entry]!;
           const sym = r.symbol === 0 ? 0 : plan.symbolIndex.get(r.symbol)!;
           const base = e.skip(lay.size);
           writeBigField(dv, base, F.r_offset, le, r.offset);
@@ -383,11 +421,11 @@ export function emitObject(model: WriterModel, plan: WritePlan): Uint8Array {
         e.skip(L.sym.size); // null symbol
         const F = L.sym.fields;
         const order = plan.symbolOrder;
-        for (let k = 0; k < order.length; k++) {
-          const spec = order[k]!.spec;
+        for (let position = 0; position < order.length; position++) {
+          const spec = order[position]!.spec;
           const base = e.skip(L.sym.size);
           const idx = symSectionIndex(spec);
-          writeNumField(dv, base, F.st_name, le, plan.strtab.offsetOf(plan.symNameKeys[k]!));
+          writeNumField(dv, base, F.st_name, le, plan.strtab.offsetOf(plan.symNameKeys[position]!));
           writeBigField(dv, base, F.st_value, le, spec.value);
           writeBigField(dv, base, F.st_size, le, spec.size);
           buf[base + F.st_info.offset] = (spec.bind << 4) | spec.type;
@@ -398,9 +436,9 @@ export function emitObject(model: WriterModel, plan: WritePlan): Uint8Array {
       }
       case 'shndx': {
         e.skip(4);
-        const syms = plan.symbolOrder;
-        for (let j = 0; j < syms.length; j++) {
-          const { spec } = syms[j]!;
+        const order = plan.symbolOrder;
+        for (let position = 0; position < order.length; position++) {
+          const { spec } = order[position]!;
           const idx = symSectionIndex(spec);
           dv.setUint32(e.skip(4), !isSpecial(spec) && idx >= SHN.LORESERVE ? idx : 0, le);
         }
@@ -415,16 +453,16 @@ export function emitObject(model: WriterModel, plan: WritePlan): Uint8Array {
       case 'null':
         break;
     }
-    e.done(s.offset + Number(s.size), i);
+    e.done(s.offset + Number(s.size), index);
   }
 
   // Section header table.
   e.at(plan.shoff, -1);
   const F = L.shdr.fields;
-  for (let i = 0; i < shnum; i++) {
-    const s = plan.sections[i]!;
+  for (let index = 0; index < shnum; index++) {
+    const s = plan.sections[index]!;
     const base = e.skip(L.shdr.size);
-    if (i === 0) {
+    if (index === 0) {
       if (shnum >= SHN.LORESERVE) writeNumField(dv, base, F.sh_size, le, shnum);
       if (plan.shstrndx >= SHN.LORESERVE) writeNumField(dv, base, F.sh_link, le, plan.shstrndx);
       continue;

@@ -244,6 +244,14 @@ const X86_ROWS: [string, string[], boolean][] = [
   ['L2c', [], true],
 ];
 
+/**
+ * A build-id-only target reveals no release: the row comes from a release that uses it (so that
+ * verify judges the payload by that release's rules: NOPs from 4.8, ARM from 4.8), or --abi for
+ * the pre-release xSplice format.
+ */
+const RELEASE_OF_ROW: Record<string, string> = { L1: '4.10.0', L2a: '4.14.0', L2b: '4.16.1', L2c: '4.19.0' };
+const pickRow = (row: string): string[] => (row in RELEASE_OF_ROW ? ['--xen-version', RELEASE_OF_ROW[row]!] : ['--abi', row]);
+
 const CASES: Case[] = [
   // x86_64 against Debian's xen-syms.
   { name: 'x86_64-L2c-single', objects: ['x86_new.o'], args: ['--patch', 'xen_extra_version'] },
@@ -265,12 +273,12 @@ const CASES: Case[] = [
   ...(['xsplice', 'L1', 'L2a', 'L2b', 'L2c'] as const).map((row): Case => ({
     name: `x86_64-${row}-buildid-only`,
     objects: ['x86_new.o', 'x86_hooks.o'],
-    args: ['--xen', XEN_BUILD_ID, '--abi', row, '--spec', `{dir}/spec-x86_64${row === 'xsplice' ? '-no-nop' : ''}.json`, ...hookArgs(row === 'xsplice' || row === 'L1' ? LOADUNLOAD : HOOK_KINDS)],
+    args: ['--xen', XEN_BUILD_ID, ...pickRow(row), '--spec', `{dir}/spec-x86_64${row === 'xsplice' ? '-no-nop' : ''}.json`, ...hookArgs(row === 'xsplice' || row === 'L1' ? LOADUNLOAD : HOOK_KINDS)],
   })),
   ...(['arm64', 'arm32'] as const).flatMap((arch) => (['L1', 'L2a', 'L2b', 'L2c'] as const).map((row): Case => ({
     name: `${arch}-${row}-buildid-only`,
     objects: [`${arch}_new.o`, `${arch}_hooks.o`],
-    args: ['--xen', XEN_BUILD_ID, '--arch', arch, '--abi', row, '--spec', `{dir}/spec-${arch}.json`, ...hookArgs(row === 'L1' ? LOADUNLOAD : HOOK_KINDS)],
+    args: ['--xen', XEN_BUILD_ID, '--arch', arch, ...pickRow(row), '--spec', `{dir}/spec-${arch}.json`, ...hookArgs(row === 'L1' ? LOADUNLOAD : HOOK_KINDS)],
   }))),
   { name: 'arm64-L2c-version-depends-payload', objects: ['arm64_upper.o'],
     args: ['--xen', XEN_BUILD_ID, '--arch', 'arm64', '--xen-version', '4.19.0', '--patch', 'xen_minor_version=upper_fn', '--spec', '{dir}/spec-arm64-upper.json', '--depends', '{payload:arm64-L2c-buildid-only}'] },

@@ -12,7 +12,7 @@ import { XspliceError } from '../errors.js';
 import { SHT, STT } from './constants.js';
 import { objectView } from './object-view.js';
 import { writeObject, writeObjectWithPlan, planObject, type WritePlan } from './writer.js';
-import type { BuilderOptions, ElfFile, GroupSpec, RelocationSet, RelocationSpec, SectionId, SectionSpec, SymbolId, SymbolSection, SymbolSpec } from './types.js';
+import type { BuilderOptions, ElfFile, GroupSpec, RelocationSet, RelocationSpec, SectionId, SectionSpec, SymbolId, SymbolSpec } from './types.js';
 
 export type { BuilderOptions, GroupSpec, RelocationSet } from './types.js';
 

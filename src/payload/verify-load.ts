@@ -448,13 +448,16 @@ export function performRelocs(elf: LoadedElf, abi: PayloadAbi, rules: LoaderRule
             ok = false;
         }
       } else {
-        // ARM: the type list and offsets (arm64); field encodings are not simulated.
+        // ARM: offsets and the type list; field encodings are not simulated. arm64 checks
+        // r_offset + 4 <= sh_size before the type, and ABS64/PREL64 need 8 bytes [Errata "arm64
+        // relocation checks"; xen/arch/arm/arm64/livepatch.c].
+        if (abi.arch === 'arm64' && !inBounds(4)) { report('RELOC_OFFSET', { section: base.name }, ctx); ok = false; continue; }
         if (!abi.relocTypes.includes(type)) {
           report('RELOC_UNHANDLED', { type }, { ...ctx, symbol: sym.name });
           ok = false;
           continue;
         }
-        if (abi.arch === 'arm64' && !inBounds(4)) { report('RELOC_OFFSET', { section: base.name }, ctx); ok = false; continue; }
+        if (abi.arch === 'arm64' && (type === 257 || type === 260) && !inBounds(8)) { report('RELOC_OFFSET', { section: base.name }, ctx); ok = false; continue; }
         const w = elf.is64 ? 8 : 4;
         if ((type === 257 || type === 2) && inBounds(w)) {
           if (w === 8) mem.setBigUint64(Number(roff), val, true);

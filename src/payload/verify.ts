@@ -65,6 +65,8 @@ export interface PayloadVerdict {
   errno: string | null;
   /** Where the hypervisor refuses it: 'upload', 'apply', or null. */
   refusedAt: 'upload' | 'apply' | null;
+  /** Set when the hypervisor crashes on it before any refusal (never "accepted"). */
+  crashAt?: 'upload';
   diagnostics: Diagnostic[];
 }
 
@@ -88,6 +90,9 @@ export interface LoadedPayload {
 }
 
 export const MAX_UPLOAD = 2 * 1024 * 1024;
+/** x86 MAX_PATCH_LEN (255 - 1) and ALT_FLAG_NOT (1 << 15) [xen/arch/x86/alternative.c, asm/alternative.h]. */
+const MAX_PATCH_LEN = 254;
+const ALT_FLAG_NOT = 0x8000;
 /** Fallback start of the x86 payload area when the target has no symbols (4.17 Debian: __2M_rwdata_end). */
 const DEFAULT_BASE = 0xffff82d040800000n;
 
@@ -167,7 +172,9 @@ function verifyOne(input: VerifyInput, c: Ctx): { verdict: PayloadVerdict; loade
   const finish = (lp?: LoadedPayload, buildId?: Uint8Array, depends?: Uint8Array): { verdict: PayloadVerdict; loaded?: LoadedPayload } => {
     const up = col.errorsAt('upload');
     const ap = col.errorsAt('apply');
-    const first = up[0] ?? ap[0];
+    // A crash during the upload (§2.16, Errata) is what the hypervisor meets first: nothing after it runs.
+    const crash = col.list.find((d) => d.code === 'CRASH_FUNCS_NOT_ALLOC');
+    const first = crash ?? up[0] ?? ap[0];
     if (first) first.first = true;
     const verdict: PayloadVerdict = {
       file: input.file, name,
@@ -175,7 +182,8 @@ function verifyOne(input: VerifyInput, c: Ctx): { verdict: PayloadVerdict; loade
       depends: depends ? toHex(depends) : null,
       ok: !col.list.some((d) => d.severity === 'error'),
       errno: first ? first.errno : null,
-      refusedAt: up.length ? 'upload' : ap.length ? 'apply' : null,
+      refusedAt: crash ? null : up.length ? 'upload' : ap.length ? 'apply' : null,
+      ...(crash ? { crashAt: 'upload' as const } : {}),
       diagnostics: col.list,
     };
     return lp ? { verdict, loaded: lp } : { verdict };
@@ -228,7 +236,8 @@ function verifyOne(input: VerifyInput, c: Ctx): { verdict: PayloadVerdict; loade
       return finish();
     }
     if (!c.target.buildId) {
-      report('XEN_NO_BUILD_ID');
+      // 4.18.4–4.20 print xen_build_id()'s -ENODATA; 4.21+ print parse_buildid's rc, 0 [Errata].
+      report('XEN_BUILD_ID_UNAVAILABLE', { rc: r.features.xenBuildIdVariables ? 0 : -61 });
       return finish();
     }
     if (!eq(p.id, c.target.buildId)) {
@@ -284,7 +293,13 @@ function verifyOne(input: VerifyInput, c: Ctx): { verdict: PayloadVerdict; loade
     if (!found && !abi.atLeastOneOf.some((n) => secOf(n))) report('NOTHING_TO_PATCH');
   }
 
-  // (g) prepare_payload.
+  // (g) prepare_payload. A .livepatch.funcs without SHF_ALLOC has no load address (NULL up to
+  // 4.18.3 / 4.19.0; uninitialised before 4.10): reading its first entry faults [Errata].
+  const funcsSec = secOf(abi.sections.funcs);
+  if (funcsSec && !(funcsSec.flags & SHF.ALLOC) && funcsSec.size > 0 && !r.features.nonAllocBufferPointer && !col.errorsAt('upload').length) {
+    report('CRASH_FUNCS_NOT_ALLOC', { section: funcsSec.name, where: r.features.alignChecks ? 'NULL' : 'uninitialised' }, { section: funcsSec.name });
+    return finish();
+  }
   const funcs = prepareFuncs(elf, secOf(abi.sections.funcs), c, col, space, linkOk);
   prepareHooks(elf, abi, r, col, secOf);
   const ownId = noteOf(secOf(abi.sections.buildId), abi.sections.buildId, r, col);
@@ -341,7 +356,12 @@ function uncheckedSections(sections: XSection[], abi: PayloadAbi, r: LoaderRules
   for (const n of special) {
     const s = firstOf.get(n);
     if (!s) continue;
-    if (!(s.flags & SHF.ALLOC)) report('UNCHECKED_NOT_ALLOC', { section: n }, { section: n });
+    if (!(s.flags & SHF.ALLOC)) {
+      report('UNCHECKED_NOT_ALLOC', {
+        section: n,
+        how: r.features.nonAllocBufferPointer ? 'a pointer into the upload buffer, freed when the upload returns: use-after-free' : undefined,
+      }, { section: n });
+    }
     else if (s.rawSize === 0n && r.features.nopPatching && !r.features.loadZeroSize && n !== abi.sections.funcs && !abi.hooks.some((h) => h.section === n)) {
       report('UNCHECKED_ZERO_SIZE_SPECIAL', { section: n }, { section: n });
     }
@@ -431,7 +451,7 @@ function prepareFuncs(elf: LoadedElf, sec: XSection | undefined, c: Ctx, col: Co
           return false;
         }
       }
-      const endbr = !arm && r.features.endbr && startsWithEndbr(c, f.oldAddr);
+      const endbr = !arm && r.features.endbr && startsWithEndbr(c, f.oldAddr, r.features.endbrPoison);
       if (f.newAddr === 0n && endbr && f.newSize > 0 && f.newSize < 4) col.add('UNCHECKED_NOP_ENDBR', { symbol: label, size: f.newSize }, { ...ctx, symbol: label });
       if (arm ? f.oldSize < abi.patchSize : f.newAddr !== 0n) {
         const needed = abi.patchSize + (endbr ? 4 : 0);
@@ -474,7 +494,8 @@ function prepareFuncs(elf: LoadedElf, sec: XSection | undefined, c: Ctx, col: Co
   return out;
 }
 
-function startsWithEndbr(c: Ctx, addr: bigint): boolean {
+/** is_endbr64, and from 4.17.0 the ENDBR "poison" `66 0f 1f 01` too [Errata "ENDBR poison"]. */
+function startsWithEndbr(c: Ctx, addr: bigint, poison: boolean): boolean {
   let b: Uint8Array | undefined;
   for (const p of c.loaded) {
     const s = sectionAt(p.elf, addr, 4);
@@ -489,7 +510,7 @@ function startsWithEndbr(c: Ctx, addr: bigint): boolean {
   }
   if (!b || b.length < 4) return false;
   const w = Buffer.from(b).toString('hex');
-  return w === 'f30f1efa' || w === '660f1f01';
+  return w === 'f30f1efa' || (poison && w === '660f1f01');
 }
 
 /** §2.10(b) hooks. */
@@ -610,18 +631,32 @@ function checkAlternatives(elf: LoadedElf, alt: XSection, size: number, r: Loade
         return;
       }
     }
-    // apply_alternatives BUG_ONs (x86 before 4.20; ARM always).
+    // x86 _apply_alternatives: repl_len <= orig_len + pad_len <= MAX_PATCH_LEN (254), feature
+    // (bit 15 ALT_FLAG_NOT masked where supported) < NCAPINTS * 32. BUG_ON (crash) before 4.20 /
+    // 4.18.4 / 4.19.1, then -ENOSPC / -ERANGE [Errata "x86 alternatives limits", "ALT_FLAG_NOT"].
+    // ARM: BUG_ON in every release.
+    const total = origLen + padLen;
+    const cpuid = x86 ? dv.getUint16(o + 8, true) : 0;
+    const feat = r.features.altFlagNot ? cpuid & ~ALT_FLAG_NOT : cpuid;
+    const limit = r.x86CapWords !== null ? r.x86CapWords * 32 : ALT_FLAG_NOT;
+    const at = `0x${orig.toString(16)}`;
+    const x86Fail: [string, number, string] | undefined = !x86 ? undefined
+      : replLen > total ? [`Alt for ${at}, replacement size 0x${replLen.toString(16)} larger than origin 0x${total.toString(16)}`, -28, `replacement length ${replLen} exceeds origin ${origLen} + padding ${padLen}`]
+        : total > MAX_PATCH_LEN ? [`Alt for ${at}, origin size 0x${total.toString(16)} bigger than buffer 0x${MAX_PATCH_LEN.toString(16)}`, -28, `origin length ${origLen} + padding ${padLen} exceeds MAX_PATCH_LEN ${MAX_PATCH_LEN}`]
+          : feat >= limit ? [`Alt for ${at}, feature 0x${feat.toString(16)} outside of featureset range 0x${limit.toString(16)}`, -34, `feature 0x${feat.toString(16)} is not below NCAPINTS * 32 = 0x${limit.toString(16)}${cpuid & ALT_FLAG_NOT && !r.features.altFlagNot ? ' (ALT_FLAG_NOT, bit 15, is not known to this release)' : ''}`]
+            : undefined;
     if (!r.features.altErrorsReturned) {
-      const bad = x86
-        ? (replLen > origLen + padLen ? `replacement length ${replLen} exceeds origin ${origLen} + padding ${padLen}`
-          : origLen + padLen > 255 ? `origin length ${origLen} + padding ${padLen} exceeds 255` : undefined)
+      const bad = x86 ? x86Fail?.[2]
         : (replLen !== origLen ? `replacement length ${replLen} differs from origin length ${origLen}` : undefined);
       const outside = !r.features.altStrict && (orig < elf.textAddr || orig + BigInt(origLen) > elf.textAddr + BigInt(elf.textSize))
         ? `origin ${'0x' + orig.toString(16)}+${origLen} is outside the payload text` : undefined;
       const why = bad ?? outside;
       if (why) col.add('UNCHECKED_ALT_ENTRY', { entry: i, why }, { section: alt.name, offset: o });
-    } else if (x86 && replLen > origLen + padLen) {
-      const d = makeDiagnostic('ALT_APPLY', r, col.name, { rc: -28 }, { section: alt.name, offset: o });
+    } else if (x86Fail) {
+      const [line, rc] = x86Fail;
+      const d = makeDiagnostic('ALT_APPLY', r, col.name, { rc }, { section: alt.name, offset: o });
+      d.errno = rc === -34 ? 'ERANGE' : 'ENOSPC';
+      d.message = `${line}\n${d.message}`;
       col.list.push(d);
       return;
     }
@@ -656,7 +691,7 @@ export function formatVerify(r: VerifyResult): string {
   const L: string[] = [];
   L.push(`target: Xen ${r.target.version} ${r.target.arch}, build-id ${r.target.buildId ?? '(none)'}, payload ABI ${r.target.abi}`);
   for (const p of r.payloads) {
-    const verdict = p.ok ? 'ok' : p.refusedAt ? `REFUSED at ${p.refusedAt} (${p.errno})` : 'accepted by the hypervisor, but UNSAFE';
+    const verdict = p.ok ? 'ok' : p.crashAt ? `CRASHES the hypervisor at ${p.crashAt}` : p.refusedAt ? `REFUSED at ${p.refusedAt} (${p.errno})` : 'accepted by the hypervisor, but UNSAFE';
     L.push(`${p.file} (name ${p.name}${p.buildId ? `, build-id ${p.buildId}` : ''}): ${verdict}`);
     for (const d of p.diagnostics) {
       const where = [d.section, d.symbol, d.offset !== undefined ? `+0x${d.offset.toString(16)}` : undefined].filter((x) => x !== undefined && x !== '').join(' ');

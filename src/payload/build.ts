@@ -476,7 +476,9 @@ export async function buildPayload(opts: BuildOptions): Promise<BuildResult> {
     if (!target.bytesAt || addr === 0n || abi.endbrOffset === 0) return false;
     try {
       const b = target.bytesAt(addr, 4);
-      return (b[0] === 0xf3 && b[1] === 0x0f && b[2] === 0x1e && b[3] === 0xfa) || (b[0] === 0x66 && b[1] === 0x0f && b[2] === 0x1f && b[3] === 0x01);
+      // The ENDBR "poison" counts from 4.17.0 only (the row's endbrPoison; unknown release: assume it does).
+      const poison = abi.loader?.features?.endbrPoison ?? true;
+      return (b[0] === 0xf3 && b[1] === 0x0f && b[2] === 0x1e && b[3] === 0xfa) || (poison && b[0] === 0x66 && b[1] === 0x0f && b[2] === 0x1f && b[3] === 0x01);
     } catch {
       return false;
     }

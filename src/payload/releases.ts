@@ -1,13 +1,35 @@
 /**
- * How the hypervisor's live-patch loader *behaves*, by release: one table of features, each with
- * the first `x.y.0` release that has it and the stable point releases that received it as a
- * backport. The payload *format* (section names, entry sizes, versions) lives in the ABI rows of
- * abi.ts; this file only holds the loader's checks, message style and quirks that verify needs.
+ * The loader columns of the release table: how the hypervisor's live-patch loader *behaves*, by
+ * release. Each column names the first `x.y.0` release that has the behaviour and the stable point
+ * releases that received it as a backport; `loaderFactsFor` resolves every column (and the
+ * per-release numbers below: payload area, NCAPINTS, BUG instruction) for one release, and
+ * abi.ts `abiForVersion` puts the result into that release's row (`row.loader`). Build, verify and
+ * inspect read the row, never this table directly; a vendor row (--abi-file) may state any of it.
  *
- * Every row cites payload-format.md (§) and the Xen commit or tree it comes from.
+ * Every column cites payload-format.md (§, or its Errata part) and the Xen commit it comes from.
  */
-import type { Arch } from './abi-types.js';
-import { parseXenVersion as parseAbiVersion } from './abi.js';
+import { UsageError } from '../errors.js';
+import type { Arch, LoaderFacts, LoaderOverrides, PayloadAbi } from './abi-types.js';
+
+export interface ParsedXenVersion {
+  major: number;
+  minor: number;
+  /** null when the string gives no point release (e.g. "4.17" or "4.23-dev"). */
+  patch: number | null;
+  /** The rest (e.g. "+13-g2445b30a44-0+deb12u1", "-dev", "-rc"). */
+  extra: string;
+  /** A development or release-candidate tree of major.minor (counts as major.minor.0). */
+  prerelease: boolean;
+}
+
+/** Parses "4.17.7+13-g2445b30a44-0+deb12u1", "4.17.3", "4.17", "4.23-dev", "4.19.0-rc2", "4.7-unstable". */
+export function parseVersionText(version: string): ParsedXenVersion {
+  const m = /^\s*v?(\d+)\.(\d+)(?:\.(\d+))?(.*?)\s*$/.exec(version);
+  if (!m) throw new UsageError('XEN_VERSION_BAD', `cannot parse Xen version "${version}" (expected X.Y.Z, e.g. 4.17.3)`);
+  const extra = m[4] ?? '';
+  const prerelease = /^-?(dev|unstable|rc\d*|pre)/i.test(extra.replace(/^[-~]/, ''));
+  return { major: Number(m[1]), minor: Number(m[2]), patch: m[3] === undefined ? null : Number(m[3]), extra, prerelease };
+}
 
 /** A parsed hypervisor version. `xsplice` is the pre-rename tree (before 4.7). */
 export interface XenVersion {
@@ -28,7 +50,7 @@ export function parseXenVersion(text: string): XenVersion | undefined {
   const t = text.trim();
   if (/^(xsplice|X)$/i.test(t)) return { major: 4, minor: 6, patch: 99, text: t, xsplice: true };
   try {
-    const p = parseAbiVersion(t);
+    const p = parseVersionText(t);
     return { major: p.major, minor: p.minor, patch: p.patch ?? 0, text: t, xsplice: false };
   } catch {
     return undefined;
@@ -122,6 +144,8 @@ export const FEATURES = {
   regionAtUpload: { since: '4.19', backports: ['4.17.4', '4.18.1'], cite: 'Errata "§1.6 / §2.0"; a57b4074ab, d2daa40fb3; b11917de0c, c54cf903b0 (4.17.4); 5382a6a79c, 50a8f74df7 (4.18.1)' },
   /** xen_build_id() replaced by variables: a missing Xen build-id prints rc 0 (parse_buildid's) instead of -ENODATA. */
   xenBuildIdVariables: { since: '4.21', cite: '§1.6 4.21; a8dc4ec942' },
+  /** x86 BUG instruction is UDB (0xd6), not ud2: .bug_frames entries must point at d6. */
+  bugUdb: { since: '4.22', arch: ['x86_64'], cite: 'Errata "4.22.0: the x86 BUG instruction is UDB"; 1f3dd605ea' },
   /** ARM LIVEPATCH_VMAP_START moved from 0x00800000 to 0x00a00000 (4.8.2). */
   armVmapA00000: { since: '4.9', backports: ['4.8.2'], arch: ['arm32', 'arm64'], cite: 'Errata "ARM payload load area"; de22e0dd0d' },
   /** .alt_call_sites parsed (x86). */
@@ -146,7 +170,35 @@ export function hasFeature(ver: XenVersion, feature: Feature, arch: Arch = 'x86_
   return false;
 }
 
-/** Everything verify needs to know about one target release, resolved once. */
+/** The loader facts of release `ver` on `arch`: every FEATURES column and the per-release numbers. */
+export function loaderFactsFor(ver: XenVersion, arch: Arch): LoaderFacts {
+  const features = Object.fromEntries(
+    (Object.keys(FEATURES) as Feature[]).map((f) => [f, hasFeature(ver, f, arch)]),
+  ) as Record<Feature, boolean>;
+  return {
+    release: ver.text,
+    features,
+    // x86: vm_init_type(VMAP_XEN, …) after the image; ARM: LIVEPATCH_VMAP_START [§2.6, Errata].
+    payloadArea: arch === 'x86_64' ? { symbol: '__2M_rwdata_end' } : { base: armPayloadBase(ver, arch, features.armVmapA00000) },
+    x86CapWords: arch === 'x86_64' ? x86CapWords(ver) : null,
+    bugInstruction: arch !== 'x86_64' ? null : features.bugUdb ? 'udb' : 'ud2',
+  };
+}
+
+/** A row's loader facts, completed from release `ver` where the row states none. */
+export function completeLoader(abi: PayloadAbi, ver: XenVersion): LoaderFacts {
+  const base = loaderFactsFor(ver, abi.arch);
+  const o: LoaderOverrides = abi.loader ?? {};
+  return {
+    release: o.release ?? base.release,
+    features: { ...base.features, ...(o.features ?? {}) },
+    payloadArea: o.payloadArea ?? base.payloadArea,
+    x86CapWords: o.x86CapWords !== undefined ? o.x86CapWords : base.x86CapWords,
+    bugInstruction: o.bugInstruction !== undefined ? o.bugInstruction : base.bugInstruction,
+  };
+}
+
+/** Everything verify needs to know about one target, read from its row once. */
 export interface LoaderRules {
   version: XenVersion;
   arch: Arch;
@@ -157,11 +209,11 @@ export interface LoaderRules {
   /** Messages end with "!" (≤4.12). */
   bang: boolean;
   features: Record<Feature, boolean>;
-  /** BUGFRAME_NR: .bug_frames.0 … .bug_frames.(n-1). */
+  /** BUGFRAME_NR: .bug_frames.0 … .bug_frames.(n-1) (the row's special sections). */
   bugFrameCount: number;
   /** sizeof(struct bug_frame). */
   bugFrameSize: number;
-  /** sizeof(struct alt_instr). */
+  /** sizeof(struct alt_instr); 0 when the row has no .altinstructions (no CONFIG_HAS_ALTERNATIVE). */
   altInstrSize: number;
   /** Whether .altinstructions is supported at all (CONFIG_HAS_ALTERNATIVE). */
   hasAlternative: boolean;
@@ -175,30 +227,34 @@ export interface LoaderRules {
   payloadBase: bigint | null;
   /** x86 NCAPINTS (feature words): alternatives need a feature below NCAPINTS * 32; null when unknown. */
   x86CapWords: number | null;
+  /** x86 BUG instruction bug frames point at (null on ARM). */
+  bugInstruction: 'ud2' | 'udb' | null;
 }
 
-export function rulesFor(ver: XenVersion, arch: Arch): LoaderRules {
-  const features = Object.fromEntries(
-    (Object.keys(FEATURES) as Feature[]).map((f) => [f, hasFeature(ver, f, arch)]),
-  ) as Record<Feature, boolean>;
-  const arm = arch !== 'x86_64';
+/** The rules of the loader a row describes, for release `ver` (what the row does not state). */
+export function rulesFor(abi: PayloadAbi, ver: XenVersion): LoaderRules {
+  const facts = completeLoader(abi, ver);
+  const features = facts.features as Record<Feature, boolean>;
+  const special = (n: string): number | undefined => abi.special.find((s) => s.section === n)?.entrySize;
+  const bugFrames = abi.special.filter((s) => /^\.bug_frames\.\d+$/.test(s.section));
+  const arm = abi.arch !== 'x86_64';
   return {
     version: ver,
-    arch,
+    arch: abi.arch,
     prefix: features.livepatchNames ? 'livepatch: ' : 'xsplice: ',
     printk: features.printkErrors,
     bang: !features.printkErrors,
     features,
-    bugFrameCount: arm ? (features.armBugframe4 ? 4 : 3) : 4,
-    bugFrameSize: arm ? 16 : 8,
-    altInstrSize: arm ? 12 : features.altInstr14 ? 14 : 12,
-    // arm64 has HAS_ALTERNATIVE from 4.8, arm32 from 4.9 [§1.1].
-    hasAlternative: !arm || arch === 'arm64' || compareVersions(ver, v('4.9')) >= 0,
-    hasExTable: !arm,
-    branchReach: arch === 'x86_64' ? 1n << 31n : arch === 'arm64' ? 128n << 20n : 32n << 20n,
-    payloadAreaSymbol: arch === 'x86_64' ? '__2M_rwdata_end' : null,
-    payloadBase: arm ? armPayloadBase(ver, arch, features.armVmapA00000) : null,
-    x86CapWords: arch === 'x86_64' ? x86CapWords(ver) : null,
+    bugFrameCount: bugFrames.length,
+    bugFrameSize: bugFrames[0]?.entrySize ?? (arm ? 16 : 8),
+    altInstrSize: special('.altinstructions') ?? 0,
+    hasAlternative: special('.altinstructions') !== undefined,
+    hasExTable: special('.ex_table') !== undefined,
+    branchReach: BigInt(abi.branchRange ?? (abi.pointerSize === 8 ? 2 ** 31 : 32 * 2 ** 20)),
+    payloadAreaSymbol: 'symbol' in facts.payloadArea ? facts.payloadArea.symbol : null,
+    payloadBase: 'base' in facts.payloadArea ? facts.payloadArea.base : null,
+    x86CapWords: facts.x86CapWords,
+    bugInstruction: facts.bugInstruction,
   };
 }
 

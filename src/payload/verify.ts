@@ -114,7 +114,7 @@ export function resolveTargetRules(target: VerifyTarget, opts: VerifyOptions = {
   const ver = parseXenVersion(version);
   if (!ver) throw new UsageError('XEN_VERSION_BAD', `cannot parse Xen version "${version}" (expected X.Y.Z, e.g. 4.17.7)`);
   const abi = opts.abi ?? (ver.xsplice ? (() => { throw new UsageError('ABI_NEEDED', 'the xSplice tree needs --abi xsplice'); })() : abiForVersion(version, arch));
-  return { rules: rulesFor(ver, arch), abi, version, arch };
+  return { rules: rulesFor(abi, ver), abi, version, arch };
 }
 
 /** Verifies payloads in load order against one target. */
@@ -319,7 +319,7 @@ function verifyOne(input: VerifyInput, c: Ctx): { verdict: PayloadVerdict; loade
   }
 
   // (i) build_symbol_table.
-  const exports = buildSymbolTable(elf, funcs, space, r, col);
+  const exports = buildSymbolTable(elf, funcs, space, r, col, abi.limits.maxSymbolLen);
 
   if (col.errorsAt('upload').length) return finish(undefined, ownId, depends);
 
@@ -452,9 +452,9 @@ function prepareFuncs(elf: LoadedElf, sec: XSection | undefined, c: Ctx, col: Co
         }
       }
       const endbr = !arm && r.features.endbr && startsWithEndbr(c, f.oldAddr, r.features.endbrPoison);
-      if (f.newAddr === 0n && endbr && f.newSize > 0 && f.newSize < 4) col.add('UNCHECKED_NOP_ENDBR', { symbol: label, size: f.newSize }, { ...ctx, symbol: label });
+      if (f.newAddr === 0n && endbr && f.newSize > 0 && f.newSize < abi.endbrOffset) col.add('UNCHECKED_NOP_ENDBR', { symbol: label, size: f.newSize }, { ...ctx, symbol: label });
       if (arm ? f.oldSize < abi.patchSize : f.newAddr !== 0n) {
-        const needed = abi.patchSize + (endbr ? 4 : 0);
+        const needed = abi.patchSize + (endbr ? abi.endbrOffset : 0);
         if (f.oldSize < needed) {
           col.add('FUNC_OLD_SIZE', { symbol: label, oldSize: f.oldSize, needed, endbr: endbr ? 1 : undefined }, { ...ctx, symbol: label });
           return false;
@@ -466,16 +466,15 @@ function prepareFuncs(elf: LoadedElf, sec: XSection | undefined, c: Ctx, col: Co
       if (!resolve() || !verify()) return;
     } else if (!verify() || !resolve()) return;
     if (r.features.distanceCheck && f.newAddr !== 0n && f.resolvedFrom !== 'unchecked') {
-      const reach = BigInt(abi.branchRange ?? Number(r.branchReach));
+      const reach = r.branchReach;
       const d = BigInt.asIntN(64, f.oldAddr - f.newAddr);
       if (d < -reach || d >= reach) {
         col.add('FUNC_DISTANCE', { symbol: label, oldAddr: f.oldAddr, newAddr: f.newAddr }, { ...ctx, symbol: label });
       }
     }
   });
-  // Unchecked: scratch bytes the hypervisor reads (L2a/L2b applied, L2b patch_offset) and pads.
-  const v = L.fields.version.offset + 1;
-  const scratch = abi.name === 'L2a' || abi.name === 'L2b' ? [v + 31, ...(abi.name === 'L2b' ? [v + 32] : [])] : [];
+  // Unchecked: scratch bytes the hypervisor reads (the row's hypervisorState: L2a/L2b applied, L2b patch_offset) and pads.
+  const scratch = L.hypervisorState ?? [];
   entries.forEach((e, i) => {
     const nz = e.scratchNonZero ?? [];
     if (!nz.length) return;
@@ -563,7 +562,7 @@ function prepareSpecial(elf: LoadedElf, abi: PayloadAbi, r: LoaderRules, col: Co
   const acs = secOf('.alt_call_sites');
   if (acs && r.features.altCallSites) {
     if (abi.arch !== 'x86_64') col.add('ALT_CALL_UNSUPPORTED', {}, { section: acs.name });
-    else if (sectionOk(acs, 4, col) && acs.size) {
+    else if (sectionOk(acs, entry('.alt_call_sites') ?? 4, col) && acs.size) {
       if (elf.textSize === 0) col.add('ALT_CALL_NO_TEXT', {}, { section: acs.name });
       else {
         const dv = new DataView(acs.mem!.buffer, acs.mem!.byteOffset, acs.mem!.byteLength);
@@ -590,8 +589,8 @@ function prepareSpecial(elf: LoadedElf, abi: PayloadAbi, r: LoaderRules, col: Co
   const ex = secOf('.ex_table');
   if (ex) {
     if (!r.hasExTable) col.add('EX_TABLE_UNSUPPORTED', {}, { section: ex.name });
-    else if (!r.features.exTableEmptyOk && ex.size === 0) col.add('EX_TABLE_EMPTY', { entry: 8, size: 0 }, { section: ex.name });
-    else sectionOk(ex, 8, col);
+    else if (!r.features.exTableEmptyOk && ex.size === 0) col.add('EX_TABLE_EMPTY', { entry: entry('.ex_table')!, size: 0 }, { section: ex.name });
+    else sectionOk(ex, entry('.ex_table')!, col);
   }
   const mi = abi.sections.modinfo ? secOf(abi.sections.modinfo) : undefined;
   if (mi) {
@@ -664,7 +663,7 @@ function checkAlternatives(elf: LoadedElf, alt: XSection, size: number, r: Loade
 }
 
 /** §2.11: payload symbols, overriding vs new, duplicates; returns the exported symbols. */
-function buildSymbolTable(elf: LoadedElf, funcs: VerifiedFunc[], space: SymbolSpace, r: LoaderRules, col: Collector): Map<string, bigint> {
+function buildSymbolTable(elf: LoadedElf, funcs: VerifiedFunc[], space: SymbolSpace, r: LoaderRules, col: Collector, maxSymbolLen: number): Map<string, bigint> {
   const exports = new Map<string, bigint>();
   const newAddrs = new Set(funcs.map((f) => f.newAddr));
   for (const s of elf.symbols) {
@@ -673,7 +672,7 @@ function buildSymbolTable(elf: LoadedElf, funcs: VerifiedFunc[], space: SymbolSp
     if (!(sec.flags & SHF.ALLOC) || s.name === '') continue;
     if ((sec.flags & SHF.MERGE) && s.name.startsWith('.L')) continue;
     if (r.arch !== 'x86_64' && /^\$(d|a|x)(\..*)?$/.test(s.name)) continue;
-    const name = s.name.slice(0, 126);
+    const name = s.name.slice(0, maxSymbolLen); // KSYM_NAME_LEN - 1
     if (newAddrs.has(s.value)) continue; // overriding symbol
     if (space.xen(name) || space.payloads(name)) {
       col.add('DUPLICATE_SYMBOL', { symbol: name }, { symbol: name });

@@ -12,10 +12,13 @@ import { describe, expect, it } from 'vitest';
 import { main } from '../../cli/xsplice.js';
 import { formatVerify, verifyPayloads, type PayloadVerdict, type VerifyOptions, type VerifyTarget } from '../../src/payload/verify.js';
 import { hasFeature, parseXenVersion, rulesFor } from '../../src/payload/releases.js';
+import { abiForVersion } from '../../src/payload/abi.js';
 import { FIXTURE_XEN_ID, PayloadFixture, R, SHF, SHT, STB, STT, fakeTarget, gnuNote, hexBytes } from '../helpers/payload-fixture.js';
 
 const P = 'livepatch: hello: ';
 const V = (s: string) => parseXenVersion(s)!;
+/** The loader rules verify reads from the release's row. */
+const rulesOf = (ver: string, arch: 'x86_64' | 'arm64' | 'arm32') => rulesFor(abiForVersion(ver, arch), V(ver));
 
 function verify(fx: PayloadFixture, o: { target?: VerifyTarget } & VerifyOptions = {}): PayloadVerdict {
   const { target, ...opts } = o;
@@ -99,7 +102,7 @@ describe('x86 alternatives limits: MAX_PATCH_LEN 254, feature < NCAPINTS * 32', 
     expect(first(v)!.message).toMatch(/, feature 0x260 outside of featureset range 0x260\nlivepatch: hello applying alternatives failed: -34$/);
     expect(verify(withAlt(new PayloadFixture(), { origLen: 5, replLen: 5, cpuid: 607 }), { xenVersion: '4.20.0' }).diagnostics).toEqual([]);
     expect(verify(withAlt(new PayloadFixture(), { origLen: 5, replLen: 5, cpuid: 608 }), { xenVersion: '4.20.1' }).diagnostics).toEqual([]);
-    expect(rulesFor(V('4.22.0'), 'x86_64').x86CapWords).toBe(22);
+    expect(rulesOf('4.22.0', 'x86_64').x86CapWords).toBe(22);
   });
 });
 
@@ -126,7 +129,7 @@ describe('ALT_FLAG_NOT (bit 15): accepted / ERANGE / host crash by release', () 
 describe('ARM payload load area (LIVEPATCH_VMAP_START)', () => {
   const arm64 = (version: string): VerifyTarget => ({ buildId: hexBytes(FIXTURE_XEN_ID), version, arch: 'arm64' });
   it('per release: 4.8.0 0x800000, 4.8.2–4.17 0xa00000, 4.18 and 4.19+ after the boot FDT', () => {
-    const base = (ver: string, arch: 'arm64' | 'arm32') => rulesFor(V(ver), arch).payloadBase;
+    const base = (ver: string, arch: 'arm64' | 'arm32') => rulesOf(ver, arch).payloadBase;
     expect(base('4.8.0', 'arm64')).toBe(0x00800000n);
     expect(base('4.8.2', 'arm64')).toBe(0x00a00000n);
     expect(base('4.16.0', 'arm32')).toBe(0x00a00000n);

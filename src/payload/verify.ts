@@ -23,6 +23,7 @@ import {
   type LoadedElf, type SymbolSpace, type XSection,
 } from './verify-load.js';
 import { applyChecks, type AppliedPayload } from './stack.js';
+import { decodeX86, type Insn } from './x86-decode.js';
 import { UsageError } from '../errors.js';
 
 export interface VerifyInput {
@@ -311,6 +312,7 @@ function verifyOne(input: VerifyInput, c: Ctx): { verdict: PayloadVerdict; loade
   let xenDep: Uint8Array | undefined;
   if (abi.sections.xenDepends && !r.features.xenDependsFirst) xenDep = noteOf(xenDepSec, abi.sections.xenDepends, r, col);
   prepareSpecial(elf, abi, r, col, secOf, c);
+  checkBugFrames(elf, abi, r, col);
 
   // (h) 4.14–4.19: xen_build_id_dep after prepare_payload.
   if (xenDep && !r.features.xenDependsFirst) {
@@ -320,6 +322,9 @@ function verifyOne(input: VerifyInput, c: Ctx): { verdict: PayloadVerdict; loade
 
   // (i) build_symbol_table.
   const exports = buildSymbolTable(elf, funcs, space, r, col, abi.limits.maxSymbolLen);
+  // Not the loader's checks: code the target's mitigations expect, hooks that decide at run time.
+  checkThunks(elf, c, col);
+  noteDecidingHooks(elf, abi, col, secOf);
 
   if (col.errorsAt('upload').length) return finish(undefined, ownId, depends);
 
@@ -422,7 +427,8 @@ function prepareFuncs(elf: LoadedElf, sec: XSection | undefined, c: Ctx, col: Co
       col.add('FUNC_ZERO_FIELDS', {}, { ...ctx, ...(name ? { symbol: name } : {}) });
       return;
     }
-    if (name === undefined && (f.oldAddr === 0n || linkOk)) {
+    // A NULL name with old_addr set is harmless: Xen prints "<NULL>" and uses name ?: "unknown".
+    if (name === undefined && (f.oldAddr === 0n || (linkOk && e.name !== 0n))) {
       // The name is printed in log messages, and resolved when old_addr is 0.
       col.add('UNCHECKED_NAME_POINTER', { entry: i, addr: e.name }, ctx);
       if (f.oldAddr === 0n) return;
@@ -465,6 +471,7 @@ function prepareFuncs(elf: LoadedElf, sec: XSection | undefined, c: Ctx, col: Co
     if (r.features.resolveBeforeVerify) {
       if (!resolve() || !verify()) return;
     } else if (!verify() || !resolve()) return;
+    if (f.newAddr === 0n && !arm && f.resolvedFrom !== 'unchecked') checkNopRange(c, col, f, label, ctx);
     if (r.features.distanceCheck && f.newAddr !== 0n && f.resolvedFrom !== 'unchecked') {
       const reach = r.branchReach;
       const d = BigInt.asIntN(64, f.oldAddr - f.newAddr);
@@ -491,6 +498,127 @@ function prepareFuncs(elf: LoadedElf, sec: XSection | undefined, c: Ctx, col: Co
   // Unchecked: the entries are written at apply on this release.
   if (abi.funcsMustBeWritable && !(sec.flags & SHF.WRITE)) col.add('UNCHECKED_FUNCS_READONLY', {}, { section: sec.name });
   return out;
+}
+
+/** `len` bytes of code at `addr`: from a loaded payload, else from the target's image. */
+function codeAt(c: Ctx, addr: bigint, len: number): Uint8Array | undefined {
+  for (const p of c.loaded) {
+    const s = sectionAt(p.elf, addr, len);
+    if (s) return s.mem!.subarray(Number(addr - s.loadAddr!), Number(addr - s.loadAddr!) + len);
+  }
+  if (!c.target.bytesAt) return undefined;
+  try {
+    const b = c.target.bytesAt(addr, len);
+    return b.length === len ? b : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+const hexBytes = (b: Uint8Array): string => Array.from(b, (x) => x.toString(16).padStart(2, '0')).join(' ');
+
+/**
+ * x86 NOP patch [issue 10, §2.14]: Xen writes NOPs over [old_addr + patch_offset, old_addr +
+ * new_size). Decoded from the target's own bytes: the range must end on an instruction boundary,
+ * and a range covering the function's return (ret, or its jmp to __x86_return_thunk) or its final
+ * jump lets execution fall through into what follows.
+ */
+function checkNopRange(c: Ctx, col: Collector, f: VerifiedFunc, label: string, ctx: DiagContext): void {
+  const { abi, rules: r } = c;
+  if (f.newSize === 0 || f.oldSize === 0 || f.oldSize > 1 << 16) return;
+  const code = codeAt(c, f.oldAddr, f.oldSize);
+  if (!code) return;
+  const endbr = r.features.endbr && startsWithEndbr(c, f.oldAddr, r.features.endbrPoison);
+  const start = endbr ? abi.endbrOffset : 0;
+  const end = f.newSize;
+  if (end <= start) return;
+  const insns = decodeX86(code, f.oldAddr);
+  const split = insns.find((i) => i.offset < end && i.offset + i.length > end);
+  if (split) {
+    col.add('UNCHECKED_NOP_SPLITS_INSN', { symbol: label, end, at: split.offset, len: split.length, insn: split.text }, { ...ctx, symbol: label });
+    return;
+  }
+  const thunk = c.target.symbols?.find('__x86_return_thunk')[0]?.value;
+  const inRange = insns.filter((i) => i.offset >= start && i.offset + i.length <= end);
+  const last = insns[insns.length - 1];
+  const covered = inRange.find((i) => i.kind === 'ret' || (i.kind === 'jmp' && thunk !== undefined && i.target === thunk))
+    ?? (last && last.kind === 'jmp' && inRange.includes(last) ? last : undefined);
+  if (covered) {
+    const what = covered.kind === 'ret' ? 'return (ret)' : covered.target === thunk ? 'return (jmp __x86_return_thunk)' : `final jump (${covered.text})`;
+    col.add('NOTE_NOP_COVERS_RETURN', { symbol: label, what, at: covered.offset }, { ...ctx, symbol: label });
+  }
+}
+
+/**
+ * 4.22+: every x86 `.bug_frames.*` entry points at UDB (d6); before 4.22 at ud2 (0f 0b). The
+ * loader does not check it; do_invalid_op does not recognise the other one [Errata].
+ */
+function checkBugFrames(elf: LoadedElf, abi: PayloadAbi, r: LoaderRules, col: Collector): void {
+  if (abi.arch !== 'x86_64' || !r.bugInstruction) return;
+  const udb = r.bugInstruction === 'udb';
+  for (const s of elf.sections) {
+    if (!/^\.bug_frames\.\d+$/.test(s.name) || !s.mem || s.loadAddr === undefined) continue;
+    if (elf.sections.find((x) => x.name === s.name) !== s) continue; // Xen uses the first of a name
+    const dv = new DataView(s.mem.buffer, s.mem.byteOffset, s.mem.byteLength);
+    for (let o = 0, i = 0; o + 8 <= s.size; o += 8, i++) {
+      const disp = (dv.getInt32(o, true) << 8) >> 8; // loc_disp: the low 24 bits, signed
+      if (disp === 0) continue; // the second half of an assert frame (msg_disp)
+      const at = s.loadAddr + BigInt(o) + BigInt(disp);
+      const t = sectionAt(elf, at, 1);
+      if (!t || !(t.flags & SHF.EXECINSTR)) continue;
+      const off = Number(at - t.loadAddr!);
+      const b = t.mem!.subarray(off, Math.min(off + 2, t.size));
+      const ok = udb ? b[0] === 0xd6 : b[0] === 0x0f && b[1] === 0x0b;
+      if (!ok) {
+        col.add('UNCHECKED_BUG_INSTR', { section: s.name, entry: i, found: hexBytes(b), addr: at, release: r.version.text, udb: udb ? 1 : undefined }, { section: s.name, offset: o });
+      }
+    }
+  }
+}
+
+/** Where an address in the payload is: "function+0xoff" (or "section+0xoff"). */
+function placeOf(elf: LoadedElf, s: XSection, off: number): string {
+  let best: { name: string; value: bigint } | undefined;
+  const at = s.loadAddr! + BigInt(off);
+  for (const y of elf.symbols) {
+    if (y.shndx !== s.index || (y.info & 0xf) !== 2 || !y.name || y.value > at) continue;
+    if (!best || y.value > best.value) best = { name: y.name, value: y.value };
+  }
+  return best ? `${best.name}+0x${(at - best.value).toString(16)}` : `${s.name}+0x${off.toString(16)}`;
+}
+
+/**
+ * Return thunks (XSA-469) and indirect-branch thunks: when the target has `__x86_return_thunk`
+ * (resp. `__x86_indirect_thunk_*`), payload code returning with a plain `ret` (resp. branching
+ * indirectly) bypasses the mitigation Xen is built with [Errata "Return thunks"].
+ */
+function checkThunks(elf: LoadedElf, c: Ctx, col: Collector): void {
+  const syms = c.target.symbols;
+  if (c.abi.arch !== 'x86_64' || !syms) return;
+  const retThunk = syms.find('__x86_return_thunk').length > 0;
+  const indThunk = syms.find('__x86_indirect_thunk_rax').length > 0;
+  if (!retThunk && !indThunk) return;
+  for (const s of elf.sections) {
+    if (!(s.flags & SHF.EXECINSTR) || !s.mem || s.size === 0 || s.name === '.altinstr_replacement') continue;
+    let insns: Insn[];
+    insns = decodeX86(s.mem, s.loadAddr!);
+    for (const i of insns) {
+      if (retThunk && i.kind === 'ret') col.add('NOTE_RETURN_THUNK', { where: placeOf(elf, s, i.offset), insn: i.text }, { section: s.name, offset: i.offset });
+      if (indThunk && (i.kind === 'jmp-indirect' || i.kind === 'call-indirect')) col.add('NOTE_INDIRECT_THUNK', { where: placeOf(elf, s, i.offset), insn: i.text }, { section: s.name, offset: i.offset });
+    }
+  }
+}
+
+/** Pre-apply / apply (and pre-revert / revert) hooks return the action's result [§1.4, §2.13]. */
+function noteDecidingHooks(elf: LoadedElf, abi: PayloadAbi, col: Collector, secOf: (n: string) => XSection | undefined): void {
+  for (const h of abi.hooks) {
+    if (h.array || h.note || !['pre-apply', 'apply', 'pre-revert', 'revert'].includes(h.kind)) continue;
+    const s = secOf(h.section);
+    if (!s || !hookEnabled(elf, s)) continue;
+    const target = readPtr(elf, s, 0);
+    const fn = elf.symbols.find((y) => y.value === target && (y.info & 0xf) === 2 && y.name);
+    col.add('NOTE_HOOK_DECIDES', { kind: h.kind, symbol: fn?.name ?? `0x${target.toString(16)}`, action: h.kind.endsWith('revert') ? 'REVERT' : 'APPLY' }, { section: s.name });
+  }
 }
 
 /** is_endbr64, and from 4.17.0 the ENDBR "poison" `66 0f 1f 01` too [Errata "ENDBR poison"]. */
@@ -685,12 +813,38 @@ function buildSymbolTable(elf: LoadedElf, funcs: VerifiedFunc[], space: SymbolSp
 
 export type { LoadedElf };
 
+/**
+ * The checks `xsplice build` shares with verify (issue 10), run on the payload it just wrote:
+ * `refuse` codes make build refuse, `warn` codes become warnings, and a NOP covering the
+ * function's return is refused unless its length was given (`explicitNops`). Nothing is checked
+ * when the target release is unknown.
+ */
+export const BUILD_SHARED_CHECKS = {
+  refuse: ['UNCHECKED_NOP_SPLITS_INSN', 'UNCHECKED_BUG_INSTR'] as DiagCode[],
+  warn: ['NOTE_RETURN_THUNK', 'NOTE_INDIRECT_THUNK', 'NOTE_NOP_COVERS_RETURN'] as DiagCode[],
+};
+
+export function sharedBuildChecks(bytes: Uint8Array, target: VerifyTarget, abi: PayloadAbi): Diagnostic[] {
+  const xenVersion = abi.loader?.release ?? target.version;
+  if (!xenVersion) return [];
+  let r: VerifyResult;
+  try {
+    r = verifyPayloads([{ file: 'payload', bytes, name: 'payload' }], target, { abi, xenVersion, arch: abi.arch });
+  } catch (e) {
+    if (e instanceof UsageError) return [];
+    throw e;
+  }
+  const codes = new Set([...BUILD_SHARED_CHECKS.refuse, ...BUILD_SHARED_CHECKS.warn]);
+  return r.payloads[0]!.diagnostics.filter((d) => codes.has(d.code));
+}
+
 /** Human-readable rendering of a verify result. */
 export function formatVerify(r: VerifyResult): string {
   const L: string[] = [];
   L.push(`target: Xen ${r.target.version} ${r.target.arch}, build-id ${r.target.buildId ?? '(none)'}, payload ABI ${r.target.abi}`);
   for (const p of r.payloads) {
-    const verdict = p.ok ? 'ok' : p.crashAt ? `CRASHES the hypervisor at ${p.crashAt}` : p.refusedAt ? `REFUSED at ${p.refusedAt} (${p.errno})` : 'accepted by the hypervisor, but UNSAFE';
+    const decides = p.diagnostics.filter((d) => d.code === 'NOTE_HOOK_DECIDES').map((d) => d.message.replace(/^its (\S+) hook (\S+).*$/, '$1 hook $2'));
+    const verdict = p.ok ? (decides.length ? `uploads; whether it applies is decided at run time by its ${decides.join(', ')}` : 'ok') : p.crashAt ? `CRASHES the hypervisor at ${p.crashAt}` : p.refusedAt ? `REFUSED at ${p.refusedAt} (${p.errno})` : 'accepted by the hypervisor, but UNSAFE';
     L.push(`${p.file} (name ${p.name}${p.buildId ? `, build-id ${p.buildId}` : ''}): ${verdict}`);
     for (const d of p.diagnostics) {
       const where = [d.section, d.symbol, d.offset !== undefined ? `+0x${d.offset.toString(16)}` : undefined].filter((x) => x !== undefined && x !== '').join(' ');
@@ -700,6 +854,7 @@ export function formatVerify(r: VerifyResult): string {
     }
   }
   const bad = r.payloads.filter((p) => !p.ok).length;
-  L.push(bad ? `${bad} of ${r.payloads.length} payload(s) refused` : `all ${r.payloads.length} payload(s) accepted`);
+  const decided = r.payloads.filter((p) => p.ok && p.diagnostics.some((d) => d.code === 'NOTE_HOOK_DECIDES')).length;
+  L.push(bad ? `${bad} of ${r.payloads.length} payload(s) refused` : `all ${r.payloads.length} payload(s) accepted${decided ? ` (${decided} subject to a hook's decision at run time)` : ''}`);
   return L.join('\n') + '\n';
 }

@@ -12,14 +12,16 @@ export function register(program: Command, setExit: (code: number) => void): voi
     .command('inspect')
     .description('show what a live-patch payload contains (ABI, build-ids, funcs, hooks, sections)')
     .argument('<payload>', 'payload file')
+    .option('--abi-file <file>', 'vendor payload ABI rows (JSON): a payload built for one is recognised as such')
     .option('--json', 'one JSON document on stdout')
-    .action(async (file: string, opts: { json?: boolean }) => {
+    .action(async (file: string, opts: { json?: boolean; abiFile?: string }) => {
       const code = await run({ json: opts.json, file }, async () => {
         const [{ inspectPayload, formatInspect }, { readFile }] = await Promise.all([
           import('../../src/payload/inspect.js'), fsPromises,
         ]);
+        const abis = opts.abiFile ? await (await import('../../src/payload/abi.js')).loadAbiFile(opts.abiFile) : [];
         const b = await readFile(file);
-        const r = inspectPayload(new Uint8Array(b.buffer, b.byteOffset, b.byteLength), file);
+        const r = inspectPayload(new Uint8Array(b.buffer, b.byteOffset, b.byteLength), file, { abis });
         io.out(opts.json ? toJson(r) + '\n' : formatInspect(r));
         return 0;
       });

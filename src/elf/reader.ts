@@ -30,6 +30,10 @@ export interface ReadOptions {
 const MAX_SAFE = BigInt(Number.MAX_SAFE_INTEGER);
 const utf8 = new TextDecoder('utf-8', { fatal: false });
 const EMPTY = new Uint8Array(0);
+const SYMBOL_TYPES = [SHT.SYMTAB, SHT.DYNSYM];
+const RELOC_TYPES = [SHT.REL, SHT.RELA, SHT.RELR, SHT.CREL];
+const NOTE_TYPES = [SHT.NOTE];
+const GROUP_TYPES = [SHT.GROUP];
 
 /** The bytes of an ASCII string. */
 function asciiBytes(s: string): Uint8Array {
@@ -200,6 +204,7 @@ class Reader {
   private relocCache?: ElfRelocSection[];
   private noteCache?: ElfNote[];
   private groupCache?: ElfGroup[];
+  private readonly disjoint = new Set<string>();
 
   constructor(bytes: Uint8Array, name?: string) {
     this.bytes = bytes;
@@ -462,6 +467,34 @@ class Reader {
     return ent;
   }
 
+  /**
+   * Refuses two sections of one kind (relocations, notes, symbol tables, groups) whose contents
+   * share file bytes: each byte is then decoded once, and the total of entries, notes and symbols
+   * is bounded by the file's size (thousands of headers naming one block cannot multiply the work).
+   */
+  private checkDisjoint(kind: string, types: readonly number[]): void {
+    if (this.disjoint.has(kind)) return;
+    const len = this.bytes.length;
+    const spans: { start: number; end: number; sec: ElfSection }[] = [];
+    for (const sec of this.file.sections) {
+      if (!types.includes(sec.type) || sec.size === 0n || sec.offset >= len) continue;
+      const size = sec.size > this.lenBig ? len : Number(sec.size);
+      spans.push({ start: sec.offset, end: Math.min(len, sec.offset + size), sec });
+    }
+    spans.sort((a, b) => a.start - b.start || a.sec.index - b.sec.index);
+    let prev: (typeof spans)[number] | undefined;
+    for (const s of spans) {
+      if (prev && s.start < prev.end) {
+        throw this.err('ELF_OVERLAP', `${kind} section shares file bytes with ${kind} section [${prev.sec.index}] ${prev.sec.name}`, {
+          ...this.secCtx(s.sec), offset: s.sec.headerOffset,
+          expected: `sh_offset >= 0x${prev.end.toString(16)}`, found: `sh_offset 0x${s.start.toString(16)}`,
+        });
+      }
+      if (!prev || s.end > prev.end) prev = s;
+    }
+    this.disjoint.add(kind);
+  }
+
   /** Entry count of a symbol table section (its entry size checked), cached per section. */
   private symCount(symSec: ElfSection): number {
     let n = this.symCountCache.get(symSec.index);
@@ -490,6 +523,7 @@ class Reader {
     if (!sec) return [];
     const cached = this.symCache.get(sec.index);
     if (cached) return cached;
+    this.checkDisjoint('symbol table', SYMBOL_TYPES);
     if (sec.type !== SHT.SYMTAB && sec.type !== SHT.DYNSYM) {
       throw this.err('ELF_LINK_TYPE', 'not a symbol table', { ...this.secCtx(sec), expected: 'SHT_SYMTAB or SHT_DYNSYM', found: `type ${sec.type}` });
     }
@@ -555,6 +589,7 @@ class Reader {
 
   relocations(): ElfRelocSection[] {
     if (this.relocCache) return this.relocCache;
+    this.checkDisjoint('relocation', RELOC_TYPES);
     const out: ElfRelocSection[] = [];
     const is64 = this.header.class === 64;
     const le = this.le;
@@ -623,6 +658,7 @@ class Reader {
 
   notes(): ElfNote[] {
     if (this.noteCache) return this.noteCache;
+    this.checkDisjoint('note', NOTE_TYPES);
     const out: ElfNote[] = [];
     const fileSections = this.file.sections;
     for (let k = 0; k < fileSections.length; k++) {
@@ -637,6 +673,7 @@ class Reader {
 
   groups(): ElfGroup[] {
     if (this.groupCache) return this.groupCache;
+    this.checkDisjoint('group', GROUP_TYPES);
     const out: ElfGroup[] = [];
     const fileSections = this.file.sections;
     for (let k = 0; k < fileSections.length; k++) {

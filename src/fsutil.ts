@@ -231,6 +231,14 @@ function destination(dest: string): Destination {
   throw new UsageError('OUT_NOT_REGULAR', `is a ${fileKind(st)}${lst.isSymbolicLink() ? ' (through a symlink)' : ''}: refusing to replace it with a file; outputs are regular files (or /dev/stdout, written through)`, { file: dest });
 }
 
+/**
+ * Checks, before any work, that `dest` can be written (a regular file, a new name, or standard
+ * output): a FIFO, device node or directory is refused at once rather than after a long build.
+ */
+export function checkOutput(dest: string): void {
+  destination(dest);
+}
+
 function writeAll(fd: number, bytes: Uint8Array): void {
   let off = 0;
   while (off < bytes.length) off += writeSync(fd, bytes, off, bytes.length - off);
@@ -254,12 +262,8 @@ function fsyncDir(dir: string): void {
 export function writeFileAtomicSync(dest: string, bytes: Uint8Array, opts: AtomicOptions = {}): WriteMode {
   const d = destination(dest);
   if (d.through) {
-    const fd = openSync(d.path, C.O_WRONLY | C.O_NOCTTY | C.O_APPEND);
-    try {
-      writeAll(fd, bytes);
-    } finally {
-      closeSync(fd);
-    }
+    // Through descriptor 1 itself: a socket (a pipe from Node's spawn) cannot be opened by name.
+    writeAll(1, bytes);
     opts.onNote?.(`${dest} is standard output: written through (not atomically)`);
     return 'through';
   }

@@ -131,7 +131,7 @@ async function setCommand(args: string[], opts: Opts): Promise<number> {
     const { UsageError } = await import('../../src/errors.js');
     if (args.length !== 1 || file === undefined) throw new UsageError('USAGE', "usage: xsplice buildid set FILE [--style sha1|md5|uuid|0xHEX] [-o OUT]");
     if (opts.verify || opts.xenSyms) throw new UsageError('USAGE', "--verify and --xen-syms do not apply to 'buildid set'");
-    const [{ setBuildIdWithId }, { parseHexId, toHex }, fs, { readInputSync, writeFileAtomicSync }] = await Promise.all([
+    const [{ setBuildIdWithId }, { parseHexId, toHex }, fs, { checkOutput, readInputSync, writeFileAtomicSync }] = await Promise.all([
       import('../../src/buildid/embed.js'),
       import('../../src/buildid/note.js'),
       nodeFs,
@@ -148,6 +148,7 @@ async function setCommand(args: string[], opts: Opts): Promise<number> {
       }
     } else throw new UsageError('USAGE', `--style must be sha1, md5, uuid or 0xHEX (found ${JSON.stringify(styleText)})`);
 
+    if (opts.output !== undefined) checkOutput(opts.output);
     const input = readInputSync(file);
     const { bytes, id } = setBuildIdWithId(input, style, { file });
     const out = opts.output ?? file;

@@ -11,7 +11,7 @@ import { randomBytes } from 'node:crypto';
 import { FormatError } from '../errors.js';
 import { ObjectBuilder } from '../elf/builder.js';
 import { ET, SHF, SHT } from '../elf/constants.js';
-import { readElf } from '../elf/reader.js';
+import { readElf, refuseSharedContents } from '../elf/reader.js';
 import type { SectionId } from '../elf/types.js';
 import { patchGnuLdBuildId } from './gnu-ld.js';
 import { buildIdNoteSize, encodeBuildIdNote } from './note.js';
@@ -40,6 +40,7 @@ export function setBuildIdWithId(objBytes: Uint8Array, style: BuildIdStyle, opts
       file: opts.file, expected: 'ET_REL', found: elf.header.type,
     });
   }
+  // The object is rewritten section by section: sections sharing bytes would each be written whole.
   refuseSharedContents(elf, opts.file);
   let placeholder: Uint8Array;
   let fixedId: Uint8Array | null = null;
@@ -71,27 +72,6 @@ export function setBuildIdWithId(objBytes: Uint8Array, style: BuildIdStyle, opts
   if (fixedId) return { bytes: out, id: fixedId };
   const id = patchGnuLdBuildId(out, style as 'sha1' | 'md5', name);
   return { bytes: out, id };
-}
-
-/**
- * The object is rewritten section by section, so sections whose contents share file bytes would
- * each be written out whole (thousands of headers naming one block: an output thousands of times
- * the input). A relocatable object's sections never share bytes: such a file is refused.
- */
-function refuseSharedContents(elf: ReturnType<typeof readElf>, file?: string): void {
-  const spans = elf.sections
-    .filter((s) => s.type !== SHT.NOBITS && s.type !== SHT.NULL && s.size > 0n)
-    .map((s) => ({ s, start: s.offset, end: s.offset + Number(s.size > BigInt(elf.bytes.length) ? elf.bytes.length : s.size) }))
-    .sort((a, b) => a.start - b.start || a.s.index - b.s.index);
-  let prev: (typeof spans)[number] | undefined;
-  for (const x of spans) {
-    if (prev && x.start < prev.end) {
-      throw new FormatError('ELF_OVERLAP', `shares file bytes with section [${prev.s.index}] ${prev.s.name}: the object cannot be rewritten section by section`, {
-        file, sectionIndex: x.s.index, section: x.s.name, offset: x.s.headerOffset, expected: `sh_offset >= 0x${prev.end.toString(16)}`, found: `sh_offset 0x${x.start.toString(16)}`,
-      });
-    }
-    if (!prev || x.end > prev.end) prev = x;
-  }
 }
 
 function nameOf(n: string | Uint8Array): string {

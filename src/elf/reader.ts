@@ -54,6 +54,29 @@ export function readElf(bytes: Uint8Array, opts: ReadOptions = {}): ElfFile {
   return new Reader(bytes, opts.file).file;
 }
 
+/**
+ * Refuses a file two of whose sections (other than SHT_NOBITS and empty ones) share file bytes.
+ * Compilers and `ld -r` never make such objects; a tool that copies sections out (buildid set,
+ * build) would otherwise copy the same bytes once per header, thousands of times the input.
+ */
+export function refuseSharedContents(elf: ElfFile, file?: string): void {
+  const len = elf.bytes.length;
+  const spans = elf.sections
+    .filter((s) => s.type !== SHT.NOBITS && s.type !== SHT.NULL && s.size > 0n && s.offset < len)
+    .map((s) => ({ s, start: s.offset, end: Math.min(len, s.offset + Number(s.size > BigInt(len) ? len : s.size)) }))
+    .sort((a, b) => a.start - b.start || a.s.index - b.s.index);
+  let prev: (typeof spans)[number] | undefined;
+  for (const x of spans) {
+    if (prev && x.start < prev.end) {
+      throw new FormatError('ELF_OVERLAP', `shares file bytes with section [${prev.s.index}] ${prev.s.name}: sections of an object never overlap`, {
+        ...(file !== undefined ? { file } : {}), sectionIndex: x.s.index, section: x.s.name, offset: x.s.headerOffset,
+        expected: `sh_offset >= 0x${prev.end.toString(16)}`, found: `sh_offset 0x${x.start.toString(16)}`,
+      });
+    }
+    if (!prev || x.end > prev.end) prev = x;
+  }
+}
+
 /** True when the bytes start with the ELF magic. */
 export function isElf(bytes: Uint8Array): boolean {
   return bytes.length >= 4 && bytes[0] === 0x7f && bytes[1] === 0x45 && bytes[2] === 0x4c && bytes[3] === 0x46;

@@ -7,7 +7,7 @@
 import { realpath } from 'node:fs/promises';
 import { resolve as resolvePath } from 'node:path';
 import { RefusedError, UsageError, XspliceError } from '../errors.js';
-import { readElf, isElf } from '../elf/reader.js';
+import { readElf, isElf, refuseSharedContents } from '../elf/reader.js';
 import { ET, SHF, SHN, SHT, STT } from '../elf/constants.js';
 import { isHexId, parseBuildIdNote, parseHexId } from '../buildid/note.js';
 import { ARCHES, abiByName, abiForVersion, loadAbiFile, parseXenVersion } from './abi.js';
@@ -15,7 +15,7 @@ import type { Arch, PayloadAbi } from './abi-types.js';
 import { buildPayload, type BuildResult, type DependsSpec, type HookRequest, type NopRequest, type PatchRequest } from './build.js';
 import { loadTarget, type Target } from './target.js';
 import { verifyPayloads, type VerifyInput } from './verify.js';
-import { PAYLOAD_MAX, readInput, readInputText, writeFileAtomic } from '../fsutil.js';
+import { PAYLOAD_MAX, checkOutput, readInput, readInputText, writeFileAtomic } from '../fsutil.js';
 
 export interface BuildFilesOptions {
   objects: string[];
@@ -237,6 +237,7 @@ const UNDECODED_RELOCS: Record<number, string> = {
 export function checkObject(bytes: Uint8Array, file: string): void {
   if (!isElf(bytes)) return; // buildPayload reports a non-ELF input
   const elf = readElf(bytes, { file });
+  refuseSharedContents(elf, file);
   const refuse = (code: string, detail: string, ctx: Record<string, unknown>): never => {
     throw new RefusedError(code, detail, { file, ...ctx });
   };
@@ -304,15 +305,23 @@ export function verifyBeforeWrite(
   throw new RefusedError('BUILD_VERIFY_REFUSED', `verify refuses the payload, nothing written: ${first.code}${first.errno ? ` (${first.errno})` : ''}: ${first.message}${more}`, { file: out });
 }
 
+const MAX_WARNINGS = 50;
+
 export async function buildFiles(o: BuildFilesOptions): Promise<BuildFilesResult> {
   const warnings: string[] = [];
   const onWarning = o.onWarning;
+  // Each distinct warning once: a hostile object can raise the same one for thousands of sections.
+  const seen = new Set<string>();
   const sink = (w: string): void => {
-    warnings.push(w);
-    onWarning?.(w);
+    if (seen.has(w) || seen.size > MAX_WARNINGS) return;
+    seen.add(w);
+    const line = seen.size > MAX_WARNINGS ? `further warnings left out (more than ${MAX_WARNINGS})` : w;
+    warnings.push(line);
+    onWarning?.(line);
   };
   if (!o.out) throw new UsageError('USAGE', 'missing -o OUT');
   if (!o.xen) throw new UsageError('USAGE', 'missing --xen XEN');
+  checkOutput(o.out);
   let spec: SpecFile = {};
   if (o.spec) {
     const r = parseSpec(await readInputText(o.spec, { max: 16 << 20, what: 'spec file' }), o.spec);
@@ -348,7 +357,7 @@ export async function buildFiles(o: BuildFilesOptions): Promise<BuildFilesResult
     expect: o.expect ?? false,
     oldAddr: (o.oldAddr as 'address' | 'name' | undefined) ?? (target.symbols ? 'address' : 'name'),
     toolVersion: o.toolVersion ?? 'unknown',
-    ...(onWarning ? { onWarning } : {}),
+    onWarning: sink,
   }).catch((e: unknown) => {
     // A name the target's symbol table does not resolve is about XEN, not about the output.
     if (e instanceof XspliceError && e.code.startsWith('SYMBOL_')) throw e.withFile(o.xen);
@@ -365,7 +374,7 @@ export async function buildFiles(o: BuildFilesOptions): Promise<BuildFilesResult
   }
   return {
     ...res,
-    warnings: [...warnings, ...res.warnings],
+    warnings: [...new Set([...warnings, ...res.warnings])],
     file: o.out,
     target: { buildId: target.buildIdHex, version: o.xenVersion ?? target.version ?? null, source: target.source },
   };

@@ -1,0 +1,140 @@
+/**
+ * A structure-aware fuzzer (fast-check): ELF files whose tables overlap, alias one another and
+ * point at themselves (section headers naming the same bytes, links and infos at any index,
+ * sizes past the file, entry sizes of 0/1/odd/huge, one header repeated up to 2,000 times), fed
+ * to every command's library entry. The invariant, per input:
+ *  - every command returns or throws the project's own error (XspliceError), nothing else;
+ *  - the work is bounded by the input: what a command writes (the elf view, `buildid set`'s
+ *    object, a built payload) is at most a small multiple of the input size, and all commands
+ *    together finish well within a time proportional to it;
+ *  - a payload `build` writes is accepted by `verify` against the same target.
+ * The suite runs a short campaign (XSPLICE_FUZZ_RUNS, default 120 inputs, a few seconds);
+ * `XSPLICE_FUZZ_RUNS=5000 npx vitest run test/hostile/fuzz-structure.test.ts` runs a long one, and
+ * XSPLICE_FUZZ_REPORT=FILE writes its figures. Every finding is a named test in findings.test.ts.
+ */
+import { afterAll, describe, expect, it } from 'vitest';
+import fc from 'fast-check';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { runAllCommands, type CommandFigures } from './run-all.js';
+import { buildFixture, note, relas, symbols, words, type RawSection } from '../helpers/malformed.js';
+
+const RUNS = Number(process.env.XSPLICE_FUZZ_RUNS ?? 120);
+const dir = mkdtempSync(join(tmpdir(), 'xs-fuzz-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+const T = { NULL: 0, PROGBITS: 1, SYMTAB: 2, STRTAB: 3, RELA: 4, NOTE: 7, NOBITS: 8, REL: 9, DYNSYM: 11, GROUP: 17, SYMTAB_SHNDX: 18, RELR: 19, CREL: 0x40000014 };
+const TYPES = [T.PROGBITS, T.SYMTAB, T.STRTAB, T.RELA, T.NOTE, T.NOBITS, T.REL, T.DYNSYM, T.GROUP, T.SYMTAB_SHNDX, T.RELR, T.CREL];
+const NAMES = ['.text', '.data', '.rela.text', '.symtab', '.strtab', '.note.gnu.build-id', '.livepatch.funcs', '.livepatch.depends', '.livepatch.xen_depends', '.bss', '.crel.text', '.group', ''];
+
+/** Blocks of plausible contents: the fuzzer's sections point into them (several sections may share one). */
+const block = (cls: 32 | 64, le: boolean) => fc.oneof(
+  fc.uint8Array({ maxLength: 96 }),
+  fc.array(fc.tuple(fc.bigInt({ min: 0n, max: 0x7fn }), fc.nat(6), fc.constantFrom(1, 2, 4, 10, 11, 0xff), fc.bigInt({ min: -(1n << 31n), max: (1n << 31n) - 1n })), { maxLength: 40 })
+    .map((rows) => relas(cls, le, rows as [bigint, number, number, bigint][])),
+  fc.array(fc.tuple(fc.nat(12), fc.bigInt({ min: 0n, max: 0x100n }), fc.bigInt({ min: 0n, max: 0x80n }), fc.constantFrom(0, 0x12, 0x10, 3, 0x11, 0x16), fc.constantFrom(0, 2), fc.constantFrom(0, 1, 2, 5, 0xfff1, 0xfff2, 0xffff)), { maxLength: 12 })
+    .map((rows) => symbols(cls, le, [[0, 0n, 0n, 0, 0, 0], ...rows] as [number, bigint, bigint, number, number, number][])),
+  fc.array(fc.tuple(fc.constantFrom('GNU', 'Xen', ''), fc.constantFrom(1, 3, 4), fc.array(fc.nat(255), { maxLength: 24 })), { maxLength: 30 })
+    .map((ns) => concat(ns.map(([n, t, d]) => note(le, n, t, d)))),
+  fc.constant(new Uint8Array([0, ...new TextEncoder().encode('f\0do_domctl\0.text\0')])),
+  fc.array(fc.nat(12), { minLength: 1, maxLength: 6 }).map((ws) => words(le, ws)),
+);
+
+function concat(parts: Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.length;
+  }
+  return out;
+}
+
+interface SecPlan {
+  type: number;
+  name: string;
+  flags: bigint;
+  link: number;
+  info: number;
+  entsize: bigint;
+  block: number;
+  /** sh_size: the block's length, or this. */
+  size?: bigint;
+  /** Point this header at another section's bytes (aliasing / self-reference). */
+  aliasOf?: number;
+}
+
+const secPlan = fc.record({
+  type: fc.constantFrom(...TYPES),
+  name: fc.constantFrom(...NAMES),
+  flags: fc.constantFrom(0n, 2n, 6n, 3n, 0x40n, 0x42n, 7n, 0x200n),
+  link: fc.nat(16),
+  info: fc.nat(16),
+  entsize: fc.constantFrom(0n, 0n, 24n, 16n, 12n, 8n, 1n, 7n, 1n << 40n),
+  block: fc.nat(3),
+  size: fc.option(fc.constantFrom(0n, 1n, 24n, 4096n, 1n << 40n, (1n << 64n) - 1n), { nil: undefined, freq: 4 }),
+  aliasOf: fc.option(fc.nat(12), { nil: undefined, freq: 2 }),
+}, { requiredKeys: ['type', 'name', 'flags', 'link', 'info', 'entsize', 'block'] });
+
+const elfInput = fc.record({
+  cls: fc.constantFrom<32 | 64>(64, 64, 32),
+  le: fc.constantFrom(true, true, false),
+  etype: fc.constantFrom(1, 1, 2),
+  seed: fc.nat(),
+}).chain(({ cls, le, etype }) => fc.record({
+  cls: fc.constant(cls), le: fc.constant(le), etype: fc.constant(etype),
+  blocks: fc.array(block(cls, le), { minLength: 1, maxLength: 4 }),
+  secs: fc.array(secPlan, { minLength: 1, maxLength: 12 }),
+  /** One header repeated this many times (the "4,000 headers, one block" shape). */
+  repeat: fc.option(fc.record({ which: fc.nat(11), times: fc.integer({ min: 2, max: 2000 }) }), { nil: undefined, freq: 3 }),
+}));
+
+type ElfInput = typeof elfInput extends fc.Arbitrary<infer X> ? X : never;
+
+/** Lays the plan out with the independent builder, then aliases headers and repeats one. */
+export function materialize(x: ElfInput): Uint8Array {
+  let plans: SecPlan[] = x.secs;
+  if (x.repeat && x.repeat.which < plans.length) {
+    const p = plans[x.repeat.which]!;
+    plans = [...plans, ...Array.from({ length: x.repeat.times }, () => ({ ...p, aliasOf: x.repeat!.which }))];
+  }
+  const raw: RawSection[] = plans.map((p) => {
+    const data = x.blocks[p.block % x.blocks.length]!;
+    return { name: p.name, type: p.type, flags: p.flags, link: p.link, info: p.info, entsize: p.entsize, addralign: 4n,
+      ...(p.aliasOf !== undefined ? { size: p.size ?? BigInt(data.length) } : { data, ...(p.size !== undefined ? { size: p.size } : {}) }) };
+  });
+  const fx = buildFixture({ class: x.cls, littleEndian: x.le, sections: raw });
+  fx.setEhdr('e_type', x.etype);
+  plans.forEach((p, i) => {
+    if (p.aliasOf === undefined) return;
+    const target = (p.aliasOf % plans.length) + 1; // may be itself
+    fx.setShdr(i + 1, 'sh_offset', fx.offsets[target] ?? 0);
+  });
+  return fx.bytes;
+}
+
+describe('structure-aware fuzzing of every command', () => {
+  it(`${RUNS} crafted ELF files: only the project's errors, work bounded by the input, build agrees with verify`, async () => {
+    const totals = { runs: 0, commands: 0, ok: 0, refused: 0, built: 0, maxRatio: 0, maxMs: 0, bytes: 0 };
+    await fc.assert(fc.asyncProperty(elfInput, async (x) => {
+      const bytes = materialize(x);
+      const figs: CommandFigures = await runAllCommands(bytes, dir);
+      totals.runs++;
+      totals.bytes += bytes.length;
+      totals.commands += figs.commands;
+      totals.ok += figs.ok;
+      totals.refused += figs.refused;
+      totals.built += figs.built;
+      totals.maxRatio = Math.max(totals.maxRatio, figs.outputBytes / (bytes.length + 65536));
+      totals.maxMs = Math.max(totals.maxMs, figs.ms);
+      // Bounded work: outputs within 16x the input (+64 KiB of headers), time within 2 s + 1 ms per KB.
+      expect(figs.outputBytes).toBeLessThanOrEqual(16 * bytes.length + 65536);
+      expect(figs.ms).toBeLessThan(2000 + bytes.length / 1024);
+    }), { numRuns: RUNS, seed: Number(process.env.XSPLICE_FUZZ_SEED ?? 14), endOnFailure: true });
+    const rss = process.resourceUsage().maxRSS / 1024;
+    if (process.env.XSPLICE_FUZZ_REPORT) writeFileSync(process.env.XSPLICE_FUZZ_REPORT, JSON.stringify({ ...totals, peakRssMiB: Math.round(rss) }, null, 2));
+    expect(totals.runs).toBe(RUNS);
+    expect(totals.commands).toBeGreaterThan(RUNS * 6);
+  }, 600_000);
+});

@@ -254,6 +254,11 @@ export function checkObject(bytes: Uint8Array, file: string): void {
         sectionIndex: s.index, section: s.name, offset: s.headerOffset, expected: 'no W, A or X flag',
       });
     }
+    if ((s.flags & SHF.EXECINSTR) && !(s.flags & SHF.ALLOC) && s.size > 0n) {
+      refuse('BUILD_SECTION_NOT_ALLOC', 'code section (SHF_EXECINSTR) is not SHF_ALLOC: the loader would never map it', {
+        sectionIndex: s.index, section: s.name, offset: s.headerOffset, expected: 'flags AX',
+      });
+    }
     if (elf.header.type === ET.REL && s.addr !== 0n && (s.flags & SHF.ALLOC)) {
       refuse('BUILD_SECTION_ADDR', 'has a non-zero sh_addr in a relocatable object', {
         sectionIndex: s.index, section: s.name, offset: s.headerOffset, expected: 'sh_addr 0', found: '0x' + s.addr.toString(16),
@@ -271,6 +276,11 @@ export function checkObject(bytes: Uint8Array, file: string): void {
     if (sym.rawShndx >= SHN.LORESERVE && sym.rawShndx !== SHN.XINDEX) continue;
     const sec = elf.sections[sym.shndx];
     if (!sec || sym.type === STT.TLS || sym.type === STT.SECTION) continue;
+    if (sym.type === STT.FUNC && !(sec.flags & SHF.ALLOC)) {
+      refuse('BUILD_SECTION_NOT_ALLOC', `function lies in section ${sec.name}, which is not SHF_ALLOC: the loader would never map it`, {
+        symbol: sym.name || `#${sym.index}`, sectionIndex: sec.index, section: sec.name, expected: 'an SHF_ALLOC section',
+      });
+    }
     if (sym.value + sym.size > sec.size) {
       refuse('BUILD_SYMBOL_RANGE', `symbol lies past the end of its section ${sec.name}`, {
         symbol: sym.name || `#${sym.index}`, expected: `value + size <= 0x${sec.size.toString(16)}`, found: `0x${sym.value.toString(16)} + 0x${sym.size.toString(16)}`,

@@ -31,8 +31,8 @@ async function cli(argv: string[]): Promise<{ code: number; out: string; err: st
 }
 
 /** .text with xen_extra_version (12 bytes), a symbol table, and a hook to spoil one thing. */
-function smallObject(spoil: (s: { textAddr: bigint; relFlags: bigint; undefName: number; fnSize: bigint }) => void = () => undefined): Uint8Array {
-  const o = { textAddr: 0n, relFlags: 0x40n, undefName: 19, fnSize: 12n };
+function smallObject(spoil: (s: { textAddr: bigint; textFlags: bigint; relFlags: bigint; undefName: number; fnSize: bigint }) => void = () => undefined): Uint8Array {
+  const o = { textAddr: 0n, textFlags: 6n, relFlags: 0x40n, undefName: 19, fnSize: 12n };
   spoil(o);
   const strtab = new Uint8Array([0, ...new TextEncoder().encode('xen_extra_version\0do_domctl\0')]);
   const text = new Uint8Array([0x48, 0x8d, 0x05, 0, 0, 0, 0, 0x90, 0x90, 0x90, 0x90, 0xc3]);
@@ -43,7 +43,7 @@ function smallObject(spoil: (s: { textAddr: bigint; relFlags: bigint; undefName:
   dv.setBigInt64(16, -4n, true);
   return buildFixture({
     class: 64, littleEndian: true, sections: [
-      { name: '.text', type: 1, flags: 6n, addr: o.textAddr, addralign: 16n, data: text },
+      { name: '.text', type: 1, flags: o.textFlags, addr: o.textAddr, addralign: 16n, data: text },
       { name: '.rela.text', type: 4, flags: o.relFlags, link: 3, info: 1, entsize: 24n, addralign: 8n, data: rela },
       { name: '.symtab', type: 2, link: 4, info: 2, entsize: 24n, addralign: 8n, data: symbols(64, true, [
         [0, 0n, 0n, 0, 0, 0], [0, 0n, 0n, 3, 0, 1], [1, 0n, o.fnSize, 0x12, 0, 1], [o.undefName, 0n, 0n, 0x10, 0, 0],
@@ -119,11 +119,12 @@ describe.skipIf(missing('Debian xen-syms + gcc/binutils (scripts/setup-deps.sh)'
     expect(diags.find((d: { code: string }) => d.code === 'UNCHECKED_RELOC_IGNORED').message).toMatch(/\.rela\.text\S* \(SHT_CREL\) holds relocations of \.text/);
   });
 
-  it('input validation: sh_addr, a W/A/X relocation section, an unnamed undefined symbol, a symbol past its section', async () => {
+  it('input validation: sh_addr, a W/A/X relocation section, an unnamed undefined symbol, code without SHF_ALLOC, a symbol past its section', async () => {
     const cases: [string, Parameters<typeof smallObject>[0], RegExp][] = [
       ['addr', (s) => { s.textAddr = 0x1000n; }, /section \[1\] \.text, .*: has a non-zero sh_addr in a relocatable object \(expected sh_addr 0, found 0x1000\)/],
       ['wax', (s) => { s.relFlags = 7n; }, /section \[2\] \.rela\.text, .*: relocation section is flagged writable, allocated or executable/],
       ['unnamed', (s) => { s.undefName = 0; }, /symbol #3, .*: an undefined symbol has no name/],
+      ['not-alloc', (s) => { s.textFlags = 4n; }, /section \[1\] \.text, .*: code section \(SHF_EXECINSTR\) is not SHF_ALLOC: the loader would never map it/],
       ['past-end', (s) => { s.fnSize = 4096n; }, /symbol xen_extra_version: symbol lies past the end of its section \.text \(expected value \+ size <= 0xc, found 0x0 \+ 0x1000\)/],
     ];
     for (const [name, spoil, what] of cases) {

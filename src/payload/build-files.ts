@@ -289,6 +289,18 @@ export function checkObject(bytes: Uint8Array, file: string): void {
   }
 }
 
+/** A release the row describes on its arch (for a target that does not say its own), or undefined. */
+function releaseOfRow(abi: PayloadAbi): string | undefined {
+  for (const m of abi.releases.matchAll(/\d+\.\d+(?:\.\d+)?/g)) {
+    try {
+      if (abiForVersion(m[0], abi.arch).name === abi.name) return m[0];
+    } catch {
+      /* not a release of this arch */
+    }
+  }
+  return undefined;
+}
+
 /**
  * Runs verify (upload and apply checks) on a finished payload, after the `--depends` payload when
  * one was given, and refuses (exit 1) with verify's first reason. A hex `--depends` names a
@@ -298,7 +310,7 @@ export function verifyBeforeWrite(
   bytes: Uint8Array, out: string, target: Target, abi: PayloadAbi, xenVersion: string | undefined, depends: DependsSpec | undefined,
   warn: (m: string) => void, dependsFile = 'depends',
 ): void {
-  const version = xenVersion ?? target.version ?? (abi.name === 'xsplice' ? 'xsplice' : /\d+\.\d+(?:\.\d+)?/.exec(abi.releases)?.[0]);
+  const version = xenVersion ?? target.version ?? (abi.name === 'xsplice' ? 'xsplice' : releaseOfRow(abi));
   if (!version) {
     warn(`not verified: the target does not reveal its Xen version and ${abi.name} names none; run xsplice verify with --xen-version`);
     return;

@@ -14,6 +14,7 @@ import { readBuildIdSync } from '../../src/buildid/read.js';
 import { buildFixture, note, symbols, type RawSection } from '../helpers/malformed.js';
 import { FUZZ_XEN_ID, runAllCommands } from './run-all.js';
 import { sharedNotes } from './inputs.js';
+import { mutatedValid } from './generators.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'xs-findings-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -75,6 +76,19 @@ describe('findings', () => {
     expect(err).toBeInstanceOf(XspliceError);
     expect(err).toMatchObject({ code: 'ELF_OVERLAP', exitCode: 2 });
     expect((err as Error).message).toMatch(/^n\.o: section \[5\] \.note\.gnu\.build-id, offset 0x[0-9a-f]+: note section shares file bytes with note section \[4\] \.note\.gnu\.build-id/);
+  });
+
+  it('F6 (the fuzzer, on the code before this work, after 33 inputs): a symbol value of 2^62 built into a payload verify refuses (RELOC_OVERFLOW, FUNC_DISTANCE)', async () => {
+    const bytes = mutatedValid([{ k: 'st_value', i: 2, v: 1n << 62n }]);
+    const figs = await runAllCommands(bytes, dir); // throws a Finding if build wrote what verify refuses
+    expect(figs.built).toBe(0);
+    const o = join(dir, 'f6.o');
+    writeFileSync(o, bytes);
+    const spec = join(dir, 'f6.json');
+    writeFileSync(spec, JSON.stringify({ patches: [{ old: 'do_domctl', new: 'f', oldAddr: '0xffff82d040200000', oldSize: 64 }] }));
+    const r = await cli(['build', o, '-o', join(dir, 'f6.livepatch'), '--xen', FUZZ_XEN_ID, '--xen-version', '4.17.5', '--spec', spec]);
+    expect(r.code).toBe(1);
+    expect(r.err).toMatch(/f6\.o: symbol f: symbol lies past the end of its section \.text \(expected value \+ size <= 0x10, found 0x4000000000000000 \+ 0x10\)/);
   });
 
   it('F5: every command on a file with every section aliased to itself ends with the project error', async () => {

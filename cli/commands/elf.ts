@@ -4,7 +4,7 @@
  * shape is the one of cli.md; the text is readelf-style tables. Library code loads lazily.
  */
 import type { Command } from 'commander';
-import { io, run, toJson } from '../common.js';
+import { io, jsonResult, run } from '../common.js';
 
 export function register(program: Command, setExit: (code: number) => void): void {
   program
@@ -16,7 +16,7 @@ export function register(program: Command, setExit: (code: number) => void): voi
       const code = await run({ json: opts.json, file }, async () => {
         const [{ readElfFile }, dump] = await Promise.all([import('../../src/elf/index.js'), import('../../src/elf/dump.js')]);
         const view = dump.elfView(readElfFile(file));
-        io.out(opts.json ? toJson({ file, ...view }) + '\n' : dump.formatElfText(view));
+        io.out(opts.json ? jsonResult({ file, ...view }, true) + '\n' : dump.formatElfText(view));
         return 0;
       });
       setExit(code);

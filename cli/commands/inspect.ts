@@ -4,7 +4,7 @@
  * symbols. Library code loads lazily.
  */
 import type { Command } from 'commander';
-import { io, run, toJson } from '../common.js';
+import { io, jsonResult, run } from '../common.js';
 import * as fsPromises from 'node:fs/promises';
 
 export function register(program: Command, setExit: (code: number) => void): void {
@@ -20,7 +20,7 @@ export function register(program: Command, setExit: (code: number) => void): voi
         ]);
         const b = await readFile(file);
         const r = inspectPayload(new Uint8Array(b.buffer, b.byteOffset, b.byteLength), file);
-        io.out(opts.json ? toJson(r) + '\n' : formatInspect(r));
+        io.out(opts.json ? jsonResult(r, true) + '\n' : formatInspect(r));
         return 0;
       });
       setExit(code);

@@ -24,6 +24,7 @@ import {
 } from './verify-load.js';
 import { applyChecks, type AppliedPayload } from './stack.js';
 import { UsageError } from '../errors.js';
+import { ruleRef } from './rules.js';
 
 export interface VerifyInput {
   file: string;
@@ -660,7 +661,7 @@ export function formatVerify(r: VerifyResult): string {
     L.push(`${p.file} (name ${p.name}${p.buildId ? `, build-id ${p.buildId}` : ''}): ${verdict}`);
     for (const d of p.diagnostics) {
       const where = [d.section, d.symbol, d.offset !== undefined ? `+0x${d.offset.toString(16)}` : undefined].filter((x) => x !== undefined && x !== '').join(' ');
-      const head = `  ${d.severity === 'error' ? 'error' : 'warning'} ${d.code}${d.errno ? ` ${d.errno}` : ''}${d.first ? ' (what the hypervisor returns)' : ''}${where ? ` [${where}]` : ''} ${d.spec}`;
+      const head = `  ${d.severity === 'error' ? 'error' : 'warning'} ${d.code}${d.errno ? ` ${d.errno}` : ''}${d.first ? ' (what the hypervisor returns)' : ''}${where ? ` [${where}]` : ''} (${ruleRef(d.code)})`;
       L.push(head);
       for (const line of d.message.split('\n')) L.push(`      ${line}`);
     }

@@ -54,7 +54,7 @@ export function register(program: Command, setExit: (code: number) => void): voi
         const arch = opts.arch as 'x86_64' | 'arm64' | 'arm32' | undefined;
         if (arch && !['x86_64', 'arm64', 'arm32'].includes(arch)) throw new UsageError('USAGE', `--arch must be x86_64, arm64 or arm32 (got ${arch})`);
         const abi = opts.abi ? abiByName(opts.abi, arch ?? target.arch ?? 'x86_64') : undefined;
-        const inputs = [];
+        const inputs: { file: string; bytes: Uint8Array; name?: string }[] = [];
         for (const [i, file] of payloads.entries()) {
           let bytes: Uint8Array;
           try {

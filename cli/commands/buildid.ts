@@ -36,7 +36,8 @@ export function register(program: Command, setExit: (code: number) => void): voi
     .option('-o, --output <out>', 'output file, or DIR/ for DIR/<file name> (default: FILE, rewritten atomically)')
     .option('--json', 'one JSON document on stdout')
     .action(async (file: string, opts: Opts) => {
-      setExit(await setCommand([file], opts));
+      // `buildid set FILE --json`: the parent command parses --json too (it has the same option).
+      setExit(await setCommand([file], { ...opts, json: opts.json || (cmd.opts() as Opts).json }));
     });
 }
 

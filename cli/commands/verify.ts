@@ -73,7 +73,7 @@ export function register(program: Command, setExit: (code: number) => void): voi
           ...(abi ? { abi } : {}),
           replace: !!opts.replace,
         };
-        let result: import('../../src/payload/verify.js').VerifyResult & { loaded?: unknown };
+        let result: import('../../src/payload/verify.js').VerifyResult & { loaded?: unknown; top?: { name: string; buildId: string | null } | null };
         if (opts.loaded !== undefined) {
           const loadedMod = await import('../../src/payload/loaded.js');
           const listText = opts.loaded === '-' ? await readStdinText() : await readFile(opts.loaded, 'utf8');
@@ -106,11 +106,13 @@ type Verdict = import('../../src/payload/verify.js').PayloadVerdict;
  * the errno, the first diagnostic, and what was expected against what was found.
  */
 export function refusalLines(
-  result: { target: { buildId: string | null }; payloads: Verdict[] }, target: { source: string; buildIdHex: string }, replace = false,
+  result: { target: { buildId: string | null }; payloads: Verdict[]; top?: { name: string; buildId: string | null } | null },
+  target: { source: string; buildIdHex: string }, replace = false,
   xenDependsOf: (file: string) => string | null = () => null,
 ): string[] {
   const lines: string[] = [];
-  let top: Verdict | undefined;
+  // What the first payload stacks on: the host's last applied payload (--loaded), else the hypervisor.
+  let top: { name: string; buildId: string | null } | undefined = result.top ?? undefined;
   for (const p of result.payloads) {
     const d = p.diagnostics.find((x) => x.first) ?? p.diagnostics.find((x) => x.severity === 'error');
     if (!p.ok && d) {
@@ -118,7 +120,7 @@ export function refusalLines(
       let detail = `${d.code}: ${d.message.split('\n').pop()!.replace(/^\(XEN\) /, '')}`;
       if (d.code === 'DEPENDS_MISMATCH') {
         const against = replace || !top ? { name: 'the hypervisor', id: result.target.buildId } : { name: top.name, id: top.buildId };
-        detail += `; expected depends ${against.id ?? '(none)'} (${against.name}), found ${p.depends ?? '(none)'}`;
+        detail += `; expected depends ${against.id ?? '(the build-id of that payload)'} (${against.name}), found ${p.depends ?? '(none)'}`;
       }
       if (d.code === 'XEN_DEPENDS_MISMATCH') detail += `; expected xen_depends ${result.target.buildId ?? '(none)'} (the hypervisor), found ${xenDependsOf(p.file) ?? '(none)'}`;
       if ((d.code === 'DEPENDS_MISMATCH' || d.code === 'XEN_DEPENDS_MISMATCH') && target.source === 'pe') {

@@ -87,6 +87,8 @@ export interface LoadedReport {
 
 export interface LoadedVerifyResult extends VerifyResult {
   loaded: LoadedReport[];
+  /** The last applied payload on the host (what the first new payload must depend on), or null. */
+  top: { name: string; buildId: string | null } | null;
 }
 
 const has = (p: PayloadVerdict, code: string): boolean => p.diagnostics.some((d) => d.code === code);
@@ -188,7 +190,9 @@ export function verifyAgainstLoaded(inputs: VerifyInput[], target: VerifyTarget,
       settle(p);
     }
   }
-  return { ...res, ok: payloads.every((p) => p.ok), payloads, loaded: reports };
+  const last = allFiles ? stack[stack.length - 1] : applied[applied.length - 1];
+  const top = last ? { name: last.l.entry.name, buildId: allFiles ? last.buildId : null } : null;
+  return { ...res, ok: payloads.every((p) => p.ok), payloads, loaded: reports, top };
 }
 
 /** Reads the loaded set: list text, plus the payload files in `dir` (when given). */

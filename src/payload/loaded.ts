@@ -4,7 +4,8 @@
  * payload-format.md §2.1, §2.13; the list format §4.2).
  *
  * With the payload files of the applied entries (found by name in a directory), their upload and
- * apply is simulated first, in stack order, and the new payloads follow: names, the depends chain,
+ * apply is simulated first, in stack order (CHECKED ones with a file are uploaded, not applied),
+ * and the new payloads follow: names, the depends chain,
  * symbols they export and functions they patch all take part, as in the hypervisor. Without a
  * file, only what the list says is checked (names; that something is applied, so a payload that
  * depends on the hypervisor itself is refused by APPLY), and what cannot be checked is said.
@@ -78,7 +79,7 @@ export interface LoadedReport {
   name: string;
   state: LoadedState;
   file: string | null;
-  /** 'simulated': its upload and apply ran before the new payloads; 'listed': only its row is known. */
+  /** 'simulated': its upload (and, when APPLIED, apply) ran before the new payloads; 'listed': only its row is known. */
   used: 'simulated' | 'listed';
   buildId: string | null;
   /** When simulated: whether the simulation accepted it as well (false: the order or files disagree with the host). */
@@ -134,7 +135,13 @@ export function verifyAgainstLoaded(inputs: VerifyInput[], target: VerifyTarget,
       below = next.buildId;
     }
   }
-  const sim: VerifyInput[] = stack.map((x) => ({ file: x.l.file!, bytes: x.l.bytes!, name: x.l.entry.name }));
+  // CHECKED payloads with a file are uploaded too (their names and exported symbols count), not applied.
+  const checked = info.filter((x) => x.l.entry.state !== 'APPLIED' && x.l.bytes);
+  const sim: VerifyInput[] = [
+    ...stack.map((x) => ({ file: x.l.file!, bytes: x.l.bytes!, name: x.l.entry.name })),
+    ...checked.map((x) => ({ file: x.l.file!, bytes: x.l.bytes!, name: x.l.entry.name, uploadOnly: true })),
+  ];
+  const simOrder = [...stack, ...checked];
   const res = verifyPayloads([...sim, ...inputs], target, opts);
   const simulated = res.payloads.slice(0, sim.length);
   const payloads = res.payloads.slice(sim.length);
@@ -142,7 +149,7 @@ export function verifyAgainstLoaded(inputs: VerifyInput[], target: VerifyTarget,
     p.diagnostics.push(makeDiagnostic('NOTE_LOADED', rules, p.name, { why }));
   };
 
-  const simulatedNames = new Set(stack.map((x) => x.l.entry.name));
+  const simulatedNames = new Set(simOrder.map((x) => x.l.entry.name));
   for (const [k, p] of payloads.entries()) {
     // Upload: a name the host already has (one not simulated, so the simulation did not see it).
     const clash = loaded.find((l) => l.entry.name === p.name && !simulatedNames.has(l.entry.name));
@@ -173,7 +180,7 @@ export function verifyAgainstLoaded(inputs: VerifyInput[], target: VerifyTarget,
     settle(p);
   }
   const reports: LoadedReport[] = info.map((x) => {
-    const s = stack.indexOf(x as (typeof applied)[number]);
+    const s = simOrder.indexOf(x);
     return {
       name: x.l.entry.name,
       state: x.l.entry.state,
@@ -186,7 +193,7 @@ export function verifyAgainstLoaded(inputs: VerifyInput[], target: VerifyTarget,
   for (const [s, v] of simulated.entries()) {
     if (v.ok) continue;
     for (const p of payloads) {
-      note(p, `the loaded payload ${stack[s]!.l.entry.name} (${stack[s]!.l.file}) does not verify in the simulated host (${v.diagnostics.find((d) => d.first)?.code ?? 'unsafe'}): the files or the order differ from what is loaded`);
+      note(p, `the loaded payload ${simOrder[s]!.l.entry.name} (${simOrder[s]!.l.file}) does not verify in the simulated host (${v.diagnostics.find((d) => d.first)?.code ?? 'unsafe'}): the files or the order differ from what is loaded`);
       settle(p);
     }
   }

@@ -31,6 +31,8 @@ export interface VerifyInput {
   bytes: Uint8Array;
   /** Upload name; default: the file's basename without its last extension (as `xen-livepatch load`). */
   name?: string;
+  /** Upload only, no APPLY (a payload the host holds as CHECKED; src/payload/loaded.ts). */
+  uploadOnly?: boolean;
 }
 
 /** The target as verify needs it (src/payload/target.ts `Target` fits). */
@@ -319,7 +321,7 @@ function verifyOne(input: VerifyInput, c: Ctx): { verdict: PayloadVerdict; loade
   c.loaded.push(lp);
 
   // Apply (§2.13): stacking, expectations, REPLACE, safe_to_reapply.
-  applyChecks(lp, funcs, { ...c, col, xenBuildId: c.target.buildId });
+  if (!input.uploadOnly) applyChecks(lp, funcs, { ...c, col, xenBuildId: c.target.buildId });
   return finish(lp, ownId, depends);
 }
 

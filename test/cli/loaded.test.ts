@@ -99,6 +99,24 @@ describe('verifyAgainstLoaded', () => {
   });
 });
 
+describe('verifyAgainstLoaded: CHECKED payloads', () => {
+  it('a CHECKED payload with its file is uploaded, not applied: the next one still stacks on the hypervisor', () => {
+    const a = payload('a', A_ID, FIXTURE_XEN_ID);
+    const b0 = payload('b0', B_ID, FIXTURE_XEN_ID);
+    const loaded: LoadedInput[] = [{ entry: { name: 'a', state: 'CHECKED', rc: null, metadata: null }, file: 'a.livepatch', bytes: a }];
+    const r = verifyAgainstLoaded([{ file: 'b0.livepatch', bytes: b0 }], fakeTarget(), loaded);
+    expect(r.ok).toBe(true);
+    expect(r.top).toBe(null);
+    expect(r.loaded).toEqual([{ name: 'a', state: 'CHECKED', file: 'a.livepatch', used: 'simulated', buildId: A_ID, ok: true }]);
+    // Its name is taken, as on the host (the simulation's own upload check).
+    const again = verifyAgainstLoaded([{ file: 'a.livepatch', bytes: a }], fakeTarget(), loaded);
+    expect(again.payloads[0]).toMatchObject({ ok: false, errno: 'EEXIST', refusedAt: 'upload' });
+    // Applied on top of it, b would be refused: a is not applied.
+    const b = payload('b', B_ID, A_ID);
+    expect(verifyAgainstLoaded([{ file: 'b.livepatch', bytes: b }], fakeTarget(), loaded).payloads[0]!.diagnostics[0]).toMatchObject({ code: 'DEPENDS_MISMATCH', message: 'livepatch: b: check against hypervisor build-id failed' });
+  });
+});
+
 describe('xsplice verify --loaded', () => {
   let dir: string;
   const p = (f: string): string => join(dir, f);

@@ -108,13 +108,20 @@ export function inspectPayload(bytes: Uint8Array, file: string, opts: InspectOpt
   // A vendor row that fits wins; else the newest built-in row.
   const abi = rows.find((r) => extra.includes(r)) ?? rows[rows.length - 1];
   // Not a payload, or one whose funcs section no payload ABI reads: an error, never a guessed ABI.
-  const funcsName = ['.livepatch.funcs', '.xsplice.funcs'].find((n) => elf.sectionByName(n));
-  if (!funcsName && !elf.sectionByName('.livepatch.depends') && !elf.sectionByName('.xsplice.depends')) {
-    throw new FormatError('NOT_A_PAYLOAD', 'not a live-patch payload: no .livepatch.funcs, .xsplice.funcs or .livepatch.depends section', { file });
+  const known = [...extra, ...listAbis()].filter((a) => arch === null || a.arch === arch);
+  const funcsNames = [...new Set(known.map((a) => a.sections.funcs))];
+  const dependsNames = [...new Set(known.map((a) => a.sections.depends))];
+  const funcsName = funcsNames.find((n) => elf.sectionByName(n));
+  if (!funcsName && !dependsNames.some((n) => elf.sectionByName(n))) {
+    // Sections named like a payload's but unknown to every row: perhaps a vendor row's payload.
+    const vendorLike = !extra.length && elf.sections.some((sec) => /\.(funcs|depends)$/.test(sec.name));
+    const hint = vendorLike ? ' (a payload built for a vendor ABI row: pass its --abi-file)' : '';
+    const names = [...funcsNames, ...dependsNames].sort((a, b) => Number(b.startsWith('.livepatch.')) - Number(a.startsWith('.livepatch.')) || a.localeCompare(b));
+    throw new FormatError('NOT_A_PAYLOAD', `not a live-patch payload: no ${names.slice(0, -1).join(', ')} or ${names[names.length - 1]} section${hint}`, { file });
   }
   if (funcsName && (!abi || elf.sectionByName(funcsName)!.type === SHT.NOBITS)) {
     const sec = elf.sectionByName(funcsName)!;
-    const candidates = [...listAbis(), ...extra].filter((a) => (arch === null || a.arch === arch) && (a.name === 'xsplice') === (funcsName === '.xsplice.funcs'));
+    const candidates = known.filter((a) => a.sections.funcs === funcsName);
     const sizes = [...new Set(candidates.map((a) => `${a.funcEntry.size} (version ${a.funcEntry.version})`))].join(', ');
     throw new FormatError('FUNCS_DAMAGED', 'damaged funcs section: no payload ABI reads it', {
       file, section: funcsName, expected: `a multiple of an entry size: ${sizes}`,

@@ -126,9 +126,9 @@ describe('a payload built for a vendor row', () => {
     },
   });
   const json = JSON.stringify({ base: 'L2c-x86_64', name: 'acme', sections: { funcs: '.acmepatch.funcs', depends: '.acmepatch.depends' }, mandatory: ['.acmepatch.depends', '.livepatch.xen_depends', '.note.gnu.build-id'], atLeastOneOf: ['.acmepatch.funcs'] });
-  it('inspect recognises it (without the row it is unknown)', () => {
+  it('inspect recognises it (without the row it is not a payload, with a hint)', () => {
     const bytes = renamed().build().bytes;
-    expect(inspectPayload(bytes, 'acme.livepatch').abi.name).toBe('unknown');
+    expect(() => inspectPayload(bytes, 'acme.livepatch')).toThrow(/^acme\.livepatch: not a live-patch payload: no .*\.livepatch\.funcs.* section \(a payload built for a vendor ABI row: pass its --abi-file\)$/);
     const r = inspectPayload(bytes, 'acme.livepatch', { abis: parseAbiJson(json) });
     expect(r.abi).toMatchObject({ name: 'acme', version: 2, arch: 'x86_64' });
     expect(r.depends).toBe(FIXTURE_XEN_ID);

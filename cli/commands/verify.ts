@@ -7,7 +7,6 @@
  */
 import type { Command } from 'commander';
 import { io, readStdinText, run, toJson } from '../common.js';
-import * as fsPromises from 'node:fs/promises';
 
 interface VerifyCliOptions {
   xen?: string;
@@ -39,8 +38,8 @@ export function register(program: Command, setExit: (code: number) => void): voi
         if (!opts.xen) throw new UsageError('USAGE', 'verify needs --xen XEN (the target hypervisor)');
         const xen = opts.xen;
         if ((opts.name?.length ?? 0) > payloads.length) throw new UsageError('USAGE', 'more --name options than payloads');
-        const [{ loadTarget }, verifyMod, { abiByName, loadAbiFile }, { readFile }] = await Promise.all([
-          import('../../src/payload/target.js'), import('../../src/payload/verify.js'), import('../../src/payload/abi.js'), fsPromises,
+        const [{ loadTarget }, verifyMod, { abiByName, loadAbiFile }, { PAYLOAD_MAX, readInputSync, statInput }] = await Promise.all([
+          import('../../src/payload/target.js'), import('../../src/payload/verify.js'), import('../../src/payload/abi.js'), import('../../src/fsutil.js'),
         ]);
         const stdinText = xen === '-' ? await readStdinText() : undefined;
         const target = await loadTarget(xen, { ...(stdinText !== undefined ? { stdinText } : {}) });
@@ -55,15 +54,20 @@ export function register(program: Command, setExit: (code: number) => void): voi
         const inputs = [];
         for (const [i, file] of payloads.entries()) {
           let bytes: Uint8Array;
+          let size: number | undefined;
           try {
-            const b = await readFile(file);
-            bytes = new Uint8Array(b.buffer, b.byteOffset, b.byteLength);
+            // A file larger than Xen accepts is not read: the upload check reports its size.
+            const st = statInput(file);
+            if (st.size > PAYLOAD_MAX) {
+              bytes = new Uint8Array(0);
+              size = st.size;
+            } else bytes = readInputSync(file, { max: PAYLOAD_MAX, what: 'payload', tooLargeIsRefusal: true });
           } catch (e) {
             (e as NodeJS.ErrnoException).path ??= file;
             throw e;
           }
           const name = opts.name?.[i];
-          inputs.push({ file, bytes, ...(name !== undefined ? { name } : {}) });
+          inputs.push({ file, bytes, ...(size !== undefined ? { size } : {}), ...(name !== undefined ? { name } : {}) });
         }
         const result = verifyMod.verifyPayloads(inputs, target, {
           ...(opts.xenVersion ? { xenVersion: opts.xenVersion } : {}),

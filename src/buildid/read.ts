@@ -3,13 +3,14 @@
  * ELF of either class and byte order, gzip'd ELF (xen.gz), PE/COFF (xen.efi), a hex string,
  * `xl info` text, or the raw bytes of /sys/hypervisor/properties/buildid.
  */
-import { closeSync, fstatSync, openSync, readFileSync } from 'node:fs';
+import { closeSync, fstatSync, openSync } from 'node:fs';
+import { GUNZIP_MAX, checkRegular, readInputSync, statInput } from '../fsutil.js';
 import { createRequire } from 'node:module';
 import { FormatError, XspliceError } from '../errors.js';
 import { isElf, readElf } from '../elf/reader.js';
 import type { ElfFile } from '../elf/types.js';
 import {
-  bootImagePayload, checkBootImageAgainstSyms, computeElfAlgorithm, findBuildIdNotes, verifyElfBuildId, verifyElfBuildIdAsync,
+  MAX_NOTES_TRIED, bootImagePayload, checkBootImageAgainstSyms, computeElfAlgorithm, findBuildIdNotes, verifyElfBuildId, verifyElfBuildIdAsync,
   type BuildIdNoteRef, type ElfVerification,
 } from './elf-id.js';
 import { equalBytes, isHexId, parseHexId, toHex } from './note.js';
@@ -76,8 +77,6 @@ export interface BuildIdInput {
 const XL_INFO_RE = /^\s*build_id\s*:[ \t]*([^\r\n]*)$/m;
 /** Streaming pays off only for big files. */
 const STREAM_MIN = 4 * 1024 * 1024;
-/** gunzip limit: a Xen boot image is a few MiB. */
-const GUNZIP_MAX = 1 << 30;
 
 /** What kind of build-id source some content is (without parsing it fully); null when unknown. */
 export function identifyBuildId(input: Uint8Array | string): BuildIdSource | null {
@@ -134,8 +133,8 @@ export function readBuildIdSync(src: BuildIdInput, opts: ReadBuildIdOptions = {}
     let bytes = src.bytes;
     if (!bytes) {
       if (src.path === undefined) throw new FormatError('BUILDID_NO_INPUT', 'no input given');
-      const b = readFileSync(src.path === '-' ? 0 : src.path);
-      bytes = new Uint8Array(b.buffer, b.byteOffset, b.byteLength);
+      if (src.path === '-') throw new FormatError('BUILDID_NO_INPUT', "standard input ('-') is read by the caller, up to a cap, and passed as bytes");
+      bytes = readInputSync(src.path);
     }
     return fromBytes(bytes, label, opts);
   } catch (e) {
@@ -177,6 +176,9 @@ function fromBytes(bytes: Uint8Array, label: string, opts: ReadBuildIdOptions): 
         const zlib = createRequire(import.meta.url)('node:zlib') as typeof import('node:zlib');
         raw = zlib.gunzipSync(bytes, { maxOutputLength: GUNZIP_MAX });
       } catch (e) {
+        if ((e as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE') {
+          throw new FormatError('GZIP_TOO_LARGE', `gzip data inflates to more than ${GUNZIP_MAX} bytes (a hypervisor image inflates to a few MiB); stopped there`);
+        }
         throw new FormatError('BUILDID_GZIP', `cannot gunzip: ${(e as Error).message}`);
       }
       const inner = new Uint8Array(raw.buffer, raw.byteOffset, raw.byteLength);
@@ -209,9 +211,12 @@ function fromBytes(bytes: Uint8Array, label: string, opts: ReadBuildIdOptions): 
  * ranges are streamed from disk with read-ahead. Returns null when the file is small or no ELF.
  */
 async function tryStream(path: string, label: string, opts: ReadBuildIdOptions): Promise<BuildIdResult | null> {
+  statInput(path);
   const fd = openSync(path, 'r');
   try {
-    const size = fstatSync(fd).size;
+    const st = fstatSync(fd);
+    checkRegular(st, path);
+    const size = st.size;
     if (size < STREAM_MIN) return null;
     const src = new FileSource(fd, size, 1 << 20, label);
     const magic = new Uint8Array(4);
@@ -231,8 +236,7 @@ async function tryStream(path: string, label: string, opts: ReadBuildIdOptions):
 
 function loadSyms(x: ElfFile | string): ElfFile {
   if (typeof x !== 'string') return x;
-  const b = readFileSync(x);
-  return readElf(new Uint8Array(b.buffer, b.byteOffset, b.byteLength), { file: x });
+  return readElf(readInputSync(x), { file: x });
 }
 
 function fromElf(
@@ -257,7 +261,9 @@ function fromElf(
   if (xenDep) r.xenDepends = toHex(xenDep.id);
   if (source === 'gzip-elf') r.notes.push('gzip-compressed ELF, read after decompression');
   if (notes.length > 1) {
-    r.notes.push(`${notes.length} build-id notes (ld -r keeps its inputs' notes): ${notes.map((n) => `#${n.ordinal} ${toHex(n.id)}`).join(', ')}; readelf, gdb and Xen read #0`);
+    const shown = notes.slice(0, MAX_NOTES_TRIED).map((n) => `#${n.ordinal} ${toHex(n.id)}`);
+    if (notes.length > MAX_NOTES_TRIED) shown.push(`… ${notes.length - MAX_NOTES_TRIED} more`);
+    r.notes.push(`${notes.length} build-id notes (ld -r keeps its inputs' notes): ${shown.join(', ')}; readelf, gdb and Xen read #0`);
   }
   const payload = bootImagePayload(elf, first);
   if (payload) {

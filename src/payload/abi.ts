@@ -15,7 +15,7 @@
  *   L2b      4.14.5+, 4.15.3+, 4.16.1+, 4.17.0–4.17.2, 4.18.0: L2a + patch_offset
  *   L2c      4.17.3+, 4.18.1+, 4.19+: bytes 33–71 plain padding, funcs may be read-only
  */
-import { readFile } from 'node:fs/promises';
+import { readInputText } from '../fsutil.js';
 import { UsageError } from '../errors.js';
 import { HOOK_KINDS, type Arch, type FieldLayout, type FuncEntryLayout, type HookKind, type HookSectionRule, type LoaderOverrides, type PayloadAbi } from './abi-types.js';
 import { FEATURES, loaderFactsFor, parseVersionText, parseXenVersion as parseRelease, type ParsedXenVersion } from './releases.js';
@@ -699,7 +699,7 @@ function loaderOverrides(file: string, raw: unknown, arch: Arch): LoaderOverride
  * Malformed JSON or an invalid row: UsageError (exit 2) naming the file and the JSON path.
  */
 export async function loadAbiFile(path: string): Promise<PayloadAbi[]> {
-  const text = await readFile(path, 'utf8');
+  const text = await readInputText(path, { max: 16 << 20, what: 'ABI file' });
   return parseAbiJson(text, path);
 }
 

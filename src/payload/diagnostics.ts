@@ -156,6 +156,7 @@ export const DIAGNOSTICS = {
   UNCHECKED_NOT_ALLOC: def(null, 'unchecked', 'info', '§2.16#1', (a) => `${a.section} is not SHF_ALLOC: the loader never gives it a load address and dereferences it (${a.how ?? 'crash or use-after-free'})`),
   CRASH_FUNCS_NOT_ALLOC: def(null, 'unchecked', 'info', '§2.16#1; Errata ".livepatch.funcs without SHF_ALLOC"', (a) => `${a.section} is not SHF_ALLOC: prepare_payload reads the entries' version at its ${a.where} load address and faults: the host crashes during the upload, before any later check`),
   UNCHECKED_ZERO_SIZE_SPECIAL: def(null, 'unchecked', 'info', '§2.16#1', (a) => `${a.section} is empty: releases 4.8–4.16 do not load zero-size sections and dereference NULL`),
+  UNCHECKED_RELOC_IGNORED: def(null, 'unchecked', 'info', '§2.8', (a) => `${a.section} (${a.type}) holds relocations of ${a.target}, but the loader applies only SHT_RELA/SHT_REL sections: the code would run unrelocated (wild calls and loads)`),
   UNCHECKED_LINK_ZERO: def(null, 'unchecked', 'info', '§2.16#2', (a) => `${a.section}: ${a.field} points at section 0, which the loader never parses (NULL dereference)`),
   UNCHECKED_ALIGN_ZERO: def(null, 'unchecked', 'info', '§2.16#3, §2.6', (a) => `${a.section} is loaded with sh_addralign 0: ROUNDUP(x, 0) is 0, it overwrites the start of its region`),
   UNCHECKED_FUNCS_READONLY: def(null, 'unchecked', 'info', '§2.16#4, §1.2', () => '.livepatch.funcs is not SHF_WRITE: this release writes into the entries at apply and page-faults'),

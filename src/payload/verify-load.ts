@@ -349,6 +349,11 @@ interface RelocOutcome {
   ok: boolean;
 }
 
+/** Section types that carry relocations the loader does not apply (it applies SHT_RELA and SHT_REL only). */
+const IGNORED_RELOC_TYPES: Record<number, string> = {
+  [SHT.CREL]: 'SHT_CREL', [SHT.RELR]: 'SHT_RELR', 0x60000001: 'SHT_ANDROID_REL', 0x60000002: 'SHT_ANDROID_RELA', 0x6fffff00: 'SHT_ANDROID_RELR',
+};
+
 /**
  * §2.8 relocations. Per relocation section Xen stops at its first bad entry; this reports every bad
  * entry (further diagnostics after the first). Values are written into the loaded copies.
@@ -357,6 +362,11 @@ export function performRelocs(elf: LoadedElf, abi: PayloadAbi, rules: LoaderRule
   let ok = true;
   const nsym = elf.symbols.length;
   for (const r of elf.sections) {
+    if (IGNORED_RELOC_TYPES[r.type] !== undefined && r.info > 0 && r.info < elf.shnum) {
+      // Xen skips any other section type: relocations packed another way are never applied.
+      const target = elf.sections[r.info]!;
+      if (target.flags & SHF.ALLOC) report('UNCHECKED_RELOC_IGNORED', { section: r.name, type: IGNORED_RELOC_TYPES[r.type], target: target.name }, { section: r.name });
+    }
     if (r.index === 0 || (r.type !== SHT.RELA && r.type !== SHT.REL)) continue;
     if (r.info >= elf.shnum) continue;
     if (r.info === 0) {

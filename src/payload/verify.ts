@@ -31,6 +31,8 @@ export interface VerifyInput {
   bytes: Uint8Array;
   /** Upload name; default: the file's basename without its last extension (as `xen-livepatch load`). */
   name?: string;
+  /** The file's size when `bytes` holds only its first bytes (a file larger than Xen accepts is not read whole). */
+  size?: number;
 }
 
 /** The target as verify needs it (src/payload/target.ts `Target` fits). */
@@ -196,8 +198,9 @@ function verifyOne(input: VerifyInput, c: Ctx): { verdict: PayloadVerdict; loade
     report('UPLOAD_NAME', { name });
     return finish();
   }
-  if (input.bytes.length === 0 || input.bytes.length > abi.limits.maxPayloadSize) {
-    report('UPLOAD_SIZE', { size: input.bytes.length });
+  const uploadSize = input.size ?? input.bytes.length;
+  if (uploadSize === 0 || uploadSize > abi.limits.maxPayloadSize) {
+    report('UPLOAD_SIZE', { size: uploadSize });
     return finish();
   }
   const dup = c.loaded.find((p) => p.name === name);

@@ -67,7 +67,16 @@ function sym(s: ElfSymbol | undefined, addend: bigint): string {
  */
 export function recognizeAbi(elf: ElfFile, arch: Arch | null, extra: PayloadAbi[] = []): { rows: PayloadAbi[]; version: number | null } {
   const rows = [...extra, ...listAbis()].filter((a) => arch === null || a.arch === arch);
+  // The version byte as found, even when no row fits (for the damaged-funcs report).
   let version: number | null = null;
+  for (const a of rows) {
+    const funcs = elf.sectionByName(a.sections.funcs);
+    if (!funcs || funcs.type === SHT.NOBITS || funcs.size === 0n) continue;
+    const d = funcs.data();
+    const vOff = a.funcEntry.fields.version.offset;
+    if (d.length > vOff) version = d[vOff]!;
+    break;
+  }
   const fits = rows.filter((a) => {
     const funcs = elf.sectionByName(a.sections.funcs);
     if (funcs) {
@@ -76,9 +85,7 @@ export function recognizeAbi(elf: ElfFile, arch: Arch | null, extra: PayloadAbi[
       const d = funcs.data();
       const vOff = a.funcEntry.fields.version.offset;
       const ver = d.length > vOff ? d[vOff]! : null;
-      if (ver !== a.funcEntry.version) return false;
-      version ??= ver;
-      return true;
+      return ver === a.funcEntry.version;
     }
     // Hooks only: the row's depends section, and xen_depends exactly when the row has one.
     if (!elf.sectionByName(a.sections.depends)) return false;
@@ -108,13 +115,16 @@ export function inspectPayload(bytes: Uint8Array, file: string, opts: InspectOpt
   // A vendor row that fits wins; else the newest built-in row.
   const abi = rows.find((r) => extra.includes(r)) ?? rows[rows.length - 1];
   // Not a payload, or one whose funcs section no payload ABI reads: an error, never a guessed ABI.
-  const funcsName = ['.livepatch.funcs', '.xsplice.funcs'].find((n) => elf.sectionByName(n));
-  if (!funcsName && !elf.sectionByName('.livepatch.depends') && !elf.sectionByName('.xsplice.depends')) {
-    throw new FormatError('NOT_A_PAYLOAD', 'not a live-patch payload: no .livepatch.funcs, .xsplice.funcs or .livepatch.depends section', { file });
+  // The section names of every row, vendor rows (--abi-file) included.
+  const known = [...extra, ...listAbis()];
+  const funcsName = [...new Set(known.map((a) => a.sections.funcs))].find((n) => elf.sectionByName(n));
+  if (!funcsName && !known.some((a) => elf.sectionByName(a.sections.depends))) {
+    const vendor = [...new Set(extra.flatMap((a) => [a.sections.funcs, a.sections.depends]))].filter((n) => !['.livepatch.funcs', '.xsplice.funcs', '.livepatch.depends', '.xsplice.depends'].includes(n));
+    throw new FormatError('NOT_A_PAYLOAD', `not a live-patch payload: no .livepatch.funcs, .xsplice.funcs or .livepatch.depends section${vendor.length ? ` (nor ${vendor.join(', ')})` : ''}`, { file });
   }
   if (funcsName && (!abi || elf.sectionByName(funcsName)!.type === SHT.NOBITS)) {
     const sec = elf.sectionByName(funcsName)!;
-    const candidates = [...listAbis(), ...extra].filter((a) => (arch === null || a.arch === arch) && (a.name === 'xsplice') === (funcsName === '.xsplice.funcs'));
+    const candidates = known.filter((a) => (arch === null || a.arch === arch) && a.sections.funcs === funcsName);
     const sizes = [...new Set(candidates.map((a) => `${a.funcEntry.size} (version ${a.funcEntry.version})`))].join(', ');
     throw new FormatError('FUNCS_DAMAGED', 'damaged funcs section: no payload ABI reads it', {
       file, section: funcsName, expected: `a multiple of an entry size: ${sizes}`,

@@ -126,9 +126,9 @@ describe('a payload built for a vendor row', () => {
     },
   });
   const json = JSON.stringify({ base: 'L2c-x86_64', name: 'acme', sections: { funcs: '.acmepatch.funcs', depends: '.acmepatch.depends' }, mandatory: ['.acmepatch.depends', '.livepatch.xen_depends', '.note.gnu.build-id'], atLeastOneOf: ['.acmepatch.funcs'] });
-  it('inspect recognises it (without the row it is unknown)', () => {
+  it('inspect recognises it (without the row it is no payload it knows)', () => {
     const bytes = renamed().build().bytes;
-    expect(inspectPayload(bytes, 'acme.livepatch').abi.name).toBe('unknown');
+    expect(() => inspectPayload(bytes, 'acme.livepatch')).toThrow(/not a live-patch payload: no \.livepatch\.funcs, \.xsplice\.funcs or \.livepatch\.depends section$/);
     const r = inspectPayload(bytes, 'acme.livepatch', { abis: parseAbiJson(json) });
     expect(r.abi).toMatchObject({ name: 'acme', version: 2, arch: 'x86_64' });
     expect(r.depends).toBe(FIXTURE_XEN_ID);

@@ -67,7 +67,16 @@ function sym(s: ElfSymbol | undefined, addend: bigint): string {
  */
 export function recognizeAbi(elf: ElfFile, arch: Arch | null, extra: PayloadAbi[] = []): { rows: PayloadAbi[]; version: number | null } {
   const rows = [...extra, ...listAbis()].filter((a) => arch === null || a.arch === arch);
+  // The version byte as found, even when no row fits (for the damaged-funcs report).
   let version: number | null = null;
+  for (const a of rows) {
+    const funcs = elf.sectionByName(a.sections.funcs);
+    if (!funcs || funcs.type === SHT.NOBITS || funcs.size === 0n) continue;
+    const d = funcs.data();
+    const vOff = a.funcEntry.fields.version.offset;
+    if (d.length > vOff) version = d[vOff]!;
+    break;
+  }
   const fits = rows.filter((a) => {
     const funcs = elf.sectionByName(a.sections.funcs);
     if (funcs) {
@@ -76,9 +85,7 @@ export function recognizeAbi(elf: ElfFile, arch: Arch | null, extra: PayloadAbi[
       const d = funcs.data();
       const vOff = a.funcEntry.fields.version.offset;
       const ver = d.length > vOff ? d[vOff]! : null;
-      if (ver !== a.funcEntry.version) return false;
-      version ??= ver;
-      return true;
+      return ver === a.funcEntry.version;
     }
     // Hooks only: the row's depends section, and xen_depends exactly when the row has one.
     if (!elf.sectionByName(a.sections.depends)) return false;

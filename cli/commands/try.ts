@@ -42,7 +42,7 @@ export function register(program: Command, setExit: (code: number) => void): voi
     .option('--expect-extra <str>', 'string /sys/hypervisor/version/extra must show while the payloads are applied')
     .option('--replace', 'apply each payload with REPLACE (reverts what is applied, atomically); only the last is reverted at the end')
     .option('--nodeps', 'apply with --nodeps (the hypervisor skips the .livepatch.depends check)')
-    .option('--retries <n>', 'extra attempts of an apply/revert the hypervisor answered busy (its 30 ms rendezvous timed out), with back-off', '2')
+    .option('--retries <n>', 'extra attempts (0-5) of an apply/revert the hypervisor answered busy (its 30 ms rendezvous timed out), with back-off 1, 2, 4 ... s; default 2 on x86_64, 4 on arm64')
     .option('--no-stock', 'do not look for (or fetch) the stock build the payload\'s xen_depends names')
     .option('--timeout <seconds>', 'bound for the whole run', '300')
     .option('--console-log <file>', 'where to keep the serial console log (default: a new directory under the temp dir)')
@@ -65,8 +65,8 @@ Examples:
         if (!Number.isFinite(timeoutSec) || timeoutSec <= 0) {
           throw new UsageError('USAGE', `--timeout: expected a positive number of seconds, got ${JSON.stringify(opts.timeout)}`);
         }
-        const retries = Number(opts.retries ?? '2');
-        if (!Number.isInteger(retries) || retries < 0 || retries > 5) {
+        const retries = opts.retries === undefined ? undefined : Number(opts.retries);
+        if (retries !== undefined && (!Number.isInteger(retries) || retries < 0 || retries > 5)) {
           throw new UsageError('USAGE', `--retries: expected an integer from 0 to 5, got ${JSON.stringify(opts.retries)}`);
         }
         if (opts.arch !== undefined && opts.arch !== 'x86_64' && opts.arch !== 'arm64') {
@@ -76,7 +76,7 @@ Examples:
         const lib = await import('../../src/try/index.js');
         const r = await lib.tryPayloads(payloads, {
           xenImage: opts.xenImage, xenSyms: opts.xenSyms, dom0Kernel: opts.dom0Kernel,
-          expectExtra: opts.expectExtra, timeoutSec, consoleLog: opts.consoleLog, retries,
+          expectExtra: opts.expectExtra, timeoutSec, consoleLog: opts.consoleLog, ...(retries !== undefined ? { retries } : {}),
           ...(opts.arch ? { arch: opts.arch as 'x86_64' | 'arm64' } : {}),
           replace: !!opts.replace, nodeps: !!opts.nodeps, stock: opts.stock !== false,
           onProgress: (m: string) => io.err(`xsplice: try ${m}\n`),

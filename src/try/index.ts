@@ -16,7 +16,7 @@ import { XspliceError } from '../errors.js';
 import { buildStaticInitramfs, writeCpio, MARK, type CpioEntry } from './initramfs.js';
 import { ARCHES, isArm64Image, locateInputs, type LocateOptions, type TryArch, type TryInputs } from './locate.js';
 import {
-  parseLog, payloadName, payloadPath, standardPlan, stepScript, validatePlan, DOM0_TIMEOUT_STATUS, MAX_ATTEMPTS,
+  parseLog, payloadPath, standardPlan, stepScript, validatePlan, DOM0_TIMEOUT_STATUS, MAX_ATTEMPTS,
   type Step, type StepResult,
 } from './plan.js';
 import { CRASH_RE, pickAccel, runQemu, type QemuEvent } from './qemu.js';
@@ -391,7 +391,7 @@ export interface TryOptions extends Omit<SessionOptions, 'steps' | 'hypervisor'>
   /** Apply with --nodeps. */
   nodeps?: boolean;
   /** Extra attempts of an apply/revert/replace the hypervisor answered "busy" (its rendezvous timed
-   * out), with back-off 1, 2, 4 ... s. Default 2. */
+   * out), with back-off 1, 2, 4 ... s. Default 2 (x86_64), 4 (arm64). */
   retries?: number;
   /** Look for (and fetch) the stock build the payloads' xen_depends names when no image is given. Default true. */
   stock?: boolean;
@@ -404,6 +404,10 @@ export interface TryOptions extends Omit<SessionOptions, 'steps' | 'hypervisor'>
  * 15 characters survive, so a longer expectation could never be met.
  */
 export const MAX_EXTRA_VERSION = 15;
+
+/** Default extra attempts of a busy action. */
+export const DEFAULT_RETRIES = 2;
+export const DEFAULT_RETRIES_ARM64 = 4;
 
 /** What the offline verify predicted for one payload, and what the hypervisor did. */
 export interface PredictionEntry {
@@ -475,14 +479,16 @@ export async function tryPayloads(files: string[], opts: TryOptions = {}): Promi
   if (opts.expectExtra !== undefined && Buffer.byteLength(opts.expectExtra) > MAX_EXTRA_VERSION) {
     throw new XspliceError('TRY_EXPECT_EXTRA_TOO_LONG', `--expect-extra "${opts.expectExtra}" can never match: the hypervisor reports at most ${MAX_EXTRA_VERSION} characters of its extra version (XENVER_extraversion is 16 bytes); a longer string in the payload shows cut short`, {}, 2);
   }
-  const retries = opts.retries ?? 2;
-  if (!Number.isInteger(retries) || retries < 0 || retries > MAX_ATTEMPTS - 1) {
-    throw new XspliceError('TRY_BAD_RETRIES', `retries must be an integer from 0 to ${MAX_ATTEMPTS - 1}`, {}, 2);
-  }
   const abs = files.map((f) => resolve(f));
   const steps = standardPlan(abs, { expectExtra: opts.expectExtra, replace: opts.replace, nodeps: opts.nodeps });
   const names = steps.filter((s): s is Extract<Step, { kind: 'upload' }> => s.kind === 'upload').map((s) => s.name);
   const arch = await sessionArch(steps, opts.arch);
+  // arm64 under TCG misses the 30 ms rendezvous far more often than x86 on a loaded host (seen:
+  // three timeouts in a row), so it gets more attempts by default.
+  const retries = opts.retries ?? (arch === 'arm64' ? DEFAULT_RETRIES_ARM64 : DEFAULT_RETRIES);
+  if (!Number.isInteger(retries) || retries < 0 || retries > MAX_ATTEMPTS - 1) {
+    throw new XspliceError('TRY_BAD_RETRIES', `retries must be an integer from 0 to ${MAX_ATTEMPTS - 1}`, {}, 2);
+  }
   const chosen = await chooseHypervisor(abs, arch, opts, say);
   if (chosen.choice?.why === 'xen-depends') say(`booting ${chosen.choice.label}: its build-id ${chosen.choice.buildId} is the payloads' xen_depends`);
   if (chosen.warning) say(chosen.warning);

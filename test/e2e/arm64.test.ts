@@ -25,7 +25,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { missing, REPO } from '../helpers/debian.js';
 import { ARM64_CC, arm64Livepatch, debianArm64, haveArm64 } from '../helpers/arm64.js';
 import { buildXenRecipePayload, type XenRecipePayload } from '../helpers/xen-recipe.js';
-import { describeStep, runSession, type SessionResult, type Step, type StepResult } from '../../src/try/index.js';
+import { describeStep, runSession, MAX_ATTEMPTS, type SessionResult, type Step, type StepResult } from '../../src/try/index.js';
 import { loadTarget } from '../../src/payload/target.js';
 import { verifyPayloads, type PayloadVerdict } from '../../src/payload/verify.js';
 
@@ -39,6 +39,7 @@ describe.skipIf(missing('arm64 Xen, dom0 parts and cross gcc (scripts/setup-deps
   let badXen: XenRecipePayload;
   let got: XenRecipePayload;
   let small: XenRecipePayload;
+  let repl: XenRecipePayload;
   const predicted = new Map<string, PayloadVerdict>();
   const labels = new Map<string, number>();
   const step = (label: string): StepResult => session.steps[labels.get(label)!]!;
@@ -60,6 +61,8 @@ describe.skipIf(missing('arm64 Xen, dom0 parts and cross gcc (scripts/setup-deps
     badXen = await buildXenRecipePayload({ arch: 'arm64', xenSyms: xs, outDir: dir, tag: 'bad_xen_dep', newString: 'xs-badxen', xenDepends: 'wrong' });
     got = await buildXenRecipePayload({ arch: 'arm64', xenSyms: xs, outDir: dir, tag: 'got_reloc', newString: 'xs-got', arm64Code: 'got' });
     small = await buildXenRecipePayload({ arch: 'arm64', xenSyms: xs, outDir: dir, tag: 'old_small', newString: 'xs-small', oldSize: 2 });
+    // Like Xen's xen_replace_world: old_addr 0 (resolved by name at upload), applied with REPLACE.
+    repl = await buildXenRecipePayload({ arch: 'arm64', xenSyms: xs, outDir: dir, tag: 'repl', newString: 'xs-replace', oldAddr: 'zero' });
     const target = await loadTarget(xs);
     for (const p of [badXen, got, small]) {
       const b = readFileSync(p.file);
@@ -80,10 +83,21 @@ describe.skipIf(missing('arm64 Xen, dom0 parts and cross gcc (scripts/setup-deps
       ['revert example', { kind: 'revert', name: 'example' }],
       ['extra reverted', { kind: 'readExtra', expect: { sameAsStep: 1 } }],
       ['unload example', { kind: 'unload', name: 'example' }],
+      ['up example again', { kind: 'upload', name: 'example2', file: example }],
+      ['apply example again', { kind: 'apply', name: 'example2' }],
+      ['up repl', { kind: 'upload', name: 'repl', file: repl.file }],
+      ['replace', { kind: 'replace', name: 'repl' }],
+      ['extra replaced', { kind: 'readExtra', expect: 'xs-replace' }],
+      ['list replaced', { kind: 'list' }],
+      ['revert repl', { kind: 'revert', name: 'repl' }],
+      ['extra final', { kind: 'readExtra', expect: { sameAsStep: 1 } }],
+      ['unload repl', { kind: 'unload', name: 'repl' }],
+      ['unload example again', { kind: 'unload', name: 'example2' }],
     ];
     plan.forEach(([l], i) => labels.set(l, i));
     const progress: string[] = [];
-    session = await runSession({ steps: plan.map(([, s]) => s), stopOnFailure: false, timeoutSec: 400, bootTimeoutSec: 300,
+    // Every attempt the 30 ms rendezvous allows: arm64 under TCG on a loaded host misses it often.
+    session = await runSession({ steps: plan.map(([, s]) => s), stopOnFailure: false, timeoutSec: 500, bootTimeoutSec: 300, busyAttempts: MAX_ATTEMPTS,
       consoleLog: join(dir, 'console.log'), onProgress: (m) => progress.push(m) });
     process.stdout.write(`arm64 try session: boot ${session.bootMs} ms, boot to verdict ${session.durationMs} ms (${session.arch}, ${session.accel}); console log ${session.consoleLog}\n`);
     for (const s of session.steps) process.stdout.write(`  ${describeStep(s)}\n`);
@@ -115,6 +129,27 @@ describe.skipIf(missing('arm64 Xen, dom0 parts and cross gcc (scripts/setup-deps
     expect(step('revert example').consoleLines).toContain('livepatch: example finished REVERT with rc=0');
     expect(step('extra reverted')).toMatchObject({ ok: true, value: '.5' });
     expect(step('unload example')).toMatchObject({ ok: true });
+  });
+
+  it('replaces the applied example with a payload resolved by name (old_addr 0), reverts and unloads both', () => {
+    expect(step('apply example again')).toMatchObject({ ok: true });
+    expect(step('up repl')).toMatchObject({ ok: true });
+    const r = step('replace');
+    expect(r).toMatchObject({ ok: true, toolOutput: 'Replacing all live patches with repl... completed' });
+    expect(r.consoleLines).toContain('livepatch: repl finished REPLACE with rc=0');
+    expect(step('extra replaced')).toMatchObject({ ok: true, value: 'xs-replace' });
+    expect(step('list replaced').toolOutput).toMatch(/^example2\s+\| CHECKED/m);
+    expect(step('list replaced').toolOutput).toMatch(/^repl\s+\| APPLIED/m);
+    expect(step('revert repl')).toMatchObject({ ok: true });
+    expect(step('extra final')).toMatchObject({ ok: true, value: '.5' });
+    expect(step('unload repl').ok && step('unload example again').ok).toBe(true);
+  });
+
+  it('retries an action only after the hypervisor said busy, and every earlier attempt shows why', () => {
+    for (const r of session.steps.filter((x) => x.attempts > 1)) {
+      expect(r.earlierConsoleLines).toHaveLength(r.attempts - 1);
+      for (const lines of r.earlierConsoleLines!) expect(lines.some((l) => /Timed out on semaphore|finished \w+ with rc=-16/.test(l))).toBe(true);
+    }
   });
 
   /** The refusal on the real hypervisor, and that verify predicted it: errno, stage, and the console line when Xen prints one. */

@@ -3,6 +3,7 @@
  * errors to one stderr line `xsplice: <file>: <what>` and to the exit status of the contract
  * (0 ok, 1 refused, 2 usage/malformed/I/O), and with --json prints exactly one JSON document.
  */
+import { readFileSync } from 'node:fs';
 import { XspliceError } from '../src/errors.js';
 
 export interface Io {
@@ -10,26 +11,114 @@ export interface Io {
   err: (s: string) => void;
 }
 
-// Once a reader closes standard output (`xsplice inspect P | head -1`), further output is dropped
-// instead of ending in an unhandled EPIPE and a stack trace; the command still finishes and exits
-// with its own status (its files are written atomically either way).
-let stdoutClosed = false;
+// A write to standard output or error that fails (the reader closed the pipe: EPIPE; a full
+// disk or /dev/full: ENOSPC) is recorded instead of ending in an uncaught exception; further
+// output to that stream is dropped, and `main` ends with one line naming the stream and exit 2.
+const failed: { stdout?: string; stderr?: string } = {};
 let guarded = false;
-function guardStdout(): void {
+function guardStdio(): void {
   guarded = true;
   process.stdout.on('error', (e: NodeJS.ErrnoException) => {
-    if (e.code === 'EPIPE' || e.code === 'ERR_STREAM_DESTROYED') stdoutClosed = true;
-    else throw e;
+    failed.stdout ??= e.code ?? e.message;
+  });
+  process.stderr.on('error', (e: NodeJS.ErrnoException) => {
+    failed.stderr ??= e.code ?? e.message;
   });
 }
 
+function safeWrite(stream: NodeJS.WriteStream, which: 'stdout' | 'stderr', s: string): void {
+  if (!guarded) guardStdio();
+  if (failed[which]) return;
+  try {
+    stream.write(s);
+  } catch (e) {
+    failed[which] ??= (e as NodeJS.ErrnoException).code ?? (e as Error).message;
+  }
+}
+
 export const stdio: Io = {
-  out: (s) => {
-    if (!guarded) guardStdout();
-    if (!stdoutClosed) process.stdout.write(s);
-  },
-  err: (s) => process.stderr.write(s),
+  out: (s) => safeWrite(process.stdout, 'stdout', s),
+  err: (s) => safeWrite(process.stderr, 'stderr', s),
 };
+
+const WHY: Record<string, string> = { EPIPE: 'the reader closed it', ENOSPC: 'no space left on the device', EBADF: 'it is closed' };
+
+/**
+ * After a command: waits for standard output's pending writes, and turns a failed write into one
+ * line naming the stream and exit status 2 (a command's own status otherwise).
+ */
+export async function settleStdio(code: number): Promise<number> {
+  if (!guarded) return code;
+  await new Promise<void>((r) => setImmediate(r));
+  if (!process.stdout.writableEnded && !failed.stdout) {
+    await new Promise<void>((r) => {
+      process.stdout.write('', () => r());
+    });
+    await new Promise<void>((r) => setImmediate(r));
+  }
+  if (failed.stdout) {
+    safeWrite(process.stderr, 'stderr', `xsplice: stdout: write failed (${failed.stdout}${WHY[failed.stdout] ? `: ${WHY[failed.stdout]}` : ''})\n`);
+    return 2;
+  }
+  if (failed.stderr) return 2;
+  return code;
+}
+
+/**
+ * Node turns a command-line argument that is not valid UTF-8 into U+FFFD, so a file name would
+ * silently name another file. The raw arguments (/proc/self/cmdline) are checked; the first bad
+ * one is returned escaped (\xNN for each byte that is not part of valid UTF-8), or null.
+ */
+export function nonUtf8Argument(raw?: Uint8Array): string | null {
+  let bytes = raw;
+  if (!bytes) {
+    try {
+      bytes = readFileSync('/proc/self/cmdline');
+    } catch {
+      return null;
+    }
+  }
+  const dec = new TextDecoder('utf-8', { fatal: true });
+  let start = 0;
+  for (let i = 0; i <= bytes.length; i++) {
+    if (i < bytes.length && bytes[i] !== 0) continue;
+    const arg = bytes.subarray(start, i);
+    start = i + 1;
+    try {
+      dec.decode(arg);
+    } catch {
+      return escapeBytes(arg);
+    }
+  }
+  return null;
+}
+
+/** Shows bytes as text: printable ASCII as is, valid UTF-8 sequences as is, every other byte \xNN. */
+export function escapeBytes(b: Uint8Array): string {
+  const dec = new TextDecoder('utf-8', { fatal: true });
+  let out = '';
+  for (let i = 0; i < b.length; ) {
+    const c = b[i]!;
+    if (c >= 0x20 && c < 0x7f && c !== 0x5c) {
+      out += String.fromCharCode(c);
+      i++;
+      continue;
+    }
+    const len = c >= 0xf0 && c < 0xf5 ? 4 : c >= 0xe0 ? 3 : c >= 0xc2 && c < 0xe0 ? 2 : 0;
+    if (len && i + len <= b.length && c < 0xf5) {
+      try {
+        out += dec.decode(b.subarray(i, i + len));
+        i += len;
+        continue;
+      } catch {
+        /* not a valid sequence: escape the byte */
+      }
+    }
+    out += c === 0x5c ? '\\\\' : '\\x' + c.toString(16).padStart(2, '0');
+    i++;
+  }
+  return out;
+}
 
 /** Current I/O sinks; tests swap them to run the CLI in-process. */
 export let io: Io = stdio;
@@ -46,15 +135,13 @@ export function toJson(value: unknown): string {
   );
 }
 
-/** All of standard input, as bytes (for `-` inputs: `xl info` text or sysfs build-id bytes). */
+/** Standard input, as bytes, up to STDIN_MAX (for `-` inputs: `xl info` text or sysfs build-id bytes). */
 export async function readStdinBytes(): Promise<Uint8Array> {
-  const chunks: Buffer[] = [];
-  for await (const c of process.stdin) chunks.push(c as Buffer);
-  const b = Buffer.concat(chunks);
-  return new Uint8Array(b.buffer, b.byteOffset, b.byteLength);
+  const { readStreamCapped } = await import('../src/fsutil.js');
+  return readStreamCapped(process.stdin);
 }
 
-/** All of standard input as UTF-8 text. */
+/** Standard input as UTF-8 text, bounded like readStdinBytes. */
 export async function readStdinText(): Promise<string> {
   return Buffer.from(await readStdinBytes()).toString('utf8');
 }

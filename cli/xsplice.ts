@@ -3,7 +3,7 @@
  * cli/commands/<name>.ts and loads its library code lazily, so start-up stays cheap.
  */
 import { Command, CommanderError } from 'commander';
-import { io, setIo, type Io } from './common.js';
+import { io, nonUtf8Argument, settleStdio, setIo, type Io } from './common.js';
 import { register as registerElf } from './commands/elf.js';
 import { register as registerBuildid } from './commands/buildid.js';
 import { register as registerBuild } from './commands/build.js';
@@ -39,12 +39,20 @@ export async function main(argv: string[], customIo?: Io): Promise<number> {
   const prev = io;
   if (customIo) setIo(customIo);
   let code = 0;
+  if (!customIo) {
+    // A file name that is not UTF-8 reaches Node as U+FFFD: it would name another file.
+    const bad = nonUtf8Argument();
+    if (bad !== null) {
+      io.err(`xsplice: ${bad}: argument is not valid UTF-8 (file names must be UTF-8 to be opened by name)\n`);
+      return settleStdio(2);
+    }
+  }
   try {
     const program = makeProgram((c) => {
       code = c;
     });
     await program.parseAsync(argv, { from: 'user' });
-    return code;
+    return customIo ? code : await settleStdio(code);
   } catch (e) {
     if (e instanceof CommanderError) {
       if (e.code === 'commander.helpDisplayed' || e.code === 'commander.version' || e.code === 'commander.help') return 0;

@@ -101,7 +101,7 @@ describe('launcher', () => {
     }
   });
 
-  it('a reader that closes standard output early ends the output, not in a stack trace', () => {
+  it('a reader that closes standard output early: one line naming stdout, exit 2, not a stack trace', () => {
     // `xsplice elf` of an object with 4,000 symbols prints far more than a pipe holds.
     const d = mkdtempSync(join(tmpdir(), 'xsplice-epipe-'));
     try {
@@ -110,8 +110,9 @@ describe('launcher', () => {
       writeFileSync(join(d, 'x.s'), asm.join('\n') + '\n');
       execFileSync('as', ['--64', join(d, 'x.s'), '-o', join(d, 'x.o')]);
       const r = spawnSync('bash', ['-o', 'pipefail', '-c', `"${BIN}" elf "${join(d, 'x.o')}" | head -c 100 >/dev/null`]);
-      expect(String(r.stderr)).toBe('');
-      expect(r.status).toBe(0);
+      // Issue 14 (item 7): a failed write to stdout is an I/O error of the command (exit 2), said once.
+      expect(String(r.stderr)).toBe('xsplice: stdout: write failed (EPIPE: the reader closed it)\n');
+      expect(r.status).toBe(2);
     } finally {
       rmSync(d, { recursive: true, force: true });
     }

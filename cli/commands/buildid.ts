@@ -103,6 +103,8 @@ async function showCommand(inputs: string[], opts: Opts): Promise<number> {
         };
         if (r.linker) o.linker = r.linker;
         if (r.guidOrder) o.guidOrder = r.guidOrder;
+        if (r.depends !== undefined) o.depends = r.depends;
+        if (r.xenDepends !== undefined) o.xenDepends = r.xenDepends;
         if (r.notes.length) o.notes = r.notes;
         return o;
       });
@@ -131,7 +133,7 @@ async function setCommand(args: string[], opts: Opts): Promise<number> {
     const { UsageError } = await import('../../src/errors.js');
     if (args.length !== 1 || file === undefined) throw new UsageError('USAGE', "usage: xsplice buildid set FILE [--style sha1|md5|uuid|0xHEX] [-o OUT]");
     if (opts.verify || opts.xenSyms) throw new UsageError('USAGE', "--verify and --xen-syms do not apply to 'buildid set'");
-    const [{ setBuildIdWithId }, { parseHexId, toHex }, fs, { writeFileAtomicSync }] = await Promise.all([
+    const [{ setBuildIdWithId }, { parseHexId, toHex }, fs, { checkOutput, readInputSync, writeFileAtomicSync }] = await Promise.all([
       import('../../src/buildid/embed.js'),
       import('../../src/buildid/note.js'),
       nodeFs,
@@ -148,16 +150,13 @@ async function setCommand(args: string[], opts: Opts): Promise<number> {
       }
     } else throw new UsageError('USAGE', `--style must be sha1, md5, uuid or 0xHEX (found ${JSON.stringify(styleText)})`);
 
-    const input = fs.readFileSync(file);
-    const { bytes, id } = setBuildIdWithId(new Uint8Array(input.buffer, input.byteOffset, input.byteLength), style, { file });
+    if (opts.output !== undefined) checkOutput(opts.output);
+    const input = readInputSync(file);
+    const { bytes, id } = setBuildIdWithId(input, style, { file });
     const out = opts.output ?? file;
-    let mode = 0o644;
-    try {
-      mode = fs.statSync(out === file ? file : out).mode & 0o7777;
-    } catch {
-      mode = fs.statSync(file).mode & 0o7777;
-    }
-    writeFileAtomicSync(out, bytes, { mode });
+    // An existing output keeps its owner and mode (a symlink's target is rewritten, the link kept);
+    // a new one gets the input's mode.
+    writeFileAtomicSync(out, bytes, { mode: fs.statSync(file).mode & 0o7777, onNote: (m) => io.err(`xsplice: note: ${m}\n`) });
     const hex = toHex(id);
     const styleName = typeof style === 'string' ? style : '0xHEX';
     if (opts.json) {

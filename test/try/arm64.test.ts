@@ -6,12 +6,14 @@
  * `try` uses to pick the hypervisor.
  */
 import { spawnSync } from 'node:child_process';
-import { readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { missing } from '../helpers/debian.js';
+import { debianXen, missing, XEN_BUILD_ID, XEN_VERSION_STRING } from '../helpers/debian.js';
 import { ARM64_ROOT, arm64Livepatch, debianArm64, haveArm64 } from '../helpers/arm64.js';
-import { elfDynamicNeeds, imageBuildId, kernelRelease, locateInputs, payloadFacts, unpackedBuilds } from '../../src/try/index.js';
+import {
+  elfDynamicNeeds, findStockBuild, imageBuildId, kernelRelease, locateInputs, payloadFacts, unpackedBuilds, KNOWN_DEBIAN_BUILDS,
+} from '../../src/try/index.js';
 
 const readelf = (args: string[]): string => {
   const r = spawnSync('aarch64-linux-gnu-readelf', args, { encoding: 'utf8' });
@@ -61,5 +63,14 @@ describe.skipIf(missing('arm64 parts (scripts/setup-deps.sh arm64-livepatch) and
     expect(lp).toMatchObject({ xenImage: arm64Livepatch.image, xenSyms: arm64Livepatch.xenSyms });
     expect(readFileSync(arm64Livepatch.config, 'utf8')).toMatch(/^CONFIG_LIVEPATCH=y$/m);
     expect(payloadFacts(readFileSync(debianArm64.xenLivepatch))).toEqual({ arch: 'arm64', xenDepends: null });
+  });
+});
+
+describe.skipIf(missing("Debian's Xen 4.17 (scripts/setup-deps.sh)", existsSync(debianXen.xenGz)))('try: the stock build a payload depends on', () => {
+  it('finds the pinned x86 build by its build-id, and nothing for an unknown id without fetching', async () => {
+    const c = await findStockBuild(XEN_BUILD_ID, 'x86_64', undefined, false);
+    expect(c).toMatchObject({ how: 'unpacked', build: { version: XEN_VERSION_STRING, xenImage: debianXen.xenGz, xenSyms: debianXen.xenSyms } });
+    expect(await findStockBuild('00'.repeat(20), 'x86_64', undefined, false)).toBeUndefined();
+    expect(KNOWN_DEBIAN_BUILDS.find((k) => k.arch === 'x86_64' && k.version === XEN_VERSION_STRING)!.buildId).toBe(XEN_BUILD_ID);
   });
 });

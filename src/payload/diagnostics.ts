@@ -182,6 +182,8 @@ export const DIAGNOSTICS = {
   NOTE_REPLACE: def(null, 'note', 'info', '§2.13', (a) => `${a.why}`, 'warning'),
   NOTE_PAD_NONZERO: def(null, 'note', 'info', '§1.2, §2.10', (a) => `entry ${a.entry} (${a.symbol}): padding bytes are not zero (the design doc says MUST be zero; Xen ignores them)`, 'warning'),
   NOTE_UNCHECKED_TARGET: def(null, 'note', 'info', '§2.7', (a) => `${a.what}: the target gives no symbol table, not checked`, 'warning'),
+  // The host's loaded set (verify --loaded, src/payload/loaded.ts)
+  NOTE_LOADED: def(null, 'note', 'info', '§2.13', (a) => `${a.why}`, 'warning'),
   NOTE_DUPLICATE_SECTION: def(null, 'note', 'info', '§2.9', (a) => `section name ${a.section} appears more than once; Xen uses the lowest index [${a.index}]`, 'warning'),
 } as const satisfies Record<string, DiagnosticDef>;
 

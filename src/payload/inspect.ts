@@ -107,6 +107,20 @@ export function inspectPayload(bytes: Uint8Array, file: string, opts: InspectOpt
   const { rows, version } = recognizeAbi(elf, arch, extra);
   // A vendor row that fits wins; else the newest built-in row.
   const abi = rows.find((r) => extra.includes(r)) ?? rows[rows.length - 1];
+  // Not a payload, or one whose funcs section no payload ABI reads: an error, never a guessed ABI.
+  const funcsName = ['.livepatch.funcs', '.xsplice.funcs'].find((n) => elf.sectionByName(n));
+  if (!funcsName && !elf.sectionByName('.livepatch.depends') && !elf.sectionByName('.xsplice.depends')) {
+    throw new FormatError('NOT_A_PAYLOAD', 'not a live-patch payload: no .livepatch.funcs, .xsplice.funcs or .livepatch.depends section', { file });
+  }
+  if (funcsName && (!abi || elf.sectionByName(funcsName)!.type === SHT.NOBITS)) {
+    const sec = elf.sectionByName(funcsName)!;
+    const candidates = [...listAbis(), ...extra].filter((a) => (arch === null || a.arch === arch) && (a.name === 'xsplice') === (funcsName === '.xsplice.funcs'));
+    const sizes = [...new Set(candidates.map((a) => `${a.funcEntry.size} (version ${a.funcEntry.version})`))].join(', ');
+    throw new FormatError('FUNCS_DAMAGED', 'damaged funcs section: no payload ABI reads it', {
+      file, section: funcsName, expected: `a multiple of an entry size: ${sizes}`,
+      found: `${sec.type === SHT.NOBITS ? 'SHT_NOBITS, ' : ''}size ${sec.size}${version !== null ? `, version byte ${version}` : ''}`,
+    });
+  }
   const symbols = elf.symbols();
   const relocsFor = (target: ElfSection): Map<bigint, ElfRelocation> => {
     const m = new Map<bigint, ElfRelocation>();

@@ -25,6 +25,7 @@ import {
 import { applyChecks, type AppliedPayload } from './stack.js';
 import { decodeX86, type Insn } from './x86-decode.js';
 import { UsageError } from '../errors.js';
+import { ruleRef } from './rules.js';
 
 export interface VerifyInput {
   file: string;
@@ -33,6 +34,8 @@ export interface VerifyInput {
   name?: string;
   /** The file's size when `bytes` holds only its first bytes (a file larger than Xen accepts is not read whole). */
   size?: number;
+  /** Upload only, no APPLY (a payload the host holds as CHECKED; src/payload/loaded.ts). */
+  uploadOnly?: boolean;
 }
 
 /** The target as verify needs it (src/payload/target.ts `Target` fits). */
@@ -348,7 +351,7 @@ function verifyOne(input: VerifyInput, c: Ctx): { verdict: PayloadVerdict; loade
   c.loaded.push(lp);
 
   // Apply (§2.13): stacking, expectations, REPLACE, safe_to_reapply.
-  applyChecks(lp, funcs, { ...c, col, xenBuildId: c.target.buildId });
+  if (!input.uploadOnly) applyChecks(lp, funcs, { ...c, col, xenBuildId: c.target.buildId });
   return finish(lp, ownId, depends);
 }
 
@@ -858,7 +861,7 @@ export function formatVerify(r: VerifyResult): string {
     L.push(`${p.file} (name ${p.name}${p.buildId ? `, build-id ${p.buildId}` : ''}): ${verdict}`);
     for (const d of p.diagnostics) {
       const where = [d.section, d.symbol, d.offset !== undefined ? `+0x${d.offset.toString(16)}` : undefined].filter((x) => x !== undefined && x !== '').join(' ');
-      const head = `  ${d.severity === 'error' ? 'error' : 'warning'} ${d.code}${d.errno ? ` ${d.errno}` : ''}${d.first ? ' (what the hypervisor returns)' : ''}${where ? ` [${where}]` : ''} ${d.spec}`;
+      const head = `  ${d.severity === 'error' ? 'error' : 'warning'} ${d.code}${d.errno ? ` ${d.errno}` : ''}${d.first ? ' (what the hypervisor returns)' : ''}${where ? ` [${where}]` : ''} (${ruleRef(d.code)})`;
       L.push(head);
       for (const line of d.message.split('\n')) L.push(`      ${line}`);
     }

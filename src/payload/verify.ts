@@ -206,6 +206,13 @@ function verifyOne(input: VerifyInput, c: Ctx): { verdict: PayloadVerdict; loade
     report('UPLOAD_SIZE', { size: uploadSize });
     return finish();
   }
+  // A hypervisor built without CONFIG_LIVEPATCH answers the sysctl itself with ENOSYS. Told by a
+  // full symbol table (a linked xen-syms has thousands of symbols) that lacks livepatch_op.
+  const syms = c.target.symbols as { find(n: string): unknown[]; size?: number } | undefined;
+  if (syms && (syms.size ?? 0) > 1000 && syms.find('livepatch_op').length === 0) {
+    report('NO_LIVEPATCH');
+    return finish();
+  }
   const dup = c.loaded.find((p) => p.name === name);
   if (dup) {
     report('DUPLICATE_NAME', { name, other: dup.file });

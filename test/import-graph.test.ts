@@ -28,11 +28,7 @@ const KNOWN_CIRCLES: KnownCircle[] = [
     anchor: 'cli/xsplice.ts',
     files: /^cli\/(xsplice|commands\/[\w-]+)\.ts$/,
   },
-  {
-    name: 'stack checks and verify call each other (payload/verify is the release session\'s)',
-    anchor: 'src/payload/verify.ts',
-    files: /^src\/payload\/(stack|verify)\.ts$/,
-  },
+
 ];
 
 function sourceFiles(dir: string): string[] {

@@ -5,12 +5,11 @@
  * more than one payload. Called for each payload after a successful simulated upload, in load
  * order, the way `xen-livepatch load` uploads then applies.
  */
-import { toHex } from '../buildid/note.js';
+import { equalBytes, toHex } from '../buildid/note.js';
 import type { PayloadAbi } from './abi-types.js';
 import type { LoaderRules } from './releases.js';
 import { makeDiagnostic } from './diagnostics.js';
-import type { Collector, LoadedPayload, VerifiedFunc, VerifyTarget } from './verify.js';
-import { sectionAt } from './verify-load.js';
+import { bytesAtLoaded, type Collector, type LoadedPayload, type VerifiedFunc, type VerifyTarget } from './verify/types.js';
 
 /** A payload the simulated hypervisor has applied (top of stack = last). */
 export type AppliedPayload = LoadedPayload;
@@ -26,21 +25,6 @@ export interface ApplyContext {
   replace: boolean;
 }
 
-const eq = (a: Uint8Array, b: Uint8Array): boolean => a.length === b.length && a.every((x, i) => x === b[i]);
-
-function bytesAt(c: ApplyContext, addr: bigint, len: number): Uint8Array | undefined {
-  for (const p of c.loaded) {
-    const s = sectionAt(p.elf, addr, len);
-    if (s) return s.mem!.subarray(Number(addr - s.loadAddr!), Number(addr - s.loadAddr!) + len);
-  }
-  if (!c.target.bytesAt) return undefined;
-  try {
-    return c.target.bytesAt(addr, len);
-  } catch {
-    return undefined;
-  }
-}
-
 /** Runs the APPLY (or REPLACE) checks; on success pushes the payload onto the applied stack. */
 export function applyChecks(lp: LoadedPayload, funcs: VerifiedFunc[], c: ApplyContext): void {
   const { col, rules: r } = c;
@@ -53,14 +37,14 @@ export function applyChecks(lp: LoadedPayload, funcs: VerifiedFunc[], c: ApplyCo
     const d = makeDiagnostic('XEN_NO_BUILD_ID', r, col.name);
     d.stage = 'apply';
     col.list.push(d);
-  } else if (!eq(lp.depends, against.id)) {
+  } else if (!equalBytes(lp.depends, against.id)) {
     col.add('DEPENDS_MISMATCH', { against: against.name }, { section: c.abi.sections.depends });
-    if (!c.replace && top && c.xenBuildId && eq(lp.depends, c.xenBuildId)) {
+    if (!c.replace && top && c.xenBuildId && equalBytes(lp.depends, c.xenBuildId)) {
       col.add('NOTE_REPLACE', {
         why: `it depends on the hypervisor itself, not on ${top.name}: \`xen-livepatch replace ${lp.name}\` would accept it after reverting ${c.applied.map((p) => p.name).reverse().join(', ')}`,
       });
     } else {
-      const owner = c.loaded.find((p) => p !== lp && eq(p.buildId, lp.depends));
+      const owner = c.loaded.find((p) => p !== lp && equalBytes(p.buildId, lp.depends));
       if (owner && owner !== top) {
         col.add('NOTE_REPLACE', { why: `it depends on ${owner.name}, which is not the last applied payload (${top ? top.name : 'none'}): load order is wrong` });
       }
@@ -82,13 +66,13 @@ export function applyChecks(lp: LoadedPayload, funcs: VerifiedFunc[], c: ApplyCo
       if (f.oldAddr === 0n) { col.add('EXPECT_NO_OLD_ADDR', { symbol: label }, ctx); break; }
       if (e.rsv) { col.add('EXPECT_RESERVED', { symbol: label }, ctx); break; }
       if (f.oldSize < e.len) { col.add('EXPECT_RANGE', { symbol: label }, ctx); break; }
-      const actual = bytesAt(c, f.oldAddr, e.len);
+      const actual = bytesAtLoaded(c.loaded, c.target, f.oldAddr, e.len);
       if (!actual) {
         col.add('NOTE_UNCHECKED_TARGET', { what: `expectation of ${label} (no bytes at 0x${f.oldAddr.toString(16)})` }, ctx);
         continue;
       }
       const want = e.data.subarray(0, e.len);
-      if (!eq(actual, want)) {
+      if (!equalBytes(actual, want)) {
         const d = makeDiagnostic('EXPECT_MISMATCH', r, col.name, { expected: toHex(want), found: toHex(actual) }, ctx);
         // Xen prints the function name there, then the payload line [LP (livepatch_verify_expectation_fn)].
         d.message = `${r.prefix}${label}: expectation failed: expected:${toHex(want)}, actual:${toHex(actual)}\n`

@@ -153,10 +153,11 @@ export class ExitRequest extends Error {
   }
 }
 
-export function errorMessage(e: unknown, file?: string): { code: string; message: string; exitCode: number } {
+export function errorMessage(e: unknown, file?: string): { code: string; alias?: string; message: string; exitCode: number } {
   if (e instanceof XspliceError) {
     if (file) e.withFile(file);
-    return { code: e.code, message: e.message, exitCode: e.exitCode };
+    const alias = (e as { alias?: string }).alias;
+    return { code: e.code, ...(alias !== undefined ? { alias } : {}), message: e.message, exitCode: e.exitCode };
   }
   const err = e as NodeJS.ErrnoException;
   if (err && typeof err === 'object' && typeof err.code === 'string' && typeof err.syscall === 'string') {
@@ -182,8 +183,8 @@ export async function run(
   } catch (e) {
     if (e instanceof ExitRequest) return e.exitCode;
     if (opts.inputs) e = await blameInput(e, opts.inputs);
-    const { code, message, exitCode } = errorMessage(e, opts.file);
-    if (opts.json) io.out(toJson({ ok: false, error: { code, message } }) + '\n');
+    const { code, alias, message, exitCode } = errorMessage(e, opts.file);
+    if (opts.json) io.out(toJson({ ok: false, error: { code, ...(alias !== undefined ? { alias } : {}), message } }) + '\n');
     io.err(`xsplice: ${message}\n`);
     if (code === 'INTERNAL' && process.env.XSPLICE_DEBUG) io.err(String((e as Error).stack) + '\n');
     return exitCode;

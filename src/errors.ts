@@ -56,8 +56,11 @@ export class FormatError extends XspliceError {
 /** The input was understood and is refused (exit status 1). */
 export class RefusedError extends XspliceError {
   override name = 'RefusedError';
-  constructor(code: string, detail: string, ctx: ErrorContext = {}) {
+  /** The code this refusal had before it took verify's name for the same check (src/payload/refusal-codes.ts). */
+  readonly alias?: string;
+  constructor(code: string, detail: string, ctx: ErrorContext = {}, alias?: string) {
     super(code, detail, ctx, 1);
+    if (alias !== undefined) this.alias = alias;
   }
 }
 

@@ -8,7 +8,7 @@
  */
 import type { Command } from 'commander';
 import { io, jsonResult, payloadName, readStdinText, resolveOutput, run } from '../common.js';
-import { VERSION } from '../xsplice.js';
+import { VERSION } from '../version.js';
 
 interface BuildCliOptions {
   output?: string;

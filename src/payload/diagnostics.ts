@@ -13,6 +13,7 @@
  * (the loader does not check it but crashes, corrupts or misbehaves, §2.16), 'note' (advice).
  */
 import type { LoaderRules } from './releases.js';
+import { ruleRef } from './rules.js';
 
 export type Severity = 'error' | 'warning';
 export type Stage = 'upload' | 'apply' | 'unchecked' | 'note';
@@ -205,6 +206,8 @@ export interface Diagnostic {
   printed: 'always' | 'debug' | 'never';
   /** payload-format.md section. */
   spec: string;
+  /** Where the check is explained: docs/rules.md#<code>. */
+  rule: string;
   /** Set on the diagnostic the hypervisor would hit first (its errno is the payload's result). */
   first?: boolean;
 }
@@ -217,8 +220,21 @@ export interface DiagContext {
 
 const NO_COLON = new Set<DiagCode>(['ALT_NO_TEXT', 'ALT_NO_REPLACEMENT', 'ALT_ORIG_OUTSIDE', 'ALT_REPL_OUTSIDE', 'ALT_APPLY', 'ALT_CALL_NO_TEXT']);
 
+/**
+ * What a check knows better than the table, given when the diagnostic is made (never patched in
+ * afterwards): the errno the release passes through, the stage it is met at, lines the hypervisor
+ * prints before the table's message, or the whole message.
+ */
+export interface DiagOverrides {
+  errno?: string;
+  stage?: Stage;
+  /** Printed before the message, on a line of its own. */
+  before?: string;
+  message?: string;
+}
+
 /** Builds a diagnostic for upload name `name` under `rules`. */
-export function makeDiagnostic(code: DiagCode, rules: LoaderRules, name: string, args: DiagArgs = {}, ctx: DiagContext = {}): Diagnostic {
+export function makeDiagnostic(code: DiagCode, rules: LoaderRules, name: string, args: DiagArgs = {}, ctx: DiagContext = {}, over: DiagOverrides = {}): Diagnostic {
   const d: DiagnosticDef = DIAGNOSTICS[code];
   let text = d.text(args, rules);
   let printed: Diagnostic['printed'] = 'never';
@@ -231,11 +247,14 @@ export function makeDiagnostic(code: DiagCode, rules: LoaderRules, name: string,
     // x86 apply_alt_calls prints its own line first [HEAD xen/arch/x86/alternative.c].
     if (code === 'ALT_CALL_NOT_RIPREL') text = `Altcall for ${hex(args.addr)} [${args.bytes}] not CALL *RIPREL\n${text}`;
   }
-  const out: Diagnostic = { severity: d.severity, code, errno: d.errno, message: text, stage: d.stage, printed, spec: d.spec };
+  if (over.before !== undefined) text = `${over.before}\n${text}`;
+  const out: Omit<Diagnostic, 'rule'> = {
+    severity: d.severity, code, errno: over.errno ?? d.errno, message: over.message ?? text, stage: over.stage ?? d.stage, printed, spec: d.spec,
+  };
   if (ctx.section !== undefined) out.section = ctx.section;
   if (ctx.symbol !== undefined) out.symbol = ctx.symbol;
   if (ctx.offset !== undefined) out.offset = ctx.offset;
-  return out;
+  return { ...out, rule: ruleRef(code) };
 }
 
 /** errno names → numbers (Xen's public errno.h, same as Linux). */

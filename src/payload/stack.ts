@@ -34,9 +34,7 @@ export function applyChecks(lp: LoadedPayload, funcs: VerifiedFunc[], c: ApplyCo
   // build_id_dep: REPLACE and an empty stack compare against the hypervisor; APPLY against the top.
   const against = c.replace || !top ? { name: 'hypervisor', id: c.xenBuildId } : { name: top.name, id: top.buildId };
   if (!against.id) {
-    const d = makeDiagnostic('XEN_NO_BUILD_ID', r, col.name);
-    d.stage = 'apply';
-    col.list.push(d);
+    col.list.push(makeDiagnostic('XEN_NO_BUILD_ID', r, col.name, {}, {}, { stage: 'apply' }));
   } else if (!equalBytes(lp.depends, against.id)) {
     col.add('DEPENDS_MISMATCH', { against: against.name }, { section: c.abi.sections.depends });
     if (!c.replace && top && c.xenBuildId && equalBytes(lp.depends, c.xenBuildId)) {
@@ -73,10 +71,10 @@ export function applyChecks(lp: LoadedPayload, funcs: VerifiedFunc[], c: ApplyCo
       }
       const want = e.data.subarray(0, e.len);
       if (!equalBytes(actual, want)) {
-        const d = makeDiagnostic('EXPECT_MISMATCH', r, col.name, { expected: toHex(want), found: toHex(actual) }, ctx);
         // Xen prints the function name there, then the payload line [LP (livepatch_verify_expectation_fn)].
-        d.message = `${r.prefix}${label}: expectation failed: expected:${toHex(want)}, actual:${toHex(actual)}\n`
+        const message = `${r.prefix}${label}: expectation failed: expected:${toHex(want)}, actual:${toHex(actual)}\n`
           + `${r.prefix}${col.name}: expectations of ${label} failed (rc=-22), aborting!`;
+        const d = makeDiagnostic('EXPECT_MISMATCH', r, col.name, { expected: toHex(want), found: toHex(actual) }, ctx, { message });
         col.list.push(d);
         break;
       }

@@ -225,31 +225,32 @@ describe.skipIf(missing('Debian xen-syms + gcc/binutils (scripts/setup-deps.sh)'
   });
 
   // ---- Refusals: what the hypervisor would refuse, exit 1 with the reason --------------------
-  const refusals: [string, () => Promise<string[]>, RegExp][] = [
+  // The code is verify's name for the same check (src/payload/refusal-codes.ts); the alias, build's former code.
+  const refusals: [string, () => Promise<string[]>, RegExp, string, string?][] = [
     ['R_X86_64_32S (code not built -fpic)', async () => [await gcc(dir, 'r32s', 'static const char s[] = "+k";\nconst char *xen_extra_version(void);\nconst char *xen_extra_version(void) { return s; }\n', ['-mcmodel=kernel', '-fno-pic'], CFLAGS.filter((f) => f !== '-fpic')), '--patch', 'xen_extra_version'],
-      /relocation type R_X86_64_32S \(11\) at 0x[0-9a-f]+ is not handled by the hypervisor's loader: compile with -fpic, as the hypervisor is built/],
+      /relocation type R_X86_64_32S \(11\) at 0x[0-9a-f]+ is not handled by the hypervisor's loader: compile with -fpic, as the hypervisor is built/, 'RELOC_UNHANDLED', 'BUILD_RELOC_TYPE'],
     ['old_size below the 5-byte jump', async () => [await gcc(dir, 'small', 'void __set_fixmap_x(void *d);\nvoid __set_fixmap_x(void *d) { (void)d; }\n'), '--patch', '__set_fixmap_x'],
-      /symbol __set_fixmap_x: __set_fixmap_x is 2 bytes, smaller than the 5-byte patch; the hypervisor would refuse it \(-EINVAL\) \(expected old_size ≥ 5, found 2\)/],
+      /symbol __set_fixmap_x: __set_fixmap_x is 2 bytes, smaller than the 5-byte patch; the hypervisor would refuse it \(-EINVAL\) \(expected old_size ≥ 5, found 2\)/, 'FUNC_OLD_SIZE', 'BUILD_OLD_TOO_SMALL'],
     ['a symbol neither the objects nor the target define', async () => [await gcc(dir, 'undef', 'const char *no_such_xen_fn(void);\nconst char *xen_extra_version(void);\nconst char *xen_extra_version(void) { return no_such_xen_fn(); }\n'), '--patch', 'xen_extra_version'],
-      /undefined symbol neither the objects nor the target define: no_such_xen_fn; the hypervisor would refuse the upload \("Unknown symbol"\)/],
+      /undefined symbol neither the objects nor the target define: no_such_xen_fn; the hypervisor would refuse the upload \("Unknown symbol"\)/, 'SYM_UNKNOWN', 'BUILD_UNDEFINED'],
     ['a static of the target named without its file', async () => [good, '--patch', 'add_entry=xen_extra_version'],
-      /"add_entry" is a local \(static\) symbol in the target: name it as file#name \(common\/hypfs\.c#add_entry, common\/timer\.c#add_entry\)/],
+      /"add_entry" is a local \(static\) symbol in the target: name it as file#name \(common\/hypfs\.c#add_entry, common\/timer\.c#add_entry\)/, 'SYMBOL_LOCAL'],
     ['a new symbol that the hypervisor already has', async () => [await gcc(dir, 'dupnew', 'const char *xen_changeset(void);\nconst char *xen_changeset(void) { return "x"; }\nconst char *xen_extra_version(void);\nconst char *xen_extra_version(void) { return xen_changeset(); }\n'), '--patch', 'xen_extra_version'],
-      /symbol xen_changeset: xen_changeset would be a new symbol of the payload, but the hypervisor already has one of that name; the hypervisor would refuse the upload \("duplicate new symbol", -EEXIST\)/],
+      /symbol xen_changeset: xen_changeset would be a new symbol of the payload, but the hypervisor already has one of that name; the hypervisor would refuse the upload \("duplicate new symbol", -EEXIST\)/, 'DUPLICATE_SYMBOL', 'BUILD_DUPLICATE_NEW_SYMBOL'],
     ['a writable and executable section', async () => [await gcc(dir, 'wx', '__asm__(".section .wxsec,\\"awx\\",@progbits\\n.byte 0xc3\\n.previous");\nconst char *xen_extra_version(void);\nconst char *xen_extra_version(void) { return "+wx"; }\n'), '--patch', 'xen_extra_version'],
-      /section \.wxsec: section is both writable and executable/],
+      /section \.wxsec: section is both writable and executable/, 'SEC_WRITE_EXEC', 'BUILD_WX_SECTION'],
     ['a COMMON symbol', async () => [await gcc(dir, 'common', 'int counter;\nconst char *xen_extra_version(void);\nconst char *xen_extra_version(void) { counter++; return "+c"; }\n', ['-fcommon'], CFLAGS.filter((f) => f !== '-fno-common')), '--patch', 'xen_extra_version'],
-      /symbol counter: COMMON symbol: the hypervisor refuses them \("Unexpected common symbol"\); compile with -fno-common/],
+      /symbol counter: COMMON symbol: the hypervisor refuses them \("Unexpected common symbol"\); compile with -fno-common/, 'SYM_COMMON', 'BUILD_COMMON_SYMBOL'],
     ['an .altinstructions section that is not whole 14-byte entries', async () => [await gcc(dir, 'alt', '__asm__(".section .altinstr_replacement,\\"ax\\"\\n.byte 0x90\\n.section .altinstructions,\\"a\\"\\n.fill 13,1,0\\n.previous");\nconst char *xen_extra_version(void);\nconst char *xen_extra_version(void) { return "+a"; }\n'), '--patch', 'xen_extra_version'],
-      /section \.altinstructions: size 13 is not a multiple of the 14-byte entries the hypervisor expects/],
+      /section \.altinstructions: size 13 is not a multiple of the 14-byte entries the hypervisor expects/, 'SEC_WRONG_SIZE', 'BUILD_SPECIAL_SIZE'],
     ['.altinstructions without .altinstr_replacement', async () => [await gcc(dir, 'alt2', '__asm__(".section .altinstructions,\\"a\\"\\n.fill 14,1,0\\n.previous");\nconst char *xen_extra_version(void);\nconst char *xen_extra_version(void) { return "+a"; }\n'), '--patch', 'xen_extra_version'],
-      /section \.altinstructions: \.altinstructions provided, but no \.altinstr_replacement/],
+      /section \.altinstructions: \.altinstructions provided, but no \.altinstr_replacement/, 'ALT_NO_REPLACEMENT', 'BUILD_ALT_NO_REPLACEMENT'],
     ['a NOP longer than 31 bytes', async () => [good, '--nop', 'xen_extra_version:32'],
-      /NOP length 32 for xen_extra_version exceeds 31 bytes/],
+      /NOP length 32 for xen_extra_version exceeds 31 bytes/, 'FUNC_NOP_TOO_LONG', 'BUILD_NOP_LEN'],
     ['two functions for a single-pointer hook', async () => [await gcc(dir, 'hooks2', 'int h1(void *p);\nint h1(void *p) { (void)p; return 0; }\nint h2(void *p);\nint h2(void *p) { (void)p; return 0; }\n'), '--hook', 'pre-apply=h1', '--hook', 'pre-apply=h2'],
-      /symbol h2: hook kind pre-apply takes exactly one function/],
+      /symbol h2: hook kind pre-apply takes exactly one function/, 'BUILD_HOOK_SINGLE'],
   ];
-  for (const [what, args, re] of refusals) {
+  for (const [what, args, re, code, alias] of refusals) {
     it(`refuses ${what} (exit 1, one line naming why)`, async () => {
       const out = join(dir, `refused-${what.replace(/\W+/g, '_')}.livepatch`);
       const r = await cli(['build', ...(await args()), '-o', out, '--xen', XEN, '--json']);
@@ -260,6 +261,8 @@ describe.skipIf(missing('Debian xen-syms + gcc/binutils (scripts/setup-deps.sh)'
       const j = JSON.parse(r.out);
       expect(j.ok).toBe(false);
       expect(j.error.message).toMatch(re);
+      expect(j.error.code).toBe(code);
+      expect(j.error.alias).toBe(alias);
       expect(existsSync(out)).toBe(false);
     });
   }

@@ -101,7 +101,7 @@ describe.skipIf(missing('Debian xen-syms + gcc (scripts/setup-deps.sh)', ready))
       const build = (obj: string, ver: string) => cli(['build', obj, '-o', join(dir, `bug-${ver}-${obj.includes('ud2') ? 'ud2' : 'udb'}.livepatch`), '--xen', XEN, '--xen-version', ver, '--patch', 'xen_extra_version', '--json']);
       const a = await build(ud2, '4.22.0');
       expect(a.code).toBe(1);
-      expect(JSON.parse(a.out).error).toMatchObject({ code: 'BUILD_BUG_INSTR' });
+      expect(JSON.parse(a.out).error).toMatchObject({ code: 'UNCHECKED_BUG_INSTR', alias: 'BUILD_BUG_INSTR' });
       expect(JSON.parse(a.out).error.message).toMatch(/\.bug_frames\.1 entry 0 points at 0f 0b at 0x[0-9a-f]+, but Xen 4\.22\.0 recognises only UDB \(d6\) from 4\.22: that WARN\/BUG\/ASSERT becomes a host crash/);
       expect((await build(udb, '4.22.0')).code).toBe(0);
       expect((await build(ud2, '4.17.5')).code).toBe(0);
@@ -175,7 +175,7 @@ describe.skipIf(missing('Debian xen-syms + gcc (scripts/setup-deps.sh)', ready))
       const b = (spec: string) => cli(['build', stub, '-o', join(dir, `nop-${spec.replace(':', '-')}.livepatch`), '--xen', XEN, '--nop', spec, '--json']);
       const whole = await b('xen_minor_version');
       expect(whole.code).toBe(1);
-      expect(JSON.parse(whole.out).error).toMatchObject({ code: 'BUILD_NOP_COVERS_RETURN' });
+      expect(JSON.parse(whole.out).error).toMatchObject({ code: 'NOTE_NOP_COVERS_RETURN', alias: 'BUILD_NOP_COVERS_RETURN' });
       expect(JSON.parse(whole.out).error.message).toMatch(/covers its return .* --nop F:LEN/);
       expect((await b('xen_minor_version:5')).code).toBe(0);
       const explicit = await b('xen_minor_version:10');
@@ -183,7 +183,7 @@ describe.skipIf(missing('Debian xen-syms + gcc (scripts/setup-deps.sh)', ready))
       expect(JSON.parse(explicit.out).warnings.join('\n')).toMatch(/covers its return/);
       const split = await b('xen_minor_version:9');
       expect(split.code).toBe(1);
-      expect(JSON.parse(split.out).error).toMatchObject({ code: 'BUILD_NOP_SPLITS_INSN' });
+      expect(JSON.parse(split.out).error).toMatchObject({ code: 'UNCHECKED_NOP_SPLITS_INSN', alias: 'BUILD_NOP_SPLITS_INSN' });
     });
   });
 

@@ -15,7 +15,7 @@ import { gnuLdLayoutOfPlan, patchGnuLdBuildIdLaidOut } from '../../buildid/gnu-l
 import { ABS_PTR_RELOC } from '../abi.js';
 import type { PayloadAbi } from '../abi-types.js';
 import { encodeFuncEntryInto, type FuncEntry } from '../funcs.js';
-import { baseName, concat, nameOf, refuse, type EntryPlan, type HookArray, type Merged } from './model.js';
+import { baseName, concat, nameOf, refuse, refuseAs, type EntryPlan, type HookArray, type Merged } from './model.js';
 import { TOOL_NAME, type BuildOptions } from './types.js';
 
 export interface Emitted {
@@ -50,7 +50,7 @@ export function emitPayload(input: EmitInput): Emitted {
   const absRelocs = absRelocations(abi, le);
   if (input.entries.length) addFuncs(b, abi, input.entries, symId, absRelocs, le);
   else if (!abi.atLeastOneOf.length) {
-    refuse('BUILD_NO_FUNCS', `${abi.sections.funcs} is mandatory for ${abi.id}: give at least one --patch or --nop`);
+    refuseAs('SEC_MISSING', `${abi.sections.funcs} is mandatory for ${abi.id}: give at least one --patch or --nop`);
   }
   const hooks = addHooks(b, abi, input.hooks, symId, absRelocs);
   const depId = opts.depends?.buildId ?? target.buildId;

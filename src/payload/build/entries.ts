@@ -9,7 +9,7 @@ import { hookRule } from '../abi.js';
 import type { Expectation } from '../funcs.js';
 import type { Target, TargetSymbol } from '../target.js';
 import { dependsFunction } from './checks.js';
-import { refuse, type EntryPlan, type HookArray, type Merged, type MSymbol } from './model.js';
+import { refuse, refuseAs, type EntryPlan, type HookArray, type Merged, type MSymbol } from './model.js';
 import type { BuildOptions, HookRequest } from './types.js';
 
 interface OldFunction {
@@ -53,12 +53,12 @@ export function funcEntries(opts: BuildOptions, merged: Merged, findNew: FindNew
     checkDup(o.name, `--patch ${p.old}`);
     if (newSize === 0 && !abi.nopAllowed) refuse('BUILD_NEW_SIZE', `${newName} has size 0 (no .size directive?); ${abi.id} refuses new_size 0 — give newSize in --spec`, { symbol: newName });
     if (newSize === 0) warn(`${newName} has st_size 0 (no .size directive?): new_size 0`);
-    if (o.size === 0) refuse('BUILD_OLD_SIZE', `old_size of ${o.name} is 0 ("Address or size fields are zero")`, { symbol: o.name });
+    if (o.size === 0) refuseAs('FUNC_ZERO_FIELDS', `old_size of ${o.name} is 0 ("Address or size fields are zero")`, { symbol: o.name });
     const addrForBytes = o.sym?.value ?? o.addr;
     const endbr = targetStartsWithEndbr(abi, opts.target, addrForBytes);
     const need = abi.patchSize + (endbr ? abi.endbrOffset : 0);
     if (o.size < need) {
-      refuse('BUILD_OLD_TOO_SMALL', `${o.name} is ${o.size} bytes, smaller than the ${need}-byte patch${endbr ? ' (jump after ENDBR64)' : ''}; the hypervisor would refuse it (-EINVAL)`, { symbol: o.name, expected: `old_size ≥ ${need}`, found: o.size });
+      refuseAs('FUNC_OLD_SIZE', `${o.name} is ${o.size} bytes, smaller than the ${need}-byte patch${endbr ? ' (jump after ENDBR64)' : ''}; the hypervisor would refuse it (-EINVAL)`, { symbol: o.name, expected: `old_size ≥ ${need}`, found: o.size });
     }
     if (ns.spec.type !== STT.FUNC && ns.spec.type !== STT.NOTYPE) warn(`replacement ${newName} is not a function symbol`);
     entries.push(withExpect({ name: o.name, newSym: ni, oldAddr: o.addr, newSize, oldSize: o.size }, expectFor(opts, addrForBytes, o.size, p.old)));
@@ -70,13 +70,13 @@ export function funcEntries(opts: BuildOptions, merged: Merged, findNew: FindNew
     checkDup(o.name, `--nop ${n.old}`);
     const addrForBytes = o.sym?.value ?? o.addr;
     const endbr = targetStartsWithEndbr(abi, opts.target, addrForBytes);
-    if (len > abi.nopMaxLen) refuse('BUILD_NOP_LEN', `NOP length ${len} for ${o.name} exceeds ${abi.nopMaxLen} bytes${n.len === undefined ? ' (give :LEN)' : ''}`, { symbol: o.name, expected: `≤ ${abi.nopMaxLen}`, found: len });
+    if (len > abi.nopMaxLen) refuseAs('FUNC_NOP_TOO_LONG', `NOP length ${len} for ${o.name} exceeds ${abi.nopMaxLen} bytes${n.len === undefined ? ' (give :LEN)' : ''}`, { symbol: o.name, expected: `≤ ${abi.nopMaxLen}`, found: len });
     const gran = abi.nopGranule ?? 1;
-    if (len % gran) refuse('BUILD_NOP_LEN', `NOP length ${len} for ${o.name} is not a multiple of ${gran} (whole instructions)`, { symbol: o.name });
-    if (o.size === 0) refuse('BUILD_OLD_SIZE', `old_size of ${o.name} is 0`, { symbol: o.name });
-    if (o.size < len) refuse('BUILD_NOP_LEN', `NOP length ${len} exceeds ${o.name}'s ${o.size} bytes`, { symbol: o.name });
-    if (abi.arch !== 'x86_64' && o.size < abi.patchSize) refuse('BUILD_OLD_TOO_SMALL', `${o.name} is smaller than one instruction`, { symbol: o.name });
-    if (endbr && len <= abi.endbrOffset) refuse('BUILD_NOP_LEN', `${o.name} starts with ENDBR64: a NOP length of ${len} would underflow (needs > ${abi.endbrOffset})`, { symbol: o.name });
+    if (len % gran) refuseAs('FUNC_NOP_TOO_LONG', `NOP length ${len} for ${o.name} is not a multiple of ${gran} (whole instructions)`, { symbol: o.name });
+    if (o.size === 0) refuseAs('FUNC_ZERO_FIELDS', `old_size of ${o.name} is 0`, { symbol: o.name });
+    if (o.size < len) refuseAs('FUNC_NOP_OLD_SIZE', `NOP length ${len} exceeds ${o.name}'s ${o.size} bytes`, { symbol: o.name });
+    if (abi.arch !== 'x86_64' && o.size < abi.patchSize) refuseAs('FUNC_OLD_SIZE', `${o.name} is smaller than one instruction`, { symbol: o.name });
+    if (endbr && len <= abi.endbrOffset) refuseAs('UNCHECKED_NOP_ENDBR', `${o.name} starts with ENDBR64: a NOP length of ${len} would underflow (needs > ${abi.endbrOffset})`, { symbol: o.name });
     entries.push(withExpect({ name: o.name, newSym: null, oldAddr: o.addr, newSize: len, oldSize: o.size }, expectFor(opts, addrForBytes, o.size, n.old)));
   }
   for (const e of entries) {

@@ -9,7 +9,7 @@ import type { GroupSpec } from '../../elf/builder.js';
 import type { ElfFile, SectionId } from '../../elf/types.js';
 import type { PayloadAbi } from '../abi-types.js';
 import { hookRule } from '../abi.js';
-import { F_ALLOC, F_GROUP, concat, flagBits, nameOf, refuse, type MSection, type MSymbol, type Merged } from './model.js';
+import { F_ALLOC, F_GROUP, concat, flagBits, nameOf, refuse, refuseAs, type MSection, type MSymbol, type Merged } from './model.js';
 import type { BuildInput, HookRequest } from './types.js';
 
 /** sh_flags without SHF_GROUP (the same bigint when it is not set). */
@@ -174,7 +174,7 @@ function mergeSymbols(st: MergeState, oi: number, m: ObjectMaps): void {
       if (at === undefined) continue; // group section symbol
       sec = at;
     }
-    if (sec === 'COM') refuse('BUILD_COMMON_SYMBOL', 'COMMON symbol: the hypervisor refuses them ("Unexpected common symbol"); compile with -fno-common', { file, symbol: name });
+    if (sec === 'COM') refuseAs('SYM_COMMON', 'COMMON symbol: the hypervisor refuses them ("Unexpected common symbol"); compile with -fno-common', { file, symbol: name });
     const ms: MSymbol = spec.bind === STB.LOCAL && curFile !== undefined ? { spec, sec, obj: oi, name, file: curFile } : { spec, sec, obj: oi, name };
     if (spec.bind !== STB.LOCAL && name !== '') {
       if (sec === 'UND') {

@@ -7,6 +7,7 @@ import { SHF } from '../../elf/constants.js';
 import type { RelocationSpec, SectionSpec, SymbolSpec } from '../../elf/types.js';
 import type { HookSectionRule } from '../abi-types.js';
 import type { Expectation } from '../funcs.js';
+import { hypervisorRefusal, type HypervisorRefusal } from '../refusal-codes.js';
 
 export interface MSection {
   spec: SectionSpec;
@@ -65,8 +66,14 @@ export interface HookArray {
 const dec = new TextDecoder();
 export const nameOf = (n: string | Uint8Array): string => (typeof n === 'string' ? n : dec.decode(n));
 
-export function refuse(code: string, detail: string, ctx: ConstructorParameters<typeof RefusedError>[2] = {}): never {
+/** A refusal of build's own (no hypervisor check matches it). */
+export function refuse(code: `BUILD_${string}` | 'SYMBOL_AMBIGUOUS', detail: string, ctx: ConstructorParameters<typeof RefusedError>[2] = {}): never {
   throw new RefusedError(code, detail, ctx);
+}
+
+/** A refusal of what the hypervisor refuses (or verify flags): verify's code for it (refusal-codes.ts). */
+export function refuseAs(code: HypervisorRefusal, detail: string, ctx: ConstructorParameters<typeof RefusedError>[2] = {}): never {
+  throw hypervisorRefusal(code, detail, ctx);
 }
 
 /**

@@ -4,24 +4,26 @@
  * target, return / indirect thunks), and a build-id equal to the one it depends on.
  */
 import { parseBuildIdNote, toHex } from '../../buildid/note.js';
+import { isHypervisorRefusal } from '../refusal-codes.js';
 import { sharedBuildChecks } from '../verify.js';
-import { refuse, type EntryPlan } from './model.js';
+import { refuse, refuseAs, type EntryPlan } from './model.js';
 import type { BuildOptions } from './types.js';
 
 export function checkWritten(opts: BuildOptions, bytes: Uint8Array, id: Uint8Array, entries: readonly EntryPlan[], le: boolean, warn: (w: string) => void): void {
   const { abi, target } = opts;
   const nops = opts.nops ?? [];
   if (bytes.length > abi.limits.maxPayloadSize) {
-    refuse('BUILD_TOO_BIG', `the payload is ${bytes.length} bytes; the hypervisor takes at most ${abi.limits.maxPayloadSize}`, { expected: `≤ ${abi.limits.maxPayloadSize}`, found: bytes.length });
+    refuseAs('UPLOAD_SIZE', `the payload is ${bytes.length} bytes; the hypervisor takes at most ${abi.limits.maxPayloadSize}`, { expected: `≤ ${abi.limits.maxPayloadSize}`, found: bytes.length });
   }
   const shnum = sectionCount(bytes, abi.elfClass, le);
   if (shnum >= abi.limits.maxSections) {
-    refuse('BUILD_TOO_MANY_SECTIONS', `the payload has ${shnum} sections; the hypervisor takes fewer than ${abi.limits.maxSections}`);
+    refuseAs('HDR_TOO_MANY_SECTIONS', `the payload has ${shnum} sections; the hypervisor takes fewer than ${abi.limits.maxSections}`);
   }
   for (const d of sharedBuildChecks(bytes, target, abi)) {
-    const explicit = d.code === 'NOTE_NOP_COVERS_RETURN' && nops.some((n) => n.len !== undefined && (n.old === d.symbol || entries.some((e) => e.name === d.symbol && e.newSym === null && e.newSize === n.len)));
-    if (d.severity === 'error' || (d.code === 'NOTE_NOP_COVERS_RETURN' && !explicit)) {
-      refuse(`BUILD_${d.code.replace(/^(UNCHECKED|NOTE)_/, '')}`, `${d.message}${d.code === 'NOTE_NOP_COVERS_RETURN' ? ' (or give the length explicitly: --nop F:LEN)' : ''}`, d.symbol ? { symbol: d.symbol } : {});
+    const coversReturn = d.code === 'NOTE_NOP_COVERS_RETURN';
+    const explicit = coversReturn && nops.some((n) => n.len !== undefined && (n.old === d.symbol || entries.some((e) => e.name === d.symbol && e.newSym === null && e.newSize === n.len)));
+    if ((d.severity === 'error' || (coversReturn && !explicit)) && isHypervisorRefusal(d.code)) {
+      refuseAs(d.code, `${d.message}${coversReturn ? ' (or give the length explicitly: --nop F:LEN)' : ''}`, d.symbol ? { symbol: d.symbol } : {});
     }
     warn(d.message);
   }
@@ -29,7 +31,7 @@ export function checkWritten(opts: BuildOptions, bytes: Uint8Array, id: Uint8Arr
     const own = opts.depends.payload.sectionByName(abi.sections.buildId);
     if (own) {
       const p = parseBuildIdNote(own.data(), opts.depends.payload.header.littleEndian);
-      if (p.ok && toHex(p.id) === toHex(id)) refuse('BUILD_SAME_BUILDID', 'the payload has the same build-id as the one it depends on');
+      if (p.ok && toHex(p.id) === toHex(id)) refuseAs('DUPLICATE_BUILD_ID', 'the payload has the same build-id as the one it depends on');
     }
   }
 }

@@ -11,7 +11,6 @@ import type { Arch } from '../abi-types.js';
 import { abiByName, loadAbiFile } from '../abi.js';
 import { inspectPayload } from '../inspect.js';
 import { loadedInputs, verifyAgainstLoaded } from '../loaded.js';
-import { ruleRef } from '../rules.js';
 import { loadTarget, type Target } from '../target.js';
 import { verifyPayloads } from '../verify.js';
 import type { PayloadVerdict, VerifyInput, VerifyOptions, VerifyResult } from './types.js';
@@ -86,7 +85,6 @@ export async function verifyFiles(opts: VerifyFilesOptions): Promise<VerifyFiles
   } else {
     result = verifyPayloads(inputs, target, vopts);
   }
-  for (const p of result.payloads) for (const d of p.diagnostics) (d as { rule?: string }).rule = ruleRef(d.code);
   const xenDependsOf = (file: string): string | null => {
     try {
       return inspectPayload(inputs.find((x) => x.file === file)!.bytes, file).xenDepends;

@@ -52,17 +52,11 @@ export function noteOf(s: XSection | undefined, name: string, r: LoaderRules, co
   const bytes = s.mem ?? s.data;
   const p = parseBuildIdNote(bytes, true);
   if (!p.ok) {
-    const d = makeNoteDiag(r, col, name, p.reason, r.features.buildIdErrnoPassThrough ? p.errno : 'EINVAL');
-    col.list.push(d);
+    const errno = r.features.buildIdErrnoPassThrough ? p.errno : 'EINVAL';
+    col.list.push(makeDiagnostic('NOTE_BUILD_ID', r, col.name, { section: name, why: p.reason }, { section: name }, { errno }));
     return undefined;
   }
   return p.id;
-}
-
-function makeNoteDiag(r: LoaderRules, col: Collector, section: string, why: string, errno: string): Diagnostic {
-  const d = makeDiagnostic('NOTE_BUILD_ID', r, col.name, { section, why }, { section });
-  d.errno = errno;
-  return d;
 }
 
 /** §2.10(f)–(j): bug frames, alternatives, exception table, .modinfo, alt-call sites. */
@@ -170,10 +164,7 @@ function checkAlternatives(elf: LoadedElf, alt: XSection, size: number, r: Loade
       if (why) col.add('UNCHECKED_ALT_ENTRY', { entry: i, why }, { section: alt.name, offset: o });
     } else if (x86Fail) {
       const [line, rc] = x86Fail;
-      const d = makeDiagnostic('ALT_APPLY', r, col.name, { rc }, { section: alt.name, offset: o });
-      d.errno = rc === -34 ? 'ERANGE' : 'ENOSPC';
-      d.message = `${line}\n${d.message}`;
-      col.list.push(d);
+      col.list.push(makeDiagnostic('ALT_APPLY', r, col.name, { rc }, { section: alt.name, offset: o }, { errno: rc === -34 ? 'ERANGE' : 'ENOSPC', before: line }));
       return;
     }
   }

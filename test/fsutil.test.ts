@@ -1,12 +1,14 @@
-import { describe, expect, it } from 'vitest';
-import { mkdirSync, mkdtempSync, readFileSync, readdirSync, writeFileSync, statSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { afterAll, describe, expect, it } from 'vitest';
+import { mkdirSync, readFileSync, readdirSync, writeFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { copyFileAtomic, writeFileAtomic, writeFileAtomicSync } from '../src/fsutil.js';
+import { removeTempDirs, tempDirSync } from './helpers/tmp.js';
+
+afterAll(removeTempDirs);
 
 describe('atomic output files', () => {
   it('replace the destination whole and leave no temporary behind', async () => {
-    const d = mkdtempSync(join(tmpdir(), 'xs-fsutil-'));
+    const d = tempDirSync('fsutil');
     writeFileSync(join(d, 'out'), 'old contents');
     await writeFileAtomic(join(d, 'out'), new TextEncoder().encode('new'));
     writeFileAtomicSync(join(d, 'out2'), new Uint8Array([1, 2, 3]), { mode: 0o600 });
@@ -19,14 +21,14 @@ describe('atomic output files', () => {
   });
 
   it('on failure, throw and leave neither a partial file nor a temporary', async () => {
-    const d = mkdtempSync(join(tmpdir(), 'xs-fsutil-'));
+    const d = tempDirSync('fsutil');
     // A directory is refused before anything is written.
     const dest = join(d, 'dir');
     writeFileSync(join(d, 'keep'), 'x');
     mkdirSync(join(dest, 'inner'), { recursive: true });
     await expect(writeFileAtomic(dest, new Uint8Array(8))).rejects.toMatchObject({ code: 'OUT_NOT_REGULAR', exitCode: 2 });
     expect(() => writeFileAtomicSync(dest, new Uint8Array(8))).toThrow(/is a directory/);
-    await expect(copyFileAtomic(join(d, 'keep'), dest)).rejects.toBeTruthy();
+    await expect(copyFileAtomic(join(d, 'keep'), dest)).rejects.toMatchObject({ code: 'OUT_NOT_REGULAR', exitCode: 2 });
     expect(readdirSync(d).sort()).toEqual(['dir', 'keep']);
   });
 });

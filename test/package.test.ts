@@ -6,18 +6,14 @@
  */
 import { describe, expect, it } from 'vitest';
 import { execFileSync, spawnSync } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import nodeModule from 'node:module';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { REPO } from './helpers/debian.js';
+import { tempDirSync } from './helpers/tmp.js';
 
 const pkg = JSON.parse(readFileSync(join(REPO, 'package.json'), 'utf8'));
 const BIN = join(REPO, 'bin/xsplice');
-
-function tmp(prefix: string): string {
-  return mkdtempSync(join(tmpdir(), prefix));
-}
 
 describe('package', () => {
   it('the library entry named by package.json exports the documented functions, with types beside it', async () => {
@@ -83,7 +79,7 @@ describe('package', () => {
   });
 
   it('module.enableCompileCache is used where Node has it (22.1+); on older Node the CLI runs without it', () => {
-    const cache = tmp('xsplice-compile-cache-');
+    const cache = tempDirSync('compile-cache');
     try {
       const r = spawnSync(BIN, ['buildid', 'ee'.repeat(20)], { env: { ...process.env, NODE_COMPILE_CACHE: cache } });
       expect(r.status).toBe(0);
@@ -97,7 +93,7 @@ describe('package', () => {
   });
 
   it('through a symlink (as npm installs it) bin/xsplice finds its dist/; without dist/ it says so in one line', () => {
-    const d = tmp('xsplice-bin-link-');
+    const d = tempDirSync('bin-link');
     try {
       execFileSync('ln', ['-s', BIN, join(d, 'xsplice')]);
       const r = spawnSync(join(d, 'xsplice'), ['buildid', join(REPO, 'package.json')]);

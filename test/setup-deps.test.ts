@@ -3,11 +3,13 @@
  * `.ci/run`'s package check use) fetches only the hypervisor and its -dbg package.
  */
 import { execFileSync } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { debianXenVersionsNow, missing, REPO, XEN_VERSION_STRING } from './helpers/debian.js';
+import { removeTempDirs, tempDirSync } from './helpers/tmp.js';
+
+afterAll(removeTempDirs);
 
 const pin = /^XEN_VERSION=(\S+)$/m.exec(readFileSync(join(REPO, 'scripts/setup-deps.sh'), 'utf8'))![1]!;
 const now = debianXenVersionsNow();
@@ -22,7 +24,7 @@ describe.skipIf(missing("apt's package lists (apt-get update)", now.length > 0))
   });
 
   it('xen-min fetches only the hypervisor and its -dbg package, and a second run fetches nothing', () => {
-    const d = mkdtempSync(join(tmpdir(), 'xsplice-setup-deps-'));
+    const d = tempDirSync('setup-deps');
     try {
       mkdirSync(join(d, 'scripts'));
       copyFileSync(join(REPO, 'scripts/setup-deps.sh'), join(d, 'scripts/setup-deps.sh'));

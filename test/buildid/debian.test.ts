@@ -9,19 +9,13 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
 import { gunzipSync } from 'node:zlib';
 import { compareBuildIds, readBuildId, readBuildIdSync } from '../../src/buildid/index.js';
-import { main } from '../../cli/xsplice.js';
 import { XEN_BUILD_ID, debianXen, haveDebianXen, missing } from '../helpers/debian.js';
 import { Workdir } from './toolchain.js';
+import { runCli as cli } from '../helpers/cli.js';
 
 const EFI_RAW = '06d44821da0ad7671fd72bb991f319eb';
 const EFI_GUID_ORDER = '2148d4060ada67d71fd72bb991f319eb';
 
-async function cli(argv: string[]): Promise<{ code: number; out: string; err: string }> {
-  let out = '';
-  let err = '';
-  const code = await main(argv, { out: (s) => void (out += s), err: (s) => void (err += s) });
-  return { code, out, err };
-}
 
 describe.skipIf(missing('Debian Xen 4.17 binaries (.cache/debian)', haveDebianXen()))('Debian Xen 4.17', () => {
   it('xen-syms: 151b373f… recomputes with gnu-ld-sha1, and readelf agrees', async () => {

@@ -13,23 +13,13 @@ import { XspliceError } from '../../src/errors.js';
 import { readBuildIdSync } from '../../src/buildid/index.js';
 import { REPO, XEN_BUILD_ID, missing } from '../helpers/debian.js';
 import { SOURCES, Workdir, have } from './toolchain.js';
+import { rngU32 } from '../helpers/rng.js';
 
 const w = new Workdir();
 afterAll(() => w.cleanup());
 
-/** xorshift32: reproducible mutations. */
-function rng(seed: number): () => number {
-  let x = seed >>> 0 || 1;
-  return () => {
-    x ^= x << 13; x >>>= 0;
-    x ^= x >>> 17;
-    x ^= x << 5; x >>>= 0;
-    return x;
-  };
-}
-
 function mutations(seed: Uint8Array, n: number, hot: number): Uint8Array[] {
-  const r = rng(0xc0ffee ^ seed.length);
+  const r = rngU32(0xc0ffee ^ seed.length); // reproducible mutations
   const out: Uint8Array[] = [];
   for (let i = 0; i < n; i++) {
     const m = seed.slice();

@@ -10,12 +10,12 @@ import { readElf } from '../../src/elf/reader.js';
 import {
   computeElfAlgorithm, findBuildIdNotes, readBuildId, toHex, type BuildIdResult,
 } from '../../src/buildid/index.js';
-import { main } from '../../cli/xsplice.js';
 import { readElfMetadata } from '../../src/buildid/sparse.js';
 import { FileSource } from '../../src/buildid/stream.js';
 import { closeSync, openSync, statSync } from 'node:fs';
 import { missing } from '../helpers/debian.js';
 import { SOURCES, Workdir, blobAsm, have, manySectionsAsm, PPC_ASM, S390X_ASM } from './toolchain.js';
+import { runCli, type CliRun } from '../helpers/cli.js';
 
 const w = new Workdir();
 afterAll(() => w.cleanup());
@@ -41,12 +41,7 @@ function mutate(path: string, section: string, out: string, at = 0): string {
   return out;
 }
 
-async function cli(...argv: string[]): Promise<{ code: number; out: string; err: string }> {
-  let out = '';
-  let err = '';
-  const code = await main(argv, { out: (s) => void (out += s), err: (s) => void (err += s) });
-  return { code, out, err };
-}
+const cli = (...argv: string[]): Promise<CliRun> => runCli(argv);
 
 /** The metadata-only read (CLI fast path) sees the same sections, notes and id as the full read. */
 function expectMetadataReadAgrees(path: string): void {

@@ -9,19 +9,14 @@ import { readElf } from '../../src/elf/reader.js';
 import {
   findBuildIdNotes, patchGnuLdBuildId, readBuildId, setBuildId, setBuildIdWithId, toHex,
 } from '../../src/buildid/index.js';
-import { main } from '../../cli/xsplice.js';
 import { missing } from '../helpers/debian.js';
 import { SOURCES, Workdir, have } from './toolchain.js';
+import { runCli, type CliRun } from '../helpers/cli.js';
 
 const w = new Workdir();
 afterAll(() => w.cleanup());
 
-async function cli(...argv: string[]): Promise<{ code: number; out: string; err: string }> {
-  let out = '';
-  let err = '';
-  const code = await main(argv, { out: (s) => void (out += s), err: (s) => void (err += s) });
-  return { code, out, err };
-}
+const cli = (...argv: string[]): Promise<CliRun> => runCli(argv);
 const readelfId = (p: string): string => /Build ID: ([0-9a-f]+)/.exec(w.run('readelf', '-n', p))?.[1] ?? '';
 
 describe.skipIf(missing('gcc, GNU ld, readelf', have('gcc') && have('ld') && have('readelf')))('buildid set', () => {

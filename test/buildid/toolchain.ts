@@ -4,14 +4,12 @@
  * by the exact commands listed; nothing is checked in. Tools that are missing are reported so the
  * tests can skip (or fail under CI=true, through `missing`).
  */
-import { execFileSync, spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { execFileSync } from 'node:child_process';
+import { readFileSync, writeFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
+import { tempDirSync } from '../helpers/tmp.js';
 
-export function have(tool: string): boolean {
-  return spawnSync('sh', ['-c', `command -v ${tool}`], { stdio: 'ignore' }).status === 0;
-}
+export { have } from '../helpers/tools.js';
 
 export function sh(cmd: string, args: string[], cwd: string): string {
   try {
@@ -25,7 +23,7 @@ export function sh(cmd: string, args: string[], cwd: string): string {
 export class Workdir {
   readonly dir: string;
   constructor(prefix = 'xsplice-buildid-') {
-    this.dir = mkdtempSync(join(tmpdir(), prefix));
+    this.dir = tempDirSync(prefix.replace(/^xsplice-|-$/g, ''));
   }
   path(name: string): string {
     return join(this.dir, name);

@@ -5,20 +5,17 @@
  * help texts, and livepatch-build-tools' option names.
  */
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { main } from '../../cli/xsplice.js';
 import { debianXen, haveDebianXen, missing, REPO, XEN_BUILD_ID } from '../helpers/debian.js';
 import { FIXTURE_OWN_ID, FIXTURE_XEN_ID, PayloadFixture } from '../helpers/payload-fixture.js';
+import { runCli, type CliRun } from '../helpers/cli.js';
+import { removeTempDirs, tempDirSync } from '../helpers/tmp.js';
 
-async function cli(...argv: string[]): Promise<{ code: number; out: string; err: string }> {
-  let out = '';
-  let err = '';
-  const code = await main(argv, { out: (s) => { out += s; }, err: (s) => { err += s; } });
-  return { code, out, err };
-}
+afterAll(removeTempDirs);
+
+const cli = (...argv: string[]): Promise<CliRun> => runCli(argv);
 
 /** Exactly one JSON document on stdout. */
 function oneJson(out: string): unknown {
@@ -42,7 +39,7 @@ const p = (f: string): string => join(dir, f);
 const XEN = ['--xen', FIXTURE_XEN_ID, '--xen-version', '4.17.7'];
 
 beforeAll(() => {
-  dir = mkdtempSync(join(tmpdir(), 'xsplice-contract-'));
+  dir = tempDirSync('contract');
   writeFileSync(p('a.livepatch'), payload('a', FIXTURE_OWN_ID, FIXTURE_XEN_ID));
   writeFileSync(p('c.livepatch'), payload('c', C_ID, B_ID));
   writeFileSync(p('a.c'), 'int x = 1;\nint f(void) { return x; }\n');

@@ -3,13 +3,15 @@
  * names where available): names already loaded, the depends chain on the last applied payload,
  * and the simulated upload and apply of the loaded payloads before the new one.
  */
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { main } from '../../cli/xsplice.js';
 import { parseLivepatchList, verifyAgainstLoaded, type LoadedInput } from '../../src/payload/loaded.js';
 import { FIXTURE_OWN_ID, FIXTURE_XEN_ID, PayloadFixture, fakeTarget } from '../helpers/payload-fixture.js';
+import { runCli, type CliRun } from '../helpers/cli.js';
+import { removeTempDirs, tempDirSync } from '../helpers/tmp.js';
+
+afterAll(removeTempDirs);
 
 const A_ID = FIXTURE_OWN_ID;
 const B_ID = 'bb'.repeat(20);
@@ -28,12 +30,7 @@ function payload(tag: string, own: string, dep: string): Uint8Array {
 const row = (name: string, state: string, meta = '', rc = ''): string => `${name.padEnd(40)}| ${state}${rc}    | ${meta}`;
 const HEAD = ' ID                                     | status     | metadata\n----------------------------------------+------------+---------------\n';
 
-async function cli(...argv: string[]): Promise<{ code: number; out: string; err: string }> {
-  let out = '';
-  let err = '';
-  const code = await main(argv, { out: (s) => { out += s; }, err: (s) => { err += s; } });
-  return { code, out, err };
-}
+const cli = (...argv: string[]): Promise<CliRun> => runCli(argv);
 
 describe('parseLivepatchList', () => {
   it('reads the 4.14+ rows (state, rc, metadata), the older two-column rows, and "Nothing to list"', () => {
@@ -121,7 +118,7 @@ describe('xsplice verify --loaded', () => {
   let dir: string;
   const p = (f: string): string => join(dir, f);
   beforeAll(() => {
-    dir = mkdtempSync(join(tmpdir(), 'xsplice-loaded-'));
+    dir = tempDirSync('loaded');
     mkdirSync(p('lp'));
     writeFileSync(p('lp/a.livepatch'), payload('a', A_ID, FIXTURE_XEN_ID));
     writeFileSync(p('b.livepatch'), payload('b', B_ID, A_ID));

@@ -6,13 +6,14 @@
  */
 import { execFile } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { mkdtemp } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { missing, REPO } from '../helpers/debian.js';
 import { ARM64_CC, arm64Livepatch, haveArm64 } from '../helpers/arm64.js';
+import { removeTempDirs, tempDir } from '../helpers/tmp.js';
+
+afterAll(removeTempDirs);
 
 const exec = promisify(execFile);
 const BIN = join(REPO, 'bin', 'xsplice');
@@ -20,7 +21,7 @@ const PROGRESS = /^xsplice: try \[\d+\.\d s\] /;
 
 describe.skipIf(missing('arm64 Xen, dom0 parts and cross gcc (scripts/setup-deps.sh arm64-livepatch)', haveArm64()))('bin/xsplice try: the arm64 example', () => {
   it('boots arm64 Xen by itself, applies the example and reverts it: exit 0', async () => {
-    const dir = await mkdtemp(join(tmpdir(), 'xsplice-arm64-cli-'));
+    const dir = await tempDir('arm64-cli');
     const cflags = readFileSync(join(REPO, 'examples/arm64-xen-cflags'), 'utf8').trim().split(/\s+/);
     const obj = join(dir, 'a.o');
     await exec(ARM64_CC, [...cflags, '-c', join(REPO, 'examples/arm64-xen-extra-version/xen_extra_version.c'), '-o', obj]);

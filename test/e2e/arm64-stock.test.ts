@@ -6,20 +6,21 @@
  */
 import { execFile } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { mkdtemp } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { missing, REPO } from '../helpers/debian.js';
 import { debianArm64, haveArm64 } from '../helpers/arm64.js';
 import { buildXenRecipePayload } from '../helpers/xen-recipe.js';
+import { removeTempDirs, tempDir } from '../helpers/tmp.js';
+
+afterAll(removeTempDirs);
 
 const BIN = join(REPO, 'bin', 'xsplice');
 
 describe.skipIf(missing('arm64 Xen, dom0 parts and cross gcc (scripts/setup-deps.sh arm64-livepatch)', haveArm64()))('Debian\'s stock arm64 Xen 4.17', () => {
   it('has no live patching: its config says so, verify predicts ENOSYS, and the booted stock binary answers ENOSYS', async () => {
     expect(readFileSync(debianArm64.config, 'utf8')).toMatch(/^# CONFIG_LIVEPATCH is not set$/m);
-    const dir = await mkdtemp(join(tmpdir(), 'xsplice-arm64-stock-'));
+    const dir = await tempDir('arm64-stock');
     const p = await buildXenRecipePayload({ arch: 'arm64', xenSyms: debianArm64.xenSyms, outDir: dir, tag: 'stock_hello', newString: 'xs-stock' });
     const run = (args: string[], ms: number) => new Promise<{ code: number | null; stdout: string; stderr: string }>((res) => {
       execFile(process.execPath, [BIN, ...args], { timeout: ms, maxBuffer: 16 << 20 }, (err, stdout, stderr) => res({ code: err ? ((err as { code?: number }).code ?? null) : 0, stdout: String(stdout), stderr: String(stderr) }));

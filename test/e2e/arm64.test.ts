@@ -17,17 +17,18 @@
  */
 import { execFile } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { mkdtemp } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { missing, REPO } from '../helpers/debian.js';
 import { ARM64_CC, arm64Livepatch, debianArm64, haveArm64 } from '../helpers/arm64.js';
 import { buildXenRecipePayload, type XenRecipePayload } from '../helpers/xen-recipe.js';
 import { describeStep, runSession, MAX_ATTEMPTS, type SessionResult, type Step, type StepResult } from '../../src/try/index.js';
 import { loadTarget } from '../../src/payload/target.js';
 import { verifyPayloads, type PayloadVerdict } from '../../src/payload/verify.js';
+import { removeTempDirs, tempDir } from '../helpers/tmp.js';
+
+afterAll(removeTempDirs);
 
 const exec = promisify(execFile);
 const BIN = join(REPO, 'bin', 'xsplice');
@@ -46,7 +47,7 @@ describe.skipIf(missing('arm64 Xen, dom0 parts and cross gcc (scripts/setup-deps
   let xenId: string;
 
   beforeAll(async () => {
-    const dir = await mkdtemp(join(tmpdir(), 'xsplice-arm64-'));
+    const dir = await tempDir('arm64');
     const xs = arm64Livepatch.xenSyms;
     xenId = readBuildIdSync(xs);
     // The example, as its header says: cross gcc with examples/arm64-xen-cflags, then xsplice build and verify.

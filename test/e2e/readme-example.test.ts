@@ -4,15 +4,15 @@
  * against Debian's Xen 4.17, and `bin/xsplice try` applies it under QEMU (the reported extra
  * version becomes "+xsplice-demo") and reverts it (back to the stock extra version).
  */
-import { execFile, spawnSync } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import { debianXen, dom0Kernel, haveDebianXen, missing, REPO, XEN_BUILD_ID, XEN_EXTRA } from '../helpers/debian.js';
+import { have } from '../helpers/tools.js';
 
 const exec = promisify(execFile);
-const have = (cmd: string): boolean => spawnSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' }).status === 0;
 const ready = haveDebianXen() && !!dom0Kernel() && existsSync(debianXen.xenLivepatch) && have('qemu-system-x86_64') && have('gcc')
   && existsSync('/bin/busybox');
 

@@ -4,24 +4,26 @@
  * at once, with the hypervisor's own panic lines, and exit 1 ("the hypervisor crashed at apply"),
  * not wait out the step's time limit. One boot (bin/xsplice try, real Xen 4.17 under QEMU).
  */
-import { execFile, spawnSync } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
-import { mkdtemp, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { debianXen, dom0Kernel, haveDebianXen, missing, REPO } from '../helpers/debian.js';
+import { have } from '../helpers/tools.js';
+import { removeTempDirs, tempDir } from '../helpers/tmp.js';
+
+afterAll(removeTempDirs);
 
 const exec = promisify(execFile);
 const BIN = join(REPO, 'bin', 'xsplice');
-const have = (cmd: string): boolean => spawnSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' }).status === 0;
 const ready = haveDebianXen() && !!dom0Kernel() && existsSync(debianXen.xenLivepatch) && have('qemu-system-x86_64') && have('gcc')
   && existsSync('/bin/busybox') && existsSync(join(REPO, 'dist/cli/xsplice.js'));
 
 describe.skipIf(missing('Debian Xen 4.17 + dom0 kernel + QEMU + gcc + dist/', ready))('xsplice try: a hypervisor crash during a step', () => {
   it('reports "the hypervisor crashed at apply" with the panic lines as soon as it happens: exit 1', async () => {
-    const dir = await mkdtemp(join(tmpdir(), 'xsplice-crash-'));
+    const dir = await tempDir('crash');
     await writeFile(join(dir, 'crash.c'), [
       'static const char xs_crash_str[] = "xs-crash";',
       'const char *xen_extra_version(void);',

@@ -8,17 +8,15 @@
 import { execFile, spawnSync } from 'node:child_process';
 import { existsSync, statSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { gunzipSync } from 'node:zlib';
-import { mkdtemp } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DEBIAN_ROOT, debianXen, dom0Kernel, haveDebianXen, missing, REPO, XEN_BUILD_ID, XEN_EXTRA, XEN_VERSION_STRING } from '../helpers/debian.js';
 import { buildXenRecipePayload, readBuildId, type XenRecipePayload } from '../helpers/xen-recipe.js';
 import { runSession, describeStep, type SessionResult, type Step, type StepResult } from '../../src/try/index.js';
+import { have } from '../helpers/tools.js';
+import { removeTempDirs, tempDir } from '../helpers/tmp.js';
 
-function have(cmd: string): boolean {
-  return spawnSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' }).status === 0;
-}
+afterAll(removeTempDirs);
 
 const BIN = join(REPO, 'bin', 'xsplice');
 const DIST = join(REPO, 'dist', 'cli', 'xsplice.js');
@@ -60,7 +58,7 @@ describe.skipIf(missing("Debian Xen 4.17 + dom0 kernel + QEMU + gcc (scripts/set
   };
 
   beforeAll(async () => {
-    const dir = await mkdtemp(join(tmpdir(), 'xsplice-e2e-'));
+    const dir = await tempDir('e2e');
     const xs = debianXen.xenSyms;
     const badXen = await buildXenRecipePayload({ xenSyms: xs, outDir: dir, tag: 'bad_xen_dep', newString: 'xsplice-badxen', xenDepends: 'wrong' });
     const v1 = await buildXenRecipePayload({ xenSyms: xs, outDir: dir, tag: 'version_one', newString: 'xsplice-v1', version: 1 });
@@ -247,7 +245,7 @@ describe.skipIf(missing('Debian Xen 4.17 + QEMU + a built dist/ (npx tsc)', have
   let badXen: XenRecipePayload;
   let stock: { version: string; root: string };
   beforeAll(async () => {
-    dir = await mkdtemp(join(tmpdir(), 'xsplice-e2e-cli-'));
+    dir = await tempDir('e2e-cli');
     stock = otherDebianXen();
     // Built against that version's xen-syms: its xen_depends names that stock build.
     good = await buildXenRecipePayload({ xenSyms: join(stock.root, 'usr/lib/debug/boot/xen-syms-4.17-amd64'), outDir: dir, tag: 'cli_hello', newString: 'xsplice-hello' });
@@ -341,11 +339,11 @@ describe.skipIf(missing('Debian Xen 4.17 + QEMU + a built dist/ (npx tsc)', have
   });
 
   it('a run that cannot finish in --timeout: exit 2 naming the console log, and its QEMU is gone', async () => {
-    const dir = await mkdtemp(join(tmpdir(), 'xsplice-e2e-timeout-'));
+    const dir = await tempDir('e2e-timeout');
     const payload = await buildXenRecipePayload({ xenSyms: debianXen.xenSyms, outDir: dir, tag: 'never' });
     const log = join(dir, 'console.log');
     // QEMU's command line names its work directory, which lives under this TMPDIR.
-    const tmp = await mkdtemp(join(tmpdir(), 'xsplice-e2e-tmpdir-'));
+    const tmp = await tempDir('e2e-tmpdir');
     const t = Date.now();
     const running = runCli(['try', payload.file, '--timeout', '3', '--console-log', log, '--json'], 60_000, { ...process.env, TMPDIR: tmp });
     // While it runs, its QEMU is visible (so the check after the run can see a leftover one).

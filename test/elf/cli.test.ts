@@ -5,20 +5,14 @@
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { main } from '../../cli/xsplice.js';
 import { readElf } from '../../src/elf/reader.js';
 import { elfView } from '../../src/elf/dump.js';
 import { buildCorpus, type Corpus, tempDir, removeTempDirs } from '../helpers/corpus.js';
 import { standardFixture } from '../helpers/malformed.js';
+import { runCli as cli } from '../helpers/cli.js';
 
 afterAll(removeTempDirs);
 
-async function cli(args: string[]): Promise<{ code: number; out: string; err: string }> {
-  let out = '';
-  let err = '';
-  const code = await main(args, { out: (s) => { out += s; }, err: (s) => { err += s; } });
-  return { code, out, err };
-}
 
 describe('xsplice elf (in-process)', () => {
   let corpus: Corpus;

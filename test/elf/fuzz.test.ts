@@ -12,7 +12,7 @@
  * came from the differential and malformed tests.
  */
 import { readFile } from 'node:fs/promises';
-import { rng } from './rng.js';
+import { rng } from '../helpers/rng.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readElf } from '../../src/elf/reader.js';
 import { ObjectBuilder } from '../../src/elf/builder.js';

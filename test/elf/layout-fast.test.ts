@@ -5,7 +5,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { readBigField, readField, readSafeField, writeBigField, writeField, writeNumField, type FieldDef, type FieldKind } from '../../src/elf/layout.js';
-import { rng } from './rng.js';
+import { rng } from '../helpers/rng.js';
 
 const EDGES = [0n, 1n, 4095n, 4096n, 0x7fffffffn, 0x80000000n, 0xffffffffn, 0x100000000n, (1n << 53n) - 1n, 1n << 53n,
   (1n << 63n) - 1n, 1n << 63n, (1n << 64n) - 1n, -1n, -4n, -256n, -257n, -(1n << 31n), -(1n << 31n) - 1n, -(1n << 63n)];

@@ -6,7 +6,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { StringTableBuilder } from '../../src/elf/strtab.js';
-import { rng } from './rng.js';
+import { rng } from '../helpers/rng.js';
 
 function reference(names: Uint8Array[]): { bytes: Uint8Array; offsets: number[] } {
   const key = (b: Uint8Array) => Array.from(b).join(',');

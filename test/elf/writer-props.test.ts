@@ -6,7 +6,7 @@
  */
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { rng } from './rng.js';
+import { rng } from '../helpers/rng.js';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ObjectBuilder } from '../../src/elf/builder.js';
 import { readElf } from '../../src/elf/reader.js';

@@ -8,11 +8,10 @@
  * command that links it (the round-trip oracle).
  */
 import { execFile } from 'node:child_process';
-import { rmSync } from 'node:fs';
-import { mkdtemp, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import { tempDir } from './tmp.js';
 
 const exec = promisify(execFile);
 
@@ -275,20 +274,7 @@ export const RECIPES: Recipe[] = [
   { name: 'sections-70k', src: 'big.s', text: () => bigSectionsAsm(), cmd: (s, o) => ['as', s, '-o', o], class: 64, littleEndian: true, ldr: LD64, big: true },
 ];
 
-const scratch: string[] = [];
-
-/** Removes the directories tempDir() made (test files call it in afterAll; XSPLICE_KEEP_TMP=1 keeps them). */
-export function removeTempDirs(): void {
-  if (process.env.XSPLICE_KEEP_TMP) return;
-  for (const d of scratch.splice(0)) rmSync(d, { recursive: true, force: true });
-}
-
-/** A fresh temp directory, removed by removeTempDirs(). */
-export async function tempDir(prefix: string): Promise<string> {
-  const d = await mkdtemp(join(tmpdir(), `xsplice-${prefix}-`));
-  scratch.push(d);
-  return d;
-}
+export { removeTempDirs, tempDir } from './tmp.js';
 
 /** Builds the named corpus objects (all by default) into a fresh temp directory. */
 export async function buildCorpus(only?: string[]): Promise<Corpus> {

@@ -12,11 +12,11 @@
  * Everything happens in a fresh temp directory (or `outDir`); only Debian's gcc/binutils are used.
  */
 import { execFile } from 'node:child_process';
-import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { ARM64_CC } from './arm64.js';
+import { tempDir } from './tmp.js';
 
 const exec = promisify(execFile);
 
@@ -140,7 +140,7 @@ export function noteBuildId(note: Buffer): string {
 
 /** Reads the build-id (hex) of any ELF file with a `.note.gnu.build-id` section. */
 export async function readBuildId(elf: string): Promise<string> {
-  const dir = await mkdtemp(join(tmpdir(), 'xsplice-bid-'));
+  const dir = await tempDir('bid');
   return noteBuildId(await noteBytes(elf, dir, join(dir, 'note.bin')));
 }
 
@@ -174,7 +174,7 @@ export async function buildXenRecipePayload(opts: XenRecipeOptions): Promise<Xen
   const newString = opts.newString ?? 'xsplice-hello';
   const target = opts.target ?? 'xen_extra_version';
   const version = opts.version ?? 2;
-  const dir = opts.outDir ?? (await mkdtemp(join(tmpdir(), 'xsplice-recipe-')));
+  const dir = opts.outDir ?? (await tempDir('recipe'));
   const arch = opts.arch ?? 'x86_64';
   const t = TOOLS[arch];
   const cflags = arch === 'arm64'

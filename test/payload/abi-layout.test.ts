@@ -13,18 +13,20 @@
  */
 import { execFile, spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { debianXen, haveDebianXen, missing } from '../helpers/debian.js';
 import { listAbis } from '../../src/payload/abi.js';
 import type { PayloadAbi } from '../../src/payload/abi-types.js';
 import { buildFiles } from '../../src/payload/build-files.js';
+import { have } from '../helpers/tools.js';
+import { removeTempDirs, tempDir } from '../helpers/tmp.js';
+
+afterAll(removeTempDirs);
 
 const exec = promisify(execFile);
-const have = (cmd: string): boolean => spawnSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' }).status === 0;
 const tools = have('gcc') && have('readelf') && have('objcopy') && have('aarch64-linux-gnu-as') && have('aarch64-linux-gnu-ld')
   && have('arm-linux-gnueabihf-as') && have('arm-linux-gnueabihf-ld') && spawnSync('sh', ['-c', 'echo "int x;" | gcc -m32 -x c -c - -o /dev/null'], { stdio: 'ignore' }).status === 0;
 
@@ -174,7 +176,7 @@ describe.skipIf(missing('Debian xen-syms + gcc (-m32) + cross binutils for aarch
   const inputs: Record<string, { obj: string; xen: string; nmPrefix: string }> = {};
 
   beforeAll(async () => {
-    dir = await mkdtemp(join(tmpdir(), 'xsplice-abi-layout-'));
+    dir = await tempDir('abi-layout');
     await writeFile(join(dir, 'x86_new.c'), X86_NEW);
     await exec('gcc', ['-O2', '-fpic', '-fno-asynchronous-unwind-tables', '-ffunction-sections', '-c', join(dir, 'x86_new.c'), '-o', join(dir, 'x86_new.o')]);
     inputs.x86_64 = { obj: join(dir, 'x86_new.o'), xen: debianXen.xenSyms, nmPrefix: '' };

@@ -10,19 +10,20 @@
  * each uploaded, applied (/sys/hypervisor/version/extra must show the payload's string), reverted
  * (the stock extra version again) and unloaded. With CI=true the boot must happen; elsewhere a missing part skips.
  */
-import { execFile, spawnSync } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
-import { mkdtemp } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { debianXen, dom0Kernel, haveDebianXen, missing, REPO, XEN_EXTRA, XEN_EXTRA_VERSION_ADDR, XEN_EXTRA_VERSION_BYTES } from '../helpers/debian.js';
 import { buildFiles, type BuildFilesResult } from '../../src/payload/build-files.js';
 import { runSession, describeStep, type SessionResult, type Step, type StepResult } from '../../src/try/index.js';
+import { have } from '../helpers/tools.js';
+import { removeTempDirs, tempDir } from '../helpers/tmp.js';
+
+afterAll(removeTempDirs);
 
 const exec = promisify(execFile);
-const have = (cmd: string): boolean => spawnSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' }).status === 0;
 const CFLAGS = readFileSync(join(REPO, 'examples/xen-cflags'), 'utf8').split(/\s+/).filter(Boolean);
 const EXAMPLE_C = join(REPO, 'examples/xen-extra-version/xen_extra_version.c');
 
@@ -45,7 +46,7 @@ describe.skipIf(missing('Debian Xen 4.17 + dom0 kernel + QEMU + gcc (scripts/set
   };
 
   beforeAll(async () => {
-    const dir = await mkdtemp(join(tmpdir(), 'xsplice-build-e2e-'));
+    const dir = await tempDir('build-e2e');
     const xen = debianXen.xenSyms;
     const obj = async (tag: string, extra: string): Promise<string> => compile(EXAMPLE_C, join(dir, `${tag}-extra.o`), [`-DEXTRA="${extra}"`]);
     const hookC = join(dir, 'hook.c');

@@ -5,19 +5,21 @@
  * Plus a vendor ABI row (--abi-file) driving a whole build: own section names, entry size,
  * version and an extra hook kind, checked with readelf.
  */
-import { execFile, spawnSync } from 'node:child_process';
-import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { execFile } from 'node:child_process';
+import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { debianXen, haveDebianXen, missing, REPO, XEN_BUILD_ID, XEN_VERSION_STRING } from '../helpers/debian.js';
 import { loadTarget, SymbolTable, type TargetSymbol } from '../../src/payload/target.js';
 import { RefusedError, UsageError } from '../../src/errors.js';
 import { buildFiles } from '../../src/payload/build-files.js';
+import { have } from '../helpers/tools.js';
+import { removeTempDirs, tempDir } from '../helpers/tmp.js';
+
+afterAll(removeTempDirs);
 
 const exec = promisify(execFile);
-const have = (cmd: string): boolean => spawnSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' }).status === 0;
 
 const sym = (name: string, file: string | undefined, value: bigint, bind = 0): TargetSymbol => ({
   name: file ? `${file}#${name}` : name, elfName: name, ...(file ? { file } : {}), value, size: 8n, type: 2, bind, shndx: 1,
@@ -86,7 +88,7 @@ describe.skipIf(missing("Debian's Xen 4.17 (scripts/setup-deps.sh xen) + binutil
   });
 
   it('hex, sysfs raw bytes, xl info', async () => {
-    const dir = await mkdtemp(join(tmpdir(), 'xsplice-target-'));
+    const dir = await tempDir('target');
     expect(await loadTarget('0x' + XEN_BUILD_ID.toUpperCase())).toMatchObject({ buildIdHex: XEN_BUILD_ID, source: 'hex' });
     await writeFile(join(dir, 'buildid'), Buffer.from(XEN_BUILD_ID, 'hex'));
     expect(await loadTarget(join(dir, 'buildid'))).toMatchObject({ buildIdHex: XEN_BUILD_ID, source: 'sysfs' });
@@ -99,7 +101,7 @@ describe.skipIf(missing("Debian's Xen 4.17 (scripts/setup-deps.sh xen) + binutil
 
 describe.skipIf(missing('Debian xen-syms + gcc + readelf', haveDebianXen() && have('gcc') && have('readelf')))('a vendor row (--abi-file) drives a whole build', () => {
   it('own section names, 112-byte version-7 entries and a "quiesce" hook kind', async () => {
-    const dir = await mkdtemp(join(tmpdir(), 'xsplice-vendor-'));
+    const dir = await tempDir('vendor');
     const cflags = (await readFile(join(REPO, 'examples/xen-cflags'), 'utf8')).split(/\s+/).filter(Boolean);
     await writeFile(join(dir, 'f.c'), 'const char *xen_extra_version(void);\nconst char *xen_extra_version(void) { return "+acme"; }\nint acme_q(void *p);\nint acme_q(void *p) { (void)p; return 0; }\n');
     await exec('gcc', [...cflags, '-c', join(dir, 'f.c'), '-o', join(dir, 'f.o')]);

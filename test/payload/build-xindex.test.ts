@@ -9,7 +9,7 @@
  * payload is built by the library for a vendor ABI row whose section limit admits it (Xen itself
  * would refuse it, so the CLI does), and read by readelf.
  */
-import { execFile, spawnSync } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -23,9 +23,9 @@ import { buildPayload } from '../../src/payload/build.js';
 import { loadTarget } from '../../src/payload/target.js';
 import { removeTempDirs, tempDir } from '../helpers/corpus.js';
 import { debianXen, haveDebianXen, missing } from '../helpers/debian.js';
+import { have } from '../helpers/tools.js';
 
 const exec = promisify(execFile);
-const have = (cmd: string): boolean => spawnSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' }).status === 0;
 
 afterAll(removeTempDirs);
 

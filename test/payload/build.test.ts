@@ -4,40 +4,24 @@
  * binutils) read and link what we write; gcc makes the inputs (including the bad ones).
  * Reproducibility: two child processes in different directories, time zones, locales and times.
  */
-import { execFile, spawnSync } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
-import { copyFile, mkdir, mkdtemp, readFile, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { copyFile, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { beforeAll, describe, expect, it } from 'vitest';
-import { main } from '../../cli/xsplice.js';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { debianXen, haveDebianXen, missing, REPO, XEN_BUILD_ID, XEN_VERSION_STRING, XEN_EXTRA_VERSION_ADDR } from '../helpers/debian.js';
+import { have } from '../helpers/tools.js';
+import { runCli as cli } from '../helpers/cli.js';
+import { removeTempDirs, tempDir } from '../helpers/tmp.js';
+
+afterAll(removeTempDirs);
 
 const exec = promisify(execFile);
-const have = (cmd: string): boolean => spawnSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' }).status === 0;
 const CFLAGS = readFileSync(join(REPO, 'examples/xen-cflags'), 'utf8').split(/\s+/).filter(Boolean);
 const EXAMPLE_C = join(REPO, 'examples/xen-extra-version/xen_extra_version.c');
 const XEN = debianXen.xenSyms;
 
-async function cli(argv: string[], stdin?: string): Promise<{ code: number; out: string; err: string }> {
-  let out = '';
-  let err = '';
-  if (stdin !== undefined) {
-    // The build command reads stdin only for `--xen -`: feed it through a replaced process.stdin.
-    const { Readable } = await import('node:stream');
-    const orig = Object.getOwnPropertyDescriptor(process, 'stdin')!;
-    Object.defineProperty(process, 'stdin', { value: Readable.from([Buffer.from(stdin)]), configurable: true });
-    try {
-      const code = await main(argv, { out: (s) => void (out += s), err: (s) => void (err += s) });
-      return { code, out, err };
-    } finally {
-      Object.defineProperty(process, 'stdin', orig);
-    }
-  }
-  const code = await main(argv, { out: (s) => void (out += s), err: (s) => void (err += s) });
-  return { code, out, err };
-}
 
 async function gcc(dir: string, name: string, src: string, extra: string[] = [], flags = CFLAGS): Promise<string> {
   const c = join(dir, `${name}.c`);
@@ -54,7 +38,7 @@ describe.skipIf(missing('Debian xen-syms + gcc/binutils (scripts/setup-deps.sh)'
   let good: string;
 
   beforeAll(async () => {
-    dir = await mkdtemp(join(tmpdir(), 'xsplice-build-'));
+    dir = await tempDir('build');
     good = join(dir, 'good.o');
     await exec('gcc', [...CFLAGS, '-c', EXAMPLE_C, '-o', good]);
   });

@@ -5,15 +5,17 @@
  * (xen/common/livepatch.c, xen/arch/x86/alternative.c, xen/arch/arm/arm64/livepatch.c,
  * xen/arch/arm/include/asm/mmu/layout.h at the RELEASE tags named).
  */
-import { mkdtemp, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
-import { main } from '../../cli/xsplice.js';
+import { afterAll, describe, expect, it } from 'vitest';
 import { formatVerify, verifyPayloads, type PayloadVerdict, type VerifyOptions, type VerifyTarget } from '../../src/payload/verify.js';
 import { hasFeature, parseXenVersion, rulesFor } from '../../src/payload/releases.js';
 import { abiForVersion } from '../../src/payload/abi.js';
 import { FIXTURE_XEN_ID, PayloadFixture, R, SHF, SHT, STB, STT, fakeTarget, gnuNote, hexBytes } from '../helpers/payload-fixture.js';
+import { removeTempDirs, tempDir } from '../helpers/tmp.js';
+import { runCli } from '../helpers/cli.js';
+
+afterAll(removeTempDirs);
 
 const P = 'livepatch: hello: ';
 const V = (s: string) => parseXenVersion(s)!;
@@ -144,12 +146,10 @@ describe('ARM payload load area (LIVEPATCH_VMAP_START)', () => {
       const fx = new PayloadFixture({ arch: 'arm64' });
       fx.funcs[0]!.oldAddr = xenText;
       expect(verify(fx, { target: arm64(ver) }).diagnostics).toEqual([]);
-      const dir = await mkdtemp(join(tmpdir(), 'xsplice-errata-'));
+      const dir = await tempDir('errata');
       const file = join(dir, 'hello.livepatch');
       await writeFile(file, fx.build().bytes);
-      let out = '';
-      let err = '';
-      const code = await main(['verify', '--xen', FIXTURE_XEN_ID, '--xen-version', ver, '--arch', 'arm64', file], { out: (s) => void (out += s), err: (s) => void (err += s) });
+      const { code, out, err } = await runCli(['verify', '--xen', FIXTURE_XEN_ID, '--xen-version', ver, '--arch', 'arm64', file]);
       expect({ code, err }).toEqual({ code: 0, err: '' });
       expect(out).toContain('all 1 payload(s) accepted');
       // The same payload is out of reach for the other release's area.

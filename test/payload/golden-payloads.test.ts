@@ -20,19 +20,19 @@
  * Regenerate (only when a payload change is intended, and say why in the commit):
  *   XSPLICE_UPDATE_GOLDENS=1 npx vitest run test/payload/golden-payloads.test.ts
  */
-import { execFile, spawnSync } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { main } from '../../cli/xsplice.js';
 import { debianXen, haveDebianXen, missing, REPO, XEN_BUILD_ID } from '../helpers/debian.js';
 import { removeTempDirs, tempDir } from '../helpers/corpus.js';
+import { have } from '../helpers/tools.js';
+import { runCli } from '../helpers/cli.js';
 
 const exec = promisify(execFile);
-const have = (cmd: string): boolean => spawnSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' }).status === 0;
 const GOLDEN_FILE = join(REPO, 'test/payload/golden-payloads.json');
 const UPDATE = process.env.XSPLICE_UPDATE_GOLDENS === '1';
 const XEN = debianXen.xenSyms;
@@ -333,8 +333,7 @@ describe.skipIf(missing('Debian xen-syms + GNU as, aarch64-linux-gnu-as, arm-lin
       const out = join(dir, `${c.name}.livepatch`);
       const args = c.args.map((a) => a.replace('{dir}', dir).replace(/^\{payload:(.+)\}$/, (_, n: string) => join(dir, `${n}.livepatch`)));
       const argv = ['build', ...c.objects.map((o) => join(dir, o)), '-o', out, ...(args.includes('--xen') ? [] : ['--xen', XEN]), ...args];
-      let err = '';
-      const code = await main(argv, { out: () => undefined, err: (s) => void (err += s) });
+      const { code, err } = await runCli(argv);
       if (code !== 0 || !existsSync(out)) {
         failures.push(`${c.name}: exit ${code}: ${err.trim()}`);
         continue;

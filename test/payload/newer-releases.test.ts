@@ -9,31 +9,27 @@
  *    `jmp __x86_return_thunk`), NULL names with old_addr set, hooks that decide at run time, and a
  *    payload patching a function the payload below it introduced.
  */
-import { execFile, spawnSync } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { mkdtemp, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { beforeAll, describe, expect, it } from 'vitest';
-import { main } from '../../cli/xsplice.js';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { abiForVersion } from '../../src/payload/abi.js';
 import { loadTarget } from '../../src/payload/target.js';
 import { formatVerify, verifyPayloads } from '../../src/payload/verify.js';
 import { debianXen, haveDebianXen, missing, REPO } from '../helpers/debian.js';
 import { PayloadFixture } from '../helpers/payload-fixture.js';
+import { have } from '../helpers/tools.js';
+import { runCli as cli } from '../helpers/cli.js';
+import { removeTempDirs, tempDir } from '../helpers/tmp.js';
+
+afterAll(removeTempDirs);
 
 const exec = promisify(execFile);
-const have = (cmd: string): boolean => spawnSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' }).status === 0;
 const CFLAGS = readFileSync(join(REPO, 'examples/xen-cflags'), 'utf8').split(/\s+/).filter(Boolean);
 const XEN = debianXen.xenSyms;
 
-async function cli(argv: string[]): Promise<{ code: number; out: string; err: string }> {
-  let out = '';
-  let err = '';
-  const code = await main(argv, { out: (s) => void (out += s), err: (s) => void (err += s) });
-  return { code, out, err };
-}
 
 let dir: string;
 async function gcc(name: string, src: string, flags = CFLAGS): Promise<string> {
@@ -64,7 +60,7 @@ const ready = haveDebianXen() && have('gcc') && have('readelf');
 describe.skipIf(missing('Debian xen-syms + gcc (scripts/setup-deps.sh)', ready))('releases through 4.22 and their checks', () => {
   let example: string;
   beforeAll(async () => {
-    dir = await mkdtemp(join(tmpdir(), 'xsplice-newer-'));
+    dir = await tempDir('newer');
     example = join(dir, 'example.o');
     await exec('gcc', [...CFLAGS, '-c', join(REPO, 'examples/xen-extra-version/xen_extra_version.c'), '-o', example]);
   });

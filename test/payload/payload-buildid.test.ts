@@ -4,28 +4,24 @@
  * notes that precede it. Oracle: readelf -n. Fixtures: gcc + `xsplice build` against Debian's
  * xen-syms 4.17 (the pinned target).
  */
-import { execFile, spawnSync } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { mkdtemp, readFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { beforeAll, describe, expect, it } from 'vitest';
-import { main } from '../../cli/xsplice.js';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readBuildId } from '../../src/buildid/read.js';
 import { debianXen, haveDebianXen, missing, REPO, XEN_BUILD_ID } from '../helpers/debian.js';
+import { have } from '../helpers/tools.js';
+import { runCli as cli } from '../helpers/cli.js';
+import { removeTempDirs, tempDir } from '../helpers/tmp.js';
+
+afterAll(removeTempDirs);
 
 const exec = promisify(execFile);
-const have = (cmd: string): boolean => spawnSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' }).status === 0;
 const CFLAGS = readFileSync(join(REPO, 'examples/xen-cflags'), 'utf8').split(/\s+/).filter(Boolean);
 const EXAMPLE_C = join(REPO, 'examples/xen-extra-version/xen_extra_version.c');
 
-async function cli(argv: string[]): Promise<{ code: number; out: string; err: string }> {
-  let out = '';
-  let err = '';
-  const code = await main(argv, { out: (s) => void (out += s), err: (s) => void (err += s) });
-  return { code, out, err };
-}
 
 /** readelf -n: the id in each note section, by section name. */
 async function readelfNotes(file: string): Promise<Map<string, string>> {
@@ -49,7 +45,7 @@ describe.skipIf(missing('Debian xen-syms + gcc/binutils (scripts/setup-deps.sh)'
   let topObj: string;
 
   beforeAll(async () => {
-    dir = await mkdtemp(join(tmpdir(), 'xsplice-own-id-'));
+    dir = await tempDir('own-id');
     const o1 = join(dir, 'base.o');
     const o2 = join(dir, 'top.o');
     await exec('gcc', [...CFLAGS, '-DEXTRA="+base"', '-c', EXAMPLE_C, '-o', o1]);

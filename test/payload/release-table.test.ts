@@ -5,17 +5,19 @@
  * from the row, and a vendor row (--abi-file) can set each one. inspect recognises a payload built
  * for a vendor row.
  */
-import { mkdtemp, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
-import { main } from '../../cli/xsplice.js';
+import { afterAll, describe, expect, it } from 'vitest';
 import { abiForVersion, parseAbiJson } from '../../src/payload/abi.js';
 import type { PayloadAbi } from '../../src/payload/abi-types.js';
 import { inspectPayload } from '../../src/payload/inspect.js';
 import { FEATURES } from '../../src/payload/releases.js';
 import { verifyPayloads, type PayloadVerdict } from '../../src/payload/verify.js';
 import { FIXTURE_XEN_ID, PayloadFixture, R, SHF, SHT, STB, STT, fakeTarget, hexBytes } from '../helpers/payload-fixture.js';
+import { removeTempDirs, tempDir } from '../helpers/tmp.js';
+import { runCli } from '../helpers/cli.js';
+
+afterAll(removeTempDirs);
 
 const vendor = (row: Record<string, unknown>): PayloadAbi => parseAbiJson(JSON.stringify({ base: 'L2c-x86_64', name: 'vendor', ...row }), 'vendor.json')[0]!;
 
@@ -136,17 +138,12 @@ describe('a payload built for a vendor row', () => {
     expect(r.funcs[0]).toMatchObject({ name: 'xen_extra_version', newSymbol: 'xsplice_fn', version: 2 });
   });
   it('xsplice inspect / verify --abi-file', async () => {
-    const dir = await mkdtemp(join(tmpdir(), 'xsplice-vendor-'));
+    const dir = await tempDir('vendor');
     const rowFile = join(dir, 'acme.json');
     const file = join(dir, 'hello.livepatch');
     await writeFile(rowFile, json);
     await writeFile(file, renamed().build().bytes);
-    const run = async (argv: string[]): Promise<{ code: number; out: string; err: string }> => {
-      let out = '';
-      let err = '';
-      const code = await main(argv, { out: (s) => void (out += s), err: (s) => void (err += s) });
-      return { code, out, err };
-    };
+    const run = runCli;
     const i = await run(['inspect', '--json', '--abi-file', rowFile, file]);
     expect(i.code).toBe(0);
     expect(JSON.parse(i.out).abi.name).toBe('acme');

@@ -3,35 +3,31 @@
  * absolute symbols (but __gp) and `_compiled.` names are not in it, so a payload that needs one is
  * refused by build and by verify alike ("Unknown symbol"), and the error names the XEN file.
  */
-import { execFile, spawnSync } from 'node:child_process';
-import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
+import { execFile } from 'node:child_process';
+import { readFile, writeFile } from 'node:fs/promises';
 import { existsSync, readFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { beforeAll, describe, expect, it } from 'vitest';
-import { main } from '../../cli/xsplice.js';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadTarget } from '../../src/payload/target.js';
 import { readElf } from '../../src/elf/reader.js';
 import { SHN } from '../../src/elf/constants.js';
 import { debianXen, haveDebianXen, missing, REPO } from '../helpers/debian.js';
+import { have } from '../helpers/tools.js';
+import { runCli as cli } from '../helpers/cli.js';
+import { removeTempDirs, tempDir } from '../helpers/tmp.js';
+
+afterAll(removeTempDirs);
 
 const exec = promisify(execFile);
-const have = (cmd: string): boolean => spawnSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' }).status === 0;
 const CFLAGS = readFileSync(join(REPO, 'examples/xen-cflags'), 'utf8').split(/\s+/).filter(Boolean);
 const XEN = debianXen.xenSyms;
 
-async function cli(argv: string[]): Promise<{ code: number; out: string; err: string }> {
-  let out = '';
-  let err = '';
-  const code = await main(argv, { out: (s) => void (out += s), err: (s) => void (err += s) });
-  return { code, out, err };
-}
 
 describe.skipIf(missing('Debian xen-syms + gcc', haveDebianXen() && have('gcc')))('target symbol table as Xen searches it', () => {
   let dir: string;
   beforeAll(async () => {
-    dir = await mkdtemp(join(tmpdir(), 'xsplice-tsym-'));
+    dir = await tempDir('tsym');
   });
 
   it('leaves out the absolute symbols of xen-syms (start_pa is one) but keeps the rest', async () => {

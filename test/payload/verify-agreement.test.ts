@@ -9,20 +9,16 @@
  *    outcome and console line equal verify's. Under CI=true the boot must happen; elsewhere a
  *    missing part skips with one line.
  */
-import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
-import { mkdtemp } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { debianXen, dom0Kernel, haveDebianXen, missing } from '../helpers/debian.js';
 import { buildXenRecipePayload, type XenRecipeOptions, type XenRecipePayload } from '../helpers/xen-recipe.js';
 import { loadTarget, type Target } from '../../src/payload/target.js';
 import { verifyPayloads, type VerifyResult } from '../../src/payload/verify.js';
+import { have } from '../helpers/tools.js';
+import { removeTempDirs, tempDir } from '../helpers/tmp.js';
 
-function have(cmd: string): boolean {
-  return spawnSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' }).status === 0;
-}
+afterAll(removeTempDirs);
 
 /** What Xen 4.17.5+72 does with each payload (xen-e2e.md "What the hypervisor and the tool print"). */
 type Outcome = { upload: 'ok' | string; apply?: 'ok' | string; console?: string };
@@ -74,7 +70,7 @@ describe.skipIf(missing('Debian Xen 4.17 + gcc/binutils (scripts/setup-deps.sh)'
   const verify = (order: string[]): VerifyResult => verifyPayloads(order.map((t) => ({ file: built.get(t)!.file, bytes: readFileSync(built.get(t)!.file) })), target);
 
   beforeAll(async () => {
-    const dir = await mkdtemp(join(tmpdir(), 'xsplice-agree-'));
+    const dir = await tempDir('agree');
     for (const [tag, o] of Object.entries(PAYLOADS)) {
       const { dependsOn, ...rest } = o;
       built.set(tag, await buildXenRecipePayload({

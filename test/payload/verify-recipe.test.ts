@@ -4,30 +4,22 @@
  * xen-syms (and xen.gz, and its build-id in hex with --xen-version), and fail against another
  * build-id. Also the CLI contract of `verify` and `inspect`: exit status, JSON shape, one stderr line.
  */
-import { spawnSync } from 'node:child_process';
-import { mkdtemp, writeFile } from 'node:fs/promises';
+import { writeFile } from 'node:fs/promises';
 import { readFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { debianXen, haveDebianXen, missing, XEN_BUILD_ID, XEN_VERSION_STRING } from '../helpers/debian.js';
 import { buildXenRecipePayload, type XenRecipePayload } from '../helpers/xen-recipe.js';
-import { main } from '../../cli/xsplice.js';
 import { loadTarget } from '../../src/payload/target.js';
 import { verifyPayloads } from '../../src/payload/verify.js';
 import { inspectPayload } from '../../src/payload/inspect.js';
 import { PayloadFixture } from '../helpers/payload-fixture.js';
+import { have } from '../helpers/tools.js';
+import { runCli as cli } from '../helpers/cli.js';
+import { removeTempDirs, tempDir } from '../helpers/tmp.js';
 
-function have(cmd: string): boolean {
-  return spawnSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' }).status === 0;
-}
+afterAll(removeTempDirs);
 
-async function cli(args: string[]): Promise<{ code: number; out: string; err: string }> {
-  let out = '';
-  let err = '';
-  const code = await main(args, { out: (s) => { out += s; }, err: (s) => { err += s; } });
-  return { code, out, err };
-}
 
 const ok = haveDebianXen() && have('gcc') && have('ld') && have('objcopy') && have('nm');
 
@@ -37,7 +29,7 @@ describe.skipIf(missing('Debian Xen 4.17 + gcc/binutils (scripts/setup-deps.sh)'
   let byName: XenRecipePayload;
   let stacked: XenRecipePayload;
   beforeAll(async () => {
-    dir = await mkdtemp(join(tmpdir(), 'xsplice-verify-'));
+    dir = await tempDir('verify');
     good = await buildXenRecipePayload({ xenSyms: debianXen.xenSyms, tag: 'vgood', outDir: dir });
     byName = await buildXenRecipePayload({ xenSyms: debianXen.xenSyms, tag: 'vbyname', oldAddr: 'zero', outDir: dir });
     stacked = await buildXenRecipePayload({ xenSyms: debianXen.xenSyms, tag: 'vstack', depends: { payload: good.file }, outDir: dir });
@@ -131,7 +123,7 @@ describe.skipIf(missing('Debian Xen 4.17 + gcc/binutils (scripts/setup-deps.sh)'
 describe('verify/inspect CLI contract (no Debian files needed)', () => {
   let dir: string;
   beforeAll(async () => {
-    dir = await mkdtemp(join(tmpdir(), 'xsplice-verify-cli-'));
+    dir = await tempDir('verify-cli');
   });
 
   it('exit 2 for an unreadable payload, one stderr line, JSON error document', async () => {

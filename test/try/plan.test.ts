@@ -4,14 +4,17 @@
  * the newc cpio writer (checked with Debian's cpio as the oracle).
  */
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { missing } from '../helpers/debian.js';
 import {
   crashLines, describeStep, parseLog, payloadFacts, qemuArgs, standardPlan, stepScript, writeCpio, CRASH_RE, MAX_ATTEMPTS, type Step,
 } from '../../src/try/index.js';
+import { removeTempDirs, tempDirSync } from '../helpers/tmp.js';
+import { have } from '../helpers/tools.js';
+
+afterAll(removeTempDirs);
 
 const M = '@@XSPLICE@@';
 
@@ -132,7 +135,7 @@ describe.skipIf(missing('cpio (Debian package cpio)', spawnSync('sh', ['-c', 'co
       { type: 'symlink', path: 'd/l', target: 'f.txt' },
       { type: 'chardev', path: 'dev_console', major: 5, minor: 1 },
     ]);
-    const dir = mkdtempSync(join(tmpdir(), 'xsplice-cpio-'));
+    const dir = tempDirSync('cpio');
     writeFileSync(join(dir, 'a.cpio'), a);
     const list = spawnSync('cpio', ['-itv', '--quiet'], { input: a, encoding: 'utf8' });
     expect(list.status).toBe(0);
@@ -156,7 +159,7 @@ describe('try: busy retries, rendezvous timeouts and the REPLACE / --nodeps plan
     expect(s).toContain('sleep $d; d=$((d*2))');
     // The retry loop runs in busybox sh: check it as a shell would, with a stand-in tool that is
     // busy twice and then succeeds.
-    const dir = mkdtempSync(join(tmpdir(), 'xsplice-steps-'));
+    const dir = tempDirSync('steps');
     const tool = join(dir, 'xen-livepatch');
     writeFileSync(tool, `#!/bin/sh\nn=$(cat ${dir}/n 2>/dev/null || echo 0); n=$((n+1)); echo $n > ${dir}/n\n[ $n -ge 3 ] && { echo "Applying p... completed"; exit 0; }\necho "Applying p... failed" ; echo "Error 16: Device or resource busy" >&2; exit 2\n`, { mode: 0o755 });
     const script = stepScript([{ kind: 'apply', name: 'p' }], { stopOnFailure: true, stepTimeoutSec: 30, busyAttempts: 3 })
@@ -240,9 +243,8 @@ describe('try: arm64 boot command and payload facts', () => {
   });
 
   it('reads a payload ELF machine and its .livepatch.xen_depends build-id (gcc and objcopy as the oracle)', () => {
-    const have = ['gcc', 'objcopy'].every((c) => spawnSync('sh', ['-c', `command -v ${c}`]).status === 0);
-    if (missing('gcc and objcopy', have)) return;
-    const dir = mkdtempSync(join(tmpdir(), 'xsplice-facts-'));
+    if (missing('gcc and objcopy', ['gcc', 'objcopy'].every(have))) return;
+    const dir = tempDirSync('facts');
     writeFileSync(join(dir, 'a.c'), 'int f(void) { return 1; }\n');
     expect(spawnSync('gcc', ['-c', '-o', join(dir, 'a.o'), join(dir, 'a.c')]).status).toBe(0);
     const id = '00112233445566778899aabbccddeeff01234567';

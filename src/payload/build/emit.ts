@@ -15,7 +15,7 @@ import { gnuLdLayoutOfPlan, patchGnuLdBuildIdLaidOut } from '../../buildid/gnu-l
 import { ABS_PTR_RELOC } from '../abi.js';
 import type { PayloadAbi } from '../abi-types.js';
 import { encodeFuncEntryInto, type FuncEntry } from '../funcs.js';
-import { baseName, concat, nameOf, refuse, refuseAs, type EntryPlan, type HookArray, type Merged } from './model.js';
+import { baseName, concat, nameOf, refuseAs, type EntryPlan, type HookArray, type Merged } from './model.js';
 import { TOOL_NAME, type BuildOptions } from './types.js';
 
 export interface Emitted {

@@ -6,7 +6,7 @@
 import { parseBuildIdNote, toHex } from '../../buildid/note.js';
 import { isHypervisorRefusal } from '../refusal-codes.js';
 import { sharedBuildChecks } from '../verify.js';
-import { refuse, refuseAs, type EntryPlan } from './model.js';
+import { refuseAs, type EntryPlan } from './model.js';
 import type { BuildOptions } from './types.js';
 
 export function checkWritten(opts: BuildOptions, bytes: Uint8Array, id: Uint8Array, entries: readonly EntryPlan[], le: boolean, warn: (w: string) => void): void {

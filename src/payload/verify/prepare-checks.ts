@@ -7,7 +7,7 @@
 import { SHF } from '../../elf/constants.js';
 import { parseBuildIdNote } from '../../buildid/note.js';
 import type { PayloadAbi } from '../abi-types.js';
-import { makeDiagnostic, type Diagnostic } from '../diagnostics.js';
+import { makeDiagnostic } from '../diagnostics.js';
 import type { LoaderRules } from '../releases.js';
 import { readPtr, sectionAt, type LoadedElf, type SymbolSpace, type XSection } from '../verify-load.js';
 import { decodeX86, type Insn } from '../x86-decode.js';

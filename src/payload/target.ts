@@ -12,6 +12,10 @@
  * `xen_compile_system_version()` (Debian: "4.17.7+13-g2445b30a44-0+deb12u1"); when it starts with the
  * decoded major.minor it is used as the full version. Without symbols (xen.gz), the image is
  * scanned for one NUL-terminated string of that shape; zero or several distinct ones give no version.
+ *
+ * Why one file of ~500 lines: the seven XEN forms, the version decoder and the symbol table share
+ * the image readers (bytesAt over the loaded segments); the version decoder (x86-64 / arm64 / arm32
+ * instruction patterns) is the part to move out first if it grows.
  */
 import { GUNZIP_MAX, readInput } from '../fsutil.js';
 import { gunzipSync } from 'node:zlib';

@@ -8,7 +8,7 @@
  * collected (the first is marked `first: true`, and the payload's `errno` is its errno). The stages
  * live in src/payload/verify/: types.ts (records, the collector), load-checks.ts (upload, up to
  * check_special_sections), prepare-funcs.ts and prepare-checks.ts (prepare_payload and the symbol
- * table), ../stack.ts (apply), format.ts (text output), files.ts (reading payloads and the target).
+ * table), relocate.ts (with ../verify-load.ts, the ELF loader), ../stack.ts (apply), format.ts (text output), files.ts (reading payloads and the target).
  *
  * Format facts come from the ABI row (abi.ts), loader behaviour per release from releases.ts, and
  * the diagnostic texts from diagnostics.ts.
@@ -20,7 +20,8 @@ import { abiForVersion } from './abi.js';
 import type { DiagCode, Diagnostic } from './diagnostics.js';
 import { parseXenVersion, rulesFor, type LoaderRules } from './releases.js';
 import { applyChecks } from './stack.js';
-import { loadElf, performRelocs, placeSections, resolveSymbols, type XSection } from './verify-load.js';
+import { loadElf, placeSections, resolveSymbols, type XSection } from './verify-load.js';
+import { performRelocs } from './verify/relocate.js';
 import {
   checkSpecialSections, checkUpload, checkXenDependsAfter, checkXenDependsFirst, crashesOnFuncs, noteDuplicateSections,
   symbolSpace, uncheckedSections, uploadName,

@@ -103,6 +103,8 @@ async function showCommand(inputs: string[], opts: Opts): Promise<number> {
         };
         if (r.linker) o.linker = r.linker;
         if (r.guidOrder) o.guidOrder = r.guidOrder;
+        if (r.depends !== undefined) o.depends = r.depends;
+        if (r.xenDepends !== undefined) o.xenDepends = r.xenDepends;
         if (r.notes.length) o.notes = r.notes;
         return o;
       });

@@ -12,6 +12,7 @@ interface VerifyCliOptions {
   xen?: string;
   xenVersion?: string;
   abi?: string;
+  abiFile?: string;
   arch?: string;
   name?: string[];
   replace?: boolean;
@@ -26,6 +27,7 @@ export function register(program: Command, setExit: (code: number) => void): voi
     .option('--xen <xen>', 'target: xen-syms, xen.gz, xen.efi, a hex build-id, a sysfs buildid file, or - for `xl info` on stdin')
     .option('--xen-version <version>', 'target Xen version (e.g. 4.17.7); wins over what XEN reveals')
     .option('--abi <name>', 'payload ABI row (see `xsplice build --abi help`)')
+    .option('--abi-file <file>', 'vendor payload ABI rows (JSON, the shape of `xsplice build --abi help --json`); one row is used as is, several need --abi NAME')
     .option('--arch <arch>', 'x86_64, arm64 or arm32 (default: from XEN, else x86_64)')
     .option('--name <name>', 'upload name of the payload at the same position (default: file name without extension)', (v: string, prev: string[] = []) => [...prev, v])
     .option('--replace', 'apply each payload with REPLACE instead of APPLY')
@@ -36,7 +38,7 @@ export function register(program: Command, setExit: (code: number) => void): voi
         if (!opts.xen) throw new UsageError('USAGE', 'verify needs --xen XEN (the target hypervisor)');
         const xen = opts.xen;
         if ((opts.name?.length ?? 0) > payloads.length) throw new UsageError('USAGE', 'more --name options than payloads');
-        const [{ loadTarget }, verifyMod, { abiByName }, { PAYLOAD_MAX, readInputSync, statInput }] = await Promise.all([
+        const [{ loadTarget }, verifyMod, { abiByName, loadAbiFile }, { PAYLOAD_MAX, readInputSync, statInput }] = await Promise.all([
           import('../../src/payload/target.js'), import('../../src/payload/verify.js'), import('../../src/payload/abi.js'), import('../../src/fsutil.js'),
         ]);
         const stdinText = xen === '-' ? await readStdinText() : undefined;
@@ -46,7 +48,9 @@ export function register(program: Command, setExit: (code: number) => void): voi
         }
         const arch = opts.arch as 'x86_64' | 'arm64' | 'arm32' | undefined;
         if (arch && !['x86_64', 'arm64', 'arm32'].includes(arch)) throw new UsageError('USAGE', `--arch must be x86_64, arm64 or arm32 (got ${arch})`);
-        const abi = opts.abi ? abiByName(opts.abi, arch ?? target.arch ?? 'x86_64') : undefined;
+        const extra = opts.abiFile ? await loadAbiFile(opts.abiFile) : [];
+        if (extra.length > 1 && !opts.abi) throw new UsageError('USAGE', `${opts.abiFile} holds ${extra.length} rows: pick one with --abi NAME`);
+        const abi = opts.abi ? abiByName(opts.abi, arch ?? target.arch ?? extra[0]?.arch ?? 'x86_64', extra) : extra[0];
         const inputs = [];
         for (const [i, file] of payloads.entries()) {
           let bytes: Uint8Array;

@@ -42,7 +42,19 @@ export interface BuildIdResult {
   bootImage?: boolean;
   /** PE: the GUID-ordered form of the id (what objdump -p prints as "signature"). */
   guidOrder?: string;
+  /** Live-patch payload: the build-id it stacks on (its `.livepatch.depends` / `.xsplice.depends` note). */
+  depends?: string;
+  /** Live-patch payload (4.14+): the hypervisor build-id it requires (`.livepatch.xen_depends`). */
+  xenDepends?: string;
 }
+
+/**
+ * Sections of a live-patch payload that hold *other* build-ids (payload-format.md §1.1): the
+ * payload's own id is its `.note.gnu.build-id` (what Xen compares and `readelf -n` shows there).
+ */
+const DEPENDS_SECTIONS = ['.livepatch.depends', '.xsplice.depends'];
+const XEN_DEPENDS_SECTION = '.livepatch.xen_depends';
+const OWN_ID_SECTION = '.note.gnu.build-id';
 
 export interface ReadBuildIdOptions {
   verify?: boolean;
@@ -230,12 +242,23 @@ function loadSyms(x: ElfFile | string): ElfFile {
 function fromElf(
   elf: ElfFile, label: string, source: 'elf' | 'gzip-elf', opts: ReadBuildIdOptions, src?: ByteSource, pre?: ElfVerification,
 ): BuildIdResult {
-  const notes = findBuildIdNotes(elf);
+  const all = findBuildIdNotes(elf);
+  // A payload carries the ids it depends on as notes too; they are reported apart, never as its id.
+  const isDep = (n: BuildIdNoteRef): boolean => DEPENDS_SECTIONS.includes(n.sectionName) || n.sectionName === XEN_DEPENDS_SECTION;
+  const deps = all.filter(isDep);
+  const own = all.filter((n) => !isDep(n));
+  const notes = deps.length && own.some((n) => n.sectionName === OWN_ID_SECTION) ? own.filter((n) => n.sectionName === OWN_ID_SECTION) : own;
   if (notes.length === 0) {
-    throw new FormatError('BUILDID_NONE', 'no GNU build-id note (NT_GNU_BUILD_ID) in any SHT_NOTE section');
+    throw new FormatError('BUILDID_NONE', deps.length
+      ? `a live-patch payload without a ${OWN_ID_SECTION} note (only the build-ids it depends on)`
+      : 'no GNU build-id note (NT_GNU_BUILD_ID) in any SHT_NOTE section');
   }
   const first = notes[0]!;
   const r = result(label, first.id, source, { elf });
+  const dep = deps.find((n) => DEPENDS_SECTIONS.includes(n.sectionName));
+  const xenDep = deps.find((n) => n.sectionName === XEN_DEPENDS_SECTION);
+  if (dep) r.depends = toHex(dep.id);
+  if (xenDep) r.xenDepends = toHex(xenDep.id);
   if (source === 'gzip-elf') r.notes.push('gzip-compressed ELF, read after decompression');
   if (notes.length > 1) {
     const shown = notes.slice(0, MAX_NOTES_TRIED).map((n) => `#${n.ordinal} ${toHex(n.id)}`);
@@ -257,7 +280,7 @@ function fromElf(
   if (v.match) {
     r.verified = true;
     r.algorithm = v.match.algorithm;
-    if (v.match.note.ordinal !== 0) {
+    if (v.match.note.ordinal !== first.ordinal) {
       r.bytes = v.match.note.id;
       r.buildId = toHex(v.match.note.id);
       r.notes.push(

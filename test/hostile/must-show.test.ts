@@ -144,7 +144,7 @@ describe.skipIf(missing("Debian's Xen packages (scripts/setup-deps.sh)", haveDeb
   it('a payload larger than Xen accepts (2 MiB) is not read whole: verify reports UPLOAD_SIZE, inspect and --depends refuse', async () => {
     const big = join(dir, 'big.livepatch');
     writeFileSync(big, '');
-    truncateSync(big, 3 << 30); // 3 GiB, sparse
+    truncateSync(big, 3 * 2 ** 30); // 3 GiB, sparse
     const v = await runChild(['verify', big, '--xen', xen(), '--json']);
     figures.push({ input: '3 GiB payload', command: 'verify', ms: Math.round(v.ms), rssMiB: Math.round(v.rssMiB), code: v.code });
     expect(v.code).toBe(1);

@@ -5,7 +5,7 @@
  * tests' malformed-input builder.
  */
 import { execFile, spawnSync } from 'node:child_process';
-import { chmodSync, existsSync, lstatSync, readFileSync, readdirSync, statSync, symlinkSync, writeFileSync, copyFileSync } from 'node:fs';
+import { chmodSync, chownSync, existsSync, lstatSync, readFileSync, readdirSync, statSync, symlinkSync, writeFileSync, copyFileSync } from 'node:fs';
 import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -157,12 +157,16 @@ describe.skipIf(missing('Debian xen-syms + gcc/binutils (scripts/setup-deps.sh)'
     const real = join(dir, 'real.o');
     copyFileSync(good, real);
     chmodSync(real, 0o640);
+    // The owner is kept where the process may set it (root, as on these machines and in CI).
+    const root = process.getuid?.() === 0;
+    if (root) chownSync(real, 1234, 4321);
     const link = join(dir, 'link.o');
     symlinkSync(real, link);
     const r = await cli(['buildid', 'set', link]);
     expect(r.code, r.err).toBe(0);
     expect(lstatSync(link).isSymbolicLink()).toBe(true);
     expect(statSync(real).mode & 0o777).toBe(0o640);
+    if (root) expect(statSync(real)).toMatchObject({ uid: 1234, gid: 4321 });
     expect((await cli(['buildid', '--verify', link])).code).toBe(0);
     expect(readdirSync(dir).filter((n) => n.includes('xsplice-tmp'))).toEqual([]);
   });

@@ -4,7 +4,7 @@
  * symbols. Library code loads lazily.
  */
 import type { Command } from 'commander';
-import { io, run, toJson } from '../common.js';
+import { io, jsonResult, run } from '../common.js';
 
 export function register(program: Command, setExit: (code: number) => void): void {
   program
@@ -22,7 +22,7 @@ export function register(program: Command, setExit: (code: number) => void): voi
         // Xen takes at most 2 MiB in one upload: a bigger file is refused before it is read whole.
         const bytes = await readInput(file, { max: PAYLOAD_MAX, what: 'payload', tooLargeIsRefusal: true });
         const r = inspectPayload(bytes, file, { abis });
-        io.out(opts.json ? toJson(r) + '\n' : formatInspect(r));
+        io.out(opts.json ? jsonResult(r, true) + '\n' : formatInspect(r));
         return 0;
       });
       setExit(code);

@@ -180,7 +180,7 @@ export function streamElfView(elf: ElfFile, o: { json: boolean; file: string }, 
       }
       put(first ? `${pre}${JSON.stringify(key)}: []${last ? '' : ','}\n` : `\n${pre}]${last ? '' : ','}\n`);
     };
-    const head = { file: o.file, ...v.head() };
+    const head = { ok: true, file: o.file, ...v.head() };
     put('{\n');
     for (const [k, val] of Object.entries(head)) put(`  ${JSON.stringify(k)}: ${JSON.stringify(val)},\n`);
     list(1, 'sections', elf.sections, (s) => put('    ' + ind(2, v.section(s))), false);

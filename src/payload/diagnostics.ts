@@ -62,6 +62,9 @@ export const DIAGNOSTICS = {
   HDR_MACHINE: def('EOPNOTSUPP', 'upload', 'err', '§2.2#4', () => 'Unsupported ELF Machine type'),
   HDR_EABI: def('EOPNOTSUPP', 'upload', 'err', '§2.2#4c', (a) => `Unsupported ELF EABI(${(Number(a.flags) >>> 0).toString(16)})`),
   HDR_ARCH_UNSUPPORTED: def('ENOSYS', 'upload', 'none', '§2.2#4d', (a) => `live patching on ${a.arch} needs Xen 4.8 or later`),
+  // Seen on Debian 12's arm64 hypervisor (its .config: "# CONFIG_LIVEPATCH is not set"): every
+  // XEN_SYSCTL_livepatch_op returns ENOSYS, so `xen-livepatch upload` fails with "Error 38".
+  NO_LIVEPATCH: def('ENOSYS', 'upload', 'none', '§2.1', () => 'the hypervisor is built without CONFIG_LIVEPATCH (its symbol table has no livepatch_op): every live-patch operation returns ENOSYS'),
   HDR_SHSTRNDX_UNDEF: def('EINVAL', 'upload', 'err', '§2.2#5', () => 'Section name idx is undefined'),
   HDR_TOO_MANY_SECTIONS: def('EOPNOTSUPP', 'upload', 'err', '§2.2#6', (a) => `Too many (${a.shnum}) sections`),
   HDR_SHSTRNDX_PAST_END: def('EINVAL', 'upload', 'err', '§2.2#7', (a) => `Section name idx (${a.shstrndx}) is past end of sections (${a.shnum})`),
@@ -179,6 +182,8 @@ export const DIAGNOSTICS = {
   NOTE_REPLACE: def(null, 'note', 'info', '§2.13', (a) => `${a.why}`, 'warning'),
   NOTE_PAD_NONZERO: def(null, 'note', 'info', '§1.2, §2.10', (a) => `entry ${a.entry} (${a.symbol}): padding bytes are not zero (the design doc says MUST be zero; Xen ignores them)`, 'warning'),
   NOTE_UNCHECKED_TARGET: def(null, 'note', 'info', '§2.7', (a) => `${a.what}: the target gives no symbol table, not checked`, 'warning'),
+  // The host's loaded set (verify --loaded, src/payload/loaded.ts)
+  NOTE_LOADED: def(null, 'note', 'info', '§2.13', (a) => `${a.why}`, 'warning'),
   NOTE_DUPLICATE_SECTION: def(null, 'note', 'info', '§2.9', (a) => `section name ${a.section} appears more than once; Xen uses the lowest index [${a.index}]`, 'warning'),
 } as const satisfies Record<string, DiagnosticDef>;
 

@@ -25,6 +25,7 @@ import {
 import { applyChecks, type AppliedPayload } from './stack.js';
 import { decodeX86, type Insn } from './x86-decode.js';
 import { UsageError } from '../errors.js';
+import { ruleRef } from './rules.js';
 
 export interface VerifyInput {
   file: string;
@@ -33,6 +34,8 @@ export interface VerifyInput {
   name?: string;
   /** The file's size when `bytes` holds only its first bytes (a file larger than Xen accepts is not read whole). */
   size?: number;
+  /** Upload only, no APPLY (a payload the host holds as CHECKED; src/payload/loaded.ts). */
+  uploadOnly?: boolean;
 }
 
 /** The target as verify needs it (src/payload/target.ts `Target` fits). */
@@ -203,6 +206,13 @@ function verifyOne(input: VerifyInput, c: Ctx): { verdict: PayloadVerdict; loade
     report('UPLOAD_SIZE', { size: uploadSize });
     return finish();
   }
+  // A hypervisor built without CONFIG_LIVEPATCH answers the sysctl itself with ENOSYS. Told by a
+  // full symbol table (a linked xen-syms has thousands of symbols) that lacks livepatch_op.
+  const syms = c.target.symbols as { find(n: string): unknown[]; size?: number } | undefined;
+  if (syms && (syms.size ?? 0) > 1000 && syms.find('livepatch_op').length === 0) {
+    report('NO_LIVEPATCH');
+    return finish();
+  }
   const dup = c.loaded.find((p) => p.name === name);
   if (dup) {
     report('DUPLICATE_NAME', { name, other: dup.file });
@@ -341,7 +351,7 @@ function verifyOne(input: VerifyInput, c: Ctx): { verdict: PayloadVerdict; loade
   c.loaded.push(lp);
 
   // Apply (§2.13): stacking, expectations, REPLACE, safe_to_reapply.
-  applyChecks(lp, funcs, { ...c, col, xenBuildId: c.target.buildId });
+  if (!input.uploadOnly) applyChecks(lp, funcs, { ...c, col, xenBuildId: c.target.buildId });
   return finish(lp, ownId, depends);
 }
 
@@ -603,8 +613,10 @@ function checkThunks(elf: LoadedElf, c: Ctx, col: Collector): void {
   if (!retThunk && !indThunk) return;
   for (const s of elf.sections) {
     if (!(s.flags & SHF.EXECINSTR) || !s.mem || s.size === 0 || s.name === '.altinstr_replacement') continue;
-    let insns: Insn[];
-    insns = decodeX86(s.mem, s.loadAddr!);
+    // Decode only when an opcode byte of interest occurs at all: in the file's bytes, relocated
+    // fields are still zero (RELA), so addresses cannot fake one. ret: c3 c2 cb ca; indirect: ff.
+    if (!s.data.some((x) => (retThunk && (x & 0xfc) === 0xc8 && (x & 2) !== 0) || (retThunk && (x === 0xc3 || x === 0xc2)) || (indThunk && x === 0xff))) continue;
+    const insns: Insn[] = decodeX86(s.mem, s.loadAddr!);
     for (const i of insns) {
       if (retThunk && i.kind === 'ret') col.add('NOTE_RETURN_THUNK', { where: placeOf(elf, s, i.offset), insn: i.text }, { section: s.name, offset: i.offset });
       if (indThunk && (i.kind === 'jmp-indirect' || i.kind === 'call-indirect')) col.add('NOTE_INDIRECT_THUNK', { where: placeOf(elf, s, i.offset), insn: i.text }, { section: s.name, offset: i.offset });
@@ -851,7 +863,7 @@ export function formatVerify(r: VerifyResult): string {
     L.push(`${p.file} (name ${p.name}${p.buildId ? `, build-id ${p.buildId}` : ''}): ${verdict}`);
     for (const d of p.diagnostics) {
       const where = [d.section, d.symbol, d.offset !== undefined ? `+0x${d.offset.toString(16)}` : undefined].filter((x) => x !== undefined && x !== '').join(' ');
-      const head = `  ${d.severity === 'error' ? 'error' : 'warning'} ${d.code}${d.errno ? ` ${d.errno}` : ''}${d.first ? ' (what the hypervisor returns)' : ''}${where ? ` [${where}]` : ''} ${d.spec}`;
+      const head = `  ${d.severity === 'error' ? 'error' : 'warning'} ${d.code}${d.errno ? ` ${d.errno}` : ''}${d.first ? ' (what the hypervisor returns)' : ''}${where ? ` [${where}]` : ''} (${ruleRef(d.code)})`;
       L.push(head);
       for (const line of d.message.split('\n')) L.push(`      ${line}`);
     }

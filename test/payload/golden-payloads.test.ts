@@ -257,7 +257,7 @@ const CASES: Case[] = [
   { name: 'x86_64-L2c-single', objects: ['x86_new.o'], args: ['--patch', 'xen_extra_version'] },
   { name: 'x86_64-L2c-old-addr-name', objects: ['x86_new.o'], args: ['--patch', 'xen_extra_version', '--old-addr', 'name'] },
   { name: 'x86_64-L2c-by-address', objects: ['x86_new.o'], args: ['--patch', '0xffff82d040234940=xen_extra_version', '--expect'] },
-  { name: 'x86_64-L2c-nop-only', objects: [], args: ['--nop', 'xen_minor_version:5', '--nop', 'xen_major_version'] },
+  { name: 'x86_64-L2c-nop-only', objects: [], args: ['--nop', 'xen_minor_version:5', '--nop', 'xen_major_version:5'] },
   { name: 'x86_64-L2c-multi', objects: ['x86_multi_a.o', 'x86_multi_b.o'], args: ['--patch', 'xen_extra_version', '--expect'] },
   { name: 'x86_64-L2c-depends-payload', objects: ['x86_upper.o'], args: ['--patch', 'xen_extra_version', '--depends', '{payload:x86_64-L2c-multi}'] },
   { name: 'x86_64-L2c-depends-hex', objects: ['x86_new.o'], args: ['--patch', 'xen_extra_version', '--depends', '5eed'.repeat(10)] },

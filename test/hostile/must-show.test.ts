@@ -189,10 +189,13 @@ describe.skipIf(missing("Debian's Xen packages (scripts/setup-deps.sh)", haveDeb
     }
   });
 
-  it('stdout on a full disk (/dev/full): one line naming stdout, exit 2', async () => {
+  it('stdout on a full disk (/dev/full) or a closed pipe: one line naming stdout, exit 2', async () => {
     const r = await runChild([], { shell: `exec $XS buildid ${XEN_BUILD_ID} > /dev/full` });
     expectBoundedError(r, 2, /^xsplice: stdout: write failed \(ENOSPC: no space left on the device\)$/m, 'buildid HEX > /dev/full', '/dev/full');
     const r2 = await runChild([], { shell: `exec $XS elf ${xen()} --json > /dev/full` });
     expectBoundedError(r2, 2, /^xsplice: stdout: write failed \(ENOSPC/m, 'elf --json > /dev/full', '/dev/full');
+    // A reader that closes the pipe early (| head): the same, for EPIPE.
+    const r3 = await runChild([], { shell: `set -o pipefail; $XS elf ${xen()} | head -c 100 > /dev/null` });
+    expectBoundedError(r3, 2, /^xsplice: stdout: write failed \(EPIPE: the reader closed it\)$/m, 'elf | head -c 100', 'closed pipe');
   });
 });

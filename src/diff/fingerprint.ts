@@ -98,14 +98,16 @@ export class Fingerprinter {
     const own = this.hashCanon(this.symCanon(s));
     const h = createHash('sha256');
     const lines: number[] = [];
+    let any = children.length > 0;
     for (const o of [s, ...children]) {
+      if (this.sp.byOwner.has(o.index)) any = true;
       if (o !== s) h.update(`+child${o.size}:`).update(this.hashCanon(this.symCanon(o)));
       for (const e of this.sp.byOwner.get(o.index) ?? []) {
         h.update(`|${e.secName}@${o === s ? '' : 'c'}${e.anchor}:`).update(this.hashCanon(this.entryCanon(e)));
         if (e.line !== undefined) lines.push(e.line);
       }
     }
-    const rest = h.digest('hex').slice(0, 32);
+    const rest = any ? h.digest('hex').slice(0, 32) : '-';
     return { fp: `${s.size}:${own}:${rest}`, own, rest, lines };
   }
 

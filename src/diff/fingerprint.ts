@@ -7,7 +7,7 @@
 import { createHash } from 'node:crypto';
 import type { ObjIndex, Sym } from './objindex.js';
 import { fieldWidth, hex, isSpecialStatic, resolve, type Target } from './target.js';
-import { fixupChunk, isBugFrames, splitLine, type SpecialEntry, type SpecialIndex } from './special.js';
+import { bugFieldAddend, fixupChunk, isBugFrames, type SpecialEntry, type SpecialIndex } from './special.js';
 
 export interface KeyCtx {
   symKey(s: Sym): string;
@@ -66,7 +66,8 @@ export class Fingerprinter {
       const w = fieldWidth(r.type);
       bytes.fill(0, r.offset - from, Math.min(bytes.length, r.offset - from + w));
       let addend = r.addend;
-      if (bug && (r.offset - from === 0 || r.offset - from === 4)) addend = splitLine(addend).addend;
+      // Bug-frame fields are frame-relative (`sym - frame`): the field's offset k is in the addend.
+      if (bug) addend = bugFieldAddend(r.offset - from, addend).addend;
       const t = resolve(this.idx, sec, r, addend);
       const key = this.keyOf(t, entry);
       // Addend relative to what the key names (a whole-section key keeps the raw addend).

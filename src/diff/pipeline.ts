@@ -9,6 +9,7 @@ import { abiForVersion } from '../payload/abi.js';
 import type { PayloadAbi } from '../payload/abi-types.js';
 import { loadTarget, type Target } from '../payload/target.js';
 import { ObjIndex, type Sym } from './objindex.js';
+import { isElf } from '../elf/reader.js';
 import { indexSpecial, type SpecialIndex } from './special.js';
 import { correlate, type Correlation } from './correlate.js';
 import { Fingerprinter } from './fingerprint.js';
@@ -103,7 +104,14 @@ export async function diffObjects(o: DiffOptions): Promise<DiffResult> {
   const inputDigest = dig.digest('hex');
   const tag = inputDigest.slice(0, 8);
 
-  const states = pairs.map((p) => analyse(p.path, p.orig, p.patched!, abi, o));
+  const states: PairState[] = [];
+  for (const p of pairs) {
+    if (!isElf(p.patched!) || (p.orig && !isElf(p.orig))) {
+      errors.push({ code: 'DIFF_NOT_ELF', object: p.path, message: `${p.path} differs and is not an ELF object (e.g. the PE/COFF objects of xen.efi)`, suggestion: 'only ELF objects of the hypervisor can be live-patched' });
+      continue;
+    }
+    states.push(analyse(p.path, p.orig, p.patched!, abi, o));
+  }
   // Globals defined anew anywhere are renamed; references from other objects follow.
   const renamedGlobals = new Map<string, string>();
   for (const s of states) {
@@ -160,8 +168,16 @@ export async function diffObjects(o: DiffOptions): Promise<DiffResult> {
       ex.external.push(entry);
     }
     for (const p of em.patches) {
-      if (target?.symbols && target.symbols.find(p.old).length !== 1) {
+      const twin = s.oi?.defined.find((x) => x.xenName === p.old && x.type === STT.FUNC);
+      if (twin && twin.size < 5) {
+        errors.push({ code: 'DIFF_TOO_SMALL', object: s.path, symbol: p.old, message: `${p.old} is ${twin.size} bytes, smaller than the 5-byte jump the patch writes`, suggestion: 'patch its callers instead' });
+      }
+      if (!target?.symbols) continue;
+      const hits = target.symbols.find(p.old);
+      if (hits.length !== 1) {
         errors.push({ code: 'DIFF_XEN_UNRESOLVED', object: s.path, symbol: p.old, message: `XEN has no function ${p.old} to patch`, suggestion: 'check that XEN is the running build and ORIG its objects' });
+      } else if (twin && target.bytesAt && !sameBytes(s.oi!, twin, target, hits[0]!.value)) {
+        errors.push({ code: 'DIFF_XEN_MISMATCH', object: s.path, symbol: p.old, message: `${p.old} in XEN (0x${hits[0]!.value.toString(16)}) does not hold ORIG's bytes: ORIG is not the build of the running hypervisor`, suggestion: 'diff against the objects that built XEN (same source, compiler, .config and command lines)' });
       }
     }
     result.patches.push(...em.patches);

@@ -5,6 +5,7 @@
 import { describe, expect, it } from 'vitest';
 import { readElf } from '../../src/elf/reader.js';
 import { diffObjects, type DiffResult } from '../../src/diff/index.js';
+import { abiForVersion } from '../../src/payload/abi.js';
 import { join } from 'node:path';
 import { compile, pair, tmp } from './compile.js';
 
@@ -254,6 +255,19 @@ describe('diff corpus: clones, frames, tables', () => {
     expect(Number(elf.sectionByName('.altinstructions')!.size)).toBe(14);
     expect([...elf.sectionByName('.altinstr_replacement')!.data()]).toEqual([0xe8, 0xfb, 0xff, 0xff, 0xff]);
     expect(r.explain.objects[0]!.external.map((e) => e.name)).toContain('hook_ptr');
+  });
+
+  it('.alt_call_sites: cut with the 4-byte stride of 4.21+ rows, refused as unknown for 4.17', async () => {
+    const site = 'asm volatile ( "1: call *fp_x(%%rip)\\n.pushsection .alt_call_sites, \\"a\\", @progbits\\n.long 1b - .\\n.popsection" ::: "memory" );';
+    const src = (k: number) => `extern void (*fp_x)(void);\nint f(int x) { ${site} return x + ${k}; }\nint g(int x) { ${site} return x; }\n`;
+    const p = pair('acs', H + src(1), H + src(2));
+    const r21 = await diffObjects({ orig: p.orig, patched: p.patched, abi: abiForVersion('4.21.0', 'x86_64') });
+    expect(set(r21)).toEqual(['changed:f']);
+    const elf = readElf(r21.objects[0]!.bytes);
+    expect(Number(elf.sectionByName('.alt_call_sites')!.size)).toBe(4);
+    const r17 = await diffObjects({ orig: p.orig, patched: p.patched, abi: abiForVersion('4.17.5', 'x86_64') });
+    expect(codes(r17)).toEqual(['DIFF_UNSUPPORTED_SPECIAL']);
+    expect(r17.errors[0]!.message).toMatch(/f has entries in \.alt_call_sites/);
   });
 
   it('a new registration-table entry: DIFF_REGISTRATION_TABLE', async () => {

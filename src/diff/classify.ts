@@ -33,7 +33,17 @@ export interface Classified {
   harmless: string[];
 }
 
+const coldCache = new WeakMap<ObjIndex, { children: Map<number, Sym[]>; childSet: Set<number> }>();
 export function coldChildren(idx: ObjIndex): { children: Map<number, Sym[]>; childSet: Set<number> } {
+  let c = coldCache.get(idx);
+  if (!c) {
+    c = coldChildrenOf(idx);
+    coldCache.set(idx, c);
+  }
+  return c;
+}
+
+function coldChildrenOf(idx: ObjIndex): { children: Map<number, Sym[]>; childSet: Set<number> } {
   const children = new Map<number, Sym[]>();
   const childSet = new Set<number>();
   const funcs = new Map<string, Sym>();

@@ -34,6 +34,8 @@ export interface Rel {
   type: number;
   symbol: number;
   addend: bigint;
+  /** Cached resolution (target.ts). */
+  t?: import('./target.js').Target;
 }
 
 export const F_WRITE = Number(SHF.WRITE);

@@ -22,6 +22,19 @@ async function walk(root: string, rel: string, out: string[]): Promise<void> {
   }
 }
 
+/**
+ * Objects of a Xen tree that are not compiled translation units: the partial links
+ * (`built_in.o`, `prelink*.o`, `*.xen-syms.*.o`, hidden temporaries), the host tools, and `X.o`
+ * when `X.init.o` exists (objcopy made the linked `.init.o` from it, with every section renamed
+ * `.init.*`; diffing the intermediate would take init code for runtime code).
+ */
+export function linkOnly(rel: string, have: Set<string>): boolean {
+  const base = rel.slice(rel.lastIndexOf('/') + 1);
+  if (/^(built_in(_bin)?|prelink(-efi)?)\.o$/.test(base) || base.startsWith('.') || /\.xen-syms\.\d+\.o$/.test(base)) return true;
+  if (rel.startsWith('tools/')) return true;
+  return !base.endsWith('.init.o') && have.has(rel.replace(/\.o$/, '.init.o'));
+}
+
 interface Side {
   single: boolean;
   /** Relative path → loader. */
@@ -45,9 +58,10 @@ async function load(side: DiffSide, what: string): Promise<Side> {
     return new Uint8Array(b.buffer, b.byteOffset, b.byteLength);
   };
   if (st.isDirectory()) {
-    const list: string[] = [];
-    await walk(side, '', list);
-    list.sort();
+    const all: string[] = [];
+    await walk(side, '', all);
+    const have = new Set(all);
+    const list = all.filter((r) => !linkOnly(r, have)).sort();
     return { single: false, files: new Map(list.map((r) => [r, read(join(side, r))])) };
   }
   return { single: true, files: new Map([[basename(side), read(side)]]) };

@@ -47,10 +47,10 @@ function emptyCorrelation(): Correlation {
   return { o2p: new Map(), p2o: new Map(), renamedInit: new Set(), level: new Map(), errors: [] };
 }
 
-function analyse(path: string, orig: Uint8Array | undefined, patched: Uint8Array, abi: PayloadAbi, o: DiffOptions): PairState {
+function analyse(path: string, orig: Uint8Array | undefined, patched: Uint8Array, abi: PayloadAbi, o: DiffOptions, files: { orig?: string; patched?: string } = {}): PairState {
   const errors: DiffRefusal[] = [];
-  const pi = new ObjIndex(path, patched);
-  const oi = orig ? new ObjIndex(path, orig) : null;
+  const pi = new ObjIndex(files.patched ?? path, patched);
+  const oi = orig ? new ObjIndex(files.orig ?? path, orig) : null;
   const psp = indexSpecial(pi, abi);
   const osp = oi ? indexSpecial(oi, abi) : null;
   for (const e of [...psp.errors, ...(osp?.errors ?? [])]) errors.push({ code: 'DIFF_SPECIAL_LAYOUT', object: path, message: e, suggestion: 'the objects were not built for this release (wrong --xen or ABI row?)' });
@@ -106,11 +106,13 @@ export async function diffObjects(o: DiffOptions): Promise<DiffResult> {
 
   const states: PairState[] = [];
   for (const p of pairs) {
-    if (!isElf(p.patched!) || (p.orig && !isElf(p.orig))) {
+    // PE/COFF objects (machine 0x8664, xen.efi's) are refused; anything else not ELF is malformed (exit 2).
+    const coff = (b: Uint8Array): boolean => b.length >= 20 && b[0] === 0x64 && b[1] === 0x86;
+    if ((!isElf(p.patched!) && coff(p.patched!)) || (p.orig && !isElf(p.orig) && coff(p.orig))) {
       errors.push({ code: 'DIFF_NOT_ELF', object: p.path, message: `${p.path} differs and is not an ELF object (e.g. the PE/COFF objects of xen.efi)`, suggestion: 'only ELF objects of the hypervisor can be live-patched' });
       continue;
     }
-    states.push(analyse(p.path, p.orig, p.patched!, abi, o));
+    states.push(analyse(p.path, p.orig, p.patched!, abi, o, { ...(p.origFile ? { orig: p.origFile } : {}), ...(p.patchedFile ? { patched: p.patchedFile } : {}) }));
   }
   // Globals defined anew anywhere are renamed; references from other objects follow.
   const renamedGlobals = new Map<string, string>();

@@ -9,6 +9,9 @@ import type { DiffObjectInput, DiffSide } from './types.js';
 
 export interface ObjectPair {
   path: string;
+  /** Where each side came from, for messages (single-file mode: the paths given). */
+  origFile?: string;
+  patchedFile?: string;
   orig?: Uint8Array;
   patched?: Uint8Array;
 }
@@ -37,6 +40,7 @@ export function linkOnly(rel: string, have: Set<string>): boolean {
 
 interface Side {
   single: boolean;
+  file?: string;
   /** Relative path → loader. */
   files: Map<string, () => Promise<Uint8Array>>;
 }
@@ -64,7 +68,7 @@ async function load(side: DiffSide, what: string): Promise<Side> {
     const list = all.filter((r) => !linkOnly(r, have)).sort();
     return { single: false, files: new Map(list.map((r) => [r, read(join(side, r))])) };
   }
-  return { single: true, files: new Map([[basename(side), read(side)]]) };
+  return { single: true, file: side, files: new Map([[basename(side), read(side)]]) };
 }
 
 const same = (a: Uint8Array, b: Uint8Array): boolean => {
@@ -82,7 +86,7 @@ export async function pairObjects(orig: DiffSide, patched: DiffSide): Promise<{ 
     const ob = await of();
     const pb = await pf();
     const path = pn === on ? pn : pn;
-    return same(ob, pb) ? { pairs: [], identical: [path], removed: [] } : { pairs: [{ path, orig: ob, patched: pb }], identical: [], removed: [] };
+    return same(ob, pb) ? { pairs: [], identical: [path], removed: [] } : { pairs: [{ path, orig: ob, patched: pb, origFile: o.file!, patchedFile: p.file! }], identical: [], removed: [] };
   }
   const pairs: ObjectPair[] = [];
   const identical: string[] = [];

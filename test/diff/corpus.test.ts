@@ -270,6 +270,15 @@ describe('diff corpus: clones, frames, tables', () => {
     expect(r17.errors[0]!.message).toMatch(/f has entries in \.alt_call_sites/);
   });
 
+  it('FILE symbols that do not match: DIFF_FILE_MISMATCH, never a guess', async () => {
+    const d = tmp('filemis');
+    const o = compile(join(d, 'o'), 'fm', H + 'int f(int x) { return x; }\n', { file: 'common/fm.c' });
+    const p = compile(join(d, 'p'), 'fm', H + 'int f(int x) { return x + 1; }\n', { file: 'arch/x86/fm.c' });
+    const r = await diffObjects({ orig: o, patched: p });
+    expect(codes(r)).toEqual(['DIFF_FILE_MISMATCH']);
+    expect(r.errors[0]!.message).toMatch(/possible toolchain or config mismatch/);
+  });
+
   it('a new registration-table entry: DIFF_REGISTRATION_TABLE', async () => {
     const o = 'int rt(int x) { return x; }\n';
     const p = 'static int __attribute__((used, section(".data.paramhypfs"))) param_x = 1;\nint rt(int x) { return x + 1; }\n';

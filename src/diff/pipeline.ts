@@ -112,6 +112,15 @@ export async function diffObjects(o: DiffOptions): Promise<DiffResult> {
       errors.push({ code: 'DIFF_NOT_ELF', object: p.path, message: `${p.path} differs and is not an ELF object (e.g. the PE/COFF objects of xen.efi)`, suggestion: 'only ELF objects of the hypervisor can be live-patched' });
       continue;
     }
+    if (/(^|\/)arch\/x86\/boot\//.test(p.path)) {
+      errors.push({ code: 'DIFF_ASSEMBLY', object: p.path, message: `${p.path} is 32-bit boot code`, suggestion: 'boot code has run; it cannot be live-patched' });
+      continue;
+    }
+    const machine = (b: Uint8Array): number => (b.length >= 20 ? b[18]! | (b[19]! << 8) : 0);
+    if (machine(p.patched!) !== 62 || (p.orig && machine(p.orig) !== 62)) {
+      errors.push({ code: 'DIFF_ARCH', object: p.path, message: `${p.path} is not an x86-64 object (e_machine ${machine(p.patched!)})`, suggestion: 'diff handles x86-64 hypervisor objects' });
+      continue;
+    }
     states.push(analyse(p.path, p.orig, p.patched!, abi, o, { ...(p.origFile ? { orig: p.origFile } : {}), ...(p.patchedFile ? { patched: p.patchedFile } : {}) }));
   }
   // Globals defined anew anywhere are renamed; references from other objects follow.

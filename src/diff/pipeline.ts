@@ -116,7 +116,7 @@ export async function diffObjects(o: DiffOptions): Promise<DiffResult> {
       errors.push({ code: 'DIFF_ASSEMBLY', object: p.path, message: `${p.path} is 32-bit boot code`, suggestion: 'boot code has run; it cannot be live-patched' });
       continue;
     }
-    const machine = (b: Uint8Array): number => (b.length >= 20 ? b[18]! | (b[19]! << 8) : 0);
+    const machine = (b: Uint8Array): number => (isElf(b) && b.length >= 20 ? b[18]! | (b[19]! << 8) : 62);
     if (machine(p.patched!) !== 62 || (p.orig && machine(p.orig) !== 62)) {
       errors.push({ code: 'DIFF_ARCH', object: p.path, message: `${p.path} is not an x86-64 object (e_machine ${machine(p.patched!)})`, suggestion: 'diff handles x86-64 hypervisor objects' });
       continue;

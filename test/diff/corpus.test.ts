@@ -270,6 +270,15 @@ describe('diff corpus: clones, frames, tables', () => {
     expect(r17.errors[0]!.message).toMatch(/f has entries in \.alt_call_sites/);
   });
 
+  it('init symbols renamed by TEMP_NAME (name_<__LINE__>) pair as renamed-init, harmlessly', async () => {
+    const tn = '#define CAT_(a, b) a##_##b\n#define CAT(a, b) CAT_(a, b)\n#define TEMP_NAME(b) CAT(b, __LINE__)\n';
+    const body = (k: number) => `static const char __attribute__((used, section(".init.rodata"))) TEMP_NAME(ignored)[] = "opt";\nint rt(int x) { return x + ${k}; }\n`;
+    const r = await run('tempname', tn + body(1), tn + '\n\n' + body(2), false);
+    expect(set(r)).toEqual(['changed:rt']);
+    expect(r.data.map((d) => `${d.status}:${d.name}`)).toEqual([expect.stringMatching(/^renamed-init:ignored_\d+$/)]);
+    expect(r.ok).toBe(true);
+  });
+
   it('FILE symbols that do not match: DIFF_FILE_MISMATCH, never a guess', async () => {
     const d = tmp('filemis');
     const o = compile(join(d, 'o'), 'fm', H + 'int f(int x) { return x; }\n', { file: 'common/fm.c' });

@@ -16,6 +16,7 @@ import { Fingerprinter } from './fingerprint.js';
 import { classify, coldChildren, type Classified } from './classify.js';
 import { emitObject, newName } from './emit.js';
 import { pairObjects } from './sources.js';
+import { hookSkeleton } from './skeleton.js';
 import { fieldWidth } from './target.js';
 import type { DiffExplainObject, DiffOptions, DiffRefusal, DiffResult } from './types.js';
 
@@ -205,6 +206,13 @@ export async function diffObjects(o: DiffOptions): Promise<DiffResult> {
       const uniq = [...new Set(what)];
       errors.push({ code: 'DIFF_NO_FUNCTIONAL_CHANGE', object: states[0]?.path ?? identical[0] ?? '', message: `no functional change${uniq.length ? ': only ' + uniq.join('; ') : identical.length ? ` (${identical.length} identical object${identical.length > 1 ? 's' : ''})` : ''}`, suggestion: uniq.length ? 'pass --include-line-only to patch functions whose only change is a line number' : 'ORIG and PATCHED are the same build' });
     }
+  }
+  if (o.hookSkeleton) {
+    const vars = states.flatMap((s) => s.cls.changedData.map(({ sym, xenName }) => ({
+      xenName, size: sym.size,
+      bytes: s.pi.relsIn(sym.shndx, sym.value, sym.value + sym.size).length ? null : s.pi.data(sym.shndx).slice(sym.value, sym.value + sym.size),
+    })));
+    if (vars.length) result.hookSkeleton = hookSkeleton(vars);
   }
   result.warnings.push(...states.flatMap((s) => s.cls.warnings));
   result.explain.warnings = result.warnings;

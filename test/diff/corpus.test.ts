@@ -7,7 +7,7 @@ import { readElf } from '../../src/elf/reader.js';
 import { diffObjects, type DiffResult } from '../../src/diff/index.js';
 import { abiForVersion } from '../../src/payload/abi.js';
 import { join } from 'node:path';
-import { compile, pair, tmp } from './compile.js';
+import { CFLAGS, CORPUS, compile, pair, tmp } from './compile.js';
 
 const H = '#include "xen-mini.h"\nstruct domain { int id; };\n';
 
@@ -308,5 +308,34 @@ describe('diff corpus: clones, frames, tables', () => {
     };
     const r = await diffObjects({ orig: mk('o', 1), patched: mk('p', 2) });
     expect(codes(r)).toContain('DIFF_ASSEMBLY');
+  });
+});
+
+describe('hook skeleton for changed data (§8.3)', () => {
+  it('writes the new initialiser at load, restores at unload; the skeleton compiles and diffs into two hooks', async () => {
+    const { execFileSync } = await import('node:child_process');
+    const { mkdirSync, writeFileSync, copyFileSync } = await import('node:fs');
+    const o = 'static int limit = 3;\nvoid set_limit(int v) { limit = v; }\nint check(int x) { return x > limit; }\n';
+    const p = pair('skel', H + o, H + o.replace('= 3', '= 0x01020304'));
+    const r = await diffObjects({ orig: p.orig, patched: p.patched, hookSkeleton: true });
+    expect(codes(r)).toEqual(['DIFF_DATA_ONLY', 'DIFF_CHANGED_DATA']);
+    expect(r.hookSkeleton).toContain('__asm__("\\"skel.c#limit\\"")');
+    expect(r.hookSkeleton).toContain('{ 0x04, 0x03, 0x02, 0x01 }');
+    // Compile it against stand-in headers, add it to ORIG's tree as a new object: two hooks, the variable by Xen name.
+    const d = tmp('skelbuild');
+    mkdirSync(join(d, 'inc', 'xen'), { recursive: true });
+    writeFileSync(join(d, 'inc', 'xen', 'lib.h'), '');
+    writeFileSync(join(d, 'inc', 'xen', 'string.h'), 'void *memcpy(void *, const void *, unsigned long);\n');
+    writeFileSync(join(d, 'inc', 'xen', 'livepatch_payload.h'), '#include "xen-mini.h"\n');
+    mkdirSync(join(d, 'o'));
+    mkdirSync(join(d, 'p'));
+    writeFileSync(join(d, 'p', 'lp-hooks.c'), r.hookSkeleton!);
+    execFileSync('gcc', [...CFLAGS, '-I', join(d, 'inc'), '-I', CORPUS, '-c', 'lp-hooks.c', '-o', 'lp-hooks.o'], { cwd: join(d, 'p') });
+    copyFileSync(p.orig, join(d, 'o', 'skel.o'));
+    copyFileSync(p.orig, join(d, 'p', 'skel.o'));
+    const r2 = await diffObjects({ orig: join(d, 'o'), patched: join(d, 'p') });
+    expect(r2.hooks.map((h) => h.kind).sort()).toEqual(['load', 'unload']);
+    expect(r2.explain.objects[0]!.external.map((e) => e.name)).toEqual(expect.arrayContaining(['skel.c#limit', 'memcpy']));
+    expect(r2.errors).toEqual([]);
   });
 });

@@ -190,13 +190,11 @@ export function emitObject(inp: EmitInput): EmitOutput {
   for (const { sym: s, via } of order) {
     // A hook function the patch did not change is carried as a new function, not as a replacement.
     const twin = via[0]?.startsWith('hook') && !rootSet.has(s.index) ? undefined : corr.p2o.get(s.index);
-    const global = pi.syms[s.index]!.bind !== STB.LOCAL;
     const name = twin ? twin.xenName : newName(s.name, inp.tag);
     names.set(s.index, name);
     if (twin && twin.bind === STB.LOCAL && twin.file) copySym(s, `.text.${twin.name}`, twin.name, STB.LOCAL, twin.file);
     else copySym(s, `.text.${name}`, name, STB.GLOBAL);
     if (twin) patches.push({ old: twin.xenName, new: name });
-    void global;
     for (const c of cls.children.get(s.index) ?? []) {
       copySym(c, `.text.unlikely.${name}`, null, STB.LOCAL);
       names.set(c.index, '');
@@ -228,7 +226,6 @@ export function emitObject(inp: EmitInput): EmitOutput {
   // String and constant pools: only what is referenced, by content.
   const pools = new Map<string, { bytes: number[]; at: Map<string, number>; align: number; entsize: number; strings: boolean; out?: SectionId; sym?: SymbolId }>();
   const poolKey = (t: Target): string => (t.kind === 'str' ? `s${Number(pi.section(t.sec).addralign) || 1}` : t.kind === 'cst' ? `c${Number(pi.section(t.sec).entsize)}` : '');
-  const enc = new TextEncoder();
   const place = (t: Target): { pool: string; off: number } => {
     if (t.kind !== 'str' && t.kind !== 'cst') throw new Error('not a pool target');
     const k = poolKey(t);
@@ -254,7 +251,6 @@ export function emitObject(inp: EmitInput): EmitOutput {
     }
     return { pool: k, off };
   };
-  void enc;
   for (const n of poolNeeds) place(n.t);
 
   // ---- Special sections ----------------------------------------------------------------------

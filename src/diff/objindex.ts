@@ -49,9 +49,8 @@ const flagNum = (f: bigint): number => Number(BigInt.asUintN(32, f));
 const CLONE_NUM = new Set(['isra', 'constprop', 'part', 'lto_priv']);
 
 /** Splits `foo.isra.3`, `lock.4`, `f.part.0.cold` into (base, kinds). */
-const PLAIN = { kinds: '' };
 export function demangle(name: string): { base: string; kinds: string } {
-  if (!name.includes('.')) return { base: name, kinds: PLAIN.kinds };
+  if (!name.includes('.')) return { base: name, kinds: '' };
   const toks = name.split('.');
   if (toks.length < 2 || toks[0] === '') return { base: name, kinds: '' };
   const kinds: string[] = [];

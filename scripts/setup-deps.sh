@@ -2,6 +2,9 @@
 # Installs what the test suite and the examples need, from Debian's packages, idempotently.
 #   scripts/setup-deps.sh tools   -> toolchains used as oracles (cross binutils, multilib, lld, qemu, busybox)
 #   scripts/setup-deps.sh xen     -> Debian's Xen 4.17 packages downloaded and unpacked into .cache/debian/root
+#   scripts/setup-deps.sh xen-min -> only the hypervisor and its -dbg package (xen.gz, xen.efi, xen-syms):
+#                                    what `npm run example` and a `build`/`verify` need; the kernel,
+#                                    tools and libraries are for `try`
 #   scripts/setup-deps.sh all     -> both (default)
 # Nothing is committed; the cache lives under .cache/ (git-ignored). Safe to run concurrently (flock).
 set -euo pipefail
@@ -47,11 +50,27 @@ need_tools() {
   fi
 }
 
-need_xen() {
-  if [ -f "$cache/root/.complete-$XEN_VERSION" ]; then return 0; fi
-  # Another version unpacked here before: start the tree afresh so no file of it lingers.
+XEN_MIN_PKGS=("xen-hypervisor-4.17-amd64=$XEN_VERSION" "xen-hypervisor-4.17-amd64-dbg=$XEN_VERSION")
+
+# Another version unpacked here before: start the tree afresh so no file of it lingers.
+fresh_tree() {
   rm -rf "$cache/root" "$cache/debs"
   mkdir -p "$cache/root" "$cache/debs"
+}
+
+need_xen_min() {
+  if [ -f "$cache/root/.complete-$XEN_VERSION" ] || [ -f "$cache/root/.complete-min-$XEN_VERSION" ]; then return 0; fi
+  fresh_tree
+  apt_update_once
+  (cd "$cache/debs" && apt-get download -qq -o APT::Sandbox::User=root "${XEN_MIN_PKGS[@]}" >/dev/null)
+  for d in "$cache"/debs/*.deb; do dpkg -x "$d" "$cache/root"; done
+  touch "$cache/root/.complete-min-$XEN_VERSION"
+}
+
+need_xen() {
+  if [ -f "$cache/root/.complete-$XEN_VERSION" ]; then return 0; fi
+  # The hypervisor of this version may be there already (xen-min): keep it, add the rest.
+  [ -f "$cache/root/.complete-min-$XEN_VERSION" ] || fresh_tree
   apt_update_once
   (cd "$cache/debs" && apt-get download -qq -o APT::Sandbox::User=root "${XEN_PKGS[@]}" >/dev/null)
   # linux-image-amd64 is a metapackage: fetch the kernel image it depends on.
@@ -64,6 +83,7 @@ need_xen() {
 case "${1:-all}" in
   tools) need_tools ;;
   xen) need_xen ;;
+  xen-min) need_xen_min ;;
   all) need_tools; need_xen ;;
-  *) echo "usage: $0 [tools|xen|all]" >&2; exit 2 ;;
+  *) echo "usage: $0 [tools|xen|xen-min|all]" >&2; exit 2 ;;
 esac

@@ -29,13 +29,25 @@ export interface Sym {
   xenName: string;
 }
 
+/** What a relocation points at (target.ts resolves it). */
+export type Target =
+  | { kind: 'abs'; addend: bigint }
+  | { kind: 'ext'; name: string; addend: bigint }
+  /** addend relative to the symbol's start. */
+  | { kind: 'sym'; sym: Sym; addend: bigint }
+  /** A string: `start` its offset in section `sec`, addend relative to it. */
+  | { kind: 'str'; sec: number; start: number; content: string; addend: bigint }
+  | { kind: 'cst'; sec: number; start: number; content: string; addend: bigint }
+  /** A range of a section no symbol covers; addend relative to the section start. */
+  | { kind: 'anon'; sec: number; addend: bigint };
+
 export interface Rel {
   offset: number;
   type: number;
   symbol: number;
   addend: bigint;
   /** Cached resolution (target.ts). */
-  t?: import('./target.js').Target;
+  t?: Target;
 }
 
 export const F_WRITE = Number(SHF.WRITE);

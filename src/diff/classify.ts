@@ -163,8 +163,14 @@ export function classify(object: string, oi: ObjIndex | null, pi: ObjIndex, corr
         out.roots.push(p);
         continue;
       }
-      const fo = ofp!.func(o, oc.children.get(o.index) ?? []);
-      const fpp = pfp.func(p, out.children.get(p.index) ?? []);
+      const och = oc.children.get(o.index) ?? [];
+      const pch = out.children.get(p.index) ?? [];
+      if (!corr.renamedInit.has(p.index) && !ofp!.hasExtras(o, och) && !pfp.hasExtras(p, pch) && ofp!.sameOwn(pfp, o, p)) {
+        out.statusOf.set(p.index, 'same');
+        continue;
+      }
+      const fo = ofp!.func(o, och);
+      const fpp = pfp.func(p, pch);
       if (corr.renamedInit.has(p.index)) {
         push({ ...base, status: 'renamed-init', included: false, reason: `init symbol renamed ${o.name} → ${p.name} (TEMP_NAME carries __LINE__)`, rule: '§2.1.4' });
         out.harmless.push(`${p.name}: renamed init symbol`);
@@ -226,6 +232,7 @@ export function classify(object: string, oi: ObjIndex | null, pi: ObjIndex, corr
       out.harmless.push(`${p.name}: renamed init symbol`);
       continue;
     }
+    if (ofp!.sameOwn(pfp, o, p)) continue;
     const a = ofp!.object(o);
     const b = pfp.object(p);
     if (a === b) continue;

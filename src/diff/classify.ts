@@ -48,6 +48,7 @@ export function coldChildren(idx: ObjIndex): { children: Map<number, Sym[]>; chi
 function coldChildrenOf(idx: ObjIndex): { children: Map<number, Sym[]>; childSet: Set<number> } {
   const children = new Map<number, Sym[]>();
   const childSet = new Set<number>();
+  if (!idx.defined.some((s) => s.kinds.endsWith('cold'))) return { children, childSet };
   const funcs = new Map<string, Sym>();
   for (const s of idx.defined) if (s.type === STT.FUNC) funcs.set(`${s.file}\0${s.name}`, s);
   for (const s of idx.defined) {

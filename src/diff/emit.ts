@@ -98,7 +98,12 @@ export function emitObject(inp: EmitInput): EmitOutput {
 
   // Closure over relocations.
   const queue: { sym: Sym; via: string[] }[] = cls.roots.map((s) => ({ sym: s, via: [] }));
-  for (const h of hookFns) if (!cls.roots.includes(h.sym)) queue.push({ sym: h.sym, via: [`hook ${h.kind}`] });
+  const queued = new Set<number>(cls.roots.map((s) => s.index));
+  for (const h of hookFns) {
+    if (queued.has(h.sym.index)) continue;
+    queued.add(h.sym.index);
+    queue.push({ sym: h.sym, via: [`hook ${h.kind}`] });
+  }
   const dataCopies: { sym: Sym; named: boolean }[] = [];
   const dataSeen = new Set<number>();
   const anonSecs = new Set<number>();
@@ -109,7 +114,8 @@ export function emitObject(inp: EmitInput): EmitOutput {
       const d = decide(ctx, t);
       switch (d.kind) {
         case 'func':
-          if (!funcs.has(d.sym.index) && !queue.some((q) => q.sym === d.sym)) {
+          if (!funcs.has(d.sym.index) && !queued.has(d.sym.index)) {
+            queued.add(d.sym.index);
             queue.push({ sym: d.sym, via: [...via, who] });
           }
           break;
@@ -148,8 +154,8 @@ export function emitObject(inp: EmitInput): EmitOutput {
     return resolve(pi, sec, r);
   };
   const order: { sym: Sym; via: string[] }[] = [];
-  while (queue.length) {
-    const q = queue.shift()!;
+  for (let qi = 0; qi < queue.length; qi++) {
+    const q = queue[qi]!;
     if (funcs.has(q.sym.index)) continue;
     funcs.add(q.sym.index);
     order.push(q);

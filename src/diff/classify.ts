@@ -8,7 +8,7 @@ import type { ObjIndex, Sym } from './objindex.js';
 import { candidates, isInitSection, type Correlation } from './correlate.js';
 import type { Canon, Fingerprinter } from './fingerprint.js';
 import type { DiffData, DiffFunction, DiffRefusal } from './types.js';
-import { decode, insnAt } from './x86.js';
+import { decode, insnAt, type Insn } from './x86.js';
 
 /** Functions whose call makes a preceding `mov $imm32,%edx|%esi` a printed line number (§3.2). */
 export const LINE_SINKS = new Set(['printk']);
@@ -69,6 +69,18 @@ function firstByte(a: Uint8Array, b: Uint8Array): number {
   return n;
 }
 
+const BRANCH = /^(j[a-z]+|call|loop[a-z]*) 0x([0-9A-Fa-f]+)$/;
+function sameBranch(x: string, y: string, xi: Insn[], yi: Insn[]): boolean {
+  const a = BRANCH.exec(x);
+  const b = BRANCH.exec(y);
+  if (!a || !b || a[1] !== b[1]) return false;
+  const ta = parseInt(a[2]!, 16);
+  const tb = parseInt(b[2]!, 16);
+  const ia = xi.findIndex((i) => i.off === ta);
+  const ib = yi.findIndex((i) => i.off === tb);
+  return ia >= 0 && ia === ib;
+}
+
 /** First differing instruction or relocation of two canonical functions. */
 export function firstDifference(o: Canon, p: Canon): { offset: number; orig?: string; patched?: string; what: string } {
   const oi = decode(o.bytes, true);
@@ -86,6 +98,9 @@ export function firstDifference(o: Canon, p: Canon): { offset: number; orig?: st
     const bb = p.bytes.subarray(b.off, b.off + b.len);
     const ra = relAt(o, a.off, a.off + a.len);
     const rb = relAt(p, b.off, b.off + b.len);
+    // A relative branch whose target is the same instruction (by index) on both sides is the same
+    // branch, whatever its displacement: code moved, the branch did not change.
+    if (ra === rb && sameBranch(a.text!, b.text!, oi, pi)) continue;
     if (a.off !== b.off || firstByte(ab, bb) < Math.max(ab.length, bb.length) || ra !== rb) {
       const why = ra !== rb ? `relocation ${ra || '(none)'} → ${rb || '(none)'}` : 'instruction';
       return { offset: a.off, orig: `${a.text}${ra ? ' <' + ra + '>' : ''}`, patched: `${b.text}${rb ? ' <' + rb + '>' : ''}`, what: why };

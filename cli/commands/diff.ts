@@ -6,7 +6,7 @@
  */
 import type { Command } from 'commander';
 import { io, run, toJson, ExitRequest } from '../common.js';
-import { VERSION } from '../xsplice.js';
+import { VERSION } from '../version.js';
 
 interface DiffCliOptions {
   output?: string;

@@ -2,9 +2,10 @@
  * The hypervisor's ELF loader, simulated on the raw upload bytes: `livepatch_elf_load` (header,
  * section headers, section names, symbols), `move_payload` (placement) and symbol resolution
  * [payload-format.md §2.2–§2.7; Xen xen/common/livepatch_elf.c, xen/common/livepatch.c]; the
- * relocation pass (§2.8) is verify/relocate.ts. Checks run in Xen's order on the bytes as Xen reads them (the header in
- * the hypervisor's native class, little-endian), not through the project's ELF reader, so a payload
- * Xen rejects gets exactly Xen's diagnostic rather than a generic format error.
+ * relocation pass (§2.8) is verify/relocate.ts. Checks run in Xen's order on the bytes as Xen
+ * reads them (the header in the hypervisor's native class, little-endian), not through the
+ * project's ELF reader, so a payload Xen rejects gets exactly Xen's diagnostic rather than a
+ * generic format error.
  *
  * Sections that Xen loads get a simulated load address and a private copy of their contents, into
  * which relocations are applied, so later checks (funcs entries, alternatives, symbol export) see

@@ -2,7 +2,8 @@
 # Installs what the test suite and the examples need, from Debian's packages, idempotently.
 #   scripts/setup-deps.sh tools   -> toolchains used as oracles (cross binutils, multilib, lld, qemu, busybox)
 #   scripts/setup-deps.sh xen     -> Debian's Xen 4.17 packages downloaded and unpacked into .cache/debian/root
-#   scripts/setup-deps.sh all     -> both (default)
+#   scripts/setup-deps.sh patch   -> what `xsplice patch` needs to rebuild a Debian Xen base (dpkg-dev, flex, bison, lsb-release)
+#   scripts/setup-deps.sh all     -> tools and xen (default)
 # Nothing is committed; the cache lives under .cache/ (git-ignored). Safe to run concurrently (flock).
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
@@ -47,6 +48,20 @@ need_tools() {
   fi
 }
 
+# `xsplice patch`: apt-get source + dpkg-source (dpkg-dev), Xen's kconfig (flex, bison), the "Debian"
+# string Xen's build embeds (lsb-release), and the compiler/linker names Debian's build uses.
+PATCH_PKGS=(dpkg-dev flex bison lsb-release make gcc binutils python3 xz-utils debian-archive-keyring)
+need_patch() {
+  local missing=()
+  for p in "${PATCH_PKGS[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+  done
+  if [ ${#missing[@]} -gt 0 ]; then
+    apt_update_once
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  fi
+}
+
 need_xen() {
   if [ -f "$cache/root/.complete-$XEN_VERSION" ]; then return 0; fi
   # Another version unpacked here before: start the tree afresh so no file of it lingers.
@@ -64,6 +79,7 @@ need_xen() {
 case "${1:-all}" in
   tools) need_tools ;;
   xen) need_xen ;;
+  patch) need_patch ;;
   all) need_tools; need_xen ;;
-  *) echo "usage: $0 [tools|xen|all]" >&2; exit 2 ;;
+  *) echo "usage: $0 [tools|xen|patch|all]" >&2; exit 2 ;;
 esac

@@ -11,6 +11,7 @@ import { register as registerInspect } from './commands/inspect.js';
 import { register as registerVerify } from './commands/verify.js';
 import { register as registerDiff } from './commands/diff.js';
 import { register as registerTry } from './commands/try.js';
+import { register as registerPatch } from './commands/patch.js';
 
 import { VERSION } from './version.js';
 
@@ -28,7 +29,7 @@ export function makeProgram(setExit: (code: number) => void): Command {
       writeErr: (s) => io.err(s),
       outputError: (s, write) => write(s.startsWith('error:') ? `xsplice: ${s.slice(7)}` : s),
     });
-  for (const reg of [registerElf, registerBuildid, registerBuild, registerInspect, registerVerify, registerDiff, registerTry]) {
+  for (const reg of [registerElf, registerBuildid, registerBuild, registerInspect, registerVerify, registerDiff, registerPatch, registerTry]) {
     reg(program, setExit);
   }
   return program;

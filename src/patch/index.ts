@@ -115,12 +115,13 @@ export async function resolveBase(o: PatchOptions, target: Target, progress: Pro
 }
 
 /** Refuses (exit 1) when the base is not XEN, naming what differs. */
-export function checkBase(base: Base, target: Target, records: () => Map<string, ObjectRecord>): void {
+export async function checkBase(base: Base, target: Target, records: () => Map<string, ObjectRecord>): Promise<void> {
   if (base.buildId === target.buildIdHex) return;
   let detail = '';
   let m: Mismatch | undefined;
   try {
-    m = explainMismatch(join(base.tree, 'xen', 'xen-syms'), join(base.tree, 'xen'), records(), target);
+    const syms = join(base.tree, 'xen', 'xen-syms');
+    m = explainMismatch(syms, join(base.tree, 'xen'), records(), target, await loadTarget(syms));
     detail = '\n' + formatMismatch(m);
   } catch (e) {
     detail = `\n(could not compare further: ${(e as Error).message})`;
@@ -142,7 +143,7 @@ export async function patchXen(o: PatchOptions): Promise<PatchResult> {
   const xenDir = join(base.tree, 'xen');
   let records: Map<string, ObjectRecord> | undefined;
   const getRecords = (): Map<string, ObjectRecord> => (records ??= readObjectRecords(xenDir));
-  checkBase(base, target, getRecords);
+  await checkBase(base, target, getRecords);
 
   const scratch = mkdtempSync(join(tmpdir(), 'xsplice-patch-'));
   try {

@@ -91,7 +91,7 @@ export function compareSections(base: ElfFile, xen: ElfFile): SectionDifference[
 }
 
 /** Per object: functions whose size differs from XEN's symbol of the same Xen name. */
-export function compareObjects(xenDir: string, records: Map<string, ObjectRecord>, target: Target, limit = 12): ObjectDifference[] {
+export function compareObjects(xenDir: string, records: Map<string, ObjectRecord>, target: Target, baseTarget: Target | undefined, limit = 12): ObjectDifference[] {
   if (!target.symbols) return [];
   const out: ObjectDifference[] = [];
   const flagsByDir = new Map<string, Map<string, number>>();
@@ -124,6 +124,9 @@ export function compareObjects(xenDir: string, records: Map<string, ObjectRecord
       const name = s.bind === STB.LOCAL ? `${file}#${s.name}` : s.name;
       const hits = target.symbols.find(name);
       if (hits.length !== 1) continue;
+      // Only where the base linked this object's definition (lib/ fall-backs lose to arch versions).
+      const own = baseTarget?.symbols?.find(name);
+      if (baseTarget && (own?.length !== 1 || own[0]!.size !== s.size)) continue;
       if (hits[0]!.size !== s.size) fns.push(`${name} 0x${s.size.toString(16)} (XEN 0x${hits[0]!.size.toString(16)})`);
     }
     if (fns.length === 0) continue;
@@ -138,7 +141,7 @@ export function compareObjects(xenDir: string, records: Map<string, ObjectRecord
 }
 
 /** Everything that explains a build-id mismatch between the base's xen-syms and XEN. */
-export function explainMismatch(baseSyms: string, xenDir: string, records: Map<string, ObjectRecord>, target: Target): Mismatch {
+export function explainMismatch(baseSyms: string, xenDir: string, records: Map<string, ObjectRecord>, target: Target, baseTarget?: Target): Mismatch {
   const base = loadElf(baseSyms);
   const causes: string[] = [];
   let sections: SectionDifference[] = [];
@@ -152,7 +155,7 @@ export function explainMismatch(baseSyms: string, xenDir: string, records: Map<s
       causes.push(`a different compiler: the base was built by ${b[0] ?? '?'}, XEN by ${x[0] ?? '?'}`);
     }
   }
-  const objects = compareObjects(xenDir, records, target);
+  const objects = compareObjects(xenDir, records, target, baseTarget);
   const flagged = objects.filter((o) => o.unusualFlags.length > 0);
   if (flagged.length) causes.push(`compiler flags: ${flagged.map((o) => `${o.object} was built with ${o.unusualFlags.join(' ')}`).join('; ')}`);
   else if (objects.length) causes.push(`code generation differs in ${objects.map((o) => o.object).join(', ')} (compiler flags, configuration or source)`);

@@ -155,6 +155,10 @@ export async function patchXen(o: PatchOptions): Promise<PatchResult> {
     const affected = affectedObjects(getRecords(), changed);
     const skipped: PatchResult['skipped'] = [];
     const toBuild = affected.filter((r) => {
+      if (r.object.startsWith('arch/x86/boot/')) {
+        skipped.push({ object: r.object, why: '32-bit boot code, linked into the image as a blob and run once at boot; not live-patchable' });
+        return false;
+      }
       if (r.source.endsWith('.c')) return true;
       skipped.push({ object: r.object, why: `built from ${r.source} (assembly); it includes a changed header but cannot be live-patched` });
       return false;

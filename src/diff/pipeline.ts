@@ -1,9 +1,205 @@
-import type { DiffOptions, DiffResult } from './types.js';
+/**
+ * The diff pipeline (§1): pair objects → index → correlate → fingerprint/compare → classify →
+ * include → cut special sections → emit objects → explain. Deterministic: iteration follows paths
+ * (sorted) and symbol-table order; new names come from the inputs' digests, never from the clock.
+ */
+import { createHash } from 'node:crypto';
+import { STB, STT } from '../elf/constants.js';
+import { abiForVersion } from '../payload/abi.js';
+import type { PayloadAbi } from '../payload/abi-types.js';
+import { loadTarget, type Target } from '../payload/target.js';
+import { ObjIndex, type Sym } from './objindex.js';
+import { indexSpecial, type SpecialIndex } from './special.js';
+import { correlate, type Correlation } from './correlate.js';
+import { Fingerprinter } from './fingerprint.js';
+import { classify, coldChildren, type Classified } from './classify.js';
+import { emitObject, newName } from './emit.js';
+import { pairObjects } from './sources.js';
+import { fieldWidth } from './target.js';
+import type { DiffExplainObject, DiffOptions, DiffRefusal, DiffResult } from './types.js';
 
-export async function diffObjects(_o: DiffOptions): Promise<DiffResult> {
-  const errors = [{ code: 'DIFF_NOT_YET', object: '', message: 'xsplice diff is not implemented yet', suggestion: '' }];
-  return {
+const sha256 = (b: Uint8Array | string): string => createHash('sha256').update(b).digest('hex');
+
+interface PairState {
+  path: string;
+  oi: ObjIndex | null;
+  pi: ObjIndex;
+  osp: SpecialIndex | null;
+  psp: SpecialIndex;
+  corr: Correlation;
+  cls: Classified;
+  errors: DiffRefusal[];
+}
+
+export function defaultAbi(target?: Target): PayloadAbi {
+  if (target?.version) {
+    try {
+      return abiForVersion(target.version, 'x86_64');
+    } catch {
+      /* fall through: an unknown version still diffs with the 4.17 layouts */
+    }
+  }
+  return abiForVersion('4.17.5', 'x86_64');
+}
+
+function emptyCorrelation(): Correlation {
+  return { o2p: new Map(), p2o: new Map(), renamedInit: new Set(), level: new Map(), errors: [] };
+}
+
+function analyse(path: string, orig: Uint8Array | undefined, patched: Uint8Array, abi: PayloadAbi, o: DiffOptions): PairState {
+  const errors: DiffRefusal[] = [];
+  const pi = new ObjIndex(path, patched);
+  const oi = orig ? new ObjIndex(path, orig) : null;
+  const psp = indexSpecial(pi, abi);
+  const osp = oi ? indexSpecial(oi, abi) : null;
+  for (const e of [...psp.errors, ...(osp?.errors ?? [])]) errors.push({ code: 'DIFF_SPECIAL_LAYOUT', object: path, message: e, suggestion: 'the objects were not built for this release (wrong --xen or ABI row?)' });
+  if (pi.files.length === 0 || pi.files.some((f) => /\.[sS]$/.test(f)) || /(^|\/)arch\/x86\/boot\//.test(path)) {
+    errors.push({ code: 'DIFF_ASSEMBLY', object: path, message: `${path} is built from assembly (${pi.files.join(', ') || 'no STT_FILE symbol'}) or is 32-bit boot code`, suggestion: 'change the C code instead, or write the replacement by hand and use xsplice build' });
+  }
+  // Correlation, with provisional fingerprints for its level 3.
+  let corr = emptyCorrelation();
+  if (oi) {
+    const ochild = coldChildren(oi);
+    const pchild = coldChildren(pi);
+    let cur = emptyCorrelation();
+    const pre = (side: 'o' | 'p') => (s: Sym): string => {
+      const paired = side === 'o' ? cur.o2p.has(s.index) : cur.p2o.has(s.index);
+      return paired ? `sym:${side === 'o' ? s.xenName : cur.p2o.get(s.index)!.xenName}` : `dm:${s.file}#${s.base}.${s.kinds}`;
+    };
+    const ofp0 = new Fingerprinter(oi, osp!, { symKey: pre('o') });
+    const pfp0 = new Fingerprinter(pi, psp, { symKey: pre('p') });
+    corr = correlate(oi, pi, (side, s, c) => {
+      cur = c;
+      const f = side === 'o' ? ofp0 : pfp0;
+      const ch = side === 'o' ? ochild : pchild;
+      return s.type === STT.FUNC ? f.func(s, ch.children.get(s.index) ?? []).fp : f.object(s);
+    });
+    for (const e of corr.errors) errors.push({ code: e.code, object: path, symbol: e.symbol, message: e.message, suggestion: 'check that ORIG is the build of the running hypervisor (same compiler, same .config, same command lines)' });
+  }
+  const ofp = oi ? new Fingerprinter(oi, osp!, { symKey: (s) => (corr.o2p.has(s.index) ? `sym:${s.xenName}` : `gone:${s.xenName}`) }) : null;
+  const pfp = new Fingerprinter(pi, psp, { symKey: (s) => { const t = corr.p2o.get(s.index); return t ? `sym:${t.xenName}` : `new:${s.xenName}`; } });
+  const cls = classify(path, oi, pi, corr, ofp, pfp, { includeLineOnly: !!o.includeLineOnly, allowInit: (o.allow ?? []).includes('init') });
+  errors.push(...cls.errors);
+  const rootSet = new Set(cls.roots.map((s) => s.index));
+  for (const u of psp.unsupported) {
+    if (u.owner && !rootSet.has(u.owner.index)) continue;
+    if (!u.owner && cls.roots.length === 0) continue;
+    if (!u.owner) continue;
+    errors.push({ code: 'DIFF_UNSUPPORTED_SPECIAL', object: path, symbol: u.owner.name, message: `${u.owner.name} has entries in ${u.secName}: Xen's loader has no such table`, suggestion: 'move the construct out of the patched function' });
+  }
+  return { path, oi, pi, osp, psp, corr, cls, errors };
+}
+
+export async function diffObjects(o: DiffOptions): Promise<DiffResult> {
+  const target = typeof o.xen === 'string' ? await loadTarget(o.xen) : o.xen;
+  const abi = o.abi ?? defaultAbi(target);
+  const { pairs, identical, removed } = await pairObjects(o.orig, o.patched);
+  const errors: DiffRefusal[] = [];
+  for (const r of removed) errors.push({ code: 'DIFF_REMOVED_OBJECT', object: r, message: `${r} exists only in ORIG`, suggestion: 'a payload cannot remove an object; keep the file and stop calling its functions' });
+  // Deterministic tag for new names (§4.3): sorted input digests plus the patch name.
+  const dig = createHash('sha256');
+  for (const p of pairs) dig.update(`${p.path}\0${p.orig ? sha256(p.orig) : '-'}\0${sha256(p.patched!)}\n`);
+  dig.update(`name\0${o.patchName ?? ''}`);
+  const inputDigest = dig.digest('hex');
+  const tag = inputDigest.slice(0, 8);
+
+  const states = pairs.map((p) => analyse(p.path, p.orig, p.patched!, abi, o));
+  // Globals defined anew anywhere are renamed; references from other objects follow.
+  const renamedGlobals = new Map<string, string>();
+  for (const s of states) {
+    for (const sym of s.pi.defined) {
+      if (sym.bind === STB.LOCAL || s.corr.p2o.has(sym.index) || (s.oi && s.oi.defined.some((x) => x.name === sym.name && x.bind !== STB.LOCAL))) continue;
+      renamedGlobals.set(sym.name, newName(sym.name, tag));
+    }
+  }
+  const result: DiffResult = {
     ok: false, functions: [], data: [], errors, warnings: [], objects: [], patches: [], hooks: [],
-    explain: { objects: [], identical: [], equivalent: [], warnings: [] }, inputDigest: '',
+    explain: { objects: [], identical, equivalent: [], warnings: [] }, inputDigest,
   };
+  for (const s of states) {
+    errors.push(...s.errors);
+    result.functions.push(...s.cls.functions);
+    result.data.push(...s.cls.data);
+    const ex: DiffExplainObject = {
+      object: s.path,
+      changed: s.cls.functions.filter((f) => f.status === 'changed'),
+      new: s.cls.functions.filter((f) => f.status === 'new'),
+      lineOnly: s.cls.functions.filter((f) => f.status === 'line-only'),
+      pulledIn: [], external: [], copied: [],
+      excluded: s.cls.functions.filter((f) => !f.included).map((f) => ({ name: f.name, why: f.reason, rule: f.rule })),
+      refusals: s.errors,
+    };
+    result.explain.objects.push(ex);
+    if (s.cls.functions.length === 0 && s.cls.data.length === 0) result.explain.equivalent.push(s.path);
+    const hasHooks = s.pi.elf.sections.some((x) => x.name.startsWith('.livepatch.hooks'));
+    if (s.cls.roots.length === 0 && !hasHooks) continue;
+    const em = emitObject({ object: s.path, pi: s.pi, psp: s.psp, corr: s.corr, cls: s.cls, abi, tag, renamedGlobals });
+    errors.push(...em.errors);
+    ex.refusals = [...s.errors, ...em.errors];
+    result.warnings.push(...em.warnings);
+    ex.pulledIn = em.explain.pulledIn;
+    ex.copied = em.explain.copied;
+    for (const p of em.explain.pulledIn) {
+      const f = result.functions.find((x) => x.object === s.path && x.name === p.name);
+      if (f && !f.included) f.included = true;
+    }
+    for (const [name, orig] of em.externals) {
+      const entry: DiffExplainObject['external'][number] = { name };
+      if (target?.symbols) {
+        const hits = target.symbols.find(name);
+        if (hits.length !== 1) {
+          errors.push({ code: 'DIFF_XEN_UNRESOLVED', object: s.path, symbol: name, message: hits.length ? `${name} names ${hits.length} symbols in XEN` : `XEN has no symbol ${name}: the payload would not load ("Unknown symbol")`, suggestion: 'check that XEN is the running build and ORIG its objects' });
+        } else {
+          entry.address = `0x${hits[0]!.value.toString(16)}`;
+          if (orig && orig.type === STT.FUNC && s.oi && target.bytesAt) {
+            entry.verified = sameBytes(s.oi, orig, target, hits[0]!.value);
+            if (!entry.verified) errors.push({ code: 'DIFF_XEN_MISMATCH', object: s.path, symbol: name, message: `${name} in XEN does not hold ORIG's bytes: ORIG is not the running build`, suggestion: 'diff against the objects that built XEN' });
+          }
+        }
+      }
+      ex.external.push(entry);
+    }
+    for (const p of em.patches) {
+      if (target?.symbols && target.symbols.find(p.old).length !== 1) {
+        errors.push({ code: 'DIFF_XEN_UNRESOLVED', object: s.path, symbol: p.old, message: `XEN has no function ${p.old} to patch`, suggestion: 'check that XEN is the running build and ORIG its objects' });
+      }
+    }
+    result.patches.push(...em.patches);
+    result.hooks.push(...em.hooks);
+    if (em.bytes) result.objects.push({ name: `${s.path.replace(/\//g, '_').replace(/\.o$/, '')}.lp.o`, bytes: em.bytes });
+  }
+  const included = result.functions.filter((f) => f.included);
+  if (included.length === 0 && result.hooks.length === 0 && !errors.some((e) => e.code === 'DIFF_DATA_ONLY')) {
+    const changedData = result.data.filter((d) => d.status === 'changed' || d.status === 'new');
+    if (changedData.length) {
+      errors.unshift({ code: 'DIFF_DATA_ONLY', object: changedData[0]!.object, symbol: changedData[0]!.xenName ?? changedData[0]!.name, message: `no function changed, but data did: ${changedData.map((d) => d.xenName ?? d.name).join(', ')}`, suggestion: 'The running value will not change. Write a LIVEPATCH_LOAD_HOOK that updates it, or change the code that uses it.' });
+    } else if (errors.length === 0) {
+      const what = [...states.flatMap((s) => s.cls.harmless), ...states.flatMap((s) => s.cls.functions.filter((f) => !f.included).map((f) => `${f.name}: ${f.status}`))];
+      const uniq = [...new Set(what)];
+      errors.push({ code: 'DIFF_NO_FUNCTIONAL_CHANGE', object: states[0]?.path ?? identical[0] ?? '', message: `no functional change${uniq.length ? ': only ' + uniq.join('; ') : identical.length ? ` (${identical.length} identical object${identical.length > 1 ? 's' : ''})` : ''}`, suggestion: uniq.length ? 'pass --include-line-only to patch functions whose only change is a line number' : 'ORIG and PATCHED are the same build' });
+    }
+  }
+  result.warnings.push(...states.flatMap((s) => s.cls.warnings));
+  result.explain.warnings = result.warnings;
+  result.ok = errors.length === 0 && (included.length > 0 || result.hooks.length > 0);
+  return result;
+}
+
+/** XEN's bytes of a function equal ORIG's outside relocated fields (§8.4). */
+function sameBytes(oi: ObjIndex, s: Sym, target: Target, addr: bigint): boolean {
+  let xb: Uint8Array;
+  try {
+    xb = target.bytesAt!(addr, s.size);
+  } catch {
+    return false;
+  }
+  const ob = oi.data(s.shndx).slice(s.value, s.value + s.size);
+  const x = xb.slice();
+  for (const r of oi.relsIn(s.shndx, s.value, s.value + s.size)) {
+    const at = r.offset - s.value;
+    const w = fieldWidth(r.type);
+    ob.fill(0, at, at + w);
+    x.fill(0, at, at + w);
+  }
+  return ob.length === x.length && ob.every((v, i) => v === x[i]);
 }

@@ -1,0 +1,115 @@
+/**
+ * Fingerprints (§3.1): a symbol's bytes with every relocated field zeroed, plus its relocations as
+ * (offset, type, target key, normalised addend), sorted by offset; targets by meaning, never by
+ * symbol index. A function's fingerprint also covers its `.cold` children and its special-section
+ * entries (bug-frame line bits taken out and kept aside, §3.2).
+ */
+import { createHash } from 'node:crypto';
+import type { ObjIndex, Sym } from './objindex.js';
+import { fieldWidth, hex, isSpecialStatic, resolve, type Target } from './target.js';
+import { fixupChunk, isBugFrames, splitLine, type SpecialEntry, type SpecialIndex } from './special.js';
+
+export interface KeyCtx {
+  symKey(s: Sym): string;
+}
+
+export interface RelKey {
+  off: number;
+  type: number;
+  key: string;
+  addend: bigint;
+}
+
+export interface Canon {
+  bytes: Uint8Array;
+  rels: RelKey[];
+}
+
+const sha = (s: string | Uint8Array): string => createHash('sha256').update(s).digest('hex').slice(0, 32);
+
+export class Fingerprinter {
+  constructor(readonly idx: ObjIndex, readonly sp: SpecialIndex, readonly ctx: KeyCtx) {}
+
+  keyOf(t: Target, entry?: SpecialEntry): string {
+    switch (t.kind) {
+      case 'abs': return 'abs';
+      case 'ext': return `ext:${t.name}`;
+      case 'str': return `str:${t.content}`;
+      case 'cst': return `cst:${t.content}`;
+      case 'sym':
+        if (isSpecialStatic(t.sym)) return `copy:${hex(this.idx.data(t.sym.shndx).subarray(t.sym.value, t.sym.value + t.sym.size))}`;
+        return this.ctx.symKey(t.sym);
+      case 'anon': {
+        const name = this.idx.section(t.sec).name;
+        if (name === '.fixup') {
+          const c = fixupChunk(this.sp, t.sec, Number(t.addend));
+          return `fixup:${this.hashCanon(this.canon(t.sec, c.start, c.end))}`;
+        }
+        if (name === '.altinstr_replacement' && entry) {
+          const d = this.idx.data(entry.sec);
+          const len = d[entry.off + 11] ?? 0;
+          const st = Number(t.addend);
+          return `repl:${this.hashCanon(this.canon(t.sec, st, st + len))}`;
+        }
+        return `anon:${name}:${sha(this.idx.data(t.sec))}`;
+      }
+    }
+  }
+
+  /** Canonical form of [from, to) of section `sec`. */
+  canon(sec: number, from: number, to: number, entry?: SpecialEntry): Canon {
+    const data = this.idx.data(sec);
+    const bytes = data.slice(from, Math.max(from, to));
+    const rels: RelKey[] = [];
+    const bug = entry !== undefined && isBugFrames(entry.secName);
+    for (const r of this.idx.relsIn(sec, from, to)) {
+      const w = fieldWidth(r.type);
+      bytes.fill(0, r.offset - from, Math.min(bytes.length, r.offset - from + w));
+      let addend = r.addend;
+      if (bug && (r.offset - from === 0 || r.offset - from === 4)) addend = splitLine(addend).addend;
+      const t = resolve(this.idx, sec, r, addend);
+      const key = this.keyOf(t, entry);
+      // Addend relative to what the key names (a whole-section key keeps the raw addend).
+      rels.push({ off: r.offset - from, type: r.type, key, addend: key.startsWith('fixup:') || key.startsWith('repl:') ? 0n : t.addend });
+    }
+    return { bytes, rels };
+  }
+
+  hashCanon(c: Canon): string {
+    const h = createHash('sha256');
+    h.update(`${c.bytes.length}:`).update(c.bytes);
+    for (const r of c.rels) h.update(`|${r.off},${r.type},${r.key},${r.addend}`);
+    return h.digest('hex').slice(0, 32);
+  }
+
+  /** Canonical form of a symbol's own range. */
+  symCanon(s: Sym): Canon {
+    return this.canon(s.shndx, s.value, s.value + s.size);
+  }
+
+  entryCanon(e: SpecialEntry): Canon {
+    const c = this.canon(e.sec, e.off, e.off + e.size, e);
+    // The anchor is relative to the owner, whichever offset the entry has in its section.
+    return c;
+  }
+
+  /** Fingerprint of a function with its children and special entries; lines kept aside. */
+  func(s: Sym, children: Sym[]): { fp: string; own: string; rest: string; lines: number[] } {
+    const own = this.hashCanon(this.symCanon(s));
+    const h = createHash('sha256');
+    const lines: number[] = [];
+    for (const o of [s, ...children]) {
+      if (o !== s) h.update(`+child${o.size}:`).update(this.hashCanon(this.symCanon(o)));
+      for (const e of this.sp.byOwner.get(o.index) ?? []) {
+        h.update(`|${e.secName}@${o === s ? '' : 'c'}${e.anchor}:`).update(this.hashCanon(this.entryCanon(e)));
+        if (e.line !== undefined) lines.push(e.line);
+      }
+    }
+    const rest = h.digest('hex').slice(0, 32);
+    return { fp: `${s.size}:${own}:${rest}`, own, rest, lines };
+  }
+
+  object(s: Sym): string {
+    return `${s.size}:${this.hashCanon(this.symCanon(s))}`;
+  }
+}

@@ -1,0 +1,196 @@
+/**
+ * The synthetic corpus of spec §6.4 stage 3: ORIG/PATCHED pairs compiled by gcc here with the
+ * hypervisor's flags, with and without -g. Each case asserts the exact function set and reasons.
+ */
+import { describe, expect, it } from 'vitest';
+import { readElf } from '../../src/elf/reader.js';
+import { diffObjects, type DiffResult } from '../../src/diff/index.js';
+import { pair } from './compile.js';
+
+const H = '#include "xen-mini.h"\nstruct domain { int id; };\n';
+
+async function run(name: string, orig: string, patched: string, g: boolean, extra: { includeLineOnly?: boolean; allow?: string[] } = {}): Promise<DiffResult> {
+  const p = pair(name, H + orig, H + patched, { g });
+  return diffObjects({ orig: p.orig, patched: p.patched, ...extra });
+}
+const set = (r: DiffResult, status?: string): string[] => r.functions.filter((f) => !status || f.status === status).map((f) => `${f.status}:${f.xenName ?? f.name}`).sort();
+const included = (r: DiffResult): string[] => r.functions.filter((f) => f.included).map((f) => f.xenName ?? f.name).sort();
+const codes = (r: DiffResult): string[] => r.errors.map((e) => e.code);
+const sections = (r: DiffResult): string[] => (r.objects[0] ? readElf(r.objects[0].bytes).sections.map((s) => s.name).filter(Boolean) : []);
+
+for (const g of [false, true]) {
+  describe(`diff corpus (${g ? 'with' : 'without'} -g)`, () => {
+    it('changed global and static functions, referencing unchanged statics by file#name', async () => {
+      const base = 'static int table[4] = {1,2,3,4};\nstatic noinline int helper(int x) { return x * 3 + table[x & 3]; }\nint api(int x) { return helper(x) + 1; }\nint other(int x) { return x - 1; }\n';
+      const r = await run('glob', base, base.replace('x * 3', 'x * 5').replace('+ 1;', '+ 2;'), g);
+      expect(set(r)).toEqual(['changed:api', 'changed:glob.c#helper']);
+      expect(r.ok).toBe(true);
+      expect(r.patches.map((p) => p.old).sort()).toEqual(['api', 'glob.c#helper']);
+      const ext = r.explain.objects[0]!.external.map((e) => e.name);
+      expect(ext).toContain('glob.c#table');
+      expect(r.functions.find((f) => f.name === 'helper')!.reason).toMatch(/lea .*\(%rdi,%rdi,2\).*→.*\(%rdi,%rdi,4\)/);
+    });
+
+    it('a new function is included under a deterministic name and pulled in by its caller', async () => {
+      const o = 'int api(int x) { return x + 1; }\n';
+      const p = 'static noinline int lp_new_check(int x) { return x > 10 ? 10 : x; }\nint api(int x) { return lp_new_check(x) + 1; }\n';
+      const r = await run('newfn', o, p, g);
+      expect(set(r)).toEqual(['changed:api', 'new:lp_new_check']);
+      expect(r.patches.map((q) => q.old)).toEqual(['api']);
+      const syms = readElf(r.objects[0]!.bytes).symbols().map((s) => s.name);
+      expect(syms).toContain(`lp_new_check.lp${r.inputDigest.slice(0, 8)}`);
+    });
+
+    it('a changed string: only the referenced strings are copied', async () => {
+      const o = 'const char *xen_extra_version(void) { return "-one"; }\nconst char *unrelated(void) { return "keep-me-out"; }\n';
+      const r = await run('str', o, o.replace('-one', '-two'), g);
+      expect(set(r)).toEqual(['changed:xen_extra_version']);
+      expect(r.explain.objects[0]!.copied).toEqual([{ kind: 'string', name: '"-two"', size: 5 }]);
+      expect(r.functions[0]!.reason).toContain('str:-one');
+    });
+
+    it('a new static local is new data, copied with a warning', async () => {
+      const o = 'int count(int x) { return x + 1; }\n';
+      const p = 'int count(int x) { static int seen; seen += x; return x + seen; }\n';
+      const r = await run('newstatic', o, p, g);
+      expect(set(r)).toEqual(['changed:count']);
+      expect(r.data.map((d) => `${d.status}:${d.name}`)).toEqual(['new:seen.0']);
+      expect(r.warnings.join()).toMatch(/new data seen\.0/);
+      expect(r.ok).toBe(true);
+    });
+
+    it('renumbered statics (calls.0 → calls.1) pair and are referenced as the running name', async () => {
+      const o = 'int f(int x) { static int calls; calls++; return x + calls; }\n';
+      const p = 'int g(int x) { static int calls; calls += 2; return calls; }\nint f(int x) { static int calls; calls++; return x + calls + 1; }\n';
+      const r = await run('renum', o, p, g);
+      expect(set(r)).toEqual(['changed:f', 'new:g']);
+      const ext = r.explain.objects[0]!.external.map((e) => e.name);
+      expect(ext).toEqual(expect.arrayContaining(['renum.c#calls.0']));
+      // f's counter is the running one; g's is new (whichever number gcc gave each).
+      const newData = r.data.filter((d) => d.status === 'new').map((d) => d.name);
+      expect(newData).toHaveLength(1);
+      expect(newData[0]).toMatch(/^calls\.\d$/);
+    });
+
+    it('data-only change: DIFF_DATA_ONLY, never "no change"', async () => {
+      const o = 'int opt_level = 3;\nint get(void) { return 1; }\n';
+      const r = await run('dataonly', o, o.replace('= 3', '= 4'), g);
+      expect(r.ok).toBe(false);
+      expect(codes(r)).toEqual(['DIFF_DATA_ONLY', 'DIFF_CHANGED_DATA']);
+      expect(r.errors[1]!.symbol).toBe('opt_level');
+      expect(r.errors[1]!.message).toMatch(/first differing byte \+0x0/);
+    });
+
+    it('changed initialiser used by changed code: refused, naming it', async () => {
+      const o = 'static int limit = 3;\nvoid set_limit(int v) { limit = v; }\nint check(int x) { return x > limit; }\n';
+      const r = await run('initval', o, o.replace('= 3', '= 4').replace('x > limit', 'x >= limit'), g);
+      expect(codes(r)).toEqual(['DIFF_CHANGED_DATA']);
+      expect(r.errors[0]!.symbol).toBe('initval.c#limit');
+      expect(set(r)).toEqual(['changed:check']);
+      expect(r.errors[0]!.suggestion).toMatch(/LIVEPATCH_LOAD_HOOK/);
+    });
+
+    it('identical inputs: DIFF_NO_FUNCTIONAL_CHANGE', async () => {
+      const o = 'int f(int x) { return x; }\n';
+      const r = await run('ident', o, o, g);
+      expect(codes(r)).toEqual(['DIFF_NO_FUNCTIONAL_CHANGE']);
+      // Without -g the two compiles are byte-identical (skipped unparsed); with -g only the
+      // DWARF (compilation directory) differs, and no symbol does.
+      if (g) expect(r.explain.equivalent).toEqual(['ident.o']);
+      else expect(r.explain.identical).toEqual(['ident.o']);
+    });
+
+    it('__LINE__-only via domain_crash and via bug frames: excluded and listed, both ways', async () => {
+      const body = 'int a(struct domain *d, int x) { if (x > 5) domain_crash(d); return x; }\nint b(int x) { BUG_ON(x == 7); return x + 1; }\nint c(int x) { return x * 2; }\n';
+      const o = `${body}`;
+      const p = `\n\n\n${body.replace('x * 2', 'x * 3')}`;
+      const r = await run('line', o, p, g);
+      expect(set(r)).toEqual(['changed:c', 'line-only:a', 'line-only:b']);
+      expect(included(r)).toEqual(['c']);
+      const a = r.functions.find((f) => f.name === 'a')!;
+      expect(a.reason).toMatch(/__LINE__ immediates passed to printk differ \[\d+\]→\[\d+\]/);
+      expect(a.lines!.patched[0]! - a.lines!.orig[0]!).toBe(3);
+      const bb = r.functions.find((f) => f.name === 'b')!;
+      expect(bb.reason).toMatch(/bug-frame line numbers/);
+      expect(bb.lines!.patched[0]! - bb.lines!.orig[0]!).toBe(3);
+      const r2 = await run('line2', o, p, g, { includeLineOnly: true });
+      expect(included(r2)).toEqual(['a', 'b', 'c']);
+      // Lines shifting the other way, with nothing else: no functional change.
+      const r3 = await run('line3', `\n\n${body}`, body, g);
+      expect(codes(r3)).toEqual(['DIFF_NO_FUNCTIONAL_CHANGE']);
+      expect(r3.errors[0]!.message).toMatch(/a: __LINE__ immediates; b: bug-frame lines/);
+    });
+
+    it('special sections are cut per function (bug frames, ex_table + .fixup, alternatives repacked)', async () => {
+      const fns = (k: number) => `int guarded(const int *p) { int v; if (read_guarded(p, &v)) return -1; alternative("clac", "", 0x26b); return v + ${k}; }\n` +
+        'int other(const int *p) { int v; if (read_guarded(p, &v)) return -2; alternative("nop; nop; nop", "stac", 0x26f); WARN(); return v; }\n' +
+        `int bugger(int x) { BUG_ON(x == 3); alternative("nop", "call printk", 0x26f); return x + ${k}; }\n`;
+      const r = await run('special', fns(1), fns(2), g);
+      expect(set(r)).toEqual(['changed:bugger', 'changed:guarded']);
+      const elf = readElf(r.objects[0]!.bytes);
+      const size = (n: string) => Number(elf.sectionByName(n)?.size ?? -1n);
+      expect(size('.ex_table')).toBe(8);
+      expect(size('.altinstructions')).toBe(28);
+      expect(size('.bug_frames.2')).toBe(8);
+      expect(size('.bug_frames.1')).toBe(-1);
+      // Replacement bytes: "" (0) + "call printk" (5) kept, "stac" (3) of `other` dropped.
+      expect(size('.altinstr_replacement')).toBe(5);
+      expect(size('.fixup')).toBeGreaterThan(0);
+      const rel = elf.relocations().find((x) => elf.sections[x.target]!.name === '.altinstr_replacement')!;
+      expect(rel.entries.map((e) => elf.symbols()[e.symbol]!.name)).toEqual(['printk']);
+      expect(sections(r)).not.toContain('.discard');
+    });
+
+    it('__init change: DIFF_INIT_CHANGED, or listed with --allow init', async () => {
+      const o = 'int __init boot_thing(void) { return 42; }\nint rt(int x) { return x; }\n';
+      const p = o.replace('42', '43');
+      const r = await run('initc', o, p, g);
+      expect(codes(r)).toContain('DIFF_INIT_CHANGED');
+      expect(r.errors[0]!.symbol).toBe('boot_thing');
+      const r2 = await run('initc2', o, p, g, { allow: ['init'] });
+      expect(codes(r2)).toEqual(['DIFF_NO_FUNCTIONAL_CHANGE']);
+    });
+
+    it('a reference to __initdata from changed code: DIFF_INIT_REFERENCE', async () => {
+      const o = 'int __initdata boot_opt = 5;\nint rt(int x) { return x; }\n';
+      const r = await run('initref', o, o.replace('return x;', 'return x + boot_opt;'), g);
+      expect(codes(r)).toEqual(['DIFF_INIT_REFERENCE']);
+      expect(r.errors[0]!.symbol).toBe('boot_opt');
+    });
+
+    it('a new per-cpu variable: DIFF_NEW_PERCPU', async () => {
+      const o = 'int rt(int x) { return x; }\n';
+      const r = await run('percpu', o, 'DEFINE_PER_CPU(int, hits);\nint rt(int x) { this_cpu(hits)++; return x; }\n', g);
+      expect(codes(r)).toEqual(['DIFF_NEW_PERCPU']);
+      expect(r.errors[0]!.symbol).toBe('per_cpu__hits');
+    });
+
+    it('a hook written in the patch becomes a hook request', async () => {
+      const o = 'int rt(int x) { return x; }\n';
+      const p = 'static void lp_load(void) { printk("loaded\\n"); }\nLIVEPATCH_LOAD_HOOK(lp_load);\nint rt(int x) { return x + 1; }\n';
+      const r = await run('hook', o, p, g);
+      expect(r.hooks).toEqual([{ kind: 'load', symbol: `lp_load.lp${r.inputDigest.slice(0, 8)}` }]);
+      expect(set(r)).toEqual(['changed:rt', 'new:lp_load']);
+      expect(sections(r).some((s) => s.startsWith('.livepatch'))).toBe(false);
+    });
+
+    it('a .cold child whose only change is in the cold part changes its parent', async () => {
+      const o = 'extern void report(const char *m, int x) __attribute__((cold));\nextern int work(int);\n' +
+        'int parent(int x) { int i, s = 0; for (i = 0; i < x; i++) { if (unlikely(work(i) < 0)) { report("one", i); s -= work(i + 1); continue; } s += work(i * 2); } return s; }\n';
+      const r = await run('cold', o, o.replace('"one"', '"two"'), g);
+      expect(set(r)).toEqual(['changed:parent']);
+      const secs = sections(r);
+      expect(secs.some((s) => s.startsWith('.text.unlikely.'))).toBe(true);
+      expect(r.patches.map((p) => p.old)).toEqual(['parent']);
+      expect(r.functions[0]!.reason).toMatch(/special-section entries or \.cold part/);
+      expect(r.explain.objects[0]!.copied.map((c) => c.name)).toEqual(['"two"']);
+    });
+
+    it('printk_once flags are referenced in place (file#once_.N), never copied', async () => {
+      const o = 'int rt(int x) { printk_once("hello\\n"); return x; }\n';
+      const r = await run('once', o, o.replace('return x;', 'return x + 1;'), g);
+      expect(set(r)).toEqual(['changed:rt']);
+      expect(r.explain.objects[0]!.external.map((e) => e.name)).toContain('once.c#once_.0');
+    });
+  });
+}

@@ -55,8 +55,6 @@ export interface PatchOptions {
   keepScratch?: boolean;
   /** Payload name (default: the first patch's basename). */
   name?: string;
-  /** What the payload stacks on (default: the hypervisor). */
-  depends?: string;
   toolVersion?: string;
 }
 
@@ -199,7 +197,7 @@ export async function patchXen(o: PatchOptions): Promise<PatchResult> {
     const { diffPayload } = await import('../diff/index.js');
     const name = o.name ?? basename(o.patches[0]!).replace(/\.(patch|diff)$/, '').replace(/[^A-Za-z0-9_]/g, '_').slice(0, 40);
     const r = await progress.step('diff, build and verify', () => diffPayload({
-      orig, patched, xen: target, out: o.out, patchName: name, toolVersion: o.toolVersion, depends: o.depends, onWarning: o.onWarning,
+      orig, patched, xen: target, out: o.out, patchName: name, toolVersion: o.toolVersion, onWarning: o.onWarning,
     }));
     result.diff = r.diff;
     result.verify = r.verify;

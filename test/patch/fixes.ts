@@ -99,7 +99,7 @@ export const twoObjectFix: Fix = {
 };
 
 /** 5. Visible from dom0: xen_extra_version() returns a new string. */
-export const VISIBLE_EXTRA = '.5-xsplice-patched';
+export const VISIBLE_EXTRA = ".5-xsplice"; // XENVER_extraversion shows at most 15 characters
 export const visibleFix: Fix = {
   name: 'visible_extra',
   text: `--- a/xen/common/version.c
@@ -109,7 +109,7 @@ export const visibleFix: Fix = {
  const char *xen_extra_version(void)
  {
 -    return XEN_EXTRAVERSION;
-+    return XEN_EXTRAVERSION "-xsplice-patched";
++    return XEN_EXTRAVERSION "-xsplice";
  }
  
  const char *xen_changeset(void)

@@ -50,7 +50,7 @@ need_tools() {
 
 # `xsplice patch`: apt-get source + dpkg-source (dpkg-dev), Xen's kconfig (flex, bison), the "Debian"
 # string Xen's build embeds (lsb-release), and the compiler/linker names Debian's build uses.
-PATCH_PKGS=(dpkg-dev flex bison lsb-release make gcc binutils python3 xz-utils debian-archive-keyring)
+PATCH_PKGS=(dpkg-dev flex bison lsb-release make gcc binutils python3 xz-utils debian-archive-keyring patch)
 need_patch() {
   local missing=()
   for p in "${PATCH_PKGS[@]}"; do

@@ -24,6 +24,8 @@ export interface DebianBaseOptions {
   root?: string;
   /** make -j (default: the number of CPUs). */
   jobs?: number;
+  /** The build-id the base should have (XEN's): a resumed build that misses it is rebuilt from scratch once. */
+  expectBuildId?: string;
 }
 
 export interface Base extends BaseRecord {
@@ -136,6 +138,7 @@ async function buildOnce(version: string, work: string, fresh: boolean, opts: De
     progress.say(`resuming the interrupted base build in ${tree}`);
   } else {
     rmSync(fetched, { force: true });
+    rmSync(join(work, 'configured'), { force: true });
     rmSync(log, { force: true });
     tree = await fetchDebianSource(version, srcDir, join(work, '..', '..', 'apt'), progress);
     writeFileSync(fetched, tree + '\n');
@@ -167,6 +170,10 @@ async function buildOnce(version: string, work: string, fresh: boolean, opts: De
   } catch (e) {
     if (resumed) return undefined;
     throw e;
+  }
+  if (resumed && opts.expectBuildId && buildId !== opts.expectBuildId) {
+    progress.say(`the resumed build gave build-id ${buildId}, not ${opts.expectBuildId}: rebuilding from scratch`);
+    return undefined;
   }
   progress.say(`base built: xen-syms build-id ${buildId}`);
   return { buildId, source: `debian:${version}`, tree, completed: new Date().toISOString() };

@@ -107,7 +107,7 @@ export async function resolveBase(o: PatchOptions, target: Target, progress: Pro
   if (!version) {
     throw new UsageError('PATCH_NO_BASE', `XEN reveals no Debian version${target.version ? ` (only ${target.version})` : ''} and no cached base has its build-id ${target.buildIdHex}: give --source DIR (the tree that built it) or --debian VERSION`);
   }
-  const base = await ensureDebianBase(version, { progress, root, jobs: o.jobs });
+  const base = await ensureDebianBase(version, { progress, root, jobs: o.jobs, expectBuildId: target.buildIdHex });
   progress.say(base.cached ? `base: cache hit, Debian xen ${version}, build-id ${base.buildId}` : `base: built Debian xen ${version} in ${base.buildSeconds}s, build-id ${base.buildId}`);
   return base;
 }

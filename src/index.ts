@@ -9,6 +9,7 @@ export * as elf from './elf/index.js';
 export * as buildid from './buildid/index.js';
 export * as tryXen from './try/index.js';
 export * as payload from './payload/index.js';
+export * as diff from './diff/index.js';
 
 export { XspliceError, FormatError, RefusedError, UsageError, isXspliceError, type ErrorContext } from './errors.js';
 export { readElf, readElfFile, ObjectBuilder } from './elf/index.js';

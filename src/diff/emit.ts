@@ -15,8 +15,8 @@ import type { ObjIndex, Rel, Sym } from './objindex.js';
 import type { Correlation } from './correlate.js';
 import type { Classified } from './classify.js';
 import { decide, type IncludeCtx } from './include.js';
-import { fixupChunk, isBugFrames, splitLine, type SpecialEntry, type SpecialIndex } from './special.js';
-import { BUG_LINE_SHIFT, resolve, type Target } from './target.js';
+import { bugFieldAddend, fixupChunk, isBugFrames, type SpecialEntry, type SpecialIndex } from './special.js';
+import { resolve, type Target } from './target.js';
 import type { DiffExplainObject, DiffRefusal } from './types.js';
 
 export interface EmitInput {
@@ -144,7 +144,7 @@ export function emitObject(inp: EmitInput): EmitOutput {
     }
   };
   const targetOf = (sec: number, r: Rel, entry?: SpecialEntry): Target => {
-    if (entry && isBugFrames(entry.secName) && (r.offset - entry.off === 0 || r.offset - entry.off === 4)) return resolve(pi, sec, r, splitLine(r.addend).addend);
+    if (entry && isBugFrames(entry.secName)) return resolve(pi, sec, r, bugFieldAddend(r.offset - entry.off, r.addend).addend);
     return resolve(pi, sec, r);
   };
   const order: { sym: Sym; via: string[] }[] = [];
@@ -344,10 +344,10 @@ export function emitObject(inp: EmitInput): EmitOutput {
   const translate = (srcSec: number, r: Rel, entry?: SpecialEntry): { symbol: SymbolId | 0; addend: bigint } | null => {
     let bits = 0n;
     let t: Target;
-    if (entry && isBugFrames(entry.secName) && (r.offset - entry.off === 0 || r.offset - entry.off === 4)) {
-      const sp = splitLine(r.addend);
-      bits = BigInt(sp.bits) << BUG_LINE_SHIFT;
-      t = resolve(pi, srcSec, r, sp.addend);
+    if (entry && isBugFrames(entry.secName)) {
+      const bf = bugFieldAddend(r.offset - entry.off, r.addend);
+      bits = bf.back;
+      t = resolve(pi, srcSec, r, bf.addend);
     } else t = resolve(pi, srcSec, r);
     const d = decide(ctx, t);
     const add = (x: { symbol: SymbolId | 0; addend: bigint }) => ({ symbol: x.symbol, addend: x.addend + bits });

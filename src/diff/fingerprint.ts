@@ -7,7 +7,7 @@
 import { createHash } from 'node:crypto';
 import type { ObjIndex, Sym } from './objindex.js';
 import { fieldWidth, hex, isSpecialStatic, resolve, type Target } from './target.js';
-import { fixupChunk, isBugFrames, splitLine, type SpecialEntry, type SpecialIndex } from './special.js';
+import { bugFieldAddend, fixupChunk, isBugFrames, type SpecialEntry, type SpecialIndex } from './special.js';
 
 export interface KeyCtx {
   symKey(s: Sym): string;
@@ -66,7 +66,8 @@ export class Fingerprinter {
       const w = fieldWidth(r.type);
       bytes.fill(0, r.offset - from, Math.min(bytes.length, r.offset - from + w));
       let addend = r.addend;
-      if (bug && (r.offset - from === 0 || r.offset - from === 4)) addend = splitLine(addend).addend;
+      // Bug-frame fields are frame-relative (`sym - frame`): the field's offset k is in the addend.
+      if (bug) addend = bugFieldAddend(r.offset - from, addend).addend;
       const t = resolve(this.idx, sec, r, addend);
       const key = this.keyOf(t, entry);
       // Addend relative to what the key names (a whole-section key keeps the raw addend).
@@ -98,14 +99,16 @@ export class Fingerprinter {
     const own = this.hashCanon(this.symCanon(s));
     const h = createHash('sha256');
     const lines: number[] = [];
+    let any = children.length > 0;
     for (const o of [s, ...children]) {
+      if (this.sp.byOwner.has(o.index)) any = true;
       if (o !== s) h.update(`+child${o.size}:`).update(this.hashCanon(this.symCanon(o)));
       for (const e of this.sp.byOwner.get(o.index) ?? []) {
         h.update(`|${e.secName}@${o === s ? '' : 'c'}${e.anchor}:`).update(this.hashCanon(this.entryCanon(e)));
         if (e.line !== undefined) lines.push(e.line);
       }
     }
-    const rest = h.digest('hex').slice(0, 32);
+    const rest = any ? h.digest('hex').slice(0, 32) : '-';
     return { fp: `${s.size}:${own}:${rest}`, own, rest, lines };
   }
 

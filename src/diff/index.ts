@@ -5,4 +5,5 @@
  */
 export type * from './types.js';
 export { diffObjects } from './pipeline.js';
-export { diffPayload, type DiffPayloadOptions, type DiffPayloadResult } from './payload.js';
+export { diffPayload, diffError, type DiffPayloadOptions, type DiffPayloadResult } from './payload.js';
+export { formatDiff } from './explain.js';

@@ -47,7 +47,9 @@ const flagNum = (f: bigint): number => Number(BigInt.asUintN(32, f));
 const CLONE_NUM = new Set(['isra', 'constprop', 'part', 'lto_priv']);
 
 /** Splits `foo.isra.3`, `lock.4`, `f.part.0.cold` into (base, kinds). */
+const PLAIN = { kinds: '' };
 export function demangle(name: string): { base: string; kinds: string } {
+  if (!name.includes('.')) return { base: name, kinds: PLAIN.kinds };
   const toks = name.split('.');
   if (toks.length < 2 || toks[0] === '') return { base: name, kinds: '' };
   const kinds: string[] = [];
@@ -81,11 +83,15 @@ export class ObjIndex {
   private readonly bySection = new Map<number, Sym[]>();
   private readonly relsOf = new Map<number, Rel[]>();
   private readonly insnCache = new Map<number, Insn[]>();
+  private readonly flagCache: Int32Array;
+  private readonly dataCache: (Uint8Array | undefined)[];
 
   constructor(path: string, bytes: Uint8Array) {
     this.path = path;
     this.elf = readElf(bytes, { file: path });
     const e = this.elf;
+    this.flagCache = new Int32Array(e.sections.length).fill(-1);
+    this.dataCache = new Array(e.sections.length);
     if (e.header.type !== 1) throw new FormatError('DIFF_NOT_RELOCATABLE', 'not a relocatable object (ET_REL)', { file: path });
     if (e.header.machine !== 62) throw new FormatError('DIFF_ARCH', `machine ${e.header.machine}: diff handles x86-64 objects`, { file: path });
     let file = '';
@@ -116,7 +122,9 @@ export class ObjIndex {
       const tgt = e.sections[rs.target];
       if (!tgt || (flagNum(tgt.flags) & F_ALLOC) === 0) continue;
       const list: Rel[] = rs.entries.map((r: ElfRelocation) => ({ offset: Number(r.offset), type: r.type, symbol: r.symbol, addend: r.addend ?? 0n }));
-      list.sort((a, b) => a.offset - b.offset);
+      let sorted = true;
+      for (let k = 1; k < list.length && sorted; k++) sorted = list[k - 1]!.offset <= list[k]!.offset;
+      if (!sorted) list.sort((a, b) => a.offset - b.offset);
       const prev = this.relsOf.get(rs.target);
       this.relsOf.set(rs.target, prev ? [...prev, ...list].sort((a, b) => a.offset - b.offset) : list);
     }
@@ -126,12 +134,22 @@ export class ObjIndex {
     return this.elf.sections[i]!;
   }
   flags(i: number): number {
-    return flagNum(this.elf.sections[i]!.flags);
+    let f = this.flagCache[i]!;
+    if (f < 0) {
+      f = flagNum(this.elf.sections[i]!.flags) & 0x7fffffff;
+      this.flagCache[i] = f;
+    }
+    return f;
   }
   /** Section bytes (zeros for NOBITS). */
   data(i: number): Uint8Array {
-    const s = this.elf.sections[i]!;
-    return s.type === SHT.NOBITS ? new Uint8Array(Number(s.size)) : s.data();
+    let d = this.dataCache[i];
+    if (!d) {
+      const s = this.elf.sections[i]!;
+      d = s.type === SHT.NOBITS ? new Uint8Array(Number(s.size)) : s.data();
+      this.dataCache[i] = d;
+    }
+    return d;
   }
   symsIn(sec: number): Sym[] {
     return this.bySection.get(sec) ?? [];

@@ -49,6 +49,15 @@ export function splitLine(a: bigint): { addend: bigint; bits: number } {
   return { addend: a - (BigInt(bits) << BUG_LINE_SHIFT), bits };
 }
 
+/**
+ * A bug-frame field at offset k holds `target − frame` (+ line bits at k = 0 and 4): the relocation's
+ * addend is target offset + k (+ line bits). Returns the target-relative addend and what to add back.
+ */
+export function bugFieldAddend(k: number, a: bigint): { addend: bigint; back: bigint } {
+  const bits = k === 0 || k === 4 ? BigInt(splitLine(a).bits) << BUG_LINE_SHIFT : 0n;
+  return { addend: a - bits - BigInt(k), back: bits + BigInt(k) };
+}
+
 const KNOWN_ALLOC = /^\.(text|data|bss|rodata|init|initcall|fixup|altinstr_replacement|discard|note|livepatch\.hooks|comment|lockprofile|ctors|tbss|tdata|exit|eh_frame|gnu)/;
 
 export function indexSpecial(idx: ObjIndex, abi: PayloadAbi): SpecialIndex {

@@ -52,7 +52,12 @@ export function resolve(idx: ObjIndex, sec: number, r: Rel, addend: bigint = r.a
   if ((s.type === STT.FUNC || s.type === STT.OBJECT || s.type === STT.TLS) && s.name !== '') return { kind: 'sym', sym: s, addend };
   const tsec = s.shndx;
   const base = BigInt(s.value) + addend;
-  const eff = Number(base) + pcBias(idx, sec, r);
+  const nb = Number(base);
+  // The true target is base + (end of instruction − field), 4..8 bytes on; decode only when the
+  // answer depends on it (what contains base+4 does not contain base+8).
+  const pc = isPcRel(r.type) && idx.isExec(sec);
+  let eff = pc ? nb + 4 : nb;
+  if (pc && !biasFree(idx, tsec, nb)) eff = nb + pcBias(idx, sec, r);
   if (idx.isStrings(tsec)) {
     const d = idx.data(tsec);
     let j = Math.min(Math.max(eff, 0), d.length);
@@ -69,6 +74,21 @@ export function resolve(idx: ObjIndex, sec: number, r: Rel, addend: bigint = r.a
   const c = idx.containing(tsec, eff);
   if (c) return { kind: 'sym', sym: c, addend: base - BigInt(c.value) };
   return { kind: 'anon', sec: tsec, addend: base };
+}
+
+function biasFree(idx: ObjIndex, tsec: number, nb: number): boolean {
+  if (idx.isStrings(tsec)) {
+    const d = idx.data(tsec);
+    if (nb + 8 > d.length || nb + 4 < 0) return false;
+    for (let k = nb + 4; k < nb + 8; k++) if (d[k] === 0) return false;
+    return true;
+  }
+  if (idx.isConst(tsec)) {
+    const n = Number(idx.section(tsec).entsize);
+    return Math.floor((nb + 4) / n) === Math.floor((nb + 8) / n);
+  }
+  const c = idx.containing(tsec, nb + 4);
+  return !!c && c.value <= nb + 4 && nb + 8 < c.value + c.size;
 }
 
 /** Names that are never correlated: a private copy is carried (§2.2). */

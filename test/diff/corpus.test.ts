@@ -5,7 +5,8 @@
 import { describe, expect, it } from 'vitest';
 import { readElf } from '../../src/elf/reader.js';
 import { diffObjects, type DiffResult } from '../../src/diff/index.js';
-import { pair } from './compile.js';
+import { join } from 'node:path';
+import { compile, pair, tmp } from './compile.js';
 
 const H = '#include "xen-mini.h"\nstruct domain { int id; };\n';
 
@@ -194,3 +195,86 @@ for (const g of [false, true]) {
     });
   });
 }
+
+describe('diff corpus: clones, frames, tables', () => {
+  it('two .constprop clones with swapped numbering pair by content; the caller references the running number', async () => {
+    const src = 'extern int sink(int);\nstatic noinline int clone_a(int x) { return sink(x * 7) + 1; }\nstatic noinline int clone_b(int x) { return sink(x * 11) - 1; }\n' +
+      'int use_a(int x) { return clone_a(x) + K; }\nint use_b(int x) { return clone_b(x); }\n';
+    const d = tmp('constprop');
+    const { execFileSync } = await import('node:child_process');
+    // gcc -O2 makes one clone per function (no -fipa-cp-clone); the renumbering between two builds is
+    // reproduced by naming the two specialisations the way gcc would, swapped in PATCHED.
+    const o = compile(join(d, 'o'), 'cp', H + src.replace('K', '1'));
+    const p = compile(join(d, 'p'), 'cp', H + src.replace('K', '2'));
+    execFileSync('objcopy', ['--redefine-sym', 'clone_a=spec.constprop.0', '--redefine-sym', 'clone_b=spec.constprop.1', o]);
+    execFileSync('objcopy', ['--redefine-sym', 'clone_a=spec.constprop.1', '--redefine-sym', 'clone_b=spec.constprop.0', p]);
+    const r = await diffObjects({ orig: o, patched: p });
+    expect(set(r)).toEqual(['changed:use_a']);
+    expect(r.explain.objects[0]!.external.map((e) => e.name)).toContain('cp.c#spec.constprop.0');
+    // Both clones changed: content cannot pair them, their callers can (level 4).
+    const p2 = compile(join(d, 'p2'), 'cp', H + src.replace('K', '2').replace('x * 7', 'x * 8').replace('x * 11', 'x * 12'));
+    execFileSync('objcopy', ['--redefine-sym', 'clone_a=spec.constprop.1', '--redefine-sym', 'clone_b=spec.constprop.0', p2]);
+    const r2 = await diffObjects({ orig: o, patched: p2 });
+    expect(r2.functions.filter((f) => f.status === 'changed').map((f) => `${f.name}<-${f.xenName}`).sort())
+      .toEqual(['spec.constprop.0<-cp.c#spec.constprop.1', 'spec.constprop.1<-cp.c#spec.constprop.0', 'use_a<-use_a']);
+    // Changed and referenced by nothing that tells them apart: refused, never guessed.
+    const lone = 'extern int sink(int);\n__attribute__((used)) static noinline int clone_a(int x) { return sink(x * K); }\n__attribute__((used)) static noinline int clone_b(int x) { return sink(x * J); }\n';
+    const o3 = compile(join(d, 'o3'), 'cp', H + lone.replace('K', '7').replace('J', '11'));
+    const p3 = compile(join(d, 'p3'), 'cp', H + lone.replace('K', '8').replace('J', '12'));
+    execFileSync('objcopy', ['--redefine-sym', 'clone_a=spec.constprop.0', '--redefine-sym', 'clone_b=spec.constprop.1', o3]);
+    execFileSync('objcopy', ['--redefine-sym', 'clone_a=spec.constprop.1', '--redefine-sym', 'clone_b=spec.constprop.0', p3]);
+    const r3 = await diffObjects({ orig: o3, patched: p3 });
+    expect(codes(r3)).toEqual(['DIFF_AMBIGUOUS_CORRELATION']);
+    expect(r3.errors[0]!.message).toMatch(/ORIG spec\.constprop\.0.*ORIG spec\.constprop\.1.*PATCHED/);
+  });
+
+  it('assert frames (.bug_frames.3) are cut with their 16-byte entries; line-only asserts recognised', async () => {
+    const src = (k: number) => `int f1(int x) { ASSERT(x != 3); return x + ${k}; }\nint f2(int x) { ASSERT(x > 0); return x * 2; }\n`;
+    const r = await run('assert', src(1), `\n${src(2)}`, false);
+    expect(set(r)).toEqual(['changed:f1', 'line-only:f2']);
+    const elf = readElf(r.objects[0]!.bytes);
+    expect(Number(elf.sectionByName('.bug_frames.3')!.size)).toBe(16);
+    const rel = elf.relocations().find((x) => elf.sections[x.target]!.name === '.bug_frames.3')!;
+    expect(rel.entries.map((e) => Number(e.offset))).toEqual([0, 4, 12]);
+    expect(r.explain.objects[0]!.copied.map((c) => c.name)).toEqual(expect.arrayContaining(['"x != 3"']));
+  });
+
+  it('run_in_exception_handler pointing at a hypervisor function: DIFF_BUGFRAME_FAR', async () => {
+    const src = (k: number) => `void handler(void) { printk("h\\n"); }\nint f(int x) { if (x == 9) run_in_exception_handler(handler); return x + ${k}; }\n`;
+    const r = await run('far', src(1), src(2), false);
+    expect(codes(r)).toEqual(['DIFF_BUGFRAME_FAR']);
+    expect(r.errors[0]!.message).toMatch(/\.bug_frames\.0 entry of f points outside the payload \(handler\)/);
+  });
+
+  it('an alternative call ("call ." replacement) keeps its entry; the pointer is external', async () => {
+    const src = (k: number) => `extern void (*hook_ptr)(void);\nint f(int x) { alternative("call *hook_ptr(%%rip)", "call .", 0x5d); return x + ${k}; }\n`;
+    const r = await run('altcall', src(1), src(2), false);
+    expect(set(r)).toEqual(['changed:f']);
+    const elf = readElf(r.objects[0]!.bytes);
+    expect(Number(elf.sectionByName('.altinstructions')!.size)).toBe(14);
+    expect([...elf.sectionByName('.altinstr_replacement')!.data()]).toEqual([0xe8, 0xfb, 0xff, 0xff, 0xff]);
+    expect(r.explain.objects[0]!.external.map((e) => e.name)).toContain('hook_ptr');
+  });
+
+  it('a new registration-table entry: DIFF_REGISTRATION_TABLE', async () => {
+    const o = 'int rt(int x) { return x; }\n';
+    const p = 'static int __attribute__((used, section(".data.paramhypfs"))) param_x = 1;\nint rt(int x) { return x + 1; }\n';
+    const r = await run('regtab', o, p, false);
+    expect(codes(r)).toEqual(['DIFF_REGISTRATION_TABLE']);
+    expect(r.errors[0]!.symbol).toBe('param_x');
+  });
+
+  it('an object built from assembly: DIFF_ASSEMBLY', async () => {
+    const d = tmp('asm');
+    const { execFileSync } = await import('node:child_process');
+    const { mkdirSync, writeFileSync } = await import('node:fs');
+    const mk = (sub: string, k: number): string => {
+      mkdirSync(join(d, sub), { recursive: true });
+      writeFileSync(join(d, sub, 'entry.S'), `.section .text.entry_fn,"ax"\n.globl entry_fn\n.type entry_fn,@function\nentry_fn: mov $${k},%eax\nret\n.size entry_fn,.-entry_fn\n`);
+      execFileSync('gcc', ['-c', 'entry.S', '-o', 'entry.o'], { cwd: join(d, sub) });
+      return join(d, sub, 'entry.o');
+    };
+    const r = await diffObjects({ orig: mk('o', 1), patched: mk('p', 2) });
+    expect(codes(r)).toContain('DIFF_ASSEMBLY');
+  });
+});

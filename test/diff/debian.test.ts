@@ -109,7 +109,7 @@ describe.skipIf(missing('Debian Xen 4.17 (scripts/setup-deps.sh)', haveDebianXen
     const mk = await cli(['diff', p.orig, p.patched, '--xen', debianXen.xenSyms, '-o', out], 60_000);
     expect(mk.code).toBe(0);
     const r = await cli(['try', out, '--expect-extra', '+diff-live', '--json', '--timeout', '300'], 330_000);
-    expect(r.code).toBe(0);
+    expect({ code: r.code, stderr: r.stderr, stdout: r.code === 0 ? '' : r.stdout }).toEqual({ code: 0, stderr: '', stdout: '' });
     const doc = JSON.parse(r.stdout);
     expect(doc.ok).toBe(true);
     const kinds = doc.steps.map((s: { step: string; name?: string }) => `${s.step}${s.name ? ' ' + s.name : ''}`);

@@ -41,6 +41,18 @@ extern void __domain_crash(struct domain *d);
                    ".popsection" \
                    :: "i" (((line) >> BF_LO) << BF_WIDTH), "i" (ptr), \
                       "i" (((line) & ((1 << BF_LO) - 1)) << BF_WIDTH) )
+/* Assert frames (.bug_frames.3) carry a second 8-byte frame: 0 and the message, frame-relative. */
+#define ASSERT_FRAME(line, ptr, msg) \
+    asm volatile ( "1: ud2\n" \
+                   ".pushsection .bug_frames.3, \"a\", @progbits\n" \
+                   ".p2align 2\n" \
+                   "2: .long (1b - 2b) + %c0\n" \
+                   ".long (%c1 - 2b) + %c2\n" \
+                   ".long 0, (%c3 - 2b)\n" \
+                   ".popsection" \
+                   :: "i" (((line) >> BF_LO) << BF_WIDTH), "i" (ptr), \
+                      "i" (((line) & ((1 << BF_LO) - 1)) << BF_WIDTH), "i" (msg) )
+#define ASSERT(p) do { if (unlikely(!(p))) ASSERT_FRAME(__LINE__, __FILE__, #p); } while (0)
 #define WARN() BUG_FRAME(1, __LINE__, __FILE__)
 #define BUG() do { BUG_FRAME(2, __LINE__, __FILE__); __builtin_unreachable(); } while (0)
 #define BUG_ON(c) do { if (unlikely(c)) BUG(); } while (0)

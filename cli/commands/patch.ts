@@ -1,6 +1,6 @@
 /**
  * xsplice patch FIX.patch... --xen XEN -o OUT [--source DIR | --debian VERSION] [--no-line-fix]
- *               [--jobs N] [--explain FILE.json] [--json]
+ *               [--make] [--jobs N] [--explain FILE.json] [--json]
  * From a source fix to a payload the running hypervisor accepts (cli.md). Progress on stderr, one
  * line per phase; OUT is written only if verify accepts the payload.
  */
@@ -14,6 +14,7 @@ interface PatchCliOptions {
   source?: string;
   debian?: string;
   lineFix: boolean;
+  make?: boolean;
   jobs?: string;
   explain?: string;
   name?: string;
@@ -31,6 +32,7 @@ export function register(program: Command, setExit: (code: number) => void): voi
     .option('--source <dir>', 'the Xen tree that built XEN (built, with its .o.cmd records)')
     .option('--debian <version>', 'rebuild this Debian source package version as the base (default: what XEN reveals)')
     .option('--no-line-fix', 'do not insert #line directives after each hunk')
+    .option('--make', 'build the patched objects with make in a copy of the base instead of their recorded commands')
     .option('--jobs <n>', 'parallel jobs for a base build (default: CPUs)')
     .option('--name <name>', 'payload name (default: from the first patch file name)')
     .option('--explain <file>', 'write the diff explanation (JSON) to FILE')
@@ -46,7 +48,7 @@ export function register(program: Command, setExit: (code: number) => void): voi
         const lib = await import('../../src/patch/index.js');
         const r = await lib.patchXen({
           patches: fixes, xen: opts.xen!, out: opts.output, source: opts.source, debian: opts.debian,
-          lineFix: opts.lineFix, jobs, name: opts.name, toolVersion: VERSION,
+          lineFix: opts.lineFix, make: opts.make, jobs, name: opts.name, toolVersion: VERSION,
           onProgress: opts.quiet ? undefined : (l) => io.err(l),
           onWarning: (w) => io.err(`xsplice: warning: ${w}\n`),
         });

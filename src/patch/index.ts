@@ -12,7 +12,7 @@
  *   6. diff → build → verify, in-process; OUT written only if verify accepts   diff/
  */
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { availableParallelism, tmpdir } from 'node:os';
 import { basename, join, resolve } from 'node:path';
 import { readBuildIdSync } from '../buildid/read.js';
 import { RefusedError, UsageError } from '../errors.js';
@@ -26,6 +26,7 @@ import { ensureDebianBase, type Base } from './debian-base.js';
 import { explainMismatch, formatMismatch, type Mismatch } from './mismatch.js';
 import { makeProgress, type Progress } from './progress.js';
 import { readObject, recompileObject } from './recompile.js';
+import { makePatchedTree } from './make-route.js';
 
 export { ensureDebianBase, type Base } from './debian-base.js';
 export { cacheRoot, lookupBuildId } from './cache.js';
@@ -51,6 +52,8 @@ export interface PatchOptions {
   cacheDir?: string;
   /** make -j for a base build. */
   jobs?: number;
+  /** Build the patched objects with make in a copy of the base (the fallback) instead of their recorded commands. */
+  make?: boolean;
   /** Keep the scratch directory (its path is in the result). */
   keepScratch?: boolean;
   /** Payload name (default: the first patch's basename). */
@@ -66,6 +69,8 @@ export interface PatchObject {
   seconds: number;
   /** The recompiled object differs from the base's. */
   changed: boolean;
+  /** How it was rebuilt: its recorded command, or make (fallback). */
+  via: 'command' | 'make';
 }
 
 export interface PatchResult {
@@ -161,30 +166,41 @@ export async function patchXen(o: PatchOptions): Promise<PatchResult> {
       skipped.push({ object: r.object, why: `built from ${r.source} (assembly); it includes a changed header but cannot be live-patched` });
       return false;
     });
-    if (toBuild.length === 0) {
+    if (toBuild.length === 0 && !o.make && !changed.some((c) => c.endsWith('.c') && existsSync(join(xenDir, c.replace(/\.c$/, '.o'))))) {
       throw new RefusedError('PATCH_NO_OBJECT', `no C object of the base compiles or includes ${changed.join(', ')}${skipped.length ? ` (only assembly: ${skipped.map((s) => s.object).join(', ')})` : ''}: nothing to live-patch in this configuration`);
     }
+    // Patched C files no record knows (no `.o.cmd` beside their object): only make can build them.
+    const unknown = changed.filter((c) => c.endsWith('.c') && !affected.some((r) => r.source === c || r.deps.includes(c)));
+    const viaMake = o.make === true || unknown.some((c) => existsSync(join(xenDir, c.replace(/\.c$/, '.o'))));
     const env = { ...process.env, PATH: `/usr/bin:/bin:${process.env.PATH ?? ''}` };
     const objects: PatchObject[] = [];
     const orig: { path: string; bytes: Uint8Array }[] = [];
     const patched: { path: string; bytes: Uint8Array }[] = [];
-    await progress.step(`recompile ${toBuild.length} object${toBuild.length > 1 ? 's' : ''} from their recorded commands`, async () => {
-      for (const rec of toBuild) {
-        const t0 = Date.now();
-        const file = await recompileObject(rec, { xenDir, overlay, outDir: join(scratch, 'patched'), env });
-        const a = readObject(join(xenDir, rec.object));
-        const b = readObject(file);
-        const differs = Buffer.compare(Buffer.from(a), Buffer.from(b)) !== 0;
-        objects.push({
-          object: rec.object, source: rec.source, seconds: (Date.now() - t0) / 1000, changed: differs,
-          because: changed.filter((c) => c === rec.source || rec.deps.includes(c)),
-        });
-        if (differs) {
-          orig.push({ path: rec.object, bytes: a });
-          patched.push({ path: rec.object, bytes: b });
-        }
+    const take = (object: string, source: string, deps: readonly string[], file: string, t0: number, via: 'command' | 'make'): void => {
+      const a = readObject(join(xenDir, object));
+      const b = readObject(file);
+      const differs = Buffer.compare(Buffer.from(a), Buffer.from(b)) !== 0;
+      objects.push({ object, source, seconds: (Date.now() - t0) / 1000, changed: differs, via, because: changed.filter((c) => c === source || deps.includes(c)) });
+      if (differs) {
+        orig.push({ path: object, bytes: a });
+        patched.push({ path: object, bytes: b });
       }
-    }, () => `${objects.length}/${toBuild.length}`);
+    };
+    if (viaMake) {
+      if (!o.make) progress.say(`no recorded command for ${unknown.join(', ')}: building with make instead`);
+      const t0 = Date.now();
+      const made = await makePatchedTree(base, overlay, changed, scratch, o.jobs ?? availableParallelism(), progress);
+      const extra = unknown.map((c) => ({ object: c.replace(/\.c$/, '.o'), source: c, deps: [] as string[] })).filter((x) => existsSync(join(xenDir, x.object)));
+      for (const r of [...toBuild, ...extra]) take(r.object, r.source, r.deps, join(made, r.object), t0, 'make');
+    } else {
+      await progress.step(`recompile ${toBuild.length} object${toBuild.length > 1 ? 's' : ''} from their recorded commands`, async () => {
+        for (const rec of toBuild) {
+          const t0 = Date.now();
+          const file = await recompileObject(rec, { xenDir, overlay, outDir: join(scratch, 'patched'), env });
+          take(rec.object, rec.source, rec.deps, file, t0, 'command');
+        }
+      }, () => `${objects.length}/${toBuild.length}`);
+    }
     progress.say(`${patched.length} of ${objects.length} recompiled objects differ from the base: ${patched.map((p) => p.path).join(', ') || 'none'}`);
     const result: PatchResult = {
       base: { buildId: base.buildId, source: base.source, cached: base.cached, tree: base.tree },

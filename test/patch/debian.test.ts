@@ -18,7 +18,7 @@ import { diffObjects } from '../../src/diff/index.js';
 import type { Base } from '../../src/patch/index.js';
 import { debianXen, haveDebianXen, missing, REPO, XEN_BUILD_ID, XEN_EXTRA } from '../helpers/debian.js';
 import { ensureDebianBase, flagVariant } from '../helpers/xen-base.js';
-import { globalFix, lineFix, twoObjectFix, visibleFix, VISIBLE_EXTRA, type Fix } from './fixes.js';
+import { globalFix, lineFix, staticFix, twoObjectFix, visibleFix, type Fix } from './fixes.js';
 
 const BIN = join(REPO, 'bin', 'xsplice');
 const STOCK = debianXen.xenSyms;
@@ -79,7 +79,7 @@ describe.skipIf(missing('Debian Xen 4.17 packages (scripts/setup-deps.sh)', have
   }, 120_000);
 
   describe('fixes shaped like real ones become payloads that verify accepts against the stock xen-syms', () => {
-    for (const fix of [globalFix, lineFix, twoObjectFix, visibleFix]) {
+    for (const fix of [globalFix, staticFix, lineFix, twoObjectFix, visibleFix]) {
       it(`${fix.name}: ${fix.functions.join(', ')}`, async () => {
         const out = join(dir, `${fix.name}.livepatch`);
         const r = await runCli(['patch', patchFile(fix), '--xen', STOCK, '-o', out, '--json']);
@@ -112,6 +112,17 @@ describe.skipIf(missing('Debian Xen 4.17 packages (scripts/setup-deps.sh)', have
       expect(doc.files[0]).toMatchObject({ path: 'xen/common/grant_table.c', lineDirectives: 0 });
       expect(doc.file).toBe(null);
     }, 300_000);
+
+    it('make (the fallback, in a copy of the base) gives the same payload bytes as the recorded commands', async () => {
+      const viaCommands = join(dir, 'route-commands.livepatch');
+      const viaMake = join(dir, 'route-make.livepatch');
+      expect((await runCli(['patch', patchFile(visibleFix), '--xen', STOCK, '-o', viaCommands, '-q'])).code).toBe(0);
+      const r = await runCli(['patch', patchFile(visibleFix), '--xen', STOCK, '-o', viaMake, '--make', '--json']);
+      expect(r.code, r.stderr).toBe(0);
+      expect(JSON.parse(r.stdout).objects).toMatchObject([{ object: 'common/version.o', changed: true, via: 'make' }]);
+      expect(r.stderr).toMatch(/make -j\d+ -C xen build \(patched copy; log .*\): done in/);
+      expect(Buffer.compare(readFileSync(viaMake), readFileSync(viaCommands))).toBe(0);
+    }, 600_000);
 
     it('gives the same payload bytes twice', async () => {
       const a = join(dir, 'twice-a.livepatch');

@@ -104,13 +104,17 @@ describe.skipIf(missing('Debian Xen 4.17 packages (scripts/setup-deps.sh)', have
     }
 
     it('without the #line fix, the shifted lines show up as line-only functions (not in the payload)', async () => {
-      const r = await runCli(['patch', patchFile(lineFix), '--xen', STOCK, '--no-line-fix', '--json', '-q']);
+      const explain = join(dir, 'explain.json');
+      const r = await runCli(['patch', patchFile(lineFix), '--xen', STOCK, '--no-line-fix', '--json', '-q', '--explain', explain]);
       expect(r.code, r.stderr).toBe(0);
       const doc = JSON.parse(r.stdout);
       expect(doc.functions.filter((f: { included: boolean }) => f.included).map((f: { xenName: string }) => f.xenName)).toEqual(['grant_table_init']);
       expect(doc.functions.filter((f: { status: string }) => f.status === 'line-only').length).toBeGreaterThan(0);
       expect(doc.files[0]).toMatchObject({ path: 'xen/common/grant_table.c', lineDirectives: 0 });
       expect(doc.file).toBe(null);
+      const ex = JSON.parse(readFileSync(explain, 'utf8'));
+      expect(ex.objects.map((o: { object: string }) => o.object)).toEqual(['common/grant_table.o']);
+      expect(ex.objects[0].lineOnly.length).toBeGreaterThan(0);
     }, 300_000);
 
     it('make (the fallback, in a copy of the base) gives the same payload bytes as the recorded commands', async () => {
@@ -153,6 +157,16 @@ describe.skipIf(missing('Debian Xen 4.17 packages (scripts/setup-deps.sh)', have
       expect(r.code, r.stderr).toBe(1);
       expect(r.stderr).toContain('xsplice: the patches change no object code (arch/x86/cpu/mcheck/barrier.o, arch/x86/cpu/mcheck/mce.o, arch/x86/cpu/mcheck/mce_intel.o, arch/x86/cpu/mcheck/util.o, arch/x86/extable.o, lib/sort.o recompile identical to the base)');
       expect(r.stderr).toMatch(/recompile 6 objects from their recorded commands: done/);
+    }, 120_000);
+
+    it('a data-only patch is refused with the reason (never "no change")', async () => {
+      const text = '--- a/xen/common/grant_table.c\n+++ b/xen/common/grant_table.c\n@@ -105,1 +105,1 @@\n' +
+        '-static unsigned int __read_mostly opt_max_maptrack_frames = 1024;\n+static unsigned int __read_mostly opt_max_maptrack_frames = 2048;\n';
+      const out = join(dir, 'd.livepatch');
+      const r = await runCli(['patch', patchFile({ name: 'data', text }), '--xen', STOCK, '-o', out, '-q']);
+      expect(r.code).toBe(1);
+      expect(r.stderr).toMatch(/^xsplice: common\/grant_table\.o: symbol common\/grant_table\.c#opt_max_maptrack_frames: no function changed, but data did: common\/grant_table\.c#opt_max_maptrack_frames; The running value will not change\. Write a LIVEPATCH_LOAD_HOOK/);
+      expect(existsSync(out)).toBe(false);
     }, 120_000);
 
     it('an assembly-only patch is refused with the reason', async () => {

@@ -1,3 +1,2 @@
-/** The package version (package.json's, checked by test/package.test.ts). Its own module so the
- * launcher can answer --version without loading the CLI. */
+/** The package version (package.json's, checked by test/package.test.ts). */
 export const VERSION = '0.1.0';

@@ -1,40 +1,33 @@
 #!/usr/bin/env node
-// Bundles the CLI for bin/xsplice (tsc has type-checked it and emitted dist/src, the library, and
-// dist/cli just before):
-//   dist/xsplice-cli.js   the whole CLI as one CommonJS file: loading one file instead of ~40
-//                         modules saves ~25 ms per call;
-//   dist/xsplice.cjs      the launcher (cli/launcher.cts), which compiles the CLI bundle through
-//                         vm.Script with
-//   dist/xsplice-cli.cache  V8's code cache of the bundle, written by scripts/code-cache.mjs after a
-//                         warm-up run of the main commands (another ~20 ms per call).
-// The bundles are deterministic (same sources, same bytes); the code cache is V8's and belongs to
-// this Node binary: the launcher ignores a cache V8 rejects, and each build writes a new one.
+// Bundles the CLI for bin/xsplice after tsc has type-checked it and emitted dist/src (the library)
+// and dist/cli: dist/xsplice-cli.cjs is the whole CLI as one CommonJS file, so a command loads one
+// file instead of ~40 modules (see the README's start-up figures). The bundle is deterministic
+// (same sources, same bytes). commander and @noble/hashes are small and go into the bundle;
+// iced-x86 (2.3 MB, with WebAssembly beside its JavaScript) stays in node_modules and is loaded
+// only by the commands that decode instructions.
 import { build } from 'esbuild';
-import { execFileSync } from 'node:child_process';
 import { rmSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
-for (const f of ['dist/xsplice-cli.cache', 'dist/xsplice.mjs']) rmSync(join(root, f), { force: true });
-const common = {
+// Left by earlier builds (a launcher and a V8 code cache that no longer exist).
+for (const f of ['dist/xsplice-cli.js', 'dist/xsplice-cli.cache', 'dist/xsplice.cjs', 'dist/xsplice.mjs', 'dist/cli/launcher.cjs', 'dist/cli/launcher.d.cts']) {
+  rmSync(join(root, f), { force: true });
+}
+await build({
   absWorkingDir: root,
+  entryPoints: ['cli/xsplice.ts'],
+  outfile: 'dist/xsplice-cli.cjs',
   bundle: true,
+  external: ['iced-x86'],
   platform: 'node',
   format: 'cjs',
   target: 'node20',
   legalComments: 'none',
   logLevel: 'warning',
-};
-await build({
-  ...common,
-  entryPoints: ['cli/xsplice.ts'],
-  outfile: 'dist/xsplice-cli.js',
   // The sources are ES modules; their few uses of import.meta.url (locating the package,
   // createRequire) get the bundle's own URL.
   define: { 'import.meta.url': '__xsplice_bundle_url' },
   banner: { js: "const __xsplice_bundle_url = require('node:url').pathToFileURL(__filename).href;" },
 });
-await build({ ...common, entryPoints: ['cli/launcher.cts'], outfile: 'dist/xsplice.cjs' });
-// A fresh process with no flags of its own: V8 only takes a cache made under the same flags.
-execFileSync(process.execPath, [join(root, 'scripts/code-cache.mjs')], { stdio: ['ignore', 'ignore', 'inherit'] });

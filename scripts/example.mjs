@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // `npm run example` (after tsc): builds the bundled example payload end to end.
-//   1. Debian's Xen 4.17 fixtures (scripts/setup-deps.sh xen) and gcc (setup-deps.sh tools if missing)
+//   1. Debian's Xen 4.17 hypervisor and its symbols only (scripts/setup-deps.sh xen-min: the -dbg
+//      package is 1.1 MB) and gcc (setup-deps.sh tools if missing)
 //   2. gcc $(examples/xen-cflags) -c examples/xen-extra-version/xen_extra_version.c
 //   3. the library's `xsplice build` against xen-syms-4.17-amd64: --patch xen_extra_version
 //   4. out/xen-extra-version.livepatch, and a short summary
@@ -26,8 +27,8 @@ try {
     step('gcc missing: installing the toolchain (scripts/setup-deps.sh tools)');
     execFileSync('bash', [join(root, 'scripts/setup-deps.sh'), 'tools'], { stdio: 'inherit' });
   }
-  step("Debian's Xen 4.17 packages (scripts/setup-deps.sh xen; cached in .cache/debian)");
-  execFileSync('bash', [join(root, 'scripts/setup-deps.sh'), 'xen'], { stdio: 'inherit' });
+  step("Debian's Xen 4.17 hypervisor and its symbols (scripts/setup-deps.sh xen-min; cached in .cache/debian)");
+  execFileSync('bash', [join(root, 'scripts/setup-deps.sh'), 'xen-min'], { stdio: 'inherit' });
 
   mkdirSync(outDir, { recursive: true });
   const cflags = readFileSync(join(root, 'examples/xen-cflags'), 'utf8').split(/\s+/).filter(Boolean);

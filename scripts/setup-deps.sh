@@ -2,7 +2,10 @@
 # Installs what the test suite and the examples need, from Debian's packages, idempotently.
 #   scripts/setup-deps.sh tools   -> toolchains used as oracles (cross binutils, multilib, lld, qemu, busybox)
 #   scripts/setup-deps.sh xen     -> Debian's Xen 4.17 packages downloaded and unpacked into .cache/debian/root
-#   scripts/setup-deps.sh patch   -> what `xsplice patch` needs to rebuild a Debian Xen base (dpkg-dev, flex, bison, lsb-release)
+#   scripts/setup-deps.sh xen-min -> only the hypervisor and its -dbg package (xen.gz, xen.efi, xen-syms):
+#                                    what `npm run example` and a `build`/`verify` need; the kernel,
+#                                    tools and libraries are for `try`
+#   scripts/setup-deps.sh patch   -> what `xsplice patch` needs to rebuild a Debian Xen base (dpkg-dev, flex, bison, lsb-release, patch)
 #   scripts/setup-deps.sh all     -> tools and xen (default)
 # Nothing is committed; the cache lives under .cache/ (git-ignored). Safe to run concurrently (flock).
 set -euo pipefail
@@ -49,7 +52,8 @@ need_tools() {
 }
 
 # `xsplice patch`: apt-get source + dpkg-source (dpkg-dev), Xen's kconfig (flex, bison), the "Debian"
-# string Xen's build embeds (lsb-release), and the compiler/linker names Debian's build uses.
+# string Xen's build embeds (lsb-release), the compiler/linker names Debian's build uses, and
+# patch(1) for bench/patch.mjs's make route.
 PATCH_PKGS=(dpkg-dev flex bison lsb-release make gcc binutils python3 xz-utils debian-archive-keyring patch)
 need_patch() {
   local missing=()
@@ -62,11 +66,27 @@ need_patch() {
   fi
 }
 
-need_xen() {
-  if [ -f "$cache/root/.complete-$XEN_VERSION" ]; then return 0; fi
-  # Another version unpacked here before: start the tree afresh so no file of it lingers.
+XEN_MIN_PKGS=("xen-hypervisor-4.17-amd64=$XEN_VERSION" "xen-hypervisor-4.17-amd64-dbg=$XEN_VERSION")
+
+# Another version unpacked here before: start the tree afresh so no file of it lingers.
+fresh_tree() {
   rm -rf "$cache/root" "$cache/debs"
   mkdir -p "$cache/root" "$cache/debs"
+}
+
+need_xen_min() {
+  if [ -f "$cache/root/.complete-$XEN_VERSION" ] || [ -f "$cache/root/.complete-min-$XEN_VERSION" ]; then return 0; fi
+  fresh_tree
+  apt_update_once
+  (cd "$cache/debs" && apt-get download -qq -o APT::Sandbox::User=root "${XEN_MIN_PKGS[@]}" >/dev/null)
+  for d in "$cache"/debs/*.deb; do dpkg -x "$d" "$cache/root"; done
+  touch "$cache/root/.complete-min-$XEN_VERSION"
+}
+
+need_xen() {
+  if [ -f "$cache/root/.complete-$XEN_VERSION" ]; then return 0; fi
+  # The hypervisor of this version may be there already (xen-min): keep it, add the rest.
+  [ -f "$cache/root/.complete-min-$XEN_VERSION" ] || fresh_tree
   apt_update_once
   (cd "$cache/debs" && apt-get download -qq -o APT::Sandbox::User=root "${XEN_PKGS[@]}" >/dev/null)
   # linux-image-amd64 is a metapackage: fetch the kernel image it depends on.
@@ -79,7 +99,8 @@ need_xen() {
 case "${1:-all}" in
   tools) need_tools ;;
   xen) need_xen ;;
+  xen-min) need_xen_min ;;
   patch) need_patch ;;
   all) need_tools; need_xen ;;
-  *) echo "usage: $0 [tools|xen|patch|all]" >&2; exit 2 ;;
+  *) echo "usage: $0 [tools|xen|xen-min|patch|all]" >&2; exit 2 ;;
 esac

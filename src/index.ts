@@ -1,18 +1,45 @@
 /**
- * xsplice as a library. The CLI (cli/) is a thin layer over exactly these functions.
+ * xsplice as a library: the package entry (package.json "exports"). The CLI (cli/) is a thin
+ * layer over these functions.
  *
- *   import { elf, buildid, payload, tryXen } from 'xsplice';
+ *   import { readElfFile, loadTarget, buildFiles, verifyPayloads, readBuildId } from 'xsplice';
  *
- * Each namespace is one directory of src/; the most used entry points are also exported by name.
+ * What a user builds with, and nothing else: reading and writing ELF objects, building payloads,
+ * inspecting and verifying them, build-ids, the payload ABI table, trying payloads on a real
+ * hypervisor, and the error family. Internals (record layouts, hashing plans, byte ranges, the
+ * writer's plan) stay reachable only inside the package, through their own modules.
+ * test/public-surface.test.ts pins this list: adding to it is a decision, not a side effect.
  */
-export * as elf from './elf/index.js';
-export * as buildid from './buildid/index.js';
-export * as tryXen from './try/index.js';
-export * as payload from './payload/index.js';
-export * as diff from './diff/index.js';
 
+// Errors: one family; every failure of the library is one of these.
 export { XspliceError, FormatError, RefusedError, UsageError, isXspliceError, type ErrorContext } from './errors.js';
-export { readElf, readElfFile, ObjectBuilder } from './elf/index.js';
-export { readBuildId, setBuildId } from './buildid/index.js';
-export { buildPayload, loadTarget, verifyPayloads, inspectPayload, abiForVersion, listAbis } from './payload/index.js';
+
+// ELF: read, view, and the read-modify-write model.
+export { readElf, readElfFile, isElf, ObjectBuilder, type ReadOptions } from './elf/index.js';
+export type { FromElfResult } from './elf/builder.js';
+export { elfView, type ElfView } from './elf/dump.js';
+export type {
+  ElfClass, ElfFile, ElfHeader, ElfSection, ElfSymbol, ElfRelocation, ElfRelocSection, ElfNote, ElfGroup, ElfProgramHeader,
+  SectionId, SymbolId, SymbolSection, SectionSpec, SymbolSpec, RelocationSpec, RelocationSet, GroupSpec, BuilderOptions,
+} from './elf/types.js';
+export { ET, EM, SHN, SHT, SHF, STB, STT, STV, GRP_COMDAT, R_X86_64, R_AARCH64, R_ARM } from './elf/constants.js';
+
+// Build-ids: read one from any XEN form, compare, verify against the linker's algorithm, set one.
+export {
+  readBuildId, readBuildIdSync, identifyBuildId, compareBuildIds, verifyElfBuildId, setBuildId, setBuildIdWithId, parseHexId, toHex,
+  type BuildIdResult, type BuildIdSource, type BuildIdInput, type ReadBuildIdOptions, type ElfVerification,
+  type BuildIdStyle, type SetBuildIdOptions,
+} from './buildid/index.js';
+
+// Payloads: the ABI table, the target, build, inspect, verify.
+export {
+  listAbis, abiById, abiByName, abiForVersion, loadAbiFile, parseXenVersion, HOOK_KINDS,
+  type PayloadAbi, type Arch, type HookKind,
+  loadTarget, type Target,
+  buildPayload, buildFiles, type BuildOptions, type BuildResult, type BuildFilesOptions,
+  inspectPayload, formatInspect,
+  verifyPayloads, formatVerify, type VerifyResult, type VerifyOptions,
+} from './payload/index.js';
+
+// Try payloads on the real hypervisor under QEMU.
 export { runSession, tryPayloads } from './try/index.js';

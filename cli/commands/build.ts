@@ -7,7 +7,7 @@
  * Exit 1 when the hypervisor would refuse what was asked; 2 for usage and malformed input.
  */
 import type { Command } from 'commander';
-import { io, readStdinText, run, toJson } from '../common.js';
+import { io, jsonResult, payloadName, readStdinText, resolveOutput, run } from '../common.js';
 import { VERSION } from '../xsplice.js';
 
 interface BuildCliOptions {
@@ -34,7 +34,7 @@ export function register(program: Command, setExit: (code: number) => void): voi
     .command('build')
     .description('make a live-patch payload from relocatable objects holding the new code')
     .argument('[obj...]', 'relocatable objects (.o)')
-    .option('-o, --output <file>', 'payload to write (atomically)')
+    .option('-o, --output <file>', 'payload to write (atomically); DIR/ writes DIR/<first object>.livepatch')
     .option('--xen <xen>', 'target: xen-syms, xen.gz, xen.efi, a hex build-id, a sysfs buildid file, or - for `xl info` on stdin')
     .option('--xen-version <x.y.z>', 'target release (wins over what XEN reveals)')
     .option('--abi <name>', 'payload ABI row (xsplice, L1, L2a, L2b, L2c, or a --abi-file row); "help" lists them')
@@ -49,19 +49,22 @@ export function register(program: Command, setExit: (code: number) => void): voi
     .option('--old-addr <mode>', '"address" (from the symbol table; default with a symbol file) or "name" (0: the hypervisor resolves it)')
     .option('--json', 'one JSON document on stdout')
     .action(async (objects: string[], opts: BuildCliOptions) => {
-      const code = await run({ json: opts.json, file: opts.output }, async () => {
+      const inputs = [...objects, opts.xen, opts.depends, opts.spec, opts.abiFile];
+      const code = await run({ json: opts.json, file: opts.output, inputs }, async () => {
         const lib = await import('../../src/payload/build-files.js');
         if (opts.abi === 'help') {
           const abi = await import('../../src/payload/abi.js');
           const extra = opts.abiFile ? await abi.loadAbiFile(opts.abiFile) : [];
-          if (opts.json) io.out(toJson({ ok: true, rows: [...abi.listAbis(), ...extra] }) + '\n');
+          if (opts.json) io.out(jsonResult({ rows: [...abi.listAbis(), ...extra] }, true) + '\n');
           else io.out(abi.describeAbis(extra) + '\n');
           return 0;
         }
+        // The output's directory first, before any work (-o DIR/ writes DIR/<first object>.livepatch).
+        const out = opts.output ? await resolveOutput(opts.output, payloadName(objects[0])) : '';
         const stdinText = opts.xen === '-' ? await readStdinText() : undefined;
         const r = await lib.buildFiles({
           objects,
-          out: opts.output ?? '',
+          out,
           xen: opts.xen ?? '',
           xenVersion: opts.xenVersion,
           abi: opts.abi,
@@ -80,7 +83,7 @@ export function register(program: Command, setExit: (code: number) => void): voi
         });
         if (opts.json) {
           const { bytes: _bytes, ...rest } = r;
-          io.out(toJson({ ok: true, size: r.bytes.length, ...rest }) + '\n');
+          io.out(jsonResult({ size: r.bytes.length, ...rest }, true) + '\n');
         } else {
           // One write: with 5,000 entries, a write per line cost ~15 ms of system calls.
           const lines = [

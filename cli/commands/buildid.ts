@@ -6,7 +6,7 @@
  * (stdin: `xl info` text or raw sysfs bytes). Library code loads lazily.
  */
 import type { Command } from 'commander';
-import { errorMessage, ExitRequest, io, readStdinBytes, run, toJson } from '../common.js';
+import { errorMessage, ExitRequest, io, jsonResult, readStdinBytes, resolveOutput, run } from '../common.js';
 import * as nodeFs from 'node:fs';
 
 interface Opts {
@@ -18,28 +18,31 @@ interface Opts {
 }
 
 export function register(program: Command, setExit: (code: number) => void): void {
-  program
+  const cmd = program
     .command('buildid')
     .description("print (and with --verify recompute) build-ids; 'buildid set FILE' embeds one into an object")
-    .argument('<input...>', "ELF, xen.gz, xen.efi, hex id, sysfs buildid file, or '-' (stdin); or: set FILE")
-    .option('--verify', 'recompute each id with the algorithm of the linker that made the file; exit 1 on mismatch')
+    .argument('<input...>', "ELF, xen.gz, xen.efi, hex id, sysfs buildid file, or '-' (stdin)")
+    .option('--verify', 'recompute each id with the algorithm of the linker that made the file; exit 1 on mismatch or when it cannot be recomputed')
     .option('--json', 'one JSON document on stdout')
     .option('--xen-syms <file>', 'xen-syms to check a boot image (xen.gz) against and recompute its id from')
-    .option('--style <style>', 'set: sha1 | md5 | uuid | 0xHEX (default sha1)')
-    .option('-o, --output <out>', 'set: output file (default: FILE, rewritten atomically)')
-    .addHelpText('after', '\n  xsplice buildid set FILE [--style sha1|md5|uuid|0xHEX] [-o OUT]')
     .action(async (inputs: string[], opts: Opts) => {
-      const code = inputs[0] === 'set' ? await setCommand(inputs.slice(1), opts) : await showCommand(inputs, opts);
-      setExit(code);
+      setExit(await showCommand(inputs, opts));
+    });
+  cmd
+    .command('set')
+    .description("add or replace an ELF object's .note.gnu.build-id (GNU ld's algorithm for sha1/md5, so --verify passes)")
+    .argument('<file>', 'ELF object to give a build-id')
+    .option('--style <style>', 'sha1 | md5 | uuid | 0xHEX (default: sha1)')
+    .option('-o, --output <out>', 'output file, or DIR/ for DIR/<file name> (default: FILE, rewritten atomically)')
+    .option('--json', 'one JSON document on stdout')
+    .action(async (file: string, opts: Opts) => {
+      // `buildid set FILE --json`: the parent command parses --json too (it has the same option).
+      setExit(await setCommand([file], { ...opts, json: opts.json || (cmd.opts() as Opts).json }));
     });
 }
 
 async function showCommand(inputs: string[], opts: Opts): Promise<number> {
   return run({ json: opts.json }, async () => {
-    if (opts.style !== undefined || opts.output !== undefined) {
-      const { UsageError } = await import('../../src/errors.js');
-      throw new UsageError('USAGE', "--style and -o belong to 'xsplice buildid set FILE'");
-    }
     const [{ readBuildId, compareBuildIds }, { isHexId }, { existsSync }] = await Promise.all([
       import('../../src/buildid/read.js'),
       import('../../src/buildid/note.js'),
@@ -93,8 +96,24 @@ async function showCommand(inputs: string[], opts: Opts): Promise<number> {
       }
     }
 
+    // With --verify, an id that does not verify and one that cannot be recomputed (a boot image
+    // alone, a hex id, a sysfs file) are both refusals: --verify promises a recomputed id.
     let refused = false;
-    for (const r of results) if (!('error' in r) && opts.verify && r.verified === false) refused = true;
+    for (const r of results) if (!('error' in r) && opts.verify && r.verified !== true) refused = true;
+    // A stripped file keeps the id its linker computed over the unstripped one: say so.
+    const stripped = new Set<R>();
+    for (const r of results) {
+      if ('error' in r || r.verified !== false || r.source !== 'elf' || r.input === '-') continue;
+      try {
+        const elf = r.elf ?? (await import('../../src/elf/index.js')).readElfFile(r.input);
+        if (!elf.sections.some((s) => s.name === '.symtab')) stripped.add(r);
+      } catch {
+        // not readable as a whole ELF file: no hint
+      }
+    }
+    const strippedHint = (r: R): string | undefined => stripped.has(r)
+      ? 'the file has no .symtab: stripping (or objcopy) after linking changes the bytes the linker hashed; verify the unstripped file'
+      : undefined;
     if (opts.json) {
       const doc = results.map((r) => {
         if ('error' in r) return { input: r.input, buildId: null, source: null, algorithm: null, verified: null, error: r.error };
@@ -103,10 +122,14 @@ async function showCommand(inputs: string[], opts: Opts): Promise<number> {
         };
         if (r.linker) o.linker = r.linker;
         if (r.guidOrder) o.guidOrder = r.guidOrder;
-        if (r.notes.length) o.notes = r.notes;
+        if (r.depends !== undefined) o.depends = r.depends;
+        if (r.xenDepends !== undefined) o.xenDepends = r.xenDepends;
+        const hint = strippedHint(r);
+        if (r.notes.length || hint) o.notes = [...r.notes, ...(hint ? [hint] : [])];
+        if (opts.verify && r.verified !== true) o.reason = r.reason ?? (r.verified === null ? 'nothing to recompute the id from' : 'no algorithm reproduces it');
         return o;
       });
-      io.out(toJson(doc) + '\n');
+      io.out(jsonResult(doc, !refused && worst === 0, (o) => !('error' in o) && (!opts.verify || o.verified === true)) + '\n');
     } else {
       for (const r of results) {
         if ('error' in r) continue;
@@ -115,8 +138,11 @@ async function showCommand(inputs: string[], opts: Opts): Promise<number> {
     }
     for (const r of results) {
       if ('error' in r || !opts.verify) continue;
-      if (r.verified === false) io.err(`xsplice: ${r.input}: build-id does not verify: ${r.reason ?? 'no algorithm reproduces it'}\n`);
-      else if (r.verified === null && !opts.json) io.err(`xsplice: ${r.input}: not verified: ${r.reason ?? 'nothing to recompute'}\n`);
+      if (r.verified === false) {
+        io.err(`xsplice: ${r.input}: build-id does not verify: ${r.reason ?? 'no algorithm reproduces it'}\n`);
+        const hint = strippedHint(r);
+        if (hint) io.err(`xsplice: hint: ${hint}\n`);
+      } else if (r.verified === null) io.err(`xsplice: ${r.input}: cannot verify: the id cannot be recomputed: ${r.reason ?? 'nothing to recompute it from'}\n`);
       else if (r.verified && !opts.json) io.err(`${r.input}: verified (${r.algorithm})\n`);
     }
     for (const w of warnings) io.err(`xsplice: warning: ${w}\n`);
@@ -130,8 +156,7 @@ async function setCommand(args: string[], opts: Opts): Promise<number> {
   return run({ json: opts.json, file }, async () => {
     const { UsageError } = await import('../../src/errors.js');
     if (args.length !== 1 || file === undefined) throw new UsageError('USAGE', "usage: xsplice buildid set FILE [--style sha1|md5|uuid|0xHEX] [-o OUT]");
-    if (opts.verify || opts.xenSyms) throw new UsageError('USAGE', "--verify and --xen-syms do not apply to 'buildid set'");
-    const [{ setBuildIdWithId }, { parseHexId, toHex }, fs, { writeFileAtomicSync }] = await Promise.all([
+    const [{ setBuildIdWithId }, { parseHexId, toHex }, fs, { checkOutput, readInputSync, writeFileAtomicSync }] = await Promise.all([
       import('../../src/buildid/embed.js'),
       import('../../src/buildid/note.js'),
       nodeFs,
@@ -148,20 +173,17 @@ async function setCommand(args: string[], opts: Opts): Promise<number> {
       }
     } else throw new UsageError('USAGE', `--style must be sha1, md5, uuid or 0xHEX (found ${JSON.stringify(styleText)})`);
 
-    const input = fs.readFileSync(file);
-    const { bytes, id } = setBuildIdWithId(new Uint8Array(input.buffer, input.byteOffset, input.byteLength), style, { file });
-    const out = opts.output ?? file;
-    let mode = 0o644;
-    try {
-      mode = fs.statSync(out === file ? file : out).mode & 0o7777;
-    } catch {
-      mode = fs.statSync(file).mode & 0o7777;
-    }
-    writeFileAtomicSync(out, bytes, { mode });
+    const out = opts.output === undefined ? file : await resolveOutput(opts.output, file);
+    if (out !== file) checkOutput(out);
+    const input = readInputSync(file);
+    const { bytes, id } = setBuildIdWithId(input, style, { file });
+    // An existing output keeps its owner and mode (a symlink's target is rewritten, the link kept);
+    // a new one gets the input's mode.
+    writeFileAtomicSync(out, bytes, { mode: fs.statSync(file).mode & 0o7777, onNote: (m) => io.err(`xsplice: note: ${m}\n`) });
     const hex = toHex(id);
     const styleName = typeof style === 'string' ? style : '0xHEX';
     if (opts.json) {
-      io.out(toJson({ input: file, output: out, buildId: hex, style: styleName, algorithm: style === 'sha1' || style === 'md5' ? `gnu-ld-${style}` : null }) + '\n');
+      io.out(jsonResult({ input: file, output: out, buildId: hex, style: styleName, algorithm: style === 'sha1' || style === 'md5' ? `gnu-ld-${style}` : null }, true) + '\n');
     } else {
       io.out(`${hex}  ${out}\n`);
     }

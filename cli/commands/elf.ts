@@ -4,7 +4,7 @@
  * shape is the one of cli.md; the text is readelf-style tables. Library code loads lazily.
  */
 import type { Command } from 'commander';
-import { io, run, toJson } from '../common.js';
+import { io, run } from '../common.js';
 
 export function register(program: Command, setExit: (code: number) => void): void {
   program
@@ -15,8 +15,8 @@ export function register(program: Command, setExit: (code: number) => void): voi
     .action(async (file: string, opts: { json?: boolean }) => {
       const code = await run({ json: opts.json, file }, async () => {
         const [{ readElfFile }, dump] = await Promise.all([import('../../src/elf/index.js'), import('../../src/elf/dump.js')]);
-        const view = dump.elfView(readElfFile(file));
-        io.out(opts.json ? toJson({ file, ...view }) + '\n' : dump.formatElfText(view));
+        // Written as it is made: the document is never held whole.
+        dump.streamElfView(readElfFile(file), { json: !!opts.json, file }, io.out);
         return 0;
       });
       setExit(code);

@@ -135,11 +135,18 @@ export interface ElfVerification {
   tried: string[];
 }
 
+/**
+ * How many build-id notes are tried. A linker writes one; `ld -r --build-id` keeps its inputs'
+ * beside it (the new one second). Each try hashes the whole file, so a file holding thousands of
+ * notes would cost thousands of hashes per algorithm: the first few are tried, and the result says so.
+ */
+export const MAX_NOTES_TRIED = 4;
+
 function trials(elf: ElfFile, notes: BuildIdNoteRef[], size: number): { linker: LinkerGuess; plans: { note: BuildIdNoteRef; algo: ElfAlgo }[] } {
   const linker = detectLinker(elf);
   // Ranked by algorithm, then notes in order: the detected linker is tried on every note first.
   const plans: { note: BuildIdNoteRef; algo: ElfAlgo; rank: number }[] = [];
-  for (const note of notes) {
+  for (const note of notes.slice(0, MAX_NOTES_TRIED)) {
     candidateAlgorithms(note.id.length, linker, size).forEach((algo, i) => plans.push({ note, algo, rank: i }));
   }
   plans.sort((a, b) => a.rank - b.rank || a.note.ordinal - b.note.ordinal);
@@ -154,6 +161,7 @@ export function verifyElfBuildId(elf: ElfFile, notes: BuildIdNoteRef[], src?: By
     tried.push(notes.length > 1 ? `${algo} (note #${note.ordinal})` : algo);
     if (equalBytes(computeElfAlgorithm(elf, algo, note, src, gold), note.id)) return { linker, match: { note, algorithm: algo }, tried };
   }
+  if (notes.length > MAX_NOTES_TRIED) tried.push(`on the first ${MAX_NOTES_TRIED} of ${notes.length} build-id notes only`);
   return { linker, match: null, tried };
 }
 
@@ -165,6 +173,7 @@ export async function verifyElfBuildIdAsync(elf: ElfFile, notes: BuildIdNoteRef[
     tried.push(notes.length > 1 ? `${algo} (note #${note.ordinal})` : algo);
     if (equalBytes(await computeElfAlgorithmAsync(elf, algo, note, src, gold), note.id)) return { linker, match: { note, algorithm: algo }, tried };
   }
+  if (notes.length > MAX_NOTES_TRIED) tried.push(`on the first ${MAX_NOTES_TRIED} of ${notes.length} build-id notes only`);
   return { linker, match: null, tried };
 }
 

@@ -11,7 +11,7 @@ import { randomBytes } from 'node:crypto';
 import { FormatError } from '../errors.js';
 import { ObjectBuilder } from '../elf/builder.js';
 import { ET, SHF, SHT } from '../elf/constants.js';
-import { readElf } from '../elf/reader.js';
+import { readElf, refuseSharedContents } from '../elf/reader.js';
 import type { SectionId } from '../elf/types.js';
 import { patchGnuLdBuildId } from './gnu-ld.js';
 import { buildIdNoteSize, encodeBuildIdNote } from './note.js';
@@ -40,6 +40,8 @@ export function setBuildIdWithId(objBytes: Uint8Array, style: BuildIdStyle, opts
       file: opts.file, expected: 'ET_REL', found: elf.header.type,
     });
   }
+  // The object is rewritten section by section: sections sharing bytes would each be written whole.
+  refuseSharedContents(elf, opts.file);
   let placeholder: Uint8Array;
   let fixedId: Uint8Array | null = null;
   if (style === 'sha1' || style === 'md5') {

@@ -187,6 +187,7 @@ export function notesIn(data: Uint8Array, section: number, offset: number, align
 export function walkNotes(elf: ElfFile, also?: (name: string) => boolean): NoteRef[] {
   const out: NoteRef[] = [];
   const le = elf.header.littleEndian;
+  const walked: { s: (typeof elf.sections)[number]; data: Uint8Array }[] = [];
   for (const s of elf.sections) {
     // Names are looked at only when `also` is given (reading one can mean decoding it).
     if (s.type !== 7 && !(also && s.type !== 8 && s.index !== 0 && also(s.name))) continue;
@@ -196,6 +197,19 @@ export function walkNotes(elf: ElfFile, also?: (name: string) => boolean): NoteR
     } catch {
       continue;
     }
+    if (data.length > 0) walked.push({ s, data });
+  }
+  // Each byte is walked once: a section whose bytes an earlier-starting one already covers is
+  // skipped (thousands of headers naming one block of notes cost one walk, not thousands).
+  const byOffset = [...walked].sort((a, b) => a.s.offset - b.s.offset || a.s.index - b.s.index);
+  const skip = new Set<number>();
+  let end = -1;
+  for (const w of byOffset) {
+    if (w.s.offset < end) skip.add(w.s.index);
+    else end = w.s.offset + w.data.length;
+  }
+  for (const { s, data } of walked) {
+    if (skip.has(s.index)) continue;
     for (const n of notesIn(data, s.index, s.offset, s.addralign === 8n ? 8 : 4, le)) out.push(n);
   }
   return out;

@@ -3,13 +3,14 @@
  * ELF of either class and byte order, gzip'd ELF (xen.gz), PE/COFF (xen.efi), a hex string,
  * `xl info` text, or the raw bytes of /sys/hypervisor/properties/buildid.
  */
-import { closeSync, fstatSync, openSync, readFileSync } from 'node:fs';
+import { closeSync, fstatSync, openSync } from 'node:fs';
+import { GUNZIP_MAX, checkRegular, readInputSync, statInput } from '../fsutil.js';
 import { createRequire } from 'node:module';
 import { FormatError, XspliceError } from '../errors.js';
 import { isElf, readElf } from '../elf/reader.js';
 import type { ElfFile } from '../elf/types.js';
 import {
-  bootImagePayload, checkBootImageAgainstSyms, computeElfAlgorithm, findBuildIdNotes, verifyElfBuildId, verifyElfBuildIdAsync,
+  MAX_NOTES_TRIED, bootImagePayload, checkBootImageAgainstSyms, computeElfAlgorithm, findBuildIdNotes, verifyElfBuildId, verifyElfBuildIdAsync,
   type BuildIdNoteRef, type ElfVerification,
 } from './elf-id.js';
 import { equalBytes, isHexId, parseHexId, toHex } from './note.js';
@@ -41,7 +42,19 @@ export interface BuildIdResult {
   bootImage?: boolean;
   /** PE: the GUID-ordered form of the id (what objdump -p prints as "signature"). */
   guidOrder?: string;
+  /** Live-patch payload: the build-id it stacks on (its `.livepatch.depends` / `.xsplice.depends` note). */
+  depends?: string;
+  /** Live-patch payload (4.14+): the hypervisor build-id it requires (`.livepatch.xen_depends`). */
+  xenDepends?: string;
 }
+
+/**
+ * Sections of a live-patch payload that hold *other* build-ids (payload-format.md §1.1): the
+ * payload's own id is its `.note.gnu.build-id` (what Xen compares and `readelf -n` shows there).
+ */
+const DEPENDS_SECTIONS = ['.livepatch.depends', '.xsplice.depends'];
+const XEN_DEPENDS_SECTION = '.livepatch.xen_depends';
+const OWN_ID_SECTION = '.note.gnu.build-id';
 
 export interface ReadBuildIdOptions {
   verify?: boolean;
@@ -64,8 +77,6 @@ export interface BuildIdInput {
 const XL_INFO_RE = /^\s*build_id\s*:[ \t]*([^\r\n]*)$/m;
 /** Streaming pays off only for big files. */
 const STREAM_MIN = 4 * 1024 * 1024;
-/** gunzip limit: a Xen boot image is a few MiB. */
-const GUNZIP_MAX = 1 << 30;
 
 /** What kind of build-id source some content is (without parsing it fully); null when unknown. */
 export function identifyBuildId(input: Uint8Array | string): BuildIdSource | null {
@@ -122,8 +133,8 @@ export function readBuildIdSync(src: BuildIdInput, opts: ReadBuildIdOptions = {}
     let bytes = src.bytes;
     if (!bytes) {
       if (src.path === undefined) throw new FormatError('BUILDID_NO_INPUT', 'no input given');
-      const b = readFileSync(src.path === '-' ? 0 : src.path);
-      bytes = new Uint8Array(b.buffer, b.byteOffset, b.byteLength);
+      if (src.path === '-') throw new FormatError('BUILDID_NO_INPUT', "standard input ('-') is read by the caller, up to a cap, and passed as bytes");
+      bytes = readInputSync(src.path);
     }
     return fromBytes(bytes, label, opts);
   } catch (e) {
@@ -165,6 +176,9 @@ function fromBytes(bytes: Uint8Array, label: string, opts: ReadBuildIdOptions): 
         const zlib = createRequire(import.meta.url)('node:zlib') as typeof import('node:zlib');
         raw = zlib.gunzipSync(bytes, { maxOutputLength: GUNZIP_MAX });
       } catch (e) {
+        if ((e as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE') {
+          throw new FormatError('GZIP_TOO_LARGE', `gzip data inflates to more than ${GUNZIP_MAX} bytes (a hypervisor image inflates to a few MiB); stopped there`);
+        }
         throw new FormatError('BUILDID_GZIP', `cannot gunzip: ${(e as Error).message}`);
       }
       const inner = new Uint8Array(raw.buffer, raw.byteOffset, raw.byteLength);
@@ -197,9 +211,12 @@ function fromBytes(bytes: Uint8Array, label: string, opts: ReadBuildIdOptions): 
  * ranges are streamed from disk with read-ahead. Returns null when the file is small or no ELF.
  */
 async function tryStream(path: string, label: string, opts: ReadBuildIdOptions): Promise<BuildIdResult | null> {
+  statInput(path);
   const fd = openSync(path, 'r');
   try {
-    const size = fstatSync(fd).size;
+    const st = fstatSync(fd);
+    checkRegular(st, path);
+    const size = st.size;
     if (size < STREAM_MIN) return null;
     const src = new FileSource(fd, size, 1 << 20, label);
     const magic = new Uint8Array(4);
@@ -219,22 +236,34 @@ async function tryStream(path: string, label: string, opts: ReadBuildIdOptions):
 
 function loadSyms(x: ElfFile | string): ElfFile {
   if (typeof x !== 'string') return x;
-  const b = readFileSync(x);
-  return readElf(new Uint8Array(b.buffer, b.byteOffset, b.byteLength), { file: x });
+  return readElf(readInputSync(x), { file: x });
 }
 
 function fromElf(
   elf: ElfFile, label: string, source: 'elf' | 'gzip-elf', opts: ReadBuildIdOptions, src?: ByteSource, pre?: ElfVerification,
 ): BuildIdResult {
-  const notes = findBuildIdNotes(elf);
+  const all = findBuildIdNotes(elf);
+  // A payload carries the ids it depends on as notes too; they are reported apart, never as its id.
+  const isDep = (n: BuildIdNoteRef): boolean => DEPENDS_SECTIONS.includes(n.sectionName) || n.sectionName === XEN_DEPENDS_SECTION;
+  const deps = all.filter(isDep);
+  const own = all.filter((n) => !isDep(n));
+  const notes = deps.length && own.some((n) => n.sectionName === OWN_ID_SECTION) ? own.filter((n) => n.sectionName === OWN_ID_SECTION) : own;
   if (notes.length === 0) {
-    throw new FormatError('BUILDID_NONE', 'no GNU build-id note (NT_GNU_BUILD_ID) in any SHT_NOTE section');
+    throw new FormatError('BUILDID_NONE', deps.length
+      ? `a live-patch payload without a ${OWN_ID_SECTION} note (only the build-ids it depends on)`
+      : 'no GNU build-id note (NT_GNU_BUILD_ID) in any SHT_NOTE section');
   }
   const first = notes[0]!;
   const r = result(label, first.id, source, { elf });
+  const dep = deps.find((n) => DEPENDS_SECTIONS.includes(n.sectionName));
+  const xenDep = deps.find((n) => n.sectionName === XEN_DEPENDS_SECTION);
+  if (dep) r.depends = toHex(dep.id);
+  if (xenDep) r.xenDepends = toHex(xenDep.id);
   if (source === 'gzip-elf') r.notes.push('gzip-compressed ELF, read after decompression');
   if (notes.length > 1) {
-    r.notes.push(`${notes.length} build-id notes (ld -r keeps its inputs' notes): ${notes.map((n) => `#${n.ordinal} ${toHex(n.id)}`).join(', ')}; readelf, gdb and Xen read #0`);
+    const shown = notes.slice(0, MAX_NOTES_TRIED).map((n) => `#${n.ordinal} ${toHex(n.id)}`);
+    if (notes.length > MAX_NOTES_TRIED) shown.push(`… ${notes.length - MAX_NOTES_TRIED} more`);
+    r.notes.push(`${notes.length} build-id notes (ld -r keeps its inputs' notes): ${shown.join(', ')}; readelf, gdb and Xen read #0`);
   }
   const payload = bootImagePayload(elf, first);
   if (payload) {
@@ -251,7 +280,7 @@ function fromElf(
   if (v.match) {
     r.verified = true;
     r.algorithm = v.match.algorithm;
-    if (v.match.note.ordinal !== 0) {
+    if (v.match.note.ordinal !== first.ordinal) {
       r.bytes = v.match.note.id;
       r.buildId = toHex(v.match.note.id);
       r.notes.push(

@@ -9,43 +9,12 @@
  * target that has relocations (placed right after its target).
  */
 import { XspliceError } from '../errors.js';
-import { SHF, SHN, SHT, STT } from './constants.js';
+import { SHT, STT } from './constants.js';
+import { objectView } from './object-view.js';
 import { writeObject, writeObjectWithPlan, planObject, type WritePlan } from './writer.js';
-import { isAsciiName, modelName } from './strtab.js';
-import type { ElfClass, ElfFile, ElfSection, RelocationSpec, SectionId, SectionSpec, SymbolId, SymbolSection, SymbolSpec } from './types.js';
+import type { BuilderOptions, ElfFile, GroupSpec, RelocationSet, RelocationSpec, SectionId, SectionSpec, SymbolId, SymbolSpec } from './types.js';
 
-export interface BuilderOptions {
-  class: ElfClass;
-  littleEndian: boolean;
-  machine: number;
-  /** e_flags (e.g. EF_ARM_EABI_VER5). */
-  flags?: number;
-  osabi?: number;
-  abiVersion?: number;
-  /** e_type, default ET_REL. */
-  type?: number;
-  /**
-   * Write a .symtab even when the model has no symbols, relocations or groups (default false: like
-   * GNU as, an object without symbols gets no symbol table). fromElf sets it when the input had one.
-   */
-  keepEmptySymtab?: boolean;
-}
-
-export interface RelocationSet {
-  rela: boolean;
-  entries: RelocationSpec[];
-  /** Section name; default `.rela<target>` / `.rel<target>`. */
-  name?: string | Uint8Array;
-  /** sh_flags of the relocation section; default SHF_INFO_LINK (plus SHF_GROUP when the target has it). */
-  flags?: bigint;
-}
-
-export interface GroupSpec {
-  name?: string | Uint8Array;
-  signature: SymbolId;
-  flags: number;
-  members: SectionId[];
-}
+export type { BuilderOptions, GroupSpec, RelocationSet } from './types.js';
 
 export interface FromElfResult {
   builder: ObjectBuilder;
@@ -57,10 +26,6 @@ export interface FromElfResult {
 
 const decoder = new TextDecoder();
 const nameText = (n: string | Uint8Array) => (typeof n === 'string' ? n : decoder.decode(n));
-
-function unsupported(detail: string, sec?: ElfSection, file?: string): never {
-  throw new XspliceError('ELF_UNSUPPORTED', detail, sec ? { file, sectionIndex: sec.index, section: sec.name } : { file });
-}
 
 export class ObjectBuilder {
   readonly options: Required<BuilderOptions>;
@@ -215,140 +180,57 @@ export class ObjectBuilder {
   }
 
   /**
-   * Builds a model from a relocatable object read by readElf (read → model → write round trip).
-   * Section contents are views into `elf.bytes` (not copied). The writer's own sections
-   * (.symtab, its string table, .shstrtab, .symtab_shndx, SHT_REL/SHT_RELA) become the model's
-   * symbols and relocations; SHT_GROUP sections become groups.
+   * Builds a model from a relocatable object read by readElf (read → model → write round trip),
+   * through the one converter (`objectView`): section contents are views into `elf.bytes` (not
+   * copied); the writer's own sections (.symtab, its string table, .shstrtab, .symtab_shndx,
+   * SHT_REL/SHT_RELA) become the model's symbols and relocations; SHT_GROUP sections become
+   * groups. A reference the model cannot carry (sh_link or sh_info naming a section the writer
+   * rebuilds, such a group member) is refused: the round trip would lose it.
    */
   static fromElf(elf: ElfFile): FromElfResult {
+    const view = objectView(elf);
+    const lost = view.lostReferences[0];
+    if (lost) {
+      const what = lost.field === 'sh_info' ? `sh_info ${lost.to} (SHF_INFO_LINK)` : `${lost.field} ${lost.to}`;
+      throw new XspliceError('ELF_UNSUPPORTED', `${what} refers to a section the writer rebuilds`, { file: elf.file, sectionIndex: lost.from.index, section: lost.from.name });
+    }
     const h = elf.header;
-    if (elf.programHeaders.length > 0) unsupported('objects with program headers cannot be rebuilt (only relocatable objects)', undefined, elf.file);
     const b = new ObjectBuilder({
       class: h.class, littleEndian: h.littleEndian, machine: h.machine, flags: h.flags, osabi: h.osabi,
       abiVersion: h.abiVersion, type: h.type, keepEmptySymtab: elf.symtabSection() !== undefined,
     });
-    const symtab = elf.symtabSection();
-    const synthesized = new Set<number>([0, h.shstrndx]);
-    if (symtab) {
-      synthesized.add(symtab.index);
-      synthesized.add(symtab.link);
-    }
-    const relocs = elf.relocations();
-    for (const r of relocs) synthesized.add(r.section.index);
-    for (const s of elf.sections) {
-      if (s.type === SHT.SYMTAB_SHNDX) synthesized.add(s.index);
-      if (s.type === SHT.SYMTAB && s !== symtab) unsupported('more than one SHT_SYMTAB section', s, elf.file);
-    }
-
     const sectionIds = new Map<number, SectionId>();
-    for (const s of elf.sections) {
-      if (synthesized.has(s.index)) continue;
-      const spec: SectionSpec = {
-        name: modelName(s), type: s.type, flags: s.flags, addralign: s.addralign, entsize: s.entsize, addr: s.addr,
-      };
-      if (s.type === SHT.NOBITS) spec.size = s.size;
-      else spec.data = s.data();
-      if (s.type === SHT.GROUP) {
-        // Placeholder group; members and signature are filled in once every ID is known.
-        const id = b.addSection(spec);
-        b.groups.set(id, { name: modelName(s), signature: 0 as SymbolId, flags: 0, members: [] });
-        sectionIds.set(s.index, id);
-        continue;
-      }
-      spec.info = s.info;
-      sectionIds.set(s.index, b.addSection(spec));
+    const inputSections = view.sectionIds();
+    for (const index of inputSections) sectionIds.set(index, b.addSection(view.section(index)));
+    const modelSection = (index: number): SectionId => sectionIds.get(index)!;
+    for (const index of inputSections) {
+      const id = modelSection(index);
+      const spec = b.section(id);
+      if (spec.link !== undefined) spec.link = modelSection(spec.link);
+      const target = view.infoLinkOf(index);
+      if (target !== undefined) b.infoLinks.set(id, modelSection(target));
     }
-    // sh_link of kept sections (SHF_LINK_ORDER and the like), and sh_info of SHF_INFO_LINK ones,
-    // must point at kept sections; they become references by ID.
-    for (const s of elf.sections) {
-      const id = sectionIds.get(s.index);
-      if (id === undefined || s.type === SHT.GROUP) continue;
-      if (s.link !== 0) {
-        const l = sectionIds.get(s.link);
-        if (l === undefined) unsupported(`sh_link ${s.link} refers to a section the writer rebuilds`, s, elf.file);
-        b.section(id).link = l;
-      }
-      if (s.info !== 0 && (s.flags & SHF.INFO_LINK) !== 0n) {
-        const t = sectionIds.get(s.info);
-        if (t === undefined) unsupported(`sh_info ${s.info} (SHF_INFO_LINK) refers to a section the writer rebuilds`, s, elf.file);
-        b.infoLinks.set(id, t);
-      }
-    }
-
     const symbolIds = new Map<number, SymbolId>();
-    if (symtab) {
-      const syms = elf.symbols(symtab);
-      for (let i = 1; i < syms.length; i++) {
-        const y = syms[i]!;
-        let section: SymbolSection;
-        // Special values are read from the stored st_shndx: through SHN_XINDEX, 0xfff1 is a real section.
-        if (y.rawShndx === SHN.UNDEF) section = 'UND';
-        else if (y.rawShndx === SHN.ABS) section = 'ABS';
-        else if (y.rawShndx === SHN.COMMON) section = 'COM';
-        else {
-          const id = sectionIds.get(y.shndx);
-          if (id === undefined) {
-            throw new XspliceError('ELF_UNSUPPORTED', `symbol's section index ${y.shndx} is reserved or not a kept section`, {
-              file: elf.file, symbol: y.name, section: '.symtab', sectionIndex: symtab.index,
-            });
-          }
-          section = id;
-        }
-        symbolIds.set(i, b.addSymbol({
-          name: modelName(y), bind: y.bind, type: y.type, other: y.other, section, value: y.value, size: y.size,
-        }));
-      }
+    for (const index of view.symbolIds()) {
+      const spec = view.symbol(index);
+      if (typeof spec.section === 'number') spec.section = modelSection(spec.section);
+      symbolIds.set(index, b.addSymbol(spec));
     }
-
-    for (const g of elf.groups()) {
-      const id = sectionIds.get(g.section);
-      const spec = id !== undefined ? b.groups.get(id) : undefined;
-      if (!spec) continue;
-      const sec = elf.sections[g.section]!;
-      const sig = symbolIds.get(g.signature);
-      if (sig === undefined) unsupported(`group signature symbol ${g.signature} is not in .symtab`, sec, elf.file);
-      spec.signature = sig;
-      spec.flags = g.flags;
-      for (const m of g.members) {
-        const mid = sectionIds.get(m);
-        if (mid !== undefined) spec.members.push(mid);
-        else if (!relocs.some((r) => r.section.index === m)) unsupported(`group member ${m} is a section the writer rebuilds`, sec, elf.file);
+    const modelSymbol = (index: SymbolId | 0): SymbolId | 0 => (index === 0 ? 0 : symbolIds.get(index)!);
+    for (const index of inputSections) {
+      const group = view.group(index);
+      if (group) {
+        b.groups.set(modelSection(index), {
+          name: group.name, signature: modelSymbol(group.signature) as SymbolId, flags: group.flags, members: group.members.map(modelSection),
+        });
       }
-    }
-
-    for (const r of relocs) {
-      const target = sectionIds.get(r.target);
-      if (target === undefined) unsupported(`relocation section applies to section ${r.target}, which is not kept`, r.section, elf.file);
-      if (r.entries.length > 0 && (!symtab || r.symtab !== symtab.index)) unsupported('relocation section does not use .symtab', r.section, elf.file);
-      if (b.relocs.has(target)) unsupported('a second relocation section for the same target', r.section, elf.file);
-      const entries: RelocationSpec[] = r.entries.map((e, k) => {
-        if (e.symbol === 0) return { offset: e.offset, type: e.type, symbol: 0, addend: e.addend ?? 0n };
-        const sym = symbolIds.get(e.symbol);
-        if (sym === undefined) {
-          throw new XspliceError('ELF_UNSUPPORTED', `relocation ${k} refers to symbol ${e.symbol}, which is not in .symtab`, {
-            file: elf.file, sectionIndex: r.section.index, section: r.section.name,
-          });
-        }
-        return { offset: e.offset, type: e.type, symbol: sym, addend: e.addend ?? 0n };
-      });
-      // Kept even when empty, so that an empty relocation section survives the round trip. The
-      // name is kept only when it is not the default (so renaming the target renames it too).
-      const prefix = r.rela ? '.rela' : '.rel';
-      const tsec = elf.sections[r.target]!;
-      let isDefault: boolean;
-      if (isAsciiName(r.section.name) && isAsciiName(tsec.name)) {
-        // ASCII text is its bytes: compare the strings.
-        isDefault = r.section.name === prefix + tsec.name;
-      } else {
-        const tname = tsec.nameBytes;
-        const nb = r.section.nameBytes;
-        isDefault = nb.length === prefix.length + tname.length && [...prefix].every((c, i) => nb[i] === c.charCodeAt(0))
-          && tname.every((c, i) => nb[prefix.length + i] === c);
+      const relocs = view.relocationsOf(index);
+      if (relocs) {
+        // The model owns its entries (the view's are the reader's): copied, symbols mapped.
+        const entries = relocs.entries.map((e): RelocationSpec => ({ offset: e.offset, type: e.type, symbol: modelSymbol(e.symbol), addend: e.addend }));
+        b.relocs.set(modelSection(index), { ...relocs, entries });
       }
-      const name = isDefault ? undefined : modelName(r.section);
-      b.relocs.set(target, { rela: r.rela, entries, name, flags: r.section.flags });
     }
     return { builder: b, sectionIds, symbolIds };
   }
 }
-

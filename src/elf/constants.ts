@@ -24,6 +24,8 @@ export const SHT = {
   NULL: 0, PROGBITS: 1, SYMTAB: 2, STRTAB: 3, RELA: 4, HASH: 5, DYNAMIC: 6, NOTE: 7, NOBITS: 8,
   REL: 9, SHLIB: 10, DYNSYM: 11, INIT_ARRAY: 14, FINI_ARRAY: 15, PREINIT_ARRAY: 16, GROUP: 17,
   SYMTAB_SHNDX: 18, RELR: 19,
+  /** Packed relocations (`as --crel`, clang -Wa,--crel; binutils 2.43, LLVM 19). */
+  CREL: 0x40000014,
   GNU_ATTRIBUTES: 0x6ffffff5, GNU_HASH: 0x6ffffff6, GNU_LIBLIST: 0x6ffffff7, CHECKSUM: 0x6ffffff8,
   GNU_verdef: 0x6ffffffd, GNU_verneed: 0x6ffffffe, GNU_versym: 0x6fffffff,
   LLVM_ODRTAB: 0x6fff4c00, LLVM_LINKER_OPTIONS: 0x6fff4c01, LLVM_ADDRSIG: 0x6fff4c03,

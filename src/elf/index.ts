@@ -4,16 +4,15 @@ export { readElf, isElf, parseNotes, checkedNumber, type ReadOptions } from './r
 export { LAYOUT32, LAYOUT64, layoutsFor, decodeRecord, encodeRecord, dataView } from './layout.js';
 export { ObjectBuilder } from './builder.js';
 
-import { readFileSync } from 'node:fs';
+import { readInputSync } from '../fsutil.js';
 import { readElf } from './reader.js';
 import type { ElfFile } from './types.js';
 import { XspliceError } from '../errors.js';
 
 /** Reads an ELF file from disk; errors name the file. */
 export function readElfFile(path: string): ElfFile {
-  const bytes = readFileSync(path);
   try {
-    return readElf(new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength), { file: path });
+    return readElf(readInputSync(path), { file: path });
   } catch (e) {
     if (e instanceof XspliceError) e.withFile(path);
     throw e;

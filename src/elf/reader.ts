@@ -30,6 +30,10 @@ export interface ReadOptions {
 const MAX_SAFE = BigInt(Number.MAX_SAFE_INTEGER);
 const utf8 = new TextDecoder('utf-8', { fatal: false });
 const EMPTY = new Uint8Array(0);
+const SYMBOL_TYPES = [SHT.SYMTAB, SHT.DYNSYM];
+const RELOC_TYPES = [SHT.REL, SHT.RELA, SHT.RELR, SHT.CREL];
+const NOTE_TYPES = [SHT.NOTE];
+const GROUP_TYPES = [SHT.GROUP];
 
 /** The bytes of an ASCII string. */
 function asciiBytes(s: string): Uint8Array {
@@ -48,6 +52,29 @@ export function checkedNumber(v: bigint, what: string, ctx: ErrorContext): numbe
 
 export function readElf(bytes: Uint8Array, opts: ReadOptions = {}): ElfFile {
   return new Reader(bytes, opts.file).file;
+}
+
+/**
+ * Refuses a file two of whose sections (other than SHT_NOBITS and empty ones) share file bytes.
+ * Compilers and `ld -r` never make such objects; a tool that copies sections out (buildid set,
+ * build) would otherwise copy the same bytes once per header, thousands of times the input.
+ */
+export function refuseSharedContents(elf: ElfFile, file?: string): void {
+  const len = elf.bytes.length;
+  const spans = elf.sections
+    .filter((s) => s.type !== SHT.NOBITS && s.type !== SHT.NULL && s.size > 0n && s.offset < len)
+    .map((s) => ({ s, start: s.offset, end: Math.min(len, s.offset + Number(s.size > BigInt(len) ? len : s.size)) }))
+    .sort((a, b) => a.start - b.start || a.s.index - b.s.index);
+  let prev: (typeof spans)[number] | undefined;
+  for (const x of spans) {
+    if (prev && x.start < prev.end) {
+      throw new FormatError('ELF_OVERLAP', `shares file bytes with section [${prev.s.index}] ${prev.s.name}: sections of an object never overlap`, {
+        ...(file !== undefined ? { file } : {}), sectionIndex: x.s.index, section: x.s.name, offset: x.s.headerOffset,
+        expected: `sh_offset >= 0x${prev.end.toString(16)}`, found: `sh_offset 0x${x.start.toString(16)}`,
+      });
+    }
+    if (!prev || x.end > prev.end) prev = x;
+  }
 }
 
 /** True when the bytes start with the ELF magic. */
@@ -200,6 +227,7 @@ class Reader {
   private relocCache?: ElfRelocSection[];
   private noteCache?: ElfNote[];
   private groupCache?: ElfGroup[];
+  private readonly disjoint = new Set<string>();
 
   constructor(bytes: Uint8Array, name?: string) {
     this.bytes = bytes;
@@ -462,6 +490,34 @@ class Reader {
     return ent;
   }
 
+  /**
+   * Refuses two sections of one kind (relocations, notes, symbol tables, groups) whose contents
+   * share file bytes: each byte is then decoded once, and the total of entries, notes and symbols
+   * is bounded by the file's size (thousands of headers naming one block cannot multiply the work).
+   */
+  private checkDisjoint(kind: string, types: readonly number[]): void {
+    if (this.disjoint.has(kind)) return;
+    const len = this.bytes.length;
+    const spans: { start: number; end: number; sec: ElfSection }[] = [];
+    for (const sec of this.file.sections) {
+      if (!types.includes(sec.type) || sec.size === 0n || sec.offset >= len) continue;
+      const size = sec.size > this.lenBig ? len : Number(sec.size);
+      spans.push({ start: sec.offset, end: Math.min(len, sec.offset + size), sec });
+    }
+    spans.sort((a, b) => a.start - b.start || a.sec.index - b.sec.index);
+    let prev: (typeof spans)[number] | undefined;
+    for (const s of spans) {
+      if (prev && s.start < prev.end) {
+        throw this.err('ELF_OVERLAP', `${kind} section shares file bytes with ${kind} section [${prev.sec.index}] ${prev.sec.name}`, {
+          ...this.secCtx(s.sec), offset: s.sec.headerOffset,
+          expected: `sh_offset >= 0x${prev.end.toString(16)}`, found: `sh_offset 0x${s.start.toString(16)}`,
+        });
+      }
+      if (!prev || s.end > prev.end) prev = s;
+    }
+    this.disjoint.add(kind);
+  }
+
   /** Entry count of a symbol table section (its entry size checked), cached per section. */
   private symCount(symSec: ElfSection): number {
     let n = this.symCountCache.get(symSec.index);
@@ -490,6 +546,7 @@ class Reader {
     if (!sec) return [];
     const cached = this.symCache.get(sec.index);
     if (cached) return cached;
+    this.checkDisjoint('symbol table', SYMBOL_TYPES);
     if (sec.type !== SHT.SYMTAB && sec.type !== SHT.DYNSYM) {
       throw this.err('ELF_LINK_TYPE', 'not a symbol table', { ...this.secCtx(sec), expected: 'SHT_SYMTAB or SHT_DYNSYM', found: `type ${sec.type}` });
     }
@@ -555,6 +612,7 @@ class Reader {
 
   relocations(): ElfRelocSection[] {
     if (this.relocCache) return this.relocCache;
+    this.checkDisjoint('relocation', RELOC_TYPES);
     const out: ElfRelocSection[] = [];
     const is64 = this.header.class === 64;
     const le = this.le;
@@ -623,6 +681,7 @@ class Reader {
 
   notes(): ElfNote[] {
     if (this.noteCache) return this.noteCache;
+    this.checkDisjoint('note', NOTE_TYPES);
     const out: ElfNote[] = [];
     const fileSections = this.file.sections;
     for (let k = 0; k < fileSections.length; k++) {
@@ -637,6 +696,7 @@ class Reader {
 
   groups(): ElfGroup[] {
     if (this.groupCache) return this.groupCache;
+    this.checkDisjoint('group', GROUP_TYPES);
     const out: ElfGroup[] = [];
     const fileSections = this.file.sections;
     for (let k = 0; k < fileSections.length; k++) {

@@ -207,3 +207,39 @@ export interface RelocationSpec {
   /** Ignored for SHT_REL sections. */
   addend: bigint;
 }
+
+/** ELF header fields of a model (ObjectBuilder) that the writer does not derive. */
+export interface BuilderOptions {
+  class: ElfClass;
+  littleEndian: boolean;
+  machine: number;
+  /** e_flags (e.g. EF_ARM_EABI_VER5). */
+  flags?: number;
+  osabi?: number;
+  abiVersion?: number;
+  /** e_type, default ET_REL. */
+  type?: number;
+  /**
+   * Write a .symtab even when the model has no symbols, relocations or groups (default false: like
+   * GNU as, an object without symbols gets no symbol table). fromElf sets it when the input had one.
+   */
+  keepEmptySymtab?: boolean;
+}
+
+/** The relocations that apply to one section of a model (one SHT_REL or SHT_RELA section when written). */
+export interface RelocationSet {
+  rela: boolean;
+  entries: RelocationSpec[];
+  /** Section name; default `.rela<target>` / `.rel<target>`. */
+  name?: string | Uint8Array;
+  /** sh_flags of the relocation section; default SHF_INFO_LINK (plus SHF_GROUP when the target has it). */
+  flags?: bigint;
+}
+
+/** An SHT_GROUP section of a model: its signature symbol, flags (GRP_COMDAT) and member sections. */
+export interface GroupSpec {
+  name?: string | Uint8Array;
+  signature: SymbolId;
+  flags: number;
+  members: SectionId[];
+}

@@ -2,280 +2,26 @@
  * The ELF writer: turns an ObjectBuilder model (sections, symbols and relocations that refer to
  * each other by ID) into one relocatable object.
  *
- * Two passes, as gimli's `object::write` does it. `plan()` assigns every section index (null
- * section 0, each model section followed by its relocation section, then .symtab, .symtab_shndx
- * when needed and .strtab — only when there is something to put in them — and .shstrtab), every
- * symbol index (null symbol 0, locals before the rest, sh_info = first non-local), both string
- * tables and every file offset, and so the total size. `emit()` then writes into one preallocated
- * buffer, checking that each record starts exactly
- * where the plan put it. Nothing depends on iteration order other than the model's own order, so
- * the same model always gives the same bytes.
+ * Two passes, as gimli's `object::write` does it. `planObject` (write-plan.ts) assigns every
+ * section and symbol index, both string tables and every file offset; `emitObject` (here) then
+ * writes into one preallocated buffer, checking that each record starts exactly where the plan
+ * put it. Nothing depends on iteration order other than the model's own order, so the same model
+ * always gives the same bytes.
+ *
+ * The loops over sections, symbols and relocations are indexed, not for-of, and records are
+ * encoded field by field from the layout tables: bench/perf-notes.md says why, with the numbers.
  *
  * Extended numbering (gABI): with 0xff00 or more sections e_shnum is 0 and section 0's sh_size
  * holds the count; a .shstrtab index of 0xff00 or more goes into section 0's sh_link with
  * e_shstrndx = SHN_XINDEX; symbols in such sections get st_shndx = SHN_XINDEX and their real
  * index in .symtab_shndx.
  */
-import { XspliceError } from '../errors.js';
-import { SHF, SHN, SHT, STB } from './constants.js';
+import { SHN, SHT } from './constants.js';
 import { EI, encodeRecord, dataView, layoutsFor, writeBigField, writeNumField, type ClassLayouts } from './layout.js';
-import { StringTableBuilder, nameBytes } from './strtab.js';
-import type { BuilderOptions, GroupSpec, RelocationSet } from './builder.js';
-import type { SectionId, SectionSpec, SymbolId, SymbolSpec } from './types.js';
+import type { SymbolSpec } from './types.js';
+import { displayName, planObject, type WritePlan, type WriterModel } from './write-plan.js';
 
-/** What the writer reads from the builder. */
-export interface WriterModel {
-  options: Required<BuilderOptions>;
-  /** Model sections in output order. */
-  sections: readonly { id: SectionId; spec: SectionSpec; group?: GroupSpec; infoLink?: SectionId }[];
-  symbols: readonly { id: SymbolId; spec: SymbolSpec }[];
-  relocations: ReadonlyMap<SectionId, RelocationSet>;
-}
-
-type OutKind = 'null' | 'model' | 'group' | 'reloc' | 'symtab' | 'shndx' | 'strtab' | 'shstrtab';
-
-/** One planned section header. */
-interface OutSection {
-  kind: OutKind;
-  name: string | Uint8Array;
-  nameKey: string;
-  type: number;
-  flags: bigint;
-  addr: bigint;
-  offset: number;
-  size: number | bigint;
-  link: number;
-  info: number;
-  addralign: bigint;
-  entsize: bigint;
-  /** Bytes to place at `offset` (not for NOBITS and synthesised tables, which `emit` encodes). */
-  data?: Uint8Array;
-  id?: SectionId;
-  group?: GroupSpec;
-  relocs?: RelocationSet;
-  relocTarget?: SectionId;
-}
-
-export interface WritePlan {
-  sections: OutSection[];
-  /** Section ID → ELF index. */
-  sectionIndex: Map<SectionId, number>;
-  /** Target section ID → ELF index of its relocation section. */
-  relocIndex: Map<SectionId, number>;
-  /** Symbol ID → ELF index in .symtab. */
-  symbolIndex: Map<SymbolId, number>;
-  /** Symbols in .symtab order (index 0 not included). */
-  symbolOrder: { id: SymbolId; spec: SymbolSpec }[];
-  firstNonLocal: number;
-  strtab: StringTableBuilder;
-  shstrtab: StringTableBuilder;
-  symNameKeys: string[];
-  shstrndx: number;
-  shoff: number;
-  total: number;
-}
-
-/** Largest object the writer will plan (it is built in one Uint8Array). */
-const MAX_OUTPUT = 2 ** 31;
-
-function fail(code: string, detail: string, ctx: ConstructorParameters<typeof XspliceError>[2] = {}): never {
-  throw new XspliceError(code, detail, ctx);
-}
-
-function displayName(n: string | Uint8Array): string {
-  return typeof n === 'string' ? n : new TextDecoder().decode(n);
-}
-
-function alignUp(v: number, a: bigint, what: string | Uint8Array): number {
-  if (a <= 1n) return v;
-  if ((a & (a - 1n)) !== 0n) fail('ELF_WRITE_ALIGN', 'sh_addralign is not a power of two', { section: displayName(what), found: a });
-  if (a > BigInt(MAX_OUTPUT)) fail('ELF_WRITE_TOO_LARGE', 'sh_addralign is too large to lay out', { section: displayName(what), found: a });
-  const n = Number(a);
-  return Math.ceil(v / n) * n;
-}
-
-/** Every planned section has every field (one object shape for the emit loop). */
-function outSection(
-  kind: OutKind, name: string | Uint8Array, nameKey: string, type: number, flags: bigint, addr: bigint, size: number | bigint,
-  link: number, info: number, addralign: bigint, entsize: bigint, data?: Uint8Array, id?: SectionId, group?: GroupSpec,
-  relocs?: RelocationSet, relocTarget?: SectionId,
-): OutSection {
-  return { kind, name, nameKey, type, flags, addr, offset: 0, size, link, info, addralign, entsize, data, id, group, relocs, relocTarget };
-}
-
-export function planObject(model: WriterModel): WritePlan {
-  const o = model.options;
-  const L = layoutsFor(o.class);
-  const addrMax = o.class === 64 ? (1n << 64n) - 1n : (1n << 32n) - 1n;
-  const addendMin = o.class === 64 ? -(1n << 63n) : -(1n << 31n);
-  const wordAlign = o.class === 64 ? 8n : 4n;
-  const shstrtab = new StringTableBuilder('.shstrtab');
-  const strtab = new StringTableBuilder('.strtab');
-  for (const [field, v, max] of [['EI_OSABI', o.osabi, 0xff], ['EI_ABIVERSION', o.abiVersion, 0xff], ['e_type', o.type, 0xffff], ['e_machine', o.machine, 0xffff], ['e_flags', o.flags, 0xffffffff]] as const) {
-    if (!Number.isInteger(v) || v < 0 || v > max) fail('ELF_WRITE_RANGE', `${field} does not fit its field`, { expected: `0..${max}`, found: v });
-  }
-
-  const out: OutSection[] = [];
-  const push = (s: OutSection): number => {
-    out.push(s);
-    return out.length - 1;
-  };
-  push(outSection('null', '', shstrtab.add(''), SHT.NULL, 0n, 0n, 0, 0, 0, 0n, 0n));
-
-  // 1. Section indices: each model section, then its relocations.
-  const sectionIndex = new Map<SectionId, number>();
-  const relIndex = new Map<SectionId, number>();
-  const relSize = L.rel.size;
-  const relaSize = L.rela.size;
-  const relEnt = BigInt(relSize);
-  const relaEnt = BigInt(relaSize);
-  // Indexed loops: in a cold process a for-of loop allocates an iterator result per step.
-  const msecs = model.sections;
-  for (let i = 0; i < msecs.length; i++) {
-    const { id, spec, group } = msecs[i]!;
-    const name = spec.name;
-    // Contexts are built only when an error is thrown (names are decoded lazily).
-    const addr = spec.addr ?? 0n;
-    const entsize = spec.entsize ?? 0n;
-    if (spec.flags < 0n || spec.flags > addrMax) fail('ELF_WRITE_RANGE', `sh_flags does not fit ELF${o.class}`, { section: displayName(name), found: spec.flags });
-    if (addr < 0n || addr > addrMax) fail('ELF_WRITE_RANGE', `sh_addr does not fit ELF${o.class}`, { section: displayName(name), found: addr });
-    if (spec.addralign < 0n || spec.addralign > addrMax) fail('ELF_WRITE_RANGE', `sh_addralign does not fit ELF${o.class}`, { section: displayName(name), found: spec.addralign });
-    if (entsize < 0n || entsize > addrMax) fail('ELF_WRITE_RANGE', `sh_entsize does not fit ELF${o.class}`, { section: displayName(name), found: entsize });
-    let data: Uint8Array | undefined;
-    let size: number | bigint;
-    if (group) {
-      size = 0; // set below, once relocation sections are known
-    } else if (spec.type === SHT.NOBITS) {
-      size = spec.size ?? BigInt(spec.data?.length ?? 0);
-      if (size < 0n || size > addrMax) fail('ELF_WRITE_RANGE', `sh_size does not fit ELF${o.class}`, { section: displayName(name), found: size });
-    } else {
-      data = spec.data ?? new Uint8Array(0);
-      size = data.length;
-    }
-    const idx = push(outSection(group ? 'group' : 'model', name, shstrtab.add(name), spec.type, spec.flags, addr, size, 0, spec.info ?? 0, spec.addralign, entsize, data, id, group));
-    sectionIndex.set(id, idx);
-    const rel = model.relocations.get(id);
-    if (rel) {
-      const prefix = rel.rela ? '.rela' : '.rel';
-      const rname = rel.name !== undefined ? rel.name : typeof name === 'string' ? prefix + name : concat(nameBytes(prefix), name);
-      const flags = rel.flags ?? (SHF.INFO_LINK | (spec.flags & SHF.GROUP));
-      relIndex.set(id, push(outSection('reloc', rname, shstrtab.add(rname), rel.rela ? SHT.RELA : SHT.REL, flags, 0n,
-        rel.entries.length * (rel.rela ? relaSize : relSize), 0, idx, wordAlign, rel.rela ? relaEnt : relEnt, undefined, undefined, undefined, rel, id)));
-    }
-  }
-
-  // 2. Symbol indices: null, locals (model order), then everything else (model order).
-  const symbolOrder: { id: SymbolId; spec: SymbolSpec }[] = [];
-  const msyms = model.symbols;
-  for (let i = 0; i < msyms.length; i++) if (msyms[i]!.spec.bind === STB.LOCAL) symbolOrder.push(msyms[i]!);
-  const firstNonLocal = 1 + symbolOrder.length;
-  for (let i = 0; i < msyms.length; i++) if (msyms[i]!.spec.bind !== STB.LOCAL) symbolOrder.push(msyms[i]!);
-  const symbolIndex = new Map<SymbolId, number>();
-  const symNameKeys: string[] = new Array(symbolOrder.length);
-  let needShndx = false;
-  for (let i = 0; i < symbolOrder.length; i++) {
-    const { id, spec } = symbolOrder[i]!;
-    symbolIndex.set(id, i + 1);
-    symNameKeys[i] = strtab.add(spec.name);
-  }
-  for (let i = 0; i < symbolOrder.length; i++) {
-    const { spec } = symbolOrder[i]!;
-    if (spec.value < 0n || spec.value > addrMax) fail('ELF_WRITE_RANGE', `st_value does not fit ELF${o.class}`, { symbol: displayName(spec.name), section: '.symtab', found: spec.value });
-    if (spec.size < 0n || spec.size > addrMax) fail('ELF_WRITE_RANGE', `st_size does not fit ELF${o.class}`, { symbol: displayName(spec.name), section: '.symtab', found: spec.size });
-    if (!(spec.bind >= 0 && spec.bind <= 15 && spec.type >= 0 && spec.type <= 15)) fail('ELF_WRITE_RANGE', 'binding or type does not fit st_info', { symbol: displayName(spec.name), section: '.symtab', found: `${spec.bind}/${spec.type}` });
-    if (typeof spec.section === 'number') {
-      const idx = sectionIndex.get(spec.section);
-      if (idx === undefined) fail('ELF_WRITE_REF', 'symbol is defined in a section that is not in the model', { symbol: displayName(spec.name), found: `section ID ${spec.section}` });
-      if (idx >= SHN.LORESERVE) needShndx = true;
-    }
-  }
-
-  // Relocations: every symbol they name is in the model and every field fits the class.
-  const is64 = o.class === 64;
-  model.relocations.forEach((rel, target) => {
-    const ctx = (k: number) => ({ section: displayName(model.sections.find((x) => x.id === target)?.spec.name ?? `#${target}`), found: `relocation ${k}` });
-    const entries = rel.entries;
-    for (let k = 0; k < entries.length; k++) {
-      const r = entries[k]!;
-      const sym = r.symbol === 0 ? 0 : symbolIndex.get(r.symbol);
-      if (sym === undefined) fail('ELF_WRITE_REF', `relocation ${k} refers to a symbol that is not in the model`, { ...ctx(k), found: `symbol ID ${r.symbol}` });
-      if (is64) {
-        if (!(r.type >= 0 && r.type <= 0xffffffff)) fail('ELF_WRITE_RANGE', 'relocation type does not fit ELF64_R_INFO', { ...ctx(k), found: r.type });
-      } else {
-        if (sym > 0xffffff) fail('ELF_WRITE_RANGE', 'symbol index does not fit ELF32_R_INFO', { ...ctx(k), found: sym });
-        if (!(r.type >= 0 && r.type <= 0xff)) fail('ELF_WRITE_RANGE', 'relocation type does not fit ELF32_R_INFO', { ...ctx(k), found: r.type });
-      }
-      if (r.offset < 0n || r.offset > addrMax) fail('ELF_WRITE_RANGE', `r_offset does not fit ELF${o.class}`, { ...ctx(k), found: r.offset });
-      if (rel.rela && (r.addend < addendMin || r.addend > addrMax)) fail('ELF_WRITE_RANGE', `r_addend does not fit ELF${o.class}`, { ...ctx(k), found: r.addend });
-    }
-  });
-
-  // 3. The synthesised tables (no symbol table for an object without symbols, as GNU as does).
-  const nsyms = symbolOrder.length + 1;
-  const wantSymtab = nsyms > 1 || model.relocations.size > 0 || model.sections.some((s) => s.group) || o.keepEmptySymtab;
-  let symtabIdx = 0;
-  if (wantSymtab) {
-    symtabIdx = push(outSection('symtab', '.symtab', shstrtab.add('.symtab'), SHT.SYMTAB, 0n, 0n, nsyms * L.sym.size, 0, firstNonLocal, wordAlign, BigInt(L.sym.size)));
-    if (needShndx) {
-      push(outSection('shndx', '.symtab_shndx', shstrtab.add('.symtab_shndx'), SHT.SYMTAB_SHNDX, 0n, 0n, nsyms * 4, symtabIdx, 0, 4n, 4n));
-    }
-    const strtabIdx = push(outSection('strtab', '.strtab', shstrtab.add('.strtab'), SHT.STRTAB, 0n, 0n, strtab.finish().length, 0, 0, 1n, 0n));
-    out[symtabIdx]!.link = strtabIdx;
-  }
-  const shstrndx = push(outSection('shstrtab', '.shstrtab', shstrtab.add('.shstrtab'), SHT.STRTAB, 0n, 0n, 0, 0, 0, 1n, 0n));
-  out[shstrndx]!.size = shstrtab.finish().length;
-
-  // 4. Links and infos that refer to other sections or symbols.
-  for (const s of out) if (s.kind === 'reloc') s.link = symtabIdx;
-  for (let i = 0; i < msecs.length; i++) {
-    const { id, spec, group, infoLink } = msecs[i]!;
-    if (infoLink === undefined && spec.link === undefined && !group) continue;
-    const s = out[sectionIndex.get(id)!]!;
-    if (infoLink !== undefined) {
-      const t = sectionIndex.get(infoLink);
-      if (t === undefined) fail('ELF_WRITE_REF', 'sh_info refers to a section that is not in the model', { section: displayName(spec.name), found: `section ID ${infoLink}` });
-      s.info = t;
-    }
-    if (spec.link !== undefined) {
-      const l = sectionIndex.get(spec.link);
-      if (l === undefined) fail('ELF_WRITE_REF', 'sh_link refers to a section that is not in the model', { section: displayName(spec.name), found: `section ID ${spec.link}` });
-      s.link = l;
-    }
-    if (group) {
-      s.link = symtabIdx;
-      const sig = symbolIndex.get(group.signature);
-      if (sig === undefined) fail('ELF_WRITE_REF', 'group signature is not a symbol of the model', { section: displayName(spec.name), found: `symbol ID ${group.signature}` });
-      s.info = sig;
-      let n = 1;
-      for (const m of group.members) {
-        if (!sectionIndex.has(m)) fail('ELF_WRITE_REF', 'group member is not a section of the model', { section: displayName(spec.name), found: `section ID ${m}` });
-        n += relIndex.has(m) ? 2 : 1;
-      }
-      s.size = n * 4;
-    }
-  }
-
-  // 5. File offsets: ELF header, section contents in index order, then the section header table.
-  let cursor = L.ehdr.size;
-  for (let i = 1; i < out.length; i++) {
-    const s = out[i]!;
-    const start = alignUp(cursor, s.addralign, s.name);
-    s.offset = start;
-    if (s.type !== SHT.NOBITS) cursor = start + Number(s.size);
-    if (cursor > MAX_OUTPUT) fail('ELF_WRITE_TOO_LARGE', 'the object would exceed the writer\'s size limit', { section: displayName(s.name), expected: `at most ${MAX_OUTPUT} bytes` });
-  }
-  const shoff = alignUp(cursor, wordAlign, 'section headers');
-  const total = shoff + out.length * L.shdr.size;
-  if (total > MAX_OUTPUT) fail('ELF_WRITE_TOO_LARGE', 'the object would exceed the writer\'s size limit', { expected: `at most ${MAX_OUTPUT} bytes`, found: total });
-  return { sections: out, sectionIndex, relocIndex: relIndex, symbolIndex, symbolOrder, firstNonLocal, strtab, shstrtab, symNameKeys, shstrndx, shoff, total };
-}
-
-function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
-  const r = new Uint8Array(a.length + b.length);
-  r.set(a, 0);
-  r.set(b, a.length);
-  return r;
-}
+export { planObject, type WritePlan, type WriterModel } from './write-plan.js';
 
 /**
  * A forward-only cursor over the output that checks the plan. Places are named by a section index
@@ -337,10 +83,10 @@ export function emitObject(model: WriterModel, plan: WritePlan): Uint8Array {
   };
   const isSpecial = (spec: SymbolSpec): boolean => typeof spec.section !== 'number';
 
-  for (let i = 1; i < shnum; i++) {
-    const s = plan.sections[i]!;
+  for (let index = 1; index < shnum; index++) {
+    const s = plan.sections[index]!;
     if (s.type === SHT.NOBITS) continue;
-    e.at(s.offset, i);
+    e.at(s.offset, index);
     switch (s.kind) {
       case 'model':
         e.bytes(s.data!);
@@ -349,11 +95,11 @@ export function emitObject(model: WriterModel, plan: WritePlan): Uint8Array {
         const g = s.group!;
         const base = e.skip(Number(s.size));
         dv.setUint32(base, g.flags >>> 0, le);
-        let k = 1;
-        for (const m of g.members) {
-          dv.setUint32(base + 4 * k++, plan.sectionIndex.get(m)!, le);
-          const r = plan.relocIndex.get(m);
-          if (r !== undefined) dv.setUint32(base + 4 * k++, r, le);
+        let word = 1;
+        for (const member of g.members) {
+          dv.setUint32(base + 4 * word++, plan.sectionIndex.get(member)!, le);
+          const relocSection = plan.relocIndex.get(member);
+          if (relocSection !== undefined) dv.setUint32(base + 4 * word++, relocSection, le);
         }
         break;
       }
@@ -363,9 +109,9 @@ export function emitObject(model: WriterModel, plan: WritePlan): Uint8Array {
         const F = lay.fields;
         const oInfo = F.r_info.offset;
         const addendDef = rel.rela ? L.rela.fields.r_addend : undefined;
-        const rents = rel.entries;
-        for (let j = 0; j < rents.length; j++) {
-          const r = rents[j]!;
+        const entries = rel.entries;
+        for (let entry = 0; entry < entries.length; entry++) {
+          const r = entries[entry]!;
           const sym = r.symbol === 0 ? 0 : plan.symbolIndex.get(r.symbol)!;
           const base = e.skip(lay.size);
           writeBigField(dv, base, F.r_offset, le, r.offset);
@@ -384,11 +130,11 @@ export function emitObject(model: WriterModel, plan: WritePlan): Uint8Array {
         e.skip(L.sym.size); // null symbol
         const F = L.sym.fields;
         const order = plan.symbolOrder;
-        for (let k = 0; k < order.length; k++) {
-          const spec = order[k]!.spec;
+        for (let position = 0; position < order.length; position++) {
+          const spec = order[position]!.spec;
           const base = e.skip(L.sym.size);
           const idx = symSectionIndex(spec);
-          writeNumField(dv, base, F.st_name, le, plan.strtab.offsetOf(plan.symNameKeys[k]!));
+          writeNumField(dv, base, F.st_name, le, plan.strtab.offsetOf(plan.symNameKeys[position]!));
           writeBigField(dv, base, F.st_value, le, spec.value);
           writeBigField(dv, base, F.st_size, le, spec.size);
           buf[base + F.st_info.offset] = (spec.bind << 4) | spec.type;
@@ -399,9 +145,9 @@ export function emitObject(model: WriterModel, plan: WritePlan): Uint8Array {
       }
       case 'shndx': {
         e.skip(4);
-        const syms = plan.symbolOrder;
-        for (let j = 0; j < syms.length; j++) {
-          const { spec } = syms[j]!;
+        const order = plan.symbolOrder;
+        for (let position = 0; position < order.length; position++) {
+          const { spec } = order[position]!;
           const idx = symSectionIndex(spec);
           dv.setUint32(e.skip(4), !isSpecial(spec) && idx >= SHN.LORESERVE ? idx : 0, le);
         }
@@ -416,16 +162,16 @@ export function emitObject(model: WriterModel, plan: WritePlan): Uint8Array {
       case 'null':
         break;
     }
-    e.done(s.offset + Number(s.size), i);
+    e.done(s.offset + Number(s.size), index);
   }
 
   // Section header table.
   e.at(plan.shoff, -1);
   const F = L.shdr.fields;
-  for (let i = 0; i < shnum; i++) {
-    const s = plan.sections[i]!;
+  for (let index = 0; index < shnum; index++) {
+    const s = plan.sections[index]!;
     const base = e.skip(L.shdr.size);
-    if (i === 0) {
+    if (index === 0) {
       if (shnum >= SHN.LORESERVE) writeNumField(dv, base, F.sh_size, le, shnum);
       if (plan.shstrndx >= SHN.LORESERVE) writeNumField(dv, base, F.sh_link, le, plan.shstrndx);
       continue;

@@ -20,6 +20,11 @@ export interface FieldLayout {
 export interface FuncEntryLayout {
   /** sizeof(struct livepatch_func) on this arch. */
   size: number;
+  /**
+   * Byte offsets in the entry that the hypervisor reads as its own state (L2a `applied`; L2b
+   * `applied` and `patch_offset`): non-zero there mis-places or skips the patch. Optional: none.
+   */
+  hypervisorState?: number[];
   /** Alignment of the struct (8 on 64-bit, 4 on arm32). */
   align: number;
   /** Value the `version` byte must hold. */
@@ -46,6 +51,27 @@ export interface HookSectionRule {
   /** Set when no released hypervisor reads this section (e.g. the xSplice v5 proposal names). */
   note?: string;
 }
+
+/**
+ * How one release's loader behaves, resolved into its row (abiForVersion): the loader columns of
+ * releases.ts FEATURES and the per-release facts verify and build need. A vendor row may state any
+ * of them under "loader"; the rest come from the release the row is used for.
+ */
+export interface LoaderFacts {
+  /** The release these facts are for ("4.17.5+72-g01140da4e8-1"). */
+  release: string;
+  /** Loader behaviours by releases.ts FEATURES name: true when this release has it. */
+  features: Record<string, boolean>;
+  /** Where payloads are mapped: after a hypervisor symbol (x86, page-aligned) or from a fixed base (ARM LIVEPATCH_VMAP_START). */
+  payloadArea: { symbol: string } | { base: bigint };
+  /** x86 NCAPINTS: an alternative's feature must be below NCAPINTS * 32; null when unknown (ARM, < 4.13). */
+  x86CapWords: number | null;
+  /** x86 BUG instruction `.bug_frames.*` entries point at: 'ud2' (0f 0b) up to 4.21, 'udb' (d6) from 4.22; null on ARM. */
+  bugInstruction: 'ud2' | 'udb' | null;
+}
+
+/** What a vendor row states about the loader (any subset; the rest from the release). */
+export type LoaderOverrides = Partial<Omit<LoaderFacts, 'features'>> & { features?: Record<string, boolean> };
 
 export interface PayloadAbi {
   /** Stable row name, e.g. "xsplice", "L1", "L2a", "L2b", "L2c" (+ arch in `id`). */
@@ -101,6 +127,8 @@ export interface PayloadAbi {
   branchRange?: number;
   /** Relocation type for a pointer-sized absolute value (funcs name/new_addr, hook entries): R_X86_64_64, R_AARCH64_ABS64, R_ARM_ABS32. */
   absPointerReloc?: number;
+  /** Loader behaviour: complete on rows resolved for a release (abiForVersion), partial or absent on format rows and vendor rows. */
+  loader?: LoaderOverrides;
   limits: {
     maxPayloadSize: number;
     /** Payload (upload) name: characters, NUL excluded. */

@@ -15,9 +15,10 @@
  *   L2b      4.14.5+, 4.15.3+, 4.16.1+, 4.17.0–4.17.2, 4.18.0: L2a + patch_offset
  *   L2c      4.17.3+, 4.18.1+, 4.19+: bytes 33–71 plain padding, funcs may be read-only
  */
-import { readFile } from 'node:fs/promises';
+import { readInputText } from '../fsutil.js';
 import { UsageError } from '../errors.js';
-import { HOOK_KINDS, type Arch, type FieldLayout, type FuncEntryLayout, type HookKind, type HookSectionRule, type PayloadAbi } from './abi-types.js';
+import { HOOK_KINDS, type Arch, type FieldLayout, type FuncEntryLayout, type HookKind, type HookSectionRule, type LoaderOverrides, type PayloadAbi } from './abi-types.js';
+import { FEATURES, loaderFactsFor, parseVersionText, parseXenVersion as parseRelease, type ParsedXenVersion } from './releases.js';
 
 export type { Arch, PayloadAbi, HookKind } from './abi-types.js';
 
@@ -90,7 +91,9 @@ function entryLayout(kind: 'L1' | 'L2a' | 'L2b' | 'L2c', ptr: 4 | 8): FuncEntryL
       : kind === 'L2b'
         ? [f(afterVersion, 31), f(afterVersion + 31, 1), f(afterVersion + 32, 1), f(afterVersion + 33, 6)] // opaque, applied, patch_offset, _pad[6]
         : [f(afterVersion, 39)]; // _pad[39]
-  return { size: afterVersion + 39 + 32, align: p, version: 2, fields: { ...fields, zeroed, expect } };
+  // What the hypervisor reads as its own state: L2a `applied`; L2b `applied` and `patch_offset` [§1.2].
+  const hypervisorState = kind === 'L2a' ? [afterVersion + 31] : kind === 'L2b' ? [afterVersion + 31, afterVersion + 32] : [];
+  return { size: afterVersion + 39 + 32, align: p, version: 2, ...(hypervisorState.length ? { hypervisorState } : {}), fields: { ...fields, zeroed, expect } };
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -366,25 +369,9 @@ export function abiByName(name: string, arch: Arch, extra: PayloadAbi[] = []): P
   return clone(r);
 }
 
-export interface ParsedXenVersion {
-  major: number;
-  minor: number;
-  /** null when the string gives no point release (e.g. "4.17" or "4.23-dev"). */
-  patch: number | null;
-  /** The rest (e.g. "+13-g2445b30a44-0+deb12u1", "-dev", "-rc"). */
-  extra: string;
-  /** A development or release-candidate tree of major.minor (counts as major.minor.0). */
-  prerelease: boolean;
-}
-
-/** Parses "4.17.7+13-g2445b30a44-0+deb12u1", "4.17.3", "4.17", "4.23-dev", "4.19.0-rc2", "4.7-unstable". */
-export function parseXenVersion(version: string): ParsedXenVersion {
-  const m = /^\s*v?(\d+)\.(\d+)(?:\.(\d+))?(.*?)\s*$/.exec(version);
-  if (!m) throw new UsageError('XEN_VERSION_BAD', `cannot parse Xen version "${version}" (expected X.Y.Z, e.g. 4.17.3)`);
-  const extra = m[4] ?? '';
-  const prerelease = /^-?(dev|unstable|rc\d*|pre)/i.test(extra.replace(/^[-~]/, ''));
-  return { major: Number(m[1]), minor: Number(m[2]), patch: m[3] === undefined ? null : Number(m[3]), extra, prerelease };
-}
+export type { ParsedXenVersion };
+/** Parses "4.17.7+13-g2445b30a44-0+deb12u1", "4.17.3", "4.17", "4.23-dev", "4.19.0-rc2", "4.7-unstable" (releases.ts). */
+export const parseXenVersion = parseVersionText;
 
 function cmp(a: V3, b: V3): number {
   for (let i = 0; i < 3; i++) if (a[i] !== b[i]) return a[i]! - b[i]!;
@@ -399,6 +386,9 @@ function applyRange(range: ReleaseRange, arch: Arch, version: string): PayloadAb
   let out = clone(BUILTIN.find((a) => a.name === range.abi && a.arch === arch)!);
   for (const o of range.overrides ?? []) out = { ...out, ...o(out) };
   out.releases = `${fmtRange(range)} (selected for Xen ${version.trim()})`;
+  // The loader columns of the table, resolved for this release [releases.ts].
+  const ver = parseRelease(version);
+  if (ver) out.loader = loaderFactsFor(ver, arch);
   return out;
 }
 
@@ -426,7 +416,7 @@ export function abiForVersion(version: string, arch: Arch): PayloadAbi {
   if (patch === null) {
     if (v.prerelease) patch = 0;
     else {
-      const rows = new Set(candidates.filter((c) => c.arches.includes(arch)).map((c) => JSON.stringify({ ...applyRange(c, arch, version), releases: '' })));
+      const rows = new Set(candidates.filter((c) => c.arches.includes(arch)).map((c) => JSON.stringify({ ...applyRange(c, arch, version), releases: '', loader: undefined })));
       if (rows.size > 1) {
         throw new UsageError('XEN_VERSION_AMBIGUOUS', `Xen ${version} names no point release, and the payload format changed within ${v.major}.${v.minor}: ${candidates.map((c) => `${fmtRange(c)} → ${c.abi}`).join(', ')}; give the full version (e.g. ${v.major}.${v.minor}.${candidates[candidates.length - 1]!.from[2]})`);
       }
@@ -583,6 +573,14 @@ export function validateAbi(raw: unknown, file = '<abi>', base?: PayloadAbi): Pa
     if (p.offset + p.size > c.offset) fail(file, `.funcEntry.fields.${ck}`, `overlaps ${pk} (offsets ${p.offset}+${p.size} and ${c.offset})`);
   }
   if (size % align) fail(file, '.funcEntry.size', `must be a multiple of align ${align}, found ${size}`);
+  let hypervisorState: number[] | undefined;
+  if (fe.hypervisorState !== undefined) {
+    const hs = fe.hypervisorState;
+    if (!Array.isArray(hs) || hs.some((x) => typeof x !== 'number' || !Number.isInteger(x) || x < 0 || x >= size)) {
+      fail(file, '.funcEntry.hypervisorState', `must be an array of byte offsets below the entry size ${size}`);
+    }
+    hypervisorState = hs as number[];
+  }
   // hooks
   if (!Array.isArray(o.hooks)) fail(file, '.hooks', 'must be an array');
   const hookRules: HookSectionRule[] = o.hooks.map((h, i) => {
@@ -634,7 +632,8 @@ export function validateAbi(raw: unknown, file = '<abi>', base?: PayloadAbi): Pa
     sections,
     mandatory,
     atLeastOneOf,
-    funcEntry: { size, align, version, fields },
+    funcEntry: { size, align, version, ...(hypervisorState ? { hypervisorState } : {}), fields },
+    ...(o.loader !== undefined ? { loader: loaderOverrides(file, o.loader, a) } : {}),
     hooks: hookRules,
     funcsMustBeWritable,
     funcsWritable,
@@ -653,12 +652,54 @@ export function validateAbi(raw: unknown, file = '<abi>', base?: PayloadAbi): Pa
   return row;
 }
 
+/** A row's "loader" object: any of features (by FEATURES name), payloadArea, x86CapWords, bugInstruction, release. */
+function loaderOverrides(file: string, raw: unknown, arch: Arch): LoaderOverrides {
+  if (!isObj(raw)) fail(file, '.loader', 'must be an object');
+  const out: LoaderOverrides = {};
+  for (const k of Object.keys(raw)) {
+    if (!['release', 'features', 'payloadArea', 'x86CapWords', 'bugInstruction'].includes(k)) fail(file, `.loader.${k}`, 'unknown key (known: release, features, payloadArea, x86CapWords, bugInstruction)');
+  }
+  if (raw.release !== undefined) out.release = str(file, raw, 'release', '.loader')!;
+  if (raw.features !== undefined) {
+    const f = raw.features;
+    if (!isObj(f)) fail(file, '.loader.features', 'must be an object of feature name → true/false');
+    const known = Object.keys(FEATURES);
+    out.features = {};
+    for (const [k, v] of Object.entries(f)) {
+      if (!known.includes(k)) fail(file, `.loader.features.${k}`, `unknown feature (known: ${known.join(', ')})`);
+      if (typeof v !== 'boolean') fail(file, `.loader.features.${k}`, `must be true or false, found ${JSON.stringify(v)}`);
+      out.features[k] = v;
+    }
+  }
+  if (raw.payloadArea !== undefined) {
+    const pa = raw.payloadArea;
+    if (isObj(pa) && typeof pa.symbol === 'string' && pa.symbol !== '' && pa.base === undefined) out.payloadArea = { symbol: pa.symbol };
+    else if (isObj(pa) && pa.symbol === undefined && (typeof pa.base === 'string' || typeof pa.base === 'number')) {
+      let base: bigint;
+      try {
+        base = BigInt(pa.base);
+      } catch {
+        fail(file, '.loader.payloadArea.base', `must be an address ("0x…" or an integer), found ${JSON.stringify(pa.base)}`);
+      }
+      if (base < 0n || base >= 1n << BigInt(arch === 'arm32' ? 32 : 64)) fail(file, '.loader.payloadArea.base', `is not a ${arch} address: ${JSON.stringify(pa.base)}`);
+      out.payloadArea = { base };
+    } else fail(file, '.loader.payloadArea', 'must be { "symbol": NAME } or { "base": "0x…" }');
+  }
+  if (raw.x86CapWords !== undefined) out.x86CapWords = raw.x86CapWords === null ? null : num(file, raw, 'x86CapWords', '.loader', { min: 1, max: 2047 })!;
+  if (raw.bugInstruction !== undefined) {
+    const b = raw.bugInstruction;
+    if (b !== null && b !== 'ud2' && b !== 'udb') fail(file, '.loader.bugInstruction', `must be "ud2", "udb" or null, found ${JSON.stringify(b)}`);
+    out.bugInstruction = b;
+  }
+  return out;
+}
+
 /**
  * Reads a vendor row file: one row object, or an array of rows, or `{ "rows": [...] }`.
  * Malformed JSON or an invalid row: UsageError (exit 2) naming the file and the JSON path.
  */
 export async function loadAbiFile(path: string): Promise<PayloadAbi[]> {
-  const text = await readFile(path, 'utf8');
+  const text = await readInputText(path, { max: 16 << 20, what: 'ABI file' });
   return parseAbiJson(text, path);
 }
 

@@ -4,16 +4,18 @@
  * buildPayload, and writes the payload atomically (temp file + rename in the same directory,
  * never over an input, nothing left behind on failure).
  */
-import { readFile, realpath } from 'node:fs/promises';
+import { realpath } from 'node:fs/promises';
 import { resolve as resolvePath } from 'node:path';
-import { UsageError, XspliceError } from '../errors.js';
-import { readElf, isElf } from '../elf/reader.js';
+import { RefusedError, UsageError, XspliceError } from '../errors.js';
+import { readElf, isElf, refuseSharedContents } from '../elf/reader.js';
+import { ET, SHF, SHN, SHT, STT } from '../elf/constants.js';
 import { isHexId, parseBuildIdNote, parseHexId } from '../buildid/note.js';
 import { ARCHES, abiByName, abiForVersion, loadAbiFile, parseXenVersion } from './abi.js';
 import type { Arch, PayloadAbi } from './abi-types.js';
 import { buildPayload, type BuildResult, type DependsSpec, type HookRequest, type NopRequest, type PatchRequest } from './build.js';
 import { loadTarget, type Target } from './target.js';
-import { writeFileAtomic } from '../fsutil.js';
+import { verifyPayloads, type VerifyInput } from './verify.js';
+import { PAYLOAD_MAX, checkOutput, readInput, readInputText, writeFileAtomic } from '../fsutil.js';
 
 export interface BuildFilesOptions {
   objects: string[];
@@ -192,15 +194,14 @@ export function selectAbi(o: { abi?: string; xenVersion?: string; arch?: Arch; e
 }
 
 async function readDepends(arg: string, abiBuildIdSection: string): Promise<DependsSpec> {
-  let bytes: Buffer | undefined;
+  let u: Uint8Array;
   try {
-    bytes = await readFile(arg);
+    u = await readInput(arg, { max: PAYLOAD_MAX, what: 'payload (--depends)', tooLargeIsRefusal: true });
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
     if ((code === 'ENOENT' || code === 'ENAMETOOLONG') && isHexId(arg)) return { buildId: parseHexId(arg), source: 'hex' };
     throw e;
   }
-  const u = new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   if (!isElf(u)) {
     const t = new TextDecoder().decode(u);
     if (isHexId(t)) return { buildId: parseHexId(t), source: 'hex' };
@@ -223,18 +224,129 @@ async function samePath(a: string, b: string): Promise<boolean> {
   return ra === rb;
 }
 
+/** Section types that carry relocations xsplice does not decode (and Xen does not apply). */
+const UNDECODED_RELOCS: Record<number, string> = {
+  [SHT.CREL]: 'SHT_CREL (as --crel, clang -Wa,--crel)', [SHT.RELR]: 'SHT_RELR', 0x60000001: 'SHT_ANDROID_REL', 0x60000002: 'SHT_ANDROID_RELA', 0x6fffff00: 'SHT_ANDROID_RELR',
+};
+
+/**
+ * What an input object must be for its payload to load as built: refused here with the object's
+ * own words (section, symbol, offset) rather than later by verify. A relocatable object from gcc
+ * or clang passes all of these.
+ */
+export function checkObject(bytes: Uint8Array, file: string): void {
+  if (!isElf(bytes)) return; // buildPayload reports a non-ELF input
+  const elf = readElf(bytes, { file });
+  refuseSharedContents(elf, file);
+  const refuse = (code: string, detail: string, ctx: Record<string, unknown>): never => {
+    throw new RefusedError(code, detail, { file, ...ctx });
+  };
+  for (const s of elf.sections) {
+    if (s.index === 0) continue;
+    const undecoded = UNDECODED_RELOCS[s.type];
+    if (undecoded !== undefined || (s.type !== SHT.REL && s.type !== SHT.RELA && /^\.crel\./.test(s.name))) {
+      refuse('BUILD_RELOC_UNDECODED', `holds relocations in ${undecoded ?? `section type 0x${s.type.toString(16)}`}, which xsplice does not decode and Xen does not apply: assemble without --crel`, {
+        sectionIndex: s.index, section: s.name, offset: s.headerOffset,
+      });
+    }
+    if ((s.type === SHT.REL || s.type === SHT.RELA) && (s.flags & (SHF.WRITE | SHF.ALLOC | SHF.EXECINSTR))) {
+      refuse('BUILD_RELOC_FLAGS', 'relocation section is flagged writable, allocated or executable (W/A/X): the loader would map it', {
+        sectionIndex: s.index, section: s.name, offset: s.headerOffset, expected: 'no W, A or X flag',
+      });
+    }
+    if ((s.flags & SHF.EXECINSTR) && !(s.flags & SHF.ALLOC) && s.size > 0n) {
+      refuse('BUILD_SECTION_NOT_ALLOC', 'code section (SHF_EXECINSTR) is not SHF_ALLOC: the loader would never map it', {
+        sectionIndex: s.index, section: s.name, offset: s.headerOffset, expected: 'flags AX',
+      });
+    }
+    if (elf.header.type === ET.REL && s.addr !== 0n && (s.flags & SHF.ALLOC)) {
+      refuse('BUILD_SECTION_ADDR', 'has a non-zero sh_addr in a relocatable object', {
+        sectionIndex: s.index, section: s.name, offset: s.headerOffset, expected: 'sh_addr 0', found: '0x' + s.addr.toString(16),
+      });
+    }
+  }
+  const symtab = elf.symtabSection();
+  if (!symtab) return;
+  for (const sym of elf.symbols(symtab)) {
+    if (sym.index === 0) continue;
+    if (sym.shndx === SHN.UNDEF && sym.rawShndx === SHN.UNDEF) {
+      if (sym.name === '') refuse('BUILD_SYMBOL_UNNAMED', 'an undefined symbol has no name: nothing can resolve it', { symbol: `#${sym.index}`, offset: symtab.offset });
+      continue;
+    }
+    if (sym.rawShndx >= SHN.LORESERVE && sym.rawShndx !== SHN.XINDEX) continue;
+    const sec = elf.sections[sym.shndx];
+    if (!sec || sym.type === STT.TLS || sym.type === STT.SECTION) continue;
+    if (sym.type === STT.FUNC && !(sec.flags & SHF.ALLOC)) {
+      refuse('BUILD_SECTION_NOT_ALLOC', `function lies in section ${sec.name}, which is not SHF_ALLOC: the loader would never map it`, {
+        symbol: sym.name || `#${sym.index}`, sectionIndex: sec.index, section: sec.name, expected: 'an SHF_ALLOC section',
+      });
+    }
+    if (sym.value + sym.size > sec.size) {
+      refuse('BUILD_SYMBOL_RANGE', `symbol lies past the end of its section ${sec.name}`, {
+        symbol: sym.name || `#${sym.index}`, expected: `value + size <= 0x${sec.size.toString(16)}`, found: `0x${sym.value.toString(16)} + 0x${sym.size.toString(16)}`,
+      });
+    }
+  }
+}
+
+/** A release the row describes on its arch (for a target that does not say its own), or undefined. */
+function releaseOfRow(abi: PayloadAbi): string | undefined {
+  for (const m of abi.releases.matchAll(/\d+\.\d+(?:\.\d+)?/g)) {
+    try {
+      if (abiForVersion(m[0], abi.arch).name === abi.name) return m[0];
+    } catch {
+      /* not a release of this arch */
+    }
+  }
+  return undefined;
+}
+
+/**
+ * Runs verify (upload and apply checks) on a finished payload, after the `--depends` payload when
+ * one was given, and refuses (exit 1) with verify's first reason. A hex `--depends` names a
+ * payload verify cannot load, so its apply-time dependency check is left to the hypervisor.
+ */
+export function verifyBeforeWrite(
+  bytes: Uint8Array, out: string, target: Target, abi: PayloadAbi, xenVersion: string | undefined, depends: DependsSpec | undefined,
+  warn: (m: string) => void, dependsFile = 'depends',
+): void {
+  const version = xenVersion ?? target.version ?? (abi.name === 'xsplice' ? 'xsplice' : releaseOfRow(abi));
+  if (!version) {
+    warn(`not verified: the target does not reveal its Xen version and ${abi.name} names none; run xsplice verify with --xen-version`);
+    return;
+  }
+  const inputs: VerifyInput[] = [];
+  if (depends?.payload) inputs.push({ file: dependsFile, bytes: depends.payload.bytes });
+  inputs.push({ file: out, bytes });
+  const result = verifyPayloads(inputs, target, { abi, arch: abi.arch, xenVersion: version });
+  const mine = result.payloads[result.payloads.length - 1]!;
+  const errors = mine.diagnostics.filter((d) => d.severity === 'error' && !(d.code === 'DEPENDS_MISMATCH' && !depends?.payload && depends));
+  if (errors.length === 0) return;
+  const first = errors[0]!;
+  const more = errors.length > 1 ? ` (and ${errors.length - 1} more: run xsplice verify for all)` : '';
+  throw new RefusedError('BUILD_VERIFY_REFUSED', `verify refuses the payload, nothing written: ${first.code}${first.errno ? ` (${first.errno})` : ''}: ${first.message}${more}`, { file: out });
+}
+
+const MAX_WARNINGS = 50;
+
 export async function buildFiles(o: BuildFilesOptions): Promise<BuildFilesResult> {
   const warnings: string[] = [];
   const onWarning = o.onWarning;
+  // Each distinct warning once: a hostile object can raise the same one for thousands of sections.
+  const seen = new Set<string>();
   const sink = (w: string): void => {
-    warnings.push(w);
-    onWarning?.(w);
+    if (seen.has(w) || seen.size > MAX_WARNINGS) return;
+    seen.add(w);
+    const line = seen.size > MAX_WARNINGS ? `further warnings left out (more than ${MAX_WARNINGS})` : w;
+    warnings.push(line);
+    onWarning?.(line);
   };
   if (!o.out) throw new UsageError('USAGE', 'missing -o OUT');
   if (!o.xen) throw new UsageError('USAGE', 'missing --xen XEN');
+  checkOutput(o.out);
   let spec: SpecFile = {};
   if (o.spec) {
-    const r = parseSpec(await readFile(o.spec, 'utf8'), o.spec);
+    const r = parseSpec(await readInputText(o.spec, { max: 16 << 20, what: 'spec file' }), o.spec);
     spec = r.spec;
     // Command-line options win over the spec file.
     o = { ...r.opts, ...Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) } as BuildFilesOptions;
@@ -248,9 +360,9 @@ export async function buildFiles(o: BuildFilesOptions): Promise<BuildFilesResult
   const extra = o.abiFile ? await loadAbiFile(o.abiFile) : [];
   const target = await loadTarget(o.xen, { ...(o.stdinText !== undefined ? { stdinText: o.stdinText } : {}) });
   const objects = await Promise.all(o.objects.map(async (p) => {
-    const b = await readFile(p);
-    return { name: p, bytes: new Uint8Array(b.buffer, b.byteOffset, b.byteLength) };
+    return { name: p, bytes: await readInput(p, { what: 'object' }) };
   }));
+  for (const obj of objects) checkObject(obj.bytes, obj.name);
   let objectMachine: number | undefined;
   const first = objects[0]?.bytes;
   if (first && isElf(first) && first.length >= 20) objectMachine = first[18]! | (first[19]! << 8);
@@ -267,21 +379,24 @@ export async function buildFiles(o: BuildFilesOptions): Promise<BuildFilesResult
     expect: o.expect ?? false,
     oldAddr: (o.oldAddr as 'address' | 'name' | undefined) ?? (target.symbols ? 'address' : 'name'),
     toolVersion: o.toolVersion ?? 'unknown',
-    ...(onWarning ? { onWarning } : {}),
+    onWarning: sink,
   }).catch((e: unknown) => {
     // A name the target's symbol table does not resolve is about XEN, not about the output.
     if (e instanceof XspliceError && e.code.startsWith('SYMBOL_')) throw e.withFile(o.xen);
     throw e;
   });
+  // The hypervisor's own checks (verify) run on the result before it gets its name: a build never
+  // leaves behind a payload `xsplice verify` against the same target would refuse.
+  verifyBeforeWrite(res.bytes, o.out, target, abi, o.xenVersion, depends, sink, o.depends);
   try {
-    await writeFileAtomic(o.out, res.bytes);
+    await writeFileAtomic(o.out, res.bytes, { onNote: sink });
   } catch (e) {
     if (e instanceof XspliceError) throw e.withFile(o.out);
     throw e;
   }
   return {
     ...res,
-    warnings: [...warnings, ...res.warnings],
+    warnings: [...new Set([...warnings, ...res.warnings])],
     file: o.out,
     target: { buildId: target.buildIdHex, version: o.xenVersion ?? target.version ?? null, source: target.source },
   };

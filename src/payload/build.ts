@@ -29,6 +29,7 @@ import type { PayloadAbi } from './abi-types.js';
 import { inputView } from './build-input.js';
 import { encodeFuncEntryInto, type Expectation, type FuncEntry } from './funcs.js';
 import type { Target, TargetSymbol } from './target.js';
+import { sharedBuildChecks } from './verify.js';
 
 export const TOOL_NAME = 'xsplice';
 
@@ -462,6 +463,10 @@ export async function buildPayload(opts: BuildOptions): Promise<BuildResult> {
       const s = at[0]!;
       return { name: s.name, addr: req.oldAddr ?? (oldMode === 'name' ? 0n : s.value), size: req.oldSize ?? Number(s.size), sym: s };
     }
+    // A function the payload below in the stack introduced: Xen resolves old_addr 0 by name among
+    // the loaded payloads (livepatch_symbols_lookup_by_name), as verify models.
+    const lower = opts.depends?.payload && !(target.symbols?.has(old)) ? dependsFunction(opts.depends.payload, old) : undefined;
+    if (lower) return { name: old, addr: req.oldAddr ?? 0n, size: req.oldSize ?? lower.size };
     if (target.symbols) {
       const s = target.symbols.lookup(old);
       if (s.type !== STT.FUNC) refuse('BUILD_OLD_NOT_FUNC', `the target's ${old} is not a function (STT ${s.type})`, { symbol: old });
@@ -476,7 +481,9 @@ export async function buildPayload(opts: BuildOptions): Promise<BuildResult> {
     if (!target.bytesAt || addr === 0n || abi.endbrOffset === 0) return false;
     try {
       const b = target.bytesAt(addr, 4);
-      return (b[0] === 0xf3 && b[1] === 0x0f && b[2] === 0x1e && b[3] === 0xfa) || (b[0] === 0x66 && b[1] === 0x0f && b[2] === 0x1f && b[3] === 0x01);
+      // The ENDBR "poison" counts from 4.17.0 only (the row's endbrPoison; unknown release: assume it does).
+      const poison = abi.loader?.features?.endbrPoison ?? true;
+      return (b[0] === 0xf3 && b[1] === 0x0f && b[2] === 0x1e && b[3] === 0xfa) || (poison && b[0] === 0x66 && b[1] === 0x0f && b[2] === 0x1f && b[3] === 0x01);
     } catch {
       return false;
     }
@@ -734,6 +741,15 @@ export async function buildPayload(opts: BuildOptions): Promise<BuildResult> {
   if (shnum >= abi.limits.maxSections) {
     refuse('BUILD_TOO_MANY_SECTIONS', `the payload has ${shnum} sections; the hypervisor takes fewer than ${abi.limits.maxSections}`);
   }
+  // What verify would refuse or flag in the written payload (bug-frame instruction, NOP ranges
+  // decoded from the target, return / indirect thunks).
+  for (const d of sharedBuildChecks(bytes, target, abi)) {
+    const explicit = d.code === 'NOTE_NOP_COVERS_RETURN' && nops.some((n) => n.len !== undefined && (n.old === d.symbol || entries.some((e) => e.name === d.symbol && e.newSym === null && e.newSize === n.len)));
+    if (d.severity === 'error' || (d.code === 'NOTE_NOP_COVERS_RETURN' && !explicit)) {
+      refuse(`BUILD_${d.code.replace(/^(UNCHECKED|NOTE)_/, '')}`, `${d.message}${d.code === 'NOTE_NOP_COVERS_RETURN' ? ' (or give the length explicitly: --nop F:LEN)' : ''}`, d.symbol ? { symbol: d.symbol } : {});
+    }
+    warn(d.message);
+  }
   if (opts.depends?.payload) {
     const own = opts.depends.payload.sectionByName(abi.sections.buildId);
     if (own) {
@@ -876,6 +892,13 @@ function exportedSymbols(elf: ElfFile): Set<string> {
     out.add(s.name);
   }
   return out;
+}
+
+/** A function symbol `name` that payload `elf` exports (a new symbol Xen makes visible to later payloads). */
+function dependsFunction(elf: ElfFile, name: string): { size: number } | undefined {
+  if (!exportedSymbols(elf).has(name)) return undefined;
+  const s = elf.symbols().find((y) => y.name === name && y.type === STT.FUNC && y.shndx !== SHN.UNDEF);
+  return s ? { size: Number(s.size) } : undefined;
 }
 
 /** e_shnum of a written object (section 0's sh_size under extended numbering). */

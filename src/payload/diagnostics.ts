@@ -91,6 +91,7 @@ export const DIAGNOSTICS = {
     ? `build-id mismatch:\n  livepatch: ${a.found}\n        xen: ${a.expected}`
     : 'check against hypervisor build-id failed'),
   XEN_NO_BUILD_ID: def('ENODATA', 'upload', 'none', '§2.5', () => 'the target hypervisor has no build-id'),
+  XEN_BUILD_ID_UNAVAILABLE: def('ENODATA', 'upload', 'err', '§2.5; Errata "errno pass-through"', (a) => `unable to get running Xen build-id: ${a.rc}`),
   // §2.6 placement
   SEC_WRITE_EXEC: def('EOPNOTSUPP', 'upload', 'debug', '§2.6', (a) => `Not supporting ${a.section} section!`),
   // §2.7 symbol resolution
@@ -134,7 +135,7 @@ export const DIAGNOSTICS = {
   ALT_NO_REPLACEMENT: def('EINVAL', 'upload', 'err', '§2.10(g)', () => '.altinstructions provided, but no .altinstr_replacement'),
   ALT_ORIG_OUTSIDE: def('EINVAL', 'upload', 'err', '§2.10(g)', (a, r) => `Alternative orig ${ptr(a.addr, r)}+${hex(a.len)} outside payload text ${ptr(a.start, r)}+${hex(a.size)}`),
   ALT_REPL_OUTSIDE: def('EINVAL', 'upload', 'err', '§2.10(g)', (a, r) => `Alternative repl ${ptr(a.addr, r)}+${hex(a.len)} outside .altinstr_replacement ${ptr(a.start, r)}+${hex(a.size)}`),
-  ALT_APPLY: def('ENOSPC', 'upload', 'err', '§2.10(g)', (a) => `applying alternatives failed: ${a.rc}`),
+  ALT_APPLY: def('ENOSPC', 'upload', 'err', '§2.10(g); Errata "x86 alternatives limits"', (a) => `applying alternatives failed: ${a.rc}`),
   ALT_CALL_UNSUPPORTED: def('EOPNOTSUPP', 'upload', 'err', '§2.10(h)', () => 'Alternative calls not supported'),
   ALT_CALL_NO_TEXT: def('EINVAL', 'upload', 'err', '§2.10(h)', () => 'Alternative calls provided, but no .text'),
   ALT_CALL_OUTSIDE: def('EINVAL', 'upload', 'err', '§2.10(h)', (a, r) => `Alternative call ${ptr(a.addr, r)}+0x6 outside payload text ${ptr(a.start, r)}+${hex(a.size)}`),
@@ -152,23 +153,34 @@ export const DIAGNOSTICS = {
   EXPECT_MISMATCH: def('EINVAL', 'apply', 'err', '§2.13', (a) => `expectation failed: expected:${a.expected}, actual:${a.found}`),
   REPLACE_VETO: def('EOPNOTSUPP', 'apply', 'err', '§2.13', () => 'REPLACE action is not supported on livepatches with vetoing hooks!'),
   // §2.16 not checked by the loader: crashes, corruption, misbehaviour
-  UNCHECKED_NOT_ALLOC: def(null, 'unchecked', 'info', '§2.16#1', (a) => `${a.section} is not SHF_ALLOC: the loader never gives it a load address and dereferences it (crash or use-after-free)`),
+  UNCHECKED_NOT_ALLOC: def(null, 'unchecked', 'info', '§2.16#1', (a) => `${a.section} is not SHF_ALLOC: the loader never gives it a load address and dereferences it (${a.how ?? 'crash or use-after-free'})`),
+  CRASH_FUNCS_NOT_ALLOC: def(null, 'unchecked', 'info', '§2.16#1; Errata ".livepatch.funcs without SHF_ALLOC"', (a) => `${a.section} is not SHF_ALLOC: prepare_payload reads the entries' version at its ${a.where} load address and faults: the host crashes during the upload, before any later check`),
   UNCHECKED_ZERO_SIZE_SPECIAL: def(null, 'unchecked', 'info', '§2.16#1', (a) => `${a.section} is empty: releases 4.8–4.16 do not load zero-size sections and dereference NULL`),
+  UNCHECKED_RELOC_IGNORED: def(null, 'unchecked', 'info', '§2.8', (a) => `${a.section} (${a.type}) holds relocations of ${a.target}, but the loader applies only SHT_RELA/SHT_REL sections: the code would run unrelocated (wild calls and loads)`),
   UNCHECKED_LINK_ZERO: def(null, 'unchecked', 'info', '§2.16#2', (a) => `${a.section}: ${a.field} points at section 0, which the loader never parses (NULL dereference)`),
   UNCHECKED_ALIGN_ZERO: def(null, 'unchecked', 'info', '§2.16#3, §2.6', (a) => `${a.section} is loaded with sh_addralign 0: ROUNDUP(x, 0) is 0, it overwrites the start of its region`),
   UNCHECKED_FUNCS_READONLY: def(null, 'unchecked', 'info', '§2.16#4, §1.2', () => '.livepatch.funcs is not SHF_WRITE: this release writes into the entries at apply and page-faults'),
   UNCHECKED_SCRATCH_NONZERO: def(null, 'unchecked', 'info', '§2.16#4, §1.2', (a) => `entry ${a.entry} (${a.symbol}): hypervisor scratch bytes (applied/patch_offset) are not zero; apply/revert would skip or mis-place the patch`),
   UNCHECKED_NAME_POINTER: def(null, 'unchecked', 'info', '§2.16#5', (a) => `entry ${a.entry}: name pointer ${hex(a.addr)} does not point at a NUL-terminated string in the payload`),
   UNCHECKED_MODINFO_EMPTY: def(null, 'unchecked', 'info', '§2.16#6, §2.10(j)', () => '.modinfo is empty: the loader reads the byte before it (out of bounds or NULL)'),
-  UNCHECKED_ALT_ENTRY: def(null, 'unchecked', 'info', '§2.16#7, §2.10(g)', (a) => `alternative entry ${a.entry}: ${a.why} (BUG_ON in apply_alternatives: hypervisor crash)`),
+  UNCHECKED_ALT_ENTRY: def(null, 'unchecked', 'info', '§2.16#7, §2.10(g); Errata "x86 alternatives limits", "ALT_FLAG_NOT"', (a) => `alternative entry ${a.entry}: ${a.why} (BUG_ON in apply_alternatives: hypervisor crash)`),
   UNCHECKED_NOP_ENDBR: def(null, 'unchecked', 'info', '§2.14', (a) => `NOP patch of ${a.symbol} with new_size ${a.size} < 4 on an ENDBR64 function: the length underflows`),
   UNCHECKED_DUPLICATE_FUNC: def(null, 'unchecked', 'info', '§2.10 (not checked)', (a) => `${a.symbol} is patched twice in this payload (entries ${a.entries}): revert restores the wrong bytes`),
+  UNCHECKED_NOP_SPLITS_INSN: def(null, 'unchecked', 'info', '§2.14; issue 10 (xen_nop)', (a) => `NOP patch of ${a.symbol} ends at +0x${Number(a.end).toString(16)}, inside the ${a.len}-byte instruction at +0x${Number(a.at).toString(16)} (${a.insn}): the CPU runs its remaining bytes as code (the real 4.17.5 hypervisor double-faults in a loop)`),
+  UNCHECKED_BUG_INSTR: def(null, 'unchecked', 'info', '§2.10(f); Errata "4.22.0: UDB"', (a) => `${a.section} entry ${a.entry} points at ${a.found} at ${hex(a.addr)}, but Xen ${a.release} ${a.udb ? 'recognises only UDB (d6) from 4.22' : 'recognises only ud2 (0f 0b) before 4.22'}: that WARN/BUG/ASSERT becomes a host crash`),
+  // Notes: not an error on upload or apply, but worth knowing
+  NOTE_NOP_COVERS_RETURN: def(null, 'note', 'info', '§2.14; issue 10', (a) => `NOP patch of ${a.symbol} covers its ${a.what} at +0x${Number(a.at).toString(16)}: execution falls through into whatever follows the function; give a NOP length that stops before it`, 'warning'),
+  NOTE_RETURN_THUNK: def(null, 'note', 'info', '§5; Errata "Return thunks (XSA-469)"', (a) => `${a.where}: plain \`${a.insn}\`, but the target hypervisor returns through __x86_return_thunk: this re-opens what XSA-469 closed; compile the payload with -mfunction-return=thunk-extern, as Xen is built`, 'warning'),
+  NOTE_INDIRECT_THUNK: def(null, 'note', 'info', '§5; Errata "Return thunks (XSA-469)"', (a) => `${a.where}: indirect \`${a.insn}\` bypasses __x86_indirect_thunk_*, which the target hypervisor uses: compile the payload with -mindirect-branch=thunk-extern, as Xen is built`, 'warning'),
+  NOTE_HOOK_DECIDES: def(null, 'note', 'info', '§2.13, §1.4', (a) => `its ${a.kind} hook ${a.symbol} decides at run time whether ${a.action} succeeds (its return value is the result); verify cannot tell`, 'warning'),
   // Notes: not an error on upload or apply, but worth knowing
   NOTE_PATCHED_BEFORE: def(null, 'note', 'info', '§2.10 (not checked)', (a) => `${a.symbol} is also patched by ${a.other}; this payload supersedes it while both are applied`, 'warning'),
   NOTE_NO_REAPPLY: def(null, 'note', 'info', '§2.6, §2.13', (a) => `not safe to re-apply after revert (RW section ${a.section}): APPLY after REVERT fails with "can't revert as payload has .data. Please unload"`, 'warning'),
   NOTE_REPLACE: def(null, 'note', 'info', '§2.13', (a) => `${a.why}`, 'warning'),
   NOTE_PAD_NONZERO: def(null, 'note', 'info', '§1.2, §2.10', (a) => `entry ${a.entry} (${a.symbol}): padding bytes are not zero (the design doc says MUST be zero; Xen ignores them)`, 'warning'),
   NOTE_UNCHECKED_TARGET: def(null, 'note', 'info', '§2.7', (a) => `${a.what}: the target gives no symbol table, not checked`, 'warning'),
+  // The host's loaded set (verify --loaded, src/payload/loaded.ts)
+  NOTE_LOADED: def(null, 'note', 'info', '§2.13', (a) => `${a.why}`, 'warning'),
   NOTE_DUPLICATE_SECTION: def(null, 'note', 'info', '§2.9', (a) => `section name ${a.section} appears more than once; Xen uses the lowest index [${a.index}]`, 'warning'),
 } as const satisfies Record<string, DiagnosticDef>;
 

@@ -60,32 +60,29 @@ function sym(s: ElfSymbol | undefined, addend: bigint): string {
   return addend === 0n ? n : `${n}${addend < 0n ? '-' : '+'}0x${(addend < 0n ? -addend : addend).toString(16)}`;
 }
 
-/** The ABI rows a payload fits: by section names, the funcs version byte and entry size. */
-export function recognizeAbi(elf: ElfFile, arch: Arch | null): { rows: PayloadAbi[]; version: number | null } {
-  const rows = listAbis().filter((a) => arch === null || a.arch === arch);
-  const funcsX = elf.sectionByName('.xsplice.funcs');
-  const funcsL = elf.sectionByName('.livepatch.funcs');
-  const funcs = funcsX ?? funcsL;
+/**
+ * The ABI rows a payload fits, vendor rows (`extra`, from --abi-file) first: by each row's own
+ * section names, the funcs version byte and entry size. A payload without funcs (hooks only) fits
+ * a row whose depends section it has (version 2 rows also need their xen_depends section).
+ */
+export function recognizeAbi(elf: ElfFile, arch: Arch | null, extra: PayloadAbi[] = []): { rows: PayloadAbi[]; version: number | null } {
+  const rows = [...extra, ...listAbis()].filter((a) => arch === null || a.arch === arch);
   let version: number | null = null;
-  if (funcs && funcs.type !== SHT.NOBITS && funcs.size > 0n) {
-    const d = funcs.data();
-    const probe = rows[0];
-    if (probe) {
-      const vOff = probe.funcEntry.fields.version.offset;
-      version = d.length > vOff ? d[vOff]! : null;
-    }
-  }
   const fits = rows.filter((a) => {
-    if (funcsX && a.name !== 'xsplice') return false;
-    if (!funcsX && a.name === 'xsplice') return false;
-    if (funcs && funcs.size > 0n && Number(funcs.size) % a.funcEntry.size !== 0) return false;
-    if (version !== null && version !== a.funcEntry.version) return false;
-    if (version === null && !funcsX) {
-      // Hooks only: version 2 needs .livepatch.xen_depends.
-      const v2 = !!elf.sectionByName('.livepatch.xen_depends');
-      if (v2 !== (a.funcEntry.version === 2)) return false;
+    const funcs = elf.sectionByName(a.sections.funcs);
+    if (funcs) {
+      if (funcs.type === SHT.NOBITS || funcs.size === 0n) return !!elf.sectionByName(a.sections.depends);
+      if (Number(funcs.size) % a.funcEntry.size !== 0) return false;
+      const d = funcs.data();
+      const vOff = a.funcEntry.fields.version.offset;
+      const ver = d.length > vOff ? d[vOff]! : null;
+      if (ver !== a.funcEntry.version) return false;
+      version ??= ver;
+      return true;
     }
-    return true;
+    // Hooks only: the row's depends section, and xen_depends exactly when the row has one.
+    if (!elf.sectionByName(a.sections.depends)) return false;
+    return !!(a.sections.xenDepends && elf.sectionByName(a.sections.xenDepends)) === (a.sections.xenDepends !== null);
   });
   return { rows: fits, version };
 }
@@ -97,12 +94,33 @@ function note(elf: ElfFile, name: string): string | null {
   return p.ok ? toHex(p.id) : null;
 }
 
-export function inspectPayload(bytes: Uint8Array, file: string): InspectResult {
+export interface InspectOptions {
+  /** Vendor rows (--abi-file): a payload built for one of them is recognised as such. */
+  abis?: PayloadAbi[];
+}
+
+export function inspectPayload(bytes: Uint8Array, file: string, opts: InspectOptions = {}): InspectResult {
   const elf = readElf(bytes, { file });
   if (elf.header.type !== 1) throw new FormatError('NOT_RELOCATABLE', 'not a live-patch payload: ELF type is not ET_REL', { file });
   const arch = ARCH[elf.header.machine] ?? null;
-  const { rows, version } = recognizeAbi(elf, arch);
-  const abi = rows[rows.length - 1];
+  const extra = opts.abis ?? [];
+  const { rows, version } = recognizeAbi(elf, arch, extra);
+  // A vendor row that fits wins; else the newest built-in row.
+  const abi = rows.find((r) => extra.includes(r)) ?? rows[rows.length - 1];
+  // Not a payload, or one whose funcs section no payload ABI reads: an error, never a guessed ABI.
+  const funcsName = ['.livepatch.funcs', '.xsplice.funcs'].find((n) => elf.sectionByName(n));
+  if (!funcsName && !elf.sectionByName('.livepatch.depends') && !elf.sectionByName('.xsplice.depends')) {
+    throw new FormatError('NOT_A_PAYLOAD', 'not a live-patch payload: no .livepatch.funcs, .xsplice.funcs or .livepatch.depends section', { file });
+  }
+  if (funcsName && (!abi || elf.sectionByName(funcsName)!.type === SHT.NOBITS)) {
+    const sec = elf.sectionByName(funcsName)!;
+    const candidates = [...listAbis(), ...extra].filter((a) => (arch === null || a.arch === arch) && (a.name === 'xsplice') === (funcsName === '.xsplice.funcs'));
+    const sizes = [...new Set(candidates.map((a) => `${a.funcEntry.size} (version ${a.funcEntry.version})`))].join(', ');
+    throw new FormatError('FUNCS_DAMAGED', 'damaged funcs section: no payload ABI reads it', {
+      file, section: funcsName, expected: `a multiple of an entry size: ${sizes}`,
+      found: `${sec.type === SHT.NOBITS ? 'SHT_NOBITS, ' : ''}size ${sec.size}${version !== null ? `, version byte ${version}` : ''}`,
+    });
+  }
   const symbols = elf.symbols();
   const relocsFor = (target: ElfSection): Map<bigint, ElfRelocation> => {
     const m = new Map<bigint, ElfRelocation>();
@@ -181,15 +199,15 @@ export function inspectPayload(bytes: Uint8Array, file: string): InspectResult {
       compatible: rows.map((r) => r.id),
       releases: rows.map((r) => r.releases).join('; '),
     },
-    buildId: note(elf, '.note.gnu.build-id'),
+    buildId: note(elf, abi?.sections.buildId ?? '.note.gnu.build-id'),
     depends: note(elf, abi?.sections.depends ?? '.livepatch.depends'),
-    xenDepends: note(elf, '.livepatch.xen_depends'),
+    xenDepends: abi && abi.sections.xenDepends === null ? null : note(elf, abi?.sections.xenDepends ?? '.livepatch.xen_depends'),
     funcs,
     hooks,
     sections,
     undefinedSymbols,
   };
-  const mi = elf.sectionByName('.modinfo');
+  const mi = elf.sectionByName(abi?.sections.modinfo ?? '.modinfo');
   if (mi && mi.type !== SHT.NOBITS && mi.size > 0n) {
     result.modinfo = Buffer.from(mi.data()).toString('latin1').split('\0').filter((x) => x !== '');
   }

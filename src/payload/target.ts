@@ -13,11 +13,11 @@
  * decoded major.minor it is used as the full version. Without symbols (xen.gz), the image is
  * scanned for one NUL-terminated string of that shape; zero or several distinct ones give no version.
  */
-import { readFile } from 'node:fs/promises';
+import { GUNZIP_MAX, readInput } from '../fsutil.js';
 import { gunzipSync } from 'node:zlib';
 import { FormatError, RefusedError, UsageError } from '../errors.js';
 import { readElf, isElf } from '../elf/reader.js';
-import { EM, SHF, SHN, SHT, STB, STT } from '../elf/constants.js';
+import { EM, ET, SHF, SHN, SHT, STB, STT } from '../elf/constants.js';
 import type { ElfFile, ElfSection, ElfSymbol } from '../elf/types.js';
 import { isHexId, parseBuildIdNote, parseHexId, toHex } from '../buildid/note.js';
 import type { Arch } from './abi-types.js';
@@ -169,8 +169,7 @@ export async function loadTarget(xen: string, opts: LoadTargetOptions = {}): Pro
   } else {
     let bytes: Uint8Array;
     try {
-      const b = await readFile(xen);
-      bytes = new Uint8Array(b.buffer, b.byteOffset, b.byteLength);
+      bytes = await readInput(xen, { what: 'hypervisor' });
     } catch (e) {
       const code = (e as NodeJS.ErrnoException).code;
       if ((code === 'ENOENT' || code === 'ENAMETOOLONG') && isHexId(xen)) {
@@ -198,8 +197,12 @@ async function fromBytes(bytes: Uint8Array, file: string): Promise<Target> {
   if (bytes.length >= 2 && bytes[0] === 0x1f && bytes[1] === 0x8b) {
     let raw: Buffer;
     try {
-      raw = gunzipSync(bytes);
+      // The cap is checked while inflating: a gzip bomb stops at GUNZIP_MAX.
+      raw = gunzipSync(bytes, { maxOutputLength: GUNZIP_MAX });
     } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE') {
+        throw new FormatError('GZIP_TOO_LARGE', `gzip data inflates to more than ${GUNZIP_MAX} bytes (a hypervisor image inflates to a few MiB); stopped there`, { file });
+      }
       throw new FormatError('GZIP_BAD', `gzip data is corrupt: ${(e as Error).message}`, { file });
     }
     const u = new Uint8Array(raw.buffer, raw.byteOffset, raw.byteLength);
@@ -267,7 +270,19 @@ function fromXlInfo(text: string): Target {
   return t;
 }
 
+/** Section names only a live-patch payload has (every ABI row: xSplice and livepatch). */
+const PAYLOAD_SECTIONS = ['.livepatch.funcs', '.xsplice.funcs', '.livepatch.depends', '.xsplice.depends', '.livepatch.xen_depends'];
+
 function fromElf(elf: ElfFile, source: string, file: string): Target {
+  // The hypervisor argument is a hypervisor: an object or a payload would give a payload that never loads.
+  if (elf.header.type !== ET.EXEC && elf.header.type !== ET.DYN) {
+    const payload = PAYLOAD_SECTIONS.find((n) => elf.sectionByName(n));
+    throw new UsageError('TARGET_NOT_XEN', payload
+      ? `is a live-patch payload (it has ${payload}), not a hypervisor: give xen-syms, xen.gz, xen.efi or a build-id (a payload to stack on goes to --depends)`
+      : 'is a relocatable object, not a hypervisor: give xen-syms, xen.gz, xen.efi or a build-id', {
+      file, expected: 'ET_EXEC (xen-syms, xen.gz)', found: elf.header.type === ET.REL ? 'ET_REL' : `e_type ${elf.header.type}`,
+    });
+  }
   const sec = elf.sectionByName('.note.gnu.build-id');
   let id: Uint8Array | undefined;
   if (sec && sec.type !== SHT.NOBITS) {

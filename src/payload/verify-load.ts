@@ -136,7 +136,7 @@ export function loadElf(bytes: Uint8Array, abi: PayloadAbi, rules: LoaderRules, 
   const shoff = BigInt(h.e_shoff);
   const shentsize = Number(h.e_shentsize);
   if (shstrndx === SHN.UNDEF) return void report('HDR_SHSTRNDX_UNDEF');
-  if (shnum >= 1024) return void report('HDR_TOO_MANY_SECTIONS', { shnum });
+  if (shnum >= abi.limits.maxSections) return void report('HDR_TOO_MANY_SECTIONS', { shnum });
   if (shstrndx >= shnum) return void report('HDR_SHSTRNDX_PAST_END', { shstrndx, shnum });
   if (shoff >= BigInt(len)) return void report('HDR_BOGUS_SHOFF', {}, { offset: is64 ? 40 : 32 });
   if (shentsize < L.shdr.size) return void report('HDR_SHENTSIZE', { shentsize, expected: L.shdr.size });
@@ -165,7 +165,7 @@ export function loadElf(bytes: Uint8Array, abi: PayloadAbi, rules: LoaderRules, 
       if (sec.addralign & ((sec.addralign - 1n) & mask)) return void report('SEC_ALIGN_UNSUPPORTED', { index: i, align: sec.addralign }, { offset: base });
       if (sec.addralign !== 0n && sec.addr % sec.addralign !== 0n) return void report('SEC_ADDR_UNALIGNED', { index: i, addr: sec.addr, align: sec.addralign }, { offset: base });
     }
-    if (rules.features.nobitsLimit && (sec.flags & (SHF.WRITE | SHF.ALLOC)) && sec.type === SHT.NOBITS && size > BigInt(MAX_SIZE)) {
+    if (rules.features.nobitsLimit && abi.limits.maxNobits !== null && (sec.flags & (SHF.WRITE | SHF.ALLOC)) && sec.type === SHT.NOBITS && size > BigInt(abi.limits.maxNobits)) {
       return void report('SEC_NOBITS_TOO_BIG', { index: i, size }, { offset: base });
     }
     if (sec.type !== SHT.NOBITS) {
@@ -349,6 +349,11 @@ interface RelocOutcome {
   ok: boolean;
 }
 
+/** Section types that carry relocations the loader does not apply (it applies SHT_RELA and SHT_REL only). */
+const IGNORED_RELOC_TYPES: Record<number, string> = {
+  [SHT.CREL]: 'SHT_CREL', [SHT.RELR]: 'SHT_RELR', 0x60000001: 'SHT_ANDROID_REL', 0x60000002: 'SHT_ANDROID_RELA', 0x6fffff00: 'SHT_ANDROID_RELR',
+};
+
 /**
  * §2.8 relocations. Per relocation section Xen stops at its first bad entry; this reports every bad
  * entry (further diagnostics after the first). Values are written into the loaded copies.
@@ -357,6 +362,11 @@ export function performRelocs(elf: LoadedElf, abi: PayloadAbi, rules: LoaderRule
   let ok = true;
   const nsym = elf.symbols.length;
   for (const r of elf.sections) {
+    if (IGNORED_RELOC_TYPES[r.type] !== undefined && r.info > 0 && r.info < elf.shnum) {
+      // Xen skips any other section type: relocations packed another way are never applied.
+      const target = elf.sections[r.info]!;
+      if (target.flags & SHF.ALLOC) report('UNCHECKED_RELOC_IGNORED', { section: r.name, type: IGNORED_RELOC_TYPES[r.type], target: target.name }, { section: r.name });
+    }
     if (r.index === 0 || (r.type !== SHT.RELA && r.type !== SHT.REL)) continue;
     if (r.info >= elf.shnum) continue;
     if (r.info === 0) {
@@ -427,6 +437,12 @@ export function performRelocs(elf: LoadedElf, abi: PayloadAbi, rules: LoaderRule
       const val = BigInt.asUintN(64, S + addend);
       const inBounds = (w: number): boolean => roff < BigInt(base.size) && roff + BigInt(w) <= BigInt(base.size);
       if (abi.arch === 'x86_64') {
+        // The row's relocation set; the cases below are how Xen applies each [§2.8].
+        if (!abi.relocTypes.includes(type)) {
+          report('RELOC_UNHANDLED', { type }, { ...ctx, symbol: sym.name });
+          ok = false;
+          continue;
+        }
         switch (type) {
           case 0: break;
           case 1:
@@ -448,13 +464,16 @@ export function performRelocs(elf: LoadedElf, abi: PayloadAbi, rules: LoaderRule
             ok = false;
         }
       } else {
-        // ARM: the type list and offsets (arm64); field encodings are not simulated.
+        // ARM: offsets and the type list; field encodings are not simulated. arm64 checks
+        // r_offset + 4 <= sh_size before the type, and ABS64/PREL64 need 8 bytes [Errata "arm64
+        // relocation checks"; xen/arch/arm/arm64/livepatch.c].
+        if (abi.arch === 'arm64' && !inBounds(4)) { report('RELOC_OFFSET', { section: base.name }, ctx); ok = false; continue; }
         if (!abi.relocTypes.includes(type)) {
           report('RELOC_UNHANDLED', { type }, { ...ctx, symbol: sym.name });
           ok = false;
           continue;
         }
-        if (abi.arch === 'arm64' && !inBounds(4)) { report('RELOC_OFFSET', { section: base.name }, ctx); ok = false; continue; }
+        if (abi.arch === 'arm64' && (type === 257 || type === 260) && !inBounds(8)) { report('RELOC_OFFSET', { section: base.name }, ctx); ok = false; continue; }
         const w = elf.is64 ? 8 : 4;
         if ((type === 257 || type === 2) && inBounds(w)) {
           if (w === 8) mem.setBigUint64(Number(roff), val, true);

@@ -23,13 +23,19 @@ import {
   type LoadedElf, type SymbolSpace, type XSection,
 } from './verify-load.js';
 import { applyChecks, type AppliedPayload } from './stack.js';
+import { decodeX86, type Insn } from './x86-decode.js';
 import { UsageError } from '../errors.js';
+import { ruleRef } from './rules.js';
 
 export interface VerifyInput {
   file: string;
   bytes: Uint8Array;
   /** Upload name; default: the file's basename without its last extension (as `xen-livepatch load`). */
   name?: string;
+  /** The file's size when `bytes` holds only its first bytes (a file larger than Xen accepts is not read whole). */
+  size?: number;
+  /** Upload only, no APPLY (a payload the host holds as CHECKED; src/payload/loaded.ts). */
+  uploadOnly?: boolean;
 }
 
 /** The target as verify needs it (src/payload/target.ts `Target` fits). */
@@ -65,6 +71,8 @@ export interface PayloadVerdict {
   errno: string | null;
   /** Where the hypervisor refuses it: 'upload', 'apply', or null. */
   refusedAt: 'upload' | 'apply' | null;
+  /** Set when the hypervisor crashes on it before any refusal (never "accepted"). */
+  crashAt?: 'upload';
   diagnostics: Diagnostic[];
 }
 
@@ -88,6 +96,9 @@ export interface LoadedPayload {
 }
 
 export const MAX_UPLOAD = 2 * 1024 * 1024;
+/** x86 MAX_PATCH_LEN (255 - 1) and ALT_FLAG_NOT (1 << 15) [xen/arch/x86/alternative.c, asm/alternative.h]. */
+const MAX_PATCH_LEN = 254;
+const ALT_FLAG_NOT = 0x8000;
 /** Fallback start of the x86 payload area when the target has no symbols (4.17 Debian: __2M_rwdata_end). */
 const DEFAULT_BASE = 0xffff82d040800000n;
 
@@ -109,7 +120,7 @@ export function resolveTargetRules(target: VerifyTarget, opts: VerifyOptions = {
   const ver = parseXenVersion(version);
   if (!ver) throw new UsageError('XEN_VERSION_BAD', `cannot parse Xen version "${version}" (expected X.Y.Z, e.g. 4.17.7)`);
   const abi = opts.abi ?? (ver.xsplice ? (() => { throw new UsageError('ABI_NEEDED', 'the xSplice tree needs --abi xsplice'); })() : abiForVersion(version, arch));
-  return { rules: rulesFor(ver, arch), abi, version, arch };
+  return { rules: rulesFor(abi, ver), abi, version, arch };
 }
 
 /** Verifies payloads in load order against one target. */
@@ -167,7 +178,9 @@ function verifyOne(input: VerifyInput, c: Ctx): { verdict: PayloadVerdict; loade
   const finish = (lp?: LoadedPayload, buildId?: Uint8Array, depends?: Uint8Array): { verdict: PayloadVerdict; loaded?: LoadedPayload } => {
     const up = col.errorsAt('upload');
     const ap = col.errorsAt('apply');
-    const first = up[0] ?? ap[0];
+    // A crash during the upload (§2.16, Errata) is what the hypervisor meets first: nothing after it runs.
+    const crash = col.list.find((d) => d.code === 'CRASH_FUNCS_NOT_ALLOC');
+    const first = crash ?? up[0] ?? ap[0];
     if (first) first.first = true;
     const verdict: PayloadVerdict = {
       file: input.file, name,
@@ -175,7 +188,8 @@ function verifyOne(input: VerifyInput, c: Ctx): { verdict: PayloadVerdict; loade
       depends: depends ? toHex(depends) : null,
       ok: !col.list.some((d) => d.severity === 'error'),
       errno: first ? first.errno : null,
-      refusedAt: up.length ? 'upload' : ap.length ? 'apply' : null,
+      refusedAt: crash ? null : up.length ? 'upload' : ap.length ? 'apply' : null,
+      ...(crash ? { crashAt: 'upload' as const } : {}),
       diagnostics: col.list,
     };
     return lp ? { verdict, loaded: lp } : { verdict };
@@ -187,8 +201,9 @@ function verifyOne(input: VerifyInput, c: Ctx): { verdict: PayloadVerdict; loade
     report('UPLOAD_NAME', { name });
     return finish();
   }
-  if (input.bytes.length === 0 || input.bytes.length > abi.limits.maxPayloadSize) {
-    report('UPLOAD_SIZE', { size: input.bytes.length });
+  const uploadSize = input.size ?? input.bytes.length;
+  if (uploadSize === 0 || uploadSize > abi.limits.maxPayloadSize) {
+    report('UPLOAD_SIZE', { size: uploadSize });
     return finish();
   }
   const dup = c.loaded.find((p) => p.name === name);
@@ -228,7 +243,8 @@ function verifyOne(input: VerifyInput, c: Ctx): { verdict: PayloadVerdict; loade
       return finish();
     }
     if (!c.target.buildId) {
-      report('XEN_NO_BUILD_ID');
+      // 4.18.4–4.20 print xen_build_id()'s -ENODATA; 4.21+ print parse_buildid's rc, 0 [Errata].
+      report('XEN_BUILD_ID_UNAVAILABLE', { rc: r.features.xenBuildIdVariables ? 0 : -61 });
       return finish();
     }
     if (!eq(p.id, c.target.buildId)) {
@@ -284,7 +300,13 @@ function verifyOne(input: VerifyInput, c: Ctx): { verdict: PayloadVerdict; loade
     if (!found && !abi.atLeastOneOf.some((n) => secOf(n))) report('NOTHING_TO_PATCH');
   }
 
-  // (g) prepare_payload.
+  // (g) prepare_payload. A .livepatch.funcs without SHF_ALLOC has no load address (NULL up to
+  // 4.18.3 / 4.19.0; uninitialised before 4.10): reading its first entry faults [Errata].
+  const funcsSec = secOf(abi.sections.funcs);
+  if (funcsSec && !(funcsSec.flags & SHF.ALLOC) && funcsSec.size > 0 && !r.features.nonAllocBufferPointer && !col.errorsAt('upload').length) {
+    report('CRASH_FUNCS_NOT_ALLOC', { section: funcsSec.name, where: r.features.alignChecks ? 'NULL' : 'uninitialised' }, { section: funcsSec.name });
+    return finish();
+  }
   const funcs = prepareFuncs(elf, secOf(abi.sections.funcs), c, col, space, linkOk);
   prepareHooks(elf, abi, r, col, secOf);
   const ownId = noteOf(secOf(abi.sections.buildId), abi.sections.buildId, r, col);
@@ -296,6 +318,7 @@ function verifyOne(input: VerifyInput, c: Ctx): { verdict: PayloadVerdict; loade
   let xenDep: Uint8Array | undefined;
   if (abi.sections.xenDepends && !r.features.xenDependsFirst) xenDep = noteOf(xenDepSec, abi.sections.xenDepends, r, col);
   prepareSpecial(elf, abi, r, col, secOf, c);
+  checkBugFrames(elf, abi, r, col);
 
   // (h) 4.14–4.19: xen_build_id_dep after prepare_payload.
   if (xenDep && !r.features.xenDependsFirst) {
@@ -304,7 +327,10 @@ function verifyOne(input: VerifyInput, c: Ctx): { verdict: PayloadVerdict; loade
   }
 
   // (i) build_symbol_table.
-  const exports = buildSymbolTable(elf, funcs, space, r, col);
+  const exports = buildSymbolTable(elf, funcs, space, r, col, abi.limits.maxSymbolLen);
+  // Not the loader's checks: code the target's mitigations expect, hooks that decide at run time.
+  checkThunks(elf, c, col);
+  noteDecidingHooks(elf, abi, col, secOf);
 
   if (col.errorsAt('upload').length) return finish(undefined, ownId, depends);
 
@@ -318,7 +344,7 @@ function verifyOne(input: VerifyInput, c: Ctx): { verdict: PayloadVerdict; loade
   c.loaded.push(lp);
 
   // Apply (§2.13): stacking, expectations, REPLACE, safe_to_reapply.
-  applyChecks(lp, funcs, { ...c, col, xenBuildId: c.target.buildId });
+  if (!input.uploadOnly) applyChecks(lp, funcs, { ...c, col, xenBuildId: c.target.buildId });
   return finish(lp, ownId, depends);
 }
 
@@ -341,7 +367,12 @@ function uncheckedSections(sections: XSection[], abi: PayloadAbi, r: LoaderRules
   for (const n of special) {
     const s = firstOf.get(n);
     if (!s) continue;
-    if (!(s.flags & SHF.ALLOC)) report('UNCHECKED_NOT_ALLOC', { section: n }, { section: n });
+    if (!(s.flags & SHF.ALLOC)) {
+      report('UNCHECKED_NOT_ALLOC', {
+        section: n,
+        how: r.features.nonAllocBufferPointer ? 'a pointer into the upload buffer, freed when the upload returns: use-after-free' : undefined,
+      }, { section: n });
+    }
     else if (s.rawSize === 0n && r.features.nopPatching && !r.features.loadZeroSize && n !== abi.sections.funcs && !abi.hooks.some((h) => h.section === n)) {
       report('UNCHECKED_ZERO_SIZE_SPECIAL', { section: n }, { section: n });
     }
@@ -402,7 +433,8 @@ function prepareFuncs(elf: LoadedElf, sec: XSection | undefined, c: Ctx, col: Co
       col.add('FUNC_ZERO_FIELDS', {}, { ...ctx, ...(name ? { symbol: name } : {}) });
       return;
     }
-    if (name === undefined && (f.oldAddr === 0n || linkOk)) {
+    // A NULL name with old_addr set is harmless: Xen prints "<NULL>" and uses name ?: "unknown".
+    if (name === undefined && (f.oldAddr === 0n || (linkOk && e.name !== 0n))) {
       // The name is printed in log messages, and resolved when old_addr is 0.
       col.add('UNCHECKED_NAME_POINTER', { entry: i, addr: e.name }, ctx);
       if (f.oldAddr === 0n) return;
@@ -431,10 +463,10 @@ function prepareFuncs(elf: LoadedElf, sec: XSection | undefined, c: Ctx, col: Co
           return false;
         }
       }
-      const endbr = !arm && r.features.endbr && startsWithEndbr(c, f.oldAddr);
-      if (f.newAddr === 0n && endbr && f.newSize > 0 && f.newSize < 4) col.add('UNCHECKED_NOP_ENDBR', { symbol: label, size: f.newSize }, { ...ctx, symbol: label });
+      const endbr = !arm && r.features.endbr && startsWithEndbr(c, f.oldAddr, r.features.endbrPoison);
+      if (f.newAddr === 0n && endbr && f.newSize > 0 && f.newSize < abi.endbrOffset) col.add('UNCHECKED_NOP_ENDBR', { symbol: label, size: f.newSize }, { ...ctx, symbol: label });
       if (arm ? f.oldSize < abi.patchSize : f.newAddr !== 0n) {
-        const needed = abi.patchSize + (endbr ? 4 : 0);
+        const needed = abi.patchSize + (endbr ? abi.endbrOffset : 0);
         if (f.oldSize < needed) {
           col.add('FUNC_OLD_SIZE', { symbol: label, oldSize: f.oldSize, needed, endbr: endbr ? 1 : undefined }, { ...ctx, symbol: label });
           return false;
@@ -445,17 +477,17 @@ function prepareFuncs(elf: LoadedElf, sec: XSection | undefined, c: Ctx, col: Co
     if (r.features.resolveBeforeVerify) {
       if (!resolve() || !verify()) return;
     } else if (!verify() || !resolve()) return;
+    if (f.newAddr === 0n && !arm && f.resolvedFrom !== 'unchecked') checkNopRange(c, col, f, label, ctx);
     if (r.features.distanceCheck && f.newAddr !== 0n && f.resolvedFrom !== 'unchecked') {
-      const reach = BigInt(abi.branchRange ?? Number(r.branchReach));
+      const reach = r.branchReach;
       const d = BigInt.asIntN(64, f.oldAddr - f.newAddr);
       if (d < -reach || d >= reach) {
         col.add('FUNC_DISTANCE', { symbol: label, oldAddr: f.oldAddr, newAddr: f.newAddr }, { ...ctx, symbol: label });
       }
     }
   });
-  // Unchecked: scratch bytes the hypervisor reads (L2a/L2b applied, L2b patch_offset) and pads.
-  const v = L.fields.version.offset + 1;
-  const scratch = abi.name === 'L2a' || abi.name === 'L2b' ? [v + 31, ...(abi.name === 'L2b' ? [v + 32] : [])] : [];
+  // Unchecked: scratch bytes the hypervisor reads (the row's hypervisorState: L2a/L2b applied, L2b patch_offset) and pads.
+  const scratch = L.hypervisorState ?? [];
   entries.forEach((e, i) => {
     const nz = e.scratchNonZero ?? [];
     if (!nz.length) return;
@@ -474,7 +506,129 @@ function prepareFuncs(elf: LoadedElf, sec: XSection | undefined, c: Ctx, col: Co
   return out;
 }
 
-function startsWithEndbr(c: Ctx, addr: bigint): boolean {
+/** `len` bytes of code at `addr`: from a loaded payload, else from the target's image. */
+function codeAt(c: Ctx, addr: bigint, len: number): Uint8Array | undefined {
+  for (const p of c.loaded) {
+    const s = sectionAt(p.elf, addr, len);
+    if (s) return s.mem!.subarray(Number(addr - s.loadAddr!), Number(addr - s.loadAddr!) + len);
+  }
+  if (!c.target.bytesAt) return undefined;
+  try {
+    const b = c.target.bytesAt(addr, len);
+    return b.length === len ? b : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+const hexBytes = (b: Uint8Array): string => Array.from(b, (x) => x.toString(16).padStart(2, '0')).join(' ');
+
+/**
+ * x86 NOP patch [issue 10, §2.14]: Xen writes NOPs over [old_addr + patch_offset, old_addr +
+ * new_size). Decoded from the target's own bytes: the range must end on an instruction boundary,
+ * and a range covering the function's return (ret, or its jmp to __x86_return_thunk) or its final
+ * jump lets execution fall through into what follows.
+ */
+function checkNopRange(c: Ctx, col: Collector, f: VerifiedFunc, label: string, ctx: DiagContext): void {
+  const { abi, rules: r } = c;
+  if (f.newSize === 0 || f.oldSize === 0 || f.oldSize > 1 << 16) return;
+  const code = codeAt(c, f.oldAddr, f.oldSize);
+  if (!code) return;
+  const endbr = r.features.endbr && startsWithEndbr(c, f.oldAddr, r.features.endbrPoison);
+  const start = endbr ? abi.endbrOffset : 0;
+  const end = f.newSize;
+  if (end <= start) return;
+  const insns = decodeX86(code, f.oldAddr);
+  const split = insns.find((i) => i.offset < end && i.offset + i.length > end);
+  if (split) {
+    col.add('UNCHECKED_NOP_SPLITS_INSN', { symbol: label, end, at: split.offset, len: split.length, insn: split.text }, { ...ctx, symbol: label });
+    return;
+  }
+  const thunk = c.target.symbols?.find('__x86_return_thunk')[0]?.value;
+  const inRange = insns.filter((i) => i.offset >= start && i.offset + i.length <= end);
+  const last = insns[insns.length - 1];
+  const covered = inRange.find((i) => i.kind === 'ret' || (i.kind === 'jmp' && thunk !== undefined && i.target === thunk))
+    ?? (last && last.kind === 'jmp' && inRange.includes(last) ? last : undefined);
+  if (covered) {
+    const what = covered.kind === 'ret' ? 'return (ret)' : covered.target === thunk ? 'return (jmp __x86_return_thunk)' : `final jump (${covered.text})`;
+    col.add('NOTE_NOP_COVERS_RETURN', { symbol: label, what, at: covered.offset }, { ...ctx, symbol: label });
+  }
+}
+
+/**
+ * 4.22+: every x86 `.bug_frames.*` entry points at UDB (d6); before 4.22 at ud2 (0f 0b). The
+ * loader does not check it; do_invalid_op does not recognise the other one [Errata].
+ */
+function checkBugFrames(elf: LoadedElf, abi: PayloadAbi, r: LoaderRules, col: Collector): void {
+  if (abi.arch !== 'x86_64' || !r.bugInstruction) return;
+  const udb = r.bugInstruction === 'udb';
+  for (const s of elf.sections) {
+    if (!/^\.bug_frames\.\d+$/.test(s.name) || !s.mem || s.loadAddr === undefined) continue;
+    if (elf.sections.find((x) => x.name === s.name) !== s) continue; // Xen uses the first of a name
+    const dv = new DataView(s.mem.buffer, s.mem.byteOffset, s.mem.byteLength);
+    for (let o = 0, i = 0; o + 8 <= s.size; o += 8, i++) {
+      const disp = (dv.getInt32(o, true) << 8) >> 8; // loc_disp: the low 24 bits, signed
+      if (disp === 0) continue; // the second half of an assert frame (msg_disp)
+      const at = s.loadAddr + BigInt(o) + BigInt(disp);
+      const t = sectionAt(elf, at, 1);
+      if (!t || !(t.flags & SHF.EXECINSTR)) continue;
+      const off = Number(at - t.loadAddr!);
+      const b = t.mem!.subarray(off, Math.min(off + 2, t.size));
+      const ok = udb ? b[0] === 0xd6 : b[0] === 0x0f && b[1] === 0x0b;
+      if (!ok) {
+        col.add('UNCHECKED_BUG_INSTR', { section: s.name, entry: i, found: hexBytes(b), addr: at, release: r.version.text, udb: udb ? 1 : undefined }, { section: s.name, offset: o });
+      }
+    }
+  }
+}
+
+/** Where an address in the payload is: "function+0xoff" (or "section+0xoff"). */
+function placeOf(elf: LoadedElf, s: XSection, off: number): string {
+  let best: { name: string; value: bigint } | undefined;
+  const at = s.loadAddr! + BigInt(off);
+  for (const y of elf.symbols) {
+    if (y.shndx !== s.index || (y.info & 0xf) !== 2 || !y.name || y.value > at) continue;
+    if (!best || y.value > best.value) best = { name: y.name, value: y.value };
+  }
+  return best ? `${best.name}+0x${(at - best.value).toString(16)}` : `${s.name}+0x${off.toString(16)}`;
+}
+
+/**
+ * Return thunks (XSA-469) and indirect-branch thunks: when the target has `__x86_return_thunk`
+ * (resp. `__x86_indirect_thunk_*`), payload code returning with a plain `ret` (resp. branching
+ * indirectly) bypasses the mitigation Xen is built with [Errata "Return thunks"].
+ */
+function checkThunks(elf: LoadedElf, c: Ctx, col: Collector): void {
+  const syms = c.target.symbols;
+  if (c.abi.arch !== 'x86_64' || !syms) return;
+  const retThunk = syms.find('__x86_return_thunk').length > 0;
+  const indThunk = syms.find('__x86_indirect_thunk_rax').length > 0;
+  if (!retThunk && !indThunk) return;
+  for (const s of elf.sections) {
+    if (!(s.flags & SHF.EXECINSTR) || !s.mem || s.size === 0 || s.name === '.altinstr_replacement') continue;
+    let insns: Insn[];
+    insns = decodeX86(s.mem, s.loadAddr!);
+    for (const i of insns) {
+      if (retThunk && i.kind === 'ret') col.add('NOTE_RETURN_THUNK', { where: placeOf(elf, s, i.offset), insn: i.text }, { section: s.name, offset: i.offset });
+      if (indThunk && (i.kind === 'jmp-indirect' || i.kind === 'call-indirect')) col.add('NOTE_INDIRECT_THUNK', { where: placeOf(elf, s, i.offset), insn: i.text }, { section: s.name, offset: i.offset });
+    }
+  }
+}
+
+/** Pre-apply / apply (and pre-revert / revert) hooks return the action's result [§1.4, §2.13]. */
+function noteDecidingHooks(elf: LoadedElf, abi: PayloadAbi, col: Collector, secOf: (n: string) => XSection | undefined): void {
+  for (const h of abi.hooks) {
+    if (h.array || h.note || !['pre-apply', 'apply', 'pre-revert', 'revert'].includes(h.kind)) continue;
+    const s = secOf(h.section);
+    if (!s || !hookEnabled(elf, s)) continue;
+    const target = readPtr(elf, s, 0);
+    const fn = elf.symbols.find((y) => y.value === target && (y.info & 0xf) === 2 && y.name);
+    col.add('NOTE_HOOK_DECIDES', { kind: h.kind, symbol: fn?.name ?? `0x${target.toString(16)}`, action: h.kind.endsWith('revert') ? 'REVERT' : 'APPLY' }, { section: s.name });
+  }
+}
+
+/** is_endbr64, and from 4.17.0 the ENDBR "poison" `66 0f 1f 01` too [Errata "ENDBR poison"]. */
+function startsWithEndbr(c: Ctx, addr: bigint, poison: boolean): boolean {
   let b: Uint8Array | undefined;
   for (const p of c.loaded) {
     const s = sectionAt(p.elf, addr, 4);
@@ -489,7 +643,7 @@ function startsWithEndbr(c: Ctx, addr: bigint): boolean {
   }
   if (!b || b.length < 4) return false;
   const w = Buffer.from(b).toString('hex');
-  return w === 'f30f1efa' || w === '660f1f01';
+  return w === 'f30f1efa' || (poison && w === '660f1f01');
 }
 
 /** §2.10(b) hooks. */
@@ -542,7 +696,7 @@ function prepareSpecial(elf: LoadedElf, abi: PayloadAbi, r: LoaderRules, col: Co
   const acs = secOf('.alt_call_sites');
   if (acs && r.features.altCallSites) {
     if (abi.arch !== 'x86_64') col.add('ALT_CALL_UNSUPPORTED', {}, { section: acs.name });
-    else if (sectionOk(acs, 4, col) && acs.size) {
+    else if (sectionOk(acs, entry('.alt_call_sites') ?? 4, col) && acs.size) {
       if (elf.textSize === 0) col.add('ALT_CALL_NO_TEXT', {}, { section: acs.name });
       else {
         const dv = new DataView(acs.mem!.buffer, acs.mem!.byteOffset, acs.mem!.byteLength);
@@ -569,8 +723,8 @@ function prepareSpecial(elf: LoadedElf, abi: PayloadAbi, r: LoaderRules, col: Co
   const ex = secOf('.ex_table');
   if (ex) {
     if (!r.hasExTable) col.add('EX_TABLE_UNSUPPORTED', {}, { section: ex.name });
-    else if (!r.features.exTableEmptyOk && ex.size === 0) col.add('EX_TABLE_EMPTY', { entry: 8, size: 0 }, { section: ex.name });
-    else sectionOk(ex, 8, col);
+    else if (!r.features.exTableEmptyOk && ex.size === 0) col.add('EX_TABLE_EMPTY', { entry: entry('.ex_table')!, size: 0 }, { section: ex.name });
+    else sectionOk(ex, entry('.ex_table')!, col);
   }
   const mi = abi.sections.modinfo ? secOf(abi.sections.modinfo) : undefined;
   if (mi) {
@@ -610,18 +764,32 @@ function checkAlternatives(elf: LoadedElf, alt: XSection, size: number, r: Loade
         return;
       }
     }
-    // apply_alternatives BUG_ONs (x86 before 4.20; ARM always).
+    // x86 _apply_alternatives: repl_len <= orig_len + pad_len <= MAX_PATCH_LEN (254), feature
+    // (bit 15 ALT_FLAG_NOT masked where supported) < NCAPINTS * 32. BUG_ON (crash) before 4.20 /
+    // 4.18.4 / 4.19.1, then -ENOSPC / -ERANGE [Errata "x86 alternatives limits", "ALT_FLAG_NOT"].
+    // ARM: BUG_ON in every release.
+    const total = origLen + padLen;
+    const cpuid = x86 ? dv.getUint16(o + 8, true) : 0;
+    const feat = r.features.altFlagNot ? cpuid & ~ALT_FLAG_NOT : cpuid;
+    const limit = r.x86CapWords !== null ? r.x86CapWords * 32 : ALT_FLAG_NOT;
+    const at = `0x${orig.toString(16)}`;
+    const x86Fail: [string, number, string] | undefined = !x86 ? undefined
+      : replLen > total ? [`Alt for ${at}, replacement size 0x${replLen.toString(16)} larger than origin 0x${total.toString(16)}`, -28, `replacement length ${replLen} exceeds origin ${origLen} + padding ${padLen}`]
+        : total > MAX_PATCH_LEN ? [`Alt for ${at}, origin size 0x${total.toString(16)} bigger than buffer 0x${MAX_PATCH_LEN.toString(16)}`, -28, `origin length ${origLen} + padding ${padLen} exceeds MAX_PATCH_LEN ${MAX_PATCH_LEN}`]
+          : feat >= limit ? [`Alt for ${at}, feature 0x${feat.toString(16)} outside of featureset range 0x${limit.toString(16)}`, -34, `feature 0x${feat.toString(16)} is not below NCAPINTS * 32 = 0x${limit.toString(16)}${cpuid & ALT_FLAG_NOT && !r.features.altFlagNot ? ' (ALT_FLAG_NOT, bit 15, is not known to this release)' : ''}`]
+            : undefined;
     if (!r.features.altErrorsReturned) {
-      const bad = x86
-        ? (replLen > origLen + padLen ? `replacement length ${replLen} exceeds origin ${origLen} + padding ${padLen}`
-          : origLen + padLen > 255 ? `origin length ${origLen} + padding ${padLen} exceeds 255` : undefined)
+      const bad = x86 ? x86Fail?.[2]
         : (replLen !== origLen ? `replacement length ${replLen} differs from origin length ${origLen}` : undefined);
       const outside = !r.features.altStrict && (orig < elf.textAddr || orig + BigInt(origLen) > elf.textAddr + BigInt(elf.textSize))
         ? `origin ${'0x' + orig.toString(16)}+${origLen} is outside the payload text` : undefined;
       const why = bad ?? outside;
       if (why) col.add('UNCHECKED_ALT_ENTRY', { entry: i, why }, { section: alt.name, offset: o });
-    } else if (x86 && replLen > origLen + padLen) {
-      const d = makeDiagnostic('ALT_APPLY', r, col.name, { rc: -28 }, { section: alt.name, offset: o });
+    } else if (x86Fail) {
+      const [line, rc] = x86Fail;
+      const d = makeDiagnostic('ALT_APPLY', r, col.name, { rc }, { section: alt.name, offset: o });
+      d.errno = rc === -34 ? 'ERANGE' : 'ENOSPC';
+      d.message = `${line}\n${d.message}`;
       col.list.push(d);
       return;
     }
@@ -629,7 +797,7 @@ function checkAlternatives(elf: LoadedElf, alt: XSection, size: number, r: Loade
 }
 
 /** §2.11: payload symbols, overriding vs new, duplicates; returns the exported symbols. */
-function buildSymbolTable(elf: LoadedElf, funcs: VerifiedFunc[], space: SymbolSpace, r: LoaderRules, col: Collector): Map<string, bigint> {
+function buildSymbolTable(elf: LoadedElf, funcs: VerifiedFunc[], space: SymbolSpace, r: LoaderRules, col: Collector, maxSymbolLen: number): Map<string, bigint> {
   const exports = new Map<string, bigint>();
   const newAddrs = new Set(funcs.map((f) => f.newAddr));
   for (const s of elf.symbols) {
@@ -638,7 +806,7 @@ function buildSymbolTable(elf: LoadedElf, funcs: VerifiedFunc[], space: SymbolSp
     if (!(sec.flags & SHF.ALLOC) || s.name === '') continue;
     if ((sec.flags & SHF.MERGE) && s.name.startsWith('.L')) continue;
     if (r.arch !== 'x86_64' && /^\$(d|a|x)(\..*)?$/.test(s.name)) continue;
-    const name = s.name.slice(0, 126);
+    const name = s.name.slice(0, maxSymbolLen); // KSYM_NAME_LEN - 1
     if (newAddrs.has(s.value)) continue; // overriding symbol
     if (space.xen(name) || space.payloads(name)) {
       col.add('DUPLICATE_SYMBOL', { symbol: name }, { symbol: name });
@@ -651,21 +819,48 @@ function buildSymbolTable(elf: LoadedElf, funcs: VerifiedFunc[], space: SymbolSp
 
 export type { LoadedElf };
 
+/**
+ * The checks `xsplice build` shares with verify (issue 10), run on the payload it just wrote:
+ * `refuse` codes make build refuse, `warn` codes become warnings, and a NOP covering the
+ * function's return is refused unless its length was given (`explicitNops`). Nothing is checked
+ * when the target release is unknown.
+ */
+export const BUILD_SHARED_CHECKS = {
+  refuse: ['UNCHECKED_NOP_SPLITS_INSN', 'UNCHECKED_BUG_INSTR'] as DiagCode[],
+  warn: ['NOTE_RETURN_THUNK', 'NOTE_INDIRECT_THUNK', 'NOTE_NOP_COVERS_RETURN'] as DiagCode[],
+};
+
+export function sharedBuildChecks(bytes: Uint8Array, target: VerifyTarget, abi: PayloadAbi): Diagnostic[] {
+  const xenVersion = abi.loader?.release ?? target.version;
+  if (!xenVersion) return [];
+  let r: VerifyResult;
+  try {
+    r = verifyPayloads([{ file: 'payload', bytes, name: 'payload' }], target, { abi, xenVersion, arch: abi.arch });
+  } catch (e) {
+    if (e instanceof UsageError) return [];
+    throw e;
+  }
+  const codes = new Set([...BUILD_SHARED_CHECKS.refuse, ...BUILD_SHARED_CHECKS.warn]);
+  return r.payloads[0]!.diagnostics.filter((d) => codes.has(d.code));
+}
+
 /** Human-readable rendering of a verify result. */
 export function formatVerify(r: VerifyResult): string {
   const L: string[] = [];
   L.push(`target: Xen ${r.target.version} ${r.target.arch}, build-id ${r.target.buildId ?? '(none)'}, payload ABI ${r.target.abi}`);
   for (const p of r.payloads) {
-    const verdict = p.ok ? 'ok' : p.refusedAt ? `REFUSED at ${p.refusedAt} (${p.errno})` : 'accepted by the hypervisor, but UNSAFE';
+    const decides = p.diagnostics.filter((d) => d.code === 'NOTE_HOOK_DECIDES').map((d) => d.message.replace(/^its (\S+) hook (\S+).*$/, '$1 hook $2'));
+    const verdict = p.ok ? (decides.length ? `uploads; whether it applies is decided at run time by its ${decides.join(', ')}` : 'ok') : p.crashAt ? `CRASHES the hypervisor at ${p.crashAt}` : p.refusedAt ? `REFUSED at ${p.refusedAt} (${p.errno})` : 'accepted by the hypervisor, but UNSAFE';
     L.push(`${p.file} (name ${p.name}${p.buildId ? `, build-id ${p.buildId}` : ''}): ${verdict}`);
     for (const d of p.diagnostics) {
       const where = [d.section, d.symbol, d.offset !== undefined ? `+0x${d.offset.toString(16)}` : undefined].filter((x) => x !== undefined && x !== '').join(' ');
-      const head = `  ${d.severity === 'error' ? 'error' : 'warning'} ${d.code}${d.errno ? ` ${d.errno}` : ''}${d.first ? ' (what the hypervisor returns)' : ''}${where ? ` [${where}]` : ''} ${d.spec}`;
+      const head = `  ${d.severity === 'error' ? 'error' : 'warning'} ${d.code}${d.errno ? ` ${d.errno}` : ''}${d.first ? ' (what the hypervisor returns)' : ''}${where ? ` [${where}]` : ''} (${ruleRef(d.code)})`;
       L.push(head);
       for (const line of d.message.split('\n')) L.push(`      ${line}`);
     }
   }
   const bad = r.payloads.filter((p) => !p.ok).length;
-  L.push(bad ? `${bad} of ${r.payloads.length} payload(s) refused` : `all ${r.payloads.length} payload(s) accepted`);
+  const decided = r.payloads.filter((p) => p.ok && p.diagnostics.some((d) => d.code === 'NOTE_HOOK_DECIDES')).length;
+  L.push(bad ? `${bad} of ${r.payloads.length} payload(s) refused` : `all ${r.payloads.length} payload(s) accepted${decided ? ` (${decided} subject to a hook's decision at run time)` : ''}`);
   return L.join('\n') + '\n';
 }

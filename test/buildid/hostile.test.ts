@@ -104,7 +104,7 @@ describe.skipIf(missing('dist/ (npm run build)', built))('bin/xsplice buildid, w
     expect([xl.status, xl.stdout]).toEqual([0, `${XEN_BUILD_ID}  -\n`]);
     const raw = spawnSync(BIN, ['buildid', '--json', '-'], { input: Buffer.from(XEN_BUILD_ID, 'hex') });
     expect(raw.status).toBe(0);
-    expect(JSON.parse(raw.stdout.toString())).toEqual([{ input: '-', buildId: XEN_BUILD_ID, source: 'sysfs', algorithm: null, verified: null, notes: [expect.stringMatching(/raw build-id bytes/)] }]);
+    expect(JSON.parse(raw.stdout.toString())).toEqual([{ ok: true, input: '-', buildId: XEN_BUILD_ID, source: 'sysfs', algorithm: null, verified: null, notes: [expect.stringMatching(/raw build-id bytes/)] }]);
   });
   it('unreadable input: exit 2, one line on stderr, one JSON document with the error', () => {
     const r = spawnSync(BIN, ['buildid', '--json', '/nonexistent/xen-syms'], { encoding: 'utf8' });

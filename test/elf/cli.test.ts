@@ -34,7 +34,7 @@ describe('xsplice elf (in-process)', () => {
     expect(r.code).toBe(0);
     expect(r.err).toBe('');
     const doc = JSON.parse(r.out);
-    expect(Object.keys(doc).sort()).toEqual(['class', 'endian', 'file', 'machine', 'notes', 'relocations', 'sections', 'symbols', 'type']);
+    expect(Object.keys(doc).sort()).toEqual(['class', 'endian', 'file', 'machine', 'notes', 'ok', 'relocations', 'sections', 'symbols', 'type']);
     expect(doc).toMatchObject({ file: p, class: 64, endian: 'little', type: 'ET_REL', machine: 'EM_X86_64' });
     expect(Object.keys(doc.sections[0]).sort()).toEqual(['addr', 'addralign', 'entsize', 'flags', 'index', 'info', 'link', 'name', 'offset', 'size', 'type'].sort());
     expect(doc.sections[0]).toMatchObject({ index: 0, type: 'SHT_NULL', addr: '0x0' });
@@ -46,7 +46,7 @@ describe('xsplice elf (in-process)', () => {
     expect(rel.target).toBe('.text');
     expect(rel.entries.some((e: { addend: string }) => e.addend.startsWith('-0x'))).toBe(true);
     expect(rel.entries[0].type).toMatch(/^R_X86_64_/);
-    expect(doc).toEqual(JSON.parse(JSON.stringify({ file: p, ...elfView(readElf(new Uint8Array(await readFile(p)))) })));
+    expect(doc).toEqual(JSON.parse(JSON.stringify({ ok: true, file: p, ...elfView(readElf(new Uint8Array(await readFile(p)))) })));
   });
 
   it('REL relocations have addend null; big-endian objects say so', async () => {

@@ -4,6 +4,7 @@
  * that need them use `describe.skipIf(!haveDebianXen())`, except under CI=true where a missing
  * fixture is a failure (see requireOrSkip).
  */
+import { execFileSync } from 'node:child_process';
 import { existsSync, readdirSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { dirname, join } from 'node:path';
@@ -48,3 +49,23 @@ export const XEN_EXTRA = '.5';
 export const XEN_EXTRA_VERSION_ADDR = '0xffff82d040234940';
 /** xen_extra_version's 12 bytes in that build (lea …(%rip),%rax; jmp __x86_return_thunk), as objdump -d shows them. */
 export const XEN_EXTRA_VERSION_BYTES = '488d0530871800e9d4e7fcff';
+
+/**
+ * The versions of Debian's Xen 4.17 hypervisor package the configured archives serve now
+ * (`apt-cache madison`), newest first. For tests that need "whatever Debian ships now" rather than
+ * the pin, so that they survive Debian's updates. Empty when apt knows none (no lists).
+ */
+export function debianXenVersionsNow(pkg = 'xen-hypervisor-4.17-amd64'): string[] {
+  let text = '';
+  try {
+    text = execFileSync('apt-cache', ['madison', pkg], { stdio: ['ignore', 'pipe', 'ignore'] }).toString();
+  } catch {
+    return [];
+  }
+  const out: string[] = [];
+  for (const line of text.split('\n')) {
+    const f = line.split('|').map((s) => s.trim());
+    if (f.length >= 3 && f[0] === pkg && !out.includes(f[1]!)) out.push(f[1]!);
+  }
+  return out;
+}

@@ -42,14 +42,14 @@ describe('inspect', () => {
     expect(r.sections.find((s) => s.name === '.livepatch.hooks.apply')).toMatchObject({ entrySize: 8, entries: 1 });
   });
 
-  it('an entry size that fits no row is "unknown"', () => {
+  it('an entry size that fits no row is a damaged funcs section, not "abi unknown, 0 funcs" (issue 15)', () => {
     const fx = new PayloadFixture();
     fx.section('.livepatch.funcs').data = new Uint8Array(100);
     fx.section('.rela.livepatch.funcs').relocs = [];
-    const r = inspectPayload(fx.build().bytes, 'p.livepatch');
-    expect(r.abi.name).toBe('unknown');
-    expect(r.abi.compatible).toEqual([]);
-    expect(r.funcs).toEqual([]);
+    expect(() => inspectPayload(fx.build().bytes, 'p.livepatch')).toThrow(expect.objectContaining({
+      name: 'FormatError', code: 'FUNCS_DAMAGED', exitCode: 2,
+      message: 'p.livepatch: section .livepatch.funcs: damaged funcs section: no payload ABI reads it (expected a multiple of an entry size: 64 (version 1), 104 (version 2), found size 100, version byte 0)',
+    }));
   });
 
   it('undefined symbols and a readable text rendering', () => {

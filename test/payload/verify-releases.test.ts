@@ -5,10 +5,12 @@
 import { describe, expect, it } from 'vitest';
 import { compareVersions, hasFeature, parseXenVersion, rulesFor } from '../../src/payload/releases.js';
 import { verifyPayloads } from '../../src/payload/verify.js';
-import { abiById } from '../../src/payload/abi.js';
+import { abiById, abiForVersion } from '../../src/payload/abi.js';
 import { PayloadFixture, fakeTarget } from '../helpers/payload-fixture.js';
 
 const V = (s: string) => parseXenVersion(s)!;
+/** The loader rules verify reads from the release's row. */
+const rulesOf = (ver: string, arch: 'x86_64' | 'arm64' | 'arm32') => rulesFor(abiForVersion(ver, arch), V(ver));
 
 describe('versions', () => {
   it('parses distribution strings, short forms and dev trees', () => {
@@ -43,12 +45,12 @@ describe('features by release, with backports', () => {
   it('arch-specific rows', () => {
     expect(hasFeature(V('4.17.0'), 'endbr', 'x86_64')).toBe(true);
     expect(hasFeature(V('4.17.0'), 'endbr', 'arm64')).toBe(false);
-    expect(rulesFor(V('4.10.0'), 'x86_64').altInstrSize).toBe(12);
-    expect(rulesFor(V('4.11.0'), 'x86_64').altInstrSize).toBe(14);
-    expect(rulesFor(V('4.14.0'), 'arm64').bugFrameCount).toBe(3);
-    expect(rulesFor(V('4.15.0'), 'arm64').bugFrameCount).toBe(4);
-    expect(rulesFor(V('4.8.0'), 'arm32').hasAlternative).toBe(false);
-    expect(rulesFor(V('4.9.0'), 'arm32').hasAlternative).toBe(true);
+    expect(rulesOf('4.10.0', 'x86_64').altInstrSize).toBe(12);
+    expect(rulesOf('4.11.0', 'x86_64').altInstrSize).toBe(14);
+    expect(rulesOf('4.14.0', 'arm64').bugFrameCount).toBe(3);
+    expect(rulesOf('4.15.0', 'arm64').bugFrameCount).toBe(4);
+    expect(rulesOf('4.8.0', 'arm32').hasAlternative).toBe(false);
+    expect(rulesOf('4.9.0', 'arm32').hasAlternative).toBe(true);
   });
 });
 

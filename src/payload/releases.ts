@@ -287,10 +287,14 @@ const X86_CAP_WORDS: [string, number][] = [
 
 /** NCAPINTS for `ver`, or null when the table does not know the release (before 4.13). */
 export function x86CapWords(ver: XenVersion): number | null {
+  // A stable-branch snapshot past its tag ("4.17.5+72-g01140da4e8", Debian's 4.17.5+72) may
+  // already carry the feature words of the line's next release (Debian's 4.17.5+72 has 21, as
+  // 4.17.6; the stock hypervisor applies alternatives on feature 0x26c): bound it by the line.
+  const snapshot = /^\d+\.\d+\.\d+\+\d+/.test(ver.text);
   let words: number | null = null;
   for (const [from, n] of X86_CAP_WORDS) {
     const f = v(from);
-    if (f.major === ver.major && f.minor === ver.minor && ver.patch >= f.patch) words = n;
+    if (f.major === ver.major && f.minor === ver.minor && (ver.patch >= f.patch || snapshot)) words = Math.max(words ?? 0, n);
   }
   return words;
 }

@@ -222,3 +222,17 @@ describe('cache, lock and tools', () => {
     expect(caught(() => checkDebianVersion('1.0; rm -rf /')).code).toBe('PATCH_BAD_VERSION');
   });
 });
+
+describe('progress lines', () => {
+  it('one line per phase with the elapsed time, and heartbeats while a long step runs', async () => {
+    const { makeProgress } = await import('../../src/patch/progress.js');
+    const lines: string[] = [];
+    const p = makeProgress((l) => lines.push(l), 40);
+    await p.step('build the base', () => new Promise((r) => setTimeout(r, 150)), () => '12 objects');
+    expect(lines[0]).toMatch(/^xsplice: patch: \[\s+0\.\ds\] build the base \.\.\.\n$/);
+    const beats = lines.filter((l) => l.includes('still running'));
+    expect(beats.length).toBeGreaterThanOrEqual(2);
+    expect(beats[0]).toMatch(/build the base: still running \(0\.\ds, 12 objects\)\n$/);
+    expect(lines[lines.length - 1]).toMatch(/build the base: done in 0\.\ds\n$/);
+  });
+});

@@ -128,6 +128,16 @@ describe.skipIf(missing('Debian Xen 4.17 packages (scripts/setup-deps.sh)', have
       expect(Buffer.compare(readFileSync(viaMake), readFileSync(viaCommands))).toBe(0);
     }, 600_000);
 
+    it('--source DIR (the base tree given as a user\'s tree) gives the same payload', async () => {
+      const viaCache = join(dir, 'src-cache.livepatch');
+      const viaSource = join(dir, 'src-dir.livepatch');
+      expect((await runCli(['patch', patchFile(globalFix), '--xen', STOCK, '-o', viaCache, '-q'])).code).toBe(0);
+      const r = await runCli(['patch', patchFile(globalFix), '--xen', STOCK, '-o', viaSource, '--source', join(base.tree, 'xen'), '--json', '-q']);
+      expect(r.code, r.stderr).toBe(0);
+      expect(JSON.parse(r.stdout).base).toMatchObject({ buildId: XEN_BUILD_ID, source: `dir:${base.tree}` });
+      expect(Buffer.compare(readFileSync(viaSource), readFileSync(viaCache))).toBe(0);
+    }, 300_000);
+
     it('gives the same payload bytes twice', async () => {
       const a = join(dir, 'twice-a.livepatch');
       const b = join(dir, 'twice-b.livepatch');

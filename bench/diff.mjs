@@ -3,7 +3,12 @@
  * Benchmark: `diff` correlation + comparison at scale (spec §2.2: 60,000 sections in under 1 s,
  * near-linear from 6,000). LBT's quadratic walk took 0.45 s → 49 s for the same sizes.
  *
- *   node bench/diff.mjs [--runs N]
+ *   node bench/diff.mjs [--runs N] [--tree XEN_DIR]
+ *
+ * With --tree (a built Xen tree, e.g. the Debian base the `patch` command caches), it also times
+ * the self-equivalence run over its objects: once as `diff DIR DIR` (identical files skipped
+ * unparsed) and once forced through the whole pipeline (each object against a copy with one byte
+ * appended, so nothing is skipped); both must report zero changed symbols.
  *
  * Objects are generated with xsplice's own ELF writer, shaped like gcc's -ffunction-sections
  * output: per function a `.text.fN` (lea of its string, a call to the next function through the
@@ -75,3 +80,34 @@ const big = await measure(60000);
 console.log(`diff  6,000 sections: ${small.wall.toFixed(0)} ms wall, ${small.cpu.toFixed(0)} ms CPU (median of ${runs})`);
 console.log(`diff 60,000 sections: ${big.wall.toFixed(0)} ms wall, ${big.cpu.toFixed(0)} ms CPU (median of ${runs})  ${big.wall < 1000 ? 'under' : 'OVER'} the 1 s goal`);
 console.log(`ratio 60,000 / 6,000: ${(big.wall / small.wall).toFixed(1)} wall, ${(big.cpu / small.cpu).toFixed(1)} CPU (10 = linear; LBT measured 0.45 s → 49 s, 109)`);
+
+const ti = args.indexOf('--tree');
+if (ti >= 0) {
+  const { readFileSync } = await import('node:fs');
+  const { execSync } = await import('node:child_process');
+  const { linkOnly } = await import(join(root, 'dist/src/diff/sources.js'));
+  const tree = args[ti + 1];
+  const all = execSync(`cd ${JSON.stringify(tree)} && find . -name '*.o'`).toString().trim().split('\n').map((x) => x.slice(2));
+  const have = new Set(all);
+  const list = all.filter((r) => !linkOnly(r, have)).sort();
+  let t = Date.now();
+  const quick = await diffObjects({ orig: tree, patched: tree });
+  const tq = Date.now() - t;
+  const orig = [];
+  const patched = [];
+  for (const p of list) {
+    const b = new Uint8Array(readFileSync(join(tree, p)));
+    orig.push({ path: p, bytes: b });
+    const c = new Uint8Array(b.length + 1);
+    c.set(b);
+    patched.push({ path: p, bytes: c });
+  }
+  t = Date.now();
+  const c0 = process.cpuUsage();
+  const forced = await diffObjects({ orig, patched });
+  const cu = process.cpuUsage(c0);
+  const tf = Date.now() - t;
+  const refusedKinds = [...new Set(forced.errors.map((e) => e.code))].join(', ');
+  console.log(`self-equivalence, ${list.length} objects: diff DIR DIR ${tq} ms (${quick.explain.identical.length} identical, skipped unparsed); forced ${tf} ms wall, ${((cu.user + cu.system) / 1000).toFixed(0)} ms CPU; ${forced.functions.length + forced.data.length} changed symbols${refusedKinds ? ` (objects refused as such: ${refusedKinds})` : ''}`);
+  if (forced.functions.length + forced.data.length) process.exitCode = 1;
+}

@@ -16,6 +16,7 @@ interface DiffCliOptions {
   includeLineOnly?: boolean;
   allow: string[];
   patchName?: string;
+  emitHookSkeleton?: string;
 }
 
 const collect = (v: string, prev: string[]): string[] => [...prev, v];
@@ -33,6 +34,7 @@ export function register(program: Command, setExit: (code: number) => void): voi
     .option('--include-line-only', 'also patch functions whose only change is a __LINE__')
     .option('--allow <kind>', 'turn a refusal into a listed exclusion: init', collect, [])
     .option('--patch-name <name>', 'goes into the deterministic names of new symbols')
+    .option('--emit-hook-skeleton <file>', 'when data changed: write C load/unload hooks that set the new values')
     .action(async (orig: string, patched: string, opts: DiffCliOptions) => {
       const code = await run({ json: opts.json, file: opts.output }, async () => {
         const { diffObjects, diffPayload } = await import('../../src/diff/index.js');
@@ -45,6 +47,7 @@ export function register(program: Command, setExit: (code: number) => void): voi
           ...(opts.includeLineOnly ? { includeLineOnly: true } : {}),
           ...(opts.allow.length ? { allow: opts.allow } : {}),
           ...(opts.patchName ? { patchName: opts.patchName } : {}),
+          ...(opts.emitHookSkeleton ? { hookSkeleton: true } : {}),
         };
         const warn = (w: string): void => io.err(`xsplice: warning: ${w}\n`);
         if (opts.output) {
@@ -60,6 +63,11 @@ export function register(program: Command, setExit: (code: number) => void): voi
         }
         const d = await diffObjects({ ...common, ...(opts.xen ? { xen: opts.xen } : {}) });
         for (const w of d.warnings) warn(w);
+        if (opts.emitHookSkeleton && d.hookSkeleton) {
+          const { writeFileAtomic } = await import('../../src/fsutil.js');
+          await writeFileAtomic(opts.emitHookSkeleton, new TextEncoder().encode(d.hookSkeleton));
+          warn(`hook skeleton for the changed data written to ${opts.emitHookSkeleton}`);
+        }
         if (opts.json) {
           const { objects: _o, ...rest } = d;
           io.out(toJson({ ...rest, objects: d.objects.map((o) => ({ name: o.name, size: o.bytes.length })) }) + '\n');

@@ -31,9 +31,21 @@ export interface Classified {
   childSet: Set<number>;
   /** Harmless differences (for DIFF_NO_FUNCTIONAL_CHANGE). */
   harmless: string[];
+  /** Changed data refused as DIFF_CHANGED_DATA: PATCHED symbol and ORIG's Xen name. */
+  changedData: { sym: Sym; xenName: string }[];
 }
 
+const coldCache = new WeakMap<ObjIndex, { children: Map<number, Sym[]>; childSet: Set<number> }>();
 export function coldChildren(idx: ObjIndex): { children: Map<number, Sym[]>; childSet: Set<number> } {
+  let c = coldCache.get(idx);
+  if (!c) {
+    c = coldChildrenOf(idx);
+    coldCache.set(idx, c);
+  }
+  return c;
+}
+
+function coldChildrenOf(idx: ObjIndex): { children: Map<number, Sym[]>; childSet: Set<number> } {
   const children = new Map<number, Sym[]>();
   const childSet = new Set<number>();
   const funcs = new Map<string, Sym>();
@@ -127,7 +139,7 @@ export interface ClassifyOptions {
 }
 
 export function classify(object: string, oi: ObjIndex | null, pi: ObjIndex, corr: Correlation, ofp: Fingerprinter | null, pfp: Fingerprinter, opts: ClassifyOptions): Classified {
-  const out: Classified = { functions: [], data: [], errors: [], warnings: [], roots: [], statusOf: new Map(), harmless: [], ...coldChildren(pi) };
+  const out: Classified = { functions: [], data: [], errors: [], warnings: [], roots: [], statusOf: new Map(), harmless: [], changedData: [], ...coldChildren(pi) };
   const oc = oi ? coldChildren(oi) : { children: new Map<number, Sym[]>(), childSet: new Set<number>() };
   const refuse = (code: string, symbol: string, message: string, suggestion: string): void => {
     out.errors.push({ code, object, symbol, message, suggestion });
@@ -232,6 +244,7 @@ export function classify(object: string, oi: ObjIndex | null, pi: ObjIndex, corr
       if (!opts.allowInit) refuse('DIFF_INIT_CHANGED', o.xenName, `${o.xenName} in ${p.section} changed: init data has already been used and its memory is freed`, 'pass --allow init to leave it out');
     } else {
       refuse('DIFF_CHANGED_DATA', o.xenName, `${o.xenName} in ${p.section} changed (${sizeNote}first differing byte +0x${fb.toString(16)})`, HOOK_DATA);
+      out.changedData.push({ sym: p, xenName: o.xenName });
     }
   }
   if (oi) {

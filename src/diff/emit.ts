@@ -166,7 +166,8 @@ export function emitObject(inp: EmitInput): EmitOutput {
   const copies = new Map<number, Copy>();
   const secSym = (sec: SectionId): SymbolId => b.addSymbol({ name: '', bind: STB.LOCAL, type: STT.SECTION, section: sec, value: 0n, size: 0n });
   let anonN = 0;
-  const copySym = (s: Sym, secName: string, symName: string | null, bind: number): void => {
+  let lastFile: string | undefined;
+  const copySym = (s: Sym, secName: string, symName: string | null, bind: number, file?: string): void => {
     const src = pi.section(s.shndx);
     const nobits = src.type === SHT.NOBITS;
     const out = b.addSection({
@@ -175,7 +176,14 @@ export function emitObject(inp: EmitInput): EmitOutput {
       ...(nobits ? { size: BigInt(s.size) } : { data: pi.data(s.shndx).slice(s.value, s.value + s.size) }),
     });
     const ss = secSym(out);
-    if (symName !== null) b.addSymbol({ name: symName, bind, type: s.type, section: out, value: 0n, size: BigInt(s.size) });
+    if (symName !== null) {
+      // A replaced static keeps its plain name under its STT_FILE, as Xen names it (file#name).
+      if (file !== undefined && file !== lastFile) {
+        b.addSymbol({ name: file, bind: STB.LOCAL, type: STT.FILE, section: 'ABS', value: 0n, size: 0n });
+        lastFile = file;
+      }
+      b.addSymbol({ name: symName, bind, type: s.type, section: out, value: 0n, size: BigInt(s.size) });
+    }
     copies.set(s.index, { sym: s, sec: s.shndx, from: s.value, to: s.value + s.size, out, outSym: ss, at: 0 });
   };
   const rootSet = new Set(cls.roots.map((s) => s.index));
@@ -185,7 +193,8 @@ export function emitObject(inp: EmitInput): EmitOutput {
     const global = pi.syms[s.index]!.bind !== STB.LOCAL;
     const name = twin ? twin.xenName : newName(s.name, inp.tag);
     names.set(s.index, name);
-    copySym(s, `.text.${name}`, name, STB.GLOBAL);
+    if (twin && twin.bind === STB.LOCAL && twin.file) copySym(s, `.text.${twin.name}`, twin.name, STB.LOCAL, twin.file);
+    else copySym(s, `.text.${name}`, name, STB.GLOBAL);
     if (twin) patches.push({ old: twin.xenName, new: name });
     void global;
     for (const c of cls.children.get(s.index) ?? []) {

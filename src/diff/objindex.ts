@@ -34,6 +34,8 @@ export interface Rel {
   type: number;
   symbol: number;
   addend: bigint;
+  /** Cached resolution (target.ts). */
+  t?: import('./target.js').Target;
 }
 
 export const F_WRITE = Number(SHF.WRITE);
@@ -109,6 +111,9 @@ export class ObjIndex {
       };
       this.syms.push(sym);
       if (s.index === 0 || s.name === '') continue;
+      if (s.shndx !== SHN.UNDEF && s.shndx < SHN.LORESERVE && !e.sections[s.shndx]) {
+        throw new FormatError('DIFF_SYMBOL_SECTION', `symbol [${s.index}] ${s.name} is in section ${s.shndx}, which does not exist`, { file: path, symbol: s.name });
+      }
       if ((s.type === STT.FUNC || s.type === STT.OBJECT || s.type === STT.TLS) && s.shndx !== SHN.UNDEF && s.shndx < SHN.LORESERVE) {
         this.defined.push(sym);
         const l = this.bySection.get(s.shndx);
@@ -121,7 +126,11 @@ export class ObjIndex {
       if (!rs.rela) continue;
       const tgt = e.sections[rs.target];
       if (!tgt || (flagNum(tgt.flags) & F_ALLOC) === 0) continue;
-      const list: Rel[] = rs.entries.map((r: ElfRelocation) => ({ offset: Number(r.offset), type: r.type, symbol: r.symbol, addend: r.addend ?? 0n }));
+      const list: Rel[] = rs.entries.map((r: ElfRelocation) => {
+        if (r.symbol >= this.syms.length) throw new FormatError('DIFF_RELOC_SYMBOL', `relocation at 0x${r.offset.toString(16)} of ${tgt.name} names symbol ${r.symbol}, past the symbol table`, { file: path, section: rs.section.name });
+        if (r.offset > tgt.size) throw new FormatError('DIFF_RELOC_OFFSET', `relocation at 0x${r.offset.toString(16)} lies past the end of ${tgt.name}`, { file: path, section: rs.section.name });
+        return { offset: Number(r.offset), type: r.type, symbol: r.symbol, addend: r.addend ?? 0n };
+      });
       let sorted = true;
       for (let k = 1; k < list.length && sorted; k++) sorted = list[k - 1]!.offset <= list[k]!.offset;
       if (!sorted) list.sort((a, b) => a.offset - b.offset);

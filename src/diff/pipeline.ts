@@ -9,12 +9,14 @@ import { abiForVersion } from '../payload/abi.js';
 import type { PayloadAbi } from '../payload/abi-types.js';
 import { loadTarget, type Target } from '../payload/target.js';
 import { ObjIndex, type Sym } from './objindex.js';
+import { isElf } from '../elf/reader.js';
 import { indexSpecial, type SpecialIndex } from './special.js';
 import { correlate, type Correlation } from './correlate.js';
 import { Fingerprinter } from './fingerprint.js';
 import { classify, coldChildren, type Classified } from './classify.js';
 import { emitObject, newName } from './emit.js';
 import { pairObjects } from './sources.js';
+import { hookSkeleton } from './skeleton.js';
 import { fieldWidth } from './target.js';
 import type { DiffExplainObject, DiffOptions, DiffRefusal, DiffResult } from './types.js';
 
@@ -46,10 +48,10 @@ function emptyCorrelation(): Correlation {
   return { o2p: new Map(), p2o: new Map(), renamedInit: new Set(), level: new Map(), errors: [] };
 }
 
-function analyse(path: string, orig: Uint8Array | undefined, patched: Uint8Array, abi: PayloadAbi, o: DiffOptions): PairState {
+function analyse(path: string, orig: Uint8Array | undefined, patched: Uint8Array, abi: PayloadAbi, o: DiffOptions, files: { orig?: string; patched?: string } = {}): PairState {
   const errors: DiffRefusal[] = [];
-  const pi = new ObjIndex(path, patched);
-  const oi = orig ? new ObjIndex(path, orig) : null;
+  const pi = new ObjIndex(files.patched ?? path, patched);
+  const oi = orig ? new ObjIndex(files.orig ?? path, orig) : null;
   const psp = indexSpecial(pi, abi);
   const osp = oi ? indexSpecial(oi, abi) : null;
   for (const e of [...psp.errors, ...(osp?.errors ?? [])]) errors.push({ code: 'DIFF_SPECIAL_LAYOUT', object: path, message: e, suggestion: 'the objects were not built for this release (wrong --xen or ABI row?)' });
@@ -103,7 +105,25 @@ export async function diffObjects(o: DiffOptions): Promise<DiffResult> {
   const inputDigest = dig.digest('hex');
   const tag = inputDigest.slice(0, 8);
 
-  const states = pairs.map((p) => analyse(p.path, p.orig, p.patched!, abi, o));
+  const states: PairState[] = [];
+  for (const p of pairs) {
+    // PE/COFF objects (machine 0x8664, xen.efi's) are refused; anything else not ELF is malformed (exit 2).
+    const coff = (b: Uint8Array): boolean => b.length >= 20 && b[0] === 0x64 && b[1] === 0x86;
+    if ((!isElf(p.patched!) && coff(p.patched!)) || (p.orig && !isElf(p.orig) && coff(p.orig))) {
+      errors.push({ code: 'DIFF_NOT_ELF', object: p.path, message: `${p.path} differs and is not an ELF object (e.g. the PE/COFF objects of xen.efi)`, suggestion: 'only ELF objects of the hypervisor can be live-patched' });
+      continue;
+    }
+    if (/(^|\/)arch\/x86\/boot\//.test(p.path)) {
+      errors.push({ code: 'DIFF_ASSEMBLY', object: p.path, message: `${p.path} is 32-bit boot code`, suggestion: 'boot code has run; it cannot be live-patched' });
+      continue;
+    }
+    const machine = (b: Uint8Array): number => (isElf(b) && b.length >= 20 ? b[18]! | (b[19]! << 8) : 62);
+    if (machine(p.patched!) !== 62 || (p.orig && machine(p.orig) !== 62)) {
+      errors.push({ code: 'DIFF_ARCH', object: p.path, message: `${p.path} is not an x86-64 object (e_machine ${machine(p.patched!)})`, suggestion: 'diff handles x86-64 hypervisor objects' });
+      continue;
+    }
+    states.push(analyse(p.path, p.orig, p.patched!, abi, o, { ...(p.origFile ? { orig: p.origFile } : {}), ...(p.patchedFile ? { patched: p.patchedFile } : {}) }));
+  }
   // Globals defined anew anywhere are renamed; references from other objects follow.
   const renamedGlobals = new Map<string, string>();
   for (const s of states) {
@@ -160,8 +180,16 @@ export async function diffObjects(o: DiffOptions): Promise<DiffResult> {
       ex.external.push(entry);
     }
     for (const p of em.patches) {
-      if (target?.symbols && target.symbols.find(p.old).length !== 1) {
+      const twin = s.oi?.defined.find((x) => x.xenName === p.old && x.type === STT.FUNC);
+      if (twin && twin.size < 5) {
+        errors.push({ code: 'DIFF_TOO_SMALL', object: s.path, symbol: p.old, message: `${p.old} is ${twin.size} bytes, smaller than the 5-byte jump the patch writes`, suggestion: 'patch its callers instead' });
+      }
+      if (!target?.symbols) continue;
+      const hits = target.symbols.find(p.old);
+      if (hits.length !== 1) {
         errors.push({ code: 'DIFF_XEN_UNRESOLVED', object: s.path, symbol: p.old, message: `XEN has no function ${p.old} to patch`, suggestion: 'check that XEN is the running build and ORIG its objects' });
+      } else if (twin && target.bytesAt && !sameBytes(s.oi!, twin, target, hits[0]!.value)) {
+        errors.push({ code: 'DIFF_XEN_MISMATCH', object: s.path, symbol: p.old, message: `${p.old} in XEN (0x${hits[0]!.value.toString(16)}) does not hold ORIG's bytes: ORIG is not the build of the running hypervisor`, suggestion: 'diff against the objects that built XEN (same source, compiler, .config and command lines)' });
       }
     }
     result.patches.push(...em.patches);
@@ -178,6 +206,13 @@ export async function diffObjects(o: DiffOptions): Promise<DiffResult> {
       const uniq = [...new Set(what)];
       errors.push({ code: 'DIFF_NO_FUNCTIONAL_CHANGE', object: states[0]?.path ?? identical[0] ?? '', message: `no functional change${uniq.length ? ': only ' + uniq.join('; ') : identical.length ? ` (${identical.length} identical object${identical.length > 1 ? 's' : ''})` : ''}`, suggestion: uniq.length ? 'pass --include-line-only to patch functions whose only change is a line number' : 'ORIG and PATCHED are the same build' });
     }
+  }
+  if (o.hookSkeleton) {
+    const vars = states.flatMap((s) => s.cls.changedData.map(({ sym, xenName }) => ({
+      xenName, size: sym.size,
+      bytes: s.pi.relsIn(sym.shndx, sym.value, sym.value + sym.size).length ? null : s.pi.data(sym.shndx).slice(sym.value, sym.value + sym.size),
+    })));
+    if (vars.length) result.hookSkeleton = hookSkeleton(vars);
   }
   result.warnings.push(...states.flatMap((s) => s.cls.warnings));
   result.explain.warnings = result.warnings;

@@ -9,6 +9,9 @@ import type { DiffObjectInput, DiffSide } from './types.js';
 
 export interface ObjectPair {
   path: string;
+  /** Where each side came from, for messages (single-file mode: the paths given). */
+  origFile?: string;
+  patchedFile?: string;
   orig?: Uint8Array;
   patched?: Uint8Array;
 }
@@ -22,8 +25,22 @@ async function walk(root: string, rel: string, out: string[]): Promise<void> {
   }
 }
 
+/**
+ * Objects of a Xen tree that are not compiled translation units: the partial links
+ * (`built_in.o`, `prelink*.o`, `*.xen-syms.*.o`, hidden temporaries), the host tools, and `X.o`
+ * when `X.init.o` exists (objcopy made the linked `.init.o` from it, with every section renamed
+ * `.init.*`; diffing the intermediate would take init code for runtime code).
+ */
+export function linkOnly(rel: string, have: Set<string>): boolean {
+  const base = rel.slice(rel.lastIndexOf('/') + 1);
+  if (/^(built_in(_bin)?|prelink(-efi)?)\.o$/.test(base) || base.startsWith('.') || /\.xen-syms\.\d+\.o$/.test(base)) return true;
+  if (rel.startsWith('tools/')) return true;
+  return !base.endsWith('.init.o') && have.has(rel.replace(/\.o$/, '.init.o'));
+}
+
 interface Side {
   single: boolean;
+  file?: string;
   /** Relative path → loader. */
   files: Map<string, () => Promise<Uint8Array>>;
 }
@@ -45,12 +62,13 @@ async function load(side: DiffSide, what: string): Promise<Side> {
     return new Uint8Array(b.buffer, b.byteOffset, b.byteLength);
   };
   if (st.isDirectory()) {
-    const list: string[] = [];
-    await walk(side, '', list);
-    list.sort();
+    const all: string[] = [];
+    await walk(side, '', all);
+    const have = new Set(all);
+    const list = all.filter((r) => !linkOnly(r, have)).sort();
     return { single: false, files: new Map(list.map((r) => [r, read(join(side, r))])) };
   }
-  return { single: true, files: new Map([[basename(side), read(side)]]) };
+  return { single: true, file: side, files: new Map([[basename(side), read(side)]]) };
 }
 
 const same = (a: Uint8Array, b: Uint8Array): boolean => {
@@ -68,7 +86,7 @@ export async function pairObjects(orig: DiffSide, patched: DiffSide): Promise<{ 
     const ob = await of();
     const pb = await pf();
     const path = pn === on ? pn : pn;
-    return same(ob, pb) ? { pairs: [], identical: [path], removed: [] } : { pairs: [{ path, orig: ob, patched: pb }], identical: [], removed: [] };
+    return same(ob, pb) ? { pairs: [], identical: [path], removed: [] } : { pairs: [{ path, orig: ob, patched: pb, origFile: o.file!, patchedFile: p.file! }], identical: [], removed: [] };
   }
   const pairs: ObjectPair[] = [];
   const identical: string[] = [];

@@ -44,7 +44,15 @@ export const BUG_LINE_SHIFT = 24n;
 export const BUG_LINE_MASK = 0x7fn;
 
 /** Resolves relocation `r` of section `sec`; `addend` overrides r.addend (bug-frame line bits removed). */
-export function resolve(idx: ObjIndex, sec: number, r: Rel, addend: bigint = r.addend): Target {
+export function resolve(idx: ObjIndex, sec: number, r: Rel, addend?: bigint): Target {
+  if (addend === undefined || addend === r.addend) {
+    // Resolution depends only on the object: computed once per relocation.
+    return (r.t ??= resolveUncached(idx, sec, r, r.addend));
+  }
+  return resolveUncached(idx, sec, r, addend);
+}
+
+function resolveUncached(idx: ObjIndex, sec: number, r: Rel, addend: bigint): Target {
   if (r.symbol === 0) return { kind: 'abs', addend };
   const s = idx.syms[r.symbol]!;
   if (s.shndx === SHN.UNDEF) return { kind: 'ext', name: s.name, addend };

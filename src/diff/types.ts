@@ -30,6 +30,8 @@ export interface DiffOptions {
   allow?: string[];
   /** Goes into the deterministic names of new symbols (§4.3). */
   patchName?: string;
+  /** Also produce `hookSkeleton` (C source of load/unload hooks for changed data, §8.3). */
+  hookSkeleton?: boolean;
 }
 
 export type FunctionStatus = 'same' | 'changed' | 'new' | 'removed' | 'line-only' | 'renamed-init';
@@ -122,4 +124,6 @@ export interface DiffResult {
   explain: DiffExplain;
   /** SHA-256 over the sorted input object digests (and patch name): recorded in the payload's names. */
   inputDigest: string;
+  /** With `hookSkeleton`, when data changed: C source of hooks that write the new values (§8.3). */
+  hookSkeleton?: string;
 }

@@ -5,8 +5,9 @@
 import { describe, expect, it } from 'vitest';
 import { readElf } from '../../src/elf/reader.js';
 import { diffObjects, type DiffResult } from '../../src/diff/index.js';
+import { abiForVersion } from '../../src/payload/abi.js';
 import { join } from 'node:path';
-import { compile, pair, tmp } from './compile.js';
+import { CFLAGS, CORPUS, compile, pair, tmp } from './compile.js';
 
 const H = '#include "xen-mini.h"\nstruct domain { int id; };\n';
 
@@ -256,6 +257,37 @@ describe('diff corpus: clones, frames, tables', () => {
     expect(r.explain.objects[0]!.external.map((e) => e.name)).toContain('hook_ptr');
   });
 
+  it('.alt_call_sites: cut with the 4-byte stride of 4.21+ rows, refused as unknown for 4.17', async () => {
+    const site = 'asm volatile ( "1: call *fp_x(%%rip)\\n.pushsection .alt_call_sites, \\"a\\", @progbits\\n.long 1b - .\\n.popsection" ::: "memory" );';
+    const src = (k: number) => `extern void (*fp_x)(void);\nint f(int x) { ${site} return x + ${k}; }\nint g(int x) { ${site} return x; }\n`;
+    const p = pair('acs', H + src(1), H + src(2));
+    const r21 = await diffObjects({ orig: p.orig, patched: p.patched, abi: abiForVersion('4.21.0', 'x86_64') });
+    expect(set(r21)).toEqual(['changed:f']);
+    const elf = readElf(r21.objects[0]!.bytes);
+    expect(Number(elf.sectionByName('.alt_call_sites')!.size)).toBe(4);
+    const r17 = await diffObjects({ orig: p.orig, patched: p.patched, abi: abiForVersion('4.17.5', 'x86_64') });
+    expect(codes(r17)).toEqual(['DIFF_UNSUPPORTED_SPECIAL']);
+    expect(r17.errors[0]!.message).toMatch(/f has entries in \.alt_call_sites/);
+  });
+
+  it('init symbols renamed by TEMP_NAME (name_<__LINE__>) pair as renamed-init, harmlessly', async () => {
+    const tn = '#define CAT_(a, b) a##_##b\n#define CAT(a, b) CAT_(a, b)\n#define TEMP_NAME(b) CAT(b, __LINE__)\n';
+    const body = (k: number) => `static const char __attribute__((used, section(".init.rodata"))) TEMP_NAME(ignored)[] = "opt";\nint rt(int x) { return x + ${k}; }\n`;
+    const r = await run('tempname', tn + body(1), tn + '\n\n' + body(2), false);
+    expect(set(r)).toEqual(['changed:rt']);
+    expect(r.data.map((d) => `${d.status}:${d.name}`)).toEqual([expect.stringMatching(/^renamed-init:ignored_\d+$/)]);
+    expect(r.ok).toBe(true);
+  });
+
+  it('FILE symbols that do not match: DIFF_FILE_MISMATCH, never a guess', async () => {
+    const d = tmp('filemis');
+    const o = compile(join(d, 'o'), 'fm', H + 'int f(int x) { return x; }\n', { file: 'common/fm.c' });
+    const p = compile(join(d, 'p'), 'fm', H + 'int f(int x) { return x + 1; }\n', { file: 'arch/x86/fm.c' });
+    const r = await diffObjects({ orig: o, patched: p });
+    expect(codes(r)).toEqual(['DIFF_FILE_MISMATCH']);
+    expect(r.errors[0]!.message).toMatch(/possible toolchain or config mismatch/);
+  });
+
   it('a new registration-table entry: DIFF_REGISTRATION_TABLE', async () => {
     const o = 'int rt(int x) { return x; }\n';
     const p = 'static int __attribute__((used, section(".data.paramhypfs"))) param_x = 1;\nint rt(int x) { return x + 1; }\n';
@@ -276,5 +308,34 @@ describe('diff corpus: clones, frames, tables', () => {
     };
     const r = await diffObjects({ orig: mk('o', 1), patched: mk('p', 2) });
     expect(codes(r)).toContain('DIFF_ASSEMBLY');
+  });
+});
+
+describe('hook skeleton for changed data (§8.3)', () => {
+  it('writes the new initialiser at load, restores at unload; the skeleton compiles and diffs into two hooks', async () => {
+    const { execFileSync } = await import('node:child_process');
+    const { mkdirSync, writeFileSync, copyFileSync } = await import('node:fs');
+    const o = 'static int limit = 3;\nvoid set_limit(int v) { limit = v; }\nint check(int x) { return x > limit; }\n';
+    const p = pair('skel', H + o, H + o.replace('= 3', '= 0x01020304'));
+    const r = await diffObjects({ orig: p.orig, patched: p.patched, hookSkeleton: true });
+    expect(codes(r)).toEqual(['DIFF_DATA_ONLY', 'DIFF_CHANGED_DATA']);
+    expect(r.hookSkeleton).toContain('__asm__("\\"skel.c#limit\\"")');
+    expect(r.hookSkeleton).toContain('{ 0x04, 0x03, 0x02, 0x01 }');
+    // Compile it against stand-in headers, add it to ORIG's tree as a new object: two hooks, the variable by Xen name.
+    const d = tmp('skelbuild');
+    mkdirSync(join(d, 'inc', 'xen'), { recursive: true });
+    writeFileSync(join(d, 'inc', 'xen', 'lib.h'), '');
+    writeFileSync(join(d, 'inc', 'xen', 'string.h'), 'void *memcpy(void *, const void *, unsigned long);\n');
+    writeFileSync(join(d, 'inc', 'xen', 'livepatch_payload.h'), '#include "xen-mini.h"\n');
+    mkdirSync(join(d, 'o'));
+    mkdirSync(join(d, 'p'));
+    writeFileSync(join(d, 'p', 'lp-hooks.c'), r.hookSkeleton!);
+    execFileSync('gcc', [...CFLAGS, '-I', join(d, 'inc'), '-I', CORPUS, '-c', 'lp-hooks.c', '-o', 'lp-hooks.o'], { cwd: join(d, 'p') });
+    copyFileSync(p.orig, join(d, 'o', 'skel.o'));
+    copyFileSync(p.orig, join(d, 'p', 'skel.o'));
+    const r2 = await diffObjects({ orig: join(d, 'o'), patched: join(d, 'p') });
+    expect(r2.hooks.map((h) => h.kind).sort()).toEqual(['load', 'unload']);
+    expect(r2.explain.objects[0]!.external.map((e) => e.name)).toEqual(expect.arrayContaining(['skel.c#limit', 'memcpy']));
+    expect(r2.errors).toEqual([]);
   });
 });

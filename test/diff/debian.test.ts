@@ -10,7 +10,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { debianXen, dom0Kernel, haveDebianXen, missing, REPO, XEN_EXTRA } from '../helpers/debian.js';
-import { diffPayload } from '../../src/diff/index.js';
+import { diffObjects, diffPayload } from '../../src/diff/index.js';
 import { loadTarget } from '../../src/payload/target.js';
 import { verifyPayloads } from '../../src/payload/verify.js';
 import { readElf } from '../../src/elf/reader.js';
@@ -55,6 +55,17 @@ describe.skipIf(missing('Debian Xen 4.17 (scripts/setup-deps.sh)', haveDebianXen
     expect(Buffer.from(r2.build.bytes).equals(Buffer.from(r1.build.bytes))).toBe(true);
     expect(Buffer.from(r3.build.bytes).equals(Buffer.from(r1.build.bytes))).toBe(true);
     expect(r1.build.funcs.map((f) => [f.name, f.oldSize])).toEqual([['xen_extra_version', 12]]);
+  });
+
+  it('ORIG that is not the running build is refused (DIFF_XEN_MISMATCH), checked against XEN\'s bytes', async () => {
+    const d = tmp('vmis');
+    const body = (extra: string, nop: string) => `const char *xen_extra_version(void);\nconst char *xen_extra_version(void) { ${nop} return ${JSON.stringify(extra)}; }\n`;
+    const o = compile(join(d, 'o'), 'version', body(XEN_EXTRA, 'asm volatile ("nop");'), { file: 'common/version.c' });
+    const p = compile(join(d, 'p'), 'version', body('+x', 'asm volatile ("nop");'), { file: 'common/version.c' });
+    const r = await diffObjects({ orig: o, patched: p, xen: debianXen.xenSyms });
+    expect(r.errors.map((e) => e.code)).toEqual(['DIFF_XEN_MISMATCH']);
+    expect(r.errors[0]!.symbol).toBe('xen_extra_version');
+    expect(r.ok).toBe(false);
   });
 
   it('CLI: -o writes only what verify accepts; a refusal exits 1 with one line and no file', async () => {

@@ -12,6 +12,7 @@ const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const { DIAGNOSTICS } = await import(join(root, 'dist/src/payload/diagnostics.js'));
 const { rulesFor, parseXenVersion } = await import(join(root, 'dist/src/payload/releases.js'));
 const { ruleAnchor } = await import(join(root, 'dist/src/payload/rules.js'));
+const { abiForVersion } = await import(join(root, 'dist/src/payload/abi.js'));
 
 /** The loader's rules, in the hypervisor's order of processing (upload, then apply). */
 const RULES = [
@@ -36,7 +37,8 @@ const sectionOf = (spec) => {
   return m ? m[1] : '?';
 };
 const placeholders = new Proxy({}, { get: (_, k) => (typeof k === 'string' ? `<${k}>` : undefined) });
-const rules = rulesFor(parseXenVersion('4.17.5'), 'x86_64');
+// rulesFor(abi, version) since the release table's loader facts are per ABI row.
+const rules = rulesFor(abiForVersion('4.17.5', 'x86_64'), parseXenVersion('4.17.5'));
 const sample = (def) => {
   try {
     return def.text(placeholders, rules);

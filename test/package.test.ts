@@ -114,20 +114,4 @@ describe('package', () => {
       rmSync(d, { recursive: true, force: true });
     }
   });
-
-  it('a reader that closes standard output early ends the output, not in a stack trace', () => {
-    // `xsplice elf` of an object with 4,000 symbols prints far more than a pipe holds.
-    const d = tmp('xsplice-epipe-');
-    try {
-      const asm = ['\t.text'];
-      for (let i = 0; i < 4000; i++) asm.push(`\t.globl symbol_with_a_long_name_${i}`, `symbol_with_a_long_name_${i}:`, '\tret');
-      writeFileSync(join(d, 'x.s'), asm.join('\n') + '\n');
-      execFileSync('as', ['--64', join(d, 'x.s'), '-o', join(d, 'x.o')]);
-      const r = spawnSync('bash', ['-o', 'pipefail', '-c', `"${BIN}" elf "${join(d, 'x.o')}" | head -c 100 >/dev/null`]);
-      expect(String(r.stderr)).toBe('');
-      expect(r.status).toBe(0);
-    } finally {
-      rmSync(d, { recursive: true, force: true });
-    }
-  });
 });

@@ -62,6 +62,9 @@ export const DIAGNOSTICS = {
   HDR_MACHINE: def('EOPNOTSUPP', 'upload', 'err', '§2.2#4', () => 'Unsupported ELF Machine type'),
   HDR_EABI: def('EOPNOTSUPP', 'upload', 'err', '§2.2#4c', (a) => `Unsupported ELF EABI(${(Number(a.flags) >>> 0).toString(16)})`),
   HDR_ARCH_UNSUPPORTED: def('ENOSYS', 'upload', 'none', '§2.2#4d', (a) => `live patching on ${a.arch} needs Xen 4.8 or later`),
+  // Seen on Debian 12's arm64 hypervisor (its .config: "# CONFIG_LIVEPATCH is not set"): every
+  // XEN_SYSCTL_livepatch_op returns ENOSYS, so `xen-livepatch upload` fails with "Error 38".
+  NO_LIVEPATCH: def('ENOSYS', 'upload', 'none', '§2.1', () => 'the hypervisor is built without CONFIG_LIVEPATCH (its symbol table has no livepatch_op): every live-patch operation returns ENOSYS'),
   HDR_SHSTRNDX_UNDEF: def('EINVAL', 'upload', 'err', '§2.2#5', () => 'Section name idx is undefined'),
   HDR_TOO_MANY_SECTIONS: def('EOPNOTSUPP', 'upload', 'err', '§2.2#6', (a) => `Too many (${a.shnum}) sections`),
   HDR_SHSTRNDX_PAST_END: def('EINVAL', 'upload', 'err', '§2.2#7', (a) => `Section name idx (${a.shstrndx}) is past end of sections (${a.shnum})`),

@@ -67,7 +67,16 @@ function sym(s: ElfSymbol | undefined, addend: bigint): string {
  */
 export function recognizeAbi(elf: ElfFile, arch: Arch | null, extra: PayloadAbi[] = []): { rows: PayloadAbi[]; version: number | null } {
   const rows = [...extra, ...listAbis()].filter((a) => arch === null || a.arch === arch);
+  // The version byte as found, even when no row fits (for the damaged-funcs report).
   let version: number | null = null;
+  for (const a of rows) {
+    const funcs = elf.sectionByName(a.sections.funcs);
+    if (!funcs || funcs.type === SHT.NOBITS || funcs.size === 0n) continue;
+    const d = funcs.data();
+    const vOff = a.funcEntry.fields.version.offset;
+    if (d.length > vOff) version = d[vOff]!;
+    break;
+  }
   const fits = rows.filter((a) => {
     const funcs = elf.sectionByName(a.sections.funcs);
     if (funcs) {
@@ -76,9 +85,7 @@ export function recognizeAbi(elf: ElfFile, arch: Arch | null, extra: PayloadAbi[
       const d = funcs.data();
       const vOff = a.funcEntry.fields.version.offset;
       const ver = d.length > vOff ? d[vOff]! : null;
-      if (ver !== a.funcEntry.version) return false;
-      version ??= ver;
-      return true;
+      return ver === a.funcEntry.version;
     }
     // Hooks only: the row's depends section, and xen_depends exactly when the row has one.
     if (!elf.sectionByName(a.sections.depends)) return false;
@@ -108,13 +115,20 @@ export function inspectPayload(bytes: Uint8Array, file: string, opts: InspectOpt
   // A vendor row that fits wins; else the newest built-in row.
   const abi = rows.find((r) => extra.includes(r)) ?? rows[rows.length - 1];
   // Not a payload, or one whose funcs section no payload ABI reads: an error, never a guessed ABI.
-  const funcsName = ['.livepatch.funcs', '.xsplice.funcs'].find((n) => elf.sectionByName(n));
-  if (!funcsName && !elf.sectionByName('.livepatch.depends') && !elf.sectionByName('.xsplice.depends')) {
-    throw new FormatError('NOT_A_PAYLOAD', 'not a live-patch payload: no .livepatch.funcs, .xsplice.funcs or .livepatch.depends section', { file });
+  const known = [...extra, ...listAbis()].filter((a) => arch === null || a.arch === arch);
+  const funcsNames = [...new Set(known.map((a) => a.sections.funcs))];
+  const dependsNames = [...new Set(known.map((a) => a.sections.depends))];
+  const funcsName = funcsNames.find((n) => elf.sectionByName(n));
+  if (!funcsName && !dependsNames.some((n) => elf.sectionByName(n))) {
+    // Sections named like a payload's but unknown to every row: perhaps a vendor row's payload.
+    const vendorLike = !extra.length && elf.sections.some((sec) => /\.(funcs|depends)$/.test(sec.name));
+    const hint = vendorLike ? ' (a payload built for a vendor ABI row: pass its --abi-file)' : '';
+    const names = [...funcsNames, ...dependsNames].sort((a, b) => Number(b.startsWith('.livepatch.')) - Number(a.startsWith('.livepatch.')) || a.localeCompare(b));
+    throw new FormatError('NOT_A_PAYLOAD', `not a live-patch payload: no ${names.slice(0, -1).join(', ')} or ${names[names.length - 1]} section${hint}`, { file });
   }
   if (funcsName && (!abi || elf.sectionByName(funcsName)!.type === SHT.NOBITS)) {
     const sec = elf.sectionByName(funcsName)!;
-    const candidates = [...listAbis(), ...extra].filter((a) => (arch === null || a.arch === arch) && (a.name === 'xsplice') === (funcsName === '.xsplice.funcs'));
+    const candidates = known.filter((a) => a.sections.funcs === funcsName);
     const sizes = [...new Set(candidates.map((a) => `${a.funcEntry.size} (version ${a.funcEntry.version})`))].join(', ');
     throw new FormatError('FUNCS_DAMAGED', 'damaged funcs section: no payload ABI reads it', {
       file, section: funcsName, expected: `a multiple of an entry size: ${sizes}`,

@@ -51,11 +51,28 @@ export function parseXenVersion(text: string): XenVersion | undefined {
   if (/^(xsplice|X)$/i.test(t)) return { major: 4, minor: 6, patch: 99, text: t, xsplice: true };
   try {
     const p = parseVersionText(t);
+    const snap = /^\+\d+-g([0-9a-f]{7,40})\b/.exec(p.extra);
+    const same = snap ? SNAPSHOTS.find(([h]) => snap[1]!.startsWith(h) || h.startsWith(snap[1]!)) : undefined;
+    if (same) {
+      const r = parseVersionText(same[1]);
+      return { major: r.major, minor: r.minor, patch: r.patch ?? 0, text: t, xsplice: false };
+    }
     return { major: p.major, minor: p.minor, patch: p.patch ?? 0, text: t, xsplice: false };
   } catch {
     return undefined;
   }
 }
+
+/**
+ * Stable-branch snapshots ("X.Y.Z+N-gHASH", as distributions ship them) whose code is a later
+ * release's: their loader behaves as that release, not as X.Y.Z. Each row: commit, release
+ * (`git log RELEASE-X.Y.Z..RELEASE-…` in Xen's tree).
+ */
+const SNAPSHOTS: [string, string][] = [
+  // Debian 12's 4.17.5+72-g01140da4e8-1 (the pinned target): RELEASE-4.17.6 is this commit plus
+  // "update Xen version to 4.17.6" (8c80ec8363); it has ALT_FLAG_NOT and 21 feature words.
+  ['01140da4e8', '4.17.6'],
+];
 
 /** Orders two versions by (major, minor, patch); the suffix is ignored. */
 export function compareVersions(a: XenVersion, b: XenVersion): number {
@@ -287,14 +304,10 @@ const X86_CAP_WORDS: [string, number][] = [
 
 /** NCAPINTS for `ver`, or null when the table does not know the release (before 4.13). */
 export function x86CapWords(ver: XenVersion): number | null {
-  // A stable-branch snapshot past its tag ("4.17.5+72-g01140da4e8", Debian's 4.17.5+72) may
-  // already carry the feature words of the line's next release (Debian's 4.17.5+72 has 21, as
-  // 4.17.6; the stock hypervisor applies alternatives on feature 0x26c): bound it by the line.
-  const snapshot = /^\d+\.\d+\.\d+\+\d+/.test(ver.text);
   let words: number | null = null;
   for (const [from, n] of X86_CAP_WORDS) {
     const f = v(from);
-    if (f.major === ver.major && f.minor === ver.minor && (ver.patch >= f.patch || snapshot)) words = Math.max(words ?? 0, n);
+    if (f.major === ver.major && f.minor === ver.minor && ver.patch >= f.patch) words = n;
   }
   return words;
 }

@@ -206,6 +206,13 @@ function verifyOne(input: VerifyInput, c: Ctx): { verdict: PayloadVerdict; loade
     report('UPLOAD_SIZE', { size: uploadSize });
     return finish();
   }
+  // A hypervisor built without CONFIG_LIVEPATCH answers the sysctl itself with ENOSYS. Told by a
+  // full symbol table (a linked xen-syms has thousands of symbols) that lacks livepatch_op.
+  const syms = c.target.symbols as { find(n: string): unknown[]; size?: number } | undefined;
+  if (syms && (syms.size ?? 0) > 1000 && syms.find('livepatch_op').length === 0) {
+    report('NO_LIVEPATCH');
+    return finish();
+  }
   const dup = c.loaded.find((p) => p.name === name);
   if (dup) {
     report('DUPLICATE_NAME', { name, other: dup.file });
@@ -606,8 +613,10 @@ function checkThunks(elf: LoadedElf, c: Ctx, col: Collector): void {
   if (!retThunk && !indThunk) return;
   for (const s of elf.sections) {
     if (!(s.flags & SHF.EXECINSTR) || !s.mem || s.size === 0 || s.name === '.altinstr_replacement') continue;
-    let insns: Insn[];
-    insns = decodeX86(s.mem, s.loadAddr!);
+    // Decode only when an opcode byte of interest occurs at all: in the file's bytes, relocated
+    // fields are still zero (RELA), so addresses cannot fake one. ret: c3 c2 cb ca; indirect: ff.
+    if (!s.data.some((x) => (retThunk && (x & 0xfc) === 0xc8 && (x & 2) !== 0) || (retThunk && (x === 0xc3 || x === 0xc2)) || (indThunk && x === 0xff))) continue;
+    const insns: Insn[] = decodeX86(s.mem, s.loadAddr!);
     for (const i of insns) {
       if (retThunk && i.kind === 'ret') col.add('NOTE_RETURN_THUNK', { where: placeOf(elf, s, i.offset), insn: i.text }, { section: s.name, offset: i.offset });
       if (indThunk && (i.kind === 'jmp-indirect' || i.kind === 'call-indirect')) col.add('NOTE_INDIRECT_THUNK', { where: placeOf(elf, s, i.offset), insn: i.text }, { section: s.name, offset: i.offset });

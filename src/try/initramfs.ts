@@ -7,8 +7,9 @@
  */
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
+import { existsSync } from 'node:fs';
 import { readFile, realpath } from 'node:fs/promises';
-import { basename } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { promisify } from 'node:util';
 import { XspliceError } from '../errors.js';
 import type { TryInputs } from './locate.js';
@@ -115,6 +116,73 @@ async function resolveLibs(bins: string[], libDirs: string[]): Promise<Map<strin
   return libs;
 }
 
+/** PT_INTERP and DT_NEEDED of a 64-bit little-endian ELF (the dynamic loader's view, without running ldd). */
+export function elfDynamicNeeds(b: Buffer): { interp?: string; needed: string[] } {
+  if (b.length < 64 || b.readUInt32BE(0) !== 0x7f454c46 || b[4] !== 2 || b[5] !== 1) return { needed: [] };
+  const phoff = Number(b.readBigUInt64LE(0x20));
+  const phentsize = b.readUInt16LE(0x36);
+  const phnum = b.readUInt16LE(0x38);
+  const loads: { vaddr: bigint; off: bigint; filesz: bigint }[] = [];
+  let interp: string | undefined;
+  let dyn: { off: number; size: number } | undefined;
+  for (let i = 0; i < phnum; i++) {
+    const o = phoff + i * phentsize;
+    if (o + 56 > b.length) break;
+    const type = b.readUInt32LE(o);
+    const off = b.readBigUInt64LE(o + 8);
+    const vaddr = b.readBigUInt64LE(o + 16);
+    const filesz = b.readBigUInt64LE(o + 32);
+    if (type === 1) loads.push({ vaddr, off, filesz });
+    if (type === 3 && off + filesz <= BigInt(b.length)) interp = b.toString('latin1', Number(off), Number(off + filesz)).replace(/\0.*$/s, '');
+    if (type === 2 && off + filesz <= BigInt(b.length)) dyn = { off: Number(off), size: Number(filesz) };
+  }
+  if (!dyn) return { ...(interp ? { interp } : {}), needed: [] };
+  const neededOffs: bigint[] = [];
+  let strtab: bigint | undefined;
+  for (let p = dyn.off; p + 16 <= dyn.off + dyn.size; p += 16) {
+    const tag = b.readBigInt64LE(p);
+    const val = b.readBigUInt64LE(p + 8);
+    if (tag === 0n) break;
+    if (tag === 1n) neededOffs.push(val);
+    if (tag === 5n) strtab = val;
+  }
+  const seg = strtab !== undefined ? loads.find((l) => strtab! >= l.vaddr && strtab! < l.vaddr + l.filesz) : undefined;
+  if (!seg) return { ...(interp ? { interp } : {}), needed: [] };
+  const base = Number(seg.off + (strtab! - seg.vaddr));
+  const needed = neededOffs.map((o) => {
+    const start = base + Number(o);
+    const end = b.indexOf(0, start);
+    return b.toString('latin1', start, end < 0 ? Math.min(b.length, start + 256) : end);
+  });
+  return { ...(interp ? { interp } : {}), needed };
+}
+
+/**
+ * The shared libraries of binaries of another architecture: DT_NEEDED, transitively, looked up in
+ * `libDirs`; the program interpreter by its path under the same root. Keyed like resolveLibs.
+ */
+async function resolveForeignLibs(bins: string[], libDirs: string[]): Promise<{ libs: Map<string, string>; interp?: string }> {
+  const libs = new Map<string, string>();
+  let interp: string | undefined;
+  const queue = [...bins];
+  const seen = new Set<string>();
+  while (queue.length) {
+    const f = queue.shift()!;
+    if (seen.has(f)) continue;
+    seen.add(f);
+    const d = elfDynamicNeeds(await readFile(f));
+    if (d.interp && !interp) interp = d.interp;
+    for (const n of d.needed) {
+      if (libs.has(n)) continue;
+      const hit = libDirs.map((dir) => join(dir, n)).find((c) => existsSync(c));
+      if (!hit) throw new XspliceError('TRY_LDD', `shared library ${n} not found in ${libDirs.join(', ')} (needed by ${basename(f)})`, { file: f }, 2);
+      libs.set(n, hit);
+      queue.push(await realpath(hit));
+    }
+  }
+  return { libs, ...(interp ? { interp } : {}) };
+}
+
 async function moduleBytes(file: string): Promise<Buffer> {
   if (!file.endsWith('.xz')) return readFile(file);
   try {
@@ -146,13 +214,17 @@ export async function buildStaticInitramfs(inp: TryInputs): Promise<StaticInitra
   hash.update(bb);
   entries.push({ type: 'file', path: 'bin/busybox', data: bb, mode: 0o755 });
   let applets: string[] = [];
-  try {
-    const { stdout } = await exec(inp.busybox, ['--list'], { timeout: 10_000 });
-    applets = stdout.split('\n').map((s) => s.trim()).filter((s) => /^[\w.[-]+$/.test(s) && s !== 'busybox');
-  } catch {
-    applets = [];
+  if (inp.arch === 'x86_64') {
+    try {
+      const { stdout } = await exec(inp.busybox, ['--list'], { timeout: 10_000 });
+      applets = stdout.split('\n').map((s) => s.trim()).filter((s) => /^[\w.[-]+$/.test(s) && s !== 'busybox');
+    } catch {
+      applets = [];
+    }
   }
-  for (const a of new Set(['sh', 'mount', 'insmod', 'echo', 'cat', 'sleep', 'poweroff', 'sync', 'timeout', 'od', 'tr', 'mkdir', ...applets])) {
+  // A busybox of another architecture cannot list itself here: the applets /init and the steps use.
+  for (const a of new Set(['sh', 'mount', 'insmod', 'echo', 'cat', 'sleep', 'poweroff', 'sync', 'timeout', 'od', 'tr', 'mkdir',
+    'ls', 'dmesg', 'grep', 'head', 'tail', 'uname', ...applets])) {
     entries.push({ type: 'symlink', path: `bin/${a}`, target: 'busybox' });
   }
 
@@ -161,12 +233,34 @@ export async function buildStaticInitramfs(inp: TryInputs): Promise<StaticInitra
     hash.update(data);
     entries.push({ type: 'file', path: `usr/sbin/${t}`, data, mode: 0o755 });
   }
-  const libs = await resolveLibs(Object.values(inp.tools), inp.libDirs);
-  for (const [soname, file] of [...libs].sort()) {
-    const data = await readFile(await realpath(file));
-    hash.update(soname).update(data);
-    if (soname === 'ld-linux-x86-64.so.2') entries.push({ type: 'file', path: 'lib64/ld-linux-x86-64.so.2', data, mode: 0o755 });
-    entries.push({ type: 'file', path: `lib/${soname}`, data, mode: 0o755 });
+  if (inp.arch === 'x86_64') {
+    const libs = await resolveLibs(Object.values(inp.tools), inp.libDirs);
+    for (const [soname, file] of [...libs].sort()) {
+      const data = await readFile(await realpath(file));
+      hash.update(soname).update(data);
+      if (soname === 'ld-linux-x86-64.so.2') entries.push({ type: 'file', path: 'lib64/ld-linux-x86-64.so.2', data, mode: 0o755 });
+      entries.push({ type: 'file', path: `lib/${soname}`, data, mode: 0o755 });
+    }
+  } else {
+    const { libs, interp } = await resolveForeignLibs(Object.values(inp.tools), inp.libDirs);
+    for (const [soname, file] of [...libs].sort()) {
+      const data = await readFile(await realpath(file));
+      hash.update(soname).update(data);
+      entries.push({ type: 'file', path: `lib/${soname}`, data, mode: 0o755 });
+    }
+    if (interp) {
+      // The interpreter at the path the binaries name (e.g. /lib/ld-linux-aarch64.so.1), taken from
+      // the same unpacked root as the libraries.
+      const src = inp.libDirs.map((d) => join(d, basename(interp))).find((c) => existsSync(c));
+      if (!src) throw new XspliceError('TRY_LDD', `program interpreter ${interp} not found in ${inp.libDirs.join(', ')}`, {}, 2);
+      const data = await readFile(await realpath(src));
+      hash.update(interp).update(data);
+      const rel = interp.replace(/^\/+/, '');
+      if (rel !== `lib/${basename(interp)}` || !libs.has(basename(interp))) {
+        if (!rel.startsWith('lib/') || rel.split('/').length !== 2) entries.push({ type: 'dir', path: dirname(rel) });
+        entries.push({ type: 'file', path: rel, data, mode: 0o755 });
+      }
+    }
   }
   entries.push({ type: 'file', path: 'etc/xen/xl.conf', data: Buffer.alloc(0) });
 

@@ -12,9 +12,45 @@ import { constants, existsSync, readdirSync, readFileSync, statSync } from 'node
 import { access, open, readFile } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { gunzipSync } from 'node:zlib';
 import { XspliceError } from '../errors.js';
 
 export const XEN_SERIES = '4.17';
+
+export type TryArch = 'x86_64' | 'arm64';
+
+/** Where each architecture's parts live in Debian's packages and which QEMU runs them. */
+export interface ArchFacts {
+  /** Debian's architecture name. */
+  deb: 'amd64' | 'arm64';
+  /** The directory under .cache that scripts/setup-deps.sh unpacks into, and its target name. */
+  cacheDir: string;
+  setupTarget: 'xen' | 'arm64';
+  /** Hypervisor image and symbol file, relative to a root. */
+  xenImage: string;
+  xenSyms: string;
+  qemu: string;
+  qemuPackage: string;
+  /** Multiarch triplet of the libraries. */
+  triplet: string;
+  /** ELF e_machine of dom0's binaries. */
+  machine: number;
+  /** Whether the host can run dom0's binaries (ldd, busybox --list). */
+  native: boolean;
+}
+
+export const ARCHES: Record<TryArch, ArchFacts> = {
+  x86_64: {
+    deb: 'amd64', cacheDir: 'debian', setupTarget: 'xen',
+    xenImage: `boot/xen-${XEN_SERIES}-amd64.gz`, xenSyms: `usr/lib/debug/boot/xen-syms-${XEN_SERIES}-amd64`,
+    qemu: 'qemu-system-x86_64', qemuPackage: 'qemu-system-x86', triplet: 'x86_64-linux-gnu', machine: 62, native: process.arch === 'x64',
+  },
+  arm64: {
+    deb: 'arm64', cacheDir: 'debian-arm64', setupTarget: 'arm64',
+    xenImage: `boot/xen-${XEN_SERIES}-arm64`, xenSyms: `usr/lib/debug/boot/xen-syms-${XEN_SERIES}-arm64`,
+    qemu: 'qemu-system-aarch64', qemuPackage: 'qemu-system-arm', triplet: 'aarch64-linux-gnu', machine: 183, native: process.arch === 'arm64',
+  },
+};
 /** The five kernel modules dom0 needs, in the order they are loaded. */
 export const DOM0_MODULES = ['xen-privcmd', 'xenfs', 'xen-evtchn', 'xen-gntdev', 'xen-gntalloc'] as const;
 export const DOM0_TOOLS = ['xen-livepatch', 'xl', 'xenstored', 'xen-init-dom0'] as const;
@@ -25,8 +61,9 @@ export interface TryInputs {
   /** xen-syms of the same build, if found. */
   xenSyms?: string;
   dom0Kernel: string;
-  /** Kernel release read from the bzImage header, e.g. "6.1.0-56-amd64". */
+  /** Kernel release read from the kernel image, e.g. "6.1.0-56-amd64". */
   kernelRelease: string;
+  arch: TryArch;
   /** Module files by name (.ko or .ko.xz); a module built into the kernel is absent. */
   modules: { name: string; file: string }[];
   /** Tool paths by name. */
@@ -38,6 +75,8 @@ export interface TryInputs {
 }
 
 export interface LocateOptions {
+  /** Default x86_64. */
+  arch?: TryArch;
   xenImage?: string;
   xenSyms?: string;
   dom0Kernel?: string;
@@ -60,10 +99,13 @@ export function packageRoot(): string {
   return resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 }
 
-export function defaultRoots(extra: string[] = []): string[] {
+export function defaultRoots(extra: string[] = [], arch: TryArch = 'x86_64'): string[] {
   const roots = [...extra];
-  if (process.env.XSPLICE_DEBIAN_ROOT) roots.push(process.env.XSPLICE_DEBIAN_ROOT);
-  roots.push(join(packageRoot(), '.cache', 'debian', 'root'), '/');
+  const f = ARCHES[arch];
+  if (arch === 'x86_64' && process.env.XSPLICE_DEBIAN_ROOT) roots.push(process.env.XSPLICE_DEBIAN_ROOT);
+  if (arch === 'arm64' && process.env.XSPLICE_DEBIAN_ARM64_ROOT) roots.push(process.env.XSPLICE_DEBIAN_ARM64_ROOT);
+  roots.push(join(packageRoot(), '.cache', f.cacheDir, 'root'));
+  if (f.native) roots.push('/');
   return roots;
 }
 
@@ -91,8 +133,12 @@ async function userFile(p: string, option: string): Promise<string> {
   return abs;
 }
 
-/** Reads the kernel release from a bzImage's setup header ("HdrS", kernel_version at 0x20e). */
-export async function kernelRelease(kernel: string): Promise<string> {
+/**
+ * Reads the kernel release: from a bzImage's setup header ("HdrS", kernel_version at 0x20e), or
+ * from the "Linux version X " banner inside an arm64 Image (plain or gzip).
+ */
+export async function kernelRelease(kernel: string, arch: TryArch = 'x86_64'): Promise<string> {
+  if (arch === 'arm64') return arm64KernelRelease(kernel);
   const fh = await open(kernel, 'r');
   try {
     const head = Buffer.alloc(0x4000);
@@ -112,6 +158,29 @@ export async function kernelRelease(kernel: string): Promise<string> {
   } finally {
     await fh.close();
   }
+}
+
+/** An arm64 Linux Image carries "ARMd" at 0x38. */
+export function isArm64Image(b: Buffer): boolean {
+  return b.length >= 64 && b.readUInt32LE(0x38) === 0x644d5241;
+}
+
+async function arm64KernelRelease(kernel: string): Promise<string> {
+  const st = statSync(kernel);
+  if (st.size > 256 << 20) throw new XspliceError('TRY_BAD_KERNEL', 'kernel image larger than 256 MiB', { file: kernel }, 2);
+  let b = await readFile(kernel);
+  if (b.length > 2 && b[0] === 0x1f && b[1] === 0x8b) {
+    try {
+      b = gunzipSync(b, { maxOutputLength: 512 << 20 });
+    } catch {
+      throw new XspliceError('TRY_BAD_KERNEL', 'cannot gunzip the kernel image', { file: kernel }, 2);
+    }
+  }
+  if (!isArm64Image(b)) throw new XspliceError('TRY_BAD_KERNEL', 'not an arm64 Linux Image (no ARMd magic at 0x38)', { file: kernel }, 2);
+  const i = b.indexOf('Linux version ');
+  const m = i >= 0 ? /^Linux version ([0-9][\w.+-]*) /.exec(b.toString('latin1', i, i + 200)) : null;
+  if (!m) throw new XspliceError('TRY_BAD_KERNEL', 'cannot find the kernel release ("Linux version ...") in the Image', { file: kernel }, 2);
+  return m[1]!;
 }
 
 function findModule(dir: string, name: string): string | undefined {
@@ -150,9 +219,9 @@ function which(prog: string): string | undefined {
   return undefined;
 }
 
-async function isStaticElf(p: string): Promise<boolean> {
+async function isStaticElf(p: string, machine: number): Promise<boolean> {
   const b = await readFile(p);
-  if (b.length < 64 || b.readUInt32BE(0) !== 0x7f454c46 || b[4] !== 2) return false;
+  if (b.length < 64 || b.readUInt32BE(0) !== 0x7f454c46 || b[4] !== 2 || b.readUInt16LE(0x12) !== machine) return false;
   const phoff = Number(b.readBigUInt64LE(0x20));
   const phentsize = b.readUInt16LE(0x36);
   const phnum = b.readUInt16LE(0x38);
@@ -169,42 +238,52 @@ function canSetup(): boolean {
     && isFile(join(packageRoot(), 'scripts', 'setup-deps.sh'));
 }
 
-async function runSetup(progress?: (m: string) => void): Promise<void> {
+/** Runs scripts/setup-deps.sh with `args`; its last stderr line on failure. */
+export async function runSetupScript(args: string[], progress?: (m: string) => void): Promise<string> {
   const script = join(packageRoot(), 'scripts', 'setup-deps.sh');
-  progress?.(`unpacking Debian's Xen ${XEN_SERIES} packages (scripts/setup-deps.sh xen)`);
-  await new Promise<void>((res, rej) => {
-    execFile('bash', [script, 'xen'], { timeout: 900_000, maxBuffer: 16 << 20 }, (err, _out, stderr) => {
+  progress?.(`running scripts/setup-deps.sh ${args.join(' ')}`);
+  return new Promise<string>((res, rej) => {
+    execFile('bash', [script, ...args], { timeout: 900_000, maxBuffer: 16 << 20 }, (err, out, stderr) => {
       if (err) {
         const last = String(stderr).trim().split('\n').filter(Boolean).pop() ?? err.message;
-        rej(new XspliceError('TRY_SETUP_FAILED', `scripts/setup-deps.sh xen failed: ${last}`, {}, 2));
-      } else res();
+        rej(new XspliceError('TRY_SETUP_FAILED', `scripts/setup-deps.sh ${args.join(' ')} failed: ${last}`, {}, 2));
+      } else res(String(out));
     });
   });
 }
 
-const INSTALL_HINT = `install Debian's xen-hypervisor-${XEN_SERIES}-amd64, xen-hypervisor-${XEN_SERIES}-amd64-dbg, `
-  + `xen-utils-${XEN_SERIES} and linux-image-amd64 (or run scripts/setup-deps.sh xen as root)`;
+function installHint(arch: TryArch): string {
+  const f = ARCHES[arch];
+  return arch === 'x86_64'
+    ? `install Debian's xen-hypervisor-${XEN_SERIES}-amd64, xen-hypervisor-${XEN_SERIES}-amd64-dbg, `
+      + `xen-utils-${XEN_SERIES} and linux-image-amd64 (or run scripts/setup-deps.sh xen as root)`
+    : `run scripts/setup-deps.sh arm64 as root (it fetches Debian's ${f.deb} xen-hypervisor-${XEN_SERIES}-${f.deb}, xen-utils-${XEN_SERIES}, `
+      + `linux-image-${f.deb} and busybox-static into .cache/${f.cacheDir} with a private apt state)`;
+}
 
-function defaultsPresent(roots: string[]): boolean {
-  return roots.some((r) => isFile(join(r, `boot/xen-${XEN_SERIES}-amd64.gz`)) && isFile(join(r, `usr/lib/xen-${XEN_SERIES}/bin/xen-livepatch`)));
+function defaultsPresent(roots: string[], arch: TryArch): boolean {
+  return roots.some((r) => isFile(join(r, ARCHES[arch].xenImage)) && isFile(join(r, `usr/lib/xen-${XEN_SERIES}/bin/xen-livepatch`)));
 }
 
 /** Resolves every input; throws a one-line XspliceError (exit 2) naming what is missing. */
 export async function locateInputs(opts: LocateOptions = {}): Promise<TryInputs> {
-  let roots = defaultRoots(opts.roots);
-  if (!defaultsPresent(roots) && (opts.allowSetup ?? true) && canSetup()) {
-    await runSetup(opts.onProgress);
-    roots = defaultRoots(opts.roots);
+  const arch = opts.arch ?? 'x86_64';
+  const facts = ARCHES[arch];
+  const INSTALL_HINT = installHint(arch);
+  let roots = defaultRoots(opts.roots, arch);
+  if (!defaultsPresent(roots, arch) && (opts.allowSetup ?? true) && canSetup()) {
+    await runSetupScript([facts.setupTarget], opts.onProgress);
+    roots = defaultRoots(opts.roots, arch);
   }
 
   const xenImage = opts.xenImage
     ? await userFile(opts.xenImage, '--xen-image')
-    : firstFile(roots.map((r) => join(r, `boot/xen-${XEN_SERIES}-amd64.gz`)));
-  if (!xenImage) throw new XspliceError('TRY_NO_XEN', `no Xen ${XEN_SERIES} image found; ${INSTALL_HINT}, or pass --xen-image`, {}, 2);
+    : firstFile(roots.map((r) => join(r, facts.xenImage)));
+  if (!xenImage) throw new XspliceError('TRY_NO_XEN', `no Xen ${XEN_SERIES} ${facts.deb} image found; ${INSTALL_HINT}, or pass --xen-image`, {}, 2);
 
   const xenSyms = opts.xenSyms
     ? await userFile(opts.xenSyms, '--xen-syms')
-    : firstFile(roots.map((r) => join(r, `usr/lib/debug/boot/xen-syms-${XEN_SERIES}-amd64`)));
+    : opts.xenImage ? undefined : firstFile(roots.map((r) => join(r, facts.xenSyms)));
 
   // dom0 kernel: the newest vmlinuz of a root that also holds its Xen modules.
   let dom0Kernel: string | undefined;
@@ -212,7 +291,7 @@ export async function locateInputs(opts: LocateOptions = {}): Promise<TryInputs>
   const moduleRoots: string[] = [];
   if (opts.dom0Kernel) {
     dom0Kernel = await userFile(opts.dom0Kernel, '--dom0-kernel');
-    release = await kernelRelease(dom0Kernel);
+    release = await kernelRelease(dom0Kernel, arch);
     moduleRoots.push(join(dirname(dom0Kernel), '..', 'lib', 'modules', release));
     for (const r of roots) moduleRoots.push(join(r, 'lib', 'modules', release));
   } else {
@@ -235,7 +314,7 @@ export async function locateInputs(opts: LocateOptions = {}): Promise<TryInputs>
       if (dom0Kernel) break;
     }
     if (!dom0Kernel) throw new XspliceError('TRY_NO_KERNEL', `no dom0 kernel with Xen modules found; ${INSTALL_HINT}, or pass --dom0-kernel`, {}, 2);
-    release = await kernelRelease(dom0Kernel);
+    release = await kernelRelease(dom0Kernel, arch);
   }
   const modDir = moduleRoots.find((d) => existsSync(d));
   if (!modDir) {
@@ -276,15 +355,22 @@ export async function locateInputs(opts: LocateOptions = {}): Promise<TryInputs>
     if (!isFile(p)) throw new XspliceError('TRY_NO_TOOLS', `${t} not found in ${dirname(p)}; ${INSTALL_HINT}`, {}, 2);
     tools[t] = p;
   }
-  const libDirs = toolRoot === '/'
+  const libDirs = toolRoot === '/' && facts.native
     ? []
-    : ['usr/lib/x86_64-linux-gnu', 'lib/x86_64-linux-gnu', join(toolDir, 'lib'), 'usr/lib', 'lib'].map((d) => join(toolRoot!, d));
+    : [`usr/lib/${facts.triplet}`, `lib/${facts.triplet}`, join(toolDir, 'lib'), 'usr/lib', 'lib'].map((d) => join(toolRoot!, d));
 
-  const busybox = firstFile(['/bin/busybox', '/usr/bin/busybox', ...roots.map((r) => join(r, 'bin/busybox'))]);
-  if (!busybox || !(await isStaticElf(busybox))) {
-    throw new XspliceError('TRY_NO_BUSYBOX', 'a static busybox is needed for the dom0 initramfs; apt-get install busybox-static', {}, 2);
+  const bbCands = [...(facts.native ? ['/bin/busybox', '/usr/bin/busybox'] : []), ...roots.map((r) => join(r, 'bin/busybox'))];
+  let busybox: string | undefined;
+  for (const c of bbCands) {
+    if (isFile(c) && (await isStaticElf(c, facts.machine))) {
+      busybox = c;
+      break;
+    }
   }
-  const qemu = which('qemu-system-x86_64');
-  if (!qemu) throw new XspliceError('TRY_NO_QEMU', 'qemu-system-x86_64 not found; apt-get install qemu-system-x86', {}, 2);
-  return { xenImage, xenSyms, dom0Kernel, kernelRelease: release, modules, tools, libDirs, busybox, qemu };
+  if (!busybox) {
+    throw new XspliceError('TRY_NO_BUSYBOX', `a static ${facts.deb} busybox is needed for the dom0 initramfs; ${facts.native ? 'apt-get install busybox-static' : INSTALL_HINT}`, {}, 2);
+  }
+  const qemu = which(facts.qemu);
+  if (!qemu) throw new XspliceError('TRY_NO_QEMU', `${facts.qemu} not found; apt-get install ${facts.qemuPackage}`, {}, 2);
+  return { xenImage, xenSyms, dom0Kernel, kernelRelease: release, arch, modules, tools, libDirs, busybox, qemu };
 }

@@ -57,6 +57,11 @@ export interface StepResult {
   expected?: string;
   /** How many times the action ran (more than 1 only after exit status 2, see Step.attempts). */
   attempts: number;
+  /** What happened, in one word: 'ok'; 'refused' (the hypervisor or the tool said no); 'timeout'
+   * (every attempt failed only because the hypervisor's 30 ms rendezvous timed out: "Timed out on
+   * semaphore", a busy host, not a verdict on the payload); 'crashed' (the hypervisor died during
+   * this step); 'skipped'. */
+  outcome: 'ok' | 'refused' | 'timeout' | 'crashed' | 'skipped';
   /** Hypervisor lines of earlier attempts, when there were several. */
   earlierConsoleLines?: string[][];
 }
@@ -88,6 +93,12 @@ export function validatePlan(steps: Step[]): void {
   });
 }
 
+/** Upper bound of attempts of one action (back-off 1+2+...+2^(n-2) s stays within a step's limit). */
+export const MAX_ATTEMPTS = 6;
+
+/** The hypervisor's words when an apply/revert/replace rendezvous did not gather every CPU in time. */
+export const RENDEZVOUS_TIMEOUT = /Timed out on semaphore/;
+
 /** The shell fragment (/steps.sh) the dom0 /init sources. */
 export function stepScript(steps: Step[], opts: { stopOnFailure: boolean; stepTimeoutSec: number; busyAttempts?: number }): string {
   const t = Math.max(5, Math.floor(opts.stepTimeoutSec));
@@ -99,11 +110,13 @@ export function stepScript(steps: Step[], opts: { stopOnFailure: boolean; stepTi
     'xs_run() { # index stop attempts cmd...',
     '  i=$1; stop=$2; max=$3; shift 3',
     '  echo "' + MARK + ' BEGIN $i"',
-    '  a=1',
+    '  a=1; d=1',
     '  while :; do',
     `    timeout ${t} "$@" >/tmp/xs.out 2>/tmp/xs.err`,
     '    rc=$?',
-    '    if [ $rc -eq 2 ] && [ $a -lt $max ]; then echo "' + MARK + ' RETRY $i $a"; a=$((a+1)); sleep 1; continue; fi',
+    // Exit status 2 is xen-livepatch's "busy, try again" (EBUSY/EAGAIN: a rendezvous that timed
+    // out on a loaded host). Back off 1, 2, 4 ... s between attempts.
+    '    if [ $rc -eq 2 ] && [ $a -lt $max ]; then echo "' + MARK + ' RETRY $i $a"; sleep $d; d=$((d*2)); a=$((a+1)); continue; fi',
     '    break',
     '  done',
     '  xs_emit $i OUT /tmp/xs.out',
@@ -115,7 +128,7 @@ export function stepScript(steps: Step[], opts: { stopOnFailure: boolean; stepTi
   steps.forEach((s, i) => {
     const stop = (s.stopOnFailure ?? opts.stopOnFailure) ? 1 : 0;
     const retryable = s.kind === 'apply' || s.kind === 'revert' || s.kind === 'replace';
-    const attempts = retryable ? Math.max(1, Math.min(10, Math.floor(s.attempts ?? opts.busyAttempts ?? 1))) : 1;
+    const attempts = retryable ? Math.max(1, Math.min(MAX_ATTEMPTS, Math.floor(s.attempts ?? opts.busyAttempts ?? 1))) : 1;
     let cmd: string;
     switch (s.kind) {
       case 'upload':
@@ -170,7 +183,7 @@ export function parseLog(log: string, steps: Step[]): ParsedLog {
   const res: ParsedLog = { init: false, ready: false, done: false, stoppedAt: null, warnings: [], steps: [], unfinished: null };
   const out = steps.map((s, i): StepResult => ({
     index: i, step: s.kind, ...('name' in s ? { name: s.name } : {}), ok: false, skipped: true, exitStatus: null,
-    errno: null, toolOutput: '', consoleLines: [], attempts: 1,
+    errno: null, toolOutput: '', consoleLines: [], attempts: 1, outcome: 'skipped',
   }));
   const stdout = steps.map(() => [] as string[]);
   const stderr = steps.map(() => [] as string[]);
@@ -220,6 +233,8 @@ export function parseLog(log: string, steps: Step[]): ParsedLog {
     const em = /Error (\d+): (.*)/.exec(r.toolOutput);
     if (em) r.errno = { number: Number(em[1]), name: errnoName(Number(em[1])), message: em[2]!.trim() };
     r.ok = r.exitStatus === 0;
+    r.outcome = r.ok ? 'ok' : 'refused';
+    if (!r.ok && r.consoleLines.some((l) => RENDEZVOUS_TIMEOUT.test(l))) r.outcome = 'timeout';
     const s = steps[i]!;
     if (s.kind === 'readExtra' || s.kind === 'readBuildId') {
       r.value = stdout[i]!.join('\n').trim();
@@ -227,6 +242,7 @@ export function parseLog(log: string, steps: Step[]): ParsedLog {
         const exp = typeof s.expect === 'string' ? s.expect : out[s.expect.sameAsStep]?.value;
         if (exp !== undefined) r.expected = exp;
         r.ok = r.ok && exp !== undefined && r.value === exp;
+        r.outcome = r.ok ? 'ok' : 'refused';
       }
     }
   }
@@ -248,17 +264,27 @@ export function payloadName(file: string, taken: Set<string>): string {
  * payload in order, read the extra version (checked against `expectExtra`), then revert and unload
  * in reverse order and check the extra version is back to what it was.
  */
-export function standardPlan(files: string[], opts: { expectExtra?: string } = {}): Step[] {
+export interface PlanOptions {
+  expectExtra?: string;
+  /** Apply each payload with REPLACE (it reverts every applied payload and applies itself
+   * atomically): only the last one is left applied, so only it is reverted. */
+  replace?: boolean;
+  /** Apply with --nodeps (the hypervisor skips the .livepatch.depends check). */
+  nodeps?: boolean;
+}
+
+export function standardPlan(files: string[], opts: PlanOptions = {}): Step[] {
   const taken = new Set<string>();
   const names = files.map((f) => payloadName(f, taken));
   const steps: Step[] = [{ kind: 'readBuildId' }, { kind: 'readExtra' }];
   files.forEach((f, i) => {
     steps.push({ kind: 'upload', name: names[i]!, file: f });
-    steps.push({ kind: 'apply', name: names[i]! });
+    if (opts.replace) steps.push({ kind: 'replace', name: names[i]! });
+    else steps.push({ kind: 'apply', name: names[i]!, ...(opts.nodeps ? { nodeps: true } : {}) });
   });
   steps.push(opts.expectExtra !== undefined ? { kind: 'readExtra', expect: opts.expectExtra } : { kind: 'readExtra' });
   for (let i = files.length - 1; i >= 0; i--) {
-    steps.push({ kind: 'revert', name: names[i]! });
+    if (!opts.replace || i === files.length - 1) steps.push({ kind: 'revert', name: names[i]! });
     steps.push({ kind: 'unload', name: names[i]! });
   }
   steps.push({ kind: 'readExtra', expect: { sameAsStep: 1 } });

@@ -188,7 +188,7 @@ describe('inspect refuses what is not a payload', () => {
     const r = await cli('inspect', p('a.o'));
     expect(r.code).toBe(2);
     expect(r.out).toBe('');
-    expect(r.err).toBe(`xsplice: ${p('a.o')}: not a live-patch payload: no .livepatch.funcs, .xsplice.funcs or .livepatch.depends section\n`);
+    expect(r.err).toBe(`xsplice: ${p('a.o')}: not a live-patch payload: no .livepatch.depends, .livepatch.funcs, .xsplice.depends or .xsplice.funcs section\n`);
   });
 
   it('a damaged funcs section is an error that says what was expected and found', async () => {

@@ -12,8 +12,8 @@ import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { debianXen, dom0Kernel, haveDebianXen, missing, REPO, XEN_BUILD_ID, XEN_EXTRA } from '../helpers/debian.js';
-import { buildXenRecipePayload, type XenRecipePayload } from '../helpers/xen-recipe.js';
+import { DEBIAN_ROOT, debianXen, dom0Kernel, haveDebianXen, missing, REPO, XEN_BUILD_ID, XEN_EXTRA, XEN_VERSION_STRING } from '../helpers/debian.js';
+import { buildXenRecipePayload, readBuildId, type XenRecipePayload } from '../helpers/xen-recipe.js';
 import { runSession, describeStep, type SessionResult, type Step, type StepResult } from '../../src/try/index.js';
 
 function have(cmd: string): boolean {
@@ -224,53 +224,94 @@ describe.skipIf(missing("Debian Xen 4.17 + dom0 kernel + QEMU + gcc (scripts/set
   });
 });
 
+/**
+ * The Debian Xen version `try` must fetch by itself: one apt offers besides the pinned one (the
+ * security pocket's, whatever it is today), else the pinned one (then nothing is fetched).
+ */
+function otherDebianXen(): { version: string; root: string } {
+  const out = spawnSync('bash', [join(REPO, 'scripts/setup-deps.sh'), 'xen-versions', 'amd64'], { encoding: 'utf8', timeout: 300_000 });
+  const versions = out.stdout.split('\n').map((v) => v.trim()).filter(Boolean);
+  const other = versions.find((v) => v !== XEN_VERSION_STRING);
+  if (!other) return { version: XEN_VERSION_STRING, root: DEBIAN_ROOT };
+  const root = join(REPO, '.cache', 'debian-versions', `${other}_amd64`, 'root');
+  const got = spawnSync('bash', [join(REPO, 'scripts/setup-deps.sh'), 'xen-version', other, 'amd64', root], { encoding: 'utf8', timeout: 600_000 });
+  if (got.status !== 0) throw new Error(`setup-deps.sh xen-version ${other}: ${got.stderr}`);
+  return { version: other, root };
+}
+
+const PROGRESS = /^xsplice: try \[\d+\.\d s\] /;
+
 describe.skipIf(missing('Debian Xen 4.17 + QEMU + a built dist/ (npx tsc)', haveXenStack && distFresh()))('bin/xsplice try (real QEMU)', () => {
   let dir: string;
   let good: XenRecipePayload;
   let badXen: XenRecipePayload;
+  let stock: { version: string; root: string };
   beforeAll(async () => {
     dir = await mkdtemp(join(tmpdir(), 'xsplice-e2e-cli-'));
-    good = await buildXenRecipePayload({ xenSyms: debianXen.xenSyms, outDir: dir, tag: 'cli_hello', newString: 'xsplice-hello' });
+    stock = otherDebianXen();
+    // Built against that version's xen-syms: its xen_depends names that stock build.
+    good = await buildXenRecipePayload({ xenSyms: join(stock.root, 'usr/lib/debug/boot/xen-syms-4.17-amd64'), outDir: dir, tag: 'cli_hello', newString: 'xsplice-hello' });
     badXen = await buildXenRecipePayload({ xenSyms: debianXen.xenSyms, outDir: dir, tag: 'cli_bad_xen', xenDepends: 'wrong' });
-  }, 60_000);
+  }, 600_000);
 
-  it('applies and reverts the good payload: exit 0 and one JSON document', async () => {
+  it('boots the stock Debian build the payload depends on, applies and reverts it: exit 0, one JSON document, progress on stderr', async () => {
     const t = Date.now();
     const r = await runCli(['try', good.file, '--expect-extra', 'xsplice-hello', '--json', '--timeout', '300'], 330_000);
-    process.stdout.write(`bin/xsplice try (boot to verdict): ${Date.now() - t} ms\n`);
-    expect(r.stderr).toBe('');
+    process.stdout.write(`bin/xsplice try (boot to verdict): ${Date.now() - t} ms; Debian Xen ${stock.version}\n${r.stderr}`);
     expect(r.code).toBe(0);
     const doc = JSON.parse(r.stdout);
     expect(doc.ok).toBe(true);
+    const stockId = await readBuildId(join(stock.root, 'usr/lib/debug/boot/xen-syms-4.17-amd64'));
+    expect(doc.hypervisor).toMatchObject({ why: 'xen-depends', version: stock.version, buildId: stockId, label: `Debian's Xen ${stock.version} (amd64)` });
+    expect(doc.inputs.xenImage).toBe(join(stock.root, 'boot/xen-4.17-amd64.gz'));
     expect(typeof doc.durationMs).toBe('number');
     expect(existsSync(doc.consoleLog)).toBe(true);
     const kinds = doc.steps.map((s: StepResult) => `${s.step}${s.name ? ' ' + s.name : ''}`);
     expect(kinds).toEqual(['readBuildId', 'readExtra', 'upload cli_hello', 'apply cli_hello', 'readExtra',
       'revert cli_hello', 'unload cli_hello', 'readExtra']);
-    expect(doc.steps.every((s: StepResult) => s.ok && s.exitStatus === 0 && !s.skipped)).toBe(true);
-    expect(doc.steps[0].value).toBe(XEN_BUILD_ID);
-    expect(doc.steps[1].value).toBe(XEN_EXTRA);
+    expect(doc.steps.every((s: StepResult) => s.ok && s.exitStatus === 0 && !s.skipped && s.outcome === 'ok')).toBe(true);
+    expect(doc.steps[0].value).toBe(stockId);
+    const extra = '.' + stock.version.split(/[.+]/)[2];
+    expect(doc.steps[1].value).toBe(extra);
     expect(doc.steps[3].consoleLines).toContain('livepatch: cli_hello finished APPLY with rc=0');
     expect(doc.steps[4]).toMatchObject({ value: 'xsplice-hello', expected: 'xsplice-hello' });
     expect(doc.steps[5].consoleLines).toContain('livepatch: cli_hello finished REVERT with rc=0');
-    expect(doc.steps[7]).toMatchObject({ value: XEN_EXTRA, expected: XEN_EXTRA });
+    expect(doc.steps[7]).toMatchObject({ value: extra, expected: extra });
+    // verify ran first against the stock xen-syms, predicted acceptance, and the hypervisor agreed.
+    expect(doc.prediction.payloads).toEqual([expect.objectContaining({ name: 'cli_hello', agrees: true,
+      predicted: { refusedAt: null, errno: null, codes: [] }, actual: { refusedAt: null, errno: null } })]);
+    // Progress: one line per phase with the elapsed time, in order, also with --json.
+    const lines = r.stderr.trim().split('\n');
+    expect(lines.every((l) => PROGRESS.test(l))).toBe(true);
+    const phases = ['booting Debian\'s Xen', 'verify predicts cli_hello: accepted', 'image ready', 'hypervisor up', 'dom0 up',
+      'upload cli_hello: ok', 'apply cli_hello: ok', 'revert cli_hello: ok', 'unload cli_hello: ok'];
+    const at = phases.map((p) => lines.findIndex((l) => l.replace(PROGRESS, '').startsWith(p)));
+    expect(at.every((i) => i >= 0)).toBe(true);
+    expect([...at].sort((a, b) => a - b)).toEqual(at);
+    const secs = lines.map((l) => Number(/\[(\d+\.\d) s\]/.exec(l)![1]));
+    expect([...secs].sort((a, b) => a - b)).toEqual(secs);
   }, 340_000);
 
-  it('reports a refused upload: exit 1, the errno and the console line; later steps skipped', async () => {
+  it('reports a refused upload: exit 1, the errno and the console line; later steps skipped; verify predicted it', async () => {
     // Explicit inputs this time, the image as the plain ELF that `gunzip` gives.
     const elf = join(dir, 'xen.elf');
     writeFileSync(elf, gunzipSync(readFileSync(debianXen.xenGz)));
     const r = await runCli(['try', badXen.file, '--json', '--xen-image', elf, '--xen-syms', debianXen.xenSyms,
       '--dom0-kernel', dom0Kernel()!], 330_000);
     expect(r.code).toBe(1);
-    expect(r.stderr).toBe(`xsplice: ${badXen.file}: upload cli_bad_xen: refused, EINVAL (22: Invalid argument); Xen: livepatch: cli_bad_xen: check against hypervisor build-id failed\n`);
+    const lines = r.stderr.trim().split('\n');
+    expect(lines.slice(0, -1).every((l) => PROGRESS.test(l))).toBe(true);
+    expect(lines.at(-1)).toBe(`xsplice: ${badXen.file}: upload cli_bad_xen: refused, EINVAL (22: Invalid argument); Xen: livepatch: cli_bad_xen: check against hypervisor build-id failed`);
+    expect(lines.some((l) => l.endsWith('verify predicts cli_bad_xen: refused at upload (EINVAL: XEN_DEPENDS_MISMATCH)'))).toBe(true);
     const doc = JSON.parse(r.stdout);
     expect(doc.ok).toBe(false);
     const up = doc.steps.find((s: StepResult) => s.step === 'upload');
-    expect(up).toMatchObject({ ok: false, errno: { number: 22, name: 'EINVAL' } });
+    expect(up).toMatchObject({ ok: false, outcome: 'refused', errno: { number: 22, name: 'EINVAL' } });
     expect(up.consoleLines).toContain('livepatch: cli_bad_xen: check against hypervisor build-id failed');
-    expect(doc.steps.find((s: StepResult) => s.step === 'apply')).toMatchObject({ skipped: true, ok: false });
+    expect(doc.steps.find((s: StepResult) => s.step === 'apply')).toMatchObject({ skipped: true, ok: false, outcome: 'skipped' });
     expect(doc.inputs).toMatchObject({ xenImage: elf, xenSyms: debianXen.xenSyms, dom0Kernel: dom0Kernel() });
+    expect(doc.hypervisor).toMatchObject({ why: 'given', label: elf });
+    expect(doc.prediction.payloads[0]).toMatchObject({ agrees: true, predicted: { refusedAt: 'upload', errno: 'EINVAL' }, actual: { refusedAt: 'upload', errno: 'EINVAL' } });
     expect(doc.warnings).toEqual([]);
   }, 340_000);
 });
@@ -328,7 +369,9 @@ describe.skipIf(missing('Debian Xen 4.17 + QEMU + a built dist/ (npx tsc)', have
     expect(doc).toMatchObject({ ok: false, error: { code: 'TRY_BOOT_TIMEOUT' } });
     expect(doc.error.message).toContain('dom0 was not ready after 3 s');
     expect(doc.error.message).toContain(`console log ${log}`);
-    expect(r.stderr.trim().split('\n')).toHaveLength(1);
+    const lines = r.stderr.trim().split('\n');
+    expect(lines.slice(0, -1).every((l) => PROGRESS.test(l))).toBe(true);
+    expect(lines.at(-1)).toMatch(/^xsplice: dom0 was not ready after 3 s/);
     expect(readFileSync(log, 'utf8')).toContain('(XEN)');
     expect(readdirSync(tmp)).toEqual([]); // work directory removed
     expect(processesMentioning(tmp)).toEqual([]);

@@ -16,6 +16,7 @@ import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import { ARM64_CC } from './arm64.js';
 
 const exec = promisify(execFile);
 
@@ -30,6 +31,25 @@ export const XEN_CFLAGS = [
 ];
 
 const OBJCOPY_MAGIC = ['-I', 'binary', '-O', 'elf64-x86-64', '-B', 'i386:x86-64'];
+
+/**
+ * arm64: the flags Xen 4.17 compiles itself with on arm64 (from the `.o.cmd` records of Debian's
+ * source built by scripts/setup-deps.sh arm64-livepatch), plus one section per function.
+ */
+export const XEN_ARM64_CFLAGS = [
+  '-O2', '-fomit-frame-pointer', '-std=gnu99', '-nostdinc', '-fno-builtin', '-fno-common', '-fno-strict-aliasing',
+  '-mcpu=generic', '-mgeneral-regs-only', '-mno-outline-atomics', '-fno-pie', '-fno-stack-protector', '-fno-exceptions',
+  '-fno-asynchronous-unwind-tables', '-ffunction-sections', '-fdata-sections',
+];
+
+interface Toolset { cc: string; nm: string; objcopy: string; ld: string; ldEmulation: string; magic: string[]; cflags: string[] }
+const TOOLS: Record<'x86_64' | 'arm64', Toolset> = {
+  x86_64: { cc: 'gcc', nm: 'nm', objcopy: 'objcopy', ld: 'ld', ldEmulation: 'elf_x86_64', magic: OBJCOPY_MAGIC, cflags: [] },
+  arm64: {
+    cc: ARM64_CC, nm: 'aarch64-linux-gnu-nm', objcopy: 'aarch64-linux-gnu-objcopy', ld: 'aarch64-linux-gnu-ld',
+    ldEmulation: 'aarch64linux', magic: ['-I', 'binary', '-O', 'elf64-littleaarch64', '-B', 'aarch64'], cflags: [],
+  },
+};
 
 /** Where a `.livepatch.depends` / `.livepatch.xen_depends` note comes from. */
 export type NoteSource =
@@ -64,6 +84,13 @@ export interface XenRecipeOptions {
   xenDepends?: NoteSource | null;
   /** Directory for the intermediate and final files; default a new temp directory. */
   outDir?: string;
+  /** Target architecture (default x86_64); arm64 uses the aarch64-linux-gnu- toolchain and XEN_ARM64_CFLAGS. */
+  arch?: 'x86_64' | 'arm64';
+  /** `.old_size` instead of the size of the target in xen-syms (e.g. below the patch size). */
+  oldSize?: number;
+  /** arm64: 'got' makes the replacement take the address of the target through the GOT (-fpic):
+   * R_AARCH64_ADR_GOT_PAGE / R_AARCH64_LD64_GOT_LO12_NC, which the hypervisor's loader does not handle. */
+  arm64Code?: 'plain' | 'got';
 }
 
 export interface XenRecipePayload {
@@ -86,8 +113,8 @@ async function run(cmd: string, args: string[], cwd: string): Promise<string> {
 }
 
 /** Size of a defined symbol per `nm --defined -S` (the Makefile's config.h step). */
-async function symbolSize(file: string, symbol: string, cwd: string): Promise<number> {
-  const out = await run('nm', ['--defined', '-S', file], cwd);
+async function symbolSize(file: string, symbol: string, cwd: string, nm = 'nm'): Promise<number> {
+  const out = await run(nm, ['--defined', '-S', file], cwd);
   for (const line of out.split('\n')) {
     const f = line.trim().split(/\s+/);
     if (f.length === 4 && f[3] === symbol) return parseInt(f[1]!, 16);
@@ -96,8 +123,8 @@ async function symbolSize(file: string, symbol: string, cwd: string): Promise<nu
 }
 
 /** Raw bytes of the `.note.gnu.build-id` section of an ELF file (header, "GNU\0", desc). */
-async function noteBytes(elf: string, dir: string, out: string): Promise<Buffer> {
-  await run('objcopy', ['-O', 'binary', '--only-section=.note.gnu.build-id', elf, out], dir);
+async function noteBytes(elf: string, dir: string, out: string, objcopy = 'objcopy'): Promise<Buffer> {
+  await run(objcopy, ['-O', 'binary', '--only-section=.note.gnu.build-id', elf, out], dir);
   const b = await readFile(out);
   if (b.length < 16) throw new Error(`${elf}: no .note.gnu.build-id`);
   return b;
@@ -117,21 +144,21 @@ export async function readBuildId(elf: string): Promise<string> {
   return noteBuildId(await noteBytes(elf, dir, join(dir, 'note.bin')));
 }
 
-async function noteObject(src: NoteSource, section: string, xenSyms: string, dir: string, base: string): Promise<string> {
+async function noteObject(src: NoteSource, section: string, xenSyms: string, dir: string, base: string, t: Toolset = TOOLS.x86_64): Promise<string> {
   const bin = join(dir, `${base}.bin`);
   let note: Buffer;
   if (src === 'xen' || src === 'wrong') {
-    note = await noteBytes(xenSyms, dir, bin);
+    note = await noteBytes(xenSyms, dir, bin, t.objcopy);
     if (src === 'wrong') {
       note = Buffer.from(note);
       note[note.length - 1] ^= 0xff;
       await writeFile(bin, note);
     }
   } else {
-    note = await noteBytes(src.payload, dir, bin);
+    note = await noteBytes(src.payload, dir, bin, t.objcopy);
   }
   const obj = join(dir, `${base}.o`);
-  await run('objcopy', [...OBJCOPY_MAGIC, `--rename-section=.data=${section},alloc,load,readonly,data,contents`, '-S', bin, obj], dir);
+  await run(t.objcopy, [...t.magic, `--rename-section=.data=${section},alloc,load,readonly,data,contents`, '-S', bin, obj], dir);
   return obj;
 }
 
@@ -148,25 +175,36 @@ export async function buildXenRecipePayload(opts: XenRecipeOptions): Promise<Xen
   const target = opts.target ?? 'xen_extra_version';
   const version = opts.version ?? 2;
   const dir = opts.outDir ?? (await mkdtemp(join(tmpdir(), 'xsplice-recipe-')));
-  const cflags = opts.codeModel === 'kernel'
-    ? XEN_CFLAGS.filter((f) => f !== '-fpic').concat(['-mcmodel=kernel', '-fno-pic'])
-    : XEN_CFLAGS;
+  const arch = opts.arch ?? 'x86_64';
+  const t = TOOLS[arch];
+  const cflags = arch === 'arm64'
+    ? (opts.arm64Code === 'got' ? XEN_ARM64_CFLAGS.filter((f) => f !== '-fno-pie').concat(['-fpic']) : XEN_ARM64_CFLAGS)
+    : opts.codeModel === 'kernel'
+      ? XEN_CFLAGS.filter((f) => f !== '-fpic').concat(['-mcmodel=kernel', '-fno-pic'])
+      : XEN_CFLAGS;
   const fn = `${tag}_fn`;
 
   // 1. The replacement function (xen_hello_world_func.c in Xen's tests).
   const funcC = join(dir, `${tag}_func.c`);
-  await writeFile(funcC, [
+  await writeFile(funcC, (arch === 'arm64' && opts.arm64Code === 'got' ? [
+    // The target's address through the GOT (a hypervisor symbol, default visibility, -fpic).
+    `extern const char *${target}(void);`,
+    `static const char ${tag}_str[] = ${cString(newString)};`,
+    `const char *${fn}(void);`,
+    `const char *${fn}(void) { const char *p; __asm__("adrp %0, :got:${target}\\n\\tldr %0, [%0, :got_lo12:${target}]" : "=r"(p)); return p ? ${tag}_str : p; }`,
+    '',
+  ] : [
     `static const char ${tag}_str[] = ${cString(newString)};`,
     `const char *${fn}(void);`,
     `const char *${fn}(void) { return ${tag}_str; }`,
     '',
-  ].join('\n'));
+  ]).join('\n'));
   const funcO = join(dir, `${tag}_func.o`);
-  await run('gcc', [...cflags, '-c', funcC, '-o', funcO], dir);
+  await run(t.cc, [...cflags, '-c', funcC, '-o', funcO], dir);
 
   // 2. config.h: NEW_CODE_SZ from the object, OLD_CODE_SZ from xen-syms.
-  const newSize = await symbolSize(funcO, fn, dir);
-  const oldSize = await symbolSize(opts.xenSyms, target, dir);
+  const newSize = await symbolSize(funcO, fn, dir, t.nm);
+  const oldSize = opts.oldSize ?? (await symbolSize(opts.xenSyms, target, dir, t.nm));
 
   // 3. The descriptor (xen_hello_world.c): 104-byte version-2 layout, writable section.
   const descC = join(dir, `${tag}.c`);
@@ -198,18 +236,18 @@ export async function buildXenRecipePayload(opts: XenRecipeOptions): Promise<Xen
     '',
   ].join('\n'));
   const descO = join(dir, `${tag}.o`);
-  await run('gcc', [...cflags, '-c', descC, '-o', descO], dir);
+  await run(t.cc, [...(arch === 'arm64' ? XEN_ARM64_CFLAGS : cflags), '-c', descC, '-o', descO], dir);
 
   // 4. Build-id dependencies.
   const objs = [descO, funcO];
-  objs.push(await noteObject(opts.depends ?? 'xen', '.livepatch.depends', opts.xenSyms, dir, `${tag}_note`));
+  objs.push(await noteObject(opts.depends ?? 'xen', '.livepatch.depends', opts.xenSyms, dir, `${tag}_note`, t));
   if (opts.xenDepends !== null) {
-    objs.push(await noteObject(opts.xenDepends ?? 'xen', '.livepatch.xen_depends', opts.xenSyms, dir, `${tag}_xen_note`));
+    objs.push(await noteObject(opts.xenDepends ?? 'xen', '.livepatch.xen_depends', opts.xenSyms, dir, `${tag}_xen_note`, t));
   }
 
   // 5. Relocatable link with a fresh build-id over the combined objects.
   const file = join(dir, `${tag}.livepatch`);
-  await run('ld', ['-m', 'elf_x86_64', '--build-id=sha1', '-r', '-o', file, ...objs], dir);
-  const buildId = noteBuildId(await noteBytes(file, dir, join(dir, `${tag}_own_note.bin`)));
+  await run(t.ld, ['-m', t.ldEmulation, '--build-id=sha1', '-r', '-o', file, ...objs], dir);
+  const buildId = noteBuildId(await noteBytes(file, dir, join(dir, `${tag}_own_note.bin`), t.objcopy));
   return { file, buildId, tag, newString };
 }

@@ -1,5 +1,5 @@
 /**
- * Runs bin/xsplice's entry (dist/xsplice.cjs, as `node bin/xsplice` does) in a child process and
+ * Runs the CLI bundle bin/xsplice loads (dist/xsplice-cli.cjs, as bin/xsplice does) in a child process and
  * reports what it cost: wall time and peak resident memory (process.resourceUsage().maxRSS, read
  * by the child itself when it exits). Hostile inputs must end within seconds and ~200 MB.
  */
@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { REPO } from '../helpers/debian.js';
 
 export { REPO };
-const ENTRY = join(REPO, 'dist', 'xsplice.cjs');
+const ENTRY = join(REPO, 'dist', 'xsplice-cli.cjs');
 
 let wrapperDir: string | undefined;
 function wrapper(): string {
@@ -19,7 +19,7 @@ function wrapper(): string {
     writeFileSync(join(wrapperDir, 'run.cjs'), [
       "const fs = require('node:fs');",
       "process.on('exit', () => { try { fs.writeFileSync(process.env.XS_RUSAGE, JSON.stringify(process.resourceUsage())); } catch {} });",
-      `require(${JSON.stringify(ENTRY)}).start(process.argv.slice(2));`,
+      `require(${JSON.stringify(ENTRY)}).main(process.argv.slice(2)).then((code) => { process.exitCode = code; });`,
     ].join('\n'));
   }
   return join(wrapperDir, 'run.cjs');

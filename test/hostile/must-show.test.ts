@@ -2,7 +2,7 @@
  * Issue 14's "must show": each hostile input, given to every command that takes it, ends within
  * seconds and ~200 MB (peak RSS of the child, measured by itself) with the project's one-line
  * error: `xsplice: <file>: <what>` on stderr, exit 2 (malformed/unreadable) or 1 (refused), no
- * stack trace, no output file. Run through the real entry (dist/xsplice.cjs) in a child process.
+ * stack trace, no output file. Run through the CLI bundle bin/xsplice loads, in a child process.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { execFileSync } from 'node:child_process';

@@ -224,3 +224,19 @@ describe('region registered at upload, symbol search over all payloads: 4.17.4+,
     it(`${ver}: ${want}`, () => expect(hasFeature(V(ver), 'regionAtUpload')).toBe(want));
   }
 });
+
+describe("distribution snapshots: Debian's 4.17.5+72-g01140da4e8 is RELEASE-4.17.6 minus its version bump", () => {
+  const DEB = '4.17.5+72-g01140da4e8-1';
+  it('its loader facts are 4.17.6\'s (ALT_FLAG_NOT, 21 feature words), the text is kept', () => {
+    expect(V(DEB)).toMatchObject({ major: 4, minor: 17, patch: 6, text: DEB });
+    expect(abiForVersion(DEB, 'x86_64').loader).toMatchObject({ release: DEB, x86CapWords: 21, features: { altFlagNot: true } });
+    expect(abiForVersion('4.17.5', 'x86_64').loader).toMatchObject({ x86CapWords: 19, features: { altFlagNot: false } });
+    expect(V('4.17.5+13-gabcdef1234')).toMatchObject({ patch: 5 });
+  });
+  it('an alternative on feature 0x26b (what Xen\'s own test payloads carry there) is fine on the Debian build, a BUG_ON on 4.17.5', () => {
+    const alt = () => withAlt(new PayloadFixture(), { origLen: 5, replLen: 5, cpuid: 0x26b });
+    expect(verify(alt(), { xenVersion: DEB }).diagnostics).toEqual([]);
+    expect(verify(alt(), { xenVersion: '4.17.5' }).diagnostics.find((d) => d.code === 'UNCHECKED_ALT_ENTRY')?.message).toMatch(/feature 0x26b is not below NCAPINTS \* 32 = 0x260/);
+    expect(verify(withAlt(new PayloadFixture(), { origLen: 5, replLen: 5, cpuid: 0x8005 }), { xenVersion: DEB }).diagnostics).toEqual([]);
+  });
+});

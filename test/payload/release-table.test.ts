@@ -27,13 +27,10 @@ const firstCode = (v: PayloadVerdict): string | undefined => v.diagnostics.find(
 describe('the row of a release holds every release fact', () => {
   it('abiForVersion resolves the loader columns into the row', () => {
     const r = abiForVersion('4.17.5+72-g01140da4e8-1', 'x86_64');
-    // 21 words, not 4.17.5's 19: Debian's snapshot 72 commits past the tag has FEATURESET_NR_ENTRIES 19
-    // + X86_NR_SYNTH 1 + X86_NR_BUG 1 (its source package), and the stock hypervisor applies an
-    // alternative on feature 0x26c (test/patch/try.test.ts).
     expect(r.loader).toMatchObject({ release: '4.17.5+72-g01140da4e8-1', payloadArea: { symbol: '__2M_rwdata_end' }, x86CapWords: 21, bugInstruction: 'ud2' });
     expect(abiForVersion('4.17.5', 'x86_64').loader).toMatchObject({ x86CapWords: 19 });
     expect(Object.keys(r.loader!.features!).sort()).toEqual(Object.keys(FEATURES).sort());
-    expect(r.loader!.features).toMatchObject({ endbr: true, endbrPoison: true, altStrict: true, xenDependsFirst: false, altFlagNot: false });
+    expect(r.loader!.features).toMatchObject({ endbr: true, endbrPoison: true, altStrict: true, xenDependsFirst: false, altFlagNot: true }); // a 4.17.6 snapshot (errata.test.ts)
     expect(abiForVersion('4.22.0', 'x86_64').loader).toMatchObject({ bugInstruction: 'udb', x86CapWords: 22 });
     expect(abiForVersion('4.19.0', 'arm64').loader).toMatchObject({ payloadArea: { base: 0x00000a0001000000n }, x86CapWords: null, bugInstruction: null });
   });
@@ -130,9 +127,9 @@ describe('a payload built for a vendor row', () => {
     },
   });
   const json = JSON.stringify({ base: 'L2c-x86_64', name: 'acme', sections: { funcs: '.acmepatch.funcs', depends: '.acmepatch.depends' }, mandatory: ['.acmepatch.depends', '.livepatch.xen_depends', '.note.gnu.build-id'], atLeastOneOf: ['.acmepatch.funcs'] });
-  it('inspect recognises it (without the row it is unknown)', () => {
+  it('inspect recognises it (without the row it is not a payload, with a hint)', () => {
     const bytes = renamed().build().bytes;
-    expect(inspectPayload(bytes, 'acme.livepatch').abi.name).toBe('unknown');
+    expect(() => inspectPayload(bytes, 'acme.livepatch')).toThrow(/^acme\.livepatch: not a live-patch payload: no .*\.livepatch\.funcs.* section \(a payload built for a vendor ABI row: pass its --abi-file\)$/);
     const r = inspectPayload(bytes, 'acme.livepatch', { abis: parseAbiJson(json) });
     expect(r.abi).toMatchObject({ name: 'acme', version: 2, arch: 'x86_64' });
     expect(r.depends).toBe(FIXTURE_XEN_ID);

@@ -9,7 +9,7 @@ import { execFile } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readBuildIdSync } from '../../src/buildid/read.js';
 import { readObjectRecords } from '../../src/patch/cmdfile.js';
 import { recompileObject } from '../../src/patch/recompile.js';
@@ -33,6 +33,7 @@ function runCli(args: string[], timeoutMs = 300_000, env: NodeJS.ProcessEnv = pr
 }
 
 const dir = mkdtempSync(join(tmpdir(), 'xsplice-patch-test-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
 function patchFile(fix: Fix | { name: string; text: string }): string {
   const f = join(dir, `${fix.name}.patch`);
   writeFileSync(f, fix.text);

@@ -5,10 +5,10 @@
  * The static-function fix is applied and reverted the same way. One boot per payload (each depends on the hypervisor itself). With CI=true nothing skips.
  */
 import { execFile, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { debianXen, dom0Kernel, haveDebianXen, missing, REPO, XEN_BUILD_ID, XEN_EXTRA } from '../helpers/debian.js';
 import { ensureDebianBase } from '../helpers/xen-base.js';
 import { staticFix, visibleFix, VISIBLE_EXTRA, type Fix } from './fixes.js';
@@ -32,6 +32,7 @@ interface Step { step: string; name?: string; ok: boolean; value?: string; conso
 describe.skipIf(missing('Debian Xen 4.17 + dom0 kernel + QEMU (scripts/setup-deps.sh)', haveStack))('patch payloads on the stock hypervisor (xsplice try)', () => {
   const dir = mkdtempSync(join(tmpdir(), 'xsplice-patch-try-'));
   const made = new Map<string, string>();
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
   beforeAll(async () => {
     await ensureDebianBase();
     for (const fix of [visibleFix, staticFix]) {

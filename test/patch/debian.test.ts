@@ -6,7 +6,7 @@
  * With CI=true nothing here skips.
  */
 import { execFile } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -223,4 +223,39 @@ describe('Debian sources the archive no longer serves', () => {
     expect(r.stderr).toBe('xsplice: XEN reveals no Debian version and no cached base has its build-id 00112233445566778899aabbccddeeff00112233: give --source DIR (the tree that built it) or --debian VERSION\n');
     rmSync(cache, { recursive: true, force: true });
   });
+});
+
+describe.skipIf(missing('Debian Xen 4.17 packages (scripts/setup-deps.sh)', haveDebianXen()))('an interrupted base build', () => {
+  it('is never taken as built; the next run resumes it (make) and writes the completion marker last', async () => {
+    const { ensureDebianBase: ensure } = await import('../../src/patch/debian-base.js');
+    const { lookupBuildId } = await import('../../src/patch/cache.js');
+    const { makeProgress } = await import('../../src/patch/progress.js');
+    const root = mkdtempSync(join(tmpdir(), 'xsplice-cache-'));
+    const version = '4.17.5+72-g01140da4e8-1';
+    const work = join(root, 'debian', version);
+    // What a killed run leaves: the source fetched and configured, make stopped half-way with a
+    // truncated xen-syms, no base.json. (A stand-in source tree: its make "builds" the stock xen-syms.)
+    const tree = join(work, 'src', 'xen-4.17.5+72-g01140da4e8');
+    mkdirSync(join(tree, 'debian'), { recursive: true });
+    mkdirSync(join(tree, 'xen'), { recursive: true });
+    writeFileSync(join(tree, 'debian', 'changelog'), `xen (${version}) bookworm; urgency=medium\n\n  * test\n\n -- Debian Xen Team <pkg-xen-devel@lists.alioth.debian.org>  Sat, 01 Mar 2025 12:00:00 +0000\n`);
+    writeFileSync(join(tree, 'debian', 'control'), 'Source: xen\nMaintainer: Debian Xen Team <pkg-xen-devel@lists.alioth.debian.org>\n');
+    writeFileSync(join(tree, 'debian', 'xen-kconfig'), 'CONFIG_DEBUG=n\n');
+    writeFileSync(join(tree, 'xen', '.config'), 'CONFIG_DEBUG=n\n');
+    writeFileSync(join(tree, 'xen', 'Makefile'), 'olddefconfig:\n\t@true\n');
+    writeFileSync(join(tree, 'Makefile'), `.PHONY: xen\nxen:\n\tcp ${STOCK} xen/xen-syms\n`);
+    writeFileSync(join(tree, 'xen', 'xen-syms'), readFileSync(STOCK).subarray(0, 4096));
+    writeFileSync(join(work, 'fetched'), tree + '\n');
+    writeFileSync(join(work, 'configured'), '');
+    expect(lookupBuildId(XEN_BUILD_ID, root)).toBeUndefined();
+    const lines: string[] = [];
+    const base = await ensure(version, { root, progress: makeProgress((l) => lines.push(l)), expectBuildId: XEN_BUILD_ID });
+    expect(base).toMatchObject({ buildId: XEN_BUILD_ID, cached: false, tree, source: `debian:${version}` });
+    expect(lines.some((l) => l.includes(`resuming the interrupted base build in ${tree}`))).toBe(true);
+    expect(JSON.parse(readFileSync(join(work, 'base.json'), 'utf8')).buildId).toBe(XEN_BUILD_ID);
+    expect(lookupBuildId(XEN_BUILD_ID, root)?.tree).toBe(tree);
+    expect((await ensure(version, { root, progress: makeProgress(undefined) })).cached).toBe(true);
+    expect(existsSync(`${work}.lock`)).toBe(false);
+    rmSync(root, { recursive: true, force: true });
+  }, 120_000);
 });

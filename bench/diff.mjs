@@ -25,7 +25,7 @@ const { diffObjects } = await import(join(root, 'dist/src/diff/index.js'));
 const args = process.argv.slice(2);
 const runs = Number(args[args.indexOf('--runs') + 1] || 3) || 3;
 
-function object(nfunc, changed) {
+function object(nfunc, changed, every = 0) {
   const b = new ObjectBuilder({ class: 64, littleEndian: true, machine: 62 });
   b.addSymbol({ name: 'gen.c', bind: STB.LOCAL, type: STT.FILE, section: 'ABS', value: 0n, size: 0n });
   const thunk = b.addSymbol({ name: '__x86_return_thunk', bind: STB.GLOBAL, type: STT.NOTYPE, section: 'UND', value: 0n, size: 0n });
@@ -33,7 +33,7 @@ function object(nfunc, changed) {
   const strs = [];
   for (let i = 0; i < nfunc; i++) {
     const code = Uint8Array.from([0x48, 0x8d, 0x05, 0, 0, 0, 0, 0xe8, 0, 0, 0, 0, 0xe9, 0, 0, 0, 0]);
-    if (i === changed) code[1] = 0x8b; // a different instruction in one function
+    if (i === changed || (every && i % every === 0)) code[1] = 0x8b; // a different instruction
     const t = b.addSection({ name: `.text.f${i}`, type: SHT.PROGBITS, flags: SHF.ALLOC | SHF.EXECINSTR, addralign: 16n, data: code });
     const s = b.addSection({ name: `.rodata.f${i}.str1.1`, type: SHT.PROGBITS, flags: SHF.ALLOC | SHF.MERGE | SHF.STRINGS, addralign: 1n, entsize: 1n, data: new TextEncoder().encode(`string of f${i}\0`) });
     text.push(t);
@@ -74,6 +74,15 @@ async function measure(sections) {
 }
 
 await measure(600); // warm-up (decoder, JIT)
+{
+  // Every 10th function changed: inclusion, emission and the payload object scale too.
+  const n = 20000;
+  const t = process.hrtime.bigint();
+  const r = await diffObjects({ orig: [{ path: 'gen.o', bytes: object(n, -1) }], patched: [{ path: 'gen.o', bytes: object(n, -1, 10) }] });
+  const ms = Number(process.hrtime.bigint() - t) / 1e6;
+  if (r.functions.filter((f) => f.status === 'changed').length !== n / 10 || r.objects.length !== 1) throw new Error('unexpected result with every 10th function changed');
+  console.log(`diff 60,000 sections, 2,000 functions changed: ${ms.toFixed(0)} ms wall (objects generated included), payload object ${r.objects[0].bytes.length} bytes`);
+}
 const small = await measure(6000);
 const big = await measure(60000);
 // Wall time on a shared machine follows its load; CPU time (this process, all threads) less so.

@@ -43,3 +43,7 @@ export {
 
 // Try payloads on the real hypervisor under QEMU.
 export { runSession, tryPayloads } from './try/index.js';
+
+// From two builds to a payload: what changed, why, and the payload made of it.
+export { diffObjects, diffPayload, diffError, formatDiff, type DiffPayloadOptions, type DiffPayloadResult } from './diff/index.js';
+export type { DiffResult, DiffOptions } from './diff/types.js';

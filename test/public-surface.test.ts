@@ -19,6 +19,8 @@ const PUBLIC = [
   'loadTarget', 'buildPayload', 'buildFiles', 'inspectPayload', 'formatInspect', 'verifyPayloads', 'formatVerify',
   // try
   'runSession', 'tryPayloads',
+  // diff
+  'diffObjects', 'diffPayload', 'diffError', 'formatDiff',
 ];
 
 describe('public surface (src/index.ts)', () => {

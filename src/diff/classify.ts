@@ -8,7 +8,7 @@ import type { ObjIndex, Sym } from './objindex.js';
 import { candidates, isInitSection, type Correlation } from './correlate.js';
 import type { Canon, Fingerprinter } from './fingerprint.js';
 import type { DiffData, DiffFunction, DiffRefusal } from './types.js';
-import { decode, insnAt } from './x86.js';
+import { decode, insnAt, type Insn } from './x86.js';
 
 /** Functions whose call makes a preceding `mov $imm32,%edx|%esi` a printed line number (§3.2). */
 export const LINE_SINKS = new Set(['printk']);
@@ -48,6 +48,7 @@ export function coldChildren(idx: ObjIndex): { children: Map<number, Sym[]>; chi
 function coldChildrenOf(idx: ObjIndex): { children: Map<number, Sym[]>; childSet: Set<number> } {
   const children = new Map<number, Sym[]>();
   const childSet = new Set<number>();
+  if (!idx.defined.some((s) => s.kinds.endsWith('cold'))) return { children, childSet };
   const funcs = new Map<string, Sym>();
   for (const s of idx.defined) if (s.type === STT.FUNC) funcs.set(`${s.file}\0${s.name}`, s);
   for (const s of idx.defined) {
@@ -68,6 +69,18 @@ function firstByte(a: Uint8Array, b: Uint8Array): number {
   return n;
 }
 
+const BRANCH = /^(j[a-z]+|call|loop[a-z]*) 0x([0-9A-Fa-f]+)$/;
+function sameBranch(x: string, y: string, xi: Insn[], yi: Insn[]): boolean {
+  const a = BRANCH.exec(x);
+  const b = BRANCH.exec(y);
+  if (!a || !b || a[1] !== b[1]) return false;
+  const ta = parseInt(a[2]!, 16);
+  const tb = parseInt(b[2]!, 16);
+  const ia = xi.findIndex((i) => i.off === ta);
+  const ib = yi.findIndex((i) => i.off === tb);
+  return ia >= 0 && ia === ib;
+}
+
 /** First differing instruction or relocation of two canonical functions. */
 export function firstDifference(o: Canon, p: Canon): { offset: number; orig?: string; patched?: string; what: string } {
   const oi = decode(o.bytes, true);
@@ -85,6 +98,9 @@ export function firstDifference(o: Canon, p: Canon): { offset: number; orig?: st
     const bb = p.bytes.subarray(b.off, b.off + b.len);
     const ra = relAt(o, a.off, a.off + a.len);
     const rb = relAt(p, b.off, b.off + b.len);
+    // A relative branch whose target is the same instruction (by index) on both sides is the same
+    // branch, whatever its displacement: code moved, the branch did not change.
+    if (ra === rb && sameBranch(a.text!, b.text!, oi, pi)) continue;
     if (a.off !== b.off || firstByte(ab, bb) < Math.max(ab.length, bb.length) || ra !== rb) {
       const why = ra !== rb ? `relocation ${ra || '(none)'} → ${rb || '(none)'}` : 'instruction';
       return { offset: a.off, orig: `${a.text}${ra ? ' <' + ra + '>' : ''}`, patched: `${b.text}${rb ? ' <' + rb + '>' : ''}`, what: why };
@@ -163,8 +179,14 @@ export function classify(object: string, oi: ObjIndex | null, pi: ObjIndex, corr
         out.roots.push(p);
         continue;
       }
-      const fo = ofp!.func(o, oc.children.get(o.index) ?? []);
-      const fpp = pfp.func(p, out.children.get(p.index) ?? []);
+      const och = oc.children.get(o.index) ?? [];
+      const pch = out.children.get(p.index) ?? [];
+      if (!corr.renamedInit.has(p.index) && !ofp!.hasExtras(o, och) && !pfp.hasExtras(p, pch) && ofp!.sameOwn(pfp, o, p)) {
+        out.statusOf.set(p.index, 'same');
+        continue;
+      }
+      const fo = ofp!.func(o, och);
+      const fpp = pfp.func(p, pch);
       if (corr.renamedInit.has(p.index)) {
         push({ ...base, status: 'renamed-init', included: false, reason: `init symbol renamed ${o.name} → ${p.name} (TEMP_NAME carries __LINE__)`, rule: '§2.1.4' });
         out.harmless.push(`${p.name}: renamed init symbol`);
@@ -226,6 +248,7 @@ export function classify(object: string, oi: ObjIndex | null, pi: ObjIndex, corr
       out.harmless.push(`${p.name}: renamed init symbol`);
       continue;
     }
+    if (ofp!.sameOwn(pfp, o, p)) continue;
     const a = ofp!.object(o);
     const b = pfp.object(p);
     if (a === b) continue;

@@ -170,7 +170,6 @@ export function correlate(oi: ObjIndex, pi: ObjIndex, fp: FpFn): Correlation {
       code: 'DIFF_AMBIGUOUS_CORRELATION', symbol: os[0]!.xenName,
       message: `cannot pair ${os[0]!.base}${os[0]!.kinds ? ' (' + os[0]!.kinds + ')' : ''} without guessing: ${desc('ORIG', os)}; ${desc('PATCHED', ps)}; possible toolchain or config mismatch with the running build`,
     });
-    void k;
   }
   return c;
 }

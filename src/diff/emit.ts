@@ -98,7 +98,12 @@ export function emitObject(inp: EmitInput): EmitOutput {
 
   // Closure over relocations.
   const queue: { sym: Sym; via: string[] }[] = cls.roots.map((s) => ({ sym: s, via: [] }));
-  for (const h of hookFns) if (!cls.roots.includes(h.sym)) queue.push({ sym: h.sym, via: [`hook ${h.kind}`] });
+  const queued = new Set<number>(cls.roots.map((s) => s.index));
+  for (const h of hookFns) {
+    if (queued.has(h.sym.index)) continue;
+    queued.add(h.sym.index);
+    queue.push({ sym: h.sym, via: [`hook ${h.kind}`] });
+  }
   const dataCopies: { sym: Sym; named: boolean }[] = [];
   const dataSeen = new Set<number>();
   const anonSecs = new Set<number>();
@@ -109,7 +114,8 @@ export function emitObject(inp: EmitInput): EmitOutput {
       const d = decide(ctx, t);
       switch (d.kind) {
         case 'func':
-          if (!funcs.has(d.sym.index) && !queue.some((q) => q.sym === d.sym)) {
+          if (!funcs.has(d.sym.index) && !queued.has(d.sym.index)) {
+            queued.add(d.sym.index);
             queue.push({ sym: d.sym, via: [...via, who] });
           }
           break;
@@ -148,8 +154,8 @@ export function emitObject(inp: EmitInput): EmitOutput {
     return resolve(pi, sec, r);
   };
   const order: { sym: Sym; via: string[] }[] = [];
-  while (queue.length) {
-    const q = queue.shift()!;
+  for (let qi = 0; qi < queue.length; qi++) {
+    const q = queue[qi]!;
     if (funcs.has(q.sym.index)) continue;
     funcs.add(q.sym.index);
     order.push(q);
@@ -190,13 +196,11 @@ export function emitObject(inp: EmitInput): EmitOutput {
   for (const { sym: s, via } of order) {
     // A hook function the patch did not change is carried as a new function, not as a replacement.
     const twin = via[0]?.startsWith('hook') && !rootSet.has(s.index) ? undefined : corr.p2o.get(s.index);
-    const global = pi.syms[s.index]!.bind !== STB.LOCAL;
     const name = twin ? twin.xenName : newName(s.name, inp.tag);
     names.set(s.index, name);
     if (twin && twin.bind === STB.LOCAL && twin.file) copySym(s, `.text.${twin.name}`, twin.name, STB.LOCAL, twin.file);
     else copySym(s, `.text.${name}`, name, STB.GLOBAL);
     if (twin) patches.push({ old: twin.xenName, new: name });
-    void global;
     for (const c of cls.children.get(s.index) ?? []) {
       copySym(c, `.text.unlikely.${name}`, null, STB.LOCAL);
       names.set(c.index, '');
@@ -228,7 +232,6 @@ export function emitObject(inp: EmitInput): EmitOutput {
   // String and constant pools: only what is referenced, by content.
   const pools = new Map<string, { bytes: number[]; at: Map<string, number>; align: number; entsize: number; strings: boolean; out?: SectionId; sym?: SymbolId }>();
   const poolKey = (t: Target): string => (t.kind === 'str' ? `s${Number(pi.section(t.sec).addralign) || 1}` : t.kind === 'cst' ? `c${Number(pi.section(t.sec).entsize)}` : '');
-  const enc = new TextEncoder();
   const place = (t: Target): { pool: string; off: number } => {
     if (t.kind !== 'str' && t.kind !== 'cst') throw new Error('not a pool target');
     const k = poolKey(t);
@@ -254,7 +257,6 @@ export function emitObject(inp: EmitInput): EmitOutput {
     }
     return { pool: k, off };
   };
-  void enc;
   for (const n of poolNeeds) place(n.t);
 
   // ---- Special sections ----------------------------------------------------------------------

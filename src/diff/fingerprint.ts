@@ -83,6 +83,36 @@ export class Fingerprinter {
     return h.digest('hex').slice(0, 32);
   }
 
+  /**
+   * Whether `s` (this side) and `t` (the other side) are the same without building either canonical
+   * form: equal raw bytes and relocations with equal offsets, types, addends and target keys.
+   * (Equal raw bytes include the relocated fields, so this can only answer "same" when canon would.)
+   */
+  sameOwn(other: Fingerprinter, s: Sym, t: Sym): boolean {
+    if (s.size !== t.size) return false;
+    const a = this.idx.data(s.shndx);
+    const b = other.idx.data(t.shndx);
+    if (s.value + s.size > a.length || t.value + t.size > b.length) return false;
+    if (Buffer.compare(a.subarray(s.value, s.value + s.size), b.subarray(t.value, t.value + t.size)) !== 0) return false;
+    const ra = this.idx.relsIn(s.shndx, s.value, s.value + s.size);
+    const rb = other.idx.relsIn(t.shndx, t.value, t.value + t.size);
+    if (ra.length !== rb.length) return false;
+    for (let i = 0; i < ra.length; i++) {
+      const x = ra[i]!;
+      const y = rb[i]!;
+      if (x.offset - s.value !== y.offset - t.value || x.type !== y.type) return false;
+      const tx = resolve(this.idx, s.shndx, x);
+      const ty = resolve(other.idx, t.shndx, y);
+      if (tx.addend !== ty.addend || this.keyOf(tx) !== other.keyOf(ty)) return false;
+    }
+    return true;
+  }
+
+  /** Whether a function has `.cold` children or special-section entries (then sameOwn is not enough). */
+  hasExtras(s: Sym, children: Sym[]): boolean {
+    return children.length > 0 || this.sp.byOwner.has(s.index);
+  }
+
   /** Canonical form of a symbol's own range. */
   symCanon(s: Sym): Canon {
     return this.canon(s.shndx, s.value, s.value + s.size);

@@ -41,8 +41,7 @@ export function decide(ctx: IncludeCtx, t: Target): Decision {
   const twin = ctx.corr.p2o.get(s.index);
   if (s.type === STT.FUNC) {
     if (ctx.cls.childSet.has(s.index)) {
-      const parent = [...ctx.cls.children].find(([, l]) => l.includes(s))?.[0];
-      if (parent !== undefined && ctx.funcs.has(parent)) return { kind: 'child', sym: s };
+      for (const [parent, l] of ctx.cls.children) if (l.includes(s) && ctx.funcs.has(parent)) return { kind: 'child', sym: s };
     }
     if (ctx.funcs.has(s.index)) return { kind: 'func', sym: s };
     if (isInitSection(s.section)) {

@@ -29,13 +29,25 @@ export interface Sym {
   xenName: string;
 }
 
+/** What a relocation points at (target.ts resolves it). */
+export type Target =
+  | { kind: 'abs'; addend: bigint }
+  | { kind: 'ext'; name: string; addend: bigint }
+  /** addend relative to the symbol's start. */
+  | { kind: 'sym'; sym: Sym; addend: bigint }
+  /** A string: `start` its offset in section `sec`, addend relative to it. */
+  | { kind: 'str'; sec: number; start: number; content: string; addend: bigint }
+  | { kind: 'cst'; sec: number; start: number; content: string; addend: bigint }
+  /** A range of a section no symbol covers; addend relative to the section start. */
+  | { kind: 'anon'; sec: number; addend: bigint };
+
 export interface Rel {
   offset: number;
   type: number;
   symbol: number;
   addend: bigint;
   /** Cached resolution (target.ts). */
-  t?: import('./target.js').Target;
+  t?: Target;
 }
 
 export const F_WRITE = Number(SHF.WRITE);
@@ -49,9 +61,8 @@ const flagNum = (f: bigint): number => Number(BigInt.asUintN(32, f));
 const CLONE_NUM = new Set(['isra', 'constprop', 'part', 'lto_priv']);
 
 /** Splits `foo.isra.3`, `lock.4`, `f.part.0.cold` into (base, kinds). */
-const PLAIN = { kinds: '' };
 export function demangle(name: string): { base: string; kinds: string } {
-  if (!name.includes('.')) return { base: name, kinds: PLAIN.kinds };
+  if (!name.includes('.')) return { base: name, kinds: '' };
   const toks = name.split('.');
   if (toks.length < 2 || toks[0] === '') return { base: name, kinds: '' };
   const kinds: string[] = [];

@@ -127,8 +127,9 @@ export async function diffObjects(o: DiffOptions): Promise<DiffResult> {
   // Globals defined anew anywhere are renamed; references from other objects follow.
   const renamedGlobals = new Map<string, string>();
   for (const s of states) {
+    const origGlobals = new Set(s.oi ? s.oi.defined.filter((x) => x.bind !== STB.LOCAL).map((x) => x.name) : []);
     for (const sym of s.pi.defined) {
-      if (sym.bind === STB.LOCAL || s.corr.p2o.has(sym.index) || (s.oi && s.oi.defined.some((x) => x.name === sym.name && x.bind !== STB.LOCAL))) continue;
+      if (sym.bind === STB.LOCAL || s.corr.p2o.has(sym.index) || origGlobals.has(sym.name)) continue;
       renamedGlobals.set(sym.name, newName(sym.name, tag));
     }
   }
@@ -159,8 +160,9 @@ export async function diffObjects(o: DiffOptions): Promise<DiffResult> {
     result.warnings.push(...em.warnings);
     ex.pulledIn = em.explain.pulledIn;
     ex.copied = em.explain.copied;
+    const byName = new Map(s.cls.functions.map((f) => [f.name, f] as const));
     for (const p of em.explain.pulledIn) {
-      const f = result.functions.find((x) => x.object === s.path && x.name === p.name);
+      const f = byName.get(p.name);
       if (f && !f.included) f.included = true;
     }
     for (const [name, orig] of em.externals) {
@@ -179,8 +181,9 @@ export async function diffObjects(o: DiffOptions): Promise<DiffResult> {
       }
       ex.external.push(entry);
     }
+    const origFuncs = new Map((s.oi?.defined ?? []).filter((x) => x.type === STT.FUNC).map((x) => [x.xenName, x] as const));
     for (const p of em.patches) {
-      const twin = s.oi?.defined.find((x) => x.xenName === p.old && x.type === STT.FUNC);
+      const twin = origFuncs.get(p.old);
       if (twin && twin.size < 5) {
         errors.push({ code: 'DIFF_TOO_SMALL', object: s.path, symbol: p.old, message: `${p.old} is ${twin.size} bytes, smaller than the 5-byte jump the patch writes`, suggestion: 'patch its callers instead' });
       }

@@ -81,11 +81,11 @@ export async function pairObjects(orig: DiffSide, patched: DiffSide): Promise<{ 
   const p = await load(patched, 'PATCHED');
   if (o.single !== p.single) throw new UsageError('USAGE', 'ORIG and PATCHED must both be objects or both directories');
   if (o.single) {
-    const [on, of] = [...o.files][0]!;
+    const [, of] = [...o.files][0]!;
     const [pn, pf] = [...p.files][0]!;
     const ob = await of();
     const pb = await pf();
-    const path = pn === on ? pn : pn;
+    const path = pn;
     return same(ob, pb) ? { pairs: [], identical: [path], removed: [] } : { pairs: [{ path, orig: ob, patched: pb, origFile: o.file!, patchedFile: p.file! }], identical: [], removed: [] };
   }
   const pairs: ObjectPair[] = [];

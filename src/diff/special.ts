@@ -38,6 +38,7 @@ export const isBugFrames = (n: string): boolean => /^\.bug_frames\.\d+$/.test(n)
 
 /** Entry stride per special section of the row; `.bug_frames.3` frames carry a second 8-byte frame (message). */
 export function strideOf(abi: PayloadAbi, name: string): number | undefined {
+  if (name.startsWith('.text') || name.startsWith('.rodata') || name.startsWith('.data') || name.startsWith('.bss')) return undefined;
   const r = abi.special.find((s) => s.section === name);
   if (!r || name === abi.sections.modinfo || name.includes('.hooks.')) return undefined;
   return name === '.bug_frames.3' && abi.arch === 'x86_64' ? r.entrySize * 2 : r.entrySize;

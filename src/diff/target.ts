@@ -5,19 +5,10 @@
  */
 import { SHN, STT } from '../elf/constants.js';
 import { R_X86_64 } from '../elf/constants.js';
-import type { ObjIndex, Rel, Sym } from './objindex.js';
+import type { ObjIndex, Rel, Sym, Target } from './objindex.js';
 import { insnAt } from './x86.js';
 
-export type Target =
-  | { kind: 'abs'; addend: bigint }
-  | { kind: 'ext'; name: string; addend: bigint }
-  /** addend relative to the symbol's start. */
-  | { kind: 'sym'; sym: Sym; addend: bigint }
-  /** A string: `start` its offset in section `sec`, addend relative to it. */
-  | { kind: 'str'; sec: number; start: number; content: string; addend: bigint }
-  | { kind: 'cst'; sec: number; start: number; content: string; addend: bigint }
-  /** A range of a section no symbol covers; addend relative to the section start. */
-  | { kind: 'anon'; sec: number; addend: bigint };
+export type { Target };
 
 const latin1 = new TextDecoder('latin1');
 const hex = (b: Uint8Array): string => Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('hex');

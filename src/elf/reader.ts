@@ -61,10 +61,15 @@ export function readElf(bytes: Uint8Array, opts: ReadOptions = {}): ElfFile {
  */
 export function refuseSharedContents(elf: ElfFile, file?: string): void {
   const len = elf.bytes.length;
-  const spans = elf.sections
-    .filter((s) => s.type !== SHT.NOBITS && s.type !== SHT.NULL && s.size > 0n && s.offset < len)
-    .map((s) => ({ s, start: s.offset, end: Math.min(len, s.offset + Number(s.size > BigInt(len) ? len : s.size)) }))
-    .sort((a, b) => a.start - b.start || a.s.index - b.s.index);
+  const lenBig = BigInt(len);
+  let spans: { s: ElfSection; start: number; end: number }[] = [];
+  let ordered = true;
+  for (const s of elf.sections) {
+    if (s.type === SHT.NOBITS || s.type === SHT.NULL || s.size === 0n || s.offset >= len) continue;
+    if (spans.length && s.offset < spans[spans.length - 1]!.start) ordered = false;
+    spans.push({ s, start: s.offset, end: s.size > lenBig ? len : Math.min(len, s.offset + Number(s.size)) });
+  }
+  if (!ordered) spans = spans.sort((a, b) => a.start - b.start || a.s.index - b.s.index);
   let prev: (typeof spans)[number] | undefined;
   for (const x of spans) {
     if (prev && x.start < prev.end) {
@@ -498,13 +503,18 @@ class Reader {
   private checkDisjoint(kind: string, types: readonly number[]): void {
     if (this.disjoint.has(kind)) return;
     const len = this.bytes.length;
-    const spans: { start: number; end: number; sec: ElfSection }[] = [];
-    for (const sec of this.file.sections) {
+    const sections = this.file.sections;
+    // Spans in section order; sorted by start only when the file does not lay them out in order.
+    let spans: { start: number; end: number; sec: ElfSection }[] = [];
+    let ordered = true;
+    for (let i = 1; i < sections.length; i++) {
+      const sec = sections[i]!;
       if (!types.includes(sec.type) || sec.size === 0n || sec.offset >= len) continue;
-      const size = sec.size > this.lenBig ? len : Number(sec.size);
-      spans.push({ start: sec.offset, end: Math.min(len, sec.offset + size), sec });
+      const end = sec.size > this.lenBig ? len : Math.min(len, sec.offset + Number(sec.size));
+      if (spans.length && sec.offset < spans[spans.length - 1]!.start) ordered = false;
+      spans.push({ start: sec.offset, end, sec });
     }
-    spans.sort((a, b) => a.start - b.start || a.sec.index - b.sec.index);
+    if (!ordered) spans = spans.sort((a, b) => a.start - b.start || a.sec.index - b.sec.index);
     let prev: (typeof spans)[number] | undefined;
     for (const s of spans) {
       if (prev && s.start < prev.end) {

@@ -37,9 +37,10 @@ describe('structure-aware fuzzing of every command', () => {
       totals.built += figs.built;
       totals.maxRatio = Math.max(totals.maxRatio, figs.outputBytes / (bytes.length + 65536));
       totals.maxMs = Math.max(totals.maxMs, figs.ms);
-      // Bounded work: outputs within 16x the input (+64 KiB of headers), time within 2 s + 1 ms per KB.
+      // Bounded work: outputs within 16x the input (+64 KiB of headers), time within 8 s + 8 ms per KB
+      // (generous for a loaded machine; a quadratic path on the 2,000-header shapes takes far longer).
       expect(figs.outputBytes).toBeLessThanOrEqual(16 * bytes.length + 65536);
-      expect(figs.ms).toBeLessThan(2000 + bytes.length / 1024);
+      expect(figs.ms).toBeLessThan(8000 + bytes.length / 128);
     }), { numRuns: RUNS, seed: Number(process.env.XSPLICE_FUZZ_SEED ?? 14), endOnFailure: true });
     const rss = process.resourceUsage().maxRSS / 1024;
     if (process.env.XSPLICE_FUZZ_REPORT) writeFileSync(process.env.XSPLICE_FUZZ_REPORT, JSON.stringify({ ...totals, peakRssMiB: Math.round(rss) }, null, 2));

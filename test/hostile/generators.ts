@@ -89,7 +89,16 @@ const mutation = fc.oneof(
   fc.record({ k: fc.constant('r_info' as const), i: fc.nat(1), v: fc.constantFrom((2n << 32n) | 2n, (3n << 32n) | 4n, (9n << 32n) | 2n, (3n << 32n) | 11n, 0n) }),
 );
 
-export function mutatedValid(muts: { k: string; i: number; j?: number; v?: number | bigint }[]): Uint8Array {
+export interface Shape {
+  /** Relocations in .rela.text (the first two are real; the rest repeat the PC32 to f). */
+  rows?: number;
+  /** Section header `i` (1..6) repeated `times` more times, each naming the same bytes. */
+  repeat?: { i: number; times: number };
+}
+
+export function mutatedValid(muts: { k: string; i: number; j?: number; v?: number | bigint }[], shape: Shape = {}): Uint8Array {
+  const rows: [bigint, number, number, bigint][] = [[1n, 3, 4, -4n], [6n, 2, 2, -4n]];
+  for (let r = 2; r < (shape.rows ?? 2); r++) rows.push([6n, 2, 2, -4n]);
   const strtab = new Uint8Array([0, ...new TextEncoder().encode('f\0do_domctl\0')]);
   const text = new Uint8Array(16).fill(0x90);
   text.set([0xe8, 0, 0, 0, 0], 0);
@@ -97,16 +106,20 @@ export function mutatedValid(muts: { k: string; i: number; j?: number; v?: numbe
   const fx = buildFixture({
     class: 64, littleEndian: true, sections: [
       { name: '.text', type: T.PROGBITS, flags: 6n, addralign: 16n, data: text },
-      { name: '.rela.text', type: T.RELA, flags: 0x40n, link: 5, info: 1, entsize: 24n, addralign: 8n, data: relas(64, true, [[1n, 3, 4, -4n], [6n, 2, 2, -4n]]) },
+      { name: '.rela.text', type: T.RELA, flags: 0x40n, link: 5, info: 1, entsize: 24n, addralign: 8n, data: relas(64, true, rows) },
       { name: '.data', type: T.PROGBITS, flags: 3n, addralign: 8n, data: new Uint8Array(16) },
       { name: '.note.gnu.property', type: T.NOTE, flags: 2n, addralign: 8n, data: note(true, 'GNU', 5, [0, 0, 0, 0]) },
       { name: '.symtab', type: T.SYMTAB, link: 6, info: 2, entsize: 24n, addralign: 8n, data: symbols(64, true, [
         [0, 0n, 0n, 0, 0, 0], [0, 0n, 0n, 3, 0, 1], [1, 0n, 16n, 0x12, 0, 1], [3, 0n, 0n, 0x10, 0, 0],
       ]) },
       { name: '.strtab', type: T.STRTAB, addralign: 1n, data: strtab },
+      ...repeated(shape),
     ],
   });
   const dv = new DataView(fx.bytes.buffer, fx.bytes.byteOffset, fx.bytes.byteLength);
+  if (shape.repeat) {
+    for (let k = 0; k < shape.repeat.times; k++) fx.setShdr(7 + k, 'sh_offset', fx.offsets[shape.repeat.i]!);
+  }
   const symAt = (i: number) => fx.offsets[5]! + 24 * i;
   const relAt = (i: number) => fx.offsets[2]! + 24 * i;
   for (const m of muts) {
@@ -120,9 +133,29 @@ export function mutatedValid(muts: { k: string; i: number; j?: number; v?: numbe
   return fx.bytes;
 }
 
+/** The copies of header `repeat.i` (laid out empty by the builder, then pointed at the original's bytes). */
+function repeated(shape: Shape): RawSection[] {
+  if (!shape.repeat) return [];
+  const like: Record<number, Omit<RawSection, 'size' | 'data'> & { size: bigint }> = {
+    1: { name: '.text', type: T.PROGBITS, flags: 6n, addralign: 16n, size: 16n },
+    2: { name: '.rela.text', type: T.RELA, flags: 0x40n, link: 5, info: 1, entsize: 24n, addralign: 8n, size: BigInt(24 * Math.max(2, shape.rows ?? 2)) },
+    3: { name: '.data', type: T.PROGBITS, flags: 3n, addralign: 8n, size: 16n },
+    4: { name: '.note.gnu.property', type: T.NOTE, flags: 2n, addralign: 8n, size: 20n },
+    5: { name: '.symtab', type: T.SYMTAB, link: 6, info: 2, entsize: 24n, addralign: 8n, size: 96n },
+    6: { name: '.strtab', type: T.STRTAB, addralign: 1n, size: 13n },
+  };
+  const s = like[shape.repeat.i]!;
+  return Array.from({ length: shape.repeat.times }, () => ({ ...s }));
+}
+
+const shape = fc.record({
+  rows: fc.constantFrom(2, 2, 50, 2000),
+  repeat: fc.option(fc.record({ i: fc.integer({ min: 1, max: 6 }), times: fc.constantFrom(1, 10, 500, 2000) }), { nil: undefined, freq: 3 }),
+}, { requiredKeys: [] });
+
 export const anyInput = fc.oneof(
   { weight: 1, arbitrary: elfInput.map((x) => ({ kind: 'crafted', bytes: materialize(x) })) },
-  { weight: 2, arbitrary: fc.array(mutation, { maxLength: 3 }).map((m) => ({ kind: 'mutated', bytes: mutatedValid(m) })) },
+  { weight: 2, arbitrary: fc.tuple(fc.array(mutation, { maxLength: 3 }), shape).map(([m, s]) => ({ kind: 'mutated', bytes: mutatedValid(m, s) })) },
 );
 
 type ElfInput = typeof elfInput extends fc.Arbitrary<infer X> ? X : never;

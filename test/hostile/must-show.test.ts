@@ -6,7 +6,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { execFileSync } from 'node:child_process';
-import { existsSync, lstatSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, lstatSync, mkdtempSync, readdirSync, rmSync, statSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { XEN_BUILD_ID, debianXen, haveDebianXen, missing } from '../helpers/debian.js';
@@ -141,6 +141,19 @@ describe.skipIf(missing("Debian's Xen packages (scripts/setup-deps.sh)", haveDeb
     }
   });
 
+  it('a payload larger than Xen accepts (2 MiB) is not read whole: verify reports UPLOAD_SIZE, inspect and --depends refuse', async () => {
+    const big = join(dir, 'big.livepatch');
+    writeFileSync(big, '');
+    truncateSync(big, 3 * 2 ** 30); // 3 GiB, sparse
+    const v = await runChild(['verify', big, '--xen', xen(), '--json']);
+    figures.push({ input: '3 GiB payload', command: 'verify', ms: Math.round(v.ms), rssMiB: Math.round(v.rssMiB), code: v.code });
+    expect(v.code).toBe(1);
+    expect(v.rssMiB).toBeLessThan(MAX_RSS_MIB);
+    expect(JSON.parse(v.stdout.toString()).payloads[0].diagnostics[0]).toMatchObject({ code: 'UPLOAD_SIZE', errno: 'EINVAL', message: 'payload size 3221225472 is not within 1 byte … 2 MiB' });
+    expectBoundedError(await runChild(['inspect', big]), 1, /big\.livepatch: payload is larger than the 2097152 bytes accepted \(expected <= 2097152 bytes, found 3221225472 bytes\)/, 'inspect', '3 GiB payload');
+    expectBoundedError(await runChild(['build', '--xen', xen(), '--depends', big, '--nop', 'do_domctl', '-o', join(dir, 'd.livepatch')]), 1, /payload \(--depends\) is larger than the 2097152 bytes accepted/, 'build --depends', '3 GiB payload');
+  });
+
   it('a FIFO, a device node and a symlink to one as -o: refused, the node left as it was', async () => {
     const fifo = join(dir, 'fifo');
     execFileSync('mkfifo', [fifo]);
@@ -176,10 +189,13 @@ describe.skipIf(missing("Debian's Xen packages (scripts/setup-deps.sh)", haveDeb
     }
   });
 
-  it('stdout on a full disk (/dev/full): one line naming stdout, exit 2', async () => {
+  it('stdout on a full disk (/dev/full) or a closed pipe: one line naming stdout, exit 2', async () => {
     const r = await runChild([], { shell: `exec $XS buildid ${XEN_BUILD_ID} > /dev/full` });
     expectBoundedError(r, 2, /^xsplice: stdout: write failed \(ENOSPC: no space left on the device\)$/m, 'buildid HEX > /dev/full', '/dev/full');
     const r2 = await runChild([], { shell: `exec $XS elf ${xen()} --json > /dev/full` });
     expectBoundedError(r2, 2, /^xsplice: stdout: write failed \(ENOSPC/m, 'elf --json > /dev/full', '/dev/full');
+    // A reader that closes the pipe early (| head): the same, for EPIPE.
+    const r3 = await runChild([], { shell: `set -o pipefail; $XS elf ${xen()} | head -c 100 > /dev/null` });
+    expectBoundedError(r3, 2, /^xsplice: stdout: write failed \(EPIPE: the reader closed it\)$/m, 'elf | head -c 100', 'closed pipe');
   });
 });

@@ -48,7 +48,7 @@ describe('inspect', () => {
     fx.section('.rela.livepatch.funcs').relocs = [];
     expect(() => inspectPayload(fx.build().bytes, 'p.livepatch')).toThrow(expect.objectContaining({
       name: 'FormatError', code: 'FUNCS_DAMAGED', exitCode: 2,
-      message: 'p.livepatch: section .livepatch.funcs: damaged funcs section: no payload ABI reads it (expected a multiple of an entry size: 64 (version 1), 104 (version 2), found size 100)',
+      message: 'p.livepatch: section .livepatch.funcs: damaged funcs section: no payload ABI reads it (expected a multiple of an entry size: 64 (version 1), 104 (version 2), found size 100, version byte 0)',
     }));
   });
 

@@ -15,6 +15,7 @@ import { register as registerInspect } from './commands/inspect.js';
 import { register as registerVerify } from './commands/verify.js';
 import { register as registerDiff } from './commands/diff.js';
 import { register as registerTry } from './commands/try.js';
+import { register as registerPatch } from './commands/patch.js';
 
 import { VERSION } from './version.js';
 
@@ -72,7 +73,7 @@ export function makeProgram(setExit: (code: number) => void): Command {
         write(hint ? `${line.replace(/\n$/, '')}\nxsplice: hint: ${hint}\n` : line);
       },
     });
-  for (const reg of [registerElf, registerBuildid, registerBuild, registerInspect, registerVerify, registerDiff, registerTry]) {
+  for (const reg of [registerElf, registerBuildid, registerBuild, registerInspect, registerVerify, registerDiff, registerPatch, registerTry]) {
     reg(program, setExit);
   }
   for (const c of program.commands) addAliases(c);

@@ -5,6 +5,7 @@
 #   scripts/setup-deps.sh xen-min -> only the hypervisor and its -dbg package (xen.gz, xen.efi, xen-syms):
 #                                    what `npm run example` and a `build`/`verify` need; the kernel,
 #                                    tools and libraries are for `try`
+#   scripts/setup-deps.sh patch   -> what `xsplice patch` needs to rebuild a Debian Xen base (dpkg-dev, flex, bison, lsb-release, patch)
 #   scripts/setup-deps.sh all     -> tools, xen and arm64-livepatch (default)
 #   scripts/setup-deps.sh arm64   -> qemu-system-arm, and Debian 12's arm64 Xen 4.17
 #                                    (hypervisor, -dbg, tools and libraries, kernel, busybox-static) unpacked
@@ -49,6 +50,21 @@ apt_update_once() {
 need_tools() {
   local missing=()
   for p in "${TOOL_PKGS[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+  done
+  if [ ${#missing[@]} -gt 0 ]; then
+    apt_update_once
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  fi
+}
+
+# `xsplice patch`: apt-get source + dpkg-source (dpkg-dev), Xen's kconfig (flex, bison), the "Debian"
+# string Xen's build embeds (lsb-release), the compiler/linker names Debian's build uses, and
+# patch(1) for bench/patch.mjs's make route.
+PATCH_PKGS=(dpkg-dev flex bison lsb-release make gcc binutils python3 xz-utils debian-archive-keyring patch)
+need_patch() {
+  local missing=()
+  for p in "${PATCH_PKGS[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
   done
   if [ ${#missing[@]} -gt 0 ]; then
@@ -234,8 +250,9 @@ case "${1:-all}" in
   tools) need_tools ;;
   xen) need_xen ;;
   xen-min) need_xen_min ;;
+  patch) need_patch ;;
   arm64) need_arm64 ;;
   arm64-livepatch) need_arm64_livepatch ;;
   all) need_tools; need_xen; need_arm64_livepatch ;;
-  *) echo "usage: $0 [tools|xen|xen-min|arm64|arm64-livepatch|xen-versions ARCH|xen-version VERSION ARCH ROOT|all]" >&2; exit 2 ;;
+  *) echo "usage: $0 [tools|xen|xen-min|patch|arm64|arm64-livepatch|xen-versions ARCH|xen-version VERSION ARCH ROOT|all]" >&2; exit 2 ;;
 esac

@@ -47,3 +47,6 @@ export { runSession, tryPayloads } from './try/index.js';
 // From two builds to a payload: what changed, why, and the payload made of it.
 export { diffObjects, diffPayload, diffError, formatDiff, type DiffPayloadOptions, type DiffPayloadResult } from './diff/index.js';
 export type { DiffResult, DiffOptions } from './diff/types.js';
+
+// From a source fix to a verified payload, on the base that built the running hypervisor.
+export { patchXen, ensureDebianBase, type PatchOptions, type PatchResult, type Base } from './patch/index.js';

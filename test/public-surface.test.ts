@@ -21,6 +21,8 @@ const PUBLIC = [
   'runSession', 'tryPayloads',
   // diff
   'diffObjects', 'diffPayload', 'diffError', 'formatDiff',
+  // patch
+  'patchXen', 'ensureDebianBase',
 ];
 
 describe('public surface (src/index.ts)', () => {

@@ -30,6 +30,7 @@ describe('the row of a release holds every release fact', () => {
   it('abiForVersion resolves the loader columns into the row', () => {
     const r = abiForVersion('4.17.5+72-g01140da4e8-1', 'x86_64');
     expect(r.loader).toMatchObject({ release: '4.17.5+72-g01140da4e8-1', payloadArea: { symbol: '__2M_rwdata_end' }, x86CapWords: 21, bugInstruction: 'ud2' });
+    expect(abiForVersion('4.17.5', 'x86_64').loader).toMatchObject({ x86CapWords: 19 });
     expect(Object.keys(r.loader!.features!).sort()).toEqual(Object.keys(FEATURES).sort());
     expect(r.loader!.features).toMatchObject({ endbr: true, endbrPoison: true, altStrict: true, xenDependsFirst: false, altFlagNot: true }); // a 4.17.6 snapshot (errata.test.ts)
     expect(abiForVersion('4.22.0', 'x86_64').loader).toMatchObject({ bugInstruction: 'udb', x86CapWords: 22 });

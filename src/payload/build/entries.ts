@@ -161,6 +161,9 @@ function expectFor(opts: BuildOptions, addrOfBytes: bigint, oldSize: number, old
 /** A defined symbol of the merged objects by name (plain, or `file#name` for a local). */
 function findObjectSymbol(merged: Merged, index: Map<string, number[]>, name: string, objects: BuildOptions['objects']): number {
   const { syms, resolve } = merged;
+  // A global whose name is itself `file#name` (what diff emits for a replaced static function).
+  const exact = (index.get(name) ?? []).filter((i) => resolve(i) === i && typeof syms[i]!.sec === 'number' && syms[i]!.spec.bind !== STB.LOCAL);
+  if (name.includes('#') && exact.length === 1) return exact[0]!;
   const hash = name.lastIndexOf('#');
   const file = hash > 0 ? name.slice(0, hash) : undefined;
   const plain = hash > 0 ? name.slice(hash + 1) : name;

@@ -1,0 +1,238 @@
+/**
+ * The stages of `patch` that need no Xen tree: unified diffs (parse, apply with offsets, the failing
+ * hunk named), the klp-style `#line` fix (checked with gcc's own `__LINE__`), recorded-command
+ * parsing, the cache's completion marker, the lock, and tool checks naming packages.
+ */
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { RefusedError, XspliceError } from '../../src/errors.js';
+import { applyHunks, parseUnifiedDiff, toLines } from '../../src/patch/unified-diff.js';
+import { insertLineDirectives, unsafeLineStarts } from '../../src/patch/linefix.js';
+import { affectedObjects, parseCmdFile, splitWords } from '../../src/patch/cmdfile.js';
+import { overlayCommand } from '../../src/patch/recompile.js';
+import { lookupBuildId, readRecord, recordBuildId } from '../../src/patch/cache.js';
+import { acquireLock } from '../../src/patch/lock.js';
+import { requireTools } from '../../src/patch/tools.js';
+import { checkDebianVersion } from '../../src/patch/debian-source.js';
+import { applyPatches } from '../../src/patch/apply.js';
+
+const tmp = (): string => mkdtempSync(join(tmpdir(), 'xsplice-patch-unit-'));
+
+function caught(f: () => unknown): XspliceError {
+  try {
+    f();
+  } catch (e) {
+    if (e instanceof XspliceError) return e;
+    throw e;
+  }
+  throw new Error('expected an XspliceError');
+}
+
+const FILE = Array.from({ length: 30 }, (_, i) => `line ${i + 1}`);
+
+function diff(hunks: string): string {
+  return `diff --git a/xen/f.c b/xen/f.c\nindex 1..2 100644\n--- a/xen/f.c\n+++ b/xen/f.c\n${hunks}`;
+}
+
+describe('unified diffs', () => {
+  it('parses git format-patch output and applies two hunks', () => {
+    const text = `From abc Mon Sep 17 00:00:00 2001\nSubject: [PATCH] fix\n\n---\n xen/f.c | 2 +-\n\n` +
+      diff('@@ -2,3 +2,4 @@\n line 2\n-line 3\n+line 3 fixed\n+line 3b\n line 4\n@@ -20,3 +21,3 @@\n line 20\n-line 21\n+line 21 fixed\n line 22\n') + '-- \n2.39.2\n';
+    const [fp] = parseUnifiedDiff(text, 'fix.patch');
+    expect(fp!.oldPath).toBe('xen/f.c');
+    expect(fp!.hunks.map((h) => [h.oldStart, h.oldLines, h.newStart, h.newLines])).toEqual([[2, 3, 2, 4], [20, 3, 21, 3]]);
+    const r = applyHunks(FILE, false, fp!);
+    expect(r.lines.slice(0, 5)).toEqual(['line 1', 'line 2', 'line 3 fixed', 'line 3b', 'line 4']);
+    expect(r.lines[21]).toBe('line 21 fixed');
+    expect(r.lines.length).toBe(31);
+    // After the first group the next context line (old 4) sits at new line 5: shift +1.
+    expect(r.marks[0]).toEqual({ newIndex: 4, oldLine: 4, delta: 1 });
+  });
+
+  it('finds a hunk that moved (offset) and reports it', () => {
+    const [fp] = parseUnifiedDiff(diff('@@ -10,3 +10,3 @@\n line 14\n-line 15\n+line 15 fixed\n line 16\n'), 'p');
+    const r = applyHunks(FILE, false, fp!);
+    expect(r.applied[0]!.offset).toBe(4);
+    expect(r.lines[14]).toBe('line 15 fixed');
+  });
+
+  it('names the hunk that does not apply, and the line that differs', () => {
+    const [fp] = parseUnifiedDiff(diff('@@ -2,2 +2,2 @@\n line 2\n-line 3\n+x\n@@ -7,3 +7,3 @@\n line 7\n-line 8 (as in another release)\n+line 8 fixed\n line 9\n'), 'fix.patch');
+    const e = caught(() => applyHunks(FILE, false, fp!));
+    expect(e).toBeInstanceOf(RefusedError);
+    expect(e.code).toBe('PATCH_HUNK_FAILED');
+    expect(e.message).toBe('fix.patch: xen/f.c: hunk #2 (@@ -7,3 +7,3 @@) does not apply: line 8 is "line 8", the patch expects "line 8 (as in another release)"');
+  });
+
+  it('refuses a truncated hunk and a file without a diff', () => {
+    expect(caught(() => parseUnifiedDiff(diff('@@ -2,3 +2,3 @@\n line 2\n-line 3\n'), 'p')).code).toBe('PATCH_BAD_DIFF');
+    expect(caught(() => parseUnifiedDiff('just text\n', 'p')).message).toBe('p: no unified diff in this file (no ---/+++ pair)');
+  });
+
+  it('keeps a missing final newline', () => {
+    const { lines, noEol } = toLines('a\nb');
+    const [fp] = parseUnifiedDiff('--- a/xen/f.c\n+++ b/xen/f.c\n@@ -1,2 +1,2 @@\n a\n-b\n\\ No newline at end of file\n+c\n\\ No newline at end of file\n', 'p');
+    const r = applyHunks(lines, noEol, fp!);
+    expect(r.lines).toEqual(['a', 'c']);
+    expect(r.noEol).toBe(true);
+  });
+});
+
+describe('#line fix (klp fix-patch-lines)', () => {
+  it('puts the rest of the file back on its old numbering, as gcc sees __LINE__', () => {
+    const dir = tmp();
+    const src = ['int f(int x)', '{', '\treturn x;', '}', '', 'int g(void)', '{', '\treturn 7000000 + __LINE__;', '}', ''].join('\n');
+    const patch = '--- a/xen/g.c\n+++ b/xen/g.c\n@@ -1,4 +1,6 @@\n int f(int x)\n {\n+\tif (x < 0)\n+\t\treturn 0;\n \treturn x;\n }\n';
+    const [fp] = parseUnifiedDiff(patch, 'p');
+    const { lines } = toLines(src);
+    const r = applyHunks(lines, false, fp!);
+    const lineOf = (text: string): string => {
+      writeFileSync(join(dir, 'g.c'), text);
+      return execFileSync('gcc', ['-E', '-P', join(dir, 'g.c')], { encoding: 'utf8' }).match(/7000000 \+ (\d+)/)![1]!;
+    };
+    expect(lineOf(r.lines.join('\n') + '\n')).toBe('10'); // without the fix: shifted by 2
+    const fixed = insertLineDirectives(r.lines, r.marks);
+    expect(fixed.inserted).toEqual([{ at: 4, oldLine: 3 }]);
+    expect(lineOf(fixed.lines.join('\n') + '\n')).toBe('8'); // as in the base
+  });
+
+  it('never puts a directive inside a comment or a continued macro; a later place corrects the shift', () => {
+    const lines = ['/* a', '   b */', '#define M(x) \\', '\t(x)', 'int y;', 'int z;'];
+    expect(unsafeLineStarts(lines)).toEqual([false, true, false, true, false, false]);
+    const r = insertLineDirectives(lines, [
+      { newIndex: 1, oldLine: 1, delta: 1 },
+      { newIndex: 3, oldLine: 3, delta: 1 },
+      { newIndex: 5, oldLine: 4, delta: 2 },
+    ]);
+    expect(r.skipped).toBe(2);
+    expect(r.lines).toEqual(['/* a', '   b */', '#define M(x) \\', '\t(x)', 'int y;', '#line 4', 'int z;']);
+  });
+
+  it('inserts nothing when the shift is already zero', () => {
+    const r = insertLineDirectives(['a', 'b', 'c'], [{ newIndex: 1, oldLine: 2, delta: 0 }]);
+    expect(r.lines).toEqual(['a', 'b', 'c']);
+  });
+});
+
+describe('recorded commands (.o.cmd)', () => {
+  const cmd = [
+    "cmd_common/kernel.o := x86_64-linux-gnu-gcc -MMD -MP -MF common/.kernel.o.d -m64 -O2 -I./include -I./arch/x86/include '-D__OBJECT_LABEL__=common/kernel.o' -c common/kernel.c -o common/.kernel.o.tmp -MQ common/kernel.o",
+    '',
+    'source_common/kernel.o := common/kernel.c',
+    '',
+    'deps_common/kernel.o := \\',
+    '    $(wildcard include/config/x86.h) \\',
+    '  include/xen/config.h \\',
+    '  common/../include/xen/lib.h \\',
+    '',
+    'common/kernel.o: $(deps_common/kernel.o)',
+    '',
+  ].join('\n');
+
+  it('parses command, source and dependencies', () => {
+    const rec = parseCmdFile(cmd, '/t/xen/common/.kernel.o.cmd')!;
+    expect(rec.object).toBe('common/kernel.o');
+    expect(rec.source).toBe('common/kernel.c');
+    expect(rec.deps).toEqual(['include/xen/config.h', 'include/xen/lib.h']);
+    expect(splitWords(rec.command)).toContain('-D__OBJECT_LABEL__=common/kernel.o');
+    const recs = new Map([[rec.object, rec]]);
+    expect(affectedObjects(recs, ['include/xen/lib.h']).map((r) => r.object)).toEqual(['common/kernel.o']);
+    expect(affectedObjects(recs, ['include/xen/sched.h'])).toEqual([]);
+  });
+
+  it('rewrites the command for the overlay: no dependency files, overlay includes first, prefix mapped back', () => {
+    const rec = parseCmdFile(cmd, 'x')!;
+    const dir = tmp();
+    mkdirSync(join(dir, 'include'), { recursive: true });
+    const argv = overlayCommand(rec, dir, '/out/k.o.tmp');
+    expect(argv).not.toContain('-MMD');
+    expect(argv).not.toContain('-MF');
+    expect(argv).not.toContain('common/kernel.c');
+    expect(argv.indexOf(`-I${dir}/./include`)).toBeLessThan(argv.indexOf('-I./include'));
+    expect(argv).not.toContain(`-I${dir}/./arch/x86/include`); // not in the overlay
+    expect(argv.slice(-6)).toEqual(['-iquote', 'common', `-ffile-prefix-map=${dir}/=`, '-o', '/out/k.o.tmp', join(dir, 'common/kernel.c')]);
+  });
+
+  it('refuses shell syntax beyond quoting', () => {
+    expect(caught(() => splitWords('gcc -c a.c && rm -rf /', 'f.cmd')).message).toBe('f.cmd: shell syntax "&" in a recorded command');
+    expect(splitWords(`a 'b c' "d\\"e" f\\ g`)).toEqual(['a', 'b c', 'd"e', 'f g']);
+  });
+});
+
+describe('classifying what a patch touches', () => {
+  const tree = tmp();
+  mkdirSync(join(tree, 'xen', 'arch'), { recursive: true });
+  const one = (path: string): string => {
+    const f = join(tree, `${path.replace(/\W/g, '_')}.patch`);
+    writeFileSync(f, `--- a/${path}\n+++ b/${path}\n@@ -1,1 +1,1 @@\n-a\n+b\n`);
+    return f;
+  };
+  it('refuses assembly, build files, deletions and non-hypervisor-only patches with the reason', () => {
+    const ov = join(tree, 'ov');
+    expect(caught(() => applyPatches([one('xen/arch/x86/entry.S')], tree, ov, true)).code).toBe('PATCH_ASSEMBLY');
+    expect(caught(() => applyPatches([one('xen/arch/x86/entry.S')], tree, ov, true)).message).toContain('xen/arch/x86/entry.S: the patch changes assembly');
+    expect(caught(() => applyPatches([one('xen/common/Makefile')], tree, ov, true)).code).toBe('PATCH_BUILD_FILES');
+    expect(caught(() => applyPatches([one('tools/libs/ctrl/xc_domain.c')], tree, ov, true)).message).toContain('the patches touch no hypervisor file (only tools/libs/ctrl/xc_domain.c)');
+    const del = join(tree, 'del.patch');
+    writeFileSync(del, '--- a/xen/common/x.c\n+++ /dev/null\n@@ -1,1 +0,0 @@\n-a\n');
+    expect(caught(() => applyPatches([del], tree, ov, true)).code).toBe('PATCH_REMOVES_FILE');
+  });
+});
+
+describe('cache, lock and tools', () => {
+  it('a base without its completion marker (or whose tree is gone) is never taken as built', () => {
+    const root = tmp();
+    expect(readRecord(join(root, 'base.json'))).toBeUndefined();
+    const tree = join(root, 'tree');
+    mkdirSync(join(tree, 'xen'), { recursive: true });
+    recordBuildId({ buildId: 'ab', source: 'debian:x', tree, completed: '' }, root);
+    expect(lookupBuildId('ab', root)).toBeUndefined(); // no xen-syms in the tree
+    writeFileSync(join(tree, 'xen', 'xen-syms'), 'x');
+    expect(lookupBuildId('ab', root)?.source).toBe('debian:x');
+    writeFileSync(join(root, 'by-build-id', 'cd.json'), '{"buildId": "cd", "tr');
+    expect(lookupBuildId('cd', root)).toBeUndefined();
+  });
+
+  it('takes over a lock whose owner is gone, and waits for a live one', async () => {
+    const dir = join(tmp(), 'l.lock');
+    mkdirSync(dir);
+    writeFileSync(join(dir, 'pid'), '999999999');
+    const lock = await acquireLock(dir, 2000);
+    let waitedFor = 0;
+    await expect(acquireLock(dir, 600, (pid) => (waitedFor = pid))).rejects.toThrow(/held by process/);
+    expect(waitedFor).toBe(process.pid);
+    lock.release();
+    (await acquireLock(dir, 500)).release();
+  });
+
+  it('names the missing programs and the packages to install', () => {
+    const bin = tmp();
+    writeFileSync(join(bin, 'sh'), '#!/bin/true\n', { mode: 0o755 });
+    const e = caught(() => requireTools(['sh', 'flex', 'bison', 'dpkg-source'], `/nonexistent:${bin}`));
+    expect(e.code).toBe('PATCH_TOOL_MISSING');
+    expect(e.exitCode).toBe(1);
+    expect(e.message).toBe('flex, bison, dpkg-source not installed: install the Debian packages flex, bison, dpkg-dev (scripts/setup-deps.sh patch does)');
+  });
+
+  it('checks Debian version strings', () => {
+    expect(() => checkDebianVersion('4.17.5+72-g01140da4e8-1')).not.toThrow();
+    expect(caught(() => checkDebianVersion('1.0; rm -rf /')).code).toBe('PATCH_BAD_VERSION');
+  });
+});
+
+describe('progress lines', () => {
+  it('one line per phase with the elapsed time, and heartbeats while a long step runs', async () => {
+    const { makeProgress } = await import('../../src/patch/progress.js');
+    const lines: string[] = [];
+    const p = makeProgress((l) => lines.push(l), 40);
+    await p.step('build the base', () => new Promise((r) => setTimeout(r, 150)), () => '12 objects');
+    expect(lines[0]).toMatch(/^xsplice: patch: \[\s+0\.\ds\] build the base \.\.\.\n$/);
+    const beats = lines.filter((l) => l.includes('still running'));
+    expect(beats.length).toBeGreaterThanOrEqual(2);
+    expect(beats[0]).toMatch(/build the base: still running \(0\.\ds, 12 objects\)\n$/);
+    expect(lines[lines.length - 1]).toMatch(/build the base: done in 0\.\ds\n$/);
+  });
+});

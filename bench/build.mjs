@@ -17,7 +17,10 @@ import { fileURLToPath } from 'node:url';
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const BIN = join(root, 'bin/xsplice');
 const REPEAT = Number(process.env.REPEAT ?? 3);
-const sizes = process.argv.slice(2).map(Number).filter((n) => n > 0);
+const sizes = process.argv
+  .slice(2)
+  .map(Number)
+  .filter((n) => n > 0);
 const NS = sizes.length ? sizes : [1, 100, 5000];
 const CFLAGS = readFileSync(join(root, 'examples/xen-cflags'), 'utf8').split(/\s+/).filter(Boolean);
 
@@ -30,7 +33,13 @@ const sh = (cmd, args, opts = {}) => {
   const [c, a] = tf ? [TIME, ['-f', '%U %S', '-o', tf, cmd, ...args]] : [cmd, args];
   try {
     const out = execFileSync(c, a, { maxBuffer: 256 << 20, stdio: ['ignore', 'pipe', 'pipe'] });
-    if (tf) cpuAcc += readFileSync(tf, 'utf8').trim().split('\n').pop().split(' ').reduce((x, y) => x + Number(y) * 1000, 0);
+    if (tf)
+      cpuAcc += readFileSync(tf, 'utf8')
+        .trim()
+        .split('\n')
+        .pop()
+        .split(' ')
+        .reduce((x, y) => x + Number(y) * 1000, 0);
     return out;
   } catch (e) {
     throw new Error(`${cmd} ${args.slice(0, 4).join(' ')} … failed: ${String(e.stderr ?? e.message).trim()}`);
@@ -42,11 +51,30 @@ const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
 function fixtures(n, dir) {
   // The "hypervisor": n 16-byte functions at Xen's x86-64 addresses, with a GNU build-id.
-  const asm = ['\t.text', '\t.globl __x86_return_thunk', '\t.type __x86_return_thunk,@function', '__x86_return_thunk:', '\tret', '\tint3', '\t.size __x86_return_thunk, .-__x86_return_thunk'];
-  for (let i = 0; i < n; i++) asm.push(`\t.globl f${i}`, `\t.type f${i},@function`, `f${i}:`, '\t.fill 15,1,0x90', '\tret', `\t.size f${i}, .-f${i}`);
+  const asm = [
+    '\t.text',
+    '\t.globl __x86_return_thunk',
+    '\t.type __x86_return_thunk,@function',
+    '__x86_return_thunk:',
+    '\tret',
+    '\tint3',
+    '\t.size __x86_return_thunk, .-__x86_return_thunk',
+  ];
+  for (let i = 0; i < n; i++)
+    asm.push(`\t.globl f${i}`, `\t.type f${i},@function`, `f${i}:`, '\t.fill 15,1,0x90', '\tret', `\t.size f${i}, .-f${i}`);
   writeFileSync(join(dir, 'xen.s'), asm.join('\n') + '\n');
   sh('as', ['--64', join(dir, 'xen.s'), '-o', join(dir, 'xen.o')]);
-  sh('ld', ['-m', 'elf_x86_64', '--build-id=sha1', '-Ttext=0xffff82d040200000', '-e', '0', join(dir, 'xen.o'), '-o', join(dir, 'xen-syms')]);
+  sh('ld', [
+    '-m',
+    'elf_x86_64',
+    '--build-id=sha1',
+    '-Ttext=0xffff82d040200000',
+    '-e',
+    '0',
+    join(dir, 'xen.o'),
+    '-o',
+    join(dir, 'xen-syms'),
+  ]);
   // The replacements: same names (so they override, as in the example), one string each.
   const c = [];
   for (let i = 0; i < n; i++) c.push(`const char *f${i}(void);`, `const char *f${i}(void) { return "+${i}"; }`);
@@ -57,7 +85,10 @@ function fixtures(n, dir) {
   // 2 MiB upload and 1,024-section limits, which xsplice enforces.
   // The recipe does not care; to time the same work, xsplice gets a vendor row (--abi-file) that is
   // L2c with a larger limit: the mechanism a downstream hypervisor would use.
-  writeFileSync(join(dir, 'bench-abi.json'), JSON.stringify({ base: 'L2c-x86_64', name: 'L2c-bench', limits: { maxPayloadSize: 64 << 20, maxSections: 1 << 20 } }));
+  writeFileSync(
+    join(dir, 'bench-abi.json'),
+    JSON.stringify({ base: 'L2c-x86_64', name: 'L2c-bench', limits: { maxPayloadSize: 64 << 20, maxSections: 1 << 20 } }),
+  );
 }
 
 function nmSizes(file) {
@@ -83,20 +114,72 @@ function recipe(n, dir, out) {
   lines.push('struct livepatch_func __attribute__((used, section(".livepatch.funcs"))) funcs[] = {');
   for (let i = 0; i < n; i++) {
     const o = oldS.get(`f${i}`);
-    lines.push(`  { .name = "f${i}", .new_addr = f${i}, .old_addr = (void *)0x${o.addr}UL, .new_size = ${newS.get(`f${i}`).size}, .old_size = ${o.size}, .version = 2 },`);
+    lines.push(
+      `  { .name = "f${i}", .new_addr = f${i}, .old_addr = (void *)0x${o.addr}UL, .new_size = ${newS.get(`f${i}`).size}, .old_size = ${o.size}, .version = 2 },`,
+    );
   }
   lines.push('};');
   writeFileSync(join(dir, 'desc.c'), lines.join('\n') + '\n');
   sh('gcc', [...CFLAGS, '-c', join(dir, 'desc.c'), '-o', join(dir, 'desc.o')], T);
   sh('objcopy', ['-O', 'binary', '--only-section=.note.gnu.build-id', xen, join(dir, 'note.bin')], T);
-  sh('objcopy', [...MAGIC, '--rename-section=.data=.livepatch.depends,alloc,load,readonly,data,contents', '-S', join(dir, 'note.bin'), join(dir, 'note.o')], T);
-  sh('objcopy', [...MAGIC, '--rename-section=.data=.livepatch.xen_depends,alloc,load,readonly,data,contents', '-S', join(dir, 'note.bin'), join(dir, 'xen_note.o')], T);
-  sh('ld', ['-m', 'elf_x86_64', '-r', '--build-id=sha1', '-o', out, join(dir, 'desc.o'), join(dir, 'new.o'), join(dir, 'note.o'), join(dir, 'xen_note.o')], T);
+  sh(
+    'objcopy',
+    [
+      ...MAGIC,
+      '--rename-section=.data=.livepatch.depends,alloc,load,readonly,data,contents',
+      '-S',
+      join(dir, 'note.bin'),
+      join(dir, 'note.o'),
+    ],
+    T,
+  );
+  sh(
+    'objcopy',
+    [
+      ...MAGIC,
+      '--rename-section=.data=.livepatch.xen_depends,alloc,load,readonly,data,contents',
+      '-S',
+      join(dir, 'note.bin'),
+      join(dir, 'xen_note.o'),
+    ],
+    T,
+  );
+  sh(
+    'ld',
+    [
+      '-m',
+      'elf_x86_64',
+      '-r',
+      '--build-id=sha1',
+      '-o',
+      out,
+      join(dir, 'desc.o'),
+      join(dir, 'new.o'),
+      join(dir, 'note.o'),
+      join(dir, 'xen_note.o'),
+    ],
+    T,
+  );
   sh('objcopy', ['--set-section-flags', '.livepatch.funcs=alloc,readonly', out], T);
 }
 
 function xsplice(dir, out) {
-  sh(BIN, ['build', join(dir, 'new.o'), '-o', out, '--xen', join(dir, 'xen-syms'), '--abi-file', join(dir, 'bench-abi.json'), '--spec', join(dir, 'spec.json')], T);
+  sh(
+    BIN,
+    [
+      'build',
+      join(dir, 'new.o'),
+      '-o',
+      out,
+      '--xen',
+      join(dir, 'xen-syms'),
+      '--abi-file',
+      join(dir, 'bench-abi.json'),
+      '--spec',
+      join(dir, 'spec.json'),
+    ],
+    T,
+  );
 }
 
 // In-process library time too (modules loaded, node start-up excluded): the cost of the work
@@ -104,7 +187,14 @@ function xsplice(dir, out) {
 const { buildFiles } = await import('../dist/src/payload/build-files.js');
 const { VERSION } = await import('../dist/cli/xsplice.js');
 async function xspliceLib(dir, out) {
-  await buildFiles({ objects: [join(dir, 'new.o')], out, xen: join(dir, 'xen-syms'), abiFile: join(dir, 'bench-abi.json'), spec: join(dir, 'spec.json'), toolVersion: VERSION });
+  await buildFiles({
+    objects: [join(dir, 'new.o')],
+    out,
+    xen: join(dir, 'xen-syms'),
+    abiFile: join(dir, 'bench-abi.json'),
+    spec: join(dir, 'spec.json'),
+    toolVersion: VERSION,
+  });
 }
 
 const rows = [];
@@ -132,7 +222,8 @@ for (const n of NS) {
     tl.push(now() - t);
   }
   // Sanity: both payloads carry n entries of 104 bytes.
-  if (Buffer.compare(readFileSync(join(dir, 'lib.livepatch')), readFileSync(join(dir, 'xsplice.livepatch'))) !== 0) throw new Error('library and CLI payloads differ');
+  if (Buffer.compare(readFileSync(join(dir, 'lib.livepatch')), readFileSync(join(dir, 'xsplice.livepatch'))) !== 0)
+    throw new Error('library and CLI payloads differ');
   for (const f of ['recipe.livepatch', 'xsplice.livepatch']) {
     const s = sh('readelf', ['-SW', join(dir, f)]).toString();
     const m = /\.livepatch\.funcs\s+PROGBITS\s+\S+\s+\S+\s+([0-9a-f]+)/.exec(s);
@@ -143,9 +234,17 @@ for (const n of NS) {
   rows.push({ n, recipeMs: r, xspliceMs: x, ratio: x / r, recipeCpu: median(cr), xspliceCpu: median(cx), libMs: median(tl) });
 }
 
-process.stdout.write(`xsplice build vs binutils recipe (nm + gcc descriptor + 2x objcopy notes + ld -r --build-id=sha1), median of ${REPEAT}; load average ${(await import('node:os')).loadavg()[0].toFixed(1)}\n`);
-process.stdout.write('functions   recipe ms   xsplice ms   wall ratio   library ms   lib ratio   recipe cpu ms   xsplice cpu ms   cpu ratio\n');
+process.stdout.write(
+  `xsplice build vs binutils recipe (nm + gcc descriptor + 2x objcopy notes + ld -r --build-id=sha1), median of ${REPEAT}; load average ${(await import('node:os')).loadavg()[0].toFixed(1)}\n`,
+);
+process.stdout.write(
+  'functions   recipe ms   xsplice ms   wall ratio   library ms   lib ratio   recipe cpu ms   xsplice cpu ms   cpu ratio\n',
+);
 for (const r of rows) {
-  const cpu = TIME ? `${r.recipeCpu.toFixed(0).padStart(13)}   ${r.xspliceCpu.toFixed(0).padStart(14)}   ${(r.xspliceCpu / r.recipeCpu).toFixed(2).padStart(9)}` : '';
-  process.stdout.write(`${String(r.n).padStart(9)}   ${r.recipeMs.toFixed(0).padStart(9)}   ${r.xspliceMs.toFixed(0).padStart(10)}   ${r.ratio.toFixed(2).padStart(10)}   ${r.libMs.toFixed(0).padStart(10)}   ${(r.libMs / r.recipeMs).toFixed(2).padStart(9)}   ${cpu}${r.n >= 100 ? (r.ratio <= 1 ? '   not slower' : '   SLOWER') : ''}\n`);
+  const cpu = TIME
+    ? `${r.recipeCpu.toFixed(0).padStart(13)}   ${r.xspliceCpu.toFixed(0).padStart(14)}   ${(r.xspliceCpu / r.recipeCpu).toFixed(2).padStart(9)}`
+    : '';
+  process.stdout.write(
+    `${String(r.n).padStart(9)}   ${r.recipeMs.toFixed(0).padStart(9)}   ${r.xspliceMs.toFixed(0).padStart(10)}   ${r.ratio.toFixed(2).padStart(10)}   ${r.libMs.toFixed(0).padStart(10)}   ${(r.libMs / r.recipeMs).toFixed(2).padStart(9)}   ${cpu}${r.n >= 100 ? (r.ratio <= 1 ? '   not slower' : '   SLOWER') : ''}\n`,
+  );
 }

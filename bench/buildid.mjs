@@ -77,25 +77,44 @@ try {
   const A = { name: 'sha1sum', run: () => time('sha1sum', [file]) };
   const B = { name: 'xsplice buildid --verify', run: () => time(xsplice, ['buildid', '--verify', file]) };
   // Two warm-up rounds, not counted.
-  A.run(); B.run(); A.run(); B.run();
-  const ta = [], tb = [], ratios = [];
+  A.run();
+  B.run();
+  A.run();
+  B.run();
+  const ta = [],
+    tb = [],
+    ratios = [];
   for (let i = 0; i < pairs; i++) {
     let a, b;
-    if (i % 2 === 0) { a = A.run(); b = B.run(); } else { b = B.run(); a = A.run(); }
-    ta.push(a); tb.push(b); ratios.push(b / a);
+    if (i % 2 === 0) {
+      a = A.run();
+      b = B.run();
+    } else {
+      b = B.run();
+      a = A.run();
+    }
+    ta.push(a);
+    tb.push(b);
+    ratios.push(b / a);
   }
   const median = (xs) => {
     const s = [...xs].sort((x, y) => x - y);
     const m = s.length >> 1;
     return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
   };
-  const ma = median(ta), mb = median(tb), mr = median(ratios);
+  const ma = median(ta),
+    mb = median(tb),
+    mr = median(ratios);
   const fmt = (x) => x.toFixed(1).padStart(7);
   console.log(`file: ${size} bytes (${(size / 1048576).toFixed(1)} MiB), GNU ld --build-id=sha1, id ${res.buildId} (${res.algorithm})`);
-  console.log(`pairs: ${pairs}, alternating order; wall ms median [min-max]; ${cpus().length} CPUs, load average ${load0.toFixed(2)} before, ${loadavg()[0].toFixed(2)} after (other work on the machine skews node's start-up more than sha1sum's)`);
+  console.log(
+    `pairs: ${pairs}, alternating order; wall ms median [min-max]; ${cpus().length} CPUs, load average ${load0.toFixed(2)} before, ${loadavg()[0].toFixed(2)} after (other work on the machine skews node's start-up more than sha1sum's)`,
+  );
   console.log(`  ${A.name.padEnd(26)} ${fmt(ma)} [${Math.min(...ta).toFixed(1)}-${Math.max(...ta).toFixed(1)}]`);
   console.log(`  ${B.name.padEnd(26)} ${fmt(mb)} [${Math.min(...tb).toFixed(1)}-${Math.max(...tb).toFixed(1)}]`);
-  console.log(`ratio xsplice/sha1sum: median of paired ratios ${mr.toFixed(2)}, ratio of medians ${(mb / ma).toFixed(2)} (target <= 1.5): ${mr <= 1.5 ? 'PASS' : 'FAIL'}`);
+  console.log(
+    `ratio xsplice/sha1sum: median of paired ratios ${mr.toFixed(2)}, ratio of medians ${(mb / ma).toFixed(2)} (target <= 1.5): ${mr <= 1.5 ? 'PASS' : 'FAIL'}`,
+  );
   process.exitCode = mr <= 1.5 ? 0 : 1;
 } finally {
   if (keep) console.log(`kept ${dir}`);

@@ -35,19 +35,30 @@ function object(nfunc, changed, every = 0) {
     const code = Uint8Array.from([0x48, 0x8d, 0x05, 0, 0, 0, 0, 0xe8, 0, 0, 0, 0, 0xe9, 0, 0, 0, 0]);
     if (i === changed || (every && i % every === 0)) code[1] = 0x8b; // a different instruction
     const t = b.addSection({ name: `.text.f${i}`, type: SHT.PROGBITS, flags: SHF.ALLOC | SHF.EXECINSTR, addralign: 16n, data: code });
-    const s = b.addSection({ name: `.rodata.f${i}.str1.1`, type: SHT.PROGBITS, flags: SHF.ALLOC | SHF.MERGE | SHF.STRINGS, addralign: 1n, entsize: 1n, data: new TextEncoder().encode(`string of f${i}\0`) });
+    const s = b.addSection({
+      name: `.rodata.f${i}.str1.1`,
+      type: SHT.PROGBITS,
+      flags: SHF.ALLOC | SHF.MERGE | SHF.STRINGS,
+      addralign: 1n,
+      entsize: 1n,
+      data: new TextEncoder().encode(`string of f${i}\0`),
+    });
     text.push(t);
     strs.push(s);
   }
   const tsym = text.map((t) => b.addSymbol({ name: '', bind: STB.LOCAL, type: STT.SECTION, section: t, value: 0n, size: 0n }));
   const ssym = strs.map((s) => b.addSymbol({ name: '', bind: STB.LOCAL, type: STT.SECTION, section: s, value: 0n, size: 0n }));
-  for (let i = 0; i < nfunc; i++) b.addSymbol({ name: `f${i}`, bind: i % 2 ? STB.GLOBAL : STB.LOCAL, type: STT.FUNC, section: text[i], value: 0n, size: 17n });
+  for (let i = 0; i < nfunc; i++)
+    b.addSymbol({ name: `f${i}`, bind: i % 2 ? STB.GLOBAL : STB.LOCAL, type: STT.FUNC, section: text[i], value: 0n, size: 17n });
   for (let i = 0; i < nfunc; i++) {
-    b.setRelocations(text[i], { rela: true, entries: [
-      { offset: 3n, type: R_X86_64.PC32, symbol: ssym[i], addend: -4n },
-      { offset: 8n, type: R_X86_64.PLT32, symbol: tsym[(i + 1) % nfunc], addend: -4n },
-      { offset: 13n, type: R_X86_64.PLT32, symbol: thunk, addend: -4n },
-    ] });
+    b.setRelocations(text[i], {
+      rela: true,
+      entries: [
+        { offset: 3n, type: R_X86_64.PC32, symbol: ssym[i], addend: -4n },
+        { offset: 8n, type: R_X86_64.PLT32, symbol: tsym[(i + 1) % nfunc], addend: -4n },
+        { offset: 13n, type: R_X86_64.PLT32, symbol: thunk, addend: -4n },
+      ],
+    });
   }
   return b.write();
 }
@@ -67,7 +78,8 @@ async function measure(sections) {
     times.push(Number(process.hrtime.bigint() - t) / 1e6);
     cpus.push((cu.user + cu.system) / 1000);
   }
-  if (r.functions.length !== 1 || r.functions[0].status !== 'changed') throw new Error(`unexpected result: ${JSON.stringify(r.functions.slice(0, 3))}`);
+  if (r.functions.length !== 1 || r.functions[0].status !== 'changed')
+    throw new Error(`unexpected result: ${JSON.stringify(r.functions.slice(0, 3))}`);
   times.sort((a, b) => a - b);
   cpus.sort((a, b) => a - b);
   return { wall: times[times.length >> 1], cpu: cpus[cpus.length >> 1] };
@@ -80,15 +92,22 @@ await measure(600); // warm-up (decoder, JIT)
   const t = process.hrtime.bigint();
   const r = await diffObjects({ orig: [{ path: 'gen.o', bytes: object(n, -1) }], patched: [{ path: 'gen.o', bytes: object(n, -1, 10) }] });
   const ms = Number(process.hrtime.bigint() - t) / 1e6;
-  if (r.functions.filter((f) => f.status === 'changed').length !== n / 10 || r.objects.length !== 1) throw new Error('unexpected result with every 10th function changed');
-  console.log(`diff 60,000 sections, 2,000 functions changed: ${ms.toFixed(0)} ms wall (objects generated included), payload object ${r.objects[0].bytes.length} bytes`);
+  if (r.functions.filter((f) => f.status === 'changed').length !== n / 10 || r.objects.length !== 1)
+    throw new Error('unexpected result with every 10th function changed');
+  console.log(
+    `diff 60,000 sections, 2,000 functions changed: ${ms.toFixed(0)} ms wall (objects generated included), payload object ${r.objects[0].bytes.length} bytes`,
+  );
 }
 const small = await measure(6000);
 const big = await measure(60000);
 // Wall time on a shared machine follows its load; CPU time (this process, all threads) less so.
 console.log(`diff  6,000 sections: ${small.wall.toFixed(0)} ms wall, ${small.cpu.toFixed(0)} ms CPU (median of ${runs})`);
-console.log(`diff 60,000 sections: ${big.wall.toFixed(0)} ms wall, ${big.cpu.toFixed(0)} ms CPU (median of ${runs})  ${big.wall < 1000 ? 'under' : 'OVER'} the 1 s goal`);
-console.log(`ratio 60,000 / 6,000: ${(big.wall / small.wall).toFixed(1)} wall, ${(big.cpu / small.cpu).toFixed(1)} CPU (10 = linear; LBT measured 0.45 s → 49 s, 109)`);
+console.log(
+  `diff 60,000 sections: ${big.wall.toFixed(0)} ms wall, ${big.cpu.toFixed(0)} ms CPU (median of ${runs})  ${big.wall < 1000 ? 'under' : 'OVER'} the 1 s goal`,
+);
+console.log(
+  `ratio 60,000 / 6,000: ${(big.wall / small.wall).toFixed(1)} wall, ${(big.cpu / small.cpu).toFixed(1)} CPU (10 = linear; LBT measured 0.45 s → 49 s, 109)`,
+);
 
 const ti = args.indexOf('--tree');
 if (ti >= 0) {
@@ -96,7 +115,11 @@ if (ti >= 0) {
   const { execSync } = await import('node:child_process');
   const { linkOnly } = await import(join(root, 'dist/src/diff/sources.js'));
   const tree = args[ti + 1];
-  const all = execSync(`cd ${JSON.stringify(tree)} && find . -name '*.o'`).toString().trim().split('\n').map((x) => x.slice(2));
+  const all = execSync(`cd ${JSON.stringify(tree)} && find . -name '*.o'`)
+    .toString()
+    .trim()
+    .split('\n')
+    .map((x) => x.slice(2));
   const have = new Set(all);
   const list = all.filter((r) => !linkOnly(r, have)).sort();
   let t = Date.now();
@@ -117,6 +140,8 @@ if (ti >= 0) {
   const cu = process.cpuUsage(c0);
   const tf = Date.now() - t;
   const refusedKinds = [...new Set(forced.errors.map((e) => e.code))].join(', ');
-  console.log(`self-equivalence, ${list.length} objects: diff DIR DIR ${tq} ms (${quick.explain.identical.length} identical, skipped unparsed); forced ${tf} ms wall, ${((cu.user + cu.system) / 1000).toFixed(0)} ms CPU; ${forced.functions.length + forced.data.length} changed symbols${refusedKinds ? ` (objects refused as such: ${refusedKinds})` : ''}`);
+  console.log(
+    `self-equivalence, ${list.length} objects: diff DIR DIR ${tq} ms (${quick.explain.identical.length} identical, skipped unparsed); forced ${tf} ms wall, ${((cu.user + cu.system) / 1000).toFixed(0)} ms CPU; ${forced.functions.length + forced.data.length} changed symbols${refusedKinds ? ` (objects refused as such: ${refusedKinds})` : ''}`,
+  );
   if (forced.functions.length + forced.data.length) process.exitCode = 1;
 }

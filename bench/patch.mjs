@@ -68,7 +68,8 @@ const timed = (cmd, argv, opts) => {
 
 // Route 1: xsplice patch, whole process, warm base.
 const ours = [];
-for (let i = 0; i < runs; i++) ours.push(timed(process.execPath, [xsplice, 'patch', fixFile, '--xen', xenSyms, '-o', join(dir, `p${i}.livepatch`), '-q']));
+for (let i = 0; i < runs; i++)
+  ours.push(timed(process.execPath, [xsplice, 'patch', fixFile, '--xen', xenSyms, '-o', join(dir, `p${i}.livepatch`), '-q']));
 const verify = spawnSync(process.execPath, [xsplice, 'verify', join(dir, 'p0.livepatch'), '--xen', xenSyms], { encoding: 'utf8' });
 if (verify.status !== 0) throw new Error(`verify refused the payload:\n${verify.stdout}${verify.stderr}`);
 
@@ -84,7 +85,10 @@ try {
     timed('patch', ['-p1', '-s', '-R', '-i', fixFile], { cwd: tree });
     timed('make', makeArgv, { cwd: tree, env });
     const id = readBuildIdSync({ path: join(tree, 'xen', 'xen-syms') }).buildId;
-    if (id !== STOCK_ID) throw new Error(`the base did not come back to ${STOCK_ID} after the revert (got ${id}); remove ${join(tree, '..', '..')} to rebuild it`);
+    if (id !== STOCK_ID)
+      throw new Error(
+        `the base did not come back to ${STOCK_ID} after the revert (got ${id}); remove ${join(tree, '..', '..')} to rebuild it`,
+      );
   }
 } finally {
   lock.release();
@@ -94,5 +98,7 @@ const a = median(ours);
 const b = median(theirs);
 console.log(`one-file fix (common/rangeset.c), warm base, ${runs} runs, medians:`);
 console.log(`  xsplice patch → verified payload: ${a.toFixed(0)} ms  (runs: ${ours.map((x) => x.toFixed(0)).join(', ')})`);
-console.log(`  apply + make xen (compile, relink; no payload yet): ${b.toFixed(0)} ms  (runs: ${theirs.map((x) => x.toFixed(0)).join(', ')})`);
+console.log(
+  `  apply + make xen (compile, relink; no payload yet): ${b.toFixed(0)} ms  (runs: ${theirs.map((x) => x.toFixed(0)).join(', ')})`,
+);
 console.log(`  ratio make / xsplice: ${(b / a).toFixed(1)}x (goal >= 5x)`);

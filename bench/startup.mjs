@@ -79,9 +79,23 @@ const rReadelf = m.xsplice / m.readelf;
 console.log(`xsplice inspect (example payload): median ${m.xsplice.toFixed(1)} ms over ${n} runs`);
 console.log(`node -e 0:                         median ${m.node.toFixed(1)} ms`);
 console.log(`readelf -S -n (same payload):      median ${m.readelf.toFixed(1)} ms`);
-if (withoutCa !== null) console.log(`(this environment sets NODE_EXTRA_CA_CERTS; node -e 0 without it: ${withoutCa.toFixed(1)} ms; not used above)`);
-console.log(`ratio vs node -e 0: ${rNode.toFixed(2)}x; vs readelf: ${rReadelf.toFixed(2)}x; xsplice's own start-up and work: ${(m.xsplice - m.node).toFixed(1)} ms above Node's`);
-console.log(JSON.stringify({
-  bench: 'startup', command: 'inspect', pairs: n, node: process.version, xspliceMs: +m.xsplice.toFixed(2), nodeMs: +m.node.toFixed(2), readelfMs: +m.readelf.toFixed(2),
-  ratioVsNode: +rNode.toFixed(3), ratioVsReadelf: +rReadelf.toFixed(3), nodeExtraCaCertsSet: withoutCa !== null, nodeWithoutExtraCaCertsMs: withoutCa === null ? null : +withoutCa.toFixed(2),
-}));
+if (withoutCa !== null)
+  console.log(`(this environment sets NODE_EXTRA_CA_CERTS; node -e 0 without it: ${withoutCa.toFixed(1)} ms; not used above)`);
+console.log(
+  `ratio vs node -e 0: ${rNode.toFixed(2)}x; vs readelf: ${rReadelf.toFixed(2)}x; xsplice's own start-up and work: ${(m.xsplice - m.node).toFixed(1)} ms above Node's`,
+);
+console.log(
+  JSON.stringify({
+    bench: 'startup',
+    command: 'inspect',
+    pairs: n,
+    node: process.version,
+    xspliceMs: +m.xsplice.toFixed(2),
+    nodeMs: +m.node.toFixed(2),
+    readelfMs: +m.readelf.toFixed(2),
+    ratioVsNode: +rNode.toFixed(3),
+    ratioVsReadelf: +rReadelf.toFixed(3),
+    nodeExtraCaCertsSet: withoutCa !== null,
+    nodeWithoutExtraCaCertsMs: withoutCa === null ? null : +withoutCa.toFixed(2),
+  }),
+);

@@ -42,9 +42,23 @@ if (!existsSync(xenSyms)) {
   process.exit(2);
 }
 
-const CFLAGS = ['-O2', '-m64', '-nostdinc', '-ffreestanding', '-fno-builtin', '-fno-common', '-fno-stack-protector',
-  '-fno-asynchronous-unwind-tables', '-fpic', '-fvisibility=hidden', '-mno-red-zone', '-mno-sse', '-mno-mmx',
-  '-ffunction-sections', '-fdata-sections'];
+const CFLAGS = [
+  '-O2',
+  '-m64',
+  '-nostdinc',
+  '-ffreestanding',
+  '-fno-builtin',
+  '-fno-common',
+  '-fno-stack-protector',
+  '-fno-asynchronous-unwind-tables',
+  '-fpic',
+  '-fvisibility=hidden',
+  '-mno-red-zone',
+  '-mno-sse',
+  '-mno-mmx',
+  '-ffunction-sections',
+  '-fdata-sections',
+];
 const MAGIC = ['-I', 'binary', '-O', 'elf64-x86-64', '-B', 'i386:x86-64'];
 
 function sizeOf(file, sym) {
@@ -73,19 +87,22 @@ try {
   for (let i = 0; i < count; i++) {
     const tag = `p${String(i).padStart(3, '0')}`;
     const c = join(dir, `${tag}.c`);
-    writeFileSync(c, [
-      `static const char ${tag}_str[] = "bench-${tag}";`,
-      `const char *${tag}_fn(void);`,
-      `const char *${tag}_fn(void) { return ${tag}_str; }`,
-      'struct lpf { const char *name; void *new_addr; void *old_addr; unsigned int new_size, old_size;',
-      '  unsigned char version, pad[39], expect[32]; };',
-      'extern const char *xen_extra_version(void);',
-      `static const char ${tag}_name[] = "xen_extra_version";`,
-      `struct lpf __attribute__((used, section(".livepatch.funcs"))) ${tag}_patch = {`,
-      `  .name = ${tag}_name, .new_addr = ${tag}_fn, .old_addr = xen_extra_version,`,
-      `  .new_size = 16, .old_size = ${oldSize}, .version = 2 };`,
-      '',
-    ].join('\n'));
+    writeFileSync(
+      c,
+      [
+        `static const char ${tag}_str[] = "bench-${tag}";`,
+        `const char *${tag}_fn(void);`,
+        `const char *${tag}_fn(void) { return ${tag}_str; }`,
+        'struct lpf { const char *name; void *new_addr; void *old_addr; unsigned int new_size, old_size;',
+        '  unsigned char version, pad[39], expect[32]; };',
+        'extern const char *xen_extra_version(void);',
+        `static const char ${tag}_name[] = "xen_extra_version";`,
+        `struct lpf __attribute__((used, section(".livepatch.funcs"))) ${tag}_patch = {`,
+        `  .name = ${tag}_name, .new_addr = ${tag}_fn, .old_addr = xen_extra_version,`,
+        `  .new_size = 16, .old_size = ${oldSize}, .version = 2 };`,
+        '',
+      ].join('\n'),
+    );
     const o = join(dir, `${tag}.o`);
     execFileSync('gcc', [...CFLAGS, '-c', c, '-o', o]);
     const dep = noteObject(prev, '.livepatch.depends', dir, `${tag}_dep`);

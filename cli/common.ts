@@ -57,7 +57,11 @@ export async function settleStdio(code: number): Promise<number> {
     await new Promise<void>((r) => setImmediate(r));
   }
   if (failed.stdout) {
-    safeWrite(process.stderr, 'stderr', `xsplice: stdout: write failed (${failed.stdout}${WHY[failed.stdout] ? `: ${WHY[failed.stdout]}` : ''})\n`);
+    safeWrite(
+      process.stderr,
+      'stderr',
+      `xsplice: stdout: write failed (${failed.stdout}${WHY[failed.stdout] ? `: ${WHY[failed.stdout]}` : ''})\n`,
+    );
     return 2;
   }
   if (failed.stderr) return 2;
@@ -97,7 +101,7 @@ export function nonUtf8Argument(raw?: Uint8Array): string | null {
 export function escapeBytes(b: Uint8Array): string {
   const dec = new TextDecoder('utf-8', { fatal: true });
   let out = '';
-  for (let i = 0; i < b.length; ) {
+  for (let i = 0; i < b.length;) {
     const c = b[i]!;
     if (c >= 0x20 && c < 0x7f && c !== 0x5c) {
       out += String.fromCharCode(c);
@@ -128,11 +132,7 @@ export function setIo(next: Io): void {
 
 /** JSON.stringify that renders bigint as "0x…" strings (addresses) per the CLI contract. */
 export function toJson(value: unknown): string {
-  return JSON.stringify(
-    value,
-    (_k, v) => (typeof v === 'bigint' ? (v < 0n ? '-0x' + (-v).toString(16) : '0x' + v.toString(16)) : v),
-    2,
-  );
+  return JSON.stringify(value, (_k, v) => (typeof v === 'bigint' ? (v < 0n ? '-0x' + (-v).toString(16) : '0x' + v.toString(16)) : v), 2);
 }
 
 /** Standard input, as bytes, up to STDIN_MAX (for `-` inputs: `xl info` text or sysfs build-id bytes). */
@@ -162,8 +162,14 @@ export function errorMessage(e: unknown, file?: string): { code: string; alias?:
   const err = e as NodeJS.ErrnoException;
   if (err && typeof err === 'object' && typeof err.code === 'string' && typeof err.syscall === 'string') {
     const path = err.path ?? file ?? '';
-    const what = err.code === 'ENOENT' ? 'no such file' : err.code === 'EACCES' ? 'permission denied'
-      : err.code === 'EISDIR' ? 'is a directory' : `${err.syscall} failed (${err.code})`;
+    const what =
+      err.code === 'ENOENT'
+        ? 'no such file'
+        : err.code === 'EACCES'
+          ? 'permission denied'
+          : err.code === 'EISDIR'
+            ? 'is a directory'
+            : `${err.syscall} failed (${err.code})`;
     return { code: `IO_${err.code}`, message: path ? `${path}: ${what}` : what, exitCode: 2 };
   }
   const msg = err instanceof Error ? err.message : String(e);

@@ -9,7 +9,7 @@ const XEN = '/usr/lib/debug/boot/xen-syms-4.17-amd64';
 
 /** Examples per command path ("buildid set" for a subcommand). */
 export const EXAMPLES: Record<string, string[]> = {
-  elf: ['xsplice elf fix.o', 'xsplice elf --json fix.o | jq \'.sections[].name\''],
+  elf: ['xsplice elf fix.o', "xsplice elf --json fix.o | jq '.sections[].name'"],
   buildid: [
     `xsplice buildid ${XEN} /boot/xen-4.17-amd64.gz`,
     `xsplice buildid --verify ${XEN}`,

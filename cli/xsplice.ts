@@ -73,7 +73,16 @@ export function makeProgram(setExit: (code: number) => void): Command {
         write(hint ? `${line.replace(/\n$/, '')}\nxsplice: hint: ${hint}\n` : line);
       },
     });
-  for (const reg of [registerElf, registerBuildid, registerBuild, registerInspect, registerVerify, registerDiff, registerPatch, registerTry]) {
+  for (const reg of [
+    registerElf,
+    registerBuildid,
+    registerBuild,
+    registerInspect,
+    registerVerify,
+    registerDiff,
+    registerPatch,
+    registerTry,
+  ]) {
     reg(program, setExit);
   }
   for (const c of program.commands) addAliases(c);

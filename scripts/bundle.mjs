@@ -12,7 +12,14 @@ import { fileURLToPath } from 'node:url';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 // Left by earlier builds (a launcher and a V8 code cache that no longer exist).
-for (const f of ['dist/xsplice-cli.js', 'dist/xsplice-cli.cache', 'dist/xsplice.cjs', 'dist/xsplice.mjs', 'dist/cli/launcher.cjs', 'dist/cli/launcher.d.cts']) {
+for (const f of [
+  'dist/xsplice-cli.js',
+  'dist/xsplice-cli.cache',
+  'dist/xsplice.cjs',
+  'dist/xsplice.mjs',
+  'dist/cli/launcher.cjs',
+  'dist/cli/launcher.d.cts',
+]) {
   rmSync(join(root, f), { force: true });
 }
 await build({

@@ -47,7 +47,10 @@ try {
     `build-id     ${r.buildId}`,
     `depends      ${r.depends}${r.depends === r.target.buildId ? ' (the hypervisor)' : ''}`,
     `xen_depends  ${r.xenDepends ?? '-'}`,
-    ...r.funcs.map((f) => `func         ${f.name} -> ${f.newSymbol} (old_addr 0x${f.oldAddr.toString(16)}, old_size ${f.oldSize}, new_size ${f.newSize})`),
+    ...r.funcs.map(
+      (f) =>
+        `func         ${f.name} -> ${f.newSymbol} (old_addr 0x${f.oldAddr.toString(16)}, old_size ${f.oldSize}, new_size ${f.newSize})`,
+    ),
     '',
     `next: bin/xsplice try ${rel(payload)} --expect-extra +xsplice-demo`,
   ];

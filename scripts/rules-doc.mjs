@@ -16,20 +16,64 @@ const { abiForVersion } = await import(join(root, 'dist/src/payload/abi.js'));
 
 /** The loader's rules, in the hypervisor's order of processing (upload, then apply). */
 const RULES = [
-  ['2.1', 'Upload arguments', 'XEN_SYSCTL_LIVEPATCH_UPLOAD checks the name (1 to 127 characters, not already loaded) and the size (at most 2 MiB) before it reads the payload.'],
-  ['2.2', 'ELF header', 'The payload is a relocatable ELF object of the hypervisor\'s class, byte order and machine, with section headers that lie inside it and a usable section-name table.'],
-  ['2.3', 'Section headers', 'Every section\'s data lies inside the payload; the symbol table and its string table are where the headers say; names are NUL-terminated.'],
+  [
+    '2.1',
+    'Upload arguments',
+    'XEN_SYSCTL_LIVEPATCH_UPLOAD checks the name (1 to 127 characters, not already loaded) and the size (at most 2 MiB) before it reads the payload.',
+  ],
+  [
+    '2.2',
+    'ELF header',
+    "The payload is a relocatable ELF object of the hypervisor's class, byte order and machine, with section headers that lie inside it and a usable section-name table.",
+  ],
+  [
+    '2.3',
+    'Section headers',
+    "Every section's data lies inside the payload; the symbol table and its string table are where the headers say; names are NUL-terminated.",
+  ],
   ['2.4', 'Symbol table', 'Every symbol names a valid string and a valid section.'],
-  ['2.5', 'Build-id of the running hypervisor', '4.14+: `.livepatch.xen_depends` holds a GNU build-id note equal to the running hypervisor\'s build-id (checked at upload; 4.18.4+, 4.19.1+ and 4.20+ check it before anything else is loaded).'],
-  ['2.6', 'Section placement', 'The loader places text, read-only and read-write sections in the payload area; a section both writable and executable is refused.'],
-  ['2.7', 'Symbol resolution', 'Every undefined symbol resolves against the hypervisor\'s symbol table or a loaded payload\'s exported symbols.'],
-  ['2.8', 'Relocations', 'Only the relocation types the architecture\'s loader applies, against resolvable symbols, with results that fit their field.'],
-  ['2.9', 'Mandatory sections', '`.livepatch.depends` and `.note.gnu.build-id` are present and well formed, and there is at least one funcs entry or hook.'],
-  ['2.10', 'Preparing the payload', 'The funcs entries (size, version, names, addresses, sizes), hooks, alternatives, exception tables, bug frames and `.modinfo` are each checked as the hypervisor reads them.'],
-  ['2.11', 'Payload symbol table', 'Symbols a payload exports must not collide with the hypervisor\'s or another payload\'s.'],
-  ['2.13', 'Actions (apply, replace, revert)', 'APPLY checks the stacking chain (`.livepatch.depends` equals the build-id of the last applied payload, or the hypervisor\'s), expectations and hooks; REPLACE compares with the hypervisor\'s build-id and refuses vetoing hooks.'],
+  [
+    '2.5',
+    'Build-id of the running hypervisor',
+    "4.14+: `.livepatch.xen_depends` holds a GNU build-id note equal to the running hypervisor's build-id (checked at upload; 4.18.4+, 4.19.1+ and 4.20+ check it before anything else is loaded).",
+  ],
+  [
+    '2.6',
+    'Section placement',
+    'The loader places text, read-only and read-write sections in the payload area; a section both writable and executable is refused.',
+  ],
+  [
+    '2.7',
+    'Symbol resolution',
+    "Every undefined symbol resolves against the hypervisor's symbol table or a loaded payload's exported symbols.",
+  ],
+  [
+    '2.8',
+    'Relocations',
+    "Only the relocation types the architecture's loader applies, against resolvable symbols, with results that fit their field.",
+  ],
+  [
+    '2.9',
+    'Mandatory sections',
+    '`.livepatch.depends` and `.note.gnu.build-id` are present and well formed, and there is at least one funcs entry or hook.',
+  ],
+  [
+    '2.10',
+    'Preparing the payload',
+    'The funcs entries (size, version, names, addresses, sizes), hooks, alternatives, exception tables, bug frames and `.modinfo` are each checked as the hypervisor reads them.',
+  ],
+  ['2.11', 'Payload symbol table', "Symbols a payload exports must not collide with the hypervisor's or another payload's."],
+  [
+    '2.13',
+    'Actions (apply, replace, revert)',
+    "APPLY checks the stacking chain (`.livepatch.depends` equals the build-id of the last applied payload, or the hypervisor's), expectations and hooks; REPLACE compares with the hypervisor's build-id and refuses vetoing hooks.",
+  ],
   ['2.14', 'What apply and revert write', 'The bytes apply writes per architecture, which bound `old_size` and `new_size`.'],
-  ['2.16', 'What the hypervisor does not check', 'Payloads the loader accepts but that crash, corrupt memory or misbehave: verify reports them as errors although the hypervisor returns success.'],
+  [
+    '2.16',
+    'What the hypervisor does not check',
+    'Payloads the loader accepts but that crash, corrupt memory or misbehave: verify reports them as errors although the hypervisor returns success.',
+  ],
 ];
 
 const sectionOf = (spec) => {
@@ -58,7 +102,7 @@ const L = [
   'meets it: `upload` (XEN_SYSCTL_LIVEPATCH_UPLOAD), `apply` (APPLY or REPLACE), `unchecked` (the',
   'loader accepts it but the hypervisor misbehaves), `note` (advice). Messages are shown as Xen',
   '4.17.5 prints them, with `<name>` where a value goes; other releases word some of them',
-  'differently, and verify prints the target release\'s wording.',
+  "differently, and verify prints the target release's wording.",
   '',
 ];
 const codes = Object.entries(DIAGNOSTICS);
@@ -76,7 +120,18 @@ const known = new Set(RULES.map(([s]) => s));
 const rest = codes.filter(([, d]) => !known.has(sectionOf(d.spec)));
 if (rest.length) {
   L.push('## Other', '');
-  for (const [code, d] of rest) L.push(`<a id="${ruleAnchor(code)}"></a>`, `### ${code}`, '', `${d.severity}, stage ${d.stage}, errno ${d.errno ?? '-'}`, '', '```', sample(d), '```', '');
+  for (const [code, d] of rest)
+    L.push(
+      `<a id="${ruleAnchor(code)}"></a>`,
+      `### ${code}`,
+      '',
+      `${d.severity}, stage ${d.stage}, errno ${d.errno ?? '-'}`,
+      '',
+      '```',
+      sample(d),
+      '```',
+      '',
+    );
 }
 const out = L.join('\n');
 const file = join(root, 'docs/rules.md');

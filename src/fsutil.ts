@@ -16,8 +16,23 @@
  */
 import { randomBytes } from 'node:crypto';
 import {
-  chownSync, closeSync, fchmodSync, readlinkSync, constants as C, fstatSync, fsyncSync, lstatSync, openSync, readdirSync, readSync, realpathSync,
-  renameSync, statSync, unlinkSync, writeSync, type Stats,
+  chownSync,
+  closeSync,
+  fchmodSync,
+  readlinkSync,
+  constants as C,
+  fstatSync,
+  fsyncSync,
+  lstatSync,
+  openSync,
+  readdirSync,
+  readSync,
+  realpathSync,
+  renameSync,
+  statSync,
+  unlinkSync,
+  writeSync,
+  type Stats,
 } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { RefusedError, UsageError, XspliceError } from './errors.js';
@@ -130,9 +145,15 @@ export async function readStreamCapped(stream: NodeJS.ReadableStream & { destroy
     len += b.length;
     if (len > max) {
       stream.destroy?.();
-      throw new UsageError('INPUT_TOO_LARGE', `standard input is larger than the ${max} bytes accepted (\`xl info\` text or a sysfs build-id is a few KiB)`, {
-        file: '-', expected: `<= ${max} bytes`, found: `more than ${max} bytes`,
-      });
+      throw new UsageError(
+        'INPUT_TOO_LARGE',
+        `standard input is larger than the ${max} bytes accepted (\`xl info\` text or a sysfs build-id is a few KiB)`,
+        {
+          file: '-',
+          expected: `<= ${max} bytes`,
+          found: `more than ${max} bytes`,
+        },
+      );
     }
     chunks.push(b);
   }
@@ -227,8 +248,13 @@ function destination(dest: string): Destination {
   }
   if (STDOUT_NAMES.has(abs) && !st.isDirectory()) return { path: abs, existing: st, through: true };
   if (st.isFile()) return { path, existing: st, through: false };
-  if (st.isDirectory()) throw new UsageError('OUT_NOT_REGULAR', 'is a directory (use DIR/ to write DIR/<name>.livepatch where supported)', { file: dest });
-  throw new UsageError('OUT_NOT_REGULAR', `is a ${fileKind(st)}${lst.isSymbolicLink() ? ' (through a symlink)' : ''}: refusing to replace it with a file; outputs are regular files (or /dev/stdout, written through)`, { file: dest });
+  if (st.isDirectory())
+    throw new UsageError('OUT_NOT_REGULAR', 'is a directory (use DIR/ to write DIR/<name>.livepatch where supported)', { file: dest });
+  throw new UsageError(
+    'OUT_NOT_REGULAR',
+    `is a ${fileKind(st)}${lst.isSymbolicLink() ? ' (through a symlink)' : ''}: refusing to replace it with a file; outputs are regular files (or /dev/stdout, written through)`,
+    { file: dest },
+  );
 }
 
 /**
@@ -277,7 +303,7 @@ export function writeFileAtomicSync(dest: string, bytes: Uint8Array, opts: Atomi
   }
   cleanStaleTemps(d.path);
   const tmp = tempPath(d.path);
-  const mode = d.existing ? d.existing.mode & 0o7777 : opts.mode ?? 0o644;
+  const mode = d.existing ? d.existing.mode & 0o7777 : (opts.mode ?? 0o644);
   let fd: number | undefined;
   try {
     fd = openSync(tmp, C.O_WRONLY | C.O_CREAT | C.O_EXCL | C.O_NOFOLLOW, mode);

@@ -47,7 +47,8 @@ describe('docs/', () => {
     const env = read('docs/environment.md');
     const used = new Set<string>();
     for (const f of [...sources('src'), ...sources('cli')]) {
-      for (const m of read(f).matchAll(/process\.env\.(XSPLICE_[A-Z0-9_]+)|process\.env\[['"](XSPLICE_[A-Z0-9_]+)['"]\]/g)) used.add(m[1] ?? m[2]!);
+      for (const m of read(f).matchAll(/process\.env\.(XSPLICE_[A-Z0-9_]+)|process\.env\[['"](XSPLICE_[A-Z0-9_]+)['"]\]/g))
+        used.add(m[1] ?? m[2]!);
     }
     expect(used.size).toBeGreaterThan(0);
     for (const v of used) expect(env, v).toContain(`\`${v}\``);

@@ -63,7 +63,13 @@ function importGraph(): Map<string, string[]> {
     const edges: string[] = [];
     for (const spec of importSpecifiers(readFileSync(f, 'utf8'), f)) {
       const target = resolve(dirname(f), spec);
-      const candidates = [target.replace(/\.c?js$/, '.ts'), target.replace(/\.cjs$/, '.cts'), target, `${target}.ts`, join(target, 'index.ts')];
+      const candidates = [
+        target.replace(/\.c?js$/, '.ts'),
+        target.replace(/\.cjs$/, '.cts'),
+        target,
+        `${target}.ts`,
+        join(target, 'index.ts'),
+      ];
       const hit = candidates.find((c) => known.has(c));
       if (hit) edges.push(relative(REPO, hit));
     }
@@ -111,23 +117,33 @@ function circles(graph: Map<string, string[]>): string[][] {
 
 describe('import graph of src/ and cli/', () => {
   it('parses the import forms the project uses', () => {
-    expect(importSpecifiers([
-      "import { a } from './a.js';",
-      "import type { B } from '../b.js';",
-      "export * as c from './c/index.js';",
-      "export { d, type D } from './d.js';",
-      "import './side-effect.js';",
-      "const e = await import('./e.js');",
-      "let f: import('./f.js').F;",
-      "const glob = 'src/**/*.ts'; import { g } from './g.js';",
-      "// import { no } from './commented.js';",
-      "/* export * from './also-commented.js'; */",
-      "import { readFileSync } from 'node:fs';",
-    ].join('\n'))).toEqual(['./a.js', '../b.js', './c/index.js', './d.js', './side-effect.js', './e.js', './f.js', './g.js']);
+    expect(
+      importSpecifiers(
+        [
+          "import { a } from './a.js';",
+          "import type { B } from '../b.js';",
+          "export * as c from './c/index.js';",
+          "export { d, type D } from './d.js';",
+          "import './side-effect.js';",
+          "const e = await import('./e.js');",
+          "let f: import('./f.js').F;",
+          "const glob = 'src/**/*.ts'; import { g } from './g.js';",
+          "// import { no } from './commented.js';",
+          "/* export * from './also-commented.js'; */",
+          "import { readFileSync } from 'node:fs';",
+        ].join('\n'),
+      ),
+    ).toEqual(['./a.js', '../b.js', './c/index.js', './d.js', './side-effect.js', './e.js', './f.js', './g.js']);
   });
 
   it('finds a circle in a graph that has one (the check can fail)', () => {
-    const g = new Map([['a', ['b']], ['b', ['c']], ['c', ['a']], ['d', ['a']], ['e', ['e']]]);
+    const g = new Map([
+      ['a', ['b']],
+      ['b', ['c']],
+      ['c', ['a']],
+      ['d', ['a']],
+      ['e', ['e']],
+    ]);
     expect(circles(g)).toEqual([['a', 'b', 'c'], ['e']]);
   });
 
@@ -136,10 +152,15 @@ describe('import graph of src/ and cli/', () => {
     expect(graph.size).toBeGreaterThan(50);
     const found = circles(graph);
     const known = (c: string[]) => KNOWN_CIRCLES.find((k) => c.includes(k.anchor) && c.every((f) => k.files.test(f)));
-    process.stdout.write(`import circles allowed by name (${KNOWN_CIRCLES.length}):\n${KNOWN_CIRCLES.map((k) => `  ${k.anchor} (${k.files.source}): ${k.name}\n`).join('')}`);
+    process.stdout.write(
+      `import circles allowed by name (${KNOWN_CIRCLES.length}):\n${KNOWN_CIRCLES.map((k) => `  ${k.anchor} (${k.files.source}): ${k.name}\n`).join('')}`,
+    );
     for (const c of found) if (known(c)) process.stdout.write(`  present: ${c.join(' <-> ')}\n`);
     const gone = KNOWN_CIRCLES.filter((k) => !found.some((c) => known(c) === k));
-    if (gone.length) process.stdout.write(`allow-listed circles no longer present (strike them from KNOWN_CIRCLES): ${gone.map((k) => k.anchor).join('; ')}\n`);
+    if (gone.length)
+      process.stdout.write(
+        `allow-listed circles no longer present (strike them from KNOWN_CIRCLES): ${gone.map((k) => k.anchor).join('; ')}\n`,
+      );
     expect(found.filter((c) => !known(c)).map((c) => c.join(' <-> '))).toEqual([]);
   });
 });

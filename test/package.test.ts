@@ -22,8 +22,22 @@ describe('package', () => {
     expect(entry.types).toBe(pkg.types);
     expect(existsSync(join(REPO, pkg.types))).toBe(true);
     const m = await import(join(REPO, entry.default));
-    for (const name of ['readElf', 'readElfFile', 'ObjectBuilder', 'readBuildId', 'setBuildId', 'buildPayload', 'loadTarget',
-      'verifyPayloads', 'inspectPayload', 'abiForVersion', 'listAbis', 'runSession', 'tryPayloads', 'XspliceError']) {
+    for (const name of [
+      'readElf',
+      'readElfFile',
+      'ObjectBuilder',
+      'readBuildId',
+      'setBuildId',
+      'buildPayload',
+      'loadTarget',
+      'verifyPayloads',
+      'inspectPayload',
+      'abiForVersion',
+      'listAbis',
+      'runSession',
+      'tryPayloads',
+      'XspliceError',
+    ]) {
       expect(typeof m[name], name).not.toBe('undefined');
       expect(readFileSync(join(REPO, pkg.types), 'utf8'), name).toMatch(new RegExp(`\\b${name}\\b`));
     }
@@ -32,9 +46,24 @@ describe('package', () => {
 
   it('npm pack ships the CLI, the library and its types, the docs and the LICENSE; no tests, benches, CI or sources', () => {
     // --ignore-scripts: dist/ is already built by the test set-up; this asks only what would be packed.
-    const [r] = JSON.parse(execFileSync('npm', ['pack', '--dry-run', '--json', '--ignore-scripts'], { cwd: REPO, stdio: ['ignore', 'pipe', 'ignore'] }).toString());
+    const [r] = JSON.parse(
+      execFileSync('npm', ['pack', '--dry-run', '--json', '--ignore-scripts'], {
+        cwd: REPO,
+        stdio: ['ignore', 'pipe', 'ignore'],
+      }).toString(),
+    );
     const files: string[] = r.files.map((f: { path: string }) => f.path);
-    for (const f of ['package.json', 'LICENSE', 'README.md', 'bin/xsplice', 'dist/xsplice-cli.cjs', 'dist/src/index.js', 'dist/src/index.d.ts', 'docs/cli.md', 'docs/rules.md']) {
+    for (const f of [
+      'package.json',
+      'LICENSE',
+      'README.md',
+      'bin/xsplice',
+      'dist/xsplice-cli.cjs',
+      'dist/src/index.js',
+      'dist/src/index.d.ts',
+      'docs/cli.md',
+      'docs/rules.md',
+    ]) {
       expect(files, f).toContain(f);
     }
     for (const f of files) expect(f).not.toMatch(/^(test|bench|\.ci|cli|src|examples)\/|^dist\/cli\/|\.tsbuildinfo$|^vitest|^tsconfig/);

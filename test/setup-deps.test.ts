@@ -35,7 +35,8 @@ describe.skipIf(missing("apt's package lists (apt-get update)", now.length > 0))
         expect.stringMatching(/^xen-hypervisor-4\.17-amd64_.*_amd64\.deb$/),
       ]);
       const root = join(d, '.cache/debian/root');
-      for (const f of ['usr/lib/debug/boot/xen-syms-4.17-amd64', 'boot/xen-4.17-amd64.gz', 'boot/xen-4.17-amd64.efi']) expect(existsSync(join(root, f)), f).toBe(true);
+      for (const f of ['usr/lib/debug/boot/xen-syms-4.17-amd64', 'boot/xen-4.17-amd64.gz', 'boot/xen-4.17-amd64.efi'])
+        expect(existsSync(join(root, f)), f).toBe(true);
       expect(existsSync(join(root, 'usr/lib/xen-4.17/bin/xen-livepatch'))).toBe(false);
       expect(readdirSync(join(root, 'boot')).filter((f) => f.startsWith('vmlinuz'))).toEqual([]);
       expect(existsSync(join(root, `.complete-min-${pin}`))).toBe(true);

@@ -44,7 +44,7 @@ export function register(program: Command, setExit: (code: number) => void): voi
     .option('--nop <old[:len]>', 'NOP LEN bytes (default: all) of hypervisor function OLD', collect, [])
     .option('--hook <kind=symbol>', 'hook: load, unload, pre-apply, apply, post-apply, pre-revert, revert, post-revert', collect, [])
     .option('--depends <payload|hex>', 'what this payload stacks on (default: the hypervisor)')
-    .option('--expect', 'fill each entry\'s expectation block from the bytes at old_addr in XEN')
+    .option('--expect', "fill each entry's expectation block from the bytes at old_addr in XEN")
     .option('--spec <file>', 'the same options in JSON (also oldSize/newSize per entry)')
     .option('--old-addr <mode>', '"address" (from the symbol table; default with a symbol file) or "name" (0: the hypervisor resolves it)')
     .option('--json', 'one JSON document on stdout')
@@ -92,7 +92,9 @@ export function register(program: Command, setExit: (code: number) => void): voi
             `  depends ${r.depends}${r.xenDepends ? `, xen_depends ${r.xenDepends}` : ''}`,
           ];
           for (const f of r.funcs) {
-            lines.push(`  ${f.newSymbol === null ? 'nop ' : 'func'} ${f.name}${f.newSymbol ? ` -> ${f.newSymbol}` : ''} old_addr 0x${f.oldAddr.toString(16)} old_size ${f.oldSize} new_size ${f.newSize}${f.expect ? ` expect ${f.expect.len} bytes` : ''}`);
+            lines.push(
+              `  ${f.newSymbol === null ? 'nop ' : 'func'} ${f.name}${f.newSymbol ? ` -> ${f.newSymbol}` : ''} old_addr 0x${f.oldAddr.toString(16)} old_size ${f.oldSize} new_size ${f.newSize}${f.expect ? ` expect ${f.expect.len} bytes` : ''}`,
+            );
           }
           for (const [k, v] of Object.entries(r.hooks)) lines.push(`  hook ${k}: ${v.join(', ')}`);
           io.out(lines.join('\n') + '\n');

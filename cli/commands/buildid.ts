@@ -22,7 +22,10 @@ export function register(program: Command, setExit: (code: number) => void): voi
     .command('buildid')
     .description("print (and with --verify recompute) build-ids; 'buildid set FILE' embeds one into an object")
     .argument('<input...>', "ELF, xen.gz, xen.efi, hex id, sysfs buildid file, or '-' (stdin)")
-    .option('--verify', 'recompute each id with the algorithm of the linker that made the file; exit 1 on mismatch or when it cannot be recomputed')
+    .option(
+      '--verify',
+      'recompute each id with the algorithm of the linker that made the file; exit 1 on mismatch or when it cannot be recomputed',
+    )
     .option('--json', 'one JSON document on stdout')
     .option('--xen-syms <file>', 'xen-syms to check a boot image (xen.gz) against and recompute its id from')
     .action(async (inputs: string[], opts: Opts) => {
@@ -111,14 +114,19 @@ async function showCommand(inputs: string[], opts: Opts): Promise<number> {
         // not readable as a whole ELF file: no hint
       }
     }
-    const strippedHint = (r: R): string | undefined => stripped.has(r)
-      ? 'the file has no .symtab: stripping (or objcopy) after linking changes the bytes the linker hashed; verify the unstripped file'
-      : undefined;
+    const strippedHint = (r: R): string | undefined =>
+      stripped.has(r)
+        ? 'the file has no .symtab: stripping (or objcopy) after linking changes the bytes the linker hashed; verify the unstripped file'
+        : undefined;
     if (opts.json) {
       const doc = results.map((r) => {
         if ('error' in r) return { input: r.input, buildId: null, source: null, algorithm: null, verified: null, error: r.error };
         const o: Record<string, unknown> = {
-          input: r.input, buildId: r.buildId, source: r.source, algorithm: r.algorithm, verified: r.verified,
+          input: r.input,
+          buildId: r.buildId,
+          source: r.source,
+          algorithm: r.algorithm,
+          verified: r.verified,
         };
         if (r.linker) o.linker = r.linker;
         if (r.guidOrder) o.guidOrder = r.guidOrder;
@@ -126,7 +134,8 @@ async function showCommand(inputs: string[], opts: Opts): Promise<number> {
         if (r.xenDepends !== undefined) o.xenDepends = r.xenDepends;
         const hint = strippedHint(r);
         if (r.notes.length || hint) o.notes = [...r.notes, ...(hint ? [hint] : [])];
-        if (opts.verify && r.verified !== true) o.reason = r.reason ?? (r.verified === null ? 'nothing to recompute the id from' : 'no algorithm reproduces it');
+        if (opts.verify && r.verified !== true)
+          o.reason = r.reason ?? (r.verified === null ? 'nothing to recompute the id from' : 'no algorithm reproduces it');
         return o;
       });
       io.out(jsonResult(doc, !refused && worst === 0, (o) => !('error' in o) && (!opts.verify || o.verified === true)) + '\n');
@@ -142,7 +151,8 @@ async function showCommand(inputs: string[], opts: Opts): Promise<number> {
         io.err(`xsplice: ${r.input}: build-id does not verify: ${r.reason ?? 'no algorithm reproduces it'}\n`);
         const hint = strippedHint(r);
         if (hint) io.err(`xsplice: hint: ${hint}\n`);
-      } else if (r.verified === null) io.err(`xsplice: ${r.input}: cannot verify: the id cannot be recomputed: ${r.reason ?? 'nothing to recompute it from'}\n`);
+      } else if (r.verified === null)
+        io.err(`xsplice: ${r.input}: cannot verify: the id cannot be recomputed: ${r.reason ?? 'nothing to recompute it from'}\n`);
       else if (r.verified && !opts.json) io.err(`${r.input}: verified (${r.algorithm})\n`);
     }
     for (const w of warnings) io.err(`xsplice: warning: ${w}\n`);
@@ -155,7 +165,8 @@ async function setCommand(args: string[], opts: Opts): Promise<number> {
   const file = args[0];
   return run({ json: opts.json, file }, async () => {
     const { UsageError } = await import('../../src/errors.js');
-    if (args.length !== 1 || file === undefined) throw new UsageError('USAGE', "usage: xsplice buildid set FILE [--style sha1|md5|uuid|0xHEX] [-o OUT]");
+    if (args.length !== 1 || file === undefined)
+      throw new UsageError('USAGE', 'usage: xsplice buildid set FILE [--style sha1|md5|uuid|0xHEX] [-o OUT]');
     const [{ setBuildIdWithId }, { parseHexId, toHex }, fs, { checkOutput, readInputSync, writeFileAtomicSync }] = await Promise.all([
       import('../../src/buildid/embed.js'),
       import('../../src/buildid/note.js'),
@@ -183,7 +194,18 @@ async function setCommand(args: string[], opts: Opts): Promise<number> {
     const hex = toHex(id);
     const styleName = typeof style === 'string' ? style : '0xHEX';
     if (opts.json) {
-      io.out(jsonResult({ input: file, output: out, buildId: hex, style: styleName, algorithm: style === 'sha1' || style === 'md5' ? `gnu-ld-${style}` : null }, true) + '\n');
+      io.out(
+        jsonResult(
+          {
+            input: file,
+            output: out,
+            buildId: hex,
+            style: styleName,
+            algorithm: style === 'sha1' || style === 'md5' ? `gnu-ld-${style}` : null,
+          },
+          true,
+        ) + '\n',
+      );
     } else {
       io.out(`${hex}  ${out}\n`);
     }

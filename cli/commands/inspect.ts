@@ -16,7 +16,8 @@ export function register(program: Command, setExit: (code: number) => void): voi
     .action(async (file: string, opts: { json?: boolean; abiFile?: string }) => {
       const code = await run({ json: opts.json, file }, async () => {
         const [{ inspectPayload, formatInspect }, { PAYLOAD_MAX, readInput }] = await Promise.all([
-          import('../../src/payload/inspect.js'), import('../../src/fsutil.js'),
+          import('../../src/payload/inspect.js'),
+          import('../../src/fsutil.js'),
         ]);
         const abis = opts.abiFile ? await (await import('../../src/payload/abi.js')).loadAbiFile(opts.abiFile) : [];
         // Xen takes at most 2 MiB in one upload: a bigger file is refused before it is read whole.

@@ -61,8 +61,13 @@ export function findBuildIdNotes(elf: ElfFile): BuildIdNoteRef[] {
     const isGnu = n.namesz === 4 && n.name[0] === 0x47 && n.name[1] === 0x4e && n.name[2] === 0x55 && n.name[3] === 0;
     if (!isGnu || n.type !== NT_GNU_BUILD_ID || n.desc.length === 0) continue;
     out.push({
-      ordinal: out.length, section: n.section, sectionName: elf.sections[n.section]!.name, offset: n.offset, descOffset: n.descOffset,
-      size: n.size, id: n.desc.slice(),
+      ordinal: out.length,
+      section: n.section,
+      sectionName: elf.sections[n.section]!.name,
+      offset: n.offset,
+      descOffset: n.descOffset,
+      size: n.size,
+      id: n.desc.slice(),
     });
   }
   return out;
@@ -95,7 +100,7 @@ export function candidateAlgorithms(len: number, linker: LinkerGuess, fileSize: 
     const fam = a.startsWith('gnu-ld') ? 'gnu-ld' : a.startsWith('gold') ? 'gold' : 'lld';
     if (fam !== linker.kind) return 2;
     if (fam === 'lld' && linker.major !== undefined && a !== 'lld-fast') {
-      return (linker.major >= 15) === a.startsWith('lld15') ? 0 : 1;
+      return linker.major >= 15 === a.startsWith('lld15') ? 0 : 1;
     }
     return 0;
   };
@@ -104,17 +109,30 @@ export function candidateAlgorithms(len: number, linker: LinkerGuess, fileSize: 
 
 /** The byte stream `algo` hashes for `note`, and the hasher to feed it to. */
 export function elfAlgorithmPlan(
-  elf: ElfFile, algo: ElfAlgo, note: BuildIdNoteRef, fileSize: number, gold?: GoldTreeOptions,
+  elf: ElfFile,
+  algo: ElfAlgo,
+  note: BuildIdNoteRef,
+  fileSize: number,
+  gold?: GoldTreeOptions,
 ): { plan: Segment[]; hasher: Hasher } {
   if (algo === 'gnu-ld-sha1' || algo === 'gnu-ld-md5') {
     const zero: Range[] = [{ offset: note.offset, size: note.size }, ...packageMetadataRanges(elf)];
     return { plan: gnuLdPlan(elf, zero), hasher: createHasher(algo === 'gnu-ld-sha1' ? 'sha1' : 'md5') };
   }
-  return { plan: rangeMinus(0, fileSize, [{ offset: note.descOffset, size: note.id.length }]), hasher: wholeFileHasher(algo, fileSize, gold) };
+  return {
+    plan: rangeMinus(0, fileSize, [{ offset: note.descOffset, size: note.id.length }]),
+    hasher: wholeFileHasher(algo, fileSize, gold),
+  };
 }
 
 /** Recomputes the id `algo` would store in `note`'s place. */
-export function computeElfAlgorithm(elf: ElfFile, algo: ElfAlgo, note: BuildIdNoteRef, src?: ByteSource, gold?: GoldTreeOptions): Uint8Array {
+export function computeElfAlgorithm(
+  elf: ElfFile,
+  algo: ElfAlgo,
+  note: BuildIdNoteRef,
+  src?: ByteSource,
+  gold?: GoldTreeOptions,
+): Uint8Array {
   const source = src ?? new MemorySource(elf.bytes);
   const { plan, hasher } = elfAlgorithmPlan(elf, algo, note, source.size, gold);
   runPlan(plan, source, hasher, elf.file);
@@ -122,7 +140,13 @@ export function computeElfAlgorithm(elf: ElfFile, algo: ElfAlgo, note: BuildIdNo
 }
 
 /** computeElfAlgorithm with big ranges of a FileSource read ahead asynchronously. */
-export async function computeElfAlgorithmAsync(elf: ElfFile, algo: ElfAlgo, note: BuildIdNoteRef, src: ByteSource, gold?: GoldTreeOptions): Promise<Uint8Array> {
+export async function computeElfAlgorithmAsync(
+  elf: ElfFile,
+  algo: ElfAlgo,
+  note: BuildIdNoteRef,
+  src: ByteSource,
+  gold?: GoldTreeOptions,
+): Promise<Uint8Array> {
   const { plan, hasher } = elfAlgorithmPlan(elf, algo, note, src.size, gold);
   await runPlanAsync(plan, src, hasher, elf.file);
   return hasher.digest();
@@ -142,7 +166,11 @@ export interface ElfVerification {
  */
 export const MAX_NOTES_TRIED = 4;
 
-function trials(elf: ElfFile, notes: BuildIdNoteRef[], size: number): { linker: LinkerGuess; plans: { note: BuildIdNoteRef; algo: ElfAlgo }[] } {
+function trials(
+  elf: ElfFile,
+  notes: BuildIdNoteRef[],
+  size: number,
+): { linker: LinkerGuess; plans: { note: BuildIdNoteRef; algo: ElfAlgo }[] } {
   const linker = detectLinker(elf);
   // Ranked by algorithm, then notes in order: the detected linker is tried on every note first.
   const plans: { note: BuildIdNoteRef; algo: ElfAlgo; rank: number }[] = [];
@@ -166,12 +194,18 @@ export function verifyElfBuildId(elf: ElfFile, notes: BuildIdNoteRef[], src?: By
 }
 
 /** verifyElfBuildId over a file on disk, reading ahead asynchronously. */
-export async function verifyElfBuildIdAsync(elf: ElfFile, notes: BuildIdNoteRef[], src: ByteSource, gold?: GoldTreeOptions): Promise<ElfVerification> {
+export async function verifyElfBuildIdAsync(
+  elf: ElfFile,
+  notes: BuildIdNoteRef[],
+  src: ByteSource,
+  gold?: GoldTreeOptions,
+): Promise<ElfVerification> {
   const { linker, plans } = trials(elf, notes, src.size);
   const tried: string[] = [];
   for (const { note, algo } of plans) {
     tried.push(notes.length > 1 ? `${algo} (note #${note.ordinal})` : algo);
-    if (equalBytes(await computeElfAlgorithmAsync(elf, algo, note, src, gold), note.id)) return { linker, match: { note, algorithm: algo }, tried };
+    if (equalBytes(await computeElfAlgorithmAsync(elf, algo, note, src, gold), note.id))
+      return { linker, match: { note, algorithm: algo }, tried };
   }
   if (notes.length > MAX_NOTES_TRIED) tried.push(`on the first ${MAX_NOTES_TRIED} of ${notes.length} build-id notes only`);
   return { linker, match: null, tried };
@@ -185,7 +219,11 @@ export async function verifyElfBuildIdAsync(elf: ElfFile, notes: BuildIdNoteRef[
 export function bootImagePayload(elf: ElfFile, note: BuildIdNoteRef): ElfSection | undefined {
   if (elf.header.class !== 32 || elf.header.machine !== 3 /* EM_386 */) return undefined;
   return elf.sections.find(
-    (s) => s.index !== note.section && s.type === SHT.PROGBITS && s.offset <= note.offset && note.offset + note.size <= s.offset + Number(s.size),
+    (s) =>
+      s.index !== note.section &&
+      s.type === SHT.PROGBITS &&
+      s.offset <= note.offset &&
+      note.offset + note.size <= s.offset + Number(s.size),
   );
 }
 
@@ -207,7 +245,10 @@ export function checkBootImageAgainstSyms(boot: ElfFile, payload: ElfSection, sy
     if (p.offset + data.length > syms.bytes.length) continue;
     const seg = syms.bytes.subarray(p.offset, p.offset + data.length);
     if (equalBytes(seg, data)) {
-      return { ok: true, reason: `${payload.name} (0x${data.length.toString(16)} bytes) equals xen-syms' LOAD segment at file offset 0x${p.offset.toString(16)}` };
+      return {
+        ok: true,
+        reason: `${payload.name} (0x${data.length.toString(16)} bytes) equals xen-syms' LOAD segment at file offset 0x${p.offset.toString(16)}`,
+      };
     }
     return { ok: false, reason: `${payload.name} differs from xen-syms' LOAD segment at file offset 0x${p.offset.toString(16)}` };
   }

@@ -32,13 +32,23 @@ export function setBuildId(objBytes: Uint8Array, style: BuildIdStyle, opts: SetB
 }
 
 /** setBuildId, also returning the id that was stored. */
-export function setBuildIdWithId(objBytes: Uint8Array, style: BuildIdStyle, opts: SetBuildIdOptions = {}): { bytes: Uint8Array; id: Uint8Array } {
+export function setBuildIdWithId(
+  objBytes: Uint8Array,
+  style: BuildIdStyle,
+  opts: SetBuildIdOptions = {},
+): { bytes: Uint8Array; id: Uint8Array } {
   const name = opts.sectionName ?? BUILD_ID_SECTION;
   const elf = readElf(objBytes, { file: opts.file });
   if (elf.header.type !== ET.REL) {
-    throw new FormatError('BUILDID_SET_NOT_REL', 'buildid set rewrites relocatable objects (ET_REL) only; relink executables with --build-id', {
-      file: opts.file, expected: 'ET_REL', found: elf.header.type,
-    });
+    throw new FormatError(
+      'BUILDID_SET_NOT_REL',
+      'buildid set rewrites relocatable objects (ET_REL) only; relink executables with --build-id',
+      {
+        file: opts.file,
+        expected: 'ET_REL',
+        found: elf.header.type,
+      },
+    );
   }
   // The object is rewritten section by section: sections sharing bytes would each be written whole.
   refuseSharedContents(elf, opts.file);

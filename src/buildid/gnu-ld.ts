@@ -63,8 +63,15 @@ export interface GnuLdSection {
 export function gnuLdLayoutOf(elf: ElfFile): GnuLdLayout {
   const h = elf.header;
   return {
-    bytes: elf.bytes, file: elf.file, class: h.class, phoff: h.phoff, phnum: h.phnum, phentsize: h.phentsize,
-    shentsize: h.shentsize, shstrndx: h.shstrndx, sections: elf.sections,
+    bytes: elf.bytes,
+    file: elf.file,
+    class: h.class,
+    phoff: h.phoff,
+    phnum: h.phnum,
+    phentsize: h.phentsize,
+    shentsize: h.shentsize,
+    shstrndx: h.shstrndx,
+    sections: elf.sections,
   };
 }
 
@@ -72,7 +79,13 @@ export function gnuLdLayoutOf(elf: ElfFile): GnuLdLayout {
 export function gnuLdLayoutOfPlan(bytes: Uint8Array, plan: WritePlan, cls: 32 | 64): GnuLdLayout {
   const shsize = SHDR[cls].size;
   const sections = plan.sections.map((s, i) => ({
-    index: i, type: s.type, offset: s.offset, size: s.size, headerOffset: plan.shoff + i * shsize, link: s.link, addralign: s.addralign,
+    index: i,
+    type: s.type,
+    offset: s.offset,
+    size: s.size,
+    headerOffset: plan.shoff + i * shsize,
+    link: s.link,
+    addralign: s.addralign,
   }));
   return { bytes, class: cls, phoff: 0, phnum: 0, phentsize: 0, shentsize: shsize, shstrndx: plan.shstrndx, sections };
 }
@@ -98,7 +111,12 @@ export function gnuLdUnhashedSections(elf: ElfFile | GnuLdLayout): Set<number> {
 function sectionSize(s: GnuLdSection, file?: string): number {
   if (typeof s.size === 'number') return s.size;
   if (s.size > BigInt(Number.MAX_SAFE_INTEGER)) {
-    throw new FormatError('ELF_FIELD_RANGE', 'sh_size is out of range', { file, sectionIndex: s.index, section: s.name, found: '0x' + s.size.toString(16) });
+    throw new FormatError('ELF_FIELD_RANGE', 'sh_size is out of range', {
+      file,
+      sectionIndex: s.index,
+      section: s.name,
+      found: '0x' + s.size.toString(16),
+    });
   }
   return Number(s.size);
 }
@@ -216,11 +234,19 @@ export function patchGnuLdBuildId(bytes: Uint8Array, algo: GnuLdAlgo, sectionNam
   const want = buildIdNoteSize(descsz);
   if (sec.type === SHT.NOBITS || sec.size !== BigInt(want)) {
     throw new FormatError('BUILDID_SECTION_SIZE', `${sectionName} has the wrong size for a ${algo} build-id note`, {
-      file: elf.file, sectionIndex: sec.index, section: sec.name, expected: want, found: sec.type === SHT.NOBITS ? 'SHT_NOBITS' : sec.size.toString(),
+      file: elf.file,
+      sectionIndex: sec.index,
+      section: sec.name,
+      expected: want,
+      found: sec.type === SHT.NOBITS ? 'SHT_NOBITS' : sec.size.toString(),
     });
   }
   if (sec.offset + want > bytes.length) {
-    throw new FormatError('BUILDID_RANGE', `${sectionName} lies outside the file`, { file: elf.file, sectionIndex: sec.index, offset: sec.offset });
+    throw new FormatError('BUILDID_RANGE', `${sectionName} lies outside the file`, {
+      file: elf.file,
+      sectionIndex: sec.index,
+      offset: sec.offset,
+    });
   }
   const zero: Range[] = [{ offset: sec.offset, size: want }, ...packageMetadataRanges(elf)];
   const id = gnuLdDigest(elf, algo, zero);
@@ -237,7 +263,11 @@ export function patchGnuLdBuildIdLaidOut(layout: GnuLdLayout, noteIndex: number,
   const sec = layout.sections[noteIndex];
   const want = buildIdNoteSize(algo === 'sha1' ? 20 : 16);
   if (!sec || sec.type === SHT.NOBITS || sectionSize(sec) !== want || sec.offset + want > bytes.length) {
-    throw new FormatError('BUILDID_SECTION_SIZE', `section [${noteIndex}] is not a place for a ${algo} build-id note`, { file: layout.file, sectionIndex: noteIndex, expected: want });
+    throw new FormatError('BUILDID_SECTION_SIZE', `section [${noteIndex}] is not a place for a ${algo} build-id note`, {
+      file: layout.file,
+      sectionIndex: noteIndex,
+      expected: want,
+    });
   }
   const zero: Range[] = [{ offset: sec.offset, size: want }];
   const laid = layout.sections;

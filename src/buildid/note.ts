@@ -42,9 +42,7 @@ export function encodeBuildIdNote(id: Uint8Array, littleEndian = true): Uint8Arr
   return out;
 }
 
-export type ParsedBuildIdNote =
-  | { ok: true; id: Uint8Array }
-  | { ok: false; errno: 'EINVAL' | 'ENODATA'; reason: string };
+export type ParsedBuildIdNote = { ok: true; id: Uint8Array } | { ok: false; errno: 'EINVAL' | 'ENODATA'; reason: string };
 
 /**
  * Reads a build-id section exactly as Xen does: only the first note counts, `bytes` is the whole
@@ -176,8 +174,14 @@ export function notesIn(data: Uint8Array, section: number, offset: number, align
     const descOff = up(NOTE_HEADER_SIZE + namesz);
     if (p + descOff + descsz > data.length) break;
     out.push({
-      section, offset: offset + p, descOffset: offset + p + descOff, size: NOTE_HEADER_SIZE + align4(namesz) + align4(descsz),
-      namesz, type, name: data.subarray(p + NOTE_HEADER_SIZE, p + NOTE_HEADER_SIZE + namesz), desc: data.subarray(p + descOff, p + descOff + descsz),
+      section,
+      offset: offset + p,
+      descOffset: offset + p + descOff,
+      size: NOTE_HEADER_SIZE + align4(namesz) + align4(descsz),
+      namesz,
+      type,
+      name: data.subarray(p + NOTE_HEADER_SIZE, p + NOTE_HEADER_SIZE + namesz),
+      desc: data.subarray(p + descOff, p + descOff + descsz),
     });
     p += Math.max(up(descOff + descsz), NOTE_HEADER_SIZE);
   }

@@ -70,7 +70,12 @@ export function readPeBuildId(bytes: Uint8Array, file?: string): PeBuildId {
   const len = bytes.length;
   const need = (off: number, n: number, what: string): void => {
     if (off < 0 || off + n > len) {
-      throw new FormatError('PE_TRUNCATED', `${what} lies outside the file`, { file, offset: off, expected: `${n} bytes at 0x${off.toString(16)}`, found: `${len}-byte file` });
+      throw new FormatError('PE_TRUNCATED', `${what} lies outside the file`, {
+        file,
+        offset: off,
+        expected: `${n} bytes at 0x${off.toString(16)}`,
+        found: `${len}-byte file`,
+      });
     }
   };
   if (!isPe(bytes)) throw new FormatError('PE_BAD_MAGIC', 'not a PE file', { file, offset: 0, expected: '"MZ"' });
@@ -87,7 +92,12 @@ export function readPeBuildId(bytes: Uint8Array, file?: string): PeBuildId {
   need(opt, Math.max(optSize, 2), 'optional header');
   const magic = dv.getUint16(opt + PE.opt.Magic, true);
   if (magic !== 0x10b && magic !== 0x20b) {
-    throw new FormatError('PE_BAD_OPTIONAL_MAGIC', 'unknown optional header magic', { file, offset: opt, expected: '0x10b or 0x20b', found: '0x' + magic.toString(16) });
+    throw new FormatError('PE_BAD_OPTIONAL_MAGIC', 'unknown optional header magic', {
+      file,
+      offset: opt,
+      expected: '0x10b or 0x20b',
+      found: '0x' + magic.toString(16),
+    });
   }
   const plus = magic === 0x20b;
   const nDirOff = plus ? PE.opt.PEPLUS_NumberOfRvaAndSizes : PE.opt.PE32_NumberOfRvaAndSizes;
@@ -100,7 +110,11 @@ export function readPeBuildId(bytes: Uint8Array, file?: string): PeBuildId {
   const dbgRva = dv.getUint32(opt + dirOff + 8 * PE.IMAGE_DIRECTORY_ENTRY_DEBUG, true);
   const dbgSize = dv.getUint32(opt + dirOff + 8 * PE.IMAGE_DIRECTORY_ENTRY_DEBUG + 4, true);
   if (dbgRva === 0 || dbgSize === 0) {
-    throw new FormatError('PE_NO_BUILDID', 'the debug data directory is empty (no CodeView build-id; was the image linked with --build-id?)', { file, offset: opt + dirOff + 48 });
+    throw new FormatError(
+      'PE_NO_BUILDID',
+      'the debug data directory is empty (no CodeView build-id; was the image linked with --build-id?)',
+      { file, offset: opt + dirOff + 48 },
+    );
   }
   // RVA -> file offset through the section table.
   let dbgOff = -1;
@@ -132,8 +146,15 @@ export function readPeBuildId(bytes: Uint8Array, file?: string): PeBuildId {
     const pdbName = new TextDecoder().decode(bytes.subarray(cvOff + 24, end));
     const guidOrder = swapGuid(guidRaw);
     return {
-      guidRaw, guidOrder, guidString: guidString(guidOrder), age, pdbName,
-      debugDirectory: { offset: dbgOff, size: dbgSize }, codeView: { offset: cvOff, size: cvSize }, sectionTable, pe32plus: plus,
+      guidRaw,
+      guidOrder,
+      guidString: guidString(guidOrder),
+      age,
+      pdbName,
+      debugDirectory: { offset: dbgOff, size: dbgSize },
+      codeView: { offset: cvOff, size: cvSize },
+      sectionTable,
+      pe32plus: plus,
     };
   }
   throw new FormatError('PE_NO_BUILDID', 'no CodeView entry in the debug directory', { file, offset: dbgOff });

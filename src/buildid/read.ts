@@ -10,8 +10,15 @@ import { FormatError, XspliceError } from '../errors.js';
 import { isElf, readElf } from '../elf/reader.js';
 import type { ElfFile } from '../elf/types.js';
 import {
-  MAX_NOTES_TRIED, bootImagePayload, checkBootImageAgainstSyms, computeElfAlgorithm, findBuildIdNotes, verifyElfBuildId, verifyElfBuildIdAsync,
-  type BuildIdNoteRef, type ElfVerification,
+  MAX_NOTES_TRIED,
+  bootImagePayload,
+  checkBootImageAgainstSyms,
+  computeElfAlgorithm,
+  findBuildIdNotes,
+  verifyElfBuildId,
+  verifyElfBuildIdAsync,
+  type BuildIdNoteRef,
+  type ElfVerification,
 } from './elf-id.js';
 import { equalBytes, isHexId, parseHexId, toHex } from './note.js';
 import { isPe, readPeBuildId, verifyPeBuildId } from './pe.js';
@@ -133,7 +140,8 @@ export function readBuildIdSync(src: BuildIdInput, opts: ReadBuildIdOptions = {}
     let bytes = src.bytes;
     if (!bytes) {
       if (src.path === undefined) throw new FormatError('BUILDID_NO_INPUT', 'no input given');
-      if (src.path === '-') throw new FormatError('BUILDID_NO_INPUT', "standard input ('-') is read by the caller, up to a cap, and passed as bytes");
+      if (src.path === '-')
+        throw new FormatError('BUILDID_NO_INPUT', "standard input ('-') is read by the caller, up to a cap, and passed as bytes");
       bytes = readInputSync(src.path);
     }
     return fromBytes(bytes, label, opts);
@@ -148,16 +156,20 @@ function fromText(text: string, label: string, opts: ReadBuildIdOptions, origin:
   if (m) {
     const v = m[1]!.trim();
     if (v === '' || v === '(null)') {
-      throw new FormatError('BUILDID_XL_EMPTY', '`xl info` shows no build_id (the hypercall failed: XSM denied it (EPERM) or Xen has no build-id (ENODATA))');
+      throw new FormatError(
+        'BUILDID_XL_EMPTY',
+        '`xl info` shows no build_id (the hypercall failed: XSM denied it (EPERM) or Xen has no build-id (ENODATA))',
+      );
     }
     const r = result(label, parseHexId(v), 'xl-info');
     if (opts.verify) note(r, 'an id reported by a running hypervisor cannot be recomputed here; compare it with xen-syms or xen.efi', true);
     return r;
   }
   if (!isHexId(text)) {
-    throw new FormatError('BUILDID_UNKNOWN_INPUT', origin === 'text'
-      ? 'neither a hex build-id nor `xl info` output'
-      : 'not an ELF, gzip, PE, hex, `xl info` or sysfs build-id file');
+    throw new FormatError(
+      'BUILDID_UNKNOWN_INPUT',
+      origin === 'text' ? 'neither a hex build-id nor `xl info` output' : 'not an ELF, gzip, PE, hex, `xl info` or sysfs build-id file',
+    );
   }
   const r = result(label, parseHexId(text), 'hex');
   if (opts.verify) note(r, 'a hex build-id has no file to recompute it from', true);
@@ -177,12 +189,16 @@ function fromBytes(bytes: Uint8Array, label: string, opts: ReadBuildIdOptions): 
         raw = zlib.gunzipSync(bytes, { maxOutputLength: GUNZIP_MAX });
       } catch (e) {
         if ((e as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE') {
-          throw new FormatError('GZIP_TOO_LARGE', `gzip data inflates to more than ${GUNZIP_MAX} bytes (a hypervisor image inflates to a few MiB); stopped there`);
+          throw new FormatError(
+            'GZIP_TOO_LARGE',
+            `gzip data inflates to more than ${GUNZIP_MAX} bytes (a hypervisor image inflates to a few MiB); stopped there`,
+          );
         }
         throw new FormatError('BUILDID_GZIP', `cannot gunzip: ${(e as Error).message}`);
       }
       const inner = new Uint8Array(raw.buffer, raw.byteOffset, raw.byteLength);
-      if (!isElf(inner)) throw new FormatError('BUILDID_GZIP', 'gzip data does not hold an ELF file (expected a Xen boot image such as xen.gz)');
+      if (!isElf(inner))
+        throw new FormatError('BUILDID_GZIP', 'gzip data does not hold an ELF file (expected a Xen boot image such as xen.gz)');
       return fromElf(readElf(inner, { file: label }), label, 'gzip-elf', opts);
     }
     case 'pe':
@@ -196,13 +212,17 @@ function fromBytes(bytes: Uint8Array, label: string, opts: ReadBuildIdOptions): 
       }
       const r = result(label, bytes.slice(), 'sysfs');
       r.notes.push('raw build-id bytes (as /sys/hypervisor/properties/buildid gives them)');
-      if (opts.verify) note(r, 'an id reported by a running hypervisor cannot be recomputed here; compare it with xen-syms or xen.efi', true);
+      if (opts.verify)
+        note(r, 'an id reported by a running hypervisor cannot be recomputed here; compare it with xen-syms or xen.efi', true);
       return r;
     }
     default:
-      throw new FormatError('BUILDID_UNKNOWN_INPUT', bytes.length === 0
-        ? 'empty input (a sysfs build-id file is empty when Xen has no build-id)'
-        : 'not an ELF, gzip, PE, hex, `xl info` or sysfs build-id input');
+      throw new FormatError(
+        'BUILDID_UNKNOWN_INPUT',
+        bytes.length === 0
+          ? 'empty input (a sysfs build-id file is empty when Xen has no build-id)'
+          : 'not an ELF, gzip, PE, hex, `xl info` or sysfs build-id input',
+      );
   }
 }
 
@@ -240,18 +260,27 @@ function loadSyms(x: ElfFile | string): ElfFile {
 }
 
 function fromElf(
-  elf: ElfFile, label: string, source: 'elf' | 'gzip-elf', opts: ReadBuildIdOptions, src?: ByteSource, pre?: ElfVerification,
+  elf: ElfFile,
+  label: string,
+  source: 'elf' | 'gzip-elf',
+  opts: ReadBuildIdOptions,
+  src?: ByteSource,
+  pre?: ElfVerification,
 ): BuildIdResult {
   const all = findBuildIdNotes(elf);
   // A payload carries the ids it depends on as notes too; they are reported apart, never as its id.
   const isDep = (n: BuildIdNoteRef): boolean => DEPENDS_SECTIONS.includes(n.sectionName) || n.sectionName === XEN_DEPENDS_SECTION;
   const deps = all.filter(isDep);
   const own = all.filter((n) => !isDep(n));
-  const notes = deps.length && own.some((n) => n.sectionName === OWN_ID_SECTION) ? own.filter((n) => n.sectionName === OWN_ID_SECTION) : own;
+  const notes =
+    deps.length && own.some((n) => n.sectionName === OWN_ID_SECTION) ? own.filter((n) => n.sectionName === OWN_ID_SECTION) : own;
   if (notes.length === 0) {
-    throw new FormatError('BUILDID_NONE', deps.length
-      ? `a live-patch payload without a ${OWN_ID_SECTION} note (only the build-ids it depends on)`
-      : 'no GNU build-id note (NT_GNU_BUILD_ID) in any SHT_NOTE section');
+    throw new FormatError(
+      'BUILDID_NONE',
+      deps.length
+        ? `a live-patch payload without a ${OWN_ID_SECTION} note (only the build-ids it depends on)`
+        : 'no GNU build-id note (NT_GNU_BUILD_ID) in any SHT_NOTE section',
+    );
   }
   const first = notes[0]!;
   const r = result(label, first.id, source, { elf });
@@ -292,12 +321,18 @@ function fromElf(
   const lens = new Set(notes.map((n) => n.id.length));
   if (![...lens].some((l) => l === 20 || l === 16 || l === 8)) {
     r.verified = null;
-    note(r, `a ${first.id.length}-byte id is no hash GNU ld, gold or lld make: it was given with --build-id=0xHEX and cannot be recomputed`, true);
+    note(
+      r,
+      `a ${first.id.length}-byte id is no hash GNU ld, gold or lld make: it was given with --build-id=0xHEX and cannot be recomputed`,
+      true,
+    );
     return r;
   }
   r.verified = false;
   note(r, `no algorithm reproduces the stored id (tried ${v.tried.join(', ')}; ${v.linker.evidence})`, true);
-  r.notes.push('ids from --build-id=uuid or 0xHEX cannot be recomputed, and strip, objcopy or any edit after linking changes the hashed bytes');
+  r.notes.push(
+    'ids from --build-id=uuid or 0xHEX cannot be recomputed, and strip, objcopy or any edit after linking changes the hashed bytes',
+  );
   return r;
 }
 
@@ -306,7 +341,13 @@ const BOOT_IMAGE_WHY =
   "section headers and .comment, which the boot image does not contain (its payload is xen-syms' LOAD segment, " +
   'byte for byte); give xen-syms as well (--xen-syms, or as another input) to check the payload and recompute from it';
 
-function verifyBootImage(r: BuildIdResult, boot: ElfFile, bn: BuildIdNoteRef, payload: { name: string } & Parameters<typeof checkBootImageAgainstSyms>[1], opts: ReadBuildIdOptions): BuildIdResult {
+function verifyBootImage(
+  r: BuildIdResult,
+  boot: ElfFile,
+  bn: BuildIdNoteRef,
+  payload: { name: string } & Parameters<typeof checkBootImageAgainstSyms>[1],
+  opts: ReadBuildIdOptions,
+): BuildIdResult {
   if (!opts.xenSyms) {
     r.verified = null;
     r.reason = BOOT_IMAGE_WHY;
@@ -317,7 +358,10 @@ function verifyBootImage(r: BuildIdResult, boot: ElfFile, bn: BuildIdNoteRef, pa
   const symsName = syms.file ?? 'xen-syms';
   if (symNotes.length === 0 || !equalBytes(symNotes[0]!.id, bn.id)) {
     r.verified = false;
-    note(r, `${symsName} has build-id ${symNotes[0] ? toHex(symNotes[0].id) : '(none)'}, not ${toHex(bn.id)}: it is not this boot image's xen-syms`);
+    note(
+      r,
+      `${symsName} has build-id ${symNotes[0] ? toHex(symNotes[0].id) : '(none)'}, not ${toHex(bn.id)}: it is not this boot image's xen-syms`,
+    );
     return r;
   }
   const check = checkBootImageAgainstSyms(boot, payload, syms);
@@ -367,7 +411,10 @@ export function compareBuildIds(a: BuildIdResult, b: BuildIdResult): { equal: bo
   if (equal) return { equal };
   const isElfSide = (x: BuildIdResult): boolean => x.source === 'elf' || x.source === 'gzip-elf';
   const isEfiSide = (x: BuildIdResult): boolean => x.source === 'pe' || (!isElfSide(x) && x.bytes.length === 16);
-  for (const [e, f] of [[a, b], [b, a]] as const) {
+  for (const [e, f] of [
+    [a, b],
+    [b, a],
+  ] as const) {
     if (isElfSide(e) && e.bytes.length === 20 && isEfiSide(f)) {
       return {
         equal,

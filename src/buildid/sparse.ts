@@ -125,7 +125,11 @@ export function readElfMetadata(src: FileSource, file?: string): ElfFile {
       s.data = () => view;
     } else if (s.type !== SHT.NOBITS && s.type !== SHT.NULL) {
       s.data = () => {
-        throw new FormatError('BUILDID_NOT_LOADED', 'section contents are not in memory (metadata-only read)', { file, sectionIndex: s.index, section: s.name });
+        throw new FormatError('BUILDID_NOT_LOADED', 'section contents are not in memory (metadata-only read)', {
+          file,
+          sectionIndex: s.index,
+          section: s.name,
+        });
       };
     }
   }

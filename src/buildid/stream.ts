@@ -11,10 +11,7 @@ import { read, readSync } from 'node:fs';
 import { FormatError } from '../errors.js';
 import type { Hasher } from './hash.js';
 
-export type Segment =
-  | { kind: 'file'; off: number; len: number }
-  | { kind: 'data'; data: Uint8Array }
-  | { kind: 'zero'; len: number };
+export type Segment = { kind: 'file'; off: number; len: number } | { kind: 'data'; data: Uint8Array } | { kind: 'zero'; len: number };
 
 export interface Range {
   offset: number;
@@ -81,7 +78,8 @@ export class FileSource implements ByteSource {
     return new Promise((resolve, reject) => {
       read(this.fd, buf, 0, len, off, (err, n) => {
         if (err) reject(err);
-        else if (n === 0 && len > 0) reject(new FormatError('IO_SHORT_READ', 'file shrank while being read', { file: this.file, offset: off }));
+        else if (n === 0 && len > 0)
+          reject(new FormatError('IO_SHORT_READ', 'file shrank while being read', { file: this.file, offset: off }));
         else resolve(n);
       });
     });
@@ -163,7 +161,11 @@ class Feeder {
 
 function checkRange(s: { off: number; len: number }, src: ByteSource, file?: string): void {
   if (s.off < 0 || s.len < 0 || s.off + s.len > src.size) {
-    throw new FormatError('BUILDID_RANGE', `hashed range [0x${s.off.toString(16)}, +0x${s.len.toString(16)}) lies outside the ${src.size}-byte file`, { file, offset: s.off });
+    throw new FormatError(
+      'BUILDID_RANGE',
+      `hashed range [0x${s.off.toString(16)}, +0x${s.len.toString(16)}) lies outside the ${src.size}-byte file`,
+      { file, offset: s.off },
+    );
   }
 }
 
@@ -173,7 +175,11 @@ function checkRange(s: { off: number; len: number }, src: ByteSource, file?: str
  */
 export class PlanRunner {
   private readonly f: Feeder;
-  constructor(private readonly src: ByteSource, hasher: Hasher, private readonly name?: string) {
+  constructor(
+    private readonly src: ByteSource,
+    hasher: Hasher,
+    private readonly name?: string,
+  ) {
     this.f = new Feeder(hasher);
   }
   data(d: Uint8Array): void {
@@ -236,9 +242,7 @@ export async function runPlanAsync(plan: readonly Segment[], src: ByteSource, ha
 /** Segments for the file range [off, off+len) with the given ranges reading as zero. */
 export function rangeMinus(off: number, len: number, zeros: readonly Range[]): Segment[] {
   const end = off + len;
-  const cuts = zeros
-    .filter((z) => z.size > 0 && z.offset < end && z.offset + z.size > off)
-    .sort((a, b) => a.offset - b.offset);
+  const cuts = zeros.filter((z) => z.size > 0 && z.offset < end && z.offset + z.size > off).sort((a, b) => a.offset - b.offset);
   if (cuts.length === 0) return [{ kind: 'file', off, len }];
   const out: Segment[] = [];
   let p = off;

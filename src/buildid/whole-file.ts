@@ -18,18 +18,29 @@
 import { createHasher, TreeHasher, type Hasher } from './hash.js';
 import { rangeMinus, runPlan, type ByteSource, type Range } from './stream.js';
 
-export type WholeFileAlgo =
-  | 'gold-sha1' | 'gold-md5' | 'gold-tree'
-  | 'lld14-sha1' | 'lld14-md5' | 'lld-fast' | 'lld15-sha1' | 'lld15-md5';
+export type WholeFileAlgo = 'gold-sha1' | 'gold-md5' | 'gold-tree' | 'lld14-sha1' | 'lld14-md5' | 'lld-fast' | 'lld15-sha1' | 'lld15-md5';
 
 export const WHOLE_FILE_ALGOS: readonly WholeFileAlgo[] = [
-  'gold-sha1', 'gold-md5', 'gold-tree', 'lld14-sha1', 'lld14-md5', 'lld-fast', 'lld15-sha1', 'lld15-md5',
+  'gold-sha1',
+  'gold-md5',
+  'gold-tree',
+  'lld14-sha1',
+  'lld14-md5',
+  'lld-fast',
+  'lld15-sha1',
+  'lld15-md5',
 ];
 
 /** Descriptor length each algorithm produces. */
 export const WHOLE_FILE_ID_SIZE: Record<WholeFileAlgo, number> = {
-  'gold-sha1': 20, 'gold-md5': 16, 'gold-tree': 20, 'lld14-sha1': 20, 'lld14-md5': 16, 'lld-fast': 8,
-  'lld15-sha1': 20, 'lld15-md5': 16,
+  'gold-sha1': 20,
+  'gold-md5': 16,
+  'gold-tree': 20,
+  'lld14-sha1': 20,
+  'lld14-md5': 16,
+  'lld-fast': 8,
+  'lld15-sha1': 20,
+  'lld15-md5': 16,
 };
 
 export const LLD_CHUNK = 1 << 20;

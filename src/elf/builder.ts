@@ -12,7 +12,17 @@ import { XspliceError } from '../errors.js';
 import { SHT, STT } from './constants.js';
 import { objectView } from './object-view.js';
 import { writeObject, writeObjectWithPlan, planObject, type WritePlan } from './writer.js';
-import type { BuilderOptions, ElfFile, GroupSpec, RelocationSet, RelocationSpec, SectionId, SectionSpec, SymbolId, SymbolSpec } from './types.js';
+import type {
+  BuilderOptions,
+  ElfFile,
+  GroupSpec,
+  RelocationSet,
+  RelocationSpec,
+  SectionId,
+  SectionSpec,
+  SymbolId,
+  SymbolSpec,
+} from './types.js';
 
 export type { BuilderOptions, GroupSpec, RelocationSet } from './types.js';
 
@@ -154,7 +164,12 @@ export class ObjectBuilder {
   private model() {
     return {
       options: this.options,
-      sections: this.order.map((id) => ({ id, spec: this.sections.get(id)!, group: this.groups.get(id), infoLink: this.infoLinks.get(id) })),
+      sections: this.order.map((id) => ({
+        id,
+        spec: this.sections.get(id)!,
+        group: this.groups.get(id),
+        infoLink: this.infoLinks.get(id),
+      })),
       symbols: this.symOrder.map((id) => ({ id, spec: this.symbols.get(id)! })),
       relocations: this.relocs,
     };
@@ -192,12 +207,22 @@ export class ObjectBuilder {
     const lost = view.lostReferences[0];
     if (lost) {
       const what = lost.field === 'sh_info' ? `sh_info ${lost.to} (SHF_INFO_LINK)` : `${lost.field} ${lost.to}`;
-      throw new XspliceError('ELF_UNSUPPORTED', `${what} refers to a section the writer rebuilds`, { file: elf.file, sectionIndex: lost.from.index, section: lost.from.name });
+      throw new XspliceError('ELF_UNSUPPORTED', `${what} refers to a section the writer rebuilds`, {
+        file: elf.file,
+        sectionIndex: lost.from.index,
+        section: lost.from.name,
+      });
     }
     const h = elf.header;
     const b = new ObjectBuilder({
-      class: h.class, littleEndian: h.littleEndian, machine: h.machine, flags: h.flags, osabi: h.osabi,
-      abiVersion: h.abiVersion, type: h.type, keepEmptySymtab: elf.symtabSection() !== undefined,
+      class: h.class,
+      littleEndian: h.littleEndian,
+      machine: h.machine,
+      flags: h.flags,
+      osabi: h.osabi,
+      abiVersion: h.abiVersion,
+      type: h.type,
+      keepEmptySymtab: elf.symtabSection() !== undefined,
     });
     const sectionIds = new Map<number, SectionId>();
     const inputSections = view.sectionIds();
@@ -221,13 +246,21 @@ export class ObjectBuilder {
       const group = view.group(index);
       if (group) {
         b.groups.set(modelSection(index), {
-          name: group.name, signature: modelSymbol(group.signature) as SymbolId, flags: group.flags, members: group.members.map(modelSection),
+          name: group.name,
+          signature: modelSymbol(group.signature) as SymbolId,
+          flags: group.flags,
+          members: group.members.map(modelSection),
         });
       }
       const relocs = view.relocationsOf(index);
       if (relocs) {
         // The model owns its entries (the view's are the reader's): copied, symbols mapped.
-        const entries = relocs.entries.map((e): RelocationSpec => ({ offset: e.offset, type: e.type, symbol: modelSymbol(e.symbol), addend: e.addend }));
+        const entries = relocs.entries.map((e): RelocationSpec => ({
+          offset: e.offset,
+          type: e.type,
+          symbol: modelSymbol(e.symbol),
+          addend: e.addend,
+        }));
         b.relocs.set(modelSection(index), { ...relocs, entries });
       }
     }

@@ -112,24 +112,53 @@ function viewers(elf: ElfFile) {
   // As readelf: an unnamed STT_SECTION symbol shows its section's name.
   const symName = (s: ElfSymbol) => (s.name === '' && s.type === STT.SECTION && s.index !== 0 ? sname(s.shndx) : s.name);
   return {
-    head: () => ({ class: h.class, endian: h.littleEndian ? 'little' as const : 'big' as const, type: etName(h.type), machine: emName(h.machine) }),
+    head: () => ({
+      class: h.class,
+      endian: h.littleEndian ? ('little' as const) : ('big' as const),
+      type: etName(h.type),
+      machine: emName(h.machine),
+    }),
     section: (s: ElfFile['sections'][number]): ElfSectionView => ({
-      index: s.index, name: s.name, type: typeName(s.type), flags: flagsOf(s.flags), addr: hex(s.addr),
-      offset: s.offset, size: num(s.size), link: s.link, info: s.info, addralign: num(s.addralign), entsize: num(s.entsize),
+      index: s.index,
+      name: s.name,
+      type: typeName(s.type),
+      flags: flagsOf(s.flags),
+      addr: hex(s.addr),
+      offset: s.offset,
+      size: num(s.size),
+      link: s.link,
+      info: s.info,
+      addralign: num(s.addralign),
+      entsize: num(s.entsize),
     }),
     syms,
     symbol: (s: ElfSymbol): ElfSymbolView => ({
-      index: s.index, name: symName(s), value: hex(s.value), size: num(s.size), type: sttName(s.type), bind: stbName(s.bind),
-      visibility: stvName(s.visibility), shndx: shndxView(s, h.machine),
+      index: s.index,
+      name: symName(s),
+      value: hex(s.value),
+      size: num(s.size),
+      type: sttName(s.type),
+      bind: stbName(s.bind),
+      visibility: stvName(s.visibility),
+      shndx: shndxView(s, h.machine),
     }),
     relocHead: (r: ElfRelocSection) => ({
-      section: r.section.name, target: sname(r.target), sectionIndex: r.section.index, targetIndex: r.target,
+      section: r.section.name,
+      target: sname(r.target),
+      sectionIndex: r.section.index,
+      targetIndex: r.target,
       table: r.symtab === 0 ? [] : r.symtab === symtab?.index ? syms : elf.symbols(elf.sections[r.symtab]),
     }),
     relocEntry: (table: ElfSymbol[], e: ElfRelocation): ElfRelocView['entries'][number] => {
       // The reader has checked e.symbol against the linked table's length.
       const sym = e.symbol === 0 ? undefined : table[e.symbol];
-      return { offset: hex(e.offset), type: relocName(e.type), symbol: sym ? symName(sym) : '', symbolIndex: e.symbol, addend: e.addend === null ? null : hex(e.addend) };
+      return {
+        offset: hex(e.offset),
+        type: relocName(e.type),
+        symbol: sym ? symName(sym) : '',
+        symbolIndex: e.symbol,
+        addend: e.addend === null ? null : hex(e.addend),
+      };
     },
     note: (n: ElfNote): ElfNoteView => ({ section: sname(n.section), owner: n.name, type: n.type, desc: toHex(n.desc) }),
   };
@@ -185,12 +214,18 @@ export function streamElfView(elf: ElfFile, o: { json: boolean; file: string }, 
     for (const [k, val] of Object.entries(head)) put(`  ${JSON.stringify(k)}: ${JSON.stringify(val)},\n`);
     list(1, 'sections', elf.sections, (s) => put('    ' + ind(2, v.section(s))), false);
     list(1, 'symbols', v.syms, (s) => put('    ' + ind(2, v.symbol(s))), false);
-    list(1, 'relocations', relocs, ({ r, table, ...h }) => {
-      put('    {\n');
-      for (const [k, val] of Object.entries(h)) put(`      ${JSON.stringify(k)}: ${JSON.stringify(val)},\n`);
-      list(3, 'entries', r.entries, (e) => put('        ' + ind(4, v.relocEntry(table, e))), true);
-      put('    }');
-    }, false);
+    list(
+      1,
+      'relocations',
+      relocs,
+      ({ r, table, ...h }) => {
+        put('    {\n');
+        for (const [k, val] of Object.entries(h)) put(`      ${JSON.stringify(k)}: ${JSON.stringify(val)},\n`);
+        list(3, 'entries', r.entries, (e) => put('        ' + ind(4, v.relocEntry(table, e))), true);
+        put('    }');
+      },
+      false,
+    );
     list(1, 'notes', notes, (n) => put('    ' + ind(2, v.note(n))), true);
     put('}\n');
   } else {

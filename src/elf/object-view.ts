@@ -19,7 +19,18 @@
 import { XspliceError } from '../errors.js';
 import { SHF, SHN, SHT } from './constants.js';
 import { isAsciiName, modelName } from './strtab.js';
-import type { ElfFile, ElfSection, GroupSpec, RelocationSet, RelocationSpec, SectionId, SectionSpec, SymbolId, SymbolSection, SymbolSpec } from './types.js';
+import type {
+  ElfFile,
+  ElfSection,
+  GroupSpec,
+  RelocationSet,
+  RelocationSpec,
+  SectionId,
+  SectionSpec,
+  SymbolId,
+  SymbolSection,
+  SymbolSpec,
+} from './types.js';
 
 /** A reference the model cannot carry (see the module comment). */
 export interface LostReference {
@@ -76,7 +87,8 @@ function isDefaultRelocName(prefix: string, sec: ElfSection, target: ElfSection)
 export function objectView(elf: ElfFile): ObjectView {
   const h = elf.header;
   const file = elf.file;
-  if (elf.programHeaders.length > 0) unsupported('objects with program headers cannot be carried (only relocatable objects)', undefined, file);
+  if (elf.programHeaders.length > 0)
+    unsupported('objects with program headers cannot be carried (only relocatable objects)', undefined, file);
   const symtab = elf.symtabSection();
   const sections = elf.sections;
   const nsec = sections.length;
@@ -103,7 +115,14 @@ export function objectView(elf: ElfFile): ObjectView {
   for (let i = 0; i < nsec; i++) {
     const s = sections[i]!;
     if (rebuilt[s.index] === 1) continue;
-    const spec: SectionSpec = { name: modelName(s), type: s.type, flags: s.flags, addralign: s.addralign, entsize: s.entsize, addr: s.addr };
+    const spec: SectionSpec = {
+      name: modelName(s),
+      type: s.type,
+      flags: s.flags,
+      addralign: s.addralign,
+      entsize: s.entsize,
+      addr: s.addr,
+    };
     if (s.type === SHT.NOBITS) spec.size = s.size;
     else spec.data = s.data();
     specs[s.index] = spec;
@@ -138,7 +157,8 @@ export function objectView(elf: ElfFile): ObjectView {
     isRelocSection[r.section.index] = 1;
     if (!carried(r.target)) unsupported(`relocation section applies to section ${r.target}, which is not carried`, r.section, file);
     if (relBy.has(r.target)) unsupported('a second relocation section for the same target', r.section, file);
-    if (r.entries.length > 0 && (!symtab || r.symtab !== symtab.index)) unsupported('relocation section does not use .symtab', r.section, file);
+    if (r.entries.length > 0 && (!symtab || r.symtab !== symtab.index))
+      unsupported('relocation section does not use .symtab', r.section, file);
     const set: RelocationSet = {
       rela: r.rela,
       // The reader's RELA entries already have the model's shape (symbol = ELF index = ID, a
@@ -186,7 +206,10 @@ export function objectView(elf: ElfFile): ObjectView {
       else if ((raw < SHN.LORESERVE || raw === SHN.XINDEX) && carried(y.shndx)) section = y.shndx as SectionId;
       else {
         throw new XspliceError('ELF_UNSUPPORTED', `symbol's section index ${y.shndx} is reserved or not a carried section`, {
-          file, symbol: y.name, section: '.symtab', ...(symtab ? { sectionIndex: symtab.index } : {}),
+          file,
+          symbol: y.name,
+          section: '.symtab',
+          ...(symtab ? { sectionIndex: symtab.index } : {}),
         });
       }
       return { name: modelName(y), bind: y.bind, type: y.type, other: y.other, section, value: y.value, size: y.size };

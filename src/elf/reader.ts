@@ -14,12 +14,18 @@
  */
 import { FormatError, type ErrorContext } from '../errors.js';
 import { ELFCLASS, ELFDATA, SHN, SHT } from './constants.js';
-import {
-  EI, EI_NIDENT, dataView, decodeRecord, layoutsFor, readBigField, readSafeField, type ClassLayouts,
-} from './layout.js';
+import { EI, EI_NIDENT, dataView, decodeRecord, layoutsFor, readBigField, readSafeField, type ClassLayouts } from './layout.js';
 import { isAsciiName } from './strtab.js';
 import type {
-  ElfFile, ElfGroup, ElfHeader, ElfNote, ElfProgramHeader, ElfRelocSection, ElfRelocation, ElfSection, ElfSymbol,
+  ElfFile,
+  ElfGroup,
+  ElfHeader,
+  ElfNote,
+  ElfProgramHeader,
+  ElfRelocSection,
+  ElfRelocation,
+  ElfSection,
+  ElfSymbol,
 } from './types.js';
 
 export interface ReadOptions {
@@ -73,10 +79,18 @@ export function refuseSharedContents(elf: ElfFile, file?: string): void {
   let prev: (typeof spans)[number] | undefined;
   for (const x of spans) {
     if (prev && x.start < prev.end) {
-      throw new FormatError('ELF_OVERLAP', `shares file bytes with section [${prev.s.index}] ${prev.s.name}: sections of an object never overlap`, {
-        ...(file !== undefined ? { file } : {}), sectionIndex: x.s.index, section: x.s.name, offset: x.s.headerOffset,
-        expected: `sh_offset >= 0x${prev.end.toString(16)}`, found: `sh_offset 0x${x.start.toString(16)}`,
-      });
+      throw new FormatError(
+        'ELF_OVERLAP',
+        `shares file bytes with section [${prev.s.index}] ${prev.s.name}: sections of an object never overlap`,
+        {
+          ...(file !== undefined ? { file } : {}),
+          sectionIndex: x.s.index,
+          section: x.s.name,
+          offset: x.s.headerOffset,
+          expected: `sh_offset >= 0x${prev.end.toString(16)}`,
+          found: `sh_offset 0x${x.start.toString(16)}`,
+        },
+      );
     }
     if (!prev || x.end > prev.end) prev = x;
   }
@@ -241,7 +255,11 @@ class Reader {
     this.dv = dataView(bytes);
     const len = bytes.length;
     if (len < EI_NIDENT) {
-      throw this.err('ELF_TRUNCATED', 'file too short for e_ident', { offset: 0, expected: `at least ${EI_NIDENT} bytes`, found: `${len} bytes` });
+      throw this.err('ELF_TRUNCATED', 'file too short for e_ident', {
+        offset: 0,
+        expected: `at least ${EI_NIDENT} bytes`,
+        found: `${len} bytes`,
+      });
     }
     if (!isElf(bytes)) {
       const found = Array.from(bytes.subarray(0, 4), (b) => b.toString(16).padStart(2, '0')).join(' ');
@@ -259,7 +277,11 @@ class Reader {
     const elfClass = cls === ELFCLASS['64'] ? 64 : 32;
     this.L = layoutsFor(elfClass);
     if (len < this.L.ehdr.size) {
-      throw this.err('ELF_TRUNCATED', `file too short for the ${this.L.ehdr.name}`, { offset: 0, expected: `at least ${this.L.ehdr.size} bytes`, found: `${len} bytes` });
+      throw this.err('ELF_TRUNCATED', `file too short for the ${this.L.ehdr.name}`, {
+        offset: 0,
+        expected: `at least ${this.L.ehdr.size} bytes`,
+        found: `${len} bytes`,
+      });
     }
     const e = decodeRecord(this.L.ehdr, this.dv, 0, this.le);
     const shoff = this.checked(e.e_shoff as bigint, 'e_shoff', { offset: this.L.ehdr.fields.e_shoff.offset });
@@ -277,12 +299,16 @@ class Reader {
     if (shoff !== 0) {
       if (shentsize < shdrSize) {
         throw this.err('ELF_SHENTSIZE', 'e_shentsize is too small for a section header', {
-          offset: this.L.ehdr.fields.e_shentsize.offset, expected: `>= ${shdrSize}`, found: shentsize,
+          offset: this.L.ehdr.fields.e_shentsize.offset,
+          expected: `>= ${shdrSize}`,
+          found: shentsize,
         });
       }
       if (shoff > len || len - shoff < shdrSize) {
         throw this.err('ELF_SHDR_BOUNDS', 'section header table starts past the end of the file', {
-          offset: this.L.ehdr.fields.e_shoff.offset, expected: `e_shoff + ${shdrSize} <= ${len}`, found: `e_shoff 0x${shoff.toString(16)}`,
+          offset: this.L.ehdr.fields.e_shoff.offset,
+          expected: `e_shoff + ${shdrSize} <= ${len}`,
+          found: `e_shoff 0x${shoff.toString(16)}`,
         });
       }
       const s0 = decodeRecord(this.L.shdr, this.dv, shoff, this.le);
@@ -291,7 +317,10 @@ class Reader {
         const fits = BigInt(Math.floor((len - shoff) / shentsize));
         if (claimed > fits) {
           throw this.err('ELF_SHNUM', 'section count (extended numbering, section 0 sh_size) exceeds what the file holds', {
-            offset: shoff + this.L.shdr.fields.sh_size.offset, sectionIndex: 0, expected: `<= ${fits}`, found: claimed.toString(),
+            offset: shoff + this.L.shdr.fields.sh_size.offset,
+            sectionIndex: 0,
+            expected: `<= ${fits}`,
+            found: claimed.toString(),
           });
         }
         shnum = Number(claimed);
@@ -299,14 +328,20 @@ class Reader {
       if (rawShstrndx === SHN.XINDEX) shstrndx = s0.sh_link as number;
       if (rawPhnum === 0xffff) phnum = s0.sh_info as number;
     } else if (rawShnum !== 0) {
-      throw this.err('ELF_SHDR_BOUNDS', 'e_shnum is set but e_shoff is 0', { offset: this.L.ehdr.fields.e_shoff.offset, expected: 'e_shoff != 0', found: 0 });
+      throw this.err('ELF_SHDR_BOUNDS', 'e_shnum is set but e_shoff is 0', {
+        offset: this.L.ehdr.fields.e_shoff.offset,
+        expected: 'e_shoff != 0',
+        found: 0,
+      });
     }
 
     if (shnum > 0) {
       const avail = Math.floor((len - shoff) / shentsize);
       if (shnum > avail) {
         throw this.err('ELF_SHDR_BOUNDS', 'section header table runs past the end of the file', {
-          offset: shoff, expected: `e_shoff + ${shnum} * ${shentsize} <= ${len}`, found: `room for ${avail} headers`,
+          offset: shoff,
+          expected: `e_shoff + ${shnum} * ${shentsize} <= ${len}`,
+          found: `room for ${avail} headers`,
         });
       }
     }
@@ -318,32 +353,56 @@ class Reader {
       const phentsize = e.e_phentsize as number;
       if (phentsize < phsz) {
         throw this.err('ELF_PHENTSIZE', 'e_phentsize is too small for a program header', {
-          offset: this.L.ehdr.fields.e_phentsize.offset, expected: `>= ${phsz}`, found: phentsize,
+          offset: this.L.ehdr.fields.e_phentsize.offset,
+          expected: `>= ${phsz}`,
+          found: phentsize,
         });
       }
       if (phoff > len || Math.floor((len - phoff) / phentsize) < phnum) {
         throw this.err('ELF_PHDR_BOUNDS', 'program header table runs past the end of the file', {
-          offset: this.L.ehdr.fields.e_phoff.offset, expected: `e_phoff + ${phnum} * ${phentsize} <= ${len}`, found: `e_phoff 0x${phoff.toString(16)}`,
+          offset: this.L.ehdr.fields.e_phoff.offset,
+          expected: `e_phoff + ${phnum} * ${phentsize} <= ${len}`,
+          found: `e_phoff 0x${phoff.toString(16)}`,
         });
       }
       for (let i = 0; i < phnum; i++) {
         const at = phoff + i * phentsize;
         const p = decodeRecord(this.L.phdr, this.dv, at, this.le);
         programHeaders.push({
-          type: p.p_type as number, flags: p.p_flags as number,
+          type: p.p_type as number,
+          flags: p.p_flags as number,
           offset: this.checked(p.p_offset as bigint, 'p_offset', { offset: at + this.L.phdr.fields.p_offset.offset }),
-          vaddr: p.p_vaddr as bigint, paddr: p.p_paddr as bigint, filesz: p.p_filesz as bigint,
-          memsz: p.p_memsz as bigint, align: p.p_align as bigint,
+          vaddr: p.p_vaddr as bigint,
+          paddr: p.p_paddr as bigint,
+          filesz: p.p_filesz as bigint,
+          memsz: p.p_memsz as bigint,
+          align: p.p_align as bigint,
         });
       }
     }
 
     const header: ElfHeader = {
-      class: elfClass, littleEndian: this.le, identVersion: bytes[EI.VERSION]!, osabi: bytes[EI.OSABI]!,
-      abiVersion: bytes[EI.ABIVERSION]!, type: e.e_type as number, machine: e.e_machine as number,
-      version: e.e_version as number, entry: e.e_entry as bigint, phoff, shoff, flags: e.e_flags as number,
-      ehsize: e.e_ehsize as number, phentsize: e.e_phentsize as number, phnum, shentsize, shnum, shstrndx,
-      rawShnum, rawShstrndx, rawPhnum,
+      class: elfClass,
+      littleEndian: this.le,
+      identVersion: bytes[EI.VERSION]!,
+      osabi: bytes[EI.OSABI]!,
+      abiVersion: bytes[EI.ABIVERSION]!,
+      type: e.e_type as number,
+      machine: e.e_machine as number,
+      version: e.e_version as number,
+      entry: e.e_entry as bigint,
+      phoff,
+      shoff,
+      flags: e.e_flags as number,
+      ehsize: e.e_ehsize as number,
+      phentsize: e.e_phentsize as number,
+      phnum,
+      shentsize,
+      shnum,
+      shstrndx,
+      rawShnum,
+      rawShstrndx,
+      rawPhnum,
     };
 
     // Section headers (names resolved below, once .shstrtab is known to be sound).
@@ -357,23 +416,39 @@ class Reader {
       if (offset < 0) {
         offset = this.checked(readBigField(dv, at, F.sh_offset, le), 'sh_offset', { offset: at + F.sh_offset.offset, sectionIndex: i });
       }
-      sections.push(new ReadSection(
-        this, i, dv.getUint32(at + F.sh_name.offset, le), dv.getUint32(at + F.sh_type.offset, le),
-        readBigField(dv, at, F.sh_flags, le), readBigField(dv, at, F.sh_addr, le), offset, readBigField(dv, at, F.sh_size, le),
-        dv.getUint32(at + F.sh_link.offset, le), dv.getUint32(at + F.sh_info.offset, le),
-        readBigField(dv, at, F.sh_addralign, le), readBigField(dv, at, F.sh_entsize, le), at,
-      ));
+      sections.push(
+        new ReadSection(
+          this,
+          i,
+          dv.getUint32(at + F.sh_name.offset, le),
+          dv.getUint32(at + F.sh_type.offset, le),
+          readBigField(dv, at, F.sh_flags, le),
+          readBigField(dv, at, F.sh_addr, le),
+          offset,
+          readBigField(dv, at, F.sh_size, le),
+          dv.getUint32(at + F.sh_link.offset, le),
+          dv.getUint32(at + F.sh_info.offset, le),
+          readBigField(dv, at, F.sh_addralign, le),
+          readBigField(dv, at, F.sh_entsize, le),
+          at,
+        ),
+      );
     }
 
     if (shnum > 0 && shstrndx !== SHN.UNDEF) {
       if (shstrndx >= shnum) {
         throw this.err('ELF_SHSTRNDX', 'e_shstrndx is past the end of the section table', {
-          offset: this.L.ehdr.fields.e_shstrndx.offset, expected: `< ${shnum}`, found: shstrndx,
+          offset: this.L.ehdr.fields.e_shstrndx.offset,
+          expected: `< ${shnum}`,
+          found: shstrndx,
         });
       }
       const strtab = sections[shstrndx]!;
       if (strtab.type === SHT.NOBITS) {
-        throw this.err('ELF_STRTAB_TYPE', 'section name table has no contents (SHT_NOBITS)', { sectionIndex: shstrndx, offset: strtab.headerOffset });
+        throw this.err('ELF_STRTAB_TYPE', 'section name table has no contents (SHT_NOBITS)', {
+          sectionIndex: shstrndx,
+          offset: strtab.headerOffset,
+        });
       }
       const table = new StrTab(this.sectionData(strtab));
       this.shstrtab = table;
@@ -393,7 +468,11 @@ class Reader {
     let lookups = 0;
     let symtab: ElfSection | null | undefined;
     this.file = {
-      bytes, file: name, header, sections, programHeaders,
+      bytes,
+      file: name,
+      header,
+      sections,
+      programHeaders,
       sectionByName: (n) => {
         if (!byName && ++lookups <= 4) {
           if (isAsciiName(n)) {
@@ -442,7 +521,11 @@ class Reader {
   private sectionAt(index: number, what: string, ctx: ErrorContext): ElfSection {
     const sections = this.file?.sections;
     if (!sections || index <= 0 || index >= sections.length) {
-      throw this.err('ELF_LINK_RANGE', `${what} index is out of range`, { ...ctx, expected: `1..${(sections?.length ?? 1) - 1}`, found: index });
+      throw this.err('ELF_LINK_RANGE', `${what} index is out of range`, {
+        ...ctx,
+        expected: `1..${(sections?.length ?? 1) - 1}`,
+        found: index,
+      });
     }
     return sections[index]!;
   }
@@ -452,8 +535,10 @@ class Reader {
     const len = this.bytes.length;
     if (sec.size > this.lenBig || sec.offset > len || sec.offset + Number(sec.size) > len) {
       throw this.err('ELF_SECTION_BOUNDS', 'section contents lie outside the file', {
-        ...this.secCtx(sec), offset: sec.headerOffset,
-        expected: `sh_offset + sh_size <= ${len}`, found: `sh_offset 0x${sec.offset.toString(16)} + sh_size 0x${sec.size.toString(16)}`,
+        ...this.secCtx(sec),
+        offset: sec.headerOffset,
+        expected: `sh_offset + sh_size <= ${len}`,
+        found: `sh_offset 0x${sec.offset.toString(16)} + sh_size 0x${sec.size.toString(16)}`,
       });
     }
     return this.bytes.subarray(sec.offset, sec.offset + Number(sec.size));
@@ -463,13 +548,18 @@ class Reader {
   private cString(table: Uint8Array, off: number, sec: ElfSection, ctx: ErrorContext, what: string): Uint8Array {
     if (off >= table.length) {
       throw this.err('ELF_NAME_RANGE', `${what} offset is past the end of its string table ${sec.name || `[${sec.index}]`}`, {
-        ...ctx, expected: `< ${table.length}`, found: off,
+        ...ctx,
+        expected: `< ${table.length}`,
+        found: off,
       });
     }
     const end = table.indexOf(0, off);
     if (end < 0) {
       throw this.err('ELF_STRTAB_UNTERMINATED', `string table ${sec.name || `[${sec.index}]`} has no final NUL`, {
-        ...ctx, offset: sec.offset + table.length - 1, expected: 'a NUL-terminated string', found: 'end of section',
+        ...ctx,
+        offset: sec.offset + table.length - 1,
+        expected: 'a NUL-terminated string',
+        found: 'end of section',
       });
     }
     return table.subarray(off, end);
@@ -477,19 +567,31 @@ class Reader {
 
   private entrySize(sec: ElfSection, min: number, what: string): number {
     const es = sec.entsize;
-    let ent = es === 0n ? min : es <= MAX_SAFE ? Number(es) : this.checked(es, 'sh_entsize', { ...this.secCtx(sec), offset: sec.headerOffset });
+    let ent =
+      es === 0n ? min : es <= MAX_SAFE ? Number(es) : this.checked(es, 'sh_entsize', { ...this.secCtx(sec), offset: sec.headerOffset });
     if (ent < min) {
-      throw this.err('ELF_ENTSIZE', `${what} entry size is too small`, { ...this.secCtx(sec), offset: sec.headerOffset, expected: `>= ${min}`, found: ent });
+      throw this.err('ELF_ENTSIZE', `${what} entry size is too small`, {
+        ...this.secCtx(sec),
+        offset: sec.headerOffset,
+        expected: `>= ${min}`,
+        found: ent,
+      });
     }
     if (sec.size > this.lenBig) {
       throw this.err('ELF_SECTION_BOUNDS', `${what} is larger than the file`, {
-        ...this.secCtx(sec), offset: sec.headerOffset, expected: `sh_size <= ${this.bytes.length}`, found: `sh_size 0x${sec.size.toString(16)}`,
+        ...this.secCtx(sec),
+        offset: sec.headerOffset,
+        expected: `sh_size <= ${this.bytes.length}`,
+        found: `sh_size 0x${sec.size.toString(16)}`,
       });
     }
     const size = Number(sec.size);
     if (size % ent !== 0) {
       throw this.err('ELF_ENTSIZE', `${what} size is not a multiple of its entry size`, {
-        ...this.secCtx(sec), offset: sec.headerOffset, expected: `a multiple of ${ent}`, found: sec.size.toString(),
+        ...this.secCtx(sec),
+        offset: sec.headerOffset,
+        expected: `a multiple of ${ent}`,
+        found: sec.size.toString(),
       });
     }
     return ent;
@@ -519,8 +621,10 @@ class Reader {
     for (const s of spans) {
       if (prev && s.start < prev.end) {
         throw this.err('ELF_OVERLAP', `${kind} section shares file bytes with ${kind} section [${prev.sec.index}] ${prev.sec.name}`, {
-          ...this.secCtx(s.sec), offset: s.sec.headerOffset,
-          expected: `sh_offset >= 0x${prev.end.toString(16)}`, found: `sh_offset 0x${s.start.toString(16)}`,
+          ...this.secCtx(s.sec),
+          offset: s.sec.headerOffset,
+          expected: `sh_offset >= 0x${prev.end.toString(16)}`,
+          found: `sh_offset 0x${s.start.toString(16)}`,
         });
       }
       if (!prev || s.end > prev.end) prev = s;
@@ -540,12 +644,20 @@ class Reader {
 
   private linkedStrtab(sec: ElfSection): ElfSection {
     if (sec.link === 0 || sec.link >= this.file.sections.length) {
-      throw this.err('ELF_LINK_RANGE', 'sh_link of the symbol table does not name a section', { ...this.secCtx(sec), offset: sec.headerOffset, expected: `1..${this.file.sections.length - 1}`, found: sec.link });
+      throw this.err('ELF_LINK_RANGE', 'sh_link of the symbol table does not name a section', {
+        ...this.secCtx(sec),
+        offset: sec.headerOffset,
+        expected: `1..${this.file.sections.length - 1}`,
+        found: sec.link,
+      });
     }
     const str = this.file.sections[sec.link]!;
     if (str.type !== SHT.STRTAB) {
       throw this.err('ELF_LINK_TYPE', `sh_link of the symbol table names section [${str.index}] ${str.name}, which is not a string table`, {
-        ...this.secCtx(sec), offset: sec.headerOffset, expected: 'SHT_STRTAB', found: `type ${str.type}`,
+        ...this.secCtx(sec),
+        offset: sec.headerOffset,
+        expected: 'SHT_STRTAB',
+        found: `type ${str.type}`,
       });
     }
     return str;
@@ -558,7 +670,11 @@ class Reader {
     if (cached) return cached;
     this.checkDisjoint('symbol table', SYMBOL_TYPES);
     if (sec.type !== SHT.SYMTAB && sec.type !== SHT.DYNSYM) {
-      throw this.err('ELF_LINK_TYPE', 'not a symbol table', { ...this.secCtx(sec), expected: 'SHT_SYMTAB or SHT_DYNSYM', found: `type ${sec.type}` });
+      throw this.err('ELF_LINK_TYPE', 'not a symbol table', {
+        ...this.secCtx(sec),
+        expected: 'SHT_SYMTAB or SHT_DYNSYM',
+        found: `type ${sec.type}`,
+      });
     }
     const L = this.L.sym;
     const ent = this.entrySize(sec, L.size, 'symbol table');
@@ -574,7 +690,10 @@ class Reader {
       const x = this.sectionData(shndxSec);
       if (x.length < count * 4) {
         throw this.err('ELF_SHNDX_SIZE', 'extended section index table is shorter than its symbol table', {
-          ...this.secCtx(shndxSec), offset: shndxSec.headerOffset, expected: `>= ${count * 4} bytes`, found: `${x.length} bytes`,
+          ...this.secCtx(shndxSec),
+          offset: shndxSec.headerOffset,
+          expected: `>= ${count * 4} bytes`,
+          found: `${x.length} bytes`,
         });
       }
       xindex = dataView(x);
@@ -606,14 +725,25 @@ class Reader {
       if (rawShndx === SHN.XINDEX) {
         if (!xindex) {
           throw this.err('ELF_SHNDX_MISSING', 'symbol uses SHN_XINDEX but there is no .symtab_shndx section', {
-            ...this.secCtx(sec), offset: sec.offset + base, symbol: `#${i}`,
+            ...this.secCtx(sec),
+            offset: sec.offset + base,
+            symbol: `#${i}`,
           });
         }
         shndx = xindex.getUint32(i * 4, le);
       }
       out[i] = new ReadSymbol(
-        strtab, nameEnd, i, nameOffset, name, readBigField(dv, base, F.st_value, le), readBigField(dv, base, F.st_size, le),
-        data[base + oInfo]!, data[base + oOther]!, shndx, rawShndx,
+        strtab,
+        nameEnd,
+        i,
+        nameOffset,
+        name,
+        readBigField(dv, base, F.st_value, le),
+        readBigField(dv, base, F.st_size, le),
+        data[base + oInfo]!,
+        data[base + oOther]!,
+        shndx,
+        rawShndx,
       );
     }
     this.symCache.set(sec.index, out);
@@ -636,21 +766,37 @@ class Reader {
       // Symbol indices in r_info are checked against the linked table's entry count.
       let nsyms = Infinity;
       if (sec.link !== 0) {
-        if (sec.link >= nsec) throw this.err('ELF_LINK_RANGE', 'sh_link of the relocation section is out of range', { ...this.secCtx(sec), offset: sec.headerOffset, expected: `< ${nsec}`, found: sec.link });
+        if (sec.link >= nsec)
+          throw this.err('ELF_LINK_RANGE', 'sh_link of the relocation section is out of range', {
+            ...this.secCtx(sec),
+            offset: sec.headerOffset,
+            expected: `< ${nsec}`,
+            found: sec.link,
+          });
         const symSec = sections[sec.link]!;
         const t = symSec.type;
         if (t !== SHT.SYMTAB && t !== SHT.DYNSYM) {
           throw this.err('ELF_LINK_TYPE', `sh_link of the relocation section names section [${sec.link}], which is not a symbol table`, {
-            ...this.secCtx(sec), offset: sec.headerOffset, expected: 'SHT_SYMTAB or SHT_DYNSYM', found: `type ${t}`,
+            ...this.secCtx(sec),
+            offset: sec.headerOffset,
+            expected: 'SHT_SYMTAB or SHT_DYNSYM',
+            found: `type ${t}`,
           });
         }
         nsyms = this.symCount(symSec);
       }
-      if (sec.info >= nsec) throw this.err('ELF_INFO_RANGE', 'sh_info of the relocation section is out of range', { ...this.secCtx(sec), offset: sec.headerOffset, expected: `< ${nsec}`, found: sec.info });
+      if (sec.info >= nsec)
+        throw this.err('ELF_INFO_RANGE', 'sh_info of the relocation section is out of range', {
+          ...this.secCtx(sec),
+          offset: sec.headerOffset,
+          expected: `< ${nsec}`,
+          found: sec.info,
+        });
       const ent = this.entrySize(sec, L.size, 'relocation section');
       // The entries are read through the file's own DataView (no view per section); sectionData
       // is only called to report contents outside the file.
-      if (sec.size > this.lenBig || sec.offset > this.bytes.length || sec.offset + Number(sec.size) > this.bytes.length) this.sectionData(sec);
+      if (sec.size > this.lenBig || sec.offset > this.bytes.length || sec.offset + Number(sec.size) > this.bytes.length)
+        this.sectionData(sec);
       const dv = this.dv;
       const n = Number(sec.size) / ent;
       const start = sec.offset;
@@ -675,11 +821,17 @@ class Reader {
         }
         if (symbol >= nsyms) {
           throw this.err('ELF_RELOC_SYMBOL', `relocation ${i} refers to a symbol past the end of its symbol table`, {
-            ...this.secCtx(sec), offset: sec.offset + i * ent, expected: `< ${nsyms}`, found: symbol,
+            ...this.secCtx(sec),
+            offset: sec.offset + i * ent,
+            expected: `< ${nsyms}`,
+            found: symbol,
           });
         }
         entries[i] = {
-          offset: readBigField(dv, base, F.r_offset, le), info: readBigField(dv, base, F.r_info, le), symbol, type,
+          offset: readBigField(dv, base, F.r_offset, le),
+          info: readBigField(dv, base, F.r_info, le),
+          symbol,
+          type,
           addend: addendDef ? readBigField(dv, base, addendDef, le) : null,
         };
       }
@@ -697,8 +849,11 @@ class Reader {
     for (let k = 0; k < fileSections.length; k++) {
       const sec = fileSections[k]!;
       if (sec.type !== SHT.NOTE) continue;
-      out.push(...parseNotes(this.sectionData(sec), sec.addralign === 8n ? 8 : 4, this.le, sec.offset, sec.index, (detail, off, exp, found) =>
-        this.err('ELF_NOTE_BOUNDS', detail, { ...this.secCtx(sec), offset: off, expected: exp, found })));
+      out.push(
+        ...parseNotes(this.sectionData(sec), sec.addralign === 8n ? 8 : 4, this.le, sec.offset, sec.index, (detail, off, exp, found) =>
+          this.err('ELF_NOTE_BOUNDS', detail, { ...this.secCtx(sec), offset: off, expected: exp, found }),
+        ),
+      );
     }
     this.noteCache = out;
     return out;
@@ -715,7 +870,10 @@ class Reader {
       const data = this.sectionData(sec);
       if (data.length < 4 || data.length % 4 !== 0) {
         throw this.err('ELF_GROUP_SIZE', 'group section size is not a non-zero multiple of 4', {
-          ...this.secCtx(sec), offset: sec.headerOffset, expected: 'a multiple of 4, at least 4', found: data.length,
+          ...this.secCtx(sec),
+          offset: sec.headerOffset,
+          expected: 'a multiple of 4, at least 4',
+          found: data.length,
         });
       }
       const dv = dataView(data);
@@ -725,7 +883,10 @@ class Reader {
         const m = dv.getUint32(o, this.le);
         if (m === 0 || m >= nsec || m === sec.index) {
           throw this.err('ELF_GROUP_MEMBER', 'group member is not another section of the file', {
-            ...this.secCtx(sec), offset: sec.offset + o, expected: `1..${nsec - 1}, not ${sec.index}`, found: m,
+            ...this.secCtx(sec),
+            offset: sec.offset + o,
+            expected: `1..${nsec - 1}, not ${sec.index}`,
+            found: m,
           });
         }
         members.push(m);
@@ -733,14 +894,20 @@ class Reader {
       // The signature is a symbol of the table sh_link names.
       if (sec.link === 0 || sec.link >= nsec || this.file.sections[sec.link]!.type !== SHT.SYMTAB) {
         throw this.err('ELF_LINK_TYPE', 'sh_link of the group section does not name a symbol table', {
-          ...this.secCtx(sec), offset: sec.headerOffset, expected: 'an SHT_SYMTAB section', found: sec.link,
+          ...this.secCtx(sec),
+          offset: sec.headerOffset,
+          expected: 'an SHT_SYMTAB section',
+          found: sec.link,
         });
       }
       const symSec = this.file.sections[sec.link]!;
       const nsyms = this.symCount(symSec);
       if (sec.info === 0 || sec.info >= nsyms) {
         throw this.err('ELF_GROUP_SIGNATURE', 'group signature symbol index is out of range', {
-          ...this.secCtx(sec), offset: sec.headerOffset, expected: `1..${nsyms - 1}`, found: sec.info,
+          ...this.secCtx(sec),
+          offset: sec.headerOffset,
+          expected: `1..${nsyms - 1}`,
+          found: sec.info,
         });
       }
       out.push({ section: sec.index, flags: dv.getUint32(0, this.le), members, signature: sec.info });
@@ -760,7 +927,11 @@ class Reader {
  * align(descoff + descsz), both relative to the note's start.
  */
 export function parseNotes(
-  data: Uint8Array, align: 4 | 8, le: boolean, fileOffset: number, section: number,
+  data: Uint8Array,
+  align: 4 | 8,
+  le: boolean,
+  fileOffset: number,
+  section: number,
   fail: (detail: string, offset: number, expected: string, found: string) => Error,
 ): ElfNote[] {
   const out: ElfNote[] = [];
@@ -779,13 +950,21 @@ export function parseNotes(
     const descOff = up(12 + namesz);
     const room = data.length - pos;
     if (namesz > room - 12 || descOff > room || descsz > room - descOff) {
-      throw fail('note name or descriptor runs past the end of the section', fileOffset + pos,
-        `namesz + descsz within ${room - 12} bytes`, `namesz ${namesz}, descsz ${descsz}`);
+      throw fail(
+        'note name or descriptor runs past the end of the section',
+        fileOffset + pos,
+        `namesz + descsz within ${room - 12} bytes`,
+        `namesz ${namesz}, descsz ${descsz}`,
+      );
     }
     let nameEnd = pos + 12 + namesz;
     while (nameEnd > pos + 12 && data[nameEnd - 1] === 0) nameEnd--;
     out.push({
-      section, offset: fileOffset + pos, namesz, descsz, type,
+      section,
+      offset: fileOffset + pos,
+      namesz,
+      descsz,
+      type,
       name: utf8.decode(data.subarray(pos + 12, nameEnd)),
       desc: data.subarray(pos + descOff, pos + descOff + descsz),
     });

@@ -134,7 +134,8 @@ export class StringTableBuilder {
       const bytes = nameBytes(name);
       if (bytes.includes(0)) {
         throw new XspliceError('ELF_NAME_NUL', `name contains a NUL byte and cannot be stored in ${this.what}`, {
-          section: this.what, found: JSON.stringify(new TextDecoder().decode(bytes)),
+          section: this.what,
+          found: JSON.stringify(new TextDecoder().decode(bytes)),
         });
       }
       k = keyOf(bytes);

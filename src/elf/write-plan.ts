@@ -110,9 +110,23 @@ interface OutSectionInit {
 /** A planned section with every field present, so the emit loop sees one object shape. */
 function outSection(init: OutSectionInit): OutSection {
   return {
-    kind: init.kind, name: init.name, nameKey: init.nameKey, type: init.type, flags: init.flags ?? 0n, addr: init.addr ?? 0n,
-    offset: 0, size: init.size, link: init.link ?? 0, info: init.info ?? 0, addralign: init.addralign, entsize: init.entsize ?? 0n,
-    data: init.data, id: init.id, group: init.group, relocs: init.relocs, relocTarget: init.relocTarget,
+    kind: init.kind,
+    name: init.name,
+    nameKey: init.nameKey,
+    type: init.type,
+    flags: init.flags ?? 0n,
+    addr: init.addr ?? 0n,
+    offset: 0,
+    size: init.size,
+    link: init.link ?? 0,
+    info: init.info ?? 0,
+    addralign: init.addralign,
+    entsize: init.entsize ?? 0n,
+    data: init.data,
+    id: init.id,
+    group: init.group,
+    relocs: init.relocs,
+    relocTarget: init.relocTarget,
   };
 }
 
@@ -124,8 +138,15 @@ export function planObject(model: WriterModel): WritePlan {
   const wordAlign = o.class === 64 ? 8n : 4n;
   const shstrtab = new StringTableBuilder('.shstrtab');
   const strtab = new StringTableBuilder('.strtab');
-  for (const [field, v, max] of [['EI_OSABI', o.osabi, 0xff], ['EI_ABIVERSION', o.abiVersion, 0xff], ['e_type', o.type, 0xffff], ['e_machine', o.machine, 0xffff], ['e_flags', o.flags, 0xffffffff]] as const) {
-    if (!Number.isInteger(v) || v < 0 || v > max) fail('ELF_WRITE_RANGE', `${field} does not fit its field`, { expected: `0..${max}`, found: v });
+  for (const [field, v, max] of [
+    ['EI_OSABI', o.osabi, 0xff],
+    ['EI_ABIVERSION', o.abiVersion, 0xff],
+    ['e_type', o.type, 0xffff],
+    ['e_machine', o.machine, 0xffff],
+    ['e_flags', o.flags, 0xffffffff],
+  ] as const) {
+    if (!Number.isInteger(v) || v < 0 || v > max)
+      fail('ELF_WRITE_RANGE', `${field} does not fit its field`, { expected: `0..${max}`, found: v });
   }
 
   const out: OutSection[] = [];
@@ -148,36 +169,67 @@ export function planObject(model: WriterModel): WritePlan {
     const name = spec.name;
     const addr = spec.addr ?? 0n;
     const entsize = spec.entsize ?? 0n;
-    if (spec.flags < 0n || spec.flags > addrMax) fail('ELF_WRITE_RANGE', `sh_flags does not fit ELF${o.class}`, { section: displayName(name), found: spec.flags });
-    if (addr < 0n || addr > addrMax) fail('ELF_WRITE_RANGE', `sh_addr does not fit ELF${o.class}`, { section: displayName(name), found: addr });
-    if (spec.addralign < 0n || spec.addralign > addrMax) fail('ELF_WRITE_RANGE', `sh_addralign does not fit ELF${o.class}`, { section: displayName(name), found: spec.addralign });
-    if (entsize < 0n || entsize > addrMax) fail('ELF_WRITE_RANGE', `sh_entsize does not fit ELF${o.class}`, { section: displayName(name), found: entsize });
+    if (spec.flags < 0n || spec.flags > addrMax)
+      fail('ELF_WRITE_RANGE', `sh_flags does not fit ELF${o.class}`, { section: displayName(name), found: spec.flags });
+    if (addr < 0n || addr > addrMax)
+      fail('ELF_WRITE_RANGE', `sh_addr does not fit ELF${o.class}`, { section: displayName(name), found: addr });
+    if (spec.addralign < 0n || spec.addralign > addrMax)
+      fail('ELF_WRITE_RANGE', `sh_addralign does not fit ELF${o.class}`, { section: displayName(name), found: spec.addralign });
+    if (entsize < 0n || entsize > addrMax)
+      fail('ELF_WRITE_RANGE', `sh_entsize does not fit ELF${o.class}`, { section: displayName(name), found: entsize });
     let data: Uint8Array | undefined;
     let size: number | bigint;
     if (group) {
       size = 0; // set below, once relocation sections are known
     } else if (spec.type === SHT.NOBITS) {
       size = spec.size ?? BigInt(spec.data?.length ?? 0);
-      if (size < 0n || size > addrMax) fail('ELF_WRITE_RANGE', `sh_size does not fit ELF${o.class}`, { section: displayName(name), found: size });
+      if (size < 0n || size > addrMax)
+        fail('ELF_WRITE_RANGE', `sh_size does not fit ELF${o.class}`, { section: displayName(name), found: size });
     } else {
       data = spec.data ?? new Uint8Array(0);
       size = data.length;
     }
-    const idx = push(outSection({
-      kind: group ? 'group' : 'model', name, nameKey: shstrtab.add(name), type: spec.type, flags: spec.flags, addr, size,
-      info: spec.info ?? 0, addralign: spec.addralign, entsize, data, id, group,
-    }));
+    const idx = push(
+      outSection({
+        kind: group ? 'group' : 'model',
+        name,
+        nameKey: shstrtab.add(name),
+        type: spec.type,
+        flags: spec.flags,
+        addr,
+        size,
+        info: spec.info ?? 0,
+        addralign: spec.addralign,
+        entsize,
+        data,
+        id,
+        group,
+      }),
+    );
     sectionIndex.set(id, idx);
     const rel = model.relocations.get(id);
     if (rel) {
       const prefix = rel.rela ? '.rela' : '.rel';
       const rname = rel.name !== undefined ? rel.name : typeof name === 'string' ? prefix + name : concat(nameBytes(prefix), name);
-      const flags = rel.flags ?? (SHF.INFO_LINK | (spec.flags & SHF.GROUP));
-      relIndex.set(id, push(outSection({
-        kind: 'reloc', name: rname, nameKey: shstrtab.add(rname), type: rel.rela ? SHT.RELA : SHT.REL, flags,
-        size: rel.entries.length * (rel.rela ? relaSize : relSize), info: idx, addralign: wordAlign, entsize: rel.rela ? relaEnt : relEnt,
-        relocs: rel, relocTarget: id,
-      })));
+      const flags = rel.flags ?? SHF.INFO_LINK | (spec.flags & SHF.GROUP);
+      relIndex.set(
+        id,
+        push(
+          outSection({
+            kind: 'reloc',
+            name: rname,
+            nameKey: shstrtab.add(rname),
+            type: rel.rela ? SHT.RELA : SHT.REL,
+            flags,
+            size: rel.entries.length * (rel.rela ? relaSize : relSize),
+            info: idx,
+            addralign: wordAlign,
+            entsize: rel.rela ? relaEnt : relEnt,
+            relocs: rel,
+            relocTarget: id,
+          }),
+        ),
+      );
     }
   }
 
@@ -201,12 +253,31 @@ export function planObject(model: WriterModel): WritePlan {
   }
   for (let position = 0; position < symbolOrder.length; position++) {
     const { spec } = symbolOrder[position]!;
-    if (spec.value < 0n || spec.value > addrMax) fail('ELF_WRITE_RANGE', `st_value does not fit ELF${o.class}`, { symbol: displayName(spec.name), section: '.symtab', found: spec.value });
-    if (spec.size < 0n || spec.size > addrMax) fail('ELF_WRITE_RANGE', `st_size does not fit ELF${o.class}`, { symbol: displayName(spec.name), section: '.symtab', found: spec.size });
-    if (!(spec.bind >= 0 && spec.bind <= 15 && spec.type >= 0 && spec.type <= 15)) fail('ELF_WRITE_RANGE', 'binding or type does not fit st_info', { symbol: displayName(spec.name), section: '.symtab', found: `${spec.bind}/${spec.type}` });
+    if (spec.value < 0n || spec.value > addrMax)
+      fail('ELF_WRITE_RANGE', `st_value does not fit ELF${o.class}`, {
+        symbol: displayName(spec.name),
+        section: '.symtab',
+        found: spec.value,
+      });
+    if (spec.size < 0n || spec.size > addrMax)
+      fail('ELF_WRITE_RANGE', `st_size does not fit ELF${o.class}`, {
+        symbol: displayName(spec.name),
+        section: '.symtab',
+        found: spec.size,
+      });
+    if (!(spec.bind >= 0 && spec.bind <= 15 && spec.type >= 0 && spec.type <= 15))
+      fail('ELF_WRITE_RANGE', 'binding or type does not fit st_info', {
+        symbol: displayName(spec.name),
+        section: '.symtab',
+        found: `${spec.bind}/${spec.type}`,
+      });
     if (typeof spec.section === 'number') {
       const idx = sectionIndex.get(spec.section);
-      if (idx === undefined) fail('ELF_WRITE_REF', 'symbol is defined in a section that is not in the model', { symbol: displayName(spec.name), found: `section ID ${spec.section}` });
+      if (idx === undefined)
+        fail('ELF_WRITE_REF', 'symbol is defined in a section that is not in the model', {
+          symbol: displayName(spec.name),
+          found: `section ID ${spec.section}`,
+        });
       if (idx >= SHN.LORESERVE) needShndx = true;
     }
   }
@@ -214,20 +285,31 @@ export function planObject(model: WriterModel): WritePlan {
   // Relocations: every symbol they name is in the model and every field fits the class.
   const is64 = o.class === 64;
   model.relocations.forEach((rel, target) => {
-    const ctx = (n: number) => ({ section: displayName(model.sections.find((x) => x.id === target)?.spec.name ?? `#${target}`), found: `relocation ${n}` });
+    const ctx = (n: number) => ({
+      section: displayName(model.sections.find((x) => x.id === target)?.spec.name ?? `#${target}`),
+      found: `relocation ${n}`,
+    });
     const entries = rel.entries;
     for (let entry = 0; entry < entries.length; entry++) {
       const r = entries[entry]!;
       const sym = r.symbol === 0 ? 0 : symbolIndex.get(r.symbol);
-      if (sym === undefined) fail('ELF_WRITE_REF', `relocation ${entry} refers to a symbol that is not in the model`, { ...ctx(entry), found: `symbol ID ${r.symbol}` });
+      if (sym === undefined)
+        fail('ELF_WRITE_REF', `relocation ${entry} refers to a symbol that is not in the model`, {
+          ...ctx(entry),
+          found: `symbol ID ${r.symbol}`,
+        });
       if (is64) {
-        if (!(r.type >= 0 && r.type <= 0xffffffff)) fail('ELF_WRITE_RANGE', 'relocation type does not fit ELF64_R_INFO', { ...ctx(entry), found: r.type });
+        if (!(r.type >= 0 && r.type <= 0xffffffff))
+          fail('ELF_WRITE_RANGE', 'relocation type does not fit ELF64_R_INFO', { ...ctx(entry), found: r.type });
       } else {
         if (sym > 0xffffff) fail('ELF_WRITE_RANGE', 'symbol index does not fit ELF32_R_INFO', { ...ctx(entry), found: sym });
-        if (!(r.type >= 0 && r.type <= 0xff)) fail('ELF_WRITE_RANGE', 'relocation type does not fit ELF32_R_INFO', { ...ctx(entry), found: r.type });
+        if (!(r.type >= 0 && r.type <= 0xff))
+          fail('ELF_WRITE_RANGE', 'relocation type does not fit ELF32_R_INFO', { ...ctx(entry), found: r.type });
       }
-      if (r.offset < 0n || r.offset > addrMax) fail('ELF_WRITE_RANGE', `r_offset does not fit ELF${o.class}`, { ...ctx(entry), found: r.offset });
-      if (rel.rela && (r.addend < addendMin || r.addend > addrMax)) fail('ELF_WRITE_RANGE', `r_addend does not fit ELF${o.class}`, { ...ctx(entry), found: r.addend });
+      if (r.offset < 0n || r.offset > addrMax)
+        fail('ELF_WRITE_RANGE', `r_offset does not fit ELF${o.class}`, { ...ctx(entry), found: r.offset });
+      if (rel.rela && (r.addend < addendMin || r.addend > addrMax))
+        fail('ELF_WRITE_RANGE', `r_addend does not fit ELF${o.class}`, { ...ctx(entry), found: r.addend });
     }
   });
 
@@ -236,20 +318,47 @@ export function planObject(model: WriterModel): WritePlan {
   const wantSymtab = nsyms > 1 || model.relocations.size > 0 || model.sections.some((s) => s.group) || o.keepEmptySymtab;
   let symtabIdx = 0;
   if (wantSymtab) {
-    symtabIdx = push(outSection({
-      kind: 'symtab', name: '.symtab', nameKey: shstrtab.add('.symtab'), type: SHT.SYMTAB, size: nsyms * L.sym.size,
-      info: firstNonLocal, addralign: wordAlign, entsize: BigInt(L.sym.size),
-    }));
+    symtabIdx = push(
+      outSection({
+        kind: 'symtab',
+        name: '.symtab',
+        nameKey: shstrtab.add('.symtab'),
+        type: SHT.SYMTAB,
+        size: nsyms * L.sym.size,
+        info: firstNonLocal,
+        addralign: wordAlign,
+        entsize: BigInt(L.sym.size),
+      }),
+    );
     if (needShndx) {
-      push(outSection({
-        kind: 'shndx', name: '.symtab_shndx', nameKey: shstrtab.add('.symtab_shndx'), type: SHT.SYMTAB_SHNDX, size: nsyms * 4,
-        link: symtabIdx, addralign: 4n, entsize: 4n,
-      }));
+      push(
+        outSection({
+          kind: 'shndx',
+          name: '.symtab_shndx',
+          nameKey: shstrtab.add('.symtab_shndx'),
+          type: SHT.SYMTAB_SHNDX,
+          size: nsyms * 4,
+          link: symtabIdx,
+          addralign: 4n,
+          entsize: 4n,
+        }),
+      );
     }
-    const strtabIdx = push(outSection({ kind: 'strtab', name: '.strtab', nameKey: shstrtab.add('.strtab'), type: SHT.STRTAB, size: strtab.finish().length, addralign: 1n }));
+    const strtabIdx = push(
+      outSection({
+        kind: 'strtab',
+        name: '.strtab',
+        nameKey: shstrtab.add('.strtab'),
+        type: SHT.STRTAB,
+        size: strtab.finish().length,
+        addralign: 1n,
+      }),
+    );
     out[symtabIdx]!.link = strtabIdx;
   }
-  const shstrndx = push(outSection({ kind: 'shstrtab', name: '.shstrtab', nameKey: shstrtab.add('.shstrtab'), type: SHT.STRTAB, size: 0, addralign: 1n }));
+  const shstrndx = push(
+    outSection({ kind: 'shstrtab', name: '.shstrtab', nameKey: shstrtab.add('.shstrtab'), type: SHT.STRTAB, size: 0, addralign: 1n }),
+  );
   out[shstrndx]!.size = shstrtab.finish().length;
 
   // 4. Links and infos that refer to other sections or symbols.
@@ -260,22 +369,38 @@ export function planObject(model: WriterModel): WritePlan {
     const s = out[sectionIndex.get(id)!]!;
     if (infoLink !== undefined) {
       const t = sectionIndex.get(infoLink);
-      if (t === undefined) fail('ELF_WRITE_REF', 'sh_info refers to a section that is not in the model', { section: displayName(spec.name), found: `section ID ${infoLink}` });
+      if (t === undefined)
+        fail('ELF_WRITE_REF', 'sh_info refers to a section that is not in the model', {
+          section: displayName(spec.name),
+          found: `section ID ${infoLink}`,
+        });
       s.info = t;
     }
     if (spec.link !== undefined) {
       const l = sectionIndex.get(spec.link);
-      if (l === undefined) fail('ELF_WRITE_REF', 'sh_link refers to a section that is not in the model', { section: displayName(spec.name), found: `section ID ${spec.link}` });
+      if (l === undefined)
+        fail('ELF_WRITE_REF', 'sh_link refers to a section that is not in the model', {
+          section: displayName(spec.name),
+          found: `section ID ${spec.link}`,
+        });
       s.link = l;
     }
     if (group) {
       s.link = symtabIdx;
       const sig = symbolIndex.get(group.signature);
-      if (sig === undefined) fail('ELF_WRITE_REF', 'group signature is not a symbol of the model', { section: displayName(spec.name), found: `symbol ID ${group.signature}` });
+      if (sig === undefined)
+        fail('ELF_WRITE_REF', 'group signature is not a symbol of the model', {
+          section: displayName(spec.name),
+          found: `symbol ID ${group.signature}`,
+        });
       s.info = sig;
       let words = 1;
       for (const member of group.members) {
-        if (!sectionIndex.has(member)) fail('ELF_WRITE_REF', 'group member is not a section of the model', { section: displayName(spec.name), found: `section ID ${member}` });
+        if (!sectionIndex.has(member))
+          fail('ELF_WRITE_REF', 'group member is not a section of the model', {
+            section: displayName(spec.name),
+            found: `section ID ${member}`,
+          });
         words += relIndex.has(member) ? 2 : 1;
       }
       s.size = words * 4;
@@ -289,12 +414,33 @@ export function planObject(model: WriterModel): WritePlan {
     const start = alignUp(cursor, s.addralign, s.name);
     s.offset = start;
     if (s.type !== SHT.NOBITS) cursor = start + Number(s.size);
-    if (cursor > MAX_OUTPUT) fail('ELF_WRITE_TOO_LARGE', 'the object would exceed the writer\'s size limit', { section: displayName(s.name), expected: `at most ${MAX_OUTPUT} bytes` });
+    if (cursor > MAX_OUTPUT)
+      fail('ELF_WRITE_TOO_LARGE', "the object would exceed the writer's size limit", {
+        section: displayName(s.name),
+        expected: `at most ${MAX_OUTPUT} bytes`,
+      });
   }
   const shoff = alignUp(cursor, wordAlign, 'section headers');
   const total = shoff + out.length * L.shdr.size;
-  if (total > MAX_OUTPUT) fail('ELF_WRITE_TOO_LARGE', 'the object would exceed the writer\'s size limit', { expected: `at most ${MAX_OUTPUT} bytes`, found: total });
-  return { sections: out, sectionIndex, relocIndex: relIndex, symbolIndex, symbolOrder, firstNonLocal, strtab, shstrtab, symNameKeys, shstrndx, shoff, total };
+  if (total > MAX_OUTPUT)
+    fail('ELF_WRITE_TOO_LARGE', "the object would exceed the writer's size limit", {
+      expected: `at most ${MAX_OUTPUT} bytes`,
+      found: total,
+    });
+  return {
+    sections: out,
+    sectionIndex,
+    relocIndex: relIndex,
+    symbolIndex,
+    symbolOrder,
+    firstNonLocal,
+    strtab,
+    shstrtab,
+    symNameKeys,
+    shstrndx,
+    shoff,
+    total,
+  };
 }
 
 function concat(a: Uint8Array, b: Uint8Array): Uint8Array {

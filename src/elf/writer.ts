@@ -29,10 +29,14 @@ export { planObject, type WritePlan, type WriterModel } from './write-plan.js';
  */
 class Emitter {
   pos = 0;
-  constructor(readonly buf: Uint8Array, private readonly describe: (where: number) => string) {}
+  constructor(
+    readonly buf: Uint8Array,
+    private readonly describe: (where: number) => string,
+  ) {}
   /** Pads with zeros up to `off`, which must not lie behind the cursor. */
   at(off: number, where: number): void {
-    if (off < this.pos) throw new Error(`writer: ${this.describe(where)} planned at 0x${off.toString(16)} but the cursor is at 0x${this.pos.toString(16)}`);
+    if (off < this.pos)
+      throw new Error(`writer: ${this.describe(where)} planned at 0x${off.toString(16)} but the cursor is at 0x${this.pos.toString(16)}`);
     this.pos = off;
   }
   bytes(b: Uint8Array): void {
@@ -45,7 +49,8 @@ class Emitter {
     return p;
   }
   done(off: number, where: number): void {
-    if (off !== this.pos) throw new Error(`writer: ${this.describe(where)} should end at 0x${off.toString(16)}, ended at 0x${this.pos.toString(16)}`);
+    if (off !== this.pos)
+      throw new Error(`writer: ${this.describe(where)} should end at 0x${off.toString(16)}, ended at 0x${this.pos.toString(16)}`);
   }
 }
 
@@ -55,7 +60,9 @@ export function emitObject(model: WriterModel, plan: WritePlan): Uint8Array {
   const le = o.littleEndian;
   const buf = new Uint8Array(plan.total);
   const dv = dataView(buf);
-  const e = new Emitter(buf, (i) => (i === -1 ? 'section header table' : i === -2 ? 'end of file' : `section [${i}] ${displayName(plan.sections[i]!.name)}`));
+  const e = new Emitter(buf, (i) =>
+    i === -1 ? 'section header table' : i === -2 ? 'end of file' : `section [${i}] ${displayName(plan.sections[i]!.name)}`,
+  );
   const shnum = plan.sections.length;
   const is64 = o.class === 64;
 
@@ -67,8 +74,17 @@ export function emitObject(model: WriterModel, plan: WritePlan): Uint8Array {
   buf[EI.OSABI] = o.osabi;
   buf[EI.ABIVERSION] = o.abiVersion;
   encodeRecord(L.ehdr, dv, 0, le, {
-    e_type: o.type, e_machine: o.machine, e_version: 1, e_entry: 0n, e_phoff: 0n, e_shoff: BigInt(plan.shoff),
-    e_flags: o.flags, e_ehsize: L.ehdr.size, e_phentsize: 0, e_phnum: 0, e_shentsize: L.shdr.size,
+    e_type: o.type,
+    e_machine: o.machine,
+    e_version: 1,
+    e_entry: 0n,
+    e_phoff: 0n,
+    e_shoff: BigInt(plan.shoff),
+    e_flags: o.flags,
+    e_ehsize: L.ehdr.size,
+    e_phentsize: 0,
+    e_phnum: 0,
+    e_shentsize: L.shdr.size,
     e_shnum: shnum >= SHN.LORESERVE ? 0 : shnum,
     e_shstrndx: plan.shstrndx >= SHN.LORESERVE ? SHN.XINDEX : plan.shstrndx,
   });

@@ -22,22 +22,51 @@ const EF_ARM_EABI_VER5 = 0x05000000;
 export const RELOC_TYPES: Record<Arch, Record<string, number>> = {
   x86_64: { R_X86_64_NONE: 0, R_X86_64_64: 1, R_X86_64_PC32: 2, R_X86_64_PLT32: 4 },
   arm64: {
-    R_AARCH64_ABS64: 257, R_AARCH64_ABS32: 258, R_AARCH64_ABS16: 259,
-    R_AARCH64_PREL64: 260, R_AARCH64_PREL32: 261, R_AARCH64_PREL16: 262,
-    R_AARCH64_MOVW_UABS_G0: 263, R_AARCH64_MOVW_UABS_G0_NC: 264, R_AARCH64_MOVW_UABS_G1: 265,
-    R_AARCH64_MOVW_UABS_G1_NC: 266, R_AARCH64_MOVW_UABS_G2: 267, R_AARCH64_MOVW_UABS_G2_NC: 268,
-    R_AARCH64_MOVW_UABS_G3: 269, R_AARCH64_MOVW_SABS_G0: 270, R_AARCH64_MOVW_SABS_G1: 271,
-    R_AARCH64_MOVW_SABS_G2: 272, R_AARCH64_ADR_PREL_LO21: 274, R_AARCH64_ADR_PREL_PG_HI21: 275,
-    R_AARCH64_ADR_PREL_PG_HI21_NC: 276, R_AARCH64_ADD_ABS_LO12_NC: 277, R_AARCH64_LDST8_ABS_LO12_NC: 278,
-    R_AARCH64_TSTBR14: 279, R_AARCH64_CONDBR19: 280, R_AARCH64_JUMP26: 282, R_AARCH64_CALL26: 283,
-    R_AARCH64_LDST16_ABS_LO12_NC: 284, R_AARCH64_LDST32_ABS_LO12_NC: 285, R_AARCH64_LDST64_ABS_LO12_NC: 286,
-    R_AARCH64_MOVW_PREL_G0: 287, R_AARCH64_MOVW_PREL_G0_NC: 288, R_AARCH64_MOVW_PREL_G1: 289,
-    R_AARCH64_MOVW_PREL_G1_NC: 290, R_AARCH64_MOVW_PREL_G2: 291, R_AARCH64_MOVW_PREL_G2_NC: 292,
-    R_AARCH64_MOVW_PREL_G3: 293, R_AARCH64_LDST128_ABS_LO12_NC: 299,
+    R_AARCH64_ABS64: 257,
+    R_AARCH64_ABS32: 258,
+    R_AARCH64_ABS16: 259,
+    R_AARCH64_PREL64: 260,
+    R_AARCH64_PREL32: 261,
+    R_AARCH64_PREL16: 262,
+    R_AARCH64_MOVW_UABS_G0: 263,
+    R_AARCH64_MOVW_UABS_G0_NC: 264,
+    R_AARCH64_MOVW_UABS_G1: 265,
+    R_AARCH64_MOVW_UABS_G1_NC: 266,
+    R_AARCH64_MOVW_UABS_G2: 267,
+    R_AARCH64_MOVW_UABS_G2_NC: 268,
+    R_AARCH64_MOVW_UABS_G3: 269,
+    R_AARCH64_MOVW_SABS_G0: 270,
+    R_AARCH64_MOVW_SABS_G1: 271,
+    R_AARCH64_MOVW_SABS_G2: 272,
+    R_AARCH64_ADR_PREL_LO21: 274,
+    R_AARCH64_ADR_PREL_PG_HI21: 275,
+    R_AARCH64_ADR_PREL_PG_HI21_NC: 276,
+    R_AARCH64_ADD_ABS_LO12_NC: 277,
+    R_AARCH64_LDST8_ABS_LO12_NC: 278,
+    R_AARCH64_TSTBR14: 279,
+    R_AARCH64_CONDBR19: 280,
+    R_AARCH64_JUMP26: 282,
+    R_AARCH64_CALL26: 283,
+    R_AARCH64_LDST16_ABS_LO12_NC: 284,
+    R_AARCH64_LDST32_ABS_LO12_NC: 285,
+    R_AARCH64_LDST64_ABS_LO12_NC: 286,
+    R_AARCH64_MOVW_PREL_G0: 287,
+    R_AARCH64_MOVW_PREL_G0_NC: 288,
+    R_AARCH64_MOVW_PREL_G1: 289,
+    R_AARCH64_MOVW_PREL_G1_NC: 290,
+    R_AARCH64_MOVW_PREL_G2: 291,
+    R_AARCH64_MOVW_PREL_G2_NC: 292,
+    R_AARCH64_MOVW_PREL_G3: 293,
+    R_AARCH64_LDST128_ABS_LO12_NC: 299,
   },
   arm32: {
-    R_ARM_NONE: 0, R_ARM_ABS32: 2, R_ARM_REL32: 3, R_ARM_CALL: 28, R_ARM_JUMP24: 29,
-    R_ARM_MOVW_ABS_NC: 43, R_ARM_MOVT_ABS: 44,
+    R_ARM_NONE: 0,
+    R_ARM_ABS32: 2,
+    R_ARM_REL32: 3,
+    R_ARM_CALL: 28,
+    R_ARM_JUMP24: 29,
+    R_ARM_MOVW_ABS_NC: 43,
+    R_ARM_MOVT_ABS: 44,
   },
 };
 
@@ -76,14 +105,19 @@ export function entryLayout(kind: 'L1' | 'L2a' | 'L2b' | 'L2c', ptr: 4 | 8): Fun
         : [f(afterVersion, 39)]; // _pad[39]
   // What the hypervisor reads as its own state: L2a `applied`; L2b `applied` and `patch_offset` [§1.2].
   const hypervisorState = kind === 'L2a' ? [afterVersion + 31] : kind === 'L2b' ? [afterVersion + 31, afterVersion + 32] : [];
-  return { size: afterVersion + 39 + 32, align: p, version: 2, ...(hypervisorState.length ? { hypervisorState } : {}), fields: { ...fields, zeroed, expect } };
+  return {
+    size: afterVersion + 39 + 32,
+    align: p,
+    version: 2,
+    ...(hypervisorState.length ? { hypervisorState } : {}),
+    fields: { ...fields, zeroed, expect },
+  };
 }
 
 /* ------------------------------------------------------------------------------------------ */
 /* Hooks [payload-format.md §1.4]                                                              */
 
-const XSPLICE_HOOK_NOTE =
-  'proposed by the xSplice v5 series; no released hypervisor reads this section (the hooks are ignored)';
+const XSPLICE_HOOK_NOTE = 'proposed by the xSplice v5 series; no released hypervisor reads this section (the hooks are ignored)';
 
 export function hooks(prefix: string, kinds: 'none' | 'loadunload' | 'all', note?: string): HookSectionRule[] {
   if (kinds === 'none') return [];
@@ -94,8 +128,12 @@ export function hooks(prefix: string, kinds: 'none' | 'loadunload' | 'all', note
   if (note) for (const h of out) h.note = note;
   if (kinds === 'all') {
     const single: [HookKind, string][] = [
-      ['pre-apply', 'preapply'], ['apply', 'apply'], ['post-apply', 'postapply'],
-      ['pre-revert', 'prerevert'], ['revert', 'revert'], ['post-revert', 'postrevert'],
+      ['pre-apply', 'preapply'],
+      ['apply', 'apply'],
+      ['post-apply', 'postapply'],
+      ['pre-revert', 'prerevert'],
+      ['revert', 'revert'],
+      ['post-revert', 'postrevert'],
     ];
     for (const [kind, suffix] of single) out.push({ kind, section: `${prefix}.hooks.${suffix}`, array: false });
   }
@@ -137,9 +175,40 @@ interface ArchFacts {
 }
 
 export const ARCH: Record<Arch, ArchFacts> = {
-  x86_64: { machine: EM.x86_64, pointerSize: 8, patchSize: 5, nopGranule: 1, branchRange: 2 ** 31, relAllowed: false, bugFrame: { size: 8, count: 4 }, altInstr: 14, exTable: 8 },
-  arm64: { machine: EM.arm64, pointerSize: 8, patchSize: 4, nopGranule: 4, branchRange: 128 * 2 ** 20, relAllowed: false, bugFrame: { size: 16, count: 4 }, altInstr: 12, exTable: null },
-  arm32: { machine: EM.arm32, eFlags: EF_ARM_EABI_VER5, pointerSize: 4, patchSize: 4, nopGranule: 4, branchRange: 32 * 2 ** 20, relAllowed: true, bugFrame: { size: 16, count: 4 }, altInstr: 12, exTable: null },
+  x86_64: {
+    machine: EM.x86_64,
+    pointerSize: 8,
+    patchSize: 5,
+    nopGranule: 1,
+    branchRange: 2 ** 31,
+    relAllowed: false,
+    bugFrame: { size: 8, count: 4 },
+    altInstr: 14,
+    exTable: 8,
+  },
+  arm64: {
+    machine: EM.arm64,
+    pointerSize: 8,
+    patchSize: 4,
+    nopGranule: 4,
+    branchRange: 128 * 2 ** 20,
+    relAllowed: false,
+    bugFrame: { size: 16, count: 4 },
+    altInstr: 12,
+    exTable: null,
+  },
+  arm32: {
+    machine: EM.arm32,
+    eFlags: EF_ARM_EABI_VER5,
+    pointerSize: 4,
+    patchSize: 4,
+    nopGranule: 4,
+    branchRange: 32 * 2 ** 20,
+    relAllowed: true,
+    bugFrame: { size: 16, count: 4 },
+    altInstr: 12,
+    exTable: null,
+  },
 };
 
 /**
@@ -174,40 +243,86 @@ interface FormatFacts {
 
 export const FORMATS: FormatFacts[] = [
   {
-    name: 'xsplice', releases: 'xSplice tree before the rename (91fbfc37f5, 4.7-unstable)',
+    name: 'xsplice',
+    releases: 'xSplice tree before the rename (91fbfc37f5, 4.7-unstable)',
     description: 'xSplice: .xsplice.* sections, 64-byte struct xsplice_patch_func, version 1',
-    arches: ['x86_64'], prefix: '.xsplice', layout: 'L1', xenDependsAndModinfo: false, hooks: 'load/unload', hookNote: XSPLICE_HOOK_NOTE,
+    arches: ['x86_64'],
+    prefix: '.xsplice',
+    layout: 'L1',
+    xenDependsAndModinfo: false,
+    hooks: 'load/unload',
+    hookNote: XSPLICE_HOOK_NOTE,
     // x86 cleared CR0.WP while patching.
-    funcsMustBeWritable: { x86_64: false, arm64: true, arm32: true }, funcsWritable: true,
-    nopAllowed: false, x86EndbrOffset: 0, maxNobits: null, x86AltInstr: 12,
+    funcsMustBeWritable: { x86_64: false, arm64: true, arm32: true },
+    funcsWritable: true,
+    nopAllowed: false,
+    x86EndbrOffset: 0,
+    maxNobits: null,
+    x86AltInstr: 12,
   },
   {
-    name: 'L1', releases: '4.7–4.13 (ARM from 4.8)', description: 'livepatch version 1: 64-byte (arm32 52) struct livepatch_func',
-    arches: ['x86_64', 'arm64', 'arm32'], prefix: '.livepatch', layout: 'L1', xenDependsAndModinfo: false, hooks: 'load/unload',
+    name: 'L1',
+    releases: '4.7–4.13 (ARM from 4.8)',
+    description: 'livepatch version 1: 64-byte (arm32 52) struct livepatch_func',
+    arches: ['x86_64', 'arm64', 'arm32'],
+    prefix: '.livepatch',
+    layout: 'L1',
+    xenDependsAndModinfo: false,
+    hooks: 'load/unload',
     // ARM only maps Xen's own text writable while patching.
-    funcsMustBeWritable: { x86_64: false, arm64: true, arm32: true }, funcsWritable: true,
-    nopAllowed: true, x86EndbrOffset: 0, maxNobits: MIB2,
+    funcsMustBeWritable: { x86_64: false, arm64: true, arm32: true },
+    funcsWritable: true,
+    nopAllowed: true,
+    x86EndbrOffset: 0,
+    maxNobits: MIB2,
   },
   {
-    name: 'L2a', releases: '4.14.0–4.14.4, 4.15.0–4.15.2, 4.16.0', description: 'livepatch version 2: 104/92 bytes, opaque + applied + expectation; .livepatch.xen_depends mandatory',
-    arches: ['x86_64', 'arm64', 'arm32'], prefix: '.livepatch', layout: 'L2a', xenDependsAndModinfo: true, hooks: 'all',
-    funcsMustBeWritable: { x86_64: false, arm64: true, arm32: true }, funcsWritable: true,
-    nopAllowed: true, x86EndbrOffset: 0, maxNobits: MIB2,
+    name: 'L2a',
+    releases: '4.14.0–4.14.4, 4.15.0–4.15.2, 4.16.0',
+    description: 'livepatch version 2: 104/92 bytes, opaque + applied + expectation; .livepatch.xen_depends mandatory',
+    arches: ['x86_64', 'arm64', 'arm32'],
+    prefix: '.livepatch',
+    layout: 'L2a',
+    xenDependsAndModinfo: true,
+    hooks: 'all',
+    funcsMustBeWritable: { x86_64: false, arm64: true, arm32: true },
+    funcsWritable: true,
+    nopAllowed: true,
+    x86EndbrOffset: 0,
+    maxNobits: MIB2,
   },
   {
-    name: 'L2b', releases: '4.14.5+, 4.15.3+, 4.16.1+, 4.17.0–4.17.2, 4.18.0', description: 'livepatch version 2 with patch_offset (ENDBR64-aware patching)',
-    arches: ['x86_64', 'arm64', 'arm32'], prefix: '.livepatch', layout: 'L2b', xenDependsAndModinfo: true, hooks: 'all',
+    name: 'L2b',
+    releases: '4.14.5+, 4.15.3+, 4.16.1+, 4.17.0–4.17.2, 4.18.0',
+    description: 'livepatch version 2 with patch_offset (ENDBR64-aware patching)',
+    arches: ['x86_64', 'arm64', 'arm32'],
+    prefix: '.livepatch',
+    layout: 'L2b',
+    xenDependsAndModinfo: true,
+    hooks: 'all',
     // x86: required on 4.16.4+, 4.17.1–4.17.2 and 4.18.0, harmless on the others: the row is
     // conservative, abiForVersion gives the exact per-release value.
-    funcsMustBeWritable: { x86_64: true, arm64: true, arm32: true }, funcsWritable: true,
-    nopAllowed: true, x86EndbrOffset: 4, maxNobits: MIB2,
+    funcsMustBeWritable: { x86_64: true, arm64: true, arm32: true },
+    funcsWritable: true,
+    nopAllowed: true,
+    x86EndbrOffset: 4,
+    maxNobits: MIB2,
   },
   {
-    name: 'L2c', releases: '4.17.3+, 4.18.1+, 4.19+', description: 'livepatch version 2, bytes 33–71 plain padding (state kept by Xen); .livepatch.funcs may be read-only',
-    arches: ['x86_64', 'arm64', 'arm32'], prefix: '.livepatch', layout: 'L2c', xenDependsAndModinfo: true, hooks: 'all',
+    name: 'L2c',
+    releases: '4.17.3+, 4.18.1+, 4.19+',
+    description: 'livepatch version 2, bytes 33–71 plain padding (state kept by Xen); .livepatch.funcs may be read-only',
+    arches: ['x86_64', 'arm64', 'arm32'],
+    prefix: '.livepatch',
+    layout: 'L2c',
+    xenDependsAndModinfo: true,
+    hooks: 'all',
     // The entries are never written; 4.19's tests ship the section read-only.
-    funcsMustBeWritable: { x86_64: false, arm64: false, arm32: false }, funcsWritable: false,
-    nopAllowed: true, x86EndbrOffset: 4, maxNobits: MIB2,
+    funcsMustBeWritable: { x86_64: false, arm64: false, arm32: false },
+    funcsWritable: false,
+    nopAllowed: true,
+    x86EndbrOffset: 4,
+    maxNobits: MIB2,
   },
 ];
 
@@ -223,7 +338,7 @@ export function makeRow(F: FormatFacts, arch: Arch): PayloadAbi {
   };
   const special = [
     ...bugFrames(A.bugFrame.count, A.bugFrame.size),
-    { section: '.altinstructions', entrySize: arch === 'x86_64' ? F.x86AltInstr ?? A.altInstr : A.altInstr },
+    { section: '.altinstructions', entrySize: arch === 'x86_64' ? (F.x86AltInstr ?? A.altInstr) : A.altInstr },
     ...(A.exTable !== null ? [{ section: '.ex_table', entrySize: A.exTable }] : []),
     // Hook sections the hypervisor reads are arrays of pointers.
     ...(F.hookNote ? [] : hookRules.map((h) => ({ section: h.section, entrySize: A.pointerSize }))),
@@ -240,7 +355,9 @@ export function makeRow(F: FormatFacts, arch: Arch): PayloadAbi {
     ...(A.eFlags !== undefined ? { eFlags: A.eFlags } : {}),
     pointerSize: A.pointerSize,
     sections,
-    mandatory: F.xenDependsAndModinfo ? [sections.depends, sections.xenDepends!, sections.buildId] : [sections.funcs, sections.depends, sections.buildId],
+    mandatory: F.xenDependsAndModinfo
+      ? [sections.depends, sections.xenDepends!, sections.buildId]
+      : [sections.funcs, sections.depends, sections.buildId],
     atLeastOneOf: F.xenDependsAndModinfo ? [sections.funcs, ...hookRules.map((h) => h.section)] : [],
     funcEntry: entryLayout(F.layout, A.pointerSize),
     hooks: hookRules,
@@ -295,7 +412,8 @@ const noArm32Alt = (row: PayloadAbi): Partial<PayloadAbi> =>
   row.arch === 'arm32' ? { special: row.special.filter((s) => s.section !== '.altinstructions') } : {};
 /** 4.7: no hooks, no NOP patching, no NOBITS size limit. */
 const v47 = (row: PayloadAbi): Partial<PayloadAbi> => ({
-  hooks: [], nopAllowed: false,
+  hooks: [],
+  nopAllowed: false,
   special: row.special.filter((s) => !s.section.includes('.hooks.')),
   limits: { ...row.limits, maxNobits: null },
 });
@@ -304,18 +422,46 @@ const altCallSites = (row: PayloadAbi): Partial<PayloadAbi> =>
 
 export const RELEASES: ReleaseRange[] = [
   { from: [4, 7, 0], to: [4, 7, END], abi: 'L1', arches: ['x86_64'], overrides: [x86Alt12, v47] },
-  { from: [4, 8, 0], to: [4, 8, END], abi: 'L1', arches: ALL, overrides: [x86Alt12, armThreeBugFrames, noArm32Alt], note: 'arm32 has no HAS_ALTERNATIVE in 4.8' },
+  {
+    from: [4, 8, 0],
+    to: [4, 8, END],
+    abi: 'L1',
+    arches: ALL,
+    overrides: [x86Alt12, armThreeBugFrames, noArm32Alt],
+    note: 'arm32 has no HAS_ALTERNATIVE in 4.8',
+  },
   { from: [4, 9, 0], to: [4, 10, END], abi: 'L1', arches: ALL, overrides: [x86Alt12, armThreeBugFrames] },
   { from: [4, 11, 0], to: [4, 13, END], abi: 'L1', arches: ALL, overrides: [armThreeBugFrames] },
   { from: [4, 14, 0], to: [4, 14, 4], abi: 'L2a', arches: ALL, overrides: [armThreeBugFrames] },
-  { from: [4, 14, 5], to: [4, 14, END], abi: 'L2b', arches: ALL, overrides: [armThreeBugFrames, readonlyOk], note: 'ENDBR64/patch_offset backport' },
+  {
+    from: [4, 14, 5],
+    to: [4, 14, END],
+    abi: 'L2b',
+    arches: ALL,
+    overrides: [armThreeBugFrames, readonlyOk],
+    note: 'ENDBR64/patch_offset backport',
+  },
   { from: [4, 15, 0], to: [4, 15, 2], abi: 'L2a', arches: ALL },
   { from: [4, 15, 3], to: [4, 15, END], abi: 'L2b', arches: ALL, overrides: [readonlyOk], note: 'ENDBR64/patch_offset backport' },
   { from: [4, 16, 0], to: [4, 16, 0], abi: 'L2a', arches: ALL },
   { from: [4, 16, 1], to: [4, 16, 3], abi: 'L2b', arches: ALL, overrides: [readonlyOk], note: 'ENDBR64/patch_offset backport' },
-  { from: [4, 16, 4], to: [4, 16, END], abi: 'L2b', arches: ALL, overrides: [writable], note: 'x86 no longer clears CR0.WP (8676092a0f backport): .livepatch.funcs must be writable' },
+  {
+    from: [4, 16, 4],
+    to: [4, 16, END],
+    abi: 'L2b',
+    arches: ALL,
+    overrides: [writable],
+    note: 'x86 no longer clears CR0.WP (8676092a0f backport): .livepatch.funcs must be writable',
+  },
   { from: [4, 17, 0], to: [4, 17, 0], abi: 'L2b', arches: ALL, overrides: [readonlyOk] },
-  { from: [4, 17, 1], to: [4, 17, 2], abi: 'L2b', arches: ALL, overrides: [writable], note: '.livepatch.funcs must be writable (8676092a0f backport)' },
+  {
+    from: [4, 17, 1],
+    to: [4, 17, 2],
+    abi: 'L2b',
+    arches: ALL,
+    overrides: [writable],
+    note: '.livepatch.funcs must be writable (8676092a0f backport)',
+  },
   { from: [4, 17, 3], to: [4, 17, END], abi: 'L2c', arches: ALL, note: 'livepatch_func state moved out (e3c1ffb2a3 backport)' },
   { from: [4, 18, 0], to: [4, 18, 0], abi: 'L2b', arches: ALL, overrides: [writable] },
   { from: [4, 18, 1], to: [4, 18, END], abi: 'L2c', arches: ALL, note: 'livepatch_func state moved out (480168fcb3 backport)' },
@@ -323,4 +469,3 @@ export const RELEASES: ReleaseRange[] = [
   // 4.21 … 4.23-dev (HEAD c447b7308b): .alt_call_sites on x86.
   { from: [4, 21, 0], to: [4, 23, END], abi: 'L2c', arches: ALL, overrides: [altCallSites] },
 ];
-

@@ -9,7 +9,16 @@ export type Arch = 'x86_64' | 'arm64' | 'arm32';
 
 export type HookKind = 'load' | 'unload' | 'pre-apply' | 'apply' | 'post-apply' | 'pre-revert' | 'revert' | 'post-revert';
 
-export const HOOK_KINDS: readonly HookKind[] = ['load', 'unload', 'pre-apply', 'apply', 'post-apply', 'pre-revert', 'revert', 'post-revert'];
+export const HOOK_KINDS: readonly HookKind[] = [
+  'load',
+  'unload',
+  'pre-apply',
+  'apply',
+  'post-apply',
+  'pre-revert',
+  'revert',
+  'post-revert',
+];
 
 /** A field of the funcs entry: byte offset and width. */
 export interface FieldLayout {

@@ -21,7 +21,16 @@
  */
 import { readInputText } from '../fsutil.js';
 import { UsageError } from '../errors.js';
-import { HOOK_KINDS, type Arch, type FieldLayout, type FuncEntryLayout, type HookKind, type HookSectionRule, type LoaderOverrides, type PayloadAbi } from './abi-types.js';
+import {
+  HOOK_KINDS,
+  type Arch,
+  type FieldLayout,
+  type FuncEntryLayout,
+  type HookKind,
+  type HookSectionRule,
+  type LoaderOverrides,
+  type PayloadAbi,
+} from './abi-types.js';
 import { FEATURES, loaderFactsFor, parseVersionText, parseXenVersion as parseRelease, type ParsedXenVersion } from './releases.js';
 
 import { ABS_PTR_RELOC, ARCHES, BUILTIN, END, RELEASES, type ReleaseRange, type V3 } from './abi-rows.js';
@@ -46,12 +55,18 @@ export function abiById(id: string): PayloadAbi | undefined {
 export function abiByName(name: string, arch: Arch, extra: PayloadAbi[] = []): PayloadAbi {
   const all = [...extra, ...BUILTIN];
   const n = name.toLowerCase();
-  const r = all.find((a) => (a.name.toLowerCase() === n || a.id.toLowerCase() === n) && a.arch === arch)
-    ?? all.find((a) => a.id.toLowerCase() === n);
+  const r =
+    all.find((a) => (a.name.toLowerCase() === n || a.id.toLowerCase() === n) && a.arch === arch) ??
+    all.find((a) => a.id.toLowerCase() === n);
   if (!r) {
     const names = [...new Set(all.filter((a) => a.arch === arch).map((a) => a.name))];
     const other = all.find((a) => a.name.toLowerCase() === n);
-    const why = other ? ` (exists only for ${all.filter((a) => a.name.toLowerCase() === n).map((a) => a.arch).join(', ')})` : '';
+    const why = other
+      ? ` (exists only for ${all
+          .filter((a) => a.name.toLowerCase() === n)
+          .map((a) => a.arch)
+          .join(', ')})`
+      : '';
     throw new UsageError('ABI_UNKNOWN', `unknown payload ABI "${name}" for ${arch}${why}; known: ${names.join(', ')} (try --abi help)`);
   }
   return clone(r);
@@ -96,17 +111,27 @@ export function abiForVersion(version: string, arch: Arch): PayloadAbi {
   if (candidates.length === 0) {
     const known = `${RELEASES[0]!.from[0]}.${RELEASES[0]!.from[1]}–${RELEASES[RELEASES.length - 1]!.to[0]}.${RELEASES[RELEASES.length - 1]!.to[1]}`;
     const tooOld = cmp([v.major, v.minor, 0], RELEASES[0]!.from) < 0;
-    throw new UsageError('XEN_VERSION_UNKNOWN', tooOld
-      ? `Xen ${version} predates live patching (known releases: ${known}; the xSplice tree is --abi xsplice)`
-      : `Xen ${version} is newer than this tool's release table (${known}); pass --abi NAME (e.g. --abi L2c) or --abi-file to state its format`);
+    throw new UsageError(
+      'XEN_VERSION_UNKNOWN',
+      tooOld
+        ? `Xen ${version} predates live patching (known releases: ${known}; the xSplice tree is --abi xsplice)`
+        : `Xen ${version} is newer than this tool's release table (${known}); pass --abi NAME (e.g. --abi L2c) or --abi-file to state its format`,
+    );
   }
   let patch = v.patch;
   if (patch === null) {
     if (v.prerelease) patch = 0;
     else {
-      const rows = new Set(candidates.filter((c) => c.arches.includes(arch)).map((c) => JSON.stringify({ ...applyRange(c, arch, version), releases: '', loader: undefined })));
+      const rows = new Set(
+        candidates
+          .filter((c) => c.arches.includes(arch))
+          .map((c) => JSON.stringify({ ...applyRange(c, arch, version), releases: '', loader: undefined })),
+      );
       if (rows.size > 1) {
-        throw new UsageError('XEN_VERSION_AMBIGUOUS', `Xen ${version} names no point release, and the payload format changed within ${v.major}.${v.minor}: ${candidates.map((c) => `${fmtRange(c)} → ${c.abi}`).join(', ')}; give the full version (e.g. ${v.major}.${v.minor}.${candidates[candidates.length - 1]!.from[2]})`);
+        throw new UsageError(
+          'XEN_VERSION_AMBIGUOUS',
+          `Xen ${version} names no point release, and the payload format changed within ${v.major}.${v.minor}: ${candidates.map((c) => `${fmtRange(c)} → ${c.abi}`).join(', ')}; give the full version (e.g. ${v.major}.${v.minor}.${candidates[candidates.length - 1]!.from[2]})`,
+        );
       }
       patch = candidates[0]!.from[2];
     }
@@ -123,7 +148,9 @@ export function abiForVersion(version: string, arch: Arch): PayloadAbi {
 export function describeAbis(extra: PayloadAbi[] = []): string {
   const lines = ['NAME      ARCH     ENTRY  VER  FUNCS SECTION      RELEASES'];
   for (const a of [...BUILTIN, ...extra]) {
-    lines.push(`${a.name.padEnd(9)} ${a.arch.padEnd(8)} ${String(a.funcEntry.size).padStart(5)}  ${String(a.funcEntry.version).padStart(3)}  ${a.sections.funcs.padEnd(18)} ${a.releases}`);
+    lines.push(
+      `${a.name.padEnd(9)} ${a.arch.padEnd(8)} ${String(a.funcEntry.size).padStart(5)}  ${String(a.funcEntry.version).padStart(3)}  ${a.sections.funcs.padEnd(18)} ${a.releases}`,
+    );
   }
   lines.push('', '--xen-version X.Y.Z picks the row per release (point-release backports included).');
   return lines.join('\n');
@@ -142,7 +169,13 @@ function isObj(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
-function num(file: string, o: Record<string, unknown>, k: string, path: Path, opts: { min?: number; max?: number; optional?: boolean } = {}): number | undefined {
+function num(
+  file: string,
+  o: Record<string, unknown>,
+  k: string,
+  path: Path,
+  opts: { min?: number; max?: number; optional?: boolean } = {},
+): number | undefined {
   const v = o[k];
   if (v === undefined && opts.optional) return undefined;
   if (typeof v !== 'number' || !Number.isInteger(v)) fail(file, `${path}.${k}`, `must be an integer, found ${JSON.stringify(v)}`);
@@ -195,9 +228,10 @@ export function validateAbi(raw: unknown, file = '<abi>', base?: PayloadAbi): Pa
   const o = merged;
   const name = str(file, o, 'name', '')!;
   const arch = o.arch;
-  if (typeof arch !== 'string' || !(ARCHES as readonly string[]).includes(arch)) fail(file, '.arch', `must be one of ${ARCHES.join(', ')}, found ${JSON.stringify(arch)}`);
+  if (typeof arch !== 'string' || !(ARCHES as readonly string[]).includes(arch))
+    fail(file, '.arch', `must be one of ${ARCHES.join(', ')}, found ${JSON.stringify(arch)}`);
   const a = arch as Arch;
-  const id = (str(file, o, 'id', '', true) ?? `${name}-${a}`);
+  const id = str(file, o, 'id', '', true) ?? `${name}-${a}`;
   const elfClass = num(file, o, 'elfClass', '')!;
   if (elfClass !== 32 && elfClass !== 64) fail(file, '.elfClass', `must be 32 or 64, found ${elfClass}`);
   const pointerSize = num(file, o, 'pointerSize', '')!;
@@ -234,17 +268,21 @@ export function validateAbi(raw: unknown, file = '<abi>', base?: PayloadAbi): Pa
     newSize: field(file, ff.newSize, '.funcEntry.fields.newSize'),
     oldSize: field(file, ff.oldSize, '.funcEntry.fields.oldSize'),
     version: field(file, ff.version, '.funcEntry.fields.version'),
-    zeroed: Array.isArray(ff.zeroed) ? ff.zeroed.map((z, i) => field(file, z, `.funcEntry.fields.zeroed[${i}]`)) : fail(file, '.funcEntry.fields.zeroed', 'must be an array'),
+    zeroed: Array.isArray(ff.zeroed)
+      ? ff.zeroed.map((z, i) => field(file, z, `.funcEntry.fields.zeroed[${i}]`))
+      : fail(file, '.funcEntry.fields.zeroed', 'must be an array'),
     ...(ff.expect !== undefined && ff.expect !== null ? { expect: field(file, ff.expect, '.funcEntry.fields.expect') } : {}),
   };
   for (const k of ['name', 'newAddr', 'oldAddr'] as const) {
-    if (fields[k].size !== pointerSize) fail(file, `.funcEntry.fields.${k}.size`, `must be the pointer size ${pointerSize}, found ${fields[k].size}`);
+    if (fields[k].size !== pointerSize)
+      fail(file, `.funcEntry.fields.${k}.size`, `must be the pointer size ${pointerSize}, found ${fields[k].size}`);
   }
   for (const k of ['newSize', 'oldSize'] as const) {
     if (fields[k].size !== 4) fail(file, `.funcEntry.fields.${k}.size`, `must be 4 (uint32_t), found ${fields[k].size}`);
   }
   if (fields.version.size !== 1) fail(file, '.funcEntry.fields.version.size', `must be 1 (uint8_t), found ${fields.version.size}`);
-  if (fields.expect && fields.expect.size !== 32) fail(file, '.funcEntry.fields.expect.size', `must be 32 (livepatch_expectation_t), found ${fields.expect.size}`);
+  if (fields.expect && fields.expect.size !== 32)
+    fail(file, '.funcEntry.fields.expect.size', `must be 32 (livepatch_expectation_t), found ${fields.expect.size}`);
   // Every field inside the entry, none overlapping.
   const all: [string, FieldLayout][] = [
     ...(['name', 'newAddr', 'oldAddr', 'newSize', 'oldSize', 'version'] as const).map((k) => [k, fields[k]] as [string, FieldLayout]),
@@ -252,13 +290,15 @@ export function validateAbi(raw: unknown, file = '<abi>', base?: PayloadAbi): Pa
     ...(fields.expect ? [['expect', fields.expect] as [string, FieldLayout]] : []),
   ];
   for (const [k, fl] of all) {
-    if (fl.offset + fl.size > size) fail(file, `.funcEntry.fields.${k}`, `lies past the end of the ${size}-byte entry (offset ${fl.offset}, size ${fl.size})`);
+    if (fl.offset + fl.size > size)
+      fail(file, `.funcEntry.fields.${k}`, `lies past the end of the ${size}-byte entry (offset ${fl.offset}, size ${fl.size})`);
   }
   const sorted = [...all].sort((x, y) => x[1].offset - y[1].offset);
   for (let i = 1; i < sorted.length; i++) {
     const [pk, p] = sorted[i - 1]!;
     const [ck, c] = sorted[i]!;
-    if (p.offset + p.size > c.offset) fail(file, `.funcEntry.fields.${ck}`, `overlaps ${pk} (offsets ${p.offset}+${p.size} and ${c.offset})`);
+    if (p.offset + p.size > c.offset)
+      fail(file, `.funcEntry.fields.${ck}`, `overlaps ${pk} (offsets ${p.offset}+${p.size} and ${c.offset})`);
   }
   if (size % align) fail(file, '.funcEntry.size', `must be a multiple of align ${align}, found ${size}`);
   let hypervisorState: number[] | undefined;
@@ -285,7 +325,8 @@ export function validateAbi(raw: unknown, file = '<abi>', base?: PayloadAbi): Pa
     if (!/^[a-z][a-z0-9-]*$/.test(h.kind)) fail(file, `.hooks[${i}].kind`, `must be lower-case letters, digits and '-', found "${h.kind}"`);
   }
   const relocTypes = o.relocTypes;
-  if (!Array.isArray(relocTypes) || relocTypes.some((t) => typeof t !== 'number' || !Number.isInteger(t) || t < 0)) fail(file, '.relocTypes', 'must be an array of relocation type numbers');
+  if (!Array.isArray(relocTypes) || relocTypes.some((t) => typeof t !== 'number' || !Number.isInteger(t) || t < 0))
+    fail(file, '.relocTypes', 'must be an array of relocation type numbers');
   if (!Array.isArray(o.special)) fail(file, '.special', 'must be an array');
   const spec = o.special.map((x, i) => {
     if (!isObj(x)) fail(file, `.special[${i}]`, 'must be an object { section, entrySize }');
@@ -345,7 +386,8 @@ function loaderOverrides(file: string, raw: unknown, arch: Arch): LoaderOverride
   if (!isObj(raw)) fail(file, '.loader', 'must be an object');
   const out: LoaderOverrides = {};
   for (const k of Object.keys(raw)) {
-    if (!['release', 'features', 'payloadArea', 'x86CapWords', 'bugInstruction'].includes(k)) fail(file, `.loader.${k}`, 'unknown key (known: release, features, payloadArea, x86CapWords, bugInstruction)');
+    if (!['release', 'features', 'payloadArea', 'x86CapWords', 'bugInstruction'].includes(k))
+      fail(file, `.loader.${k}`, 'unknown key (known: release, features, payloadArea, x86CapWords, bugInstruction)');
   }
   if (raw.release !== undefined) out.release = str(file, raw, 'release', '.loader')!;
   if (raw.features !== undefined) {
@@ -369,14 +411,17 @@ function loaderOverrides(file: string, raw: unknown, arch: Arch): LoaderOverride
       } catch {
         fail(file, '.loader.payloadArea.base', `must be an address ("0x…" or an integer), found ${JSON.stringify(pa.base)}`);
       }
-      if (base < 0n || base >= 1n << BigInt(arch === 'arm32' ? 32 : 64)) fail(file, '.loader.payloadArea.base', `is not a ${arch} address: ${JSON.stringify(pa.base)}`);
+      if (base < 0n || base >= 1n << BigInt(arch === 'arm32' ? 32 : 64))
+        fail(file, '.loader.payloadArea.base', `is not a ${arch} address: ${JSON.stringify(pa.base)}`);
       out.payloadArea = { base };
     } else fail(file, '.loader.payloadArea', 'must be { "symbol": NAME } or { "base": "0x…" }');
   }
-  if (raw.x86CapWords !== undefined) out.x86CapWords = raw.x86CapWords === null ? null : num(file, raw, 'x86CapWords', '.loader', { min: 1, max: 2047 })!;
+  if (raw.x86CapWords !== undefined)
+    out.x86CapWords = raw.x86CapWords === null ? null : num(file, raw, 'x86CapWords', '.loader', { min: 1, max: 2047 })!;
   if (raw.bugInstruction !== undefined) {
     const b = raw.bugInstruction;
-    if (b !== null && b !== 'ud2' && b !== 'udb') fail(file, '.loader.bugInstruction', `must be "ud2", "udb" or null, found ${JSON.stringify(b)}`);
+    if (b !== null && b !== 'ud2' && b !== 'udb')
+      fail(file, '.loader.bugInstruction', `must be "ud2", "udb" or null, found ${JSON.stringify(b)}`);
     out.bugInstruction = b;
   }
   return out;
@@ -424,9 +469,12 @@ export function hookRule(abi: PayloadAbi, kind: string): HookSectionRule {
   if (!h) {
     const known = abi.hooks.map((x) => x.kind);
     const std = (HOOK_KINDS as readonly string[]).includes(kind);
-    throw new UsageError('HOOK_UNSUPPORTED', std
-      ? `hook kind "${kind}" does not exist in payload ABI ${abi.id}${known.length ? ` (it has: ${known.join(', ')})` : ' (it has no hooks)'}`
-      : `unknown hook kind "${kind}" (${abi.id} has: ${known.join(', ') || 'none'})`);
+    throw new UsageError(
+      'HOOK_UNSUPPORTED',
+      std
+        ? `hook kind "${kind}" does not exist in payload ABI ${abi.id}${known.length ? ` (it has: ${known.join(', ')})` : ' (it has no hooks)'}`
+        : `unknown hook kind "${kind}" (${abi.id} has: ${known.join(', ') || 'none'})`,
+    );
   }
   return h;
 }

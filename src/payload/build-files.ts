@@ -63,7 +63,11 @@ export function parseNopArg(s: string): NopRequest {
 
 export function parseHookArg(s: string): HookRequest {
   const i = s.indexOf('=');
-  if (i <= 0 || i === s.length - 1) throw new UsageError('USAGE', `--hook ${JSON.stringify(s)}: expected KIND=SYMBOL (KIND: load, unload, pre-apply, apply, post-apply, pre-revert, revert, post-revert)`);
+  if (i <= 0 || i === s.length - 1)
+    throw new UsageError(
+      'USAGE',
+      `--hook ${JSON.stringify(s)}: expected KIND=SYMBOL (KIND: load, unload, pre-apply, apply, post-apply, pre-revert, revert, post-revert)`,
+    );
   return { kind: s.slice(0, i), symbol: s.slice(i + 1) };
 }
 
@@ -80,10 +84,12 @@ function parseSpec(text: string, file: string): { spec: SpecFile; opts: Partial<
   } catch (e) {
     throw new UsageError('SPEC_INVALID', `not valid JSON: ${(e as Error).message}`, { file });
   }
-  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw new UsageError('SPEC_INVALID', 'must be a JSON object', { file });
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw))
+    throw new UsageError('SPEC_INVALID', 'must be a JSON object', { file });
   const o = raw as Record<string, unknown>;
   const known = new Set(['patches', 'patch', 'nops', 'nop', 'hooks', 'hook', 'depends', 'expect', 'abi', 'xenVersion', 'arch', 'oldAddr']);
-  for (const k of Object.keys(o)) if (!known.has(k)) throw new UsageError('SPEC_INVALID', `unknown key "${k}" (known: ${[...known].join(', ')})`, { file });
+  for (const k of Object.keys(o))
+    if (!known.has(k)) throw new UsageError('SPEC_INVALID', `unknown key "${k}" (known: ${[...known].join(', ')})`, { file });
   const num = (v: unknown, path: string): number | undefined => {
     if (v === undefined) return undefined;
     if (typeof v === 'number' && Number.isInteger(v) && v >= 0 && v <= 0xffffffff) return v;
@@ -109,7 +115,8 @@ function parseSpec(text: string, file: string): { spec: SpecFile; opts: Partial<
   const spec: SpecFile = {
     patches: list('patches', 'patch').map((p, i) => {
       if (typeof p === 'string') return parsePatchArg(p);
-      if (typeof p !== 'object' || p === null) throw new UsageError('SPEC_INVALID', `patches[${i}]: expected an object or "OLD=NEW"`, { file });
+      if (typeof p !== 'object' || p === null)
+        throw new UsageError('SPEC_INVALID', `patches[${i}]: expected an object or "OLD=NEW"`, { file });
       const q = p as Record<string, unknown>;
       const r: PatchRequest = { old: str(q.old, `patches[${i}].old`) };
       if (q.new !== undefined) r.new = str(q.new, `patches[${i}].new`);
@@ -123,7 +130,8 @@ function parseSpec(text: string, file: string): { spec: SpecFile; opts: Partial<
     }),
     nops: list('nops', 'nop').map((p, i) => {
       if (typeof p === 'string') return parseNopArg(p);
-      if (typeof p !== 'object' || p === null) throw new UsageError('SPEC_INVALID', `nops[${i}]: expected an object or "OLD:LEN"`, { file });
+      if (typeof p !== 'object' || p === null)
+        throw new UsageError('SPEC_INVALID', `nops[${i}]: expected an object or "OLD:LEN"`, { file });
       const q = p as Record<string, unknown>;
       const r: NopRequest = { old: str(q.old, `nops[${i}].old`) };
       const len = num(q.len, `nops[${i}].len`);
@@ -136,7 +144,8 @@ function parseSpec(text: string, file: string): { spec: SpecFile; opts: Partial<
     }),
     hooks: list('hooks', 'hook').map((h, i) => {
       if (typeof h === 'string') return parseHookArg(h);
-      if (typeof h !== 'object' || h === null) throw new UsageError('SPEC_INVALID', `hooks[${i}]: expected { kind, symbol } or "KIND=SYMBOL"`, { file });
+      if (typeof h !== 'object' || h === null)
+        throw new UsageError('SPEC_INVALID', `hooks[${i}]: expected { kind, symbol } or "KIND=SYMBOL"`, { file });
       const q = h as Record<string, unknown>;
       return { kind: str(q.kind, `hooks[${i}].kind`), symbol: str(q.symbol, `hooks[${i}].symbol`) };
     }),
@@ -153,7 +162,10 @@ function parseSpec(text: string, file: string): { spec: SpecFile; opts: Partial<
 }
 
 /** Picks the row: --abi, else --xen-version, else what XEN reveals; never a guess. */
-export function selectAbi(o: { abi?: string; xenVersion?: string; arch?: Arch; extra: PayloadAbi[]; target: Target; objectMachine?: number }, warn: (message: string) => void): PayloadAbi {
+export function selectAbi(
+  o: { abi?: string; xenVersion?: string; arch?: Arch; extra: PayloadAbi[]; target: Target; objectMachine?: number },
+  warn: (message: string) => void,
+): PayloadAbi {
   const machineArch: Record<number, Arch> = { 62: 'x86_64', 183: 'arm64', 40: 'arm32' };
   const arch: Arch | undefined = o.arch ?? o.target.arch ?? (o.objectMachine !== undefined ? machineArch[o.objectMachine] : undefined);
   if (!arch) throw new UsageError('ARCH_UNKNOWN', 'cannot tell the architecture: pass --arch x86_64|arm64|arm32');
@@ -187,10 +199,17 @@ export function selectAbi(o: { abi?: string; xenVersion?: string; arch?: Arch; e
   if (o.extra.length) {
     const rows = o.extra.filter((r) => r.arch === arch);
     if (rows.length === 1) return rows[0]!;
-    if (rows.length > 1) throw new UsageError('ABI_AMBIGUOUS', `--abi-file holds ${rows.length} rows for ${arch}: pick one with --abi (${rows.map((r) => r.name).join(', ')})`);
+    if (rows.length > 1)
+      throw new UsageError(
+        'ABI_AMBIGUOUS',
+        `--abi-file holds ${rows.length} rows for ${arch}: pick one with --abi (${rows.map((r) => r.name).join(', ')})`,
+      );
   }
   if (revealed) return revealed;
-  throw new UsageError('TARGET_VERSION_UNKNOWN', `cannot tell which Xen release ${o.target.source === 'hex' ? 'the build-id' : 'XEN'} is: pass --xen-version X.Y.Z or --abi NAME (see --abi help)`);
+  throw new UsageError(
+    'TARGET_VERSION_UNKNOWN',
+    `cannot tell which Xen release ${o.target.source === 'hex' ? 'the build-id' : 'XEN'} is: pass --xen-version X.Y.Z or --abi NAME (see --abi help)`,
+  );
 }
 
 async function readDepends(arg: string, abiBuildIdSection: string): Promise<DependsSpec> {
@@ -226,7 +245,11 @@ async function samePath(a: string, b: string): Promise<boolean> {
 
 /** Section types that carry relocations xsplice does not decode (and Xen does not apply). */
 const UNDECODED_RELOCS: Record<number, string> = {
-  [SHT.CREL]: 'SHT_CREL (as --crel, clang -Wa,--crel)', [SHT.RELR]: 'SHT_RELR', 0x60000001: 'SHT_ANDROID_REL', 0x60000002: 'SHT_ANDROID_RELA', 0x6fffff00: 'SHT_ANDROID_RELR',
+  [SHT.CREL]: 'SHT_CREL (as --crel, clang -Wa,--crel)',
+  [SHT.RELR]: 'SHT_RELR',
+  0x60000001: 'SHT_ANDROID_REL',
+  0x60000002: 'SHT_ANDROID_RELA',
+  0x6fffff00: 'SHT_ANDROID_RELR',
 };
 
 /**
@@ -245,23 +268,39 @@ export function checkObject(bytes: Uint8Array, file: string): void {
     if (s.index === 0) continue;
     const undecoded = UNDECODED_RELOCS[s.type];
     if (undecoded !== undefined || (s.type !== SHT.REL && s.type !== SHT.RELA && /^\.crel\./.test(s.name))) {
-      refuse('BUILD_RELOC_UNDECODED', `holds relocations in ${undecoded ?? `section type 0x${s.type.toString(16)}`}, which xsplice does not decode and Xen does not apply: assemble without --crel`, {
-        sectionIndex: s.index, section: s.name, offset: s.headerOffset,
-      });
+      refuse(
+        'BUILD_RELOC_UNDECODED',
+        `holds relocations in ${undecoded ?? `section type 0x${s.type.toString(16)}`}, which xsplice does not decode and Xen does not apply: assemble without --crel`,
+        {
+          sectionIndex: s.index,
+          section: s.name,
+          offset: s.headerOffset,
+        },
+      );
     }
-    if ((s.type === SHT.REL || s.type === SHT.RELA) && (s.flags & (SHF.WRITE | SHF.ALLOC | SHF.EXECINSTR))) {
+    if ((s.type === SHT.REL || s.type === SHT.RELA) && s.flags & (SHF.WRITE | SHF.ALLOC | SHF.EXECINSTR)) {
       refuse('BUILD_RELOC_FLAGS', 'relocation section is flagged writable, allocated or executable (W/A/X): the loader would map it', {
-        sectionIndex: s.index, section: s.name, offset: s.headerOffset, expected: 'no W, A or X flag',
+        sectionIndex: s.index,
+        section: s.name,
+        offset: s.headerOffset,
+        expected: 'no W, A or X flag',
       });
     }
-    if ((s.flags & SHF.EXECINSTR) && !(s.flags & SHF.ALLOC) && s.size > 0n) {
+    if (s.flags & SHF.EXECINSTR && !(s.flags & SHF.ALLOC) && s.size > 0n) {
       refuse('BUILD_SECTION_NOT_ALLOC', 'code section (SHF_EXECINSTR) is not SHF_ALLOC: the loader would never map it', {
-        sectionIndex: s.index, section: s.name, offset: s.headerOffset, expected: 'flags AX',
+        sectionIndex: s.index,
+        section: s.name,
+        offset: s.headerOffset,
+        expected: 'flags AX',
       });
     }
-    if (elf.header.type === ET.REL && s.addr !== 0n && (s.flags & SHF.ALLOC)) {
+    if (elf.header.type === ET.REL && s.addr !== 0n && s.flags & SHF.ALLOC) {
       refuse('BUILD_SECTION_ADDR', 'has a non-zero sh_addr in a relocatable object', {
-        sectionIndex: s.index, section: s.name, offset: s.headerOffset, expected: 'sh_addr 0', found: '0x' + s.addr.toString(16),
+        sectionIndex: s.index,
+        section: s.name,
+        offset: s.headerOffset,
+        expected: 'sh_addr 0',
+        found: '0x' + s.addr.toString(16),
       });
     }
   }
@@ -270,7 +309,11 @@ export function checkObject(bytes: Uint8Array, file: string): void {
   for (const sym of elf.symbols(symtab)) {
     if (sym.index === 0) continue;
     if (sym.shndx === SHN.UNDEF && sym.rawShndx === SHN.UNDEF) {
-      if (sym.name === '') refuse('BUILD_SYMBOL_UNNAMED', 'an undefined symbol has no name: nothing can resolve it', { symbol: `#${sym.index}`, offset: symtab.offset });
+      if (sym.name === '')
+        refuse('BUILD_SYMBOL_UNNAMED', 'an undefined symbol has no name: nothing can resolve it', {
+          symbol: `#${sym.index}`,
+          offset: symtab.offset,
+        });
       continue;
     }
     if (sym.rawShndx >= SHN.LORESERVE && sym.rawShndx !== SHN.XINDEX) continue;
@@ -278,12 +321,17 @@ export function checkObject(bytes: Uint8Array, file: string): void {
     if (!sec || sym.type === STT.TLS || sym.type === STT.SECTION) continue;
     if (sym.type === STT.FUNC && !(sec.flags & SHF.ALLOC)) {
       refuse('BUILD_SECTION_NOT_ALLOC', `function lies in section ${sec.name}, which is not SHF_ALLOC: the loader would never map it`, {
-        symbol: sym.name || `#${sym.index}`, sectionIndex: sec.index, section: sec.name, expected: 'an SHF_ALLOC section',
+        symbol: sym.name || `#${sym.index}`,
+        sectionIndex: sec.index,
+        section: sec.name,
+        expected: 'an SHF_ALLOC section',
       });
     }
     if (sym.value + sym.size > sec.size) {
       refuse('BUILD_SYMBOL_RANGE', `symbol lies past the end of its section ${sec.name}`, {
-        symbol: sym.name || `#${sym.index}`, expected: `value + size <= 0x${sec.size.toString(16)}`, found: `0x${sym.value.toString(16)} + 0x${sym.size.toString(16)}`,
+        symbol: sym.name || `#${sym.index}`,
+        expected: `value + size <= 0x${sec.size.toString(16)}`,
+        found: `0x${sym.value.toString(16)} + 0x${sym.size.toString(16)}`,
       });
     }
   }
@@ -307,8 +355,14 @@ function releaseOfRow(abi: PayloadAbi): string | undefined {
  * payload verify cannot load, so its apply-time dependency check is left to the hypervisor.
  */
 export function verifyBeforeWrite(
-  bytes: Uint8Array, out: string, target: Target, abi: PayloadAbi, xenVersion: string | undefined, depends: DependsSpec | undefined,
-  warn: (m: string) => void, dependsFile = 'depends',
+  bytes: Uint8Array,
+  out: string,
+  target: Target,
+  abi: PayloadAbi,
+  xenVersion: string | undefined,
+  depends: DependsSpec | undefined,
+  warn: (m: string) => void,
+  dependsFile = 'depends',
 ): void {
   const version = xenVersion ?? target.version ?? (abi.name === 'xsplice' ? 'xsplice' : releaseOfRow(abi));
   if (!version) {
@@ -324,7 +378,11 @@ export function verifyBeforeWrite(
   if (errors.length === 0) return;
   const first = errors[0]!;
   const more = errors.length > 1 ? ` (and ${errors.length - 1} more: run xsplice verify for all)` : '';
-  throw new RefusedError('BUILD_VERIFY_REFUSED', `verify refuses the payload, nothing written: ${first.code}${first.errno ? ` (${first.errno})` : ''}: ${first.message}${more}`, { file: out });
+  throw new RefusedError(
+    'BUILD_VERIFY_REFUSED',
+    `verify refuses the payload, nothing written: ${first.code}${first.errno ? ` (${first.errno})` : ''}: ${first.message}${more}`,
+    { file: out },
+  );
 }
 
 const MAX_WARNINGS = 50;
@@ -351,17 +409,23 @@ export async function buildFiles(o: BuildFilesOptions): Promise<BuildFilesResult
     // Command-line options win over the spec file.
     o = { ...r.opts, ...Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) } as BuildFilesOptions;
   }
-  if (o.objects.length === 0 && (o.patch?.length || o.hook?.length || spec.patches?.length || spec.hooks?.length)) throw new UsageError('USAGE', 'no input objects (OBJ...); only --nop needs none');
-  if (o.arch !== undefined && !(ARCHES as readonly string[]).includes(o.arch)) throw new UsageError('USAGE', `--arch must be one of ${ARCHES.join(', ')}`);
-  if (o.oldAddr !== undefined && o.oldAddr !== 'address' && o.oldAddr !== 'name') throw new UsageError('USAGE', '--old-addr must be "address" or "name"');
+  if (o.objects.length === 0 && (o.patch?.length || o.hook?.length || spec.patches?.length || spec.hooks?.length))
+    throw new UsageError('USAGE', 'no input objects (OBJ...); only --nop needs none');
+  if (o.arch !== undefined && !(ARCHES as readonly string[]).includes(o.arch))
+    throw new UsageError('USAGE', `--arch must be one of ${ARCHES.join(', ')}`);
+  if (o.oldAddr !== undefined && o.oldAddr !== 'address' && o.oldAddr !== 'name')
+    throw new UsageError('USAGE', '--old-addr must be "address" or "name"');
   for (const inp of [...o.objects, o.xen, o.depends, o.spec, o.abiFile]) {
-    if (inp && inp !== '-' && (await samePath(inp, o.out))) throw new UsageError('OUT_IS_INPUT', 'the output would overwrite an input', { file: o.out });
+    if (inp && inp !== '-' && (await samePath(inp, o.out)))
+      throw new UsageError('OUT_IS_INPUT', 'the output would overwrite an input', { file: o.out });
   }
   const extra = o.abiFile ? await loadAbiFile(o.abiFile) : [];
   const target = await loadTarget(o.xen, { ...(o.stdinText !== undefined ? { stdinText: o.stdinText } : {}) });
-  const objects = await Promise.all(o.objects.map(async (p) => {
-    return { name: p, bytes: await readInput(p, { what: 'object' }) };
-  }));
+  const objects = await Promise.all(
+    o.objects.map(async (p) => {
+      return { name: p, bytes: await readInput(p, { what: 'object' }) };
+    }),
+  );
   for (const obj of objects) checkObject(obj.bytes, obj.name);
   let objectMachine: number | undefined;
   const first = objects[0]?.bytes;

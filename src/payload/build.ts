@@ -79,6 +79,7 @@ function checkRequests(opts: BuildOptions): void {
   const patches = opts.patches?.length ?? 0;
   const nops = opts.nops?.length ?? 0;
   const hooks = opts.hooks?.length ?? 0;
-  if (opts.objects.length === 0 && patches + hooks > 0) throw new UsageError('BUILD_NO_OBJECTS', 'no input objects (only --nop needs none)');
+  if (opts.objects.length === 0 && patches + hooks > 0)
+    throw new UsageError('BUILD_NO_OBJECTS', 'no input objects (only --nop needs none)');
   if (patches + nops + hooks === 0) throw new UsageError('BUILD_NOTHING', 'nothing to patch: give at least one --patch, --nop or --hook');
 }

@@ -40,8 +40,10 @@ export function encodeExpectation(e: Expectation): Uint8Array {
   if (!Number.isInteger(e.len) || e.len < 0 || e.len > EXPECT_DATA_SIZE) {
     throw new UsageError('EXPECT_LEN', `expectation length must be 0–${EXPECT_DATA_SIZE}`, { found: e.len });
   }
-  if (!Number.isInteger(e.rsv) || e.rsv < 0 || e.rsv > 3) throw new UsageError('EXPECT_RSV', 'expectation rsv is a 2-bit field', { found: e.rsv });
-  if (e.data.length > EXPECT_DATA_SIZE) throw new UsageError('EXPECT_LEN', `expectation data holds at most ${EXPECT_DATA_SIZE} bytes`, { found: e.data.length });
+  if (!Number.isInteger(e.rsv) || e.rsv < 0 || e.rsv > 3)
+    throw new UsageError('EXPECT_RSV', 'expectation rsv is a 2-bit field', { found: e.rsv });
+  if (e.data.length > EXPECT_DATA_SIZE)
+    throw new UsageError('EXPECT_LEN', `expectation data holds at most ${EXPECT_DATA_SIZE} bytes`, { found: e.data.length });
   const out = new Uint8Array(EXPECT_SIZE);
   out[0] = (e.enabled ? 1 : 0) | (e.len << 1) | (e.rsv << 6);
   out.set(e.data, 1);
@@ -64,13 +66,22 @@ function put(view: DataView, at: number, fl: FieldLayout, value: bigint | number
   }
   const v = BigInt(value);
   const max = (1n << BigInt(fl.size * 8)) - 1n;
-  if (v < 0n || v > max) throw new UsageError('FUNC_FIELD_RANGE', `${field} does not fit in ${fl.size} bytes`, { found: '0x' + v.toString(16) });
+  if (v < 0n || v > max)
+    throw new UsageError('FUNC_FIELD_RANGE', `${field} does not fit in ${fl.size} bytes`, { found: '0x' + v.toString(16) });
   const o = at + fl.offset;
   switch (fl.size) {
-    case 1: view.setUint8(o, Number(v)); break;
-    case 2: view.setUint16(o, Number(v), le); break;
-    case 4: view.setUint32(o, Number(v), le); break;
-    case 8: view.setBigUint64(o, v, le); break;
+    case 1:
+      view.setUint8(o, Number(v));
+      break;
+    case 2:
+      view.setUint16(o, Number(v), le);
+      break;
+    case 4:
+      view.setUint32(o, Number(v), le);
+      break;
+    case 8:
+      view.setBigUint64(o, v, le);
+      break;
     default: {
       for (let i = 0; i < fl.size; i++) {
         const byte = Number((v >> BigInt(8 * i)) & 0xffn);
@@ -83,10 +94,14 @@ function put(view: DataView, at: number, fl: FieldLayout, value: bigint | number
 function get(view: DataView, at: number, fl: FieldLayout, le: boolean): bigint {
   const o = at + fl.offset;
   switch (fl.size) {
-    case 1: return BigInt(view.getUint8(o));
-    case 2: return BigInt(view.getUint16(o, le));
-    case 4: return BigInt(view.getUint32(o, le));
-    case 8: return view.getBigUint64(o, le);
+    case 1:
+      return BigInt(view.getUint8(o));
+    case 2:
+      return BigInt(view.getUint16(o, le));
+    case 4:
+      return BigInt(view.getUint32(o, le));
+    case 8:
+      return view.getBigUint64(o, le);
     default: {
       let v = 0n;
       for (let i = 0; i < fl.size; i++) v |= BigInt(view.getUint8(o + (le ? i : fl.size - 1 - i))) << BigInt(8 * i);
@@ -128,7 +143,9 @@ export function decodeFuncEntries(abi: PayloadAbi, bytes: Uint8Array, littleEndi
   const L = abi.funcEntry;
   if (bytes.length % L.size !== 0) {
     throw new FormatError('FUNCS_SIZE', `${abi.sections.funcs} size is not a multiple of the ${L.size}-byte entry of ${abi.id}`, {
-      section: abi.sections.funcs, expected: `a multiple of ${L.size}`, found: bytes.length,
+      section: abi.sections.funcs,
+      expected: `a multiple of ${L.size}`,
+      found: bytes.length,
     });
   }
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);

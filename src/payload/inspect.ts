@@ -123,15 +123,23 @@ export function inspectPayload(bytes: Uint8Array, file: string, opts: InspectOpt
     // Sections named like a payload's but unknown to every row: perhaps a vendor row's payload.
     const vendorLike = !extra.length && elf.sections.some((sec) => /\.(funcs|depends)$/.test(sec.name));
     const hint = vendorLike ? ' (a payload built for a vendor ABI row: pass its --abi-file)' : '';
-    const names = [...funcsNames, ...dependsNames].sort((a, b) => Number(b.startsWith('.livepatch.')) - Number(a.startsWith('.livepatch.')) || a.localeCompare(b));
-    throw new FormatError('NOT_A_PAYLOAD', `not a live-patch payload: no ${names.slice(0, -1).join(', ')} or ${names[names.length - 1]} section${hint}`, { file });
+    const names = [...funcsNames, ...dependsNames].sort(
+      (a, b) => Number(b.startsWith('.livepatch.')) - Number(a.startsWith('.livepatch.')) || a.localeCompare(b),
+    );
+    throw new FormatError(
+      'NOT_A_PAYLOAD',
+      `not a live-patch payload: no ${names.slice(0, -1).join(', ')} or ${names[names.length - 1]} section${hint}`,
+      { file },
+    );
   }
   if (funcsName && (!abi || elf.sectionByName(funcsName)!.type === SHT.NOBITS)) {
     const sec = elf.sectionByName(funcsName)!;
     const candidates = known.filter((a) => a.sections.funcs === funcsName);
     const sizes = [...new Set(candidates.map((a) => `${a.funcEntry.size} (version ${a.funcEntry.version})`))].join(', ');
     throw new FormatError('FUNCS_DAMAGED', 'damaged funcs section: no payload ABI reads it', {
-      file, section: funcsName, expected: `a multiple of an entry size: ${sizes}`,
+      file,
+      section: funcsName,
+      expected: `a multiple of an entry size: ${sizes}`,
       found: `${sec.type === SHT.NOBITS ? 'SHT_NOBITS, ' : ''}size ${sec.size}${version !== null ? `, version byte ${version}` : ''}`,
     });
   }
@@ -173,7 +181,8 @@ export function inspectPayload(bytes: Uint8Array, file: string, opts: InspectOpt
         oldSize: e.oldSize,
         version: e.version ?? 0,
       };
-      if (e.expect && e.expect.enabled) f.expect = { enabled: true, len: e.expect.len, data: toHex(e.expect.data.subarray(0, e.expect.len)) };
+      if (e.expect && e.expect.enabled)
+        f.expect = { enabled: true, len: e.expect.len, data: toHex(e.expect.data.subarray(0, e.expect.len)) };
       funcs.push(f);
     });
   }
@@ -194,15 +203,23 @@ export function inspectPayload(bytes: Uint8Array, file: string, opts: InspectOpt
     entrySizes.set(abi.sections.funcs, abi.funcEntry.size);
     for (const s of abi.special) entrySizes.set(s.section, s.entrySize);
   }
-  const sections: InspectSection[] = elf.sections.filter((s) => s.index > 0).map((s) => {
-    const out: InspectSection = { index: s.index, name: s.name, type: shtName(s.type, elf.header.machine), flags: flagLetters(s.flags, elf.header.machine, elf.header.osabi), size: Number(s.size) };
-    const es = entrySizes.get(s.name);
-    if (es) {
-      out.entrySize = es;
-      out.entries = Math.floor(Number(s.size) / es);
-    }
-    return out;
-  });
+  const sections: InspectSection[] = elf.sections
+    .filter((s) => s.index > 0)
+    .map((s) => {
+      const out: InspectSection = {
+        index: s.index,
+        name: s.name,
+        type: shtName(s.type, elf.header.machine),
+        flags: flagLetters(s.flags, elf.header.machine, elf.header.osabi),
+        size: Number(s.size),
+      };
+      const es = entrySizes.get(s.name);
+      if (es) {
+        out.entrySize = es;
+        out.entries = Math.floor(Number(s.size) / es);
+      }
+      return out;
+    });
   const undefinedSymbols = [...new Set(symbols.filter((s) => s.index > 0 && s.shndx === SHN.UNDEF && s.name !== '').map((s) => s.name))];
   const result: InspectResult = {
     file,
@@ -223,7 +240,10 @@ export function inspectPayload(bytes: Uint8Array, file: string, opts: InspectOpt
   };
   const mi = elf.sectionByName(abi?.sections.modinfo ?? '.modinfo');
   if (mi && mi.type !== SHT.NOBITS && mi.size > 0n) {
-    result.modinfo = Buffer.from(mi.data()).toString('latin1').split('\0').filter((x) => x !== '');
+    result.modinfo = Buffer.from(mi.data())
+      .toString('latin1')
+      .split('\0')
+      .filter((x) => x !== '');
   }
   return result;
 }
@@ -232,7 +252,9 @@ export function inspectPayload(bytes: Uint8Array, file: string, opts: InspectOpt
 export function formatInspect(r: InspectResult): string {
   const L: string[] = [];
   L.push(`${r.file}`);
-  L.push(`  abi:          ${r.abi.name} (payload version ${r.abi.version ?? '?'}, ${r.abi.arch ?? 'unknown arch'})${r.abi.compatible.length > 1 ? ` — fits ${r.abi.compatible.join(', ')}` : ''}`);
+  L.push(
+    `  abi:          ${r.abi.name} (payload version ${r.abi.version ?? '?'}, ${r.abi.arch ?? 'unknown arch'})${r.abi.compatible.length > 1 ? ` — fits ${r.abi.compatible.join(', ')}` : ''}`,
+  );
   if (r.abi.releases) L.push(`  releases:     ${r.abi.releases}`);
   L.push(`  build-id:     ${r.buildId ?? '(none)'}`);
   L.push(`  depends:      ${r.depends ?? '(none)'}`);
@@ -241,7 +263,9 @@ export function formatInspect(r: InspectResult): string {
   L.push(`  funcs:        ${r.funcs.length}`);
   for (const f of r.funcs) {
     const what = f.newSymbol === null ? `NOP ${f.newSize} bytes` : `-> ${f.newSymbol} (${f.newSize} bytes)`;
-    L.push(`    [${f.index}] ${f.name ?? '?'} @ ${f.oldAddr} (${f.oldSize} bytes) ${what}, version ${f.version}${f.expect ? `, expects ${f.expect.data}` : ''}`);
+    L.push(
+      `    [${f.index}] ${f.name ?? '?'} @ ${f.oldAddr} (${f.oldSize} bytes) ${what}, version ${f.version}${f.expect ? `, expects ${f.expect.data}` : ''}`,
+    );
   }
   const hk = Object.entries(r.hooks);
   if (hk.length) {

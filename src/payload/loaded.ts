@@ -15,7 +15,16 @@ import { join } from 'node:path';
 import { FormatError } from '../errors.js';
 import { makeDiagnostic, type Diagnostic } from './diagnostics.js';
 import { inspectPayload } from './inspect.js';
-import { resolveTargetRules, uploadName, verifyPayloads, type PayloadVerdict, type VerifyInput, type VerifyOptions, type VerifyResult, type VerifyTarget } from './verify.js';
+import {
+  resolveTargetRules,
+  uploadName,
+  verifyPayloads,
+  type PayloadVerdict,
+  type VerifyInput,
+  type VerifyOptions,
+  type VerifyResult,
+  type VerifyTarget,
+} from './verify.js';
 import { toHex } from '../buildid/note.js';
 
 export type LoadedState = 'CHECKED' | 'APPLIED' | 'unknown';
@@ -47,11 +56,18 @@ export function parseLivepatchList(text: string, file = '-'): LoadedEntry[] {
     const m = /^ (CHECKED|APPLIED|unknown)(?: \((-?\d+), [^)]*\))?\s*(?:\|\s?(.*))?$/.exec(rest);
     if (bar < 0 || !m) {
       throw new FormatError('LOADED_LIST_FORMAT', `line ${i + 1} is not a row of \`xen-livepatch list\` output`, {
-        file, expected: 'NAME | CHECKED|APPLIED [| metadata]', found: JSON.stringify(line.slice(0, 80)),
+        file,
+        expected: 'NAME | CHECKED|APPLIED [| metadata]',
+        found: JSON.stringify(line.slice(0, 80)),
       });
     }
     const name = line.slice(0, bar).trimEnd();
-    out.push({ name, state: m[1] as LoadedState, rc: m[2] !== undefined ? Number(m[2]) : null, metadata: m[3] !== undefined && m[3] !== '' ? m[3] : null });
+    out.push({
+      name,
+      state: m[1] as LoadedState,
+      rc: m[2] !== undefined ? Number(m[2]) : null,
+      metadata: m[3] !== undefined && m[3] !== '' ? m[3] : null,
+    });
   }
   return out;
 }
@@ -109,7 +125,12 @@ function settle(p: PayloadVerdict): void {
  * Verifies `inputs` (in load order) on a host that has `loaded` (the rows of `xen-livepatch list`,
  * with payload files where available).
  */
-export function verifyAgainstLoaded(inputs: VerifyInput[], target: VerifyTarget, loaded: LoadedInput[], opts: VerifyOptions = {}): LoadedVerifyResult {
+export function verifyAgainstLoaded(
+  inputs: VerifyInput[],
+  target: VerifyTarget,
+  loaded: LoadedInput[],
+  opts: VerifyOptions = {},
+): LoadedVerifyResult {
   const { rules } = resolveTargetRules(target, opts);
   const xenId = target.buildId ? toHex(target.buildId) : null;
   // The applied ones, in stack order: each depends on the one below, the first on the hypervisor.
@@ -154,26 +175,36 @@ export function verifyAgainstLoaded(inputs: VerifyInput[], target: VerifyTarget,
     // Upload: a name the host already has (one not simulated, so the simulation did not see it).
     const clash = loaded.find((l) => l.entry.name === p.name && !simulatedNames.has(l.entry.name));
     if (clash && !has(p, 'DUPLICATE_NAME')) {
-      p.diagnostics.unshift(makeDiagnostic('DUPLICATE_NAME', rules, p.name, { name: p.name, other: `loaded on the host, ${clash.entry.state}` }));
+      p.diagnostics.unshift(
+        makeDiagnostic('DUPLICATE_NAME', rules, p.name, { name: p.name, other: `loaded on the host, ${clash.entry.state}` }),
+      );
     }
     if (k === 0 && !allFiles && applied.length && !opts.replace) {
       const top = applied[applied.length - 1]!.l.entry.name;
       const missing = applied.filter((x) => !x.l.bytes).map((x) => x.l.entry.name);
       // The simulation ran on an empty stack and compared depends with the hypervisor's id.
       const onXen = p.depends !== null && p.depends === xenId;
-      p.diagnostics = p.diagnostics.filter((d) => d.code !== 'DEPENDS_MISMATCH' && !(d.code === 'NOTE_REPLACE' && /depends on/.test(d.message)));
+      p.diagnostics = p.diagnostics.filter(
+        (d) => d.code !== 'DEPENDS_MISMATCH' && !(d.code === 'NOTE_REPLACE' && /depends on/.test(d.message)),
+      );
       if (onXen) {
         const d = makeDiagnostic('DEPENDS_MISMATCH', rules, p.name, { against: top }, { section: '.livepatch.depends' });
         d.message += ` (it depends on the hypervisor ${xenId}; ${top} is applied on top of it${applied.length > 1 ? ', and the list order is taken as the apply order' : ''})`;
         p.diagnostics.push(d);
       } else {
-        note(p, `depends on ${p.depends ?? '(none)'}, which is neither the hypervisor's build-id nor checked against ${top}, the last applied payload: no payload file for ${missing.join(', ')} (give the directory holding ${missing.map((n) => `${n}.livepatch`).join(', ')} to check it)`);
+        note(
+          p,
+          `depends on ${p.depends ?? '(none)'}, which is neither the hypervisor's build-id nor checked against ${top}, the last applied payload: no payload file for ${missing.join(', ')} (give the directory holding ${missing.map((n) => `${n}.livepatch`).join(', ')} to check it)`,
+        );
       }
     }
     if (k === 0) {
       for (const l of loaded) {
         if (l.entry.rc !== null && l.entry.rc !== 0) {
-          note(p, `${l.entry.name} has rc ${l.entry.rc}${l.entry.rc === -11 ? ' (an action is still in progress: any other action fails with EBUSY until it ends)' : ' (its last action failed)'}`);
+          note(
+            p,
+            `${l.entry.name} has rc ${l.entry.rc}${l.entry.rc === -11 ? ' (an action is still in progress: any other action fails with EBUSY until it ends)' : ' (its last action failed)'}`,
+          );
         }
       }
     }
@@ -193,7 +224,10 @@ export function verifyAgainstLoaded(inputs: VerifyInput[], target: VerifyTarget,
   for (const [s, v] of simulated.entries()) {
     if (v.ok) continue;
     for (const p of payloads) {
-      note(p, `the loaded payload ${simOrder[s]!.l.entry.name} (${simOrder[s]!.l.file}) does not verify in the simulated host (${v.diagnostics.find((d) => d.first)?.code ?? 'unsafe'}): the files or the order differ from what is loaded`);
+      note(
+        p,
+        `the loaded payload ${simOrder[s]!.l.entry.name} (${simOrder[s]!.l.file}) does not verify in the simulated host (${v.diagnostics.find((d) => d.first)?.code ?? 'unsafe'}): the files or the order differ from what is loaded`,
+      );
       settle(p);
     }
   }

@@ -150,15 +150,33 @@ export const FEATURES = {
   /** .livepatch.xen_depends checked on the raw image before anything is loaded, new messages. */
   xenDependsFirst: { since: '4.20', backports: ['4.18.4', '4.19.1'], cite: '§2.5; fa49f4be41, aa057dbd3f, 36789fa096' },
   /** Build-id parse errno passes through (ENODATA for type/name) instead of EINVAL. */
-  buildIdErrnoPassThrough: { since: '4.20', backports: ['4.18.4', '4.19.1'], cite: '§2.10(c); Errata: 86d09d16dd, 1f82dd5583 (4.18.4), 60ea799246 (4.19.1)' },
+  buildIdErrnoPassThrough: {
+    since: '4.20',
+    backports: ['4.18.4', '4.19.1'],
+    cite: '§2.10(c); Errata: 86d09d16dd, 1f82dd5583 (4.18.4), 60ea799246 (4.19.1)',
+  },
   /** x86 apply_alternatives failures returned (ENOSPC/ERANGE) instead of BUG_ON. */
-  altErrorsReturned: { since: '4.20', backports: ['4.18.4', '4.19.1'], arch: ['x86_64'], cite: '§2.10(g); Errata: aa5a06d5d6, 08f539a7fb (4.18.4), bb62ed831c (4.19.1)' },
+  altErrorsReturned: {
+    since: '4.20',
+    backports: ['4.18.4', '4.19.1'],
+    arch: ['x86_64'],
+    cite: '§2.10(g); Errata: aa5a06d5d6, 08f539a7fb (4.18.4), bb62ed831c (4.19.1)',
+  },
   /** x86 ALT_FLAG_NOT (bit 15 of cpuid) masked before the feature-range check. */
-  altFlagNot: { since: '4.21', backports: ['4.17.6', '4.18.5', '4.19.3', '4.20.1'], arch: ['x86_64'], cite: 'Errata "ALT_FLAG_NOT"; 328ed39c59, 2aa9922c89, 232be2140a, 246ed397e3, cf81888012' },
+  altFlagNot: {
+    since: '4.21',
+    backports: ['4.17.6', '4.18.5', '4.19.3', '4.20.1'],
+    arch: ['x86_64'],
+    cite: 'Errata "ALT_FLAG_NOT"; 328ed39c59, 2aa9922c89, 232be2140a, 246ed397e3, cf81888012',
+  },
   /** A non-SHF_ALLOC section keeps a pointer into the upload buffer (freed after upload) instead of NULL. */
   nonAllocBufferPointer: { since: '4.20', backports: ['4.18.4', '4.19.1'], cite: 'Errata "§2.16 #1"; aff7317d9f, 8fa1ee4053' },
   /** The payload's virtual region is registered at upload; trace symbol lookups cover all payloads. */
-  regionAtUpload: { since: '4.19', backports: ['4.17.4', '4.18.1'], cite: 'Errata "§1.6 / §2.0"; a57b4074ab, d2daa40fb3; b11917de0c, c54cf903b0 (4.17.4); 5382a6a79c, 50a8f74df7 (4.18.1)' },
+  regionAtUpload: {
+    since: '4.19',
+    backports: ['4.17.4', '4.18.1'],
+    cite: 'Errata "§1.6 / §2.0"; a57b4074ab, d2daa40fb3; b11917de0c, c54cf903b0 (4.17.4); 5382a6a79c, 50a8f74df7 (4.18.1)',
+  },
   /** xen_build_id() replaced by variables: a missing Xen build-id prints rc 0 (parse_buildid's) instead of -ENODATA. */
   xenBuildIdVariables: { since: '4.21', cite: '§1.6 4.21; a8dc4ec942' },
   /** x86 BUG instruction is UDB (0xd6), not ud2: .bug_frames entries must point at d6. */
@@ -189,9 +207,10 @@ export function hasFeature(ver: XenVersion, feature: Feature, arch: Arch = 'x86_
 
 /** The loader facts of release `ver` on `arch`: every FEATURES column and the per-release numbers. */
 export function loaderFactsFor(ver: XenVersion, arch: Arch): LoaderFacts {
-  const features = Object.fromEntries(
-    (Object.keys(FEATURES) as Feature[]).map((f) => [f, hasFeature(ver, f, arch)]),
-  ) as Record<Feature, boolean>;
+  const features = Object.fromEntries((Object.keys(FEATURES) as Feature[]).map((f) => [f, hasFeature(ver, f, arch)])) as Record<
+    Feature,
+    boolean
+  >;
   return {
     release: ver.text,
     features,
@@ -296,10 +315,31 @@ function armPayloadBase(ver: XenVersion, arch: Arch, a00000: boolean): bigint {
  * [first release, words]; a release uses the last row not after it within its x.y line.
  */
 const X86_CAP_WORDS: [string, number][] = [
-  ['4.13.0', 13], ['4.14.0', 13], ['4.14.5', 16], ['4.14.6', 19], ['4.15.0', 13], ['4.15.3', 16], ['4.15.5', 19],
-  ['4.16.0', 14], ['4.16.1', 16], ['4.16.4', 18], ['4.16.5', 19], ['4.17.0', 16], ['4.17.1', 18], ['4.17.2', 19],
-  ['4.17.6', 21], ['4.18.0', 19], ['4.18.6', 21], ['4.19.0', 19], ['4.19.3', 21], ['4.20.0', 19], ['4.20.1', 21],
-  ['4.21.0', 21], ['4.21.1', 22], ['4.22.0', 22], ['4.23.0', 22],
+  ['4.13.0', 13],
+  ['4.14.0', 13],
+  ['4.14.5', 16],
+  ['4.14.6', 19],
+  ['4.15.0', 13],
+  ['4.15.3', 16],
+  ['4.15.5', 19],
+  ['4.16.0', 14],
+  ['4.16.1', 16],
+  ['4.16.4', 18],
+  ['4.16.5', 19],
+  ['4.17.0', 16],
+  ['4.17.1', 18],
+  ['4.17.2', 19],
+  ['4.17.6', 21],
+  ['4.18.0', 19],
+  ['4.18.6', 21],
+  ['4.19.0', 19],
+  ['4.19.3', 21],
+  ['4.20.0', 19],
+  ['4.20.1', 21],
+  ['4.21.0', 21],
+  ['4.21.1', 22],
+  ['4.22.0', 22],
+  ['4.23.0', 22],
 ];
 
 /** NCAPINTS for `ver`, or null when the table does not know the release (before 4.13). */

@@ -39,12 +39,17 @@ export function applyChecks(lp: LoadedPayload, funcs: VerifiedFunc[], c: ApplyCo
     col.add('DEPENDS_MISMATCH', { against: against.name }, { section: c.abi.sections.depends });
     if (!c.replace && top && c.xenBuildId && equalBytes(lp.depends, c.xenBuildId)) {
       col.add('NOTE_REPLACE', {
-        why: `it depends on the hypervisor itself, not on ${top.name}: \`xen-livepatch replace ${lp.name}\` would accept it after reverting ${c.applied.map((p) => p.name).reverse().join(', ')}`,
+        why: `it depends on the hypervisor itself, not on ${top.name}: \`xen-livepatch replace ${lp.name}\` would accept it after reverting ${c.applied
+          .map((p) => p.name)
+          .reverse()
+          .join(', ')}`,
       });
     } else {
       const owner = c.loaded.find((p) => p !== lp && equalBytes(p.buildId, lp.depends));
       if (owner && owner !== top) {
-        col.add('NOTE_REPLACE', { why: `it depends on ${owner.name}, which is not the last applied payload (${top ? top.name : 'none'}): load order is wrong` });
+        col.add('NOTE_REPLACE', {
+          why: `it depends on ${owner.name}, which is not the last applied payload (${top ? top.name : 'none'}): load order is wrong`,
+        });
       }
     }
   }
@@ -61,9 +66,18 @@ export function applyChecks(lp: LoadedPayload, funcs: VerifiedFunc[], c: ApplyCo
       if (!e || !e.enabled) continue;
       const label = f.name ?? `entry ${f.index}`;
       const ctx = { section: c.abi.sections.funcs, offset: f.index * c.abi.funcEntry.size, symbol: label };
-      if (f.oldAddr === 0n) { col.add('EXPECT_NO_OLD_ADDR', { symbol: label }, ctx); break; }
-      if (e.rsv) { col.add('EXPECT_RESERVED', { symbol: label }, ctx); break; }
-      if (f.oldSize < e.len) { col.add('EXPECT_RANGE', { symbol: label }, ctx); break; }
+      if (f.oldAddr === 0n) {
+        col.add('EXPECT_NO_OLD_ADDR', { symbol: label }, ctx);
+        break;
+      }
+      if (e.rsv) {
+        col.add('EXPECT_RESERVED', { symbol: label }, ctx);
+        break;
+      }
+      if (f.oldSize < e.len) {
+        col.add('EXPECT_RANGE', { symbol: label }, ctx);
+        break;
+      }
       const actual = bytesAtLoaded(c.loaded, c.target, f.oldAddr, e.len);
       if (!actual) {
         col.add('NOTE_UNCHECKED_TARGET', { what: `expectation of ${label} (no bytes at 0x${f.oldAddr.toString(16)})` }, ctx);
@@ -72,8 +86,9 @@ export function applyChecks(lp: LoadedPayload, funcs: VerifiedFunc[], c: ApplyCo
       const want = e.data.subarray(0, e.len);
       if (!equalBytes(actual, want)) {
         // Xen prints the function name there, then the payload line [LP (livepatch_verify_expectation_fn)].
-        const message = `${r.prefix}${label}: expectation failed: expected:${toHex(want)}, actual:${toHex(actual)}\n`
-          + `${r.prefix}${col.name}: expectations of ${label} failed (rc=-22), aborting!`;
+        const message =
+          `${r.prefix}${label}: expectation failed: expected:${toHex(want)}, actual:${toHex(actual)}\n` +
+          `${r.prefix}${col.name}: expectations of ${label} failed (rc=-22), aborting!`;
         const d = makeDiagnostic('EXPECT_MISMATCH', r, col.name, { expected: toHex(want), found: toHex(actual) }, ctx, { message });
         col.list.push(d);
         break;
@@ -85,13 +100,19 @@ export function applyChecks(lp: LoadedPayload, funcs: VerifiedFunc[], c: ApplyCo
 
   // Applied. Notes about the stack.
   if (c.replace && c.applied.length) {
-    col.add('NOTE_REPLACE', { why: `REPLACE reverts ${c.applied.map((p) => p.name).reverse().join(', ')} (top down) before applying ${lp.name}` });
+    col.add('NOTE_REPLACE', {
+      why: `REPLACE reverts ${c.applied
+        .map((p) => p.name)
+        .reverse()
+        .join(', ')} (top down) before applying ${lp.name}`,
+    });
   }
   const stack = c.replace ? [] : c.applied;
   for (const f of funcs) {
     if (!f.oldAddr) continue;
     const other = [...stack].reverse().find((p) => p.funcs.some((g) => g.oldAddr === f.oldAddr));
-    if (other) col.add('NOTE_PATCHED_BEFORE', { symbol: f.name ?? `0x${f.oldAddr.toString(16)}`, other: other.name }, { symbol: f.name ?? '' });
+    if (other)
+      col.add('NOTE_PATCHED_BEFORE', { symbol: f.name ?? `0x${f.oldAddr.toString(16)}`, other: other.name }, { symbol: f.name ?? '' });
   }
   if (r.features.nopPatching) {
     const rw = lp.elf.rwSections;

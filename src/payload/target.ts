@@ -120,15 +120,26 @@ export class SymbolTable {
     if (hits.length === 1) return hits[0]!;
     if (hits.length > 1) {
       const where = hits.map((h) => `0x${h.value.toString(16)} size ${h.size}`).join(', ');
-      throw new RefusedError('SYMBOL_AMBIGUOUS', `"${name}" names ${hits.length} symbols in the target (${where}); the hypervisor would pick one at random`, { symbol: name });
+      throw new RefusedError(
+        'SYMBOL_AMBIGUOUS',
+        `"${name}" names ${hits.length} symbols in the target (${where}); the hypervisor would pick one at random`,
+        { symbol: name },
+      );
     }
     const locals = this.localsByElfName.get(name.includes('#') ? name.slice(name.lastIndexOf('#') + 1) : name) ?? [];
     if (locals.length > 0) {
-      const cands = locals.map((l) => l.name).slice(0, 8).join(', ');
+      const cands = locals
+        .map((l) => l.name)
+        .slice(0, 8)
+        .join(', ');
       const more = locals.length > 8 ? `, … (${locals.length} in all)` : '';
-      throw new RefusedError('SYMBOL_LOCAL', name.includes('#')
-        ? `the target has no "${name}"; locals of that name: ${cands}${more}`
-        : `"${name}" is a local (static) symbol in the target: name it as file#name (${cands}${more})`, { symbol: name });
+      throw new RefusedError(
+        'SYMBOL_LOCAL',
+        name.includes('#')
+          ? `the target has no "${name}"; locals of that name: ${cands}${more}`
+          : `"${name}" is a local (static) symbol in the target: name it as file#name (${cands}${more})`,
+        { symbol: name },
+      );
     }
     throw new RefusedError('SYMBOL_UNKNOWN', `the target defines no symbol "${name}"`, { symbol: name });
   }
@@ -168,7 +179,8 @@ export interface LoadTargetOptions {
 export async function loadTarget(xen: string, opts: LoadTargetOptions = {}): Promise<Target> {
   let t: Target;
   if (xen === '-') {
-    if (opts.stdinText === undefined) throw new UsageError('TARGET_STDIN', 'XEN is "-" but no `xl info` text was given on stdin', { file: '-' });
+    if (opts.stdinText === undefined)
+      throw new UsageError('TARGET_STDIN', 'XEN is "-" but no `xl info` text was given on stdin', { file: '-' });
     t = fromXlInfo(opts.stdinText);
   } else {
     let bytes: Uint8Array;
@@ -178,7 +190,12 @@ export async function loadTarget(xen: string, opts: LoadTargetOptions = {}): Pro
       const code = (e as NodeJS.ErrnoException).code;
       if ((code === 'ENOENT' || code === 'ENAMETOOLONG') && isHexId(xen)) {
         const id = parseHexId(xen);
-        return { buildId: id, buildIdHex: toHex(id), source: 'hex', ...(opts.xenVersion ? { version: opts.xenVersion, versionSource: '--xen-version' } : {}) };
+        return {
+          buildId: id,
+          buildIdHex: toHex(id),
+          source: 'hex',
+          ...(opts.xenVersion ? { version: opts.xenVersion, versionSource: '--xen-version' } : {}),
+        };
       }
       throw e;
     }
@@ -205,7 +222,11 @@ async function fromBytes(bytes: Uint8Array, file: string): Promise<Target> {
       raw = gunzipSync(bytes, { maxOutputLength: GUNZIP_MAX });
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE') {
-        throw new FormatError('GZIP_TOO_LARGE', `gzip data inflates to more than ${GUNZIP_MAX} bytes (a hypervisor image inflates to a few MiB); stopped there`, { file });
+        throw new FormatError(
+          'GZIP_TOO_LARGE',
+          `gzip data inflates to more than ${GUNZIP_MAX} bytes (a hypervisor image inflates to a few MiB); stopped there`,
+          { file },
+        );
       }
       throw new FormatError('GZIP_BAD', `gzip data is corrupt: ${(e as Error).message}`, { file });
     }
@@ -251,7 +272,10 @@ function fromXlInfo(text: string): Target {
     return m ? m[1] : undefined;
   };
   const hex = field('build_id');
-  if (hex === undefined || hex === '') throw new FormatError('XL_INFO_NO_BUILDID', '`xl info` text has no build_id line (or it is empty: no build-id or no permission)', { file: '-' });
+  if (hex === undefined || hex === '')
+    throw new FormatError('XL_INFO_NO_BUILDID', '`xl info` text has no build_id line (or it is empty: no build-id or no permission)', {
+      file: '-',
+    });
   const id = parseHexId(hex);
   const t: Target = { buildId: id, buildIdHex: toHex(id), source: 'xl-info' };
   const major = field('xen_major');
@@ -281,11 +305,17 @@ function fromElf(elf: ElfFile, source: string, file: string): Target {
   // The hypervisor argument is a hypervisor: an object or a payload would give a payload that never loads.
   if (elf.header.type !== ET.EXEC && elf.header.type !== ET.DYN) {
     const payload = PAYLOAD_SECTIONS.find((n) => elf.sectionByName(n));
-    throw new UsageError('TARGET_NOT_XEN', payload
-      ? `is a live-patch payload (it has ${payload}), not a hypervisor: give xen-syms, xen.gz, xen.efi or a build-id (a payload to stack on goes to --depends)`
-      : 'is a relocatable object, not a hypervisor: give xen-syms, xen.gz, xen.efi or a build-id', {
-      file, expected: 'ET_EXEC (xen-syms, xen.gz)', found: elf.header.type === ET.REL ? 'ET_REL' : `e_type ${elf.header.type}`,
-    });
+    throw new UsageError(
+      'TARGET_NOT_XEN',
+      payload
+        ? `is a live-patch payload (it has ${payload}), not a hypervisor: give xen-syms, xen.gz, xen.efi or a build-id (a payload to stack on goes to --depends)`
+        : 'is a relocatable object, not a hypervisor: give xen-syms, xen.gz, xen.efi or a build-id',
+      {
+        file,
+        expected: 'ET_EXEC (xen-syms, xen.gz)',
+        found: elf.header.type === ET.REL ? 'ET_REL' : `e_type ${elf.header.type}`,
+      },
+    );
   }
   const sec = elf.sectionByName('.note.gnu.build-id');
   let id: Uint8Array | undefined;
@@ -301,7 +331,8 @@ function fromElf(elf: ElfFile, source: string, file: string): Target {
       }
     }
   }
-  if (!id) throw new FormatError('TARGET_NO_BUILDID', 'the image has no GNU build-id note (Xen with live patching always has one)', { file });
+  if (!id)
+    throw new FormatError('TARGET_NO_BUILDID', 'the image has no GNU build-id note (Xen with live patching always has one)', { file });
   // An x86 xen.gz is an ELF32 multiboot wrapper around 64-bit code: the machine says i386.
   const arch = ARCH_OF_MACHINE[elf.header.machine] ?? (elf.header.machine === EM['386'] ? 'x86_64' : undefined);
   const t: Target = { buildId: id, buildIdHex: toHex(id), source, elf, ...(arch ? { arch } : {}) };
@@ -372,7 +403,9 @@ function bytesIn(image: readonly LoadedSection[], addr: bigint, len: number, hin
 const VERSION_RE = /^\d{1,2}\.\d{1,3}(\.\d{1,4})?([+~._-][\x21-\x7e]{0,80})?$/;
 
 function cString(elf: ElfFile, addr: bigint): string | undefined {
-  const sec = elf.sections.find((s) => s.index > 0 && (s.flags & SHF.ALLOC) !== 0n && s.type !== SHT.NOBITS && addr >= s.addr && addr < s.addr + s.size);
+  const sec = elf.sections.find(
+    (s) => s.index > 0 && (s.flags & SHF.ALLOC) !== 0n && s.type !== SHT.NOBITS && addr >= s.addr && addr < s.addr + s.size,
+  );
   if (!sec) return undefined;
   let data: Uint8Array;
   try {
@@ -422,13 +455,13 @@ function decodeReturn(elf: ElfFile, sym: TargetSymbol | undefined, arch: Arch | 
   if (arch === 'arm64') {
     const w0 = dv.getUint32(0, le);
     if (want === 'imm') {
-      if (((w0 & 0xffe0001f) >>> 0) === 0x52800000) return BigInt((w0 >>> 5) & 0xffff); // movz w0,#imm
+      if ((w0 & 0xffe0001f) >>> 0 === 0x52800000) return BigInt((w0 >>> 5) & 0xffff); // movz w0,#imm
       return undefined;
     }
     if (at(4) === undefined) return undefined;
     const w1 = dv.getUint32(4, le);
     // adrp x0, page; add x0, x0, #lo12
-    if (((w0 & 0x9f00001f) >>> 0) === 0x90000000 && ((w1 & 0xffc003ff) >>> 0) === 0x91000000) {
+    if ((w0 & 0x9f00001f) >>> 0 === 0x90000000 && (w1 & 0xffc003ff) >>> 0 === 0x91000000) {
       const immlo = BigInt((w0 >>> 29) & 3);
       const immhi = BigInt((w0 >>> 5) & 0x7ffff);
       const imm = BigInt.asIntN(21, (immhi << 2n) | immlo) << 12n;
@@ -439,7 +472,7 @@ function decodeReturn(elf: ElfFile, sym: TargetSymbol | undefined, arch: Arch | 
   }
   if (arch === 'arm32' && want === 'imm') {
     const w0 = dv.getUint32(0, le);
-    if (((w0 & 0xfffff000) >>> 0) === 0xe3a00000) {
+    if ((w0 & 0xfffff000) >>> 0 === 0xe3a00000) {
       const rot = ((w0 >>> 8) & 0xf) * 2;
       const v = w0 & 0xff;
       return BigInt(((v >>> rot) | (v << (32 - rot))) >>> 0);
@@ -448,7 +481,11 @@ function decodeReturn(elf: ElfFile, sym: TargetSymbol | undefined, arch: Arch | 
   return undefined;
 }
 
-function versionFromElf(elf: ElfFile, syms: SymbolTable | undefined, arch: Arch | undefined): { version: string; source: string } | undefined {
+function versionFromElf(
+  elf: ElfFile,
+  syms: SymbolTable | undefined,
+  arch: Arch | undefined,
+): { version: string; source: string } | undefined {
   if (syms) {
     const one = (n: string): TargetSymbol | undefined => {
       const l = syms.find(n);
@@ -462,7 +499,11 @@ function versionFromElf(elf: ElfFile, syms: SymbolTable | undefined, arch: Arch 
       const base = `${major}.${minor}${extra ?? ''}`;
       const distPtr = decodeReturn(elf, one('xen_compile_system_version'), arch, 'ptr');
       const dist = distPtr !== undefined ? cString(elf, distPtr) : undefined;
-      if (dist && VERSION_RE.test(dist) && (dist === base || dist.startsWith(base + '+') || dist.startsWith(base + '-') || dist.startsWith(base + '~'))) {
+      if (
+        dist &&
+        VERSION_RE.test(dist) &&
+        (dist === base || dist.startsWith(base + '+') || dist.startsWith(base + '-') || dist.startsWith(base + '~'))
+      ) {
         return { version: dist, source: 'xen_compile_system_version()' };
       }
       return { version: base, source: 'xen_{major,minor,extra}_version()' };

@@ -105,7 +105,12 @@ const str = (b: Uint8Array, off: number): string => {
  * §2.2–§2.4: header, section headers, names, symbols. Returns undefined after the first error (Xen
  * stops there; nothing later is meaningful).
  */
-export function loadElf(bytes: Uint8Array, abi: PayloadAbi, rules: LoaderRules, report: Report): Omit<LoadedElf, 'textAddr' | 'textSize' | 'rwAddr' | 'rwSize' | 'roAddr' | 'roSize' | 'end' | 'rwSections'> | undefined {
+export function loadElf(
+  bytes: Uint8Array,
+  abi: PayloadAbi,
+  rules: LoaderRules,
+  report: Report,
+): Omit<LoadedElf, 'textAddr' | 'textSize' | 'rwAddr' | 'rwSize' | 'roAddr' | 'roSize' | 'end' | 'rwSections'> | undefined {
   const is64 = abi.elfClass === 64;
   const L = is64 ? LAYOUT64 : LAYOUT32;
   const len = bytes.length;
@@ -113,12 +118,19 @@ export function loadElf(bytes: Uint8Array, abi: PayloadAbi, rules: LoaderRules, 
   // §2.2 #1
   if (len < L.ehdr.size) return void report('HDR_SHORT', {}, { offset: 0 });
   // #2
-  if (bytes[0] !== 0x7f || bytes[1] !== 0x45 || bytes[2] !== 0x4c || bytes[3] !== 0x46) return void report('HDR_NOT_ELF', {}, { offset: 0 });
+  if (bytes[0] !== 0x7f || bytes[1] !== 0x45 || bytes[2] !== 0x4c || bytes[3] !== 0x46)
+    return void report('HDR_NOT_ELF', {}, { offset: 0 });
   const h = decodeRecord(L.ehdr, dv, 0, true);
   const ident = { cls: bytes[4]!, data: bytes[5]!, version: bytes[6]!, osabi: bytes[7]!, abiversion: bytes[8]! };
   // #3
-  if (h.e_version !== 1 || ident.version !== 1 || ident.abiversion !== 0 || (ident.osabi !== 0 && ident.osabi !== 9)
-    || h.e_type !== 1 || h.e_phnum !== 0) {
+  if (
+    h.e_version !== 1 ||
+    ident.version !== 1 ||
+    ident.abiversion !== 0 ||
+    (ident.osabi !== 0 && ident.osabi !== 9) ||
+    h.e_type !== 1 ||
+    h.e_phnum !== 0
+  ) {
     return void report('HDR_INVALID', {}, { offset: 0 });
   }
   // #4 arch_livepatch_verify_elf
@@ -152,21 +164,40 @@ export function loadElf(bytes: Uint8Array, abi: PayloadAbi, rules: LoaderRules, 
     const off = BigInt(s.sh_offset);
     const size = BigInt(s.sh_size);
     const sec: XSection = {
-      index: i, name: '', nameOffset: Number(s.sh_name), type: Number(s.sh_type), flags: BigInt(s.sh_flags),
-      addr: BigInt(s.sh_addr), offset: off > BigInt(Number.MAX_SAFE_INTEGER) ? Number.MAX_SAFE_INTEGER : Number(off),
-      size: 0, rawSize: size, link: Number(s.sh_link), info: Number(s.sh_info), addralign: BigInt(s.sh_addralign),
-      entsize: BigInt(s.sh_entsize), data: new Uint8Array(0),
+      index: i,
+      name: '',
+      nameOffset: Number(s.sh_name),
+      type: Number(s.sh_type),
+      flags: BigInt(s.sh_flags),
+      addr: BigInt(s.sh_addr),
+      offset: off > BigInt(Number.MAX_SAFE_INTEGER) ? Number.MAX_SAFE_INTEGER : Number(off),
+      size: 0,
+      rawSize: size,
+      link: Number(s.sh_link),
+      info: Number(s.sh_info),
+      addralign: BigInt(s.sh_addralign),
+      entsize: BigInt(s.sh_entsize),
+      data: new Uint8Array(0),
     };
     sections.push(sec);
     if (i === 0) continue;
     if (off < BigInt(L.ehdr.size)) return void report('SEC_DATA_AT_HEADER', { index: i }, { offset: base });
-    if (sec.type !== SHT.NOBITS && (off > BigInt(len) || off + size > BigInt(len))) return void report('SEC_DATA_PAST_END', { index: i }, { offset: base });
+    if (sec.type !== SHT.NOBITS && (off > BigInt(len) || off + size > BigInt(len)))
+      return void report('SEC_DATA_PAST_END', { index: i }, { offset: base });
     const mask = is64 ? (1n << 64n) - 1n : (1n << 32n) - 1n;
     if (rules.features.alignChecks) {
-      if (sec.addralign & ((sec.addralign - 1n) & mask)) return void report('SEC_ALIGN_UNSUPPORTED', { index: i, align: sec.addralign }, { offset: base });
-      if (sec.addralign !== 0n && sec.addr % sec.addralign !== 0n) return void report('SEC_ADDR_UNALIGNED', { index: i, addr: sec.addr, align: sec.addralign }, { offset: base });
+      if (sec.addralign & ((sec.addralign - 1n) & mask))
+        return void report('SEC_ALIGN_UNSUPPORTED', { index: i, align: sec.addralign }, { offset: base });
+      if (sec.addralign !== 0n && sec.addr % sec.addralign !== 0n)
+        return void report('SEC_ADDR_UNALIGNED', { index: i, addr: sec.addr, align: sec.addralign }, { offset: base });
     }
-    if (rules.features.nobitsLimit && abi.limits.maxNobits !== null && (sec.flags & (SHF.WRITE | SHF.ALLOC)) && sec.type === SHT.NOBITS && size > BigInt(abi.limits.maxNobits)) {
+    if (
+      rules.features.nobitsLimit &&
+      abi.limits.maxNobits !== null &&
+      sec.flags & (SHF.WRITE | SHF.ALLOC) &&
+      sec.type === SHT.NOBITS &&
+      size > BigInt(abi.limits.maxNobits)
+    ) {
       return void report('SEC_NOBITS_TOO_BIG', { index: i, size }, { offset: base });
     }
     if (sec.type !== SHT.NOBITS) {
@@ -213,15 +244,24 @@ export function loadElf(bytes: Uint8Array, abi: PayloadAbi, rules: LoaderRules, 
   for (let i = 0; i < nsym; i++) {
     const s = decodeRecord(L.sym, dv, symtab.offset + i * ent, true);
     const sym: XSymbol = {
-      index: i, name: '', nameOffset: Number(s.st_name), value: BigInt(s.st_value), size: BigInt(s.st_size),
-      info: Number(s.st_info), shndx: Number(s.st_shndx), ignored: false, resolved: true,
+      index: i,
+      name: '',
+      nameOffset: Number(s.st_name),
+      value: BigInt(s.st_value),
+      size: BigInt(s.st_size),
+      info: Number(s.st_info),
+      shndx: Number(s.st_shndx),
+      ignored: false,
+      resolved: true,
     };
     symbols.push(sym);
     if (i === 0) continue;
-    if (sym.nameOffset >= strtab.size) return void report('SYM_NAME_OUTSIDE', { index: i }, { section: '.symtab', offset: symtab.offset + i * ent });
+    if (sym.nameOffset >= strtab.size)
+      return void report('SYM_NAME_OUTSIDE', { index: i }, { section: '.symtab', offset: symtab.offset + i * ent });
     sym.name = str(strtab.data, sym.nameOffset);
     // arm32 denies Thumb mapping symbols (4.8+).
-    if (abi.arch === 'arm32' && (sym.name === '$t' || sym.name.startsWith('$t.'))) return void report('SYM_DENIED', { symbol: sym.name }, { symbol: sym.name });
+    if (abi.arch === 'arm32' && (sym.name === '$t' || sym.name.startsWith('$t.')))
+      return void report('SYM_DENIED', { symbol: sym.name }, { symbol: sym.name });
   }
   return { bytes, layouts: L, is64, shnum, shstrndx, sections, symtabIndex, strtabIndex, symbols };
 }
@@ -235,7 +275,12 @@ export function isLoaded(s: XSection, rules: LoaderRules): boolean {
 }
 
 /** §2.6 move_payload: regions, addresses, copies. Returns false on the W|X refusal. */
-export function placeSections(elf: ReturnType<typeof loadElf> & object, base: bigint, rules: LoaderRules, report: Report): LoadedElf | undefined {
+export function placeSections(
+  elf: ReturnType<typeof loadElf> & object,
+  base: bigint,
+  rules: LoaderRules,
+  report: Report,
+): LoadedElf | undefined {
   const sizes = { text: 0n, rw: 0n, ro: 0n };
   const offsets = new Map<number, bigint>();
   for (const s of elf.sections) {
@@ -268,7 +313,15 @@ export function placeSections(elf: ReturnType<typeof loadElf> & object, base: bi
   }
   const end = pageAlign(roAddr + sizes.ro + PAGE);
   return {
-    ...elf, textAddr, textSize: Number(sizes.text), rwAddr, rwSize: Number(sizes.rw), roAddr, roSize: Number(sizes.ro), end, rwSections,
+    ...elf,
+    textAddr,
+    textSize: Number(sizes.text),
+    rwAddr,
+    rwSize: Number(sizes.rw),
+    roAddr,
+    roSize: Number(sizes.ro),
+    end,
+    rwSections,
   };
 }
 
@@ -345,7 +398,6 @@ export function stringAt(elf: LoadedElf, addr: bigint): string | undefined {
   if (end < 0) return undefined;
   return Buffer.from(s.mem!.subarray(off, end)).toString('latin1');
 }
-
 
 /** Reads a pointer-sized little-endian value from a loaded copy. */
 export function readPtr(elf: LoadedElf, s: XSection, off: number): bigint {

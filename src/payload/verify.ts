@@ -23,16 +23,36 @@ import { applyChecks } from './stack.js';
 import { loadElf, placeSections, resolveSymbols, type XSection } from './verify-load.js';
 import { performRelocs } from './verify/relocate.js';
 import {
-  checkSpecialSections, checkUpload, checkXenDependsAfter, checkXenDependsFirst, crashesOnFuncs, noteDuplicateSections,
-  symbolSpace, uncheckedSections, uploadName,
+  checkSpecialSections,
+  checkUpload,
+  checkXenDependsAfter,
+  checkXenDependsFirst,
+  crashesOnFuncs,
+  noteDuplicateSections,
+  symbolSpace,
+  uncheckedSections,
+  uploadName,
 } from './verify/load-checks.js';
 import {
-  buildSymbolTable, checkBugFrames, checkThunks, hookEnabled, noteDecidingHooks, noteOf, prepareHooks, prepareSpecial,
+  buildSymbolTable,
+  checkBugFrames,
+  checkThunks,
+  hookEnabled,
+  noteDecidingHooks,
+  noteOf,
+  prepareHooks,
+  prepareSpecial,
 } from './verify/prepare-checks.js';
 import { prepareFuncs } from './verify/prepare-funcs.js';
 import {
-  Collector, type LoadedPayload, type PayloadVerdict, type VerifyContext, type VerifyInput, type VerifyOptions,
-  type VerifyResult, type VerifyTarget,
+  Collector,
+  type LoadedPayload,
+  type PayloadVerdict,
+  type VerifyContext,
+  type VerifyInput,
+  type VerifyOptions,
+  type VerifyResult,
+  type VerifyTarget,
 } from './verify/types.js';
 
 export * from './verify/types.js';
@@ -44,7 +64,10 @@ export type { LoadedElf } from './verify-load.js';
 const DEFAULT_BASE = 0xffff82d040800000n;
 
 /** Resolves target version, arch, ABI row and loader rules; UsageError when the release is unknown. */
-export function resolveTargetRules(target: VerifyTarget, opts: VerifyOptions = {}): { rules: LoaderRules; abi: PayloadAbi; version: string; arch: Arch } {
+export function resolveTargetRules(
+  target: VerifyTarget,
+  opts: VerifyOptions = {},
+): { rules: LoaderRules; abi: PayloadAbi; version: string; arch: Arch } {
   const arch: Arch = opts.arch ?? opts.abi?.arch ?? target.arch ?? 'x86_64';
   const version = opts.xenVersion ?? target.version ?? (opts.abi?.name === 'xsplice' ? 'xsplice' : undefined);
   if (!version) {
@@ -52,7 +75,13 @@ export function resolveTargetRules(target: VerifyTarget, opts: VerifyOptions = {
   }
   const ver = parseXenVersion(version);
   if (!ver) throw new UsageError('XEN_VERSION_BAD', `cannot parse Xen version "${version}" (expected X.Y.Z, e.g. 4.17.7)`);
-  const abi = opts.abi ?? (ver.xsplice ? (() => { throw new UsageError('ABI_NEEDED', 'the xSplice tree needs --abi xsplice'); })() : abiForVersion(version, arch));
+  const abi =
+    opts.abi ??
+    (ver.xsplice
+      ? (() => {
+          throw new UsageError('ABI_NEEDED', 'the xSplice tree needs --abi xsplice');
+        })()
+      : abiForVersion(version, arch));
   return { rules: rulesFor(abi, ver), abi, version, arch };
 }
 
@@ -85,7 +114,8 @@ function verifyOne(input: VerifyInput, c: VerifyContext): Outcome {
   const name = input.name ?? uploadName(input.file);
   const col = new Collector(r, name);
   const report = col.add;
-  const finish = (lp?: LoadedPayload, buildId?: Uint8Array, depends?: Uint8Array): Outcome => verdictOf(input, name, col, lp, buildId, depends);
+  const finish = (lp?: LoadedPayload, buildId?: Uint8Array, depends?: Uint8Array): Outcome =>
+    verdictOf(input, name, col, lp, buildId, depends);
 
   // §2.1 hypercall arguments.
   if (!checkUpload(input, name, c, report)) return finish();
@@ -93,7 +123,8 @@ function verifyOne(input: VerifyInput, c: VerifyContext): Outcome {
   // (a) livepatch_elf_load.
   const raw = loadElf(input.bytes, abi, r, report);
   if (!raw) return finish();
-  const secOf = (n: string | null): XSection | undefined => (n === null ? undefined : raw.sections.find((s) => s.index > 0 && s.name === n));
+  const secOf = (n: string | null): XSection | undefined =>
+    n === null ? undefined : raw.sections.find((s) => s.index > 0 && s.name === n);
   noteDuplicateSections(raw.sections, abi, report);
   // §2.16 requirements checked up front (the loader would crash on them later).
   uncheckedSections(raw.sections, abi, r, report);
@@ -147,7 +178,11 @@ function verifyOne(input: VerifyInput, c: VerifyContext): Outcome {
 
   // Uploaded: now the simulated hypervisor holds it.
   const lp: LoadedPayload = {
-    name, file: input.file, buildId: ownId!, depends: depends!, exports,
+    name,
+    file: input.file,
+    buildId: ownId!,
+    depends: depends!,
+    exports,
     funcs: funcs.map((f) => ({ name: f.name ?? '', oldAddr: f.oldAddr, newAddr: f.newAddr })),
     vetoingHooks: abi.hooks.some((h) => !h.array && h.kind !== 'apply' && h.kind !== 'revert' && hookEnabled(elf, secOf(h.section))),
     elf,
@@ -160,7 +195,14 @@ function verifyOne(input: VerifyInput, c: VerifyContext): Outcome {
 }
 
 /** The verdict on one payload from its diagnostics: the first one the hypervisor meets decides. */
-function verdictOf(input: VerifyInput, name: string, col: Collector, lp?: LoadedPayload, buildId?: Uint8Array, depends?: Uint8Array): Outcome {
+function verdictOf(
+  input: VerifyInput,
+  name: string,
+  col: Collector,
+  lp?: LoadedPayload,
+  buildId?: Uint8Array,
+  depends?: Uint8Array,
+): Outcome {
   const up = col.errorsAt('upload');
   const ap = col.errorsAt('apply');
   // A crash during the upload (§2.16, Errata) is what the hypervisor meets first: nothing after it runs.
@@ -168,7 +210,8 @@ function verdictOf(input: VerifyInput, name: string, col: Collector, lp?: Loaded
   const first = crash ?? up[0] ?? ap[0];
   if (first) first.first = true;
   const verdict: PayloadVerdict = {
-    file: input.file, name,
+    file: input.file,
+    name,
     buildId: buildId ? toHex(buildId) : null,
     depends: depends ? toHex(depends) : null,
     ok: !col.list.some((d) => d.severity === 'error'),

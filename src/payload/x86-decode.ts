@@ -41,12 +41,23 @@ export function decodeX86(bytes: Uint8Array, ip: bigint): Insn[] {
       if (ins.isInvalid) kind = 'invalid';
       else {
         switch (ins.flowControl) {
-          case x.FlowControl.Return: kind = 'ret'; break;
-          case x.FlowControl.UnconditionalBranch: kind = 'jmp'; break;
-          case x.FlowControl.IndirectBranch: kind = 'jmp-indirect'; break;
-          case x.FlowControl.Call: kind = 'call'; break;
-          case x.FlowControl.IndirectCall: kind = 'call-indirect'; break;
-          default: kind = 'other';
+          case x.FlowControl.Return:
+            kind = 'ret';
+            break;
+          case x.FlowControl.UnconditionalBranch:
+            kind = 'jmp';
+            break;
+          case x.FlowControl.IndirectBranch:
+            kind = 'jmp-indirect';
+            break;
+          case x.FlowControl.Call:
+            kind = 'call';
+            break;
+          case x.FlowControl.IndirectCall:
+            kind = 'call-indirect';
+            break;
+          default:
+            kind = 'other';
         }
       }
       const i: Insn = { offset, length: ins.length, kind, text: ins.toString() };

@@ -16,8 +16,15 @@ import { XspliceError } from '../errors.js';
 import { buildStaticInitramfs, writeCpio, MARK, type CpioEntry } from './initramfs.js';
 import { ARCHES, isArm64Image, locateInputs, type LocateOptions, type TryArch, type TryInputs } from './locate.js';
 import {
-  parseLog, payloadPath, standardPlan, stepScript, validatePlan, DOM0_TIMEOUT_STATUS, MAX_ATTEMPTS,
-  type Step, type StepResult,
+  parseLog,
+  payloadPath,
+  standardPlan,
+  stepScript,
+  validatePlan,
+  DOM0_TIMEOUT_STATUS,
+  MAX_ATTEMPTS,
+  type Step,
+  type StepResult,
 } from './plan.js';
 import { CRASH_RE, pickAccel, runQemu, type QemuEvent } from './qemu.js';
 import { arm64LivepatchBuild, bufferBuildId, findStockBuild, payloadFacts, type StockBuild } from './stock.js';
@@ -25,7 +32,17 @@ import { arm64LivepatchBuild, bufferBuildId, findStockBuild, payloadFacts, type 
 export type { Step, StepKind, StepResult, PlanOptions } from './plan.js';
 export { standardPlan, parseLog, stepScript, payloadName, RENDEZVOUS_TIMEOUT, MAX_ATTEMPTS } from './plan.js';
 export { locateInputs, kernelRelease, ARCHES, type TryInputs, type LocateOptions, type TryArch } from './locate.js';
-export { payloadFacts, findStockBuild, unpackedBuilds, arm64LivepatchBuild, imageBuildId, elfBuildId, KNOWN_DEBIAN_BUILDS, PINNED_DEBIAN_XEN, type StockBuild } from './stock.js';
+export {
+  payloadFacts,
+  findStockBuild,
+  unpackedBuilds,
+  arm64LivepatchBuild,
+  imageBuildId,
+  elfBuildId,
+  KNOWN_DEBIAN_BUILDS,
+  PINNED_DEBIAN_XEN,
+  type StockBuild,
+} from './stock.js';
 export { CRASH_RE, qemuArgs } from './qemu.js';
 export { elfDynamicNeeds } from './initramfs.js';
 export { writeCpio, buildStaticInitramfs, type CpioEntry } from './initramfs.js';
@@ -127,7 +144,12 @@ async function xenBootImage(image: string, out: string | null, arch: TryArch): P
   }
   if (arch === 'arm64') {
     if (!isArm64Image(b)) {
-      throw new XspliceError('TRY_BAD_XEN', 'not an arm64 hypervisor Image (no ARMd magic at 0x38; xen-syms is not bootable, use the Image `xen`)', { file: image }, 2);
+      throw new XspliceError(
+        'TRY_BAD_XEN',
+        'not an arm64 hypervisor Image (no ARMd magic at 0x38; xen-syms is not bootable, use the Image `xen`)',
+        { file: image },
+        2,
+      );
     }
   } else if (b.length < 52 || b.readUInt32BE(0) !== 0x7f454c46) {
     throw new XspliceError('TRY_BAD_XEN', 'not an ELF hypervisor image (or gzip of one)', { file: image }, 2);
@@ -145,7 +167,12 @@ async function readable(file: string): Promise<void> {
 }
 
 function lastLines(log: string, n: number): string {
-  return log.split('\n').map((l) => l.replace(/\r/g, '')).filter((l) => l.trim()).slice(-n).join(' | ');
+  return log
+    .split('\n')
+    .map((l) => l.replace(/\r/g, ''))
+    .filter((l) => l.trim())
+    .slice(-n)
+    .join(' | ');
 }
 
 /** The hypervisor's own lines of its crash: the panic block between its rows of asterisks, or the
@@ -195,7 +222,8 @@ async function sessionArch(steps: Step[], given?: TryArch): Promise<TryArch> {
   for (const s of steps) {
     if (s.kind !== 'upload') continue;
     const f = payloadFacts(await readHead(s.file));
-    if (f.arch === 'arm32') throw new XspliceError('TRY_ARCH', 'an arm32 payload: `try` boots x86_64 and arm64 hypervisors only', { file: s.file }, 2);
+    if (f.arch === 'arm32')
+      throw new XspliceError('TRY_ARCH', 'an arm32 payload: `try` boots x86_64 and arm64 hypervisors only', { file: s.file }, 2);
     if (f.arch) return f.arch;
   }
   return 'x86_64';
@@ -210,7 +238,8 @@ async function readHead(file: string): Promise<Buffer> {
 /** Short text of a step's end for the progress line. */
 function stepLine(r: StepResult): string {
   const what = r.name ? `${r.step} ${r.name}` : r.step;
-  if (r.step === 'readExtra' || r.step === 'readBuildId') return `${what}: ${JSON.stringify(r.value ?? '')}${r.ok ? '' : ' (not as expected)'}`;
+  if (r.step === 'readExtra' || r.step === 'readBuildId')
+    return `${what}: ${JSON.stringify(r.value ?? '')}${r.ok ? '' : ' (not as expected)'}`;
   const tries = r.attempts > 1 ? ` after ${r.attempts} attempts` : '';
   if (r.outcome === 'ok') return `${what}: ok${tries}`;
   if (r.outcome === 'timeout') return `${what}: timed out (the hypervisor's rendezvous, "Timed out on semaphore")${tries}`;
@@ -243,7 +272,7 @@ export async function runSession(opts: SessionOptions): Promise<SessionResult> {
     }
   }
   const inputs: TryInputs = await locateInputs(locate);
-  const accel = arch === 'arm64' ? 'tcg' : opts.accel ?? (await pickAccel());
+  const accel = arch === 'arm64' ? 'tcg' : (opts.accel ?? (await pickAccel()));
 
   // QEMU writes the serial log into the work directory. A log the caller placed is copied to its
   // place at the end (temp file + rename, never over an input); otherwise the work directory is
@@ -282,7 +311,9 @@ export async function runSession(opts: SessionOptions): Promise<SessionResult> {
       runEntries.push({ type: 'file', path: p, data: await readFile(s.file) });
     }
     const script = stepScript(opts.steps, {
-      stopOnFailure: opts.stopOnFailure ?? true, stepTimeoutSec: Math.max(5, stepTimeoutSec - 5), busyAttempts: opts.busyAttempts ?? 3,
+      stopOnFailure: opts.stopOnFailure ?? true,
+      stepTimeoutSec: Math.max(5, stepTimeoutSec - 5),
+      busyAttempts: opts.busyAttempts ?? 3,
     });
     runEntries.push({ type: 'file', path: 'steps.sh', data: Buffer.from(script), mode: 0o644 });
     const initramfs = join(work, 'initramfs.cpio');
@@ -291,13 +322,19 @@ export async function runSession(opts: SessionOptions): Promise<SessionResult> {
     const kernel = join(work, 'vmlinuz');
     await writeFile(kernel, await readFile(inputs.dom0Kernel));
     const hv = hypervisor?.label ?? inputs.xenImage;
-    say(`image ready: ${hv}${imageId ? `, build-id ${imageId}` : ''}; dom0 Linux ${inputs.kernelRelease}, initramfs ${(cpio.length / 1e6).toFixed(1)} MB`);
+    say(
+      `image ready: ${hv}${imageId ? `, build-id ${imageId}` : ''}; dom0 Linux ${inputs.kernelRelease}, initramfs ${(cpio.length / 1e6).toFixed(1)} MB`,
+    );
     say(`booting under ${basename(inputs.qemu)} (${accel})`);
 
     const onEvent = (e: QemuEvent) => {
       switch (e.kind) {
-        case 'hypervisor-up': say('hypervisor up'); break;
-        case 'dom0-up': say('dom0 up'); break;
+        case 'hypervisor-up':
+          say('hypervisor up');
+          break;
+        case 'dom0-up':
+          say('dom0 up');
+          break;
         case 'step-retry': {
           const st = opts.steps[e.index];
           say(`${st?.kind ?? 'step'}${st && 'name' in st ? ' ' + st.name : ''}: busy (exit 2), attempt ${e.attempt}`);
@@ -308,13 +345,26 @@ export async function runSession(opts: SessionOptions): Promise<SessionResult> {
           if (r) say(stepLine(r));
           break;
         }
-        case 'crash': say(`the hypervisor is crashing: ${e.line.replace(/^.*\(XEN\)\s*(?:\[[^\]]*\]\s*)?/, '')}`); break;
-        default: break;
+        case 'crash':
+          say(`the hypervisor is crashing: ${e.line.replace(/^.*\(XEN\)\s*(?:\[[^\]]*\]\s*)?/, '')}`);
+          break;
+        default:
+          break;
       }
     };
     const q = await runQemu({
-      qemu: inputs.qemu, arch, xenImage: img, dom0Kernel: kernel, initramfs, consoleLog: serialLog, accel,
-      bootTimeoutSec, stepTimeoutSec, timeoutSec, xenCmdline: opts.xenCmdline, onEvent,
+      qemu: inputs.qemu,
+      arch,
+      xenImage: img,
+      dom0Kernel: kernel,
+      initramfs,
+      consoleLog: serialLog,
+      accel,
+      bootTimeoutSec,
+      stepTimeoutSec,
+      timeoutSec,
+      xenCmdline: opts.xenCmdline,
+      onEvent,
       onSignalExit: () => {
         for (const f of [img, initramfs, kernel]) rmSync(f, { force: true });
       },
@@ -323,15 +373,34 @@ export async function runSession(opts: SessionOptions): Promise<SessionResult> {
     warnings.push(...parsed.warnings);
     const where = `console log ${consoleLog}`;
     const base = {
-      bootMs: q.bootMs, hypervisorMs: q.hypervisorMs, consoleLog, accel, arch,
-      ...(xenSymsBuildId ? { xenSymsBuildId } : {}), ...(imageId ? { imageBuildId: imageId } : {}), ...(hypervisor ? { hypervisor } : {}),
-      inputs: { xenImage: inputs.xenImage, ...(inputs.xenSyms ? { xenSyms: inputs.xenSyms } : {}), dom0Kernel: inputs.dom0Kernel, kernelRelease: inputs.kernelRelease },
+      bootMs: q.bootMs,
+      hypervisorMs: q.hypervisorMs,
+      consoleLog,
+      accel,
+      arch,
+      ...(xenSymsBuildId ? { xenSymsBuildId } : {}),
+      ...(imageId ? { imageBuildId: imageId } : {}),
+      ...(hypervisor ? { hypervisor } : {}),
+      inputs: {
+        xenImage: inputs.xenImage,
+        ...(inputs.xenSyms ? { xenSyms: inputs.xenSyms } : {}),
+        dom0Kernel: inputs.dom0Kernel,
+        kernelRelease: inputs.kernelRelease,
+      },
     };
     if (q.end === 'crash') {
       const lines = crashLines(q.log);
       const idx = q.stuckStep ?? parsed.unfinished;
       if (!parsed.ready) {
-        throw new XspliceError('TRY_CRASH', `the hypervisor crashed at boot: ${lines.filter((l) => l && !/^\*+$/.test(l)).slice(0, 4).join(' / ')}; ${where}`, {}, 2);
+        throw new XspliceError(
+          'TRY_CRASH',
+          `the hypervisor crashed at boot: ${lines
+            .filter((l) => l && !/^\*+$/.test(l))
+            .slice(0, 4)
+            .join(' / ')}; ${where}`,
+          {},
+          2,
+        );
       }
       const st = idx !== null ? opts.steps[idx] : undefined;
       const crash: CrashReport = { step: idx, at: st?.kind ?? 'between steps', ...(st && 'name' in st ? { name: st.name } : {}), lines };
@@ -346,19 +415,39 @@ export async function runSession(opts: SessionOptions): Promise<SessionResult> {
       throw new XspliceError('TRY_BOOT_TIMEOUT', `dom0 was not ready after ${bootTimeoutSec} s (${diagnose(q.log)}); ${where}`, {}, 2);
     }
     if (q.end === 'step-timeout') {
-      throw new XspliceError('TRY_STEP_TIMEOUT', `step ${q.stuckStep} (${opts.steps[q.stuckStep!]?.kind}) did not finish within ${stepTimeoutSec} s; ${where}`, {}, 2);
+      throw new XspliceError(
+        'TRY_STEP_TIMEOUT',
+        `step ${q.stuckStep} (${opts.steps[q.stuckStep!]?.kind}) did not finish within ${stepTimeoutSec} s; ${where}`,
+        {},
+        2,
+      );
     }
     if (q.end === 'timeout') {
-      throw new XspliceError('TRY_TIMEOUT', `the run did not finish within ${timeoutSec} s (${parsed.ready ? 'dom0 was running steps' : diagnose(q.log)}); ${where}`, {}, 2);
+      throw new XspliceError(
+        'TRY_TIMEOUT',
+        `the run did not finish within ${timeoutSec} s (${parsed.ready ? 'dom0 was running steps' : diagnose(q.log)}); ${where}`,
+        {},
+        2,
+      );
     }
     if (!parsed.done) {
       const why = diagnose(q.log);
       const qerr = q.stderr.trim().split('\n').filter(Boolean).pop();
-      throw new XspliceError('TRY_NO_VERDICT', `QEMU exited (status ${q.exitCode}) before dom0 finished: ${why}${qerr ? `; qemu: ${qerr}` : ''}; last console lines: ${lastLines(q.log, 3)}; ${where}`, {}, 2);
+      throw new XspliceError(
+        'TRY_NO_VERDICT',
+        `QEMU exited (status ${q.exitCode}) before dom0 finished: ${why}${qerr ? `; qemu: ${qerr}` : ''}; last console lines: ${lastLines(q.log, 3)}; ${where}`,
+        {},
+        2,
+      );
     }
     const hung = parsed.steps.find((s) => s.exitStatus === DOM0_TIMEOUT_STATUS);
     if (hung) {
-      throw new XspliceError('TRY_STEP_TIMEOUT', `step ${hung.index} (${hung.step}) was killed after ${Math.max(5, stepTimeoutSec - 5)} s in dom0; ${where}`, {}, 2);
+      throw new XspliceError(
+        'TRY_STEP_TIMEOUT',
+        `step ${hung.index} (${hung.step}) was killed after ${Math.max(5, stepTimeoutSec - 5)} s in dom0; ${where}`,
+        {},
+        2,
+      );
     }
     if (parsed.unfinished !== null) {
       throw new XspliceError('TRY_NO_VERDICT', `step ${parsed.unfinished} began but never ended; ${where}`, {}, 2);
@@ -368,7 +457,11 @@ export async function runSession(opts: SessionOptions): Promise<SessionResult> {
     }
     const ok = parsed.steps.every((s) => s.ok);
     return {
-      ok, durationMs: Date.now() - t0, ...base, steps: parsed.steps, warnings,
+      ok,
+      durationMs: Date.now() - t0,
+      ...base,
+      steps: parsed.steps,
+      warnings,
       timedOut: parsed.steps.some((s) => s.outcome === 'timeout'),
     };
   } finally {
@@ -438,8 +531,15 @@ async function predict(files: string[], names: string[], xenSyms: string | undef
     const r = verifyPayloads(inputs, target, { replace: !!opts.replace });
     return {
       payloads: r.payloads.map((p, i) => ({
-        file: files[i]!, name: names[i]!, actual: null, agrees: null,
-        predicted: { refusedAt: p.refusedAt, errno: p.errno, codes: p.diagnostics.filter((d) => d.severity === 'error').map((d) => d.code) },
+        file: files[i]!,
+        name: names[i]!,
+        actual: null,
+        agrees: null,
+        predicted: {
+          refusedAt: p.refusedAt,
+          errno: p.errno,
+          codes: p.diagnostics.filter((d) => d.severity === 'error').map((d) => d.code),
+        },
       })),
     };
   } catch (e) {
@@ -448,12 +548,19 @@ async function predict(files: string[], names: string[], xenSyms: string | undef
 }
 
 function predictionLine(p: PredictionEntry): string {
-  const v = p.predicted.refusedAt ? `refused at ${p.predicted.refusedAt} (${p.predicted.errno}${p.predicted.codes.length ? `: ${p.predicted.codes.join(', ')}` : ''})` : 'accepted';
+  const v = p.predicted.refusedAt
+    ? `refused at ${p.predicted.refusedAt} (${p.predicted.errno}${p.predicted.codes.length ? `: ${p.predicted.codes.join(', ')}` : ''})`
+    : 'accepted';
   return `verify predicts ${p.name}: ${v}`;
 }
 
 /** The hypervisor to boot for these payloads when none is given (issue: try on what users run). */
-async function chooseHypervisor(files: string[], arch: TryArch, opts: TryOptions, say: (m: string) => void): Promise<{ image?: string; syms?: string; choice?: HypervisorChoice; warning?: string }> {
+async function chooseHypervisor(
+  files: string[],
+  arch: TryArch,
+  opts: TryOptions,
+  say: (m: string) => void,
+): Promise<{ image?: string; syms?: string; choice?: HypervisorChoice; warning?: string }> {
   if (opts.xenImage) return { choice: { label: opts.xenImage, why: 'given' } };
   const ids = new Set<string>();
   for (const f of files) {
@@ -464,10 +571,16 @@ async function chooseHypervisor(files: string[], arch: TryArch, opts: TryOptions
   const [id] = [...ids];
   const c = await findStockBuild(id!, arch, say, opts.allowSetup ?? true).catch(() => undefined);
   if (!c) {
-    return { warning: `no known ${ARCHES[arch].deb} Xen build has build-id ${id} (the payloads' xen_depends); booting the default hypervisor` };
+    return {
+      warning: `no known ${ARCHES[arch].deb} Xen build has build-id ${id} (the payloads' xen_depends); booting the default hypervisor`,
+    };
   }
   const b: StockBuild = c.build;
-  return { image: b.xenImage, syms: opts.xenSyms ?? b.xenSyms, choice: { label: b.label, buildId: b.buildId, why: 'xen-depends', version: b.version } };
+  return {
+    image: b.xenImage,
+    syms: opts.xenSyms ?? b.xenSyms,
+    choice: { label: b.label, buildId: b.buildId, why: 'xen-depends', version: b.version },
+  };
 }
 
 /** The standard plan for `xsplice try PAYLOAD...` (see standardPlan), with the offline prediction. */
@@ -477,7 +590,12 @@ export async function tryPayloads(files: string[], opts: TryOptions = {}): Promi
   if (files.length === 0) throw new XspliceError('TRY_NO_PAYLOAD', 'no payload given', {}, 2);
   for (const f of files) await readable(f);
   if (opts.expectExtra !== undefined && Buffer.byteLength(opts.expectExtra) > MAX_EXTRA_VERSION) {
-    throw new XspliceError('TRY_EXPECT_EXTRA_TOO_LONG', `--expect-extra "${opts.expectExtra}" can never match: the hypervisor reports at most ${MAX_EXTRA_VERSION} characters of its extra version (XENVER_extraversion is 16 bytes); a longer string in the payload shows cut short`, {}, 2);
+    throw new XspliceError(
+      'TRY_EXPECT_EXTRA_TOO_LONG',
+      `--expect-extra "${opts.expectExtra}" can never match: the hypervisor reports at most ${MAX_EXTRA_VERSION} characters of its extra version (XENVER_extraversion is 16 bytes); a longer string in the payload shows cut short`,
+      {},
+      2,
+    );
   }
   const abs = files.map((f) => resolve(f));
   const steps = standardPlan(abs, { expectExtra: opts.expectExtra, replace: opts.replace, nodeps: opts.nodeps });
@@ -490,7 +608,8 @@ export async function tryPayloads(files: string[], opts: TryOptions = {}): Promi
     throw new XspliceError('TRY_BAD_RETRIES', `retries must be an integer from 0 to ${MAX_ATTEMPTS - 1}`, {}, 2);
   }
   const chosen = await chooseHypervisor(abs, arch, opts, say);
-  if (chosen.choice?.why === 'xen-depends') say(`booting ${chosen.choice.label}: its build-id ${chosen.choice.buildId} is the payloads' xen_depends`);
+  if (chosen.choice?.why === 'xen-depends')
+    say(`booting ${chosen.choice.label}: its build-id ${chosen.choice.buildId} is the payloads' xen_depends`);
   if (chosen.warning) say(chosen.warning);
   // Every input is found and checked before anything slow runs (a bad kernel or image is a usage
   // error at once); the arm64 default is the build with live patching (see runSession).
@@ -510,7 +629,10 @@ export async function tryPayloads(files: string[], opts: TryOptions = {}): Promi
   if ('payloads' in prediction) for (const p of prediction.payloads) say(predictionLine(p));
   else if (opts.predict !== false) say(`verify cannot predict: ${prediction.error}`);
   const r = await runSession({
-    ...opts, steps, arch, busyAttempts: retries + 1,
+    ...opts,
+    steps,
+    arch,
+    busyAttempts: retries + 1,
     ...(chosen.image ? { xenImage: chosen.image, xenSyms: syms } : {}),
     ...(chosen.choice ? { hypervisor: chosen.choice } : {}),
     onProgress: opts.onProgress ? (m: string) => opts.onProgress!(m.replace(/^\[[\d.]+ s\]/, elapsed(t0))) : undefined,
@@ -527,7 +649,9 @@ export async function tryPayloads(files: string[], opts: TryOptions = {}): Promi
       p.agrees = p.actual.refusedAt === p.predicted.refusedAt && p.actual.errno === p.predicted.errno;
       if (!p.agrees) {
         const a = p.actual.refusedAt ? `refused it at ${p.actual.refusedAt} (${p.actual.errno})` : 'accepted it';
-        r.warnings.push(`verify predicted ${p.name} ${p.predicted.refusedAt ? `refused at ${p.predicted.refusedAt} (${p.predicted.errno})` : 'accepted'}, but the hypervisor ${a}`);
+        r.warnings.push(
+          `verify predicted ${p.name} ${p.predicted.refusedAt ? `refused at ${p.predicted.refusedAt} (${p.predicted.errno})` : 'accepted'}, but the hypervisor ${a}`,
+        );
       }
     }
   }
@@ -546,10 +670,16 @@ export function describeStep(r: StepResult): string {
   const xen = r.consoleLines.filter((l) => /livepatch/.test(l));
   const said = (xen.length ? `; Xen: ${xen.join(' / ')}` : '') + (r.attempts > 1 ? ` (attempt ${r.attempts})` : '');
   if (r.ok) return `${what}: ok${said}`;
-  if (r.outcome === 'crashed') return `${what}: the hypervisor crashed: ${r.consoleLines.filter((l) => l && !/^\*+$/.test(l)).slice(0, 4).join(' / ')}`;
+  if (r.outcome === 'crashed')
+    return `${what}: the hypervisor crashed: ${r.consoleLines
+      .filter((l) => l && !/^\*+$/.test(l))
+      .slice(0, 4)
+      .join(' / ')}`;
   if (r.outcome === 'timeout') {
     return `${what}: timed out: the hypervisor's 30 ms rendezvous timed out on each of ${r.attempts} attempt(s) (a busy host, not a verdict on the payload)${xen.length ? `; Xen: ${xen.join(' / ')}` : ''}`;
   }
-  const err = r.errno ? `${r.errno.name} (${r.errno.number}: ${r.errno.message})` : `exit ${r.exitStatus}: ${r.toolOutput.split('\n').filter(Boolean).pop() ?? ''}`;
+  const err = r.errno
+    ? `${r.errno.name} (${r.errno.number}: ${r.errno.message})`
+    : `exit ${r.exitStatus}: ${r.toolOutput.split('\n').filter(Boolean).pop() ?? ''}`;
   return `${what}: refused, ${err}${said}`;
 }

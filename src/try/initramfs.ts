@@ -101,12 +101,18 @@ async function resolveLibs(bins: string[], libDirs: string[]): Promise<Map<strin
     for (const line of out.split('\n')) {
       const m = /^\s*(\S+)\s+=>\s+(\S+)\s+\(/.exec(line);
       if (m) {
-        if (m[2] === 'not') throw new XspliceError('TRY_LDD', `shared library ${m[1]} not found (needed by ${basename(b)})`, { file: b }, 2);
+        if (m[2] === 'not')
+          throw new XspliceError('TRY_LDD', `shared library ${m[1]} not found (needed by ${basename(b)})`, { file: b }, 2);
         libs.set(basename(m[1]!), m[2]!);
         continue;
       }
       if (/^\s*(\S+)\s+=>\s+not found/.test(line)) {
-        throw new XspliceError('TRY_LDD', `shared library ${line.trim().split(/\s+/)[0]} not found (needed by ${basename(b)})`, { file: b }, 2);
+        throw new XspliceError(
+          'TRY_LDD',
+          `shared library ${line.trim().split(/\s+/)[0]} not found (needed by ${basename(b)})`,
+          { file: b },
+          2,
+        );
       }
       const m2 = /^\s*(\/\S*ld-linux[^\s]*)\s+\(/.exec(line);
       if (m2) libs.set('ld-linux-x86-64.so.2', m2[1]!);
@@ -133,7 +139,8 @@ export function elfDynamicNeeds(b: Buffer): { interp?: string; needed: string[] 
     const vaddr = b.readBigUInt64LE(o + 16);
     const filesz = b.readBigUInt64LE(o + 32);
     if (type === 1) loads.push({ vaddr, off, filesz });
-    if (type === 3 && off + filesz <= BigInt(b.length)) interp = b.toString('latin1', Number(off), Number(off + filesz)).replace(/\0.*$/s, '');
+    if (type === 3 && off + filesz <= BigInt(b.length))
+      interp = b.toString('latin1', Number(off), Number(off + filesz)).replace(/\0.*$/s, '');
     if (type === 2 && off + filesz <= BigInt(b.length)) dyn = { off: Number(off), size: Number(filesz) };
   }
   if (!dyn) return { ...(interp ? { interp } : {}), needed: [] };
@@ -175,7 +182,13 @@ async function resolveForeignLibs(bins: string[], libDirs: string[]): Promise<{ 
     for (const n of d.needed) {
       if (libs.has(n)) continue;
       const hit = libDirs.map((dir) => join(dir, n)).find((c) => existsSync(c));
-      if (!hit) throw new XspliceError('TRY_LDD', `shared library ${n} not found in ${libDirs.join(', ')} (needed by ${basename(f)})`, { file: f }, 2);
+      if (!hit)
+        throw new XspliceError(
+          'TRY_LDD',
+          `shared library ${n} not found in ${libDirs.join(', ')} (needed by ${basename(f)})`,
+          { file: f },
+          2,
+        );
       libs.set(n, hit);
       queue.push(await realpath(hit));
     }
@@ -189,7 +202,12 @@ async function moduleBytes(file: string): Promise<Buffer> {
     const { stdout } = await exec('xz', ['-dc', file], { encoding: 'buffer', maxBuffer: 64 << 20, timeout: 60_000 });
     return stdout as unknown as Buffer;
   } catch (e) {
-    throw new XspliceError('TRY_MODULE', `cannot decompress (xz -dc; apt-get install xz-utils): ${(e as Error).message.split('\n')[0]}`, { file }, 2);
+    throw new XspliceError(
+      'TRY_MODULE',
+      `cannot decompress (xz -dc; apt-get install xz-utils): ${(e as Error).message.split('\n')[0]}`,
+      { file },
+      2,
+    );
   }
 }
 
@@ -203,8 +221,29 @@ export interface StaticInitramfs {
 export async function buildStaticInitramfs(inp: TryInputs): Promise<StaticInitramfs> {
   const hash = createHash('sha256');
   const entries: CpioEntry[] = [];
-  for (const d of ['bin', 'sbin', 'usr', 'usr/bin', 'usr/sbin', 'lib', 'lib/modules', 'lib64', 'proc', 'sys', 'dev', 'tmp', 'run',
-    'etc', 'etc/xen', 'var', 'var/run', 'var/lib', 'var/lib/xenstored', 'payloads', 'root']) {
+  for (const d of [
+    'bin',
+    'sbin',
+    'usr',
+    'usr/bin',
+    'usr/sbin',
+    'lib',
+    'lib/modules',
+    'lib64',
+    'proc',
+    'sys',
+    'dev',
+    'tmp',
+    'run',
+    'etc',
+    'etc/xen',
+    'var',
+    'var/run',
+    'var/lib',
+    'var/lib/xenstored',
+    'payloads',
+    'root',
+  ]) {
     entries.push({ type: 'dir', path: d });
   }
   entries.push({ type: 'chardev', path: 'dev/console', major: 5, minor: 1 });
@@ -217,14 +256,36 @@ export async function buildStaticInitramfs(inp: TryInputs): Promise<StaticInitra
   if (inp.arch === 'x86_64') {
     try {
       const { stdout } = await exec(inp.busybox, ['--list'], { timeout: 10_000 });
-      applets = stdout.split('\n').map((s) => s.trim()).filter((s) => /^[\w.[-]+$/.test(s) && s !== 'busybox');
+      applets = stdout
+        .split('\n')
+        .map((s) => s.trim())
+        .filter((s) => /^[\w.[-]+$/.test(s) && s !== 'busybox');
     } catch {
       applets = [];
     }
   }
   // A busybox of another architecture cannot list itself here: the applets /init and the steps use.
-  for (const a of new Set(['sh', 'mount', 'insmod', 'echo', 'cat', 'sleep', 'poweroff', 'sync', 'timeout', 'od', 'tr', 'mkdir',
-    'ls', 'dmesg', 'grep', 'head', 'tail', 'uname', ...applets])) {
+  for (const a of new Set([
+    'sh',
+    'mount',
+    'insmod',
+    'echo',
+    'cat',
+    'sleep',
+    'poweroff',
+    'sync',
+    'timeout',
+    'od',
+    'tr',
+    'mkdir',
+    'ls',
+    'dmesg',
+    'grep',
+    'head',
+    'tail',
+    'uname',
+    ...applets,
+  ])) {
     entries.push({ type: 'symlink', path: `bin/${a}`, target: 'busybox' });
   }
 

@@ -41,14 +41,28 @@ export interface ArchFacts {
 
 export const ARCHES: Record<TryArch, ArchFacts> = {
   x86_64: {
-    deb: 'amd64', cacheDir: 'debian', setupTarget: 'xen',
-    xenImage: `boot/xen-${XEN_SERIES}-amd64.gz`, xenSyms: `usr/lib/debug/boot/xen-syms-${XEN_SERIES}-amd64`,
-    qemu: 'qemu-system-x86_64', qemuPackage: 'qemu-system-x86', triplet: 'x86_64-linux-gnu', machine: 62, native: process.arch === 'x64',
+    deb: 'amd64',
+    cacheDir: 'debian',
+    setupTarget: 'xen',
+    xenImage: `boot/xen-${XEN_SERIES}-amd64.gz`,
+    xenSyms: `usr/lib/debug/boot/xen-syms-${XEN_SERIES}-amd64`,
+    qemu: 'qemu-system-x86_64',
+    qemuPackage: 'qemu-system-x86',
+    triplet: 'x86_64-linux-gnu',
+    machine: 62,
+    native: process.arch === 'x64',
   },
   arm64: {
-    deb: 'arm64', cacheDir: 'debian-arm64', setupTarget: 'arm64',
-    xenImage: `boot/xen-${XEN_SERIES}-arm64`, xenSyms: `usr/lib/debug/boot/xen-syms-${XEN_SERIES}-arm64`,
-    qemu: 'qemu-system-aarch64', qemuPackage: 'qemu-system-arm', triplet: 'aarch64-linux-gnu', machine: 183, native: process.arch === 'arm64',
+    deb: 'arm64',
+    cacheDir: 'debian-arm64',
+    setupTarget: 'arm64',
+    xenImage: `boot/xen-${XEN_SERIES}-arm64`,
+    xenSyms: `usr/lib/debug/boot/xen-syms-${XEN_SERIES}-arm64`,
+    qemu: 'qemu-system-aarch64',
+    qemuPackage: 'qemu-system-arm',
+    triplet: 'aarch64-linux-gnu',
+    machine: 183,
+    native: process.arch === 'arm64',
   },
 };
 /** The five kernel modules dom0 needs, in the order they are loaded. */
@@ -179,7 +193,8 @@ async function arm64KernelRelease(kernel: string): Promise<string> {
   if (!isArm64Image(b)) throw new XspliceError('TRY_BAD_KERNEL', 'not an arm64 Linux Image (no ARMd magic at 0x38)', { file: kernel }, 2);
   const i = b.indexOf('Linux version ');
   const m = i >= 0 ? /^Linux version ([0-9][\w.+-]*) /.exec(b.toString('latin1', i, i + 200)) : null;
-  if (!m) throw new XspliceError('TRY_BAD_KERNEL', 'cannot find the kernel release ("Linux version ...") in the Image', { file: kernel }, 2);
+  if (!m)
+    throw new XspliceError('TRY_BAD_KERNEL', 'cannot find the kernel release ("Linux version ...") in the Image', { file: kernel }, 2);
   return m[1]!;
 }
 
@@ -206,7 +221,12 @@ function findModule(dir: string, name: string): string | undefined {
 function builtinModules(dir: string): Set<string> {
   try {
     const txt = readFileSync(join(dir, 'modules.builtin'), 'utf8');
-    return new Set(txt.split('\n').filter(Boolean).map((l) => basename(l).replace(/\.ko$/, '')));
+    return new Set(
+      txt
+        .split('\n')
+        .filter(Boolean)
+        .map((l) => basename(l).replace(/\.ko$/, '')),
+    );
   } catch {
     return new Set();
   }
@@ -234,8 +254,12 @@ async function isStaticElf(p: string, machine: number): Promise<boolean> {
 }
 
 function canSetup(): boolean {
-  return typeof process.getuid === 'function' && process.getuid() === 0 && !!which('apt-get')
-    && isFile(join(packageRoot(), 'scripts', 'setup-deps.sh'));
+  return (
+    typeof process.getuid === 'function' &&
+    process.getuid() === 0 &&
+    !!which('apt-get') &&
+    isFile(join(packageRoot(), 'scripts', 'setup-deps.sh'))
+  );
 }
 
 /** Runs scripts/setup-deps.sh with `args`; its last stderr line on failure. */
@@ -255,10 +279,10 @@ export async function runSetupScript(args: string[], progress?: (m: string) => v
 function installHint(arch: TryArch): string {
   const f = ARCHES[arch];
   return arch === 'x86_64'
-    ? `install Debian's xen-hypervisor-${XEN_SERIES}-amd64, xen-hypervisor-${XEN_SERIES}-amd64-dbg, `
-      + `xen-utils-${XEN_SERIES} and linux-image-amd64 (or run scripts/setup-deps.sh xen as root)`
-    : `run scripts/setup-deps.sh arm64 as root (it fetches Debian's ${f.deb} xen-hypervisor-${XEN_SERIES}-${f.deb}, xen-utils-${XEN_SERIES}, `
-      + `linux-image-${f.deb} and busybox-static into .cache/${f.cacheDir} with a private apt state)`;
+    ? `install Debian's xen-hypervisor-${XEN_SERIES}-amd64, xen-hypervisor-${XEN_SERIES}-amd64-dbg, ` +
+        `xen-utils-${XEN_SERIES} and linux-image-amd64 (or run scripts/setup-deps.sh xen as root)`
+    : `run scripts/setup-deps.sh arm64 as root (it fetches Debian's ${f.deb} xen-hypervisor-${XEN_SERIES}-${f.deb}, xen-utils-${XEN_SERIES}, ` +
+        `linux-image-${f.deb} and busybox-static into .cache/${f.cacheDir} with a private apt state)`;
 }
 
 function defaultsPresent(roots: string[], arch: TryArch): boolean {
@@ -276,14 +300,15 @@ export async function locateInputs(opts: LocateOptions = {}): Promise<TryInputs>
     roots = defaultRoots(opts.roots, arch);
   }
 
-  const xenImage = opts.xenImage
-    ? await userFile(opts.xenImage, '--xen-image')
-    : firstFile(roots.map((r) => join(r, facts.xenImage)));
-  if (!xenImage) throw new XspliceError('TRY_NO_XEN', `no Xen ${XEN_SERIES} ${facts.deb} image found; ${INSTALL_HINT}, or pass --xen-image`, {}, 2);
+  const xenImage = opts.xenImage ? await userFile(opts.xenImage, '--xen-image') : firstFile(roots.map((r) => join(r, facts.xenImage)));
+  if (!xenImage)
+    throw new XspliceError('TRY_NO_XEN', `no Xen ${XEN_SERIES} ${facts.deb} image found; ${INSTALL_HINT}, or pass --xen-image`, {}, 2);
 
   const xenSyms = opts.xenSyms
     ? await userFile(opts.xenSyms, '--xen-syms')
-    : opts.xenImage ? undefined : firstFile(roots.map((r) => join(r, facts.xenSyms)));
+    : opts.xenImage
+      ? undefined
+      : firstFile(roots.map((r) => join(r, facts.xenSyms)));
 
   // dom0 kernel: the newest vmlinuz of a root that also holds its Xen modules.
   let dom0Kernel: string | undefined;
@@ -299,7 +324,10 @@ export async function locateInputs(opts: LocateOptions = {}): Promise<TryInputs>
       const boot = join(r, 'boot');
       let ks: string[] = [];
       try {
-        ks = readdirSync(boot).filter((f) => f.startsWith('vmlinuz-')).sort().reverse();
+        ks = readdirSync(boot)
+          .filter((f) => f.startsWith('vmlinuz-'))
+          .sort()
+          .reverse();
       } catch {
         continue;
       }
@@ -313,12 +341,18 @@ export async function locateInputs(opts: LocateOptions = {}): Promise<TryInputs>
       }
       if (dom0Kernel) break;
     }
-    if (!dom0Kernel) throw new XspliceError('TRY_NO_KERNEL', `no dom0 kernel with Xen modules found; ${INSTALL_HINT}, or pass --dom0-kernel`, {}, 2);
+    if (!dom0Kernel)
+      throw new XspliceError('TRY_NO_KERNEL', `no dom0 kernel with Xen modules found; ${INSTALL_HINT}, or pass --dom0-kernel`, {}, 2);
     release = await kernelRelease(dom0Kernel, arch);
   }
   const modDir = moduleRoots.find((d) => existsSync(d));
   if (!modDir) {
-    throw new XspliceError('TRY_NO_MODULES', `no kernel modules for ${release} (looked for lib/modules/${release} beside the kernel and in ${roots.join(', ')})`, { file: dom0Kernel }, 2);
+    throw new XspliceError(
+      'TRY_NO_MODULES',
+      `no kernel modules for ${release} (looked for lib/modules/${release} beside the kernel and in ${roots.join(', ')})`,
+      { file: dom0Kernel },
+      2,
+    );
   }
   const builtin = builtinModules(modDir);
   const modules: { name: string; file: string }[] = [];
@@ -336,7 +370,8 @@ export async function locateInputs(opts: LocateOptions = {}): Promise<TryInputs>
   for (const r of roots) {
     let series: string[] = [];
     try {
-      series = readdirSync(join(r, 'usr/lib')).filter((d) => /^xen-\d+\.\d+$/.test(d))
+      series = readdirSync(join(r, 'usr/lib'))
+        .filter((d) => /^xen-\d+\.\d+$/.test(d))
         .sort((a, b) => (a === `xen-${XEN_SERIES}` ? -1 : b === `xen-${XEN_SERIES}` ? 1 : b.localeCompare(a, 'en', { numeric: true })));
     } catch {
       continue;
@@ -355,9 +390,10 @@ export async function locateInputs(opts: LocateOptions = {}): Promise<TryInputs>
     if (!isFile(p)) throw new XspliceError('TRY_NO_TOOLS', `${t} not found in ${dirname(p)}; ${INSTALL_HINT}`, {}, 2);
     tools[t] = p;
   }
-  const libDirs = toolRoot === '/' && facts.native
-    ? []
-    : [`usr/lib/${facts.triplet}`, `lib/${facts.triplet}`, join(toolDir, 'lib'), 'usr/lib', 'lib'].map((d) => join(toolRoot!, d));
+  const libDirs =
+    toolRoot === '/' && facts.native
+      ? []
+      : [`usr/lib/${facts.triplet}`, `lib/${facts.triplet}`, join(toolDir, 'lib'), 'usr/lib', 'lib'].map((d) => join(toolRoot!, d));
 
   const bbCands = [...(facts.native ? ['/bin/busybox', '/usr/bin/busybox'] : []), ...roots.map((r) => join(r, 'bin/busybox'))];
   let busybox: string | undefined;
@@ -368,7 +404,12 @@ export async function locateInputs(opts: LocateOptions = {}): Promise<TryInputs>
     }
   }
   if (!busybox) {
-    throw new XspliceError('TRY_NO_BUSYBOX', `a static ${facts.deb} busybox is needed for the dom0 initramfs; ${facts.native ? 'apt-get install busybox-static' : INSTALL_HINT}`, {}, 2);
+    throw new XspliceError(
+      'TRY_NO_BUSYBOX',
+      `a static ${facts.deb} busybox is needed for the dom0 initramfs; ${facts.native ? 'apt-get install busybox-static' : INSTALL_HINT}`,
+      {},
+      2,
+    );
   }
   const qemu = which(facts.qemu);
   if (!qemu) throw new XspliceError('TRY_NO_QEMU', `${facts.qemu} not found; apt-get install ${facts.qemuPackage}`, {}, 2);

@@ -22,17 +22,18 @@ interface StepBase {
   attempts?: number;
 }
 
-export type Step = StepBase & (
-  | { kind: 'upload'; name: string; file: string }
-  | { kind: 'apply'; name: string; nodeps?: boolean }
-  | { kind: 'revert' | 'unload' | 'replace'; name: string }
-  /** Reads /sys/hypervisor/version/extra. `expect`: the exact string, or the value read by an
-   * earlier read step (its index). */
-  | { kind: 'readExtra'; expect?: string | { sameAsStep: number } }
-  /** Reads /sys/hypervisor/properties/buildid (hex). */
-  | { kind: 'readBuildId'; expect?: string | { sameAsStep: number } }
-  | { kind: 'list' }
-);
+export type Step = StepBase &
+  (
+    | { kind: 'upload'; name: string; file: string }
+    | { kind: 'apply'; name: string; nodeps?: boolean }
+    | { kind: 'revert' | 'unload' | 'replace'; name: string }
+    /** Reads /sys/hypervisor/version/extra. `expect`: the exact string, or the value read by an
+     * earlier read step (its index). */
+    | { kind: 'readExtra'; expect?: string | { sameAsStep: number } }
+    /** Reads /sys/hypervisor/properties/buildid (hex). */
+    | { kind: 'readBuildId'; expect?: string | { sameAsStep: number } }
+    | { kind: 'list' }
+  );
 
 export interface StepResult {
   index: number;
@@ -82,7 +83,12 @@ export function validatePlan(steps: Step[]): void {
   if (steps.length === 0) throw new XspliceError('TRY_EMPTY_PLAN', 'the step plan is empty', {}, 2);
   steps.forEach((s, i) => {
     if ('name' in s && !NAME_RE.test(s.name)) {
-      throw new XspliceError('TRY_BAD_NAME', `step ${i} (${s.kind}): payload name ${JSON.stringify(s.name)} must be 1-127 characters of [A-Za-z0-9_.+-]`, {}, 2);
+      throw new XspliceError(
+        'TRY_BAD_NAME',
+        `step ${i} (${s.kind}): payload name ${JSON.stringify(s.name)} must be 1-127 characters of [A-Za-z0-9_.+-]`,
+        {},
+        2,
+      );
     }
     if ((s.kind === 'readExtra' || s.kind === 'readBuildId') && typeof s.expect === 'object') {
       const ref = steps[s.expect.sameAsStep];
@@ -182,8 +188,17 @@ export interface ParsedLog {
 export function parseLog(log: string, steps: Step[]): ParsedLog {
   const res: ParsedLog = { init: false, ready: false, done: false, stoppedAt: null, warnings: [], steps: [], unfinished: null };
   const out = steps.map((s, i): StepResult => ({
-    index: i, step: s.kind, ...('name' in s ? { name: s.name } : {}), ok: false, skipped: true, exitStatus: null,
-    errno: null, toolOutput: '', consoleLines: [], attempts: 1, outcome: 'skipped',
+    index: i,
+    step: s.kind,
+    ...('name' in s ? { name: s.name } : {}),
+    ok: false,
+    skipped: true,
+    exitStatus: null,
+    errno: null,
+    toolOutput: '',
+    consoleLines: [],
+    attempts: 1,
+    outcome: 'skipped',
   }));
   const stdout = steps.map(() => [] as string[]);
   const stderr = steps.map(() => [] as string[]);
@@ -196,15 +211,39 @@ export function parseLog(log: string, steps: Step[]): ParsedLog {
       const idx = idxS !== undefined ? Number(idxS) : -1;
       const r = out[idx];
       switch (tag) {
-        case 'INIT': res.init = true; break;
-        case 'READY': res.ready = true; break;
-        case 'DONE': res.done = true; break;
-        case 'WARN': res.warnings.push([idxS, rest].filter((x) => x !== undefined).join(' ')); break;
-        case 'BEGIN': if (r) { cur = idx; r.skipped = false; } break;
-        case 'OUT': if (r) stdout[idx]!.push(rest ?? ''); break;
-        case 'ERR': if (r) stderr[idx]!.push(rest ?? ''); break;
-        case 'END': if (r) { r.exitStatus = Number(rest); cur = null; } break;
-        case 'STOP': res.stoppedAt = idx; break;
+        case 'INIT':
+          res.init = true;
+          break;
+        case 'READY':
+          res.ready = true;
+          break;
+        case 'DONE':
+          res.done = true;
+          break;
+        case 'WARN':
+          res.warnings.push([idxS, rest].filter((x) => x !== undefined).join(' '));
+          break;
+        case 'BEGIN':
+          if (r) {
+            cur = idx;
+            r.skipped = false;
+          }
+          break;
+        case 'OUT':
+          if (r) stdout[idx]!.push(rest ?? '');
+          break;
+        case 'ERR':
+          if (r) stderr[idx]!.push(rest ?? '');
+          break;
+        case 'END':
+          if (r) {
+            r.exitStatus = Number(rest);
+            cur = null;
+          }
+          break;
+        case 'STOP':
+          res.stoppedAt = idx;
+          break;
         case 'RETRY':
           if (r) {
             (r.earlierConsoleLines ??= []).push(r.consoleLines);
@@ -252,7 +291,11 @@ export function parseLog(log: string, steps: Step[]): ParsedLog {
 
 /** Payload name used for a file in the standard plan: basename without extension, sanitised. */
 export function payloadName(file: string, taken: Set<string>): string {
-  let base = basename(file).replace(/\.[^.]*$/, '').replace(/[^A-Za-z0-9_.+-]/g, '_').slice(0, 100) || 'payload';
+  let base =
+    basename(file)
+      .replace(/\.[^.]*$/, '')
+      .replace(/[^A-Za-z0-9_.+-]/g, '_')
+      .slice(0, 100) || 'payload';
   let n = base;
   for (let k = 2; taken.has(n); k++) n = `${base}_${k}`;
   taken.add(n);

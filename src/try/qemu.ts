@@ -88,30 +88,92 @@ export const ARM64_DOM0_KERNEL_ADDR = 0x49000000;
 export function qemuArgs(o: QemuOptions, sizes: { kernel: number } = { kernel: 64 << 20 }): string[] {
   if (o.arch === 'arm64') {
     for (const p of [o.dom0Kernel, o.initramfs]) {
-      if (/[,\s"]/.test(p)) throw new XspliceError('TRY_BAD_PATH', 'path must not contain commas, spaces or quotes (QEMU splits -device options there)', { file: p }, 2);
+      if (/[,\s"]/.test(p))
+        throw new XspliceError(
+          'TRY_BAD_PATH',
+          'path must not contain commas, spaces or quotes (QEMU splits -device options there)',
+          { file: p },
+          2,
+        );
     }
-    const xen = ['console_timestamps=boot', 'dom0_mem=768M,max:768M', 'dom0_max_vcpus=2', 'loglvl=all', 'guest_loglvl=all',
-      ...(o.xenCmdline ? [o.xenCmdline] : [])].join(' ');
+    const xen = [
+      'console_timestamps=boot',
+      'dom0_mem=768M,max:768M',
+      'dom0_max_vcpus=2',
+      'loglvl=all',
+      'guest_loglvl=all',
+      ...(o.xenCmdline ? [o.xenCmdline] : []),
+    ].join(' ');
     const mb2 = 2 << 20;
     const initrdAddr = Math.ceil((ARM64_DOM0_KERNEL_ADDR + sizes.kernel) / mb2) * mb2 + mb2;
     return [
-      '-accel', 'tcg,thread=multi', '-machine', 'virt,virtualization=on,gic-version=3', '-cpu', 'max', '-smp', '2', '-m', '2048',
-      '-display', 'none', '-monitor', 'none', '-nic', 'none', '-no-reboot', '-serial', `file:${o.consoleLog}`,
-      '-kernel', o.xenImage, '-append', xen,
-      '-device', `guest-loader,addr=0x${ARM64_DOM0_KERNEL_ADDR.toString(16)},kernel=${o.dom0Kernel},bootargs=console=hvc0 earlycon=xen`,
-      '-device', `guest-loader,addr=0x${initrdAddr.toString(16)},initrd=${o.initramfs}`,
+      '-accel',
+      'tcg,thread=multi',
+      '-machine',
+      'virt,virtualization=on,gic-version=3',
+      '-cpu',
+      'max',
+      '-smp',
+      '2',
+      '-m',
+      '2048',
+      '-display',
+      'none',
+      '-monitor',
+      'none',
+      '-nic',
+      'none',
+      '-no-reboot',
+      '-serial',
+      `file:${o.consoleLog}`,
+      '-kernel',
+      o.xenImage,
+      '-append',
+      xen,
+      '-device',
+      `guest-loader,addr=0x${ARM64_DOM0_KERNEL_ADDR.toString(16)},kernel=${o.dom0Kernel},bootargs=console=hvc0 earlycon=xen`,
+      '-device',
+      `guest-loader,addr=0x${initrdAddr.toString(16)},initrd=${o.initramfs}`,
     ];
   }
   for (const p of [o.dom0Kernel, o.initramfs]) {
-    if (/[,\s]/.test(p)) throw new XspliceError('TRY_BAD_PATH', 'path must not contain commas or spaces (QEMU splits -initrd there)', { file: p }, 2);
+    if (/[,\s]/.test(p))
+      throw new XspliceError('TRY_BAD_PATH', 'path must not contain commas or spaces (QEMU splits -initrd there)', { file: p }, 2);
   }
-  const xen = ['console=com1', 'com1=115200,8n1', 'console_timestamps=boot', 'dom0_mem=1024M,max:1024M', 'dom0_max_vcpus=2',
-    'loglvl=all', 'guest_loglvl=all', ...(o.xenCmdline ? [o.xenCmdline] : [])].join(' ');
+  const xen = [
+    'console=com1',
+    'com1=115200,8n1',
+    'console_timestamps=boot',
+    'dom0_mem=1024M,max:1024M',
+    'dom0_max_vcpus=2',
+    'loglvl=all',
+    'guest_loglvl=all',
+    ...(o.xenCmdline ? [o.xenCmdline] : []),
+  ].join(' ');
   const accel = o.accel === 'kvm' ? ['-accel', 'kvm', '-cpu', 'host,smap=off'] : ['-accel', 'tcg,thread=multi', '-cpu', 'max,smap=off'];
   return [
-    ...accel, '-machine', 'pc', '-smp', '2', '-m', '3072', '-display', 'none', '-monitor', 'none', '-nic', 'none',
-    '-no-reboot', '-serial', `file:${o.consoleLog}`, '-kernel', o.xenImage, '-append', xen,
-    '-initrd', `${o.dom0Kernel} console=hvc0 earlyprintk=xen,${o.initramfs}`,
+    ...accel,
+    '-machine',
+    'pc',
+    '-smp',
+    '2',
+    '-m',
+    '3072',
+    '-display',
+    'none',
+    '-monitor',
+    'none',
+    '-nic',
+    'none',
+    '-no-reboot',
+    '-serial',
+    `file:${o.consoleLog}`,
+    '-kernel',
+    o.xenImage,
+    '-append',
+    xen,
+    '-initrd',
+    `${o.dom0Kernel} console=hvc0 earlyprintk=xen,${o.initramfs}`,
   ];
 }
 
@@ -166,7 +228,11 @@ export async function runQemu(o: QemuOptions): Promise<QemuOutcome> {
   process.on('exit', killer);
   // If nobody else handles these signals, a signal to us must not orphan QEMU: kill it, then exit
   // with the conventional status, as the default action would have.
-  const sigs: [NodeJS.Signals, number][] = [['SIGINT', 2], ['SIGTERM', 15], ['SIGHUP', 1]];
+  const sigs: [NodeJS.Signals, number][] = [
+    ['SIGINT', 2],
+    ['SIGTERM', 15],
+    ['SIGHUP', 1],
+  ];
   const sigHandlers: [NodeJS.Signals, () => void][] = [];
   for (const [sig, no] of sigs) {
     if (process.listenerCount(sig) > 0) continue;

@@ -59,7 +59,8 @@ export function payloadFacts(b: Buffer): PayloadFacts {
     const o = shoff + i * shentsize;
     if (shentsize < (is64 ? 64 : 40) || o + shentsize > b.length) return undefined;
     return {
-      name: b.readUInt32LE(o), type: b.readUInt32LE(o + 4),
+      name: b.readUInt32LE(o),
+      type: b.readUInt32LE(o + 4),
       off: is64 ? Number(b.readBigUInt64LE(o + 0x18)) : b.readUInt32LE(o + 0x10),
       size: is64 ? Number(b.readBigUInt64LE(o + 0x20)) : b.readUInt32LE(o + 0x14),
     };
@@ -161,7 +162,11 @@ export async function imageBuildId(file: string, _arch?: TryArch): Promise<strin
 
 function stockBuildAt(version: string, arch: TryArch, root: string, buildId: string): StockBuild {
   return {
-    version, arch, buildId, xenImage: join(root, ARCHES[arch].xenImage), xenSyms: join(root, ARCHES[arch].xenSyms),
+    version,
+    arch,
+    buildId,
+    xenImage: join(root, ARCHES[arch].xenImage),
+    xenSyms: join(root, ARCHES[arch].xenSyms),
     label: `Debian's Xen ${version} (${debArch(arch)})`,
   };
 }
@@ -181,7 +186,12 @@ export async function arm64LivepatchBuild(): Promise<StockBuild | undefined> {
   const id = await imageBuildId(join(dir, 'xen'));
   if (!id) return undefined;
   return {
-    version: PINNED_DEBIAN_XEN, arch: 'arm64', buildId: id, xenImage: join(dir, 'xen'), xenSyms: join(dir, 'xen-syms'), rebuilt: true,
+    version: PINNED_DEBIAN_XEN,
+    arch: 'arm64',
+    buildId: id,
+    xenImage: join(dir, 'xen'),
+    xenSyms: join(dir, 'xen-syms'),
+    rebuilt: true,
     label: `Xen ${PINNED_DEBIAN_XEN} (arm64) built from Debian's source with CONFIG_LIVEPATCH=y`,
   };
 }
@@ -219,7 +229,12 @@ export interface StockChoice {
  * Finds (fetching if needed) the Debian build whose image has `buildId`. Tries what is unpacked,
  * then the known table, then every version apt offers for the architecture. Undefined when none.
  */
-export async function findStockBuild(buildId: string, arch: TryArch, progress?: (m: string) => void, fetch = true): Promise<StockChoice | undefined> {
+export async function findStockBuild(
+  buildId: string,
+  arch: TryArch,
+  progress?: (m: string) => void,
+  fetch = true,
+): Promise<StockChoice | undefined> {
   const have = await unpackedBuilds(arch);
   const hit = have.find((b) => b.buildId === buildId);
   if (hit) return { build: hit, how: 'unpacked' };
@@ -228,7 +243,10 @@ export async function findStockBuild(buildId: string, arch: TryArch, progress?: 
   const known = KNOWN_DEBIAN_BUILDS.filter((k) => k.arch === arch && k.buildId === buildId).map((k) => k.version);
   let offered: string[] = [];
   try {
-    offered = (await runSetupScript(['xen-versions', debArch(arch)])).split('\n').map((s) => s.trim()).filter(Boolean);
+    offered = (await runSetupScript(['xen-versions', debArch(arch)]))
+      .split('\n')
+      .map((s) => s.trim())
+      .filter(Boolean);
   } catch {
     offered = [];
   }

@@ -16,7 +16,6 @@ import { runCli as cli } from '../helpers/cli.js';
 const EFI_RAW = '06d44821da0ad7671fd72bb991f319eb';
 const EFI_GUID_ORDER = '2148d4060ada67d71fd72bb991f319eb';
 
-
 describe.skipIf(missing('Debian Xen 4.17 binaries (.cache/debian)', haveDebianXen()))('Debian Xen 4.17', () => {
   it('xen-syms: 151b373f… recomputes with gnu-ld-sha1, and readelf agrees', async () => {
     const r = await readBuildId({ path: debianXen.xenSyms }, { verify: true });
@@ -101,7 +100,10 @@ describe.skipIf(missing('Debian Xen 4.17 binaries (.cache/debian)', haveDebianXe
     // A boot image alone: its id cannot be recomputed, and --verify says so with exit 1 (cli.md).
     const gz = await cli(['buildid', '--verify', '--json', debianXen.xenGz]);
     expect(gz.code).toBe(1);
-    expect(JSON.parse(gz.out)[0]).toMatchObject({ verified: null, notes: expect.arrayContaining([expect.stringMatching(/give xen-syms/)]) });
+    expect(JSON.parse(gz.out)[0]).toMatchObject({
+      verified: null,
+      notes: expect.arrayContaining([expect.stringMatching(/give xen-syms/)]),
+    });
     const gz2 = await cli(['buildid', '--verify', '--xen-syms', debianXen.xenSyms, debianXen.xenGz]);
     expect(gz2.code).toBe(0);
     expect(gz2.err).toMatch(/verified \(gnu-ld-sha1\)/);
@@ -112,12 +114,22 @@ describe('text and raw sources', () => {
   const XL = `host                   : dom0\nxen_major              : 4\nbuild_id               : ${XEN_BUILD_ID}\ncc_compiler            : gcc\n`;
   it('xl info text (from bytes or text), hex strings, raw sysfs bytes', async () => {
     expect(await readBuildId({ text: XL })).toMatchObject({ buildId: XEN_BUILD_ID, source: 'xl-info', verified: null });
-    expect(await readBuildId({ bytes: new TextEncoder().encode(XL), name: '-' })).toMatchObject({ buildId: XEN_BUILD_ID, source: 'xl-info', input: '-' });
-    expect(await readBuildId({ text: `0x${XEN_BUILD_ID.slice(0, 8)}:${XEN_BUILD_ID.slice(8)}` })).toMatchObject({ buildId: XEN_BUILD_ID, source: 'hex' });
+    expect(await readBuildId({ bytes: new TextEncoder().encode(XL), name: '-' })).toMatchObject({
+      buildId: XEN_BUILD_ID,
+      source: 'xl-info',
+      input: '-',
+    });
+    expect(await readBuildId({ text: `0x${XEN_BUILD_ID.slice(0, 8)}:${XEN_BUILD_ID.slice(8)}` })).toMatchObject({
+      buildId: XEN_BUILD_ID,
+      source: 'hex',
+    });
     const raw = Buffer.from(XEN_BUILD_ID, 'hex');
     expect(await readBuildId({ bytes: raw, name: 'buildid' })).toMatchObject({ buildId: XEN_BUILD_ID, source: 'sysfs' });
     // A file holding hex text is hex, not raw bytes.
-    expect(await readBuildId({ bytes: new TextEncoder().encode(XEN_BUILD_ID + '\n'), name: 'f' })).toMatchObject({ buildId: XEN_BUILD_ID, source: 'hex' });
+    expect(await readBuildId({ bytes: new TextEncoder().encode(XEN_BUILD_ID + '\n'), name: 'f' })).toMatchObject({
+      buildId: XEN_BUILD_ID,
+      source: 'hex',
+    });
     const v = await readBuildId({ text: XL }, { verify: true });
     expect(v.verified).toBeNull();
     expect(v.reason).toMatch(/cannot be recomputed/);

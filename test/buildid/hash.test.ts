@@ -14,7 +14,11 @@ import { toHex } from '../../src/buildid/note.js';
 import { Workdir } from './toolchain.js';
 
 const M = (1n << 64n) - 1n;
-const P1 = 0x9e3779b185ebca87n, P2 = 0xc2b2ae3d27d4eb4fn, P3 = 0x165667b19e3779f9n, P4 = 0x85ebca77c2b2ae63n, P5 = 0x27d4eb2f165667c5n;
+const P1 = 0x9e3779b185ebca87n,
+  P2 = 0xc2b2ae3d27d4eb4fn,
+  P3 = 0x165667b19e3779f9n,
+  P4 = 0x85ebca77c2b2ae63n,
+  P5 = 0x27d4eb2f165667c5n;
 const rotl = (x: bigint, r: bigint): bigint => ((x << r) | (x >> (64n - r))) & M;
 const rnd = (acc: bigint, v: bigint): bigint => (rotl((acc + v * P2) & M, 31n) * P1) & M;
 function refXxh64(b: Uint8Array, seed = 0n): bigint {
@@ -22,7 +26,10 @@ function refXxh64(b: Uint8Array, seed = 0n): bigint {
   let p = 0;
   let h: bigint;
   if (b.length >= 32) {
-    let v1 = (seed + P1 + P2) & M, v2 = (seed + P2) & M, v3 = seed, v4 = (seed - P1) & M;
+    let v1 = (seed + P1 + P2) & M,
+      v2 = (seed + P2) & M,
+      v3 = seed,
+      v4 = (seed - P1) & M;
     for (; p + 32 <= b.length; p += 32) {
       v1 = rnd(v1, dv.getBigUint64(p, true));
       v2 = rnd(v2, dv.getBigUint64(p + 8, true));
@@ -30,12 +37,12 @@ function refXxh64(b: Uint8Array, seed = 0n): bigint {
       v4 = rnd(v4, dv.getBigUint64(p + 24, true));
     }
     h = (rotl(v1, 1n) + rotl(v2, 7n) + rotl(v3, 12n) + rotl(v4, 18n)) & M;
-    for (const v of [v1, v2, v3, v4]) h = (((h ^ rnd(0n, v)) * P1) + P4) & M;
+    for (const v of [v1, v2, v3, v4]) h = ((h ^ rnd(0n, v)) * P1 + P4) & M;
   } else h = (seed + P5) & M;
   h = (h + BigInt(b.length)) & M;
-  for (; p + 8 <= b.length; p += 8) h = ((rotl(h ^ rnd(0n, dv.getBigUint64(p, true)), 27n) * P1) + P4) & M;
+  for (; p + 8 <= b.length; p += 8) h = (rotl(h ^ rnd(0n, dv.getBigUint64(p, true)), 27n) * P1 + P4) & M;
   if (p + 4 <= b.length) {
-    h = ((rotl(h ^ ((BigInt(dv.getUint32(p, true)) * P1) & M), 23n) * P2) + P3) & M;
+    h = (rotl(h ^ ((BigInt(dv.getUint32(p, true)) * P1) & M), 23n) * P2 + P3) & M;
     p += 4;
   }
   for (; p < b.length; p++) h = (rotl(h ^ ((BigInt(b[p]!) * P5) & M), 11n) * P1) & M;
@@ -104,8 +111,18 @@ describe('tree hashes', () => {
 describe('plans', () => {
   it('rangeMinus cuts zero ranges out of a file range, clipped and in order', () => {
     expect(rangeMinus(10, 20, [])).toEqual([{ kind: 'file', off: 10, len: 20 }]);
-    expect(rangeMinus(10, 20, [{ offset: 25, size: 2 }, { offset: 5, size: 7 }, { offset: 28, size: 10 }])).toEqual([
-      { kind: 'zero', len: 2 }, { kind: 'file', off: 12, len: 13 }, { kind: 'zero', len: 2 }, { kind: 'file', off: 27, len: 1 }, { kind: 'zero', len: 2 },
+    expect(
+      rangeMinus(10, 20, [
+        { offset: 25, size: 2 },
+        { offset: 5, size: 7 },
+        { offset: 28, size: 10 },
+      ]),
+    ).toEqual([
+      { kind: 'zero', len: 2 },
+      { kind: 'file', off: 12, len: 13 },
+      { kind: 'zero', len: 2 },
+      { kind: 'file', off: 27, len: 1 },
+      { kind: 'zero', len: 2 },
     ]);
   });
   it('the file executor (small window) and the memory executor feed the same bytes', () => {
@@ -114,8 +131,11 @@ describe('plans', () => {
       const data = new Uint8Array(randomBytes(300_000));
       writeFileSync(w.path('f'), data);
       const plan: Segment[] = [
-        { kind: 'data', data: new Uint8Array([1, 2, 3]) }, { kind: 'file', off: 5, len: 100_000 }, { kind: 'zero', len: 70_000 },
-        { kind: 'file', off: 0, len: 10 }, ...rangeMinus(200_000, 100_000, [{ offset: 250_000, size: 36 }]),
+        { kind: 'data', data: new Uint8Array([1, 2, 3]) },
+        { kind: 'file', off: 5, len: 100_000 },
+        { kind: 'zero', len: 70_000 },
+        { kind: 'file', off: 0, len: 10 },
+        ...rangeMinus(200_000, 100_000, [{ offset: 250_000, size: 36 }]),
       ];
       const a = createHasher('sha1');
       runPlan(plan, new MemorySource(data), a);
@@ -126,7 +146,17 @@ describe('plans', () => {
       } finally {
         closeSync(fd);
       }
-      const flat = new Uint8Array([1, 2, 3, ...data.subarray(5, 100_005), ...new Uint8Array(70_000), ...data.subarray(0, 10), ...data.subarray(200_000, 250_000), ...new Uint8Array(36), ...data.subarray(250_036, 300_000)]);
+      const flat = new Uint8Array([
+        1,
+        2,
+        3,
+        ...data.subarray(5, 100_005),
+        ...new Uint8Array(70_000),
+        ...data.subarray(0, 10),
+        ...data.subarray(200_000, 250_000),
+        ...new Uint8Array(36),
+        ...data.subarray(250_036, 300_000),
+      ]);
       const want = createHash('sha1').update(flat).digest('hex');
       expect(toHex(a.digest())).toBe(want);
       expect(toHex(b.digest())).toBe(want);
@@ -139,14 +169,20 @@ describe('plans', () => {
     try {
       const data = new Uint8Array(randomBytes(9 * 1024 * 1024 + 123));
       writeFileSync(w.path('big'), data);
-      const plan: Segment[] = [{ kind: 'data', data: new Uint8Array([9]) }, ...rangeMinus(17, data.length - 17, [{ offset: 5_000_000, size: 36 }]), { kind: 'file', off: 0, len: 5 }];
+      const plan: Segment[] = [
+        { kind: 'data', data: new Uint8Array([9]) },
+        ...rangeMinus(17, data.length - 17, [{ offset: 5_000_000, size: 36 }]),
+        { kind: 'file', off: 0, len: 5 },
+      ];
       const a = createHasher('sha1');
       runPlan(plan, new MemorySource(data), a);
       const fd = openSync(w.path('big'), 'r');
       const b = createHasher('sha1');
       try {
         await runPlanAsync(plan, new FileSource(fd, data.length, 1 << 20), b);
-        await expect(runPlanAsync([{ kind: 'file', off: 1, len: data.length }], new FileSource(fd, data.length), createHasher('md5'))).rejects.toThrow(/outside/);
+        await expect(
+          runPlanAsync([{ kind: 'file', off: 1, len: data.length }], new FileSource(fd, data.length), createHasher('md5')),
+        ).rejects.toThrow(/outside/);
       } finally {
         closeSync(fd);
       }
@@ -156,6 +192,8 @@ describe('plans', () => {
     }
   });
   it('a range outside the file is a FormatError, not a short hash', () => {
-    expect(() => runPlan([{ kind: 'file', off: 10, len: 100 }], new MemorySource(new Uint8Array(50)), createHasher('md5'))).toThrow(/outside the 50-byte file/);
+    expect(() => runPlan([{ kind: 'file', off: 10, len: 100 }], new MemorySource(new Uint8Array(50)), createHasher('md5'))).toThrow(
+      /outside the 50-byte file/,
+    );
   });
 });

@@ -64,13 +64,13 @@ describe.skipIf(missing('gcc, ld, objcopy', have('gcc') && have('ld') && have('o
     w.run('ld', '-m', 'i386pep', '--build-id=sha1', '-e', '_start', 'pe.obj', '-o', 'pe.exe');
   });
 
-  it('mutated ELF (ld -r and executable): success or the project\'s error only', () => {
+  it("mutated ELF (ld -r and executable): success or the project's error only", () => {
     for (const f of ['r.o', 'exe']) {
       const res = expectOnlyOwnErrors(mutations(w.read(f), 400, 256), f);
       expect(res.ok + res.refused).toBe(400);
     }
   });
-  it('mutated PE and gzip: success or the project\'s error only', () => {
+  it("mutated PE and gzip: success or the project's error only", () => {
     expectOnlyOwnErrors(mutations(w.read('pe.exe'), 400, 512), 'pe');
     expectOnlyOwnErrors(mutations(new Uint8Array(gzipSync(w.read('r.o'))), 200, 64), 'gz');
   });
@@ -94,12 +94,24 @@ describe.skipIf(missing('dist/ (npm run build)', built))('bin/xsplice buildid, w
     expect([xl.status, xl.stdout]).toEqual([0, `${XEN_BUILD_ID}  -\n`]);
     const raw = spawnSync(BIN, ['buildid', '--json', '-'], { input: Buffer.from(XEN_BUILD_ID, 'hex') });
     expect(raw.status).toBe(0);
-    expect(JSON.parse(raw.stdout.toString())).toEqual([{ ok: true, input: '-', buildId: XEN_BUILD_ID, source: 'sysfs', algorithm: null, verified: null, notes: [expect.stringMatching(/raw build-id bytes/)] }]);
+    expect(JSON.parse(raw.stdout.toString())).toEqual([
+      {
+        ok: true,
+        input: '-',
+        buildId: XEN_BUILD_ID,
+        source: 'sysfs',
+        algorithm: null,
+        verified: null,
+        notes: [expect.stringMatching(/raw build-id bytes/)],
+      },
+    ]);
   });
   it('unreadable input: exit 2, one line on stderr, one JSON document with the error', () => {
     const r = spawnSync(BIN, ['buildid', '--json', '/nonexistent/xen-syms'], { encoding: 'utf8' });
     expect(r.status).toBe(2);
     expect(r.stderr).toBe('xsplice: /nonexistent/xen-syms: no such file\n');
-    expect(JSON.parse(r.stdout)).toEqual([expect.objectContaining({ input: '/nonexistent/xen-syms', error: expect.objectContaining({ code: 'IO_ENOENT' }) })]);
+    expect(JSON.parse(r.stdout)).toEqual([
+      expect.objectContaining({ input: '/nonexistent/xen-syms', error: expect.objectContaining({ code: 'IO_ENOENT' }) }),
+    ]);
   });
 });

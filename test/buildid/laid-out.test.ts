@@ -68,7 +68,8 @@ describe('GNU ld build-id along the writer plan', () => {
     const b = new ObjectBuilder({ class: 64, littleEndian: true, machine: 62 });
     const note = b.addSection({ name: '.note.gnu.build-id', type: SHT.NOTE, flags: SHF.ALLOC, addralign: 4n, data: new Uint8Array(32) });
     const { bytes, plan } = b.writeWithPlan();
-    expect(() => patchGnuLdBuildIdLaidOut(gnuLdLayoutOfPlan(bytes, plan, 64), plan.sectionIndex.get(note)!, 'sha1', true))
-      .toThrow(expect.objectContaining({ code: 'BUILDID_SECTION_SIZE' }));
+    expect(() => patchGnuLdBuildIdLaidOut(gnuLdLayoutOfPlan(bytes, plan, 64), plan.sectionIndex.get(note)!, 'sha1', true)).toThrow(
+      expect.objectContaining({ code: 'BUILDID_SECTION_SIZE' }),
+    );
   });
 });

@@ -7,9 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { randomBytes } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { readElf } from '../../src/elf/reader.js';
-import {
-  computeElfAlgorithm, findBuildIdNotes, readBuildId, toHex, type BuildIdResult,
-} from '../../src/buildid/index.js';
+import { computeElfAlgorithm, findBuildIdNotes, readBuildId, toHex, type BuildIdResult } from '../../src/buildid/index.js';
 import { readElfMetadata } from '../../src/buildid/sparse.js';
 import { FileSource } from '../../src/buildid/stream.js';
 import { closeSync, openSync, statSync } from 'node:fs';
@@ -52,7 +50,9 @@ function expectMetadataReadAgrees(path: string): void {
     const meta = readElfMetadata(src, path);
     expect(meta.header.shnum).toBe(full.header.shnum);
     expect(meta.header.phoff).toBe(full.header.phoff);
-    expect(meta.sections.map((s) => [s.index, s.name, s.type, s.offset, s.size])).toEqual(full.sections.map((s) => [s.index, s.name, s.type, s.offset, s.size]));
+    expect(meta.sections.map((s) => [s.index, s.name, s.type, s.offset, s.size])).toEqual(
+      full.sections.map((s) => [s.index, s.name, s.type, s.offset, s.size]),
+    );
     expect(findBuildIdNotes(meta)).toEqual(findBuildIdNotes(full));
     const note = findBuildIdNotes(full)[0]!;
     const algo = note.id.length === 20 ? 'gnu-ld-sha1' : 'gnu-ld-md5';
@@ -65,7 +65,11 @@ function expectMetadataReadAgrees(path: string): void {
 /** Asserts the stored id recomputes with `algo`, and that a changed hashed byte breaks it. */
 async function expectRecomputes(path: string, algo: string, mutateSection = '.text'): Promise<BuildIdResult> {
   const r = await verify(path);
-  expect({ verified: r.verified, algorithm: r.algorithm, reason: r.reason }).toEqual({ verified: true, algorithm: algo, reason: undefined });
+  expect({ verified: r.verified, algorithm: r.algorithm, reason: r.reason }).toEqual({
+    verified: true,
+    algorithm: algo,
+    reason: undefined,
+  });
   expect(r.buildId).toBe(readelfId(path));
   const bad = mutate(path, mutateSection, path + '.mut');
   const rb = await verify(bad);
@@ -129,7 +133,11 @@ describe.skipIf(missing('gcc and GNU ld', have('gcc') && have('ld') && have('rea
     });
     it(`--package-metadata: the FDO note reads as zero too (${algo})`, async () => {
       w.run('gcc', `-Wl,${bid}`, '-Wl,--package-metadata={"type":"deb"}', 'a.c', 'b.c', '-o', `pm-${algo}`);
-      expect(readElf(w.read(`pm-${algo}`)).notes().some((n) => n.name === 'FDO')).toBe(true);
+      expect(
+        readElf(w.read(`pm-${algo}`))
+          .notes()
+          .some((n) => n.name === 'FDO'),
+      ).toBe(true);
       await expectRecomputes(w.path(`pm-${algo}`), A);
       expectMetadataReadAgrees(w.path(`pm-${algo}`));
     });
@@ -249,7 +257,15 @@ describe.skipIf(missing('ld.gold', have('ld.gold') && have('gcc')))('gold: whole
   it('--build-id=tree: plain sha1 below the 40 MiB threshold; the md5-chunk tree above it', async () => {
     w.run('ld.gold', '--build-id=tree', 'gblob.o', '-o', 'gtree-small');
     await expectRecomputes(w.path('gtree-small'), 'gold-sha1', '.data');
-    w.run('ld.gold', '--build-id=tree', '--build-id-min-file-size-for-treehash=0', '--build-id-chunk-size-for-treehash=1048576', 'gblob.o', '-o', 'gtree');
+    w.run(
+      'ld.gold',
+      '--build-id=tree',
+      '--build-id-min-file-size-for-treehash=0',
+      '--build-id-chunk-size-for-treehash=1048576',
+      'gblob.o',
+      '-o',
+      'gtree',
+    );
     const elf = readElf(w.read('gtree'));
     const note = findBuildIdNotes(elf)[0]!;
     expect(toHex(computeElfAlgorithm(elf, 'gold-tree', note, undefined, { minFileSize: 0, chunkSize: 1 << 20 }))).toBe(toHex(note.id));
@@ -300,40 +316,47 @@ for (const lld of LLDS) {
       });
     }
     // gcc drives ld.lld (14) with -fuse-ld=lld; lld 16 is only reachable directly.
-    if (!lld.v15) it('gcc -fuse-ld=lld PIE', async () => {
-      w.run('gcc', '-fuse-ld=lld', '-Wl,--build-id=sha1', 'a.c', 'b.c', '-o', `${pre}-pie`);
-      await expectRecomputes(w.path(`${pre}-pie`), 'lld14-sha1');
-    });
+    if (!lld.v15)
+      it('gcc -fuse-ld=lld PIE', async () => {
+        w.run('gcc', '-fuse-ld=lld', '-Wl,--build-id=sha1', 'a.c', 'b.c', '-o', `${pre}-pie`);
+        await expectRecomputes(w.path(`${pre}-pie`), 'lld14-sha1');
+      });
   });
 }
 
-describe.skipIf(missing('GNU ld PE emulations (i386pep, i386pe) and objcopy', have('ld') && have('objcopy') && have('objdump')))('GNU ld PE/COFF: CodeView GUID', () => {
-  // GNU ld makes the .buildid section only when a COFF input is present (buildid.md part 1b):
-  // the ELF object is converted to COFF with objcopy first.
-  beforeAll(() => {
-    w.write('pe.c', 'int data_word = 5;\nvoid _start(void) { for (;;) data_word++; }\n');
-    w.run('gcc', '-O1', '-fno-asynchronous-unwind-tables', '-c', 'pe.c', '-o', 'pe64.o');
-    w.run('objcopy', '-O', 'pe-x86-64', 'pe64.o', 'pe64.obj');
-    w.run('gcc', '-m32', '-O1', '-fno-asynchronous-unwind-tables', '-c', 'pe.c', '-o', 'pe32.o');
-    w.run('objcopy', '-O', 'pe-i386', 'pe32.o', 'pe32.obj');
-  });
-  for (const [emu, obj, magic] of [['i386pep', 'pe64.obj', 'PE32+'], ['i386pe', 'pe32.obj', 'PE32']] as const) {
-    for (const algo of ['sha1', 'md5'] as const) {
-      it(`ld -m ${emu} --build-id=${algo} (${magic}): raw GUID reported, objdump's order named, recomputed`, async () => {
-        const out = `${emu}-${algo}.exe`;
-        w.run('ld', '-m', emu, `--build-id=${algo}`, '-e', emu === 'i386pe' ? '__start' : '_start', obj, '-o', out);
-        const dump = w.run('objdump', '-p', out);
-        expect(dump).toContain(`(${magic})`);
-        const sig = /RSDS signature ([0-9a-f]{32})/.exec(dump)![1]!;
-        const r = await verify(w.path(out));
-        expect(r).toMatchObject({ source: 'pe', guidOrder: sig, verified: true, algorithm: `pe-gnu-ld-${algo}` });
-        expect(r.buildId).not.toBe(sig);
-        const bytes = w.read(out);
-        const bad = bytes.slice();
-        bad[bytes.length - 1] ^= 0x80; // the COFF string table: hashed (only the headers and the record are not)
-        writeFileSync(w.path(out + '.mut'), bad);
-        expect((await verify(w.path(out + '.mut'))).verified).toBe(false);
-      });
+describe.skipIf(missing('GNU ld PE emulations (i386pep, i386pe) and objcopy', have('ld') && have('objcopy') && have('objdump')))(
+  'GNU ld PE/COFF: CodeView GUID',
+  () => {
+    // GNU ld makes the .buildid section only when a COFF input is present (buildid.md part 1b):
+    // the ELF object is converted to COFF with objcopy first.
+    beforeAll(() => {
+      w.write('pe.c', 'int data_word = 5;\nvoid _start(void) { for (;;) data_word++; }\n');
+      w.run('gcc', '-O1', '-fno-asynchronous-unwind-tables', '-c', 'pe.c', '-o', 'pe64.o');
+      w.run('objcopy', '-O', 'pe-x86-64', 'pe64.o', 'pe64.obj');
+      w.run('gcc', '-m32', '-O1', '-fno-asynchronous-unwind-tables', '-c', 'pe.c', '-o', 'pe32.o');
+      w.run('objcopy', '-O', 'pe-i386', 'pe32.o', 'pe32.obj');
+    });
+    for (const [emu, obj, magic] of [
+      ['i386pep', 'pe64.obj', 'PE32+'],
+      ['i386pe', 'pe32.obj', 'PE32'],
+    ] as const) {
+      for (const algo of ['sha1', 'md5'] as const) {
+        it(`ld -m ${emu} --build-id=${algo} (${magic}): raw GUID reported, objdump's order named, recomputed`, async () => {
+          const out = `${emu}-${algo}.exe`;
+          w.run('ld', '-m', emu, `--build-id=${algo}`, '-e', emu === 'i386pe' ? '__start' : '_start', obj, '-o', out);
+          const dump = w.run('objdump', '-p', out);
+          expect(dump).toContain(`(${magic})`);
+          const sig = /RSDS signature ([0-9a-f]{32})/.exec(dump)![1]!;
+          const r = await verify(w.path(out));
+          expect(r).toMatchObject({ source: 'pe', guidOrder: sig, verified: true, algorithm: `pe-gnu-ld-${algo}` });
+          expect(r.buildId).not.toBe(sig);
+          const bytes = w.read(out);
+          const bad = bytes.slice();
+          bad[bytes.length - 1] ^= 0x80; // the COFF string table: hashed (only the headers and the record are not)
+          writeFileSync(w.path(out + '.mut'), bad);
+          expect((await verify(w.path(out + '.mut'))).verified).toBe(false);
+        });
+      }
     }
-  }
-});
+  },
+);

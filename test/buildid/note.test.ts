@@ -7,7 +7,10 @@ import { FormatError } from '../../src/errors.js';
 import { buildIdNoteSize, encodeBuildIdNote, isHexId, parseBuildIdNote, parseHexId, toHex } from '../../src/buildid/note.js';
 
 /** A small builder for (possibly malformed) notes that is not the encoder under test. */
-function rawNote(f: { namesz: number; descsz: number; type: number; name?: number[]; body?: number[]; size?: number }, le = true): Uint8Array {
+function rawNote(
+  f: { namesz: number; descsz: number; type: number; name?: number[]; body?: number[]; size?: number },
+  le = true,
+): Uint8Array {
   const out = new Uint8Array(f.size ?? 12 + (f.name?.length ?? 0) + (f.body?.length ?? 0));
   const dv = new DataView(out.buffer);
   dv.setUint32(0, f.namesz, le);
@@ -57,10 +60,17 @@ describe("parseBuildIdNote: Xen's checks, in Xen's order", () => {
     expect(parseBuildIdNote(rawNote({ namesz: 0, descsz: 999, type: 1, size: 16 }))).toMatchObject({ ok: false, errno: 'ENODATA' });
   });
   it('namesz + descsz overflowing 32 bits → EINVAL', () => {
-    expect(parseBuildIdNote(rawNote({ namesz: 0xffffffff, descsz: 2, type: 3, size: 16 }))).toMatchObject({ ok: false, errno: 'EINVAL', reason: expect.stringMatching(/overflow/) });
+    expect(parseBuildIdNote(rawNote({ namesz: 0xffffffff, descsz: 2, type: 3, size: 16 }))).toMatchObject({
+      ok: false,
+      errno: 'EINVAL',
+      reason: expect.stringMatching(/overflow/),
+    });
   });
   it('namesz < 4 → EINVAL', () => {
-    expect(parseBuildIdNote(rawNote({ namesz: 3, descsz: 1, type: 3, name: [0x47, 0x4e, 0x55], body: [1] }))).toMatchObject({ ok: false, errno: 'EINVAL' });
+    expect(parseBuildIdNote(rawNote({ namesz: 3, descsz: 1, type: 3, name: [0x47, 0x4e, 0x55], body: [1] }))).toMatchObject({
+      ok: false,
+      errno: 'EINVAL',
+    });
   });
   it('namesz + descsz > n_sz - 12 (unaligned) → EINVAL; exactly equal is accepted', () => {
     const fits = rawNote({ namesz: 4, descsz: 4, type: 3, name: GNU, body: [1, 2, 3, 4] });
@@ -68,18 +78,28 @@ describe("parseBuildIdNote: Xen's checks, in Xen's order", () => {
     expect(parseBuildIdNote(fits.subarray(0, fits.length - 1))).toMatchObject({ ok: false, errno: 'EINVAL' });
   });
   it('owner not "GNU" → ENODATA; strncmp stops at the NUL, so "GNU\\0xyz" passes', () => {
-    expect(parseBuildIdNote(rawNote({ namesz: 4, descsz: 4, type: 3, name: [0x47, 0x4e, 0x56, 0], body: [1, 2, 3, 4] }))).toMatchObject({ ok: false, errno: 'ENODATA' });
+    expect(parseBuildIdNote(rawNote({ namesz: 4, descsz: 4, type: 3, name: [0x47, 0x4e, 0x56, 0], body: [1, 2, 3, 4] }))).toMatchObject({
+      ok: false,
+      errno: 'ENODATA',
+    });
     const long = rawNote({ namesz: 8, descsz: 4, type: 3, name: [...GNU, 0x78, 0x79, 0x7a, 0], body: [9, 9, 9, 9] });
     expect(parseBuildIdNote(long)).toEqual({ ok: true, id: new Uint8Array([9, 9, 9, 9]) });
   });
   it('descsz == 0 → EINVAL (the live-patch callers), after the owner check', () => {
-    expect(parseBuildIdNote(rawNote({ namesz: 4, descsz: 0, type: 3, name: GNU }))).toMatchObject({ ok: false, errno: 'EINVAL', reason: expect.stringMatching(/descsz is 0/) });
+    expect(parseBuildIdNote(rawNote({ namesz: 4, descsz: 0, type: 3, name: GNU }))).toMatchObject({
+      ok: false,
+      errno: 'EINVAL',
+      reason: expect.stringMatching(/descsz is 0/),
+    });
     expect(parseBuildIdNote(rawNote({ namesz: 4, descsz: 0, type: 3, name: [0, 0, 0, 0] }))).toMatchObject({ ok: false, errno: 'ENODATA' });
   });
   it('only the first note counts', () => {
     const two = new Uint8Array([...encodeBuildIdNote(new Uint8Array([1, 1, 1, 1])), ...encodeBuildIdNote(new Uint8Array([2, 2]))]);
     expect(parseBuildIdNote(two)).toEqual({ ok: true, id: new Uint8Array([1, 1, 1, 1]) });
-    const badFirst = new Uint8Array([...rawNote({ namesz: 4, descsz: 4, type: 1, name: GNU, body: [0, 0, 0, 0] }), ...encodeBuildIdNote(new Uint8Array([2]))]);
+    const badFirst = new Uint8Array([
+      ...rawNote({ namesz: 4, descsz: 4, type: 1, name: GNU, body: [0, 0, 0, 0] }),
+      ...encodeBuildIdNote(new Uint8Array([2])),
+    ]);
     expect(parseBuildIdNote(badFirst)).toMatchObject({ ok: false, errno: 'ENODATA' });
   });
   it('a hostile descriptor past the section (name padding) is refused, never read out of bounds', () => {

@@ -6,9 +6,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { existsSync, readdirSync, readFileSync, statSync, chmodSync } from 'node:fs';
 import { readElf } from '../../src/elf/reader.js';
-import {
-  findBuildIdNotes, patchGnuLdBuildId, readBuildId, setBuildId, setBuildIdWithId, toHex,
-} from '../../src/buildid/index.js';
+import { findBuildIdNotes, patchGnuLdBuildId, readBuildId, setBuildId, setBuildIdWithId, toHex } from '../../src/buildid/index.js';
 import { missing } from '../helpers/debian.js';
 import { SOURCES, Workdir, have } from './toolchain.js';
 import { runCli, type CliRun } from '../helpers/cli.js';
@@ -69,7 +67,7 @@ describe.skipIf(missing('gcc, GNU ld, readelf', have('gcc') && have('ld') && hav
     w.run('ld', '-r', out, '-o', 'restamped-linked.o');
   });
 
-  it('patchGnuLdBuildId reproduces GNU ld: blanking the note of an ld -r output and patching gives ld\'s id', () => {
+  it("patchGnuLdBuildId reproduces GNU ld: blanking the note of an ld -r output and patching gives ld's id", () => {
     for (const algo of ['sha1', 'md5'] as const) {
       w.run('ld', '-r', `--build-id=${algo}`, 'a.o', 'b.o', '-o', `p-${algo}.o`);
       const bytes = w.read(`p-${algo}.o`);
@@ -84,7 +82,9 @@ describe.skipIf(missing('gcc, GNU ld, readelf', have('gcc') && have('ld') && hav
   it('patchGnuLdBuildId refuses a missing or wrongly sized section', () => {
     expect(() => patchGnuLdBuildId(w.read('a.o'), 'sha1')).toThrow(expect.objectContaining({ code: 'BUILDID_NO_SECTION' }));
     const md5 = setBuildId(w.read('a.o'), 'md5');
-    expect(() => patchGnuLdBuildId(md5, 'sha1')).toThrow(expect.objectContaining({ code: 'BUILDID_SECTION_SIZE', message: expect.stringMatching(/expected 36, found 32/) }));
+    expect(() => patchGnuLdBuildId(md5, 'sha1')).toThrow(
+      expect.objectContaining({ code: 'BUILDID_SECTION_SIZE', message: expect.stringMatching(/expected 36, found 32/) }),
+    );
   });
 
   it('refuses executables (not ET_REL)', () => {
@@ -106,7 +106,13 @@ describe.skipIf(missing('gcc, GNU ld, readelf', have('gcc') && have('ld') && hav
     const before = readFileSync(w.path('a.o'));
     const o = await cli('buildid', 'set', w.path('a.o'), '--style', 'md5', '-o', w.path('out-md5.o'), '--json');
     expect(o.code).toBe(0);
-    expect(JSON.parse(o.out)).toMatchObject({ input: w.path('a.o'), output: w.path('out-md5.o'), style: 'md5', algorithm: 'gnu-ld-md5', buildId: readelfId(w.path('out-md5.o')) });
+    expect(JSON.parse(o.out)).toMatchObject({
+      input: w.path('a.o'),
+      output: w.path('out-md5.o'),
+      style: 'md5',
+      algorithm: 'gnu-ld-md5',
+      buildId: readelfId(w.path('out-md5.o')),
+    });
     expect(readFileSync(w.path('a.o'))).toEqual(before);
 
     const hx = await cli('buildid', 'set', w.path('a.o'), '--style', '0xdead:beef', '-o', w.path('out-hex.o'));

@@ -111,7 +111,9 @@ describe('verify: one stderr line per refused payload, with what was expected an
     const r = await cli('verify', p('a.livepatch'), p('c.livepatch'), ...XEN);
     expect(r.out).toContain('(docs/rules.md#depends_mismatch)');
     expect(r.out).not.toMatch(/§/);
-    const j = oneJson((await cli('verify', p('c.livepatch'), ...XEN, '--json')).out) as { payloads: { diagnostics: { code: string; rule: string }[] }[] };
+    const j = oneJson((await cli('verify', p('c.livepatch'), ...XEN, '--json')).out) as {
+      payloads: { diagnostics: { code: string; rule: string }[] }[];
+    };
     for (const d of j.payloads[0]!.diagnostics) expect(d.rule).toBe(`docs/rules.md#${d.code.toLowerCase()}`);
   });
 
@@ -123,7 +125,9 @@ describe('verify: one stderr line per refused payload, with what was expected an
       expect(r.code).toBe(1);
       const line = r.err.split('\n').find((l) => l.startsWith(`xsplice: ${p('g.livepatch')}: refused`));
       expect(line).toMatch(/XEN_DEPENDS_MISMATCH: .*expected xen_depends [0-9a-f]{32} \(the hypervisor\), found 39a640e6/);
-      expect(line).toMatch(/XEN is an EFI image: its build-id [0-9a-f]{32} .* differs by design from the ELF id of xen-syms and xen\.gz; verify against xen-syms when the host boots xen\.gz/);
+      expect(line).toMatch(
+        /XEN is an EFI image: its build-id [0-9a-f]{32} .* differs by design from the ELF id of xen-syms and xen\.gz; verify against xen-syms when the host boots xen\.gz/,
+      );
     });
   });
 });
@@ -158,7 +162,10 @@ describe('errors name the file that is wrong; outputs', () => {
   describe.skipIf(missing("Debian's Xen 4.17 (scripts/setup-deps.sh xen)", haveDebianXen()))('build -o DIR/', () => {
     it('writes DIR/<first object>.livepatch, as livepatch-build users expect', async () => {
       const obj = p('xen_extra_version.o');
-      const cflags = execFileSync('cat', [join(REPO, 'examples/xen-cflags')]).toString().split(/\s+/).filter(Boolean);
+      const cflags = execFileSync('cat', [join(REPO, 'examples/xen-cflags')])
+        .toString()
+        .split(/\s+/)
+        .filter(Boolean);
       execFileSync('gcc', [...cflags, '-c', join(REPO, 'examples/xen-extra-version/xen_extra_version.c'), '-o', obj]);
       mkdirSync(p('out'), { recursive: true });
       const r = await cli('build', obj, '-o', p('out') + '/', '--xen', debianXen.xenSyms, '--patch', 'xen_extra_version', '--json');
@@ -166,7 +173,16 @@ describe('errors name the file that is wrong; outputs', () => {
       expect(readdirSync(p('out'))).toEqual(['xen_extra_version.livepatch']);
       expect(oneJson(r.out)).toMatchObject({ ok: true, file: p('out/xen_extra_version.livepatch') });
       // livepatch-build's --xen-syms is taken as --xen.
-      const alias = await cli('build', obj, '-o', p('out/alias.livepatch'), '--xen-syms', debianXen.xenSyms, '--patch', 'xen_extra_version');
+      const alias = await cli(
+        'build',
+        obj,
+        '-o',
+        p('out/alias.livepatch'),
+        '--xen-syms',
+        debianXen.xenSyms,
+        '--patch',
+        'xen_extra_version',
+      );
       expect(alias.code).toBe(0);
       expect(existsSync(p('out/alias.livepatch'))).toBe(true);
       expect((await cli('verify', p('out/alias.livepatch'), '--xen-syms', debianXen.xenSyms)).code).toBe(0);
@@ -185,7 +201,9 @@ describe('inspect refuses what is not a payload', () => {
     const r = await cli('inspect', p('a.o'));
     expect(r.code).toBe(2);
     expect(r.out).toBe('');
-    expect(r.err).toBe(`xsplice: ${p('a.o')}: not a live-patch payload: no .livepatch.depends, .livepatch.funcs, .xsplice.depends or .xsplice.funcs section\n`);
+    expect(r.err).toBe(
+      `xsplice: ${p('a.o')}: not a live-patch payload: no .livepatch.depends, .livepatch.funcs, .xsplice.depends or .xsplice.funcs section\n`,
+    );
   });
 
   it('a damaged funcs section is an error that says what was expected and found', async () => {
@@ -195,7 +213,9 @@ describe('inspect refuses what is not a payload', () => {
     const r = await cli('inspect', p('damaged.livepatch'), '--json');
     expect(r.code).toBe(2);
     expect(oneJson(r.out)).toMatchObject({ ok: false, error: { code: 'FUNCS_DAMAGED' } });
-    expect(r.err).toMatch(/section \.livepatch\.funcs: damaged funcs section: no payload ABI reads it \(expected a multiple of an entry size: .*104 \(version 2\).*, found size 100/);
+    expect(r.err).toMatch(
+      /section \.livepatch\.funcs: damaged funcs section: no payload ABI reads it \(expected a multiple of an entry size: .*104 \(version 2\).*, found size 100/,
+    );
   });
 });
 
@@ -203,7 +223,9 @@ describe('buildid --verify', () => {
   it('a hex id cannot be recomputed: exit 1 and it says so', async () => {
     const r = await cli('buildid', '--verify', 'ee'.repeat(20));
     expect(r.code).toBe(1);
-    expect(r.err).toBe(`xsplice: ${'ee'.repeat(20)}: cannot verify: the id cannot be recomputed: a hex build-id has no file to recompute it from\n`);
+    expect(r.err).toBe(
+      `xsplice: ${'ee'.repeat(20)}: cannot verify: the id cannot be recomputed: a hex build-id has no file to recompute it from\n`,
+    );
     const j = oneJson((await cli('buildid', '--verify', '--json', 'ee'.repeat(20))).out) as Record<string, unknown>[];
     expect(j[0]).toMatchObject({ ok: false, verified: null, reason: expect.stringMatching(/no file/) });
   });
@@ -246,7 +268,9 @@ describe("livepatch-build-tools' option names", () => {
     expect((await cli('verify', p('a.livepatch'), '--xen-syms', FIXTURE_XEN_ID, '--xen-version', '4.17.7')).code).toBe(0);
     const r = await cli('verify', p('a.livepatch'), ...XEN, '--depends', FIXTURE_OWN_ID, '--json');
     expect(r.code).toBe(2);
-    expect(r.err).toBe("xsplice: unknown option '--depends'\nxsplice: hint: livepatch-build's --depends ID is `xsplice build --depends PAYLOAD|HEX`\n");
+    expect(r.err).toBe(
+      "xsplice: unknown option '--depends'\nxsplice: hint: livepatch-build's --depends ID is `xsplice build --depends PAYLOAD|HEX`\n",
+    );
     expect(oneJson(r.out)).toMatchObject({ ok: false, error: { code: 'USAGE', hint: expect.stringMatching(/xsplice build --depends/) } });
     const x = await cli('build', p('a.o'), '-o', p('x.livepatch'), '--xen-depends', FIXTURE_XEN_ID);
     expect(x.err).toMatch(/hint: xsplice takes xen_depends from --xen XEN/);

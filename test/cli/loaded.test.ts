@@ -28,18 +28,22 @@ function payload(tag: string, own: string, dep: string): Uint8Array {
 // What xen-livepatch list prints (tools/misc/xen-livepatch.c, 4.14+): "%-40.*s| %s", then
 // "    | " and the metadata.
 const row = (name: string, state: string, meta = '', rc = ''): string => `${name.padEnd(40)}| ${state}${rc}    | ${meta}`;
-const HEAD = ' ID                                     | status     | metadata\n----------------------------------------+------------+---------------\n';
+const HEAD =
+  ' ID                                     | status     | metadata\n----------------------------------------+------------+---------------\n';
 
 const cli = (...argv: string[]): Promise<CliRun> => runCli(argv);
 
 describe('parseLivepatchList', () => {
   it('reads the 4.14+ rows (state, rc, metadata), the older two-column rows, and "Nothing to list"', () => {
-    const text = HEAD + row('a', 'APPLIED', 'LIVEPATCH_RULEZ=1;') + '\n' + row('b', 'CHECKED', '', ' (-11, Resource temporarily unavailable)') + '\n';
+    const text =
+      HEAD + row('a', 'APPLIED', 'LIVEPATCH_RULEZ=1;') + '\n' + row('b', 'CHECKED', '', ' (-11, Resource temporarily unavailable)') + '\n';
     expect(parseLivepatchList(text)).toEqual([
       { name: 'a', state: 'APPLIED', rc: null, metadata: 'LIVEPATCH_RULEZ=1;' },
       { name: 'b', state: 'CHECKED', rc: -11, metadata: null },
     ]);
-    const old = ' ID                                     | status\n----------------------------------------+------------\n' + `${'xen_hello'.padEnd(40)}| APPLIED\n`;
+    const old =
+      ' ID                                     | status\n----------------------------------------+------------\n' +
+      `${'xen_hello'.padEnd(40)}| APPLIED\n`;
     expect(parseLivepatchList(old)).toEqual([{ name: 'xen_hello', state: 'APPLIED', rc: null, metadata: null }]);
     const long = 'n'.repeat(50);
     expect(parseLivepatchList(`${long}| CHECKED    | \n`)[0]).toMatchObject({ name: long, state: 'CHECKED' });
@@ -47,9 +51,13 @@ describe('parseLivepatchList', () => {
   });
 
   it('a line that is not a row is a format error naming the line', () => {
-    expect(() => parseLivepatchList(HEAD + 'hello world\n', 'list.txt')).toThrow(expect.objectContaining({
-      code: 'LOADED_LIST_FORMAT', exitCode: 2, message: expect.stringMatching(/^list\.txt: line 3 is not a row of `xen-livepatch list` output/),
-    }));
+    expect(() => parseLivepatchList(HEAD + 'hello world\n', 'list.txt')).toThrow(
+      expect.objectContaining({
+        code: 'LOADED_LIST_FORMAT',
+        exitCode: 2,
+        message: expect.stringMatching(/^list\.txt: line 3 is not a row of `xen-livepatch list` output/),
+      }),
+    );
   });
 });
 
@@ -69,7 +77,9 @@ describe('verifyAgainstLoaded', () => {
   it('without files: a payload built on the hypervisor is refused when something is applied; one built on something else is not checked, and says so', () => {
     const r = verifyAgainstLoaded([{ file: 'b0.livepatch', bytes: b0 }], fakeTarget(), [{ entry: entry('a', 'APPLIED') }]);
     expect(r.payloads[0]).toMatchObject({ ok: false, errno: 'EINVAL', refusedAt: 'apply' });
-    expect(r.payloads[0]!.diagnostics.find((d) => d.code === 'DEPENDS_MISMATCH')!.message).toMatch(/^livepatch: b0: check against a build-id failed \(it depends on the hypervisor 39a640e6/);
+    expect(r.payloads[0]!.diagnostics.find((d) => d.code === 'DEPENDS_MISMATCH')!.message).toMatch(
+      /^livepatch: b0: check against a build-id failed \(it depends on the hypervisor 39a640e6/,
+    );
     // The same payload on an empty host is accepted.
     expect(verifyAgainstLoaded([{ file: 'b0.livepatch', bytes: b0 }], fakeTarget(), []).ok).toBe(true);
     const s = verifyAgainstLoaded([{ file: 'b.livepatch', bytes: b }], fakeTarget(), [{ entry: entry('a', 'APPLIED') }]);
@@ -88,7 +98,10 @@ describe('verifyAgainstLoaded', () => {
     ]);
     expect(ok.loaded).toEqual([{ name: 'a', state: 'APPLIED', file: 'a.livepatch', used: 'simulated', buildId: A_ID, ok: true }]);
     const bad = verifyAgainstLoaded([{ file: 'b0.livepatch', bytes: b0 }], fakeTarget(), loaded);
-    expect(bad.payloads[0]!.diagnostics[0]).toMatchObject({ code: 'DEPENDS_MISMATCH', message: 'livepatch: b0: check against a build-id failed' });
+    expect(bad.payloads[0]!.diagnostics[0]).toMatchObject({
+      code: 'DEPENDS_MISMATCH',
+      message: 'livepatch: b0: check against a build-id failed',
+    });
     // Applied payloads listed out of order are stacked by their depends chain.
     const c = payload('c', C_ID, B_ID);
     const two: LoadedInput[] = [{ entry: entry('b', 'APPLIED'), file: 'b.livepatch', bytes: b }, ...loaded];
@@ -110,7 +123,10 @@ describe('verifyAgainstLoaded: CHECKED payloads', () => {
     expect(again.payloads[0]).toMatchObject({ ok: false, errno: 'EEXIST', refusedAt: 'upload' });
     // Applied on top of it, b would be refused: a is not applied.
     const b = payload('b', B_ID, A_ID);
-    expect(verifyAgainstLoaded([{ file: 'b.livepatch', bytes: b }], fakeTarget(), loaded).payloads[0]!.diagnostics[0]).toMatchObject({ code: 'DEPENDS_MISMATCH', message: 'livepatch: b: check against hypervisor build-id failed' });
+    expect(verifyAgainstLoaded([{ file: 'b.livepatch', bytes: b }], fakeTarget(), loaded).payloads[0]!.diagnostics[0]).toMatchObject({
+      code: 'DEPENDS_MISMATCH',
+      message: 'livepatch: b: check against hypervisor build-id failed',
+    });
   });
 });
 
@@ -134,7 +150,9 @@ describe('xsplice verify --loaded', () => {
     expect(JSON.parse(ok.out)).toMatchObject({ ok: true, loaded: [{ name: 'a', used: 'simulated', file: p('lp/a.livepatch') }] });
     const bad = await cli('verify', p('b0.livepatch'), ...XEN, '--loaded', p('list.txt'), '--loaded-dir', p('lp'));
     expect(bad.code).toBe(1);
-    expect(bad.err).toContain(`xsplice: ${p('b0.livepatch')}: refused at apply (EINVAL): DEPENDS_MISMATCH: livepatch: b0: check against a build-id failed; expected depends ${A_ID} (a), found ${FIXTURE_XEN_ID}`);
+    expect(bad.err).toContain(
+      `xsplice: ${p('b0.livepatch')}: refused at apply (EINVAL): DEPENDS_MISMATCH: livepatch: b0: check against a build-id failed; expected depends ${A_ID} (a), found ${FIXTURE_XEN_ID}`,
+    );
     // Without --loaded the same payload is accepted (nothing is applied).
     expect((await cli('verify', p('b0.livepatch'), ...XEN)).code).toBe(0);
   });

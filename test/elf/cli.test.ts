@@ -13,7 +13,6 @@ import { runCli as cli } from '../helpers/cli.js';
 
 afterAll(removeTempDirs);
 
-
 describe('xsplice elf (in-process)', () => {
   let corpus: Corpus;
   let dir: string;
@@ -28,12 +27,32 @@ describe('xsplice elf (in-process)', () => {
     expect(r.code).toBe(0);
     expect(r.err).toBe('');
     const doc = JSON.parse(r.out);
-    expect(Object.keys(doc).sort()).toEqual(['class', 'endian', 'file', 'machine', 'notes', 'ok', 'relocations', 'sections', 'symbols', 'type']);
+    expect(Object.keys(doc).sort()).toEqual([
+      'class',
+      'endian',
+      'file',
+      'machine',
+      'notes',
+      'ok',
+      'relocations',
+      'sections',
+      'symbols',
+      'type',
+    ]);
     expect(doc).toMatchObject({ file: p, class: 64, endian: 'little', type: 'ET_REL', machine: 'EM_X86_64' });
-    expect(Object.keys(doc.sections[0]).sort()).toEqual(['addr', 'addralign', 'entsize', 'flags', 'index', 'info', 'link', 'name', 'offset', 'size', 'type'].sort());
+    expect(Object.keys(doc.sections[0]).sort()).toEqual(
+      ['addr', 'addralign', 'entsize', 'flags', 'index', 'info', 'link', 'name', 'offset', 'size', 'type'].sort(),
+    );
     expect(doc.sections[0]).toMatchObject({ index: 0, type: 'SHT_NULL', addr: '0x0' });
     expect(Object.keys(doc.symbols[0]).sort()).toEqual(['bind', 'index', 'name', 'shndx', 'size', 'type', 'value', 'visibility']);
-    expect(doc.symbols[0]).toMatchObject({ index: 0, shndx: 'UND', bind: 'STB_LOCAL', type: 'STT_NOTYPE', visibility: 'STV_DEFAULT', value: '0x0' });
+    expect(doc.symbols[0]).toMatchObject({
+      index: 0,
+      shndx: 'UND',
+      bind: 'STB_LOCAL',
+      type: 'STT_NOTYPE',
+      visibility: 'STV_DEFAULT',
+      value: '0x0',
+    });
     const text = doc.sections.find((s: { name: string }) => s.name === '.text');
     expect(text).toMatchObject({ type: 'SHT_PROGBITS', flags: 'AX' });
     const rel = doc.relocations.find((x: { section: string }) => x.section === '.rela.text');
@@ -75,7 +94,13 @@ describe('xsplice elf (in-process)', () => {
     expect(r.err).toBe(`xsplice: ${p}: offset 0x3a: e_shentsize is too small for a section header (expected >= 64, found 10)\n`);
     const j = await cli(['elf', p, '--json']);
     expect(j.code).toBe(2);
-    expect(JSON.parse(j.out)).toEqual({ ok: false, error: { code: 'ELF_SHENTSIZE', message: `${p}: offset 0x3a: e_shentsize is too small for a section header (expected >= 64, found 10)` } });
+    expect(JSON.parse(j.out)).toEqual({
+      ok: false,
+      error: {
+        code: 'ELF_SHENTSIZE',
+        message: `${p}: offset 0x3a: e_shentsize is too small for a section header (expected >= 64, found 10)`,
+      },
+    });
     const missing = await cli(['elf', join(dir, 'nope.o')]);
     expect(missing.code).toBe(2);
     expect(missing.err).toBe(`xsplice: ${join(dir, 'nope.o')}: no such file\n`);

@@ -13,9 +13,7 @@ import { readElf } from '../../src/elf/reader.js';
 import { elfView, type ElfView } from '../../src/elf/dump.js';
 import { RECIPES, buildCorpus, type Corpus, tempDir, removeTempDirs } from '../helpers/corpus.js';
 import { debianXen, haveDebianXen, missing, XEN_BUILD_ID } from '../helpers/debian.js';
-import {
-  parseNotes, parseRelocs, parseSections, parseSymbols, readelf, readelfBind, readelfShType, readelfSymType,
-} from './readelf.js';
+import { parseNotes, parseRelocs, parseSections, parseSymbols, readelf, readelfBind, readelfShType, readelfSymType } from './readelf.js';
 
 afterAll(removeTempDirs);
 
@@ -32,16 +30,30 @@ export async function compareWithReadelf(path: string): Promise<{ sections: numb
   const rs = parseSections(S);
   expect(rs.length).toBe(v.sections.length);
   const mine = v.sections.map((x) => ({
-    index: x.index, nameType: `${x.name} ${readelfShType(x.type)}`.trim(), addr: BigInt(x.addr), off: x.offset,
-    size: BigInt(x.size), es: BigInt(x.entsize), flg: x.flags, lk: x.link, inf: x.info, al: BigInt(x.addralign),
+    index: x.index,
+    nameType: `${x.name} ${readelfShType(x.type)}`.trim(),
+    addr: BigInt(x.addr),
+    off: x.offset,
+    size: BigInt(x.size),
+    es: BigInt(x.entsize),
+    flg: x.flags,
+    lk: x.link,
+    inf: x.info,
+    al: BigInt(x.addralign),
   }));
   expect(mine).toEqual(rs);
 
   const ry = parseSymbols(s);
   expect(ry.length).toBe(v.symbols.length);
   const mySyms = v.symbols.map((y) => ({
-    num: y.index, value: BigInt(y.value), size: BigInt(y.size), type: readelfSymType(y.type), bind: readelfBind(y.bind),
-    vis: y.visibility.replace(/^STV_/, ''), ndx: String(y.shndx), name: y.name,
+    num: y.index,
+    value: BigInt(y.value),
+    size: BigInt(y.size),
+    type: readelfSymType(y.type),
+    bind: readelfBind(y.bind),
+    vis: y.visibility.replace(/^STV_/, ''),
+    ndx: String(y.shndx),
+    name: y.name,
   }));
   expect(mySyms).toEqual(ry);
 
@@ -49,19 +61,29 @@ export async function compareWithReadelf(path: string): Promise<{ sections: numb
   const rr = parseRelocs(r, is64);
   expect(rr.length).toBe(v.relocations.length);
   const myRel = v.relocations.map((x) => ({
-    name: x.section, count: x.entries.length,
-    entries: x.entries.map((e) => ({ offset: BigInt(e.offset), type: e.type, symbol: e.symbol, addend: e.addend === null ? null : hexBig(e.addend) })),
+    name: x.section,
+    count: x.entries.length,
+    entries: x.entries.map((e) => ({
+      offset: BigInt(e.offset),
+      type: e.type,
+      symbol: e.symbol,
+      addend: e.addend === null ? null : hexBig(e.addend),
+    })),
   }));
   expect(myRel).toEqual(rr.map((x) => ({ ...x, entries: x.entries.map(({ info: _i, ...rest }) => rest) })));
   // Symbol index as decoded by us against readelf's info word.
-  v.relocations.forEach((x, i) => x.entries.forEach((e, k) => {
-    const info = rr[i]!.entries[k]!.info;
-    expect(BigInt(e.symbolIndex)).toBe(is64 ? info >> 32n : info >> 8n);
-  }));
+  v.relocations.forEach((x, i) =>
+    x.entries.forEach((e, k) => {
+      const info = rr[i]!.entries[k]!.info;
+      expect(BigInt(e.symbolIndex)).toBe(is64 ? info >> 32n : info >> 8n);
+    }),
+  );
 
   const rn = parseNotes(n);
   // readelf shows an empty owner (namesz 0) as "(NONE)".
-  expect(rn.map((x) => [x.section, x.owner === '(NONE)' ? '' : x.owner, x.size])).toEqual(v.notes.map((x) => [x.section, x.owner, x.desc.length / 2]));
+  expect(rn.map((x) => [x.section, x.owner === '(NONE)' ? '' : x.owner, x.size])).toEqual(
+    v.notes.map((x) => [x.section, x.owner, x.desc.length / 2]),
+  );
   rn.forEach((x, i) => {
     if (x.descHex !== undefined) expect(v.notes[i]!.desc).toBe(x.descHex);
     if (/Unknown note type/.test(x.description)) expect(x.description).toContain(`(0x${v.notes[i]!.type.toString(16).padStart(8, '0')})`);
@@ -126,8 +148,10 @@ describe('section flag letters against readelf -W (objects built with ObjectBuil
   // Every single bit, then pseudo-random combinations, per machine and OS ABI: readelf's letters
   // depend on both (l/v/y, R/D, one 'o'/'p' per mask).
   const cases = [
-    { machine: EM.X86_64, cls: 64, osabi: ELFOSABI.NONE }, { machine: EM.X86_64, cls: 64, osabi: ELFOSABI.GNU },
-    { machine: EM.PPC, cls: 32, osabi: ELFOSABI.FREEBSD }, { machine: EM.ARM, cls: 32, osabi: ELFOSABI.NETBSD },
+    { machine: EM.X86_64, cls: 64, osabi: ELFOSABI.NONE },
+    { machine: EM.X86_64, cls: 64, osabi: ELFOSABI.GNU },
+    { machine: EM.PPC, cls: 32, osabi: ELFOSABI.FREEBSD },
+    { machine: EM.ARM, cls: 32, osabi: ELFOSABI.NETBSD },
     { machine: EM['386'], cls: 32, osabi: ELFOSABI.GNU },
   ] as const;
   for (const c of cases) {
@@ -155,15 +179,17 @@ describe('section type names against readelf -W (objects built with ObjectBuilde
   // Named, unnamed and reserved-range types; the processor range depends on the machine. (Not the
   // types the writer makes itself: SYMTAB, REL, RELA, GROUP, SYMTAB_SHNDX.)
   const types = [
-    1, 3, 5, 6, 7, 8, 10, 11, 12, 14, 15, 16, 19, 20, 0x60000000, 0x60000001, 0x6ffffff5, 0x6ffffff6,
-    0x6ffffff7, 0x6ffffffd, 0x6ffffffe, 0x6fffffff, 0x6fff4c03, 0x70000000, 0x70000001, 0x70000002, 0x70000003,
-    0x70000004, 0x70000005, 0x70000006, 0x80000000, 0x80000001, 0xffffffff,
+    1, 3, 5, 6, 7, 8, 10, 11, 12, 14, 15, 16, 19, 20, 0x60000000, 0x60000001, 0x6ffffff5, 0x6ffffff6, 0x6ffffff7, 0x6ffffffd, 0x6ffffffe,
+    0x6fffffff, 0x6fff4c03, 0x70000000, 0x70000001, 0x70000002, 0x70000003, 0x70000004, 0x70000005, 0x70000006, 0x80000000, 0x80000001,
+    0xffffffff,
   ];
   for (const machine of [EM.X86_64, EM.ARM, EM.AARCH64, EM.RISCV, EM.S390]) {
     it(`machine ${machine}`, async () => {
       const b = new ObjectBuilder({ class: 64, littleEndian: true, machine });
       // Empty sections: readelf does not decode the contents of the symbol/relocation/note types then.
-      types.forEach((t, i) => b.addSection({ name: `.t${i}`, type: t, flags: 0n, addralign: 1n, data: new Uint8Array(0), ...(t === 8 ? { size: 0n } : {}) }));
+      types.forEach((t, i) =>
+        b.addSection({ name: `.t${i}`, type: t, flags: 0n, addralign: 1n, data: new Uint8Array(0), ...(t === 8 ? { size: 0n } : {}) }),
+      );
       const dir = await tempDir('types');
       const p = join(dir, 'types.o');
       await writeFile(p, b.write());
@@ -180,9 +206,19 @@ describe('reserved st_shndx values against readelf -W (fixture-built symbol tabl
   const values = [0, 0xff00, 0xff01, 0xff02, 0xff03, 0xff1f, 0xff20, 0xff21, 0xff3f, 0xff40, 0xfff0, 0xfff1, 0xfff2, 0xfff3, 0xfffe];
   for (const machine of [EM.X86_64, EM['386'], EM.MIPS, EM.ARM]) {
     it(`machine ${machine}`, async () => {
-      const rows = [[0, 0n, 0n, 0, 0, 0], ...values.map((v) => [1, 0x10n, 4n, 0x11, 0, v])] as [number, bigint, bigint, number, number, number][];
+      const rows = [[0, 0n, 0n, 0, 0, 0], ...values.map((v) => [1, 0x10n, 4n, 0x11, 0, v])] as [
+        number,
+        bigint,
+        bigint,
+        number,
+        number,
+        number,
+      ][];
       const f = buildFixture({
-        class: 64, littleEndian: true, machine, sections: [
+        class: 64,
+        littleEndian: true,
+        machine,
+        sections: [
           { name: '.symtab', type: 2, link: 2, info: 1, entsize: 24n, addralign: 8n, data: symbols(64, true, rows) },
           { name: '.strtab', type: 3, data: new Uint8Array([0, 0x73, 0]) },
         ],

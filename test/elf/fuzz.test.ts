@@ -52,7 +52,9 @@ export function exercise(bytes: Uint8Array): Outcome {
   return 'ok';
 }
 
-const INTERESTING = [0, 1, 2, 3, 7, 8, 0x7f, 0x80, 0xff, 0x100, 0xfeff, 0xff00, 0xfff1, 0xfff2, 0xffff, 0x10000, 0x7fffffff, 0x80000000, 0xffffffff];
+const INTERESTING = [
+  0, 1, 2, 3, 7, 8, 0x7f, 0x80, 0xff, 0x100, 0xfeff, 0xff00, 0xfff1, 0xfff2, 0xffff, 0x10000, 0x7fffffff, 0x80000000, 0xffffffff,
+];
 
 interface Case {
   file: string;
@@ -63,7 +65,9 @@ interface Case {
 /** Byte ranges of the tables inside a seed (symbols, relocations, groups, notes, string tables). */
 function tableRegions(bytes: Uint8Array): [number, number][] {
   const elf = readElf(bytes);
-  return elf.sections.filter((s) => [2, 3, 4, 7, 9, 17, 18].includes(s.type) && s.size > 0n).map((s) => [s.offset, s.offset + Number(s.size)]);
+  return elf.sections
+    .filter((s) => [2, 3, 4, 7, 9, 17, 18].includes(s.type) && s.size > 0n)
+    .map((s) => [s.offset, s.offset + Number(s.size)]);
 }
 
 function mutate(base: Uint8Array, regions: [number, number][], r: () => number): { bytes: Uint8Array; what: string } {
@@ -84,7 +88,7 @@ function mutate(base: Uint8Array, regions: [number, number][], r: () => number):
     } else if (kind < 0.55 && regions.length > 0) {
       // A word inside a symbol/relocation/group/note/string table.
       const [lo, hi] = regions[Math.floor(r() * regions.length)]!;
-      const at = (lo + Math.floor(r() * (hi - lo) / 4) * 4) & ~3;
+      const at = (lo + Math.floor((r() * (hi - lo)) / 4) * 4) & ~3;
       const v = INTERESTING[Math.floor(r() * INTERESTING.length)]!;
       if (at + 4 <= b.length) {
         dv.setUint32(at, v >>> 0, le);
@@ -93,7 +97,7 @@ function mutate(base: Uint8Array, regions: [number, number][], r: () => number):
     } else if (kind < 0.85) {
       // A header word (ELF header or a section header) set to an interesting value.
       const region = r() < 0.2 || shoff <= 0 || shoff >= b.length ? [0, Math.min(64, b.length)] : [shoff, b.length];
-      const at = (region[0]! + Math.floor(r() * (region[1]! - region[0]!) / 4) * 4) & ~3;
+      const at = (region[0]! + Math.floor((r() * (region[1]! - region[0]!)) / 4) * 4) & ~3;
       let v = INTERESTING[Math.floor(r() * INTERESTING.length)]!;
       if (r() < 0.2) v = b.length - Math.floor(r() * 16);
       if (at + 4 <= b.length) {
@@ -115,7 +119,11 @@ describe('fuzz: mutations of corpus objects', () => {
     const c = await buildCorpus(['c-O2', 'c-m32', 'cxx-comdat', 'notes-s', 'ppc-be', 's390x-be', 'arm32', 'arm64']);
     const add = (name: string, bytes: Uint8Array) => seeds.push({ name, bytes, regions: tableRegions(bytes) });
     for (const o of c.objects) add(o.name, new Uint8Array(await readFile(o.path)));
-    for (const [cls, le] of [[64, true], [32, false]] as const) add(`fixture-${cls}-${le ? 'le' : 'be'}`, standardFixture(cls, le).bytes);
+    for (const [cls, le] of [
+      [64, true],
+      [32, false],
+    ] as const)
+      add(`fixture-${cls}-${le ? 'le' : 'be'}`, standardFixture(cls, le).bytes);
   });
 
   it('every mutation ends in success or a FormatError (deterministic seed, bounded count and time)', () => {
@@ -139,7 +147,8 @@ describe('fuzz: mutations of corpus objects', () => {
       const dt = Date.now() - t0;
       if (dt > 2000) crashes.push(`#${i} ${c.file} [${c.what}]: took ${dt} ms`);
     }
-    if (process.env.XSPLICE_FUZZ_N) process.stderr.write(`fuzz: seed ${seed}, ${i} cases in ${Date.now() - started} ms: ${JSON.stringify(counts)}\n`);
+    if (process.env.XSPLICE_FUZZ_N)
+      process.stderr.write(`fuzz: seed ${seed}, ${i} cases in ${Date.now() - started} ms: ${JSON.stringify(counts)}\n`);
     expect(crashes, `seed ${seed}`).toEqual([]);
     expect(i).toBeGreaterThanOrEqual(Math.min(n, 500));
     // The mutations reach both outcomes in quantity (they are neither all fatal nor all harmless).

@@ -4,16 +4,49 @@
  * written, for every kind that uses them, both byte orders, edges and random values.
  */
 import { describe, expect, it } from 'vitest';
-import { readBigField, readField, readSafeField, writeBigField, writeField, writeNumField, type FieldDef, type FieldKind } from '../../src/elf/layout.js';
+import {
+  readBigField,
+  readField,
+  readSafeField,
+  writeBigField,
+  writeField,
+  writeNumField,
+  type FieldDef,
+  type FieldKind,
+} from '../../src/elf/layout.js';
 import { rng } from '../helpers/rng.js';
 
-const EDGES = [0n, 1n, 4095n, 4096n, 0x7fffffffn, 0x80000000n, 0xffffffffn, 0x100000000n, (1n << 53n) - 1n, 1n << 53n,
-  (1n << 63n) - 1n, 1n << 63n, (1n << 64n) - 1n, -1n, -4n, -256n, -257n, -(1n << 31n), -(1n << 31n) - 1n, -(1n << 63n)];
+const EDGES = [
+  0n,
+  1n,
+  4095n,
+  4096n,
+  0x7fffffffn,
+  0x80000000n,
+  0xffffffffn,
+  0x100000000n,
+  (1n << 53n) - 1n,
+  1n << 53n,
+  (1n << 63n) - 1n,
+  1n << 63n,
+  (1n << 64n) - 1n,
+  -1n,
+  -4n,
+  -256n,
+  -257n,
+  -(1n << 31n),
+  -(1n << 31n) - 1n,
+  -(1n << 63n),
+];
 
 describe('layout fast paths', () => {
   const r = rng(7);
   const rand64 = (): bigint => (BigInt(Math.floor(r() * 2 ** 32)) << 32n) | BigInt(Math.floor(r() * 2 ** 32));
-  const values = [...EDGES, ...Array.from({ length: 200 }, () => rand64()), ...Array.from({ length: 200 }, () => BigInt(Math.floor(r() * 10000)) - 300n)];
+  const values = [
+    ...EDGES,
+    ...Array.from({ length: 200 }, () => rand64()),
+    ...Array.from({ length: 200 }, () => BigInt(Math.floor(r() * 10000)) - 300n),
+  ];
   for (const le of [true, false]) {
     for (const kind of ['U32', 'I32', 'U64', 'I64'] as FieldKind[]) {
       it(`${kind} ${le ? 'LE' : 'BE'}: read and write agree with readField/writeField`, () => {

@@ -51,7 +51,12 @@ function expectFormat(bytes: Uint8Array, code: string, want: Want = {}): FormatE
   return e;
 }
 
-const VARIANTS = [[64, true], [32, false], [64, false], [32, true]] as const;
+const VARIANTS = [
+  [64, true],
+  [32, false],
+  [64, false],
+  [32, true],
+] as const;
 
 describe.each(VARIANTS)('malformed ELF%i (little-endian: %s)', (cls, le) => {
   const fx = (): Fixture => standardFixture(cls, le);
@@ -94,10 +99,15 @@ describe.each(VARIANTS)('malformed ELF%i (little-endian: %s)', (cls, le) => {
         // Contents: .shstrtab first (names are resolved when the file is opened), then index order.
         const end = (i: number) => f.offsets[i]! + f.sizes[i]!;
         const victim = end(shstrndx) > n ? shstrndx : [...f.names.keys()].find((i) => i > 0 && f.sizes[i]! > 0 && end(i) > n);
-        if (victim === undefined) { fullRead(cut); continue; }
+        if (victim === undefined) {
+          fullRead(cut);
+          continue;
+        }
         expectFormat(cut, 'ELF_SECTION_BOUNDS', {
-          sectionIndex: victim, offset: f.shoff + victim * f.shentsize,
-          ...(victim !== shstrndx ? { section: f.names[victim] } : {}), message: /contents lie outside the file|larger than the file/,
+          sectionIndex: victim,
+          offset: f.shoff + victim * f.shentsize,
+          ...(victim !== shstrndx ? { section: f.names[victim] } : {}),
+          message: /contents lie outside the file|larger than the file/,
         });
       }
       checked++;
@@ -110,9 +120,15 @@ describe.each(VARIANTS)('malformed ELF%i (little-endian: %s)', (cls, le) => {
     expectFormat(f.setEhdr('e_shoff', f.bytes.length + 8).bytes, 'ELF_SHDR_BOUNDS', { offset: f.ehdrField('e_shoff') });
     const g = fx();
     const d = g.index('.data');
-    expectFormat(g.setShdr(d, 'sh_offset', g.bytes.length + 100).bytes, 'ELF_SECTION_BOUNDS', { sectionIndex: d, section: '.data', offset: g.field(d, 'sh_name') });
+    expectFormat(g.setShdr(d, 'sh_offset', g.bytes.length + 100).bytes, 'ELF_SECTION_BOUNDS', {
+      sectionIndex: d,
+      section: '.data',
+      offset: g.field(d, 'sh_name'),
+    });
     const h = fx();
-    h.setEhdr('e_phoff', h.bytes.length + 8).setEhdr('e_phnum', 1).setEhdr('e_phentsize', cls === 64 ? 56 : 32);
+    h.setEhdr('e_phoff', h.bytes.length + 8)
+      .setEhdr('e_phnum', 1)
+      .setEhdr('e_phentsize', cls === 64 ? 56 : 32);
     expectFormat(h.bytes, 'ELF_PHDR_BOUNDS', { offset: h.ehdrField('e_phoff') });
   });
 
@@ -127,7 +143,10 @@ describe.each(VARIANTS)('malformed ELF%i (little-endian: %s)', (cls, le) => {
     expectFormat(g.bytes, cls === 64 ? 'ELF_FIELD_RANGE' : 'ELF_SECTION_BOUNDS', { sectionIndex: t });
     if (cls === 64) {
       const h = fx();
-      expectFormat(h.setEhdr('e_shoff', 1n << 60n).bytes, 'ELF_FIELD_RANGE', { offset: h.ehdrField('e_shoff'), message: /e_shoff is out of range/ });
+      expectFormat(h.setEhdr('e_shoff', 1n << 60n).bytes, 'ELF_FIELD_RANGE', {
+        offset: h.ehdrField('e_shoff'),
+        message: /e_shoff is out of range/,
+      });
     }
   });
 
@@ -135,16 +154,27 @@ describe.each(VARIANTS)('malformed ELF%i (little-endian: %s)', (cls, le) => {
     const f = fx();
     const sy = f.index('.symtab');
     const rl = f.index('.rela.text');
-    expectFormat(f.setShdr(sy, 'sh_link', 999).bytes, 'ELF_LINK_RANGE', { sectionIndex: sy, section: '.symtab', offset: f.field(sy, 'sh_name') });
+    expectFormat(f.setShdr(sy, 'sh_link', 999).bytes, 'ELF_LINK_RANGE', {
+      sectionIndex: sy,
+      section: '.symtab',
+      offset: f.field(sy, 'sh_name'),
+    });
     // .symtab linked to itself: a cycle instead of a string table.
     const g = fx();
-    expectFormat(g.setShdr(sy, 'sh_link', sy).bytes, 'ELF_LINK_TYPE', { sectionIndex: sy, message: /names section \[6\] \.symtab, which is not a string table/ });
+    expectFormat(g.setShdr(sy, 'sh_link', sy).bytes, 'ELF_LINK_TYPE', {
+      sectionIndex: sy,
+      message: /names section \[6\] \.symtab, which is not a string table/,
+    });
     // .symtab → .rela.text → .symtab.
     const h = fx();
     h.setShdr(sy, 'sh_link', rl).setShdr(rl, 'sh_link', sy);
     expectFormat(h.bytes, 'ELF_LINK_TYPE', { sectionIndex: sy, message: /\.rela\.text, which is not a string table/ });
     const i = fx();
-    expectFormat(i.setShdr(rl, 'sh_link', rl).bytes, 'ELF_LINK_TYPE', { sectionIndex: rl, section: '.rela.text', message: /not a symbol table/ });
+    expectFormat(i.setShdr(rl, 'sh_link', rl).bytes, 'ELF_LINK_TYPE', {
+      sectionIndex: rl,
+      section: '.rela.text',
+      message: /not a symbol table/,
+    });
     const j = fx();
     expectFormat(j.setShdr(rl, 'sh_link', 0xffffffff).bytes, 'ELF_LINK_RANGE', { sectionIndex: rl, section: '.rela.text' });
     const k = fx();
@@ -157,19 +187,29 @@ describe.each(VARIANTS)('malformed ELF%i (little-endian: %s)', (cls, le) => {
     const f = fx();
     const st = f.index('.strtab');
     f.bytes[f.offsets[st]! + f.sizes[st]! - 1] = 0x41; // "sig" loses its NUL
-    expectFormat(f.bytes, 'ELF_STRTAB_UNTERMINATED', { sectionIndex: f.index('.symtab'), message: /string table \.strtab has no final NUL/ });
+    expectFormat(f.bytes, 'ELF_STRTAB_UNTERMINATED', {
+      sectionIndex: f.index('.symtab'),
+      message: /string table \.strtab has no final NUL/,
+    });
     const g = fx();
     const sh = g.names.length - 1;
     g.bytes[g.offsets[sh]! + g.sizes[sh]! - 1] = 0x41;
     expectFormat(g.bytes, 'ELF_STRTAB_UNTERMINATED', { message: /has no final NUL/ });
     const h = fx();
     const d = h.index('.data');
-    expectFormat(h.setShdr(d, 'sh_name', 0x7fff).bytes, 'ELF_NAME_RANGE', { sectionIndex: d, offset: h.field(d, 'sh_name'), message: /section name offset is past the end/ });
+    expectFormat(h.setShdr(d, 'sh_name', 0x7fff).bytes, 'ELF_NAME_RANGE', {
+      sectionIndex: d,
+      offset: h.field(d, 'sh_name'),
+      message: /section name offset is past the end/,
+    });
   });
 
   it('e_shentsize and e_phentsize too small', () => {
     const f = fx();
-    expectFormat(f.setEhdr('e_shentsize', f.shentsize - 1).bytes, 'ELF_SHENTSIZE', { offset: f.ehdrField('e_shentsize'), message: new RegExp(`expected >= ${f.shentsize}, found ${f.shentsize - 1}`) });
+    expectFormat(f.setEhdr('e_shentsize', f.shentsize - 1).bytes, 'ELF_SHENTSIZE', {
+      offset: f.ehdrField('e_shentsize'),
+      message: new RegExp(`expected >= ${f.shentsize}, found ${f.shentsize - 1}`),
+    });
     const g = fx();
     expectFormat(g.setEhdr('e_phnum', 1).setEhdr('e_phentsize', 8).bytes, 'ELF_PHENTSIZE', { offset: g.ehdrField('e_phentsize') });
   });
@@ -192,7 +232,10 @@ describe.each(VARIANTS)('malformed ELF%i (little-endian: %s)', (cls, le) => {
     i.dv.setUint32(i.offsets[nt]!, 0xffffffff, le); // namesz
     expectFormat(i.bytes, 'ELF_NOTE_BOUNDS', { sectionIndex: nt, section: '.note.test', offset: i.offsets[nt]! });
     const j = fx();
-    j.setEhdr('e_phnum', 0xffff).setShdr(0, 'sh_info', 0xffffffff).setEhdr('e_phentsize', cls === 64 ? 56 : 32).setEhdr('e_phoff', j.ehsize);
+    j.setEhdr('e_phnum', 0xffff)
+      .setShdr(0, 'sh_info', 0xffffffff)
+      .setEhdr('e_phentsize', cls === 64 ? 56 : 32)
+      .setEhdr('e_phoff', j.ehsize);
     expectFormat(j.bytes, 'ELF_PHDR_BOUNDS', { offset: j.ehdrField('e_phoff') });
   });
 
@@ -205,7 +248,12 @@ describe.each(VARIANTS)('malformed ELF%i (little-endian: %s)', (cls, le) => {
     const symAt = g.offsets[rl]! + (cls === 64 ? 12 : 5); // high half of r_info (64) / symbol byte (32)
     if (cls === 64) g.dv.setUint32(g.offsets[rl]! + 8 + (le ? 4 : 0), 77, le);
     else g.bytes[le ? symAt : g.offsets[rl]! + 6] = 77;
-    expectFormat(g.bytes, 'ELF_RELOC_SYMBOL', { sectionIndex: rl, section: '.rela.text', offset: g.offsets[rl]!, message: /expected < 4, found 77/ });
+    expectFormat(g.bytes, 'ELF_RELOC_SYMBOL', {
+      sectionIndex: rl,
+      section: '.rela.text',
+      offset: g.offsets[rl]!,
+      message: /expected < 4, found 77/,
+    });
     const h = fx();
     const gr = h.index('.group');
     h.dv.setUint32(h.offsets[gr]! + 4, 4096, le);
@@ -214,7 +262,11 @@ describe.each(VARIANTS)('malformed ELF%i (little-endian: %s)', (cls, le) => {
     i.dv.setUint32(i.offsets[gr]! + 8, gr, le); // the group lists itself
     expectFormat(i.bytes, 'ELF_GROUP_MEMBER', { sectionIndex: gr, offset: i.offsets[gr]! + 8 });
     const j = fx();
-    expectFormat(j.setShdr(gr, 'sh_info', 4).bytes, 'ELF_GROUP_SIGNATURE', { sectionIndex: gr, section: '.group', message: /expected 1\.\.3, found 4/ });
+    expectFormat(j.setShdr(gr, 'sh_info', 4).bytes, 'ELF_GROUP_SIGNATURE', {
+      sectionIndex: gr,
+      section: '.group',
+      message: /expected 1\.\.3, found 4/,
+    });
     const k = fx();
     const sym1 = k.offsets[sy]! + SYM_SIZE[cls] * 1 + (cls === 64 ? 6 : 14);
     k.dv.setUint16(sym1, 0xffff, le); // SHN_XINDEX without .symtab_shndx
@@ -237,7 +289,9 @@ describe.each(VARIANTS)('malformed ELF%i (little-endian: %s)', (cls, le) => {
 describe('malformed: extended index table', () => {
   it('a .symtab_shndx shorter than its symbol table (ELF_SHNDX_SIZE)', () => {
     const f = buildFixture({
-      class: 64, littleEndian: true, sections: [
+      class: 64,
+      littleEndian: true,
+      sections: [
         { name: '.symtab', type: 2, link: 2, info: 1, entsize: 24n, addralign: 8n, data: new Uint8Array(48) },
         { name: '.strtab', type: 3, data: new Uint8Array([0]) },
         { name: '.symtab_shndx', type: 18, link: 1, entsize: 4n, addralign: 4n, data: new Uint8Array(4) },

@@ -16,7 +16,13 @@ const SH_LINK = 40;
 
 function sample(): ObjectBuilder {
   const b = new ObjectBuilder({ class: 64, littleEndian: true, machine: EM.X86_64 });
-  const text = b.addSection({ name: '.text', type: SHT.PROGBITS, flags: SHF.ALLOC | SHF.EXECINSTR, addralign: 16n, data: new Uint8Array([0xe8, 0, 0, 0, 0, 0xc3]) });
+  const text = b.addSection({
+    name: '.text',
+    type: SHT.PROGBITS,
+    flags: SHF.ALLOC | SHF.EXECINSTR,
+    addralign: 16n,
+    data: new Uint8Array([0xe8, 0, 0, 0, 0, 0xc3]),
+  });
   const data = b.addSection({ name: '.data', type: SHT.PROGBITS, flags: SHF.ALLOC | SHF.WRITE, addralign: 8n, data: new Uint8Array(8) });
   b.addSection({ name: '.note.x', type: SHT.PROGBITS, flags: 0n, addralign: 1n, data: new Uint8Array(4) });
   const f = b.addSymbol({ name: 'f', bind: STB.GLOBAL, type: STT.FUNC, section: text, value: 0n, size: 6n });
@@ -27,7 +33,7 @@ function sample(): ObjectBuilder {
 }
 
 describe('objectView', () => {
-  it('IDs are ELF indices; the writer\'s own sections are not carried; relocation names only when not the default', () => {
+  it("IDs are ELF indices; the writer's own sections are not carried; relocation names only when not the default", () => {
     const elf = readElf(sample().write());
     const view = objectView(elf);
     expect(view.sectionIds().map((id) => elf.sections[id]!.name)).toEqual(['.text', '.data', '.note.x']);
@@ -53,10 +59,12 @@ describe('objectView', () => {
     const view = objectView(elf);
     expect(view.lostReferences.map((r) => [r.from.name, r.field, r.to])).toEqual([['.note.x', 'sh_link', symtab.index]]);
     expect(view.section(note.index).link).toBeUndefined();
-    expect(() => ObjectBuilder.fromElf(elf)).toThrow(expect.objectContaining({
-      code: 'ELF_UNSUPPORTED',
-      message: `link.o: section [${note.index}] .note.x: sh_link ${symtab.index} refers to a section the writer rebuilds`,
-    }));
+    expect(() => ObjectBuilder.fromElf(elf)).toThrow(
+      expect.objectContaining({
+        code: 'ELF_UNSUPPORTED',
+        message: `link.o: section [${note.index}] .note.x: sh_link ${symtab.index} refers to a section the writer rebuilds`,
+      }),
+    );
   });
 
   it('an SHF_INFO_LINK sh_info becomes a reference (no raw info), and fromElf writes it back to the same section', () => {

@@ -19,21 +19,33 @@ export interface RSection {
   al: bigint;
 }
 
-const SEC_RE = /^\s*\[\s*(\d+)\]\s(.*?)\s+([0-9a-f]{8}|[0-9a-f]{16})\s([0-9a-f]+)\s([0-9a-f]+)\s([0-9a-f]+)\s+([A-Za-z]*)\s+(\d+)\s+(\d+)\s+(\d+)$/;
+const SEC_RE =
+  /^\s*\[\s*(\d+)\]\s(.*?)\s+([0-9a-f]{8}|[0-9a-f]{16})\s([0-9a-f]+)\s([0-9a-f]+)\s([0-9a-f]+)\s+([A-Za-z]*)\s+(\d+)\s+(\d+)\s+(\d+)$/;
 
 export function parseSections(out: string): RSection[] {
   const rows: RSection[] = [];
   let inTable = false;
   for (const line of out.split('\n')) {
-    if (line.startsWith('Section Headers:')) { inTable = true; continue; }
+    if (line.startsWith('Section Headers:')) {
+      inTable = true;
+      continue;
+    }
     if (!inTable) continue;
     if (line.startsWith('Key to Flags:')) break;
     if (/^\s*\[Nr\]/.test(line)) continue;
     const m = SEC_RE.exec(line);
     if (!m) throw new Error(`readelf -S: unparsed line ${JSON.stringify(line)}`);
     rows.push({
-      index: Number(m[1]), nameType: m[2]!.trim().replace(/\s+/g, ' '), addr: BigInt('0x' + m[3]), off: parseInt(m[4]!, 16),
-      size: BigInt('0x' + m[5]), es: BigInt('0x' + m[6]), flg: m[7]!, lk: Number(m[8]), inf: Number(m[9]), al: BigInt(m[10]!),
+      index: Number(m[1]),
+      nameType: m[2]!.trim().replace(/\s+/g, ' '),
+      addr: BigInt('0x' + m[3]),
+      off: parseInt(m[4]!, 16),
+      size: BigInt('0x' + m[5]),
+      es: BigInt('0x' + m[6]),
+      flg: m[7]!,
+      lk: Number(m[8]),
+      inf: Number(m[9]),
+      al: BigInt(m[10]!),
     });
   }
   if (!inTable) throw new Error('readelf -S: no section table in output');
@@ -59,12 +71,22 @@ export function parseSymbols(out: string): RSymbol[] {
   let inTable = false;
   for (const line of out.split('\n')) {
     const h = /^Symbol table '([^']*)' contains (\d+) entr/.exec(line);
-    if (h) { inTable = h[1] === '.symtab'; continue; }
+    if (h) {
+      inTable = h[1] === '.symtab';
+      continue;
+    }
     if (!inTable || line.trim() === '' || /^\s*Num:/.test(line)) continue;
     const m = SYM_RE.exec(line);
     if (!m) throw new Error(`readelf -s: unparsed line ${JSON.stringify(line)}`);
     rows.push({
-      num: Number(m[1]), value: BigInt('0x' + m[2]), size: BigInt(m[3]!), type: m[4]!, bind: m[5]!, vis: m[6]!, ndx: m[7]!, name: m[8] ?? '',
+      num: Number(m[1]),
+      value: BigInt('0x' + m[2]),
+      size: BigInt(m[3]!),
+      type: m[4]!,
+      bind: m[5]!,
+      vis: m[6]!,
+      ndx: m[7]!,
+      name: m[8] ?? '',
     });
   }
   return rows;
@@ -97,7 +119,10 @@ export function parseRelocs(out: string, is64: boolean): RRelocSection[] {
       continue;
     }
     if (!cur || line.trim() === '') continue;
-    if (/^\s*Offset\s+Info/.test(line)) { rela = /Addend/.test(line); continue; }
+    if (/^\s*Offset\s+Info/.test(line)) {
+      rela = /Addend/.test(line);
+      continue;
+    }
     const m = /^([0-9a-f]+)\s+([0-9a-f]+)\s+(\S+)\s*(.*)$/.exec(line);
     if (!m) throw new Error(`readelf -r: unparsed line ${JSON.stringify(line)}`);
     const info = BigInt('0x' + m[2]);
@@ -139,7 +164,10 @@ export function parseNotes(out: string): RNote[] {
   let section = '';
   for (const line of out.split('\n')) {
     const h = /^Displaying notes found in: (.*)$/.exec(line);
-    if (h) { section = h[1]!.trim(); continue; }
+    if (h) {
+      section = h[1]!.trim();
+      continue;
+    }
     const m = /^\s{2}(\S.*?)\s+0x([0-9a-f]{8})\t(.*)$/.exec(line);
     if (m && section) {
       const description = m[3]!;
@@ -165,7 +193,11 @@ export function parseGroups(out: string): RGroup[] {
   let cur: RGroup | undefined;
   for (const line of out.split('\n')) {
     const h = /^(?:COMDAT )?group section \[\s*\d+\] `([^']*)' \[([^\]]*)\] contains \d+ sections?:/.exec(line);
-    if (h) { cur = { section: h[1]!, signature: h[2]!, members: [] }; groups.push(cur); continue; }
+    if (h) {
+      cur = { section: h[1]!, signature: h[2]!, members: [] };
+      groups.push(cur);
+      continue;
+    }
     const m = /^\s+\[\s*\d+\]\s+(\S.*)$/.exec(line);
     if (cur && m && !/^\s+\[Index\]/.test(line)) cur.members.push(m[1]!.trim());
   }
@@ -181,8 +213,14 @@ export function readelfShType(sht: string): string {
   const t = sht.replace(/^SHT_/, '');
   // Where readelf 2.40's vocabulary differs from ours: it has no names for the LLVM types.
   const special: Record<string, string> = {
-    SYMTAB_SHNDX: 'SYMTAB SECTION INDICES', GNU_verdef: 'VERDEF', GNU_verneed: 'VERNEED', GNU_versym: 'VERSYM',
-    LLVM_ODRTAB: 'LOOS+0xfff4c00', LLVM_LINKER_OPTIONS: 'LOOS+0xfff4c01', LLVM_ADDRSIG: 'LOOS+0xfff4c03', LLVM_DEPENDENT_LIBRARIES: 'LOOS+0xfff4c04',
+    SYMTAB_SHNDX: 'SYMTAB SECTION INDICES',
+    GNU_verdef: 'VERDEF',
+    GNU_verneed: 'VERNEED',
+    GNU_versym: 'VERSYM',
+    LLVM_ODRTAB: 'LOOS+0xfff4c00',
+    LLVM_LINKER_OPTIONS: 'LOOS+0xfff4c01',
+    LLVM_ADDRSIG: 'LOOS+0xfff4c03',
+    LLVM_DEPENDENT_LIBRARIES: 'LOOS+0xfff4c04',
   };
   const small = /^0x([0-9a-f]+)$/.exec(t);
   if (small) return `${small[1]!.padStart(8, '0')}: <unknown>`;

@@ -17,7 +17,10 @@ const NAMES: Uint8Array[] = [
 ];
 
 describe('reader: name decoding', () => {
-  for (const [cls, le] of [[64, true], [32, false]] as const) {
+  for (const [cls, le] of [
+    [64, true],
+    [32, false],
+  ] as const) {
     it(`ELF${cls} ${le ? 'LE' : 'BE'}: section and symbol names decode as UTF-8 and keep their bytes`, () => {
       const b = new ObjectBuilder({ class: cls, littleEndian: le, machine: cls === 64 ? EM.X86_64 : EM.ARM });
       for (const n of NAMES) {

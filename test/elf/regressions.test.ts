@@ -22,7 +22,8 @@ describe('regressions', () => {
   it('xindex-fff1-is-not-abs: a symbol in real section 0xfff1 keeps its section through view and rewrite', async () => {
     const b = new ObjectBuilder({ class: 64, littleEndian: true, machine: EM.X86_64 });
     const ids = [];
-    for (let i = 0; i < SHN.COMMON; i++) ids.push(b.addSection({ name: `.s${i}`, type: SHT.PROGBITS, flags: SHF.ALLOC, addralign: 1n, data: new Uint8Array(1) }));
+    for (let i = 0; i < SHN.COMMON; i++)
+      ids.push(b.addSection({ name: `.s${i}`, type: SHT.PROGBITS, flags: SHF.ALLOC, addralign: 1n, data: new Uint8Array(1) }));
     b.addSymbol({ name: 'in_fff1', bind: STB.GLOBAL, type: STT.OBJECT, section: ids[SHN.ABS - 1]!, value: 0n, size: 1n });
     b.addSymbol({ name: 'in_fff2', bind: STB.GLOBAL, type: STT.OBJECT, section: ids[SHN.COMMON - 1]!, value: 0n, size: 1n });
     b.addSymbol({ name: 'really_abs', bind: STB.GLOBAL, type: STT.NOTYPE, section: 'ABS', value: 5n, size: 0n });
@@ -35,7 +36,9 @@ describe('regressions', () => {
     await writeFile(join(dir, 'x.o'), again);
     const rows = parseSymbols(await readelf(['-s'], join(dir, 'x.o')));
     expect(rows.filter((r) => r.name.startsWith('in_') || r.name === 'really_abs').map((r) => [r.name, r.ndx])).toEqual([
-      ['in_fff1', String(0xfff1)], ['in_fff2', String(0xfff2)], ['really_abs', 'ABS'],
+      ['in_fff1', String(0xfff1)],
+      ['in_fff2', String(0xfff2)],
+      ['really_abs', 'ABS'],
     ]);
   });
 
@@ -45,16 +48,26 @@ describe('regressions', () => {
     const f = standardFixture(64, true);
     const rl = f.index('.rela.text');
     f.dv.setUint32(f.offsets[rl]! + RELA_SIZE[64] + 12, 4, true); // second entry, symbol 4 of 4
-    const e = (() => { try { readElf(f.bytes, { file: 'r.o' }).relocations(); } catch (x) { return x; } })() as FormatError;
+    const e = (() => {
+      try {
+        readElf(f.bytes, { file: 'r.o' }).relocations();
+      } catch (x) {
+        return x;
+      }
+    })() as FormatError;
     expect(e).toBeInstanceOf(FormatError);
     expect(e.code).toBe('ELF_RELOC_SYMBOL');
-    expect(e.message).toBe(`r.o: section [${rl}] .rela.text, offset 0x${(f.offsets[rl]! + RELA_SIZE[64]).toString(16)}: relocation 1 refers to a symbol past the end of its symbol table (expected < 4, found 4)`);
+    expect(e.message).toBe(
+      `r.o: section [${rl}] .rela.text, offset 0x${(f.offsets[rl]! + RELA_SIZE[64]).toString(16)}: relocation 1 refers to a symbol past the end of its symbol table (expected < 4, found 4)`,
+    );
   });
 
   // Found by the malformed tests: ELF_FIELD_RANGE (an offset above 2^53) did not name the file.
   it('field-range-names-file: an e_shoff above 2^53 is reported with the file name', () => {
     const f = standardFixture(64, false).setEhdr('e_shoff', 1n << 60n);
-    expect(() => readElf(f.bytes, { file: 'big.o' })).toThrow(/^big\.o: offset 0x28: e_shoff is out of range \(expected < 2\^53, found 0x1000000000000000\)$/);
+    expect(() => readElf(f.bytes, { file: 'big.o' })).toThrow(
+      /^big\.o: offset 0x28: e_shoff is out of range \(expected < 2\^53, found 0x1000000000000000\)$/,
+    );
   });
 
   // Found by the writer tests: a relocation section keeping its input name went stale when its

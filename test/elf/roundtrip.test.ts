@@ -34,7 +34,16 @@ async function canonicalSections(path: string): Promise<{ rows: string[]; table:
     if (type === 'REL' || type === 'RELA' || s.flg.includes('I')) info = `section ${nameOf(s.inf)}`;
     else if (type === 'GROUP') info = `symbol ${syms[s.inf]!.name}`;
     else info = String(s.inf);
-    return JSON.stringify([s.nameType, s.addr.toString(16), s.size.toString(16), s.es.toString(16), s.flg, s.al.toString(), nameOf(s.lk), info]);
+    return JSON.stringify([
+      s.nameType,
+      s.addr.toString(16),
+      s.size.toString(16),
+      s.es.toString(16),
+      s.flg,
+      s.al.toString(),
+      nameOf(s.lk),
+      info,
+    ]);
   });
   return { rows: rows.sort(), table };
 }
@@ -73,7 +82,9 @@ async function compareContents(orig: string, out: string, origTable: RSection[],
     const a = readElf(new Uint8Array(await readFile(orig)));
     const b = readElf(new Uint8Array(await readFile(out)));
     const byName = new Map(b.sections.map((s) => [s.name, s]));
-    const differ = pa.map((r) => a.sections[r.index]!).filter((s) => !Buffer.from(byName.get(s.name)!.data()).equals(Buffer.from(s.data())));
+    const differ = pa
+      .map((r) => a.sections[r.index]!)
+      .filter((s) => !Buffer.from(byName.get(s.name)!.data()).equals(Buffer.from(s.data())));
     expect(differ.map((s) => s.name)).toEqual([]);
     return pa.length;
   }
@@ -116,7 +127,8 @@ async function roundTrip(o: CorpusObject): Promise<void> {
   if (o.name !== 'empty-s') expect(n).toBeGreaterThan(0);
 
   expect(symbolsByName(await readelf(['-s'], outPath), B.table)).toEqual(symbolsByName(await readelf(['-s'], o.path), A.table));
-  const rel = async (p: string) => parseRelocs(await readelf(['-r'], p), o.class === 64).map((s) => ({ ...s, entries: s.entries.map(({ info: _i, ...e }) => e) }));
+  const rel = async (p: string) =>
+    parseRelocs(await readelf(['-r'], p), o.class === 64).map((s) => ({ ...s, entries: s.entries.map(({ info: _i, ...e }) => e) }));
   expect(await rel(outPath)).toEqual(await rel(o.path));
   expect(parseGroups(await readelf(['-g'], outPath))).toEqual(parseGroups(await readelf(['-g'], o.path)));
   expect(await readelf(['-n'], outPath)).toBe(await readelf(['-n'], o.path));
@@ -141,7 +153,12 @@ describe('round trip read → model → write against readelf and ld -r', () => 
       it(`${r.name}: refused with ELF_UNSUPPORTED (${r.noRoundTrip})`, async () => {
         const o = corpus.get(r.name);
         const elf = readElf(new Uint8Array(await readFile(o.path)), { file: o.path });
-        expect(() => ObjectBuilder.fromElf(elf)).toThrow(expect.objectContaining({ code: 'ELF_UNSUPPORTED', message: expect.stringMatching(/symbol big_common: symbol's section index 65282 is reserved/) }));
+        expect(() => ObjectBuilder.fromElf(elf)).toThrow(
+          expect.objectContaining({
+            code: 'ELF_UNSUPPORTED',
+            message: expect.stringMatching(/symbol big_common: symbol's section index 65282 is reserved/),
+          }),
+        );
       });
       continue;
     }
@@ -152,10 +169,12 @@ describe('round trip read → model → write against readelf and ld -r', () => 
 });
 
 describe.skipIf(missing('Debian xen-syms', haveDebianXen()))('round trip of a real Xen 4.17 livepatch payload', () => {
-  it('a payload made the way Xen\'s tests make it (ld -r --build-id) survives read → model → write', async () => {
+  it("a payload made the way Xen's tests make it (ld -r --build-id) survives read → model → write", async () => {
     const p = await buildXenRecipePayload({ xenSyms: debianXen.xenSyms, tag: 'rt' });
     await roundTrip({ name: 'payload', path: p.file, class: 64, littleEndian: true, command: [], ldr: ['ld', '-r'] });
     const names = readElf(new Uint8Array(await readFile(p.file))).sections.map((s) => s.name);
-    expect(names).toEqual(expect.arrayContaining(['.livepatch.funcs', '.livepatch.depends', '.livepatch.xen_depends', '.note.gnu.build-id']));
+    expect(names).toEqual(
+      expect.arrayContaining(['.livepatch.funcs', '.livepatch.depends', '.livepatch.xen_depends', '.note.gnu.build-id']),
+    );
   });
 });

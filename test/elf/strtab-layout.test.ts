@@ -40,16 +40,30 @@ function reference(names: Uint8Array[]): { bytes: Uint8Array; offsets: number[] 
 describe('string table layout', () => {
   const enc = new TextEncoder();
   const cases: [string, (r: () => number) => Uint8Array[]][] = [
-    ['section-like names sharing long tails', (r) => Array.from({ length: 3000 }, () => {
-      const n = Math.floor(r() * 400);
-      const forms = [`.text.f${n}`, `.rela.text.f${n}`, `.rodata.f${n}.str1.1`, `f${n}`, `${n}`, `.LC${n}`, `.str1.1`, '.1'];
-      return enc.encode(forms[Math.floor(r() * forms.length)]!);
-    })],
-    ['random bytes from a small alphabet (many suffixes)', (r) => Array.from({ length: 2000 }, () =>
-      Uint8Array.from({ length: Math.floor(r() * 9) }, () => [0x61, 0x62, 0x2e][Math.floor(r() * 3)]!))],
-    ['any non-NUL byte, ASCII strings and bytes mixed', (r) => Array.from({ length: 2000 }, () =>
-      Uint8Array.from({ length: 1 + Math.floor(r() * 12) }, () => 1 + Math.floor(r() * 255)))],
-    ['a few names', (r) => Array.from({ length: 1 + Math.floor(r() * 10) }, () => enc.encode(['a', 'ba', 'cba', 'x', 'ax'][Math.floor(r() * 5)]!))],
+    [
+      'section-like names sharing long tails',
+      (r) =>
+        Array.from({ length: 3000 }, () => {
+          const n = Math.floor(r() * 400);
+          const forms = [`.text.f${n}`, `.rela.text.f${n}`, `.rodata.f${n}.str1.1`, `f${n}`, `${n}`, `.LC${n}`, `.str1.1`, '.1'];
+          return enc.encode(forms[Math.floor(r() * forms.length)]!);
+        }),
+    ],
+    [
+      'random bytes from a small alphabet (many suffixes)',
+      (r) =>
+        Array.from({ length: 2000 }, () =>
+          Uint8Array.from({ length: Math.floor(r() * 9) }, () => [0x61, 0x62, 0x2e][Math.floor(r() * 3)]!),
+        ),
+    ],
+    [
+      'any non-NUL byte, ASCII strings and bytes mixed',
+      (r) => Array.from({ length: 2000 }, () => Uint8Array.from({ length: 1 + Math.floor(r() * 12) }, () => 1 + Math.floor(r() * 255))),
+    ],
+    [
+      'a few names',
+      (r) => Array.from({ length: 1 + Math.floor(r() * 10) }, () => enc.encode(['a', 'ba', 'cba', 'x', 'ax'][Math.floor(r() * 5)]!)),
+    ],
   ];
   for (const [what, gen] of cases) {
     it(what, () => {

@@ -26,7 +26,18 @@ const SHAPES = [
 const NAMES = ['.text', '.data', '.text.a', '.rodata', '.bss', '.a', '.text', 'données', '.x.y.z', '.meta', '.rodata.str1.1'];
 
 interface Expected {
-  sections: { name: string; type: number; flags: bigint; addralign: bigint; entsize: bigint; addr: bigint; size: bigint; data?: number[]; link?: number; infoLink?: number }[];
+  sections: {
+    name: string;
+    type: number;
+    flags: bigint;
+    addralign: bigint;
+    entsize: bigint;
+    addr: bigint;
+    size: bigint;
+    data?: number[];
+    link?: number;
+    infoLink?: number;
+  }[];
   symbols: { name: string; bind: number; type: number; other: number; section: string | number; value: bigint; size: bigint }[];
   relocs: Map<number, { rela: boolean; entries: { offset: bigint; type: number; symbol: number; addend: bigint }[] }>;
   groups: Map<number, { signature: number; flags: number; members: number[] }>;
@@ -44,14 +55,26 @@ function randomModel(r: () => number) {
   const exp: Expected = { sections: [], symbols: [], relocs: new Map(), groups: new Map() };
   for (let i = 0; i < nsec; i++) {
     const nobits = r() < 0.15;
-    const flags = [SHF.WRITE, SHF.ALLOC, SHF.EXECINSTR, SHF.MERGE | SHF.STRINGS, SHF.TLS].filter(() => r() < 0.3).reduce((a, f) => a | f, 0n);
+    const flags = [SHF.WRITE, SHF.ALLOC, SHF.EXECINSTR, SHF.MERGE | SHF.STRINGS, SHF.TLS]
+      .filter(() => r() < 0.3)
+      .reduce((a, f) => a | f, 0n);
     const addralign = [0n, 1n, 2n, 4n, 8n, 16n, 64n, 4096n][int(8)]!;
     const entsize = [0n, 0n, 1n, 4n][int(4)]!;
     const name = NAMES[int(NAMES.length)]!;
     const data = nobits ? undefined : Array.from({ length: int(48) }, () => int(256));
     const size = nobits ? BigInt(int(5000)) : BigInt(data!.length);
     const addr = r() < 0.2 ? BigInt(int(2 ** 20)) * 16n : 0n;
-    secIds.push(b.addSection({ name, type: nobits ? SHT.NOBITS : SHT.PROGBITS, flags, addralign, entsize, addr, ...(nobits ? { size } : { data: new Uint8Array(data!) }) }));
+    secIds.push(
+      b.addSection({
+        name,
+        type: nobits ? SHT.NOBITS : SHT.PROGBITS,
+        flags,
+        addralign,
+        entsize,
+        addr,
+        ...(nobits ? { size } : { data: new Uint8Array(data!) }),
+      }),
+    );
     exp.sections.push({ name, type: nobits ? SHT.NOBITS : SHT.PROGBITS, flags, addralign, entsize, addr, size, data });
   }
   // Link-order and info links to other sections (by model position).
@@ -79,14 +102,17 @@ function randomModel(r: () => number) {
     const secPos = int(nsec);
     let section: 'UND' | 'ABS' | 'COM' | SectionId = where < 0.15 ? 'UND' : where < 0.25 ? 'ABS' : where < 0.3 ? 'COM' : secIds[secPos]!;
     const spec = {
-      name: r() < 0.1 ? '' : `sym_${int(12)}${r() < 0.1 ? '_é' : ''}`, bind: [STB.LOCAL, STB.GLOBAL, STB.WEAK][int(3)]!,
-      type: [STT.NOTYPE, STT.OBJECT, STT.FUNC, STT.SECTION, STT.FILE, STT.TLS][int(6)]!, other: int(4),
-      value: r() < 0.3 ? big() : BigInt(int(1000)), size: BigInt(int(100)),
+      name: r() < 0.1 ? '' : `sym_${int(12)}${r() < 0.1 ? '_é' : ''}`,
+      bind: [STB.LOCAL, STB.GLOBAL, STB.WEAK][int(3)]!,
+      type: [STT.NOTYPE, STT.OBJECT, STT.FUNC, STT.SECTION, STT.FILE, STT.TLS][int(6)]!,
+      other: int(4),
+      value: r() < 0.3 ? big() : BigInt(int(1000)),
+      size: BigInt(int(100)),
     };
     // Kept well-formed where readelf cares: section symbols are local, unnamed and in their section;
     // file symbols are local and absolute.
-    if (spec.type === STT.SECTION) Object.assign(spec, { bind: STB.LOCAL, name: '', value: 0n, size: 0n }), (section = secIds[secPos]!);
-    if (spec.type === STT.FILE) Object.assign(spec, { bind: STB.LOCAL }), (section = 'ABS');
+    if (spec.type === STT.SECTION) (Object.assign(spec, { bind: STB.LOCAL, name: '', value: 0n, size: 0n }), (section = secIds[secPos]!));
+    if (spec.type === STT.FILE) (Object.assign(spec, { bind: STB.LOCAL }), (section = 'ABS'));
     symIds.push(b.addSymbol({ ...spec, section }));
     specs.push({ ...spec, section: typeof section === 'string' ? section : secPos });
   }
@@ -104,11 +130,22 @@ function randomModel(r: () => number) {
         if (shape.rela && r() < 0.1) addend = r() < 0.5 ? lo : max;
         return { offset: BigInt(int(1 << 16)), type: int(shape.maxType + 1), s, addend };
       });
-      b.setRelocations(secIds[i]!, { rela: shape.rela, entries: entries.map((e) => ({ offset: e.offset, type: e.type, symbol: e.s < 0 ? 0 : symIds[e.s]!, addend: e.addend })) });
+      b.setRelocations(secIds[i]!, {
+        rela: shape.rela,
+        entries: entries.map((e) => ({ offset: e.offset, type: e.type, symbol: e.s < 0 ? 0 : symIds[e.s]!, addend: e.addend })),
+      });
       if (n > 0) {
         // An addend of max (2^64-1 / 2^32-1) is written as the same bits as -1: it reads back signed.
         const signed = (a: bigint) => (shape.class === 64 ? BigInt.asIntN(64, a) : BigInt.asIntN(32, a));
-        exp.relocs.set(i, { rela: shape.rela, entries: entries.map((e) => ({ offset: e.offset, type: e.type, symbol: e.s < 0 ? 0 : written.get(e.s)!, addend: signed(e.addend) })) });
+        exp.relocs.set(i, {
+          rela: shape.rela,
+          entries: entries.map((e) => ({
+            offset: e.offset,
+            type: e.type,
+            symbol: e.s < 0 ? 0 : written.get(e.s)!,
+            addend: signed(e.addend),
+          })),
+        });
       }
     }
   }
@@ -132,28 +169,60 @@ function checkReadBack(bytes: Uint8Array, exp: Expected): void {
   const ids = builder.sectionIds().filter((id) => builder.group(id) === undefined);
   const pos = new Map(ids.map((id, i) => [id, i]));
   const dec = (n: string | Uint8Array) => (typeof n === 'string' ? n : new TextDecoder().decode(n));
-  expect(ids.map((id) => {
-    const s = builder.section(id);
-    return {
-      name: dec(s.name), type: s.type, flags: s.flags, addralign: s.addralign, entsize: s.entsize ?? 0n, addr: s.addr ?? 0n,
-      size: s.type === SHT.NOBITS ? s.size! : BigInt(s.data!.length), ...(s.type === SHT.NOBITS ? {} : { data: Array.from(s.data!) }),
-      ...(s.link !== undefined ? { link: pos.get(s.link)! } : {}),
-      ...(builder.infoLink(id) !== undefined ? { infoLink: pos.get(builder.infoLink(id)!)! } : {}),
-    };
-  })).toEqual(exp.sections);
+  expect(
+    ids.map((id) => {
+      const s = builder.section(id);
+      return {
+        name: dec(s.name),
+        type: s.type,
+        flags: s.flags,
+        addralign: s.addralign,
+        entsize: s.entsize ?? 0n,
+        addr: s.addr ?? 0n,
+        size: s.type === SHT.NOBITS ? s.size! : BigInt(s.data!.length),
+        ...(s.type === SHT.NOBITS ? {} : { data: Array.from(s.data!) }),
+        ...(s.link !== undefined ? { link: pos.get(s.link)! } : {}),
+        ...(builder.infoLink(id) !== undefined ? { infoLink: pos.get(builder.infoLink(id)!)! } : {}),
+      };
+    }),
+  ).toEqual(exp.sections);
   const symPos = new Map([...symbolIds].map(([elfIndex, id]) => [id, elfIndex]));
-  expect(builder.symbolIds().map((id) => {
-    const y = builder.symbol(id);
-    return { name: dec(y.name), bind: y.bind, type: y.type, other: y.other ?? 0, section: typeof y.section === 'string' ? y.section : pos.get(y.section)!, value: y.value, size: y.size };
-  })).toEqual(exp.symbols);
+  expect(
+    builder.symbolIds().map((id) => {
+      const y = builder.symbol(id);
+      return {
+        name: dec(y.name),
+        bind: y.bind,
+        type: y.type,
+        other: y.other ?? 0,
+        section: typeof y.section === 'string' ? y.section : pos.get(y.section)!,
+        value: y.value,
+        size: y.size,
+      };
+    }),
+  ).toEqual(exp.symbols);
   const relocs = new Map<number, unknown>();
   for (const id of ids) {
     const set = builder.relocationsOf(id);
-    if (set) relocs.set(pos.get(id)!, { rela: set.rela, entries: set.entries.map((e) => ({ offset: e.offset, type: e.type, symbol: e.symbol === 0 ? 0 : symPos.get(e.symbol)!, addend: e.addend })) });
+    if (set)
+      relocs.set(pos.get(id)!, {
+        rela: set.rela,
+        entries: set.entries.map((e) => ({
+          offset: e.offset,
+          type: e.type,
+          symbol: e.symbol === 0 ? 0 : symPos.get(e.symbol)!,
+          addend: e.addend,
+        })),
+      });
   }
   expect(relocs).toEqual(exp.relocs);
-  const groups = builder.sectionIds().map((id) => builder.group(id)).filter((g) => g !== undefined);
-  expect(groups.map((g) => ({ signature: symPos.get(g.signature)!, flags: g.flags, members: g.members.map((m) => pos.get(m)!) }))).toEqual([...exp.groups.values()]);
+  const groups = builder
+    .sectionIds()
+    .map((id) => builder.group(id))
+    .filter((g) => g !== undefined);
+  expect(groups.map((g) => ({ signature: symPos.get(g.signature)!, flags: g.flags, members: g.members.map((m) => pos.get(m)!) }))).toEqual([
+    ...exp.groups.values(),
+  ]);
 }
 
 describe('writer properties on random models', () => {

@@ -54,21 +54,91 @@ interface Target {
 }
 
 const TARGETS: Target[] = [
-  { name: 'x86-64', class: 64, littleEndian: true, machine: EM.X86_64, rela: true, abs: 1, absName: 'R_X86_64_64', pc: 2, pcName: 'R_X86_64_PC32', ldr: ['ld', '-r'] },
-  { name: 'i386', class: 32, littleEndian: true, machine: EM['386'], rela: false, abs: 1, absName: 'R_386_32', pc: 2, pcName: 'R_386_PC32', ldr: ['ld', '-r', '-m', 'elf_i386'] },
-  { name: 'ppc', class: 32, littleEndian: false, machine: EM.PPC, rela: true, abs: 1, absName: 'R_PPC_ADDR32', pc: 26, pcName: 'R_PPC_REL32', ldr: ['powerpc-linux-gnu-ld', '-r'] },
-  { name: 's390x', class: 64, littleEndian: false, machine: EM.S390, rela: true, abs: 22, absName: 'R_390_64', pc: 5, pcName: 'R_390_PC32', ldr: ['s390x-linux-gnu-ld', '-r'] },
+  {
+    name: 'x86-64',
+    class: 64,
+    littleEndian: true,
+    machine: EM.X86_64,
+    rela: true,
+    abs: 1,
+    absName: 'R_X86_64_64',
+    pc: 2,
+    pcName: 'R_X86_64_PC32',
+    ldr: ['ld', '-r'],
+  },
+  {
+    name: 'i386',
+    class: 32,
+    littleEndian: true,
+    machine: EM['386'],
+    rela: false,
+    abs: 1,
+    absName: 'R_386_32',
+    pc: 2,
+    pcName: 'R_386_PC32',
+    ldr: ['ld', '-r', '-m', 'elf_i386'],
+  },
+  {
+    name: 'ppc',
+    class: 32,
+    littleEndian: false,
+    machine: EM.PPC,
+    rela: true,
+    abs: 1,
+    absName: 'R_PPC_ADDR32',
+    pc: 26,
+    pcName: 'R_PPC_REL32',
+    ldr: ['powerpc-linux-gnu-ld', '-r'],
+  },
+  {
+    name: 's390x',
+    class: 64,
+    littleEndian: false,
+    machine: EM.S390,
+    rela: true,
+    abs: 22,
+    absName: 'R_390_64',
+    pc: 5,
+    pcName: 'R_390_PC32',
+    ldr: ['s390x-linux-gnu-ld', '-r'],
+  },
 ];
 
 /** A model with every feature the writer has to place: symbols are added globals-first on purpose. */
 function sample(t: Target): ObjectBuilder {
   const b = new ObjectBuilder({ class: t.class, littleEndian: t.littleEndian, machine: t.machine });
-  const text = b.addSection({ name: '.text', type: SHT.PROGBITS, flags: SHF.ALLOC | SHF.EXECINSTR, addralign: 16n, data: new Uint8Array(32).fill(0x90) });
+  const text = b.addSection({
+    name: '.text',
+    type: SHT.PROGBITS,
+    flags: SHF.ALLOC | SHF.EXECINSTR,
+    addralign: 16n,
+    data: new Uint8Array(32).fill(0x90),
+  });
   const data = b.addSection({ name: '.data', type: SHT.PROGBITS, flags: SHF.ALLOC | SHF.WRITE, addralign: 8n, data: new Uint8Array(16) });
   b.addSection({ name: '.bss', type: SHT.NOBITS, flags: SHF.ALLOC | SHF.WRITE, addralign: 32n, size: 64n });
-  b.addSection({ name: '.rodata.str1.1', type: SHT.PROGBITS, flags: SHF.ALLOC | SHF.MERGE | SHF.STRINGS, addralign: 1n, entsize: 1n, data: new TextEncoder().encode('abc\0text\0') });
-  const grpText = b.addSection({ name: '.text.grp', type: SHT.PROGBITS, flags: SHF.ALLOC | SHF.EXECINSTR | SHF.GROUP, addralign: 4n, data: new Uint8Array(8) });
-  b.addSection({ name: '.meta', type: SHT.PROGBITS, flags: SHF.ALLOC | SHF.LINK_ORDER, addralign: 1n, data: new Uint8Array([1, 2, 3]), link: text });
+  b.addSection({
+    name: '.rodata.str1.1',
+    type: SHT.PROGBITS,
+    flags: SHF.ALLOC | SHF.MERGE | SHF.STRINGS,
+    addralign: 1n,
+    entsize: 1n,
+    data: new TextEncoder().encode('abc\0text\0'),
+  });
+  const grpText = b.addSection({
+    name: '.text.grp',
+    type: SHT.PROGBITS,
+    flags: SHF.ALLOC | SHF.EXECINSTR | SHF.GROUP,
+    addralign: 4n,
+    data: new Uint8Array(8),
+  });
+  b.addSection({
+    name: '.meta',
+    type: SHT.PROGBITS,
+    flags: SHF.ALLOC | SHF.LINK_ORDER,
+    addralign: 1n,
+    data: new Uint8Array([1, 2, 3]),
+    link: text,
+  });
   const fn = b.addSymbol({ name: 'fn', bind: STB.GLOBAL, type: STT.FUNC, section: text, value: 0n, size: 16n });
   const ext = b.addSymbol({ name: 'ext', bind: STB.GLOBAL, type: STT.NOTYPE, section: 'UND', value: 0n, size: 0n });
   const local = b.addSymbol({ name: 'local_obj', bind: STB.LOCAL, type: STT.OBJECT, section: data, value: 8n, size: 8n });
@@ -78,14 +148,20 @@ function sample(t: Target): ObjectBuilder {
   const sig = b.addSymbol({ name: 'grp_sig', bind: STB.GLOBAL, type: STT.FUNC, section: grpText, value: 0n, size: 8n });
   b.addSymbol({ name: 'abs_val', bind: STB.GLOBAL, type: STT.NOTYPE, section: 'ABS', value: 0x1234n, size: 0n });
   b.addGroup({ signature: sig, flags: GRP_COMDAT, members: [grpText] }, text);
-  b.setRelocations(text, { rela: t.rela, entries: [
-    { offset: 4n, type: t.pc, symbol: ext, addend: -4n },
-    { offset: 12n, type: t.pc, symbol: secSym, addend: 4n },
-  ] });
-  b.setRelocations(data, { rela: t.rela, entries: [
-    { offset: 0n, type: t.abs, symbol: fn, addend: 0n },
-    { offset: 8n, type: t.abs, symbol: local, addend: t.rela ? 0x10n : 0n },
-  ] });
+  b.setRelocations(text, {
+    rela: t.rela,
+    entries: [
+      { offset: 4n, type: t.pc, symbol: ext, addend: -4n },
+      { offset: 12n, type: t.pc, symbol: secSym, addend: 4n },
+    ],
+  });
+  b.setRelocations(data, {
+    rela: t.rela,
+    entries: [
+      { offset: 0n, type: t.abs, symbol: fn, addend: 0n },
+      { offset: 8n, type: t.abs, symbol: local, addend: t.rela ? 0x10n : 0n },
+    ],
+  });
   b.setRelocations(grpText, { rela: t.rela, entries: [{ offset: 0n, type: t.abs, symbol: fn, addend: 0n }] });
   return b;
 }
@@ -108,8 +184,20 @@ describe('writer: models built from scratch, checked by readelf and ld -r', () =
       const r = t.rela ? '.rela' : '.rel';
       const rt = t.rela ? 'RELA' : 'REL';
       expect(names).toEqual([
-        'NULL', '.group GROUP', '.text PROGBITS', `${r}.text ${rt}`, '.data PROGBITS', `${r}.data ${rt}`, '.bss NOBITS',
-        '.rodata.str1.1 PROGBITS', '.text.grp PROGBITS', `${r}.text.grp ${rt}`, '.meta PROGBITS', '.symtab SYMTAB', '.strtab STRTAB', '.shstrtab STRTAB',
+        'NULL',
+        '.group GROUP',
+        '.text PROGBITS',
+        `${r}.text ${rt}`,
+        '.data PROGBITS',
+        `${r}.data ${rt}`,
+        '.bss NOBITS',
+        '.rodata.str1.1 PROGBITS',
+        '.text.grp PROGBITS',
+        `${r}.text.grp ${rt}`,
+        '.meta PROGBITS',
+        '.symtab SYMTAB',
+        '.strtab STRTAB',
+        '.shstrtab STRTAB',
       ]);
       for (const s of S) if (s.index > 0 && s.nameType.split(' ')[1] !== 'NOBITS') expect(BigInt(s.off) % (s.al || 1n)).toBe(0n);
       expect(S[idx('.bss')]!.size).toBe(64n);
@@ -140,12 +228,16 @@ describe('writer: models built from scratch, checked by readelf and ld -r', () =
       const rel = parseRelocs(await readelf(['-r'], p), t.class === 64);
       expect(rel.map((x) => x.name)).toEqual([`${r}.text`, `${r}.data`, `${r}.text.grp`]);
       expect(rel[0]!.entries.map((e) => [e.offset, e.type, e.symbol, e.addend])).toEqual([
-        [4n, t.pcName, 'ext', t.rela ? -4n : null], [12n, t.pcName, '.data', t.rela ? 4n : null],
+        [4n, t.pcName, 'ext', t.rela ? -4n : null],
+        [12n, t.pcName, '.data', t.rela ? 4n : null],
       ]);
       expect(rel[1]!.entries.map((e) => [e.type, e.symbol, e.addend])).toEqual([
-        [t.absName, 'fn', t.rela ? 0n : null], [t.absName, 'local_obj', t.rela ? 0x10n : null],
+        [t.absName, 'fn', t.rela ? 0n : null],
+        [t.absName, 'local_obj', t.rela ? 0x10n : null],
       ]);
-      expect(parseGroups(await readelf(['-g'], p))).toEqual([{ section: '.group', signature: 'grp_sig', members: ['.text.grp', `${r}.text.grp`] }]);
+      expect(parseGroups(await readelf(['-g'], p))).toEqual([
+        { section: '.group', signature: 'grp_sig', members: ['.text.grp', `${r}.text.grp`] },
+      ]);
 
       const ld = await toolStatus(t.ldr[0]!, [...t.ldr.slice(1), '-o', p + '.ld.o', p]);
       expect(ld.code, ld.stderr).toBe(0);
@@ -170,7 +262,13 @@ describe('writer: models built from scratch, checked by readelf and ld -r', () =
     const { builder, sectionIds } = ObjectBuilder.fromElf(readElf(sample(t).write()));
     expect(sectionIds.size).toBe(7); // .group .text .data .bss .rodata.str1.1 .text.grp .meta
     builder.removeSection(builder.findSection('.meta')!);
-    builder.addSection({ name: '.note.test', type: SHT.NOTE, flags: SHF.ALLOC, addralign: 4n, data: new Uint8Array([4, 0, 0, 0, 1, 0, 0, 0, 3, 0, 0, 0, 71, 78, 85, 0, 0xab, 0, 0, 0]) });
+    builder.addSection({
+      name: '.note.test',
+      type: SHT.NOTE,
+      flags: SHF.ALLOC,
+      addralign: 4n,
+      data: new Uint8Array([4, 0, 0, 0, 1, 0, 0, 0, 3, 0, 0, 0, 71, 78, 85, 0, 0xab, 0, 0, 0]),
+    });
     builder.section(builder.findSection('.data')!).name = '.data.renamed';
     const p = await save('edited.o', builder.write());
     const names = parseSections(await readelf(['-S'], p)).map((s) => s.nameType.split(' ')[0]);
@@ -192,7 +290,13 @@ describe('symbol table presence', () => {
     expect(parseSections(await readelf(['-S'], none)).map((s) => s.nameType)).toEqual(['NULL', '.data PROGBITS', '.shstrtab STRTAB']);
     const kept = model(true).write();
     const p = await save('emptysyms.o', kept);
-    expect(parseSections(await readelf(['-S'], p)).map((s) => s.nameType)).toEqual(['NULL', '.data PROGBITS', '.symtab SYMTAB', '.strtab STRTAB', '.shstrtab STRTAB']);
+    expect(parseSections(await readelf(['-S'], p)).map((s) => s.nameType)).toEqual([
+      'NULL',
+      '.data PROGBITS',
+      '.symtab SYMTAB',
+      '.strtab STRTAB',
+      '.shstrtab STRTAB',
+    ]);
     expect(await readelf(['-s'], p)).toMatch(/Symbol table '\.symtab' contains 1 entry/);
     expect(Buffer.from(ObjectBuilder.fromElf(readElf(kept)).builder.write()).equals(Buffer.from(kept))).toBe(true);
     const ld = await toolStatus('ld', ['-r', '-o', none + '.ld.o', none]);
@@ -234,7 +338,11 @@ describe('writer errors', () => {
     const t = c.addSection({ name: '.text', type: SHT.PROGBITS, flags: SHF.ALLOC, addralign: 1n, data: new Uint8Array(8) });
     c.setRelocations(t, { rela: false, entries: [{ offset: 0n, type: 256, symbol: 0, addend: 0n }] });
     expectError(() => c.write(), 'ELF_WRITE_RANGE', /relocation type does not fit ELF32_R_INFO.*found 256/);
-    expectError(() => new ObjectBuilder({ class: 64, littleEndian: true, machine: 0x10000 }).write(), 'ELF_WRITE_RANGE', /e_machine does not fit its field \(expected 0\.\.65535, found 65536\)/);
+    expectError(
+      () => new ObjectBuilder({ class: 64, littleEndian: true, machine: 0x10000 }).write(),
+      'ELF_WRITE_RANGE',
+      /e_machine does not fit its field \(expected 0\.\.65535, found 65536\)/,
+    );
     expectError(() => new ObjectBuilder({ class: 64, littleEndian: true, machine: 62, osabi: 256 }).write(), 'ELF_WRITE_RANGE', /EI_OSABI/);
     const d = base();
     d.addSection({ name: '.odd', type: SHT.PROGBITS, flags: 0n, addralign: 3n, data: new Uint8Array(1) });
@@ -267,7 +375,8 @@ describe('extended section numbering around SHN_LORESERVE (0xff00)', () => {
   function many(n: number, symIn: number): ObjectBuilder {
     const b = new ObjectBuilder({ class: 64, littleEndian: true, machine: EM.X86_64 });
     const ids = [];
-    for (let i = 0; i < n; i++) ids.push(b.addSection({ name: `.s${i}`, type: SHT.PROGBITS, flags: SHF.ALLOC, addralign: 1n, data: new Uint8Array([i & 255]) }));
+    for (let i = 0; i < n; i++)
+      ids.push(b.addSection({ name: `.s${i}`, type: SHT.PROGBITS, flags: SHF.ALLOC, addralign: 1n, data: new Uint8Array([i & 255]) }));
     b.addSymbol({ name: 'sym', bind: STB.GLOBAL, type: STT.OBJECT, section: ids[symIn - 1]!, value: 0n, size: 1n });
     return b;
   }

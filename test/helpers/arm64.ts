@@ -32,6 +32,9 @@ export const ARM64_CC = existsSync(join(ARM64_CACHE, 'cross/root/usr/bin/aarch64
   : 'aarch64-linux-gnu-gcc';
 
 export function haveArm64(): boolean {
-  return [debianArm64.image, debianArm64.xenSyms, debianArm64.xenLivepatch, arm64Livepatch.image, arm64Livepatch.xenSyms].every((f) => existsSync(f))
-    && existsSync(ARM64_CC);
+  return (
+    [debianArm64.image, debianArm64.xenSyms, debianArm64.xenLivepatch, arm64Livepatch.image, arm64Livepatch.xenSyms].every((f) =>
+      existsSync(f),
+    ) && existsSync(ARM64_CC)
+  );
 }

@@ -255,23 +255,146 @@ const LD64 = ['ld', '-r'];
 const LD32 = ['ld', '-r', '-m', 'elf_i386'];
 
 export const RECIPES: Recipe[] = [
-  { name: 'c-O0', src: 'corpus.c', text: CORPUS_C, cmd: (s, o) => ['gcc', '-O0', '-fcommon', '-c', s, '-o', o], class: 64, littleEndian: true, ldr: LD64 },
-  { name: 'c-O2', src: 'corpus.c', text: CORPUS_C, cmd: (s, o) => ['gcc', '-O2', '-fcommon', '-c', s, '-o', o], class: 64, littleEndian: true, ldr: LD64 },
-  { name: 'c-O2-g', src: 'corpus.c', text: CORPUS_C, cmd: (s, o) => ['gcc', '-O2', '-g', '-fcf-protection', '-c', s, '-o', o], class: 64, littleEndian: true, ldr: LD64 },
-  { name: 'c-sections', src: 'corpus.c', text: CORPUS_C, cmd: (s, o) => ['gcc', '-O2', '-g', '-ffunction-sections', '-fdata-sections', '-c', s, '-o', o], class: 64, littleEndian: true, ldr: LD64 },
-  { name: 'c-gz', src: 'corpus.c', text: CORPUS_C, cmd: (s, o) => ['gcc', '-O2', '-g', '-gz', '-c', s, '-o', o], class: 64, littleEndian: true, ldr: LD64 },
-  { name: 'c-large-model', src: 'large.c', text: CORPUS_LARGE_C, cmd: (s, o) => ['gcc', '-O2', '-mcmodel=medium', '-fcommon', '-c', s, '-o', o], class: 64, littleEndian: true, ldr: LD64, noRoundTrip: 'a SHN_X86_64_LCOMMON (LARGE_COM) symbol: the model has no reserved section indices but UND/ABS/COM' },
-  { name: 'cxx-comdat', src: 'corpus.cc', text: CORPUS_CC, cmd: (s, o) => ['g++', '-O0', '-g', '-c', s, '-o', o], class: 64, littleEndian: true, ldr: LD64 },
-  { name: 'c-m32', src: 'corpus.c', text: CORPUS_C, cmd: (s, o) => ['gcc', '-m32', '-O2', '-g', '-fcommon', '-c', s, '-o', o], class: 32, littleEndian: true, ldr: LD32 },
-  { name: 'cxx-m32', src: 'corpus.cc', text: CORPUS_CC, cmd: (s, o) => ['g++', '-m32', '-O2', '-c', s, '-o', o], class: 32, littleEndian: true, ldr: LD32 },
+  {
+    name: 'c-O0',
+    src: 'corpus.c',
+    text: CORPUS_C,
+    cmd: (s, o) => ['gcc', '-O0', '-fcommon', '-c', s, '-o', o],
+    class: 64,
+    littleEndian: true,
+    ldr: LD64,
+  },
+  {
+    name: 'c-O2',
+    src: 'corpus.c',
+    text: CORPUS_C,
+    cmd: (s, o) => ['gcc', '-O2', '-fcommon', '-c', s, '-o', o],
+    class: 64,
+    littleEndian: true,
+    ldr: LD64,
+  },
+  {
+    name: 'c-O2-g',
+    src: 'corpus.c',
+    text: CORPUS_C,
+    cmd: (s, o) => ['gcc', '-O2', '-g', '-fcf-protection', '-c', s, '-o', o],
+    class: 64,
+    littleEndian: true,
+    ldr: LD64,
+  },
+  {
+    name: 'c-sections',
+    src: 'corpus.c',
+    text: CORPUS_C,
+    cmd: (s, o) => ['gcc', '-O2', '-g', '-ffunction-sections', '-fdata-sections', '-c', s, '-o', o],
+    class: 64,
+    littleEndian: true,
+    ldr: LD64,
+  },
+  {
+    name: 'c-gz',
+    src: 'corpus.c',
+    text: CORPUS_C,
+    cmd: (s, o) => ['gcc', '-O2', '-g', '-gz', '-c', s, '-o', o],
+    class: 64,
+    littleEndian: true,
+    ldr: LD64,
+  },
+  {
+    name: 'c-large-model',
+    src: 'large.c',
+    text: CORPUS_LARGE_C,
+    cmd: (s, o) => ['gcc', '-O2', '-mcmodel=medium', '-fcommon', '-c', s, '-o', o],
+    class: 64,
+    littleEndian: true,
+    ldr: LD64,
+    noRoundTrip: 'a SHN_X86_64_LCOMMON (LARGE_COM) symbol: the model has no reserved section indices but UND/ABS/COM',
+  },
+  {
+    name: 'cxx-comdat',
+    src: 'corpus.cc',
+    text: CORPUS_CC,
+    cmd: (s, o) => ['g++', '-O0', '-g', '-c', s, '-o', o],
+    class: 64,
+    littleEndian: true,
+    ldr: LD64,
+  },
+  {
+    name: 'c-m32',
+    src: 'corpus.c',
+    text: CORPUS_C,
+    cmd: (s, o) => ['gcc', '-m32', '-O2', '-g', '-fcommon', '-c', s, '-o', o],
+    class: 32,
+    littleEndian: true,
+    ldr: LD32,
+  },
+  {
+    name: 'cxx-m32',
+    src: 'corpus.cc',
+    text: CORPUS_CC,
+    cmd: (s, o) => ['g++', '-m32', '-O2', '-c', s, '-o', o],
+    class: 32,
+    littleEndian: true,
+    ldr: LD32,
+  },
   { name: 'notes-s', src: 'notes.s', text: CORPUS_NOTES_S, cmd: (s, o) => ['as', s, '-o', o], class: 64, littleEndian: true, ldr: LD64 },
-  { name: 'ppc-be', src: 'ppc.s', text: CORPUS_PPC_S, cmd: (s, o) => ['powerpc-linux-gnu-as', s, '-o', o], class: 32, littleEndian: false, ldr: ['powerpc-linux-gnu-ld', '-r'] },
-  { name: 's390x-be', src: 's390x.s', text: CORPUS_S390X_S, cmd: (s, o) => ['s390x-linux-gnu-as', s, '-o', o], class: 64, littleEndian: false, ldr: ['s390x-linux-gnu-ld', '-r'] },
-  { name: 'arm32', src: 'arm.s', text: CORPUS_ARM_S, cmd: (s, o) => ['arm-linux-gnueabihf-as', s, '-o', o], class: 32, littleEndian: true, ldr: ['arm-linux-gnueabihf-ld', '-r'] },
-  { name: 'arm64', src: 'arm64.s', text: CORPUS_AARCH64_S, cmd: (s, o) => ['aarch64-linux-gnu-as', s, '-o', o], class: 64, littleEndian: true, ldr: ['aarch64-linux-gnu-ld', '-r'] },
+  {
+    name: 'ppc-be',
+    src: 'ppc.s',
+    text: CORPUS_PPC_S,
+    cmd: (s, o) => ['powerpc-linux-gnu-as', s, '-o', o],
+    class: 32,
+    littleEndian: false,
+    ldr: ['powerpc-linux-gnu-ld', '-r'],
+  },
+  {
+    name: 's390x-be',
+    src: 's390x.s',
+    text: CORPUS_S390X_S,
+    cmd: (s, o) => ['s390x-linux-gnu-as', s, '-o', o],
+    class: 64,
+    littleEndian: false,
+    ldr: ['s390x-linux-gnu-ld', '-r'],
+  },
+  {
+    name: 'arm32',
+    src: 'arm.s',
+    text: CORPUS_ARM_S,
+    cmd: (s, o) => ['arm-linux-gnueabihf-as', s, '-o', o],
+    class: 32,
+    littleEndian: true,
+    ldr: ['arm-linux-gnueabihf-ld', '-r'],
+  },
+  {
+    name: 'arm64',
+    src: 'arm64.s',
+    text: CORPUS_AARCH64_S,
+    cmd: (s, o) => ['aarch64-linux-gnu-as', s, '-o', o],
+    class: 64,
+    littleEndian: true,
+    ldr: ['aarch64-linux-gnu-ld', '-r'],
+  },
   { name: 'empty-s', src: 'empty.s', text: '', cmd: (s, o) => ['as', s, '-o', o], class: 64, littleEndian: true, ldr: LD64 },
-  { name: 'stripped', src: 'data.s', text: '\t.data\n\t.long 1\n\t.section .rodata\n\t.string "x"\n', cmd: (s, o) => ['as', s, '-o', o], post: (o) => ['strip', '--strip-all', o], class: 64, littleEndian: true, ldr: LD64 },
-  { name: 'sections-70k', src: 'big.s', text: () => bigSectionsAsm(), cmd: (s, o) => ['as', s, '-o', o], class: 64, littleEndian: true, ldr: LD64, big: true },
+  {
+    name: 'stripped',
+    src: 'data.s',
+    text: '\t.data\n\t.long 1\n\t.section .rodata\n\t.string "x"\n',
+    cmd: (s, o) => ['as', s, '-o', o],
+    post: (o) => ['strip', '--strip-all', o],
+    class: 64,
+    littleEndian: true,
+    ldr: LD64,
+  },
+  {
+    name: 'sections-70k',
+    src: 'big.s',
+    text: () => bigSectionsAsm(),
+    cmd: (s, o) => ['as', s, '-o', o],
+    class: 64,
+    littleEndian: true,
+    ldr: LD64,
+    big: true,
+  },
 ];
 
 export { removeTempDirs, tempDir } from './tmp.js';
@@ -286,21 +409,33 @@ export async function buildCorpus(only?: string[]): Promise<Corpus> {
     written.add(r.src);
     await writeFile(join(dir, r.src), typeof r.text === 'string' ? r.text : r.text());
   }
-  const objects = await Promise.all(recipes.map(async (r): Promise<CorpusObject> => {
-    const out = join(dir, `${r.name}.o`);
-    const command = r.cmd(join(dir, r.src), out);
-    for (const c of [command, ...(r.post ? [r.post(out)] : [])]) {
-      try {
-        await exec(c[0]!, c.slice(1), { cwd: dir, maxBuffer: 1 << 26 });
-      } catch (e) {
-        throw new Error(`corpus: ${c.join(' ')} failed: ${(e as Error).message}`);
+  const objects = await Promise.all(
+    recipes.map(async (r): Promise<CorpusObject> => {
+      const out = join(dir, `${r.name}.o`);
+      const command = r.cmd(join(dir, r.src), out);
+      for (const c of [command, ...(r.post ? [r.post(out)] : [])]) {
+        try {
+          await exec(c[0]!, c.slice(1), { cwd: dir, maxBuffer: 1 << 26 });
+        } catch (e) {
+          throw new Error(`corpus: ${c.join(' ')} failed: ${(e as Error).message}`);
+        }
       }
-    }
-    if (r.post) command.push('&&', ...r.post(out));
-    return { name: r.name, path: out, class: r.class, littleEndian: r.littleEndian, command, ldr: r.ldr, big: r.big, noRoundTrip: r.noRoundTrip };
-  }));
+      if (r.post) command.push('&&', ...r.post(out));
+      return {
+        name: r.name,
+        path: out,
+        class: r.class,
+        littleEndian: r.littleEndian,
+        command,
+        ldr: r.ldr,
+        big: r.big,
+        noRoundTrip: r.noRoundTrip,
+      };
+    }),
+  );
   return {
-    dir, objects,
+    dir,
+    objects,
     get(name: string) {
       const o = objects.find((x) => x.name === name);
       if (!o) throw new Error(`corpus: no object ${name}`);

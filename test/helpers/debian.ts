@@ -25,7 +25,9 @@ export const debianXen = {
 export function dom0Kernel(): string | undefined {
   const boot = join(DEBIAN_ROOT, 'boot');
   if (!existsSync(boot)) return undefined;
-  const k = readdirSync(boot).filter((f) => f.startsWith('vmlinuz-')).sort();
+  const k = readdirSync(boot)
+    .filter((f) => f.startsWith('vmlinuz-'))
+    .sort();
   return k.length ? join(boot, k[k.length - 1]!) : undefined;
 }
 

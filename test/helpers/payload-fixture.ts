@@ -67,7 +67,12 @@ export interface FxSection {
   /** For SHT_RELA/REL sections: the entries (data generated at build). */
   relocs?: FxReloc[];
   /** Raw overrides applied to the section header after layout. */
-  raw?: Partial<Record<'sh_name' | 'sh_type' | 'sh_offset' | 'sh_size' | 'sh_link' | 'sh_info' | 'sh_addralign' | 'sh_entsize' | 'sh_flags' | 'sh_addr', bigint | number>>;
+  raw?: Partial<
+    Record<
+      'sh_name' | 'sh_type' | 'sh_offset' | 'sh_size' | 'sh_link' | 'sh_info' | 'sh_addralign' | 'sh_entsize' | 'sh_flags' | 'sh_addr',
+      bigint | number
+    >
+  >;
 }
 
 export interface FxSymbol {
@@ -99,7 +104,6 @@ export interface FxFunc {
   bytes?: Record<number, number>;
 }
 
-
 export class PayloadFixture {
   /** e_ident / header overrides by ELF64 byte offset → value (1, 2, 4 or 8 bytes as given in `width`). */
   header: { offset: number; width: 1 | 2 | 4 | 8; value: bigint | number }[] = [];
@@ -114,7 +118,17 @@ export class PayloadFixture {
   /** e_machine: 62 (x86-64, default) or 183 (arm64: relocation types are mapped to their AArch64 equivalents). */
   machine: number;
 
-  constructor(opts: { xenId?: string; ownId?: string; dependsId?: string; oldName?: string; newString?: string; entrySize?: 64 | 104; arch?: 'x86_64' | 'arm64' } = {}) {
+  constructor(
+    opts: {
+      xenId?: string;
+      ownId?: string;
+      dependsId?: string;
+      oldName?: string;
+      newString?: string;
+      entrySize?: 64 | 104;
+      arch?: 'x86_64' | 'arm64';
+    } = {},
+  ) {
     this.entrySize = opts.entrySize ?? 104;
     this.machine = opts.arch === 'arm64' ? 183 : 62;
     const xenId = hexBytes(opts.xenId ?? FIXTURE_XEN_ID);
@@ -136,20 +150,52 @@ export class PayloadFixture {
       { name: '.livepatch.xen_depends', type: SHT.PROGBITS, flags: SHF.ALLOC, addralign: 1n, data: gnuNote(xenId) },
       { name: '.note.gnu.build-id', type: SHT.NOTE, flags: SHF.ALLOC, addralign: 4n, data: gnuNote(own) },
       {
-        name: '.rela.text', type: SHT.RELA, flags: SHF.INFO_LINK, addralign: 8n, entsize: 24n, link: '.symtab', info: '.text',
+        name: '.rela.text',
+        type: SHT.RELA,
+        flags: SHF.INFO_LINK,
+        addralign: 8n,
+        entsize: 24n,
+        link: '.symtab',
+        info: '.text',
         relocs: [{ offset: 3n, type: R.PC32, symbol: 'xsplice_str', addend: -4n }],
       },
-      { name: '.rela.livepatch.funcs', type: SHT.RELA, flags: SHF.INFO_LINK, addralign: 8n, entsize: 24n, link: '.symtab', info: '.livepatch.funcs', relocs: [] },
+      {
+        name: '.rela.livepatch.funcs',
+        type: SHT.RELA,
+        flags: SHF.INFO_LINK,
+        addralign: 8n,
+        entsize: 24n,
+        link: '.symtab',
+        info: '.livepatch.funcs',
+        relocs: [],
+      },
       { name: '.symtab', type: SHT.SYMTAB, flags: 0n, addralign: 8n, entsize: 24n, link: '.strtab' },
       { name: '.strtab', type: SHT.STRTAB, flags: 0n, addralign: 1n },
       { name: '.shstrtab', type: SHT.STRTAB, flags: 0n, addralign: 1n },
     ];
     this.symbols = [
       { name: 'xsplice_str', bind: STB.LOCAL, type: STT.OBJECT, section: '.rodata', value: 0n, size: BigInt(str.length) },
-      { name: 'xsplice_name', bind: STB.LOCAL, type: STT.OBJECT, section: '.rodata', value: BigInt(str.length), size: BigInt(nameStr.length) },
+      {
+        name: 'xsplice_name',
+        bind: STB.LOCAL,
+        type: STT.OBJECT,
+        section: '.rodata',
+        value: BigInt(str.length),
+        size: BigInt(nameStr.length),
+      },
       { name: 'xsplice_fn', bind: STB.GLOBAL, type: STT.FUNC, section: '.text', value: 0n, size: 8n },
     ];
-    this.funcs = [{ nameSymbol: 'xsplice_name', nameAddend: 0n, newSymbol: 'xsplice_fn', oldAddr: 0n, newSize: 8, oldSize: 12, version: this.entrySize === 64 ? 1 : 2 }];
+    this.funcs = [
+      {
+        nameSymbol: 'xsplice_name',
+        nameAddend: 0n,
+        newSymbol: 'xsplice_fn',
+        oldAddr: 0n,
+        newSize: 8,
+        oldSize: 12,
+        version: this.entrySize === 64 ? 1 : 2,
+      },
+    ];
   }
 
   section(name: string): FxSection {
@@ -179,7 +225,16 @@ export class PayloadFixture {
   addReloc(target: string, r: FxReloc): void {
     let rs = this.sections.find((s) => s.type === SHT.RELA && s.info === target);
     if (!rs) {
-      rs = { name: `.rela${target}`, type: SHT.RELA, flags: SHF.INFO_LINK, addralign: 8n, entsize: 24n, link: '.symtab', info: target, relocs: [] };
+      rs = {
+        name: `.rela${target}`,
+        type: SHT.RELA,
+        flags: SHF.INFO_LINK,
+        addralign: 8n,
+        entsize: 24n,
+        link: '.symtab',
+        info: target,
+        relocs: [],
+      };
       const at = this.sections.findIndex((x) => x.name === '.symtab');
       this.sections.splice(at, 0, rs);
     }
@@ -231,8 +286,16 @@ export class PayloadFixture {
       if (s.bind !== STB.LOCAL && firstGlobal > i + 1) firstGlobal = i + 1;
       sdv.setUint32(o, s.nameOffset ?? strtab.add(s.name), true);
       symData[o + 4] = (s.bind << 4) | (s.type & 0xf);
-      const shndx = typeof s.section === 'number' ? s.section
-        : s.section === 'UND' ? 0 : s.section === 'ABS' ? 0xfff1 : s.section === 'COM' ? 0xfff2 : index(s.section);
+      const shndx =
+        typeof s.section === 'number'
+          ? s.section
+          : s.section === 'UND'
+            ? 0
+            : s.section === 'ABS'
+              ? 0xfff1
+              : s.section === 'COM'
+                ? 0xfff2
+                : index(s.section);
       sdv.setUint16(o + 6, shndx, true);
       sdv.setBigUint64(o + 8, s.value, true);
       sdv.setBigUint64(o + 16, s.size, true);
@@ -286,8 +349,16 @@ export class PayloadFixture {
       const size = s.type === SHT.NOBITS ? (s.size ?? 0n) : BigInt(datas[i]!.length);
       const info = s.name === '.symtab' && s.info === undefined ? firstGlobal : index(s.info);
       const vals: Record<string, bigint | number> = {
-        sh_name: shNames[i]!, sh_type: s.type, sh_flags: s.flags, sh_addr: s.addr ?? 0n, sh_offset: offsets[i]!,
-        sh_size: size, sh_link: index(s.link), sh_info: info, sh_addralign: s.addralign, sh_entsize: s.entsize ?? 0n,
+        sh_name: shNames[i]!,
+        sh_type: s.type,
+        sh_flags: s.flags,
+        sh_addr: s.addr ?? 0n,
+        sh_offset: offsets[i]!,
+        sh_size: size,
+        sh_link: index(s.link),
+        sh_info: info,
+        sh_addralign: s.addralign,
+        sh_entsize: s.entsize ?? 0n,
         ...(s.raw ?? {}),
       };
       writeShdr(dv, h, vals);
@@ -375,7 +446,9 @@ export const FAKE_XEN = {
 };
 
 export function fakeTarget(o: FakeTargetOptions = {}): {
-  buildId: Uint8Array; version: string; arch: 'x86_64';
+  buildId: Uint8Array;
+  version: string;
+  arch: 'x86_64';
   symbols?: { find(n: string): { value: bigint }[] };
   bytesAt(addr: bigint, len: number): Uint8Array;
 } {

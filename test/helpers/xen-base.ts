@@ -48,7 +48,12 @@ export async function flagVariant(base: Base, object: string, flag: string): Pro
   rmSync(tmp, { force: true });
   // Same arguments as the base (its absolute path in the prefix maps): make sees no changed
   // command, only a newer object, and relinks.
-  execFileSync('make', ['-C', 'xen', 'build', ...debianMakeArgs(base.tree)], { cwd: tree, env, stdio: ['ignore', 'ignore', 'inherit'], timeout: 600_000 });
+  execFileSync('make', ['-C', 'xen', 'build', ...debianMakeArgs(base.tree)], {
+    cwd: tree,
+    env,
+    stdio: ['ignore', 'ignore', 'inherit'],
+    timeout: 600_000,
+  });
   writeFileSync(cmdFile, text.replace(cmd, `${cmd} ${flag}`));
   return tree;
 }

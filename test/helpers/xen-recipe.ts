@@ -22,12 +22,32 @@ const exec = promisify(execFile);
 
 /** Compiler flags modelled on Xen 4.17's own build (xen-e2e.md, "Compiler flags that worked"). */
 export const XEN_CFLAGS = [
-  '-O2', '-m64', '-std=gnu99', '-nostdinc', '-ffreestanding', '-fno-builtin', '-fno-common',
-  '-fno-stack-protector', '-fno-exceptions', '-fno-asynchronous-unwind-tables', '-fpic',
-  '-fvisibility=hidden', '-msoft-float', '-mno-red-zone', '-mno-mmx', '-mno-sse', '-mskip-rax-setup',
-  '-mpreferred-stack-boundary=3', '-mindirect-branch=thunk-extern', '-mindirect-branch-register',
-  '-fno-jump-tables', '-mfunction-return=thunk-extern', '-fcf-protection=branch', '-mmanual-endbr',
-  '-ffunction-sections', '-fdata-sections',
+  '-O2',
+  '-m64',
+  '-std=gnu99',
+  '-nostdinc',
+  '-ffreestanding',
+  '-fno-builtin',
+  '-fno-common',
+  '-fno-stack-protector',
+  '-fno-exceptions',
+  '-fno-asynchronous-unwind-tables',
+  '-fpic',
+  '-fvisibility=hidden',
+  '-msoft-float',
+  '-mno-red-zone',
+  '-mno-mmx',
+  '-mno-sse',
+  '-mskip-rax-setup',
+  '-mpreferred-stack-boundary=3',
+  '-mindirect-branch=thunk-extern',
+  '-mindirect-branch-register',
+  '-fno-jump-tables',
+  '-mfunction-return=thunk-extern',
+  '-fcf-protection=branch',
+  '-mmanual-endbr',
+  '-ffunction-sections',
+  '-fdata-sections',
 ];
 
 const OBJCOPY_MAGIC = ['-I', 'binary', '-O', 'elf64-x86-64', '-B', 'i386:x86-64'];
@@ -37,17 +57,43 @@ const OBJCOPY_MAGIC = ['-I', 'binary', '-O', 'elf64-x86-64', '-B', 'i386:x86-64'
  * source built by scripts/setup-deps.sh arm64-livepatch), plus one section per function.
  */
 export const XEN_ARM64_CFLAGS = [
-  '-O2', '-fomit-frame-pointer', '-std=gnu99', '-nostdinc', '-fno-builtin', '-fno-common', '-fno-strict-aliasing',
-  '-mcpu=generic', '-mgeneral-regs-only', '-mno-outline-atomics', '-fno-pie', '-fno-stack-protector', '-fno-exceptions',
-  '-fno-asynchronous-unwind-tables', '-ffunction-sections', '-fdata-sections',
+  '-O2',
+  '-fomit-frame-pointer',
+  '-std=gnu99',
+  '-nostdinc',
+  '-fno-builtin',
+  '-fno-common',
+  '-fno-strict-aliasing',
+  '-mcpu=generic',
+  '-mgeneral-regs-only',
+  '-mno-outline-atomics',
+  '-fno-pie',
+  '-fno-stack-protector',
+  '-fno-exceptions',
+  '-fno-asynchronous-unwind-tables',
+  '-ffunction-sections',
+  '-fdata-sections',
 ];
 
-interface Toolset { cc: string; nm: string; objcopy: string; ld: string; ldEmulation: string; magic: string[]; cflags: string[] }
+interface Toolset {
+  cc: string;
+  nm: string;
+  objcopy: string;
+  ld: string;
+  ldEmulation: string;
+  magic: string[];
+  cflags: string[];
+}
 const TOOLS: Record<'x86_64' | 'arm64', Toolset> = {
   x86_64: { cc: 'gcc', nm: 'nm', objcopy: 'objcopy', ld: 'ld', ldEmulation: 'elf_x86_64', magic: OBJCOPY_MAGIC, cflags: [] },
   arm64: {
-    cc: ARM64_CC, nm: 'aarch64-linux-gnu-nm', objcopy: 'aarch64-linux-gnu-objcopy', ld: 'aarch64-linux-gnu-ld',
-    ldEmulation: 'aarch64linux', magic: ['-I', 'binary', '-O', 'elf64-littleaarch64', '-B', 'aarch64'], cflags: [],
+    cc: ARM64_CC,
+    nm: 'aarch64-linux-gnu-nm',
+    objcopy: 'aarch64-linux-gnu-objcopy',
+    ld: 'aarch64-linux-gnu-ld',
+    ldEmulation: 'aarch64linux',
+    magic: ['-I', 'binary', '-O', 'elf64-littleaarch64', '-B', 'aarch64'],
+    cflags: [],
   },
 };
 
@@ -144,7 +190,14 @@ export async function readBuildId(elf: string): Promise<string> {
   return noteBuildId(await noteBytes(elf, dir, join(dir, 'note.bin')));
 }
 
-async function noteObject(src: NoteSource, section: string, xenSyms: string, dir: string, base: string, t: Toolset = TOOLS.x86_64): Promise<string> {
+async function noteObject(
+  src: NoteSource,
+  section: string,
+  xenSyms: string,
+  dir: string,
+  base: string,
+  t: Toolset = TOOLS.x86_64,
+): Promise<string> {
   const bin = join(dir, `${base}.bin`);
   let note: Buffer;
   if (src === 'xen' || src === 'wrong') {
@@ -163,8 +216,14 @@ async function noteObject(src: NoteSource, section: string, xenSyms: string, dir
 }
 
 function cString(s: string): string {
-  return '"' + Buffer.from(s, 'utf8').toString('latin1').replace(/[\\"]/g, (c) => '\\' + c)
-    .replace(/[^\x20-\x7e]/g, (c) => '\\' + c.charCodeAt(0).toString(8).padStart(3, '0')) + '"';
+  return (
+    '"' +
+    Buffer.from(s, 'utf8')
+      .toString('latin1')
+      .replace(/[\\"]/g, (c) => '\\' + c)
+      .replace(/[^\x20-\x7e]/g, (c) => '\\' + c.charCodeAt(0).toString(8).padStart(3, '0')) +
+    '"'
+  );
 }
 
 /** Builds one payload; see XenRecipeOptions for the knobs. */
@@ -177,28 +236,37 @@ export async function buildXenRecipePayload(opts: XenRecipeOptions): Promise<Xen
   const dir = opts.outDir ?? (await tempDir('recipe'));
   const arch = opts.arch ?? 'x86_64';
   const t = TOOLS[arch];
-  const cflags = arch === 'arm64'
-    ? (opts.arm64Code === 'got' ? XEN_ARM64_CFLAGS.filter((f) => f !== '-fno-pie').concat(['-fpic']) : XEN_ARM64_CFLAGS)
-    : opts.codeModel === 'kernel'
-      ? XEN_CFLAGS.filter((f) => f !== '-fpic').concat(['-mcmodel=kernel', '-fno-pic'])
-      : XEN_CFLAGS;
+  const cflags =
+    arch === 'arm64'
+      ? opts.arm64Code === 'got'
+        ? XEN_ARM64_CFLAGS.filter((f) => f !== '-fno-pie').concat(['-fpic'])
+        : XEN_ARM64_CFLAGS
+      : opts.codeModel === 'kernel'
+        ? XEN_CFLAGS.filter((f) => f !== '-fpic').concat(['-mcmodel=kernel', '-fno-pic'])
+        : XEN_CFLAGS;
   const fn = `${tag}_fn`;
 
   // 1. The replacement function (xen_hello_world_func.c in Xen's tests).
   const funcC = join(dir, `${tag}_func.c`);
-  await writeFile(funcC, (arch === 'arm64' && opts.arm64Code === 'got' ? [
-    // The target's address through the GOT (a hypervisor symbol, default visibility, -fpic).
-    `extern const char *${target}(void);`,
-    `static const char ${tag}_str[] = ${cString(newString)};`,
-    `const char *${fn}(void);`,
-    `const char *${fn}(void) { const char *p; __asm__("adrp %0, :got:${target}\\n\\tldr %0, [%0, :got_lo12:${target}]" : "=r"(p)); return p ? ${tag}_str : p; }`,
-    '',
-  ] : [
-    `static const char ${tag}_str[] = ${cString(newString)};`,
-    `const char *${fn}(void);`,
-    `const char *${fn}(void) { return ${tag}_str; }`,
-    '',
-  ]).join('\n'));
+  await writeFile(
+    funcC,
+    (arch === 'arm64' && opts.arm64Code === 'got'
+      ? [
+          // The target's address through the GOT (a hypervisor symbol, default visibility, -fpic).
+          `extern const char *${target}(void);`,
+          `static const char ${tag}_str[] = ${cString(newString)};`,
+          `const char *${fn}(void);`,
+          `const char *${fn}(void) { const char *p; __asm__("adrp %0, :got:${target}\\n\\tldr %0, [%0, :got_lo12:${target}]" : "=r"(p)); return p ? ${tag}_str : p; }`,
+          '',
+        ]
+      : [
+          `static const char ${tag}_str[] = ${cString(newString)};`,
+          `const char *${fn}(void);`,
+          `const char *${fn}(void) { return ${tag}_str; }`,
+          '',
+        ]
+    ).join('\n'),
+  );
   const funcO = join(dir, `${tag}_func.o`);
   await run(t.cc, [...cflags, '-c', funcC, '-o', funcO], dir);
 
@@ -208,33 +276,36 @@ export async function buildXenRecipePayload(opts: XenRecipeOptions): Promise<Xen
 
   // 3. The descriptor (xen_hello_world.c): 104-byte version-2 layout, writable section.
   const descC = join(dir, `${tag}.c`);
-  await writeFile(descC, [
-    'typedef unsigned char u8;',
-    'typedef unsigned int u32;',
-    'struct livepatch_func {',
-    '  const char *name;   /* 0 */',
-    '  void *new_addr;     /* 8 */',
-    '  void *old_addr;     /* 16 */',
-    '  u32 new_size;       /* 24 */',
-    '  u32 old_size;       /* 28 */',
-    '  u8 version;         /* 32 */',
-    '  u8 pad[39];         /* 33: opaque/applied/patch_offset in L2a/L2b, padding in L2c */',
-    '  u8 expect[32];      /* 72: livepatch_expectation_t, disabled */',
-    '};',
-    '_Static_assert(sizeof(struct livepatch_func) == 104, "livepatch_func must be 104 bytes");',
-    `extern const char *${target}(void);`,
-    `extern const char *${fn}(void);`,
-    `static const char ${tag}_name[] = ${cString(target)};`,
-    `struct livepatch_func __attribute__((used, section(".livepatch.funcs"))) ${tag}_patch = {`,
-    `  .version = ${version},`,
-    `  .name = ${tag}_name,`,
-    `  .new_addr = ${fn},`,
-    `  .old_addr = ${opts.oldAddr === 'zero' ? '0' : target},`,
-    `  .new_size = ${newSize},`,
-    `  .old_size = ${oldSize},`,
-    '};',
-    '',
-  ].join('\n'));
+  await writeFile(
+    descC,
+    [
+      'typedef unsigned char u8;',
+      'typedef unsigned int u32;',
+      'struct livepatch_func {',
+      '  const char *name;   /* 0 */',
+      '  void *new_addr;     /* 8 */',
+      '  void *old_addr;     /* 16 */',
+      '  u32 new_size;       /* 24 */',
+      '  u32 old_size;       /* 28 */',
+      '  u8 version;         /* 32 */',
+      '  u8 pad[39];         /* 33: opaque/applied/patch_offset in L2a/L2b, padding in L2c */',
+      '  u8 expect[32];      /* 72: livepatch_expectation_t, disabled */',
+      '};',
+      '_Static_assert(sizeof(struct livepatch_func) == 104, "livepatch_func must be 104 bytes");',
+      `extern const char *${target}(void);`,
+      `extern const char *${fn}(void);`,
+      `static const char ${tag}_name[] = ${cString(target)};`,
+      `struct livepatch_func __attribute__((used, section(".livepatch.funcs"))) ${tag}_patch = {`,
+      `  .version = ${version},`,
+      `  .name = ${tag}_name,`,
+      `  .new_addr = ${fn},`,
+      `  .old_addr = ${opts.oldAddr === 'zero' ? '0' : target},`,
+      `  .new_size = ${newSize},`,
+      `  .old_size = ${oldSize},`,
+      '};',
+      '',
+    ].join('\n'),
+  );
   const descO = join(dir, `${tag}.o`);
   await run(t.cc, [...(arch === 'arm64' ? XEN_ARM64_CFLAGS : cflags), '-c', descC, '-o', descO], dir);
 

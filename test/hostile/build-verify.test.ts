@@ -5,7 +5,18 @@
  * tests' malformed-input builder.
  */
 import { execFile, spawnSync } from 'node:child_process';
-import { chmodSync, chownSync, existsSync, lstatSync, readFileSync, readdirSync, statSync, symlinkSync, writeFileSync, copyFileSync } from 'node:fs';
+import {
+  chmodSync,
+  chownSync,
+  existsSync,
+  lstatSync,
+  readFileSync,
+  readdirSync,
+  statSync,
+  symlinkSync,
+  writeFileSync,
+  copyFileSync,
+} from 'node:fs';
 import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -31,7 +42,9 @@ async function cli(argv: string[]): Promise<{ code: number; out: string; err: st
 }
 
 /** .text with xen_extra_version (12 bytes), a symbol table, and a hook to spoil one thing. */
-function smallObject(spoil: (s: { textAddr: bigint; textFlags: bigint; relFlags: bigint; undefName: number; fnSize: bigint }) => void = () => undefined): Uint8Array {
+function smallObject(
+  spoil: (s: { textAddr: bigint; textFlags: bigint; relFlags: bigint; undefName: number; fnSize: bigint }) => void = () => undefined,
+): Uint8Array {
   const o = { textAddr: 0n, textFlags: 6n, relFlags: 0x40n, undefName: 19, fnSize: 12n };
   spoil(o);
   const strtab = new Uint8Array([0, ...new TextEncoder().encode('xen_extra_version\0do_domctl\0')]);
@@ -42,12 +55,25 @@ function smallObject(spoil: (s: { textAddr: bigint; textFlags: bigint; relFlags:
   dv.setBigUint64(8, (3n << 32n) | 2n, true); // symbol 3 (do_domctl), R_X86_64_PC32
   dv.setBigInt64(16, -4n, true);
   return buildFixture({
-    class: 64, littleEndian: true, sections: [
+    class: 64,
+    littleEndian: true,
+    sections: [
       { name: '.text', type: 1, flags: o.textFlags, addr: o.textAddr, addralign: 16n, data: text },
       { name: '.rela.text', type: 4, flags: o.relFlags, link: 3, info: 1, entsize: 24n, addralign: 8n, data: rela },
-      { name: '.symtab', type: 2, link: 4, info: 2, entsize: 24n, addralign: 8n, data: symbols(64, true, [
-        [0, 0n, 0n, 0, 0, 0], [0, 0n, 0n, 3, 0, 1], [1, 0n, o.fnSize, 0x12, 0, 1], [o.undefName, 0n, 0n, 0x10, 0, 0],
-      ]) },
+      {
+        name: '.symtab',
+        type: 2,
+        link: 4,
+        info: 2,
+        entsize: 24n,
+        addralign: 8n,
+        data: symbols(64, true, [
+          [0, 0n, 0n, 0, 0, 0],
+          [0, 0n, 0n, 3, 0, 1],
+          [1, 0n, o.fnSize, 0x12, 0, 1],
+          [o.undefName, 0n, 0n, 0x10, 0, 0],
+        ]),
+      },
       { name: '.strtab', type: 3, addralign: 1n, data: strtab },
     ],
   }).bytes;
@@ -85,14 +111,20 @@ describe.skipIf(missing('Debian xen-syms + gcc/binutils (scripts/setup-deps.sh)'
 
   it('a relocation verify refuses (PC32 out of reach): exit 1 with its reason, nothing written', async () => {
     const s = join(dir, 'far.s');
-    await writeFile(s, '.text\n.globl xen_extra_version\n.type xen_extra_version,@function\nxen_extra_version:\n leaq do_domctl-0x7ffffff0(%rip), %rax\n ret\n.size xen_extra_version, .-xen_extra_version\n');
+    await writeFile(
+      s,
+      '.text\n.globl xen_extra_version\n.type xen_extra_version,@function\nxen_extra_version:\n leaq do_domctl-0x7ffffff0(%rip), %rax\n ret\n.size xen_extra_version, .-xen_extra_version\n',
+    );
     const o = join(dir, 'far.o');
     await exec('as', [s, '-o', o]);
     const out = join(dir, 'far.livepatch');
     const r = await cli(['build', o, '-o', out, '--xen', XEN, '--patch', 'xen_extra_version']);
     expect(r.code, r.err).toBe(1);
     // Warnings may come first (an addend past the symbol); the error is one line.
-    const errors = r.err.trimEnd().split('\n').filter((l) => !l.startsWith('xsplice: warning: '));
+    const errors = r.err
+      .trimEnd()
+      .split('\n')
+      .filter((l) => !l.startsWith('xsplice: warning: '));
     expect(errors).toHaveLength(1);
     expect(errors[0]).toMatch(/^xsplice: .*far\.(livepatch|o): .*(RELOC_OVERFLOW|overflow)/i);
     expect(existsSync(out)).toBe(false);
@@ -104,12 +136,14 @@ describe.skipIf(missing('Debian xen-syms + gcc/binutils (scripts/setup-deps.sh)'
     const out = join(dir, 'crel.livepatch');
     const r = await cli(['build', o, '-o', out, '--xen', XEN, '--patch', 'xen_extra_version=f']);
     expect(r.code, r.err).toBe(1);
-    expect(r.err).toMatch(/section \[4\] \.crel\.text, .*: holds relocations in SHT_CREL \(as --crel, clang -Wa,--crel\), which xsplice does not decode and Xen does not apply/);
+    expect(r.err).toMatch(
+      /section \[4\] \.crel\.text, .*: holds relocations in SHT_CREL \(as --crel, clang -Wa,--crel\), which xsplice does not decode and Xen does not apply/,
+    );
     expect(existsSync(out)).toBe(false);
     // A payload whose .rela.text is retyped SHT_CREL: Xen would load it and never fix the code up.
     const bytes = new Uint8Array(readFileSync(goodPayload));
     const elf = readElf(bytes);
-    const rela = elf.sections.find((s) => s.type === 4 && s.info !== 0 && (elf.sections[s.info]!.flags & 2n))!;
+    const rela = elf.sections.find((s) => s.type === 4 && s.info !== 0 && elf.sections[s.info]!.flags & 2n)!;
     expect(rela).toBeDefined();
     new DataView(bytes.buffer).setUint32(rela.headerOffset + 4, 0x40000014, true);
     const bad = join(dir, 'crel-payload.livepatch');
@@ -118,16 +152,48 @@ describe.skipIf(missing('Debian xen-syms + gcc/binutils (scripts/setup-deps.sh)'
     expect(v.code).toBe(1);
     const diags = JSON.parse(v.out).payloads[0].diagnostics;
     expect(diags).toContainEqual(expect.objectContaining({ code: 'UNCHECKED_RELOC_IGNORED', severity: 'error', errno: null }));
-    expect(diags.find((d: { code: string }) => d.code === 'UNCHECKED_RELOC_IGNORED').message).toMatch(/\.rela\.text\S* \(SHT_CREL\) holds relocations of \.text/);
+    expect(diags.find((d: { code: string }) => d.code === 'UNCHECKED_RELOC_IGNORED').message).toMatch(
+      /\.rela\.text\S* \(SHT_CREL\) holds relocations of \.text/,
+    );
   });
 
   it('input validation: sh_addr, a W/A/X relocation section, an unnamed undefined symbol, code without SHF_ALLOC, a symbol past its section', async () => {
     const cases: [string, Parameters<typeof smallObject>[0], RegExp][] = [
-      ['addr', (s) => { s.textAddr = 0x1000n; }, /section \[1\] \.text, .*: has a non-zero sh_addr in a relocatable object \(expected sh_addr 0, found 0x1000\)/],
-      ['wax', (s) => { s.relFlags = 7n; }, /section \[2\] \.rela\.text, .*: relocation section is flagged writable, allocated or executable/],
-      ['unnamed', (s) => { s.undefName = 0; }, /symbol #3, .*: an undefined symbol has no name/],
-      ['not-alloc', (s) => { s.textFlags = 4n; }, /section \[1\] \.text, .*: code section \(SHF_EXECINSTR\) is not SHF_ALLOC: the loader would never map it/],
-      ['past-end', (s) => { s.fnSize = 4096n; }, /symbol xen_extra_version: symbol lies past the end of its section \.text \(expected value \+ size <= 0xc, found 0x0 \+ 0x1000\)/],
+      [
+        'addr',
+        (s) => {
+          s.textAddr = 0x1000n;
+        },
+        /section \[1\] \.text, .*: has a non-zero sh_addr in a relocatable object \(expected sh_addr 0, found 0x1000\)/,
+      ],
+      [
+        'wax',
+        (s) => {
+          s.relFlags = 7n;
+        },
+        /section \[2\] \.rela\.text, .*: relocation section is flagged writable, allocated or executable/,
+      ],
+      [
+        'unnamed',
+        (s) => {
+          s.undefName = 0;
+        },
+        /symbol #3, .*: an undefined symbol has no name/,
+      ],
+      [
+        'not-alloc',
+        (s) => {
+          s.textFlags = 4n;
+        },
+        /section \[1\] \.text, .*: code section \(SHF_EXECINSTR\) is not SHF_ALLOC: the loader would never map it/,
+      ],
+      [
+        'past-end',
+        (s) => {
+          s.fnSize = 4096n;
+        },
+        /symbol xen_extra_version: symbol lies past the end of its section \.text \(expected value \+ size <= 0xc, found 0x0 \+ 0x1000\)/,
+      ],
     ];
     for (const [name, spoil, what] of cases) {
       const o = join(dir, `${name}.o`);
@@ -144,7 +210,9 @@ describe.skipIf(missing('Debian xen-syms + gcc/binutils (scripts/setup-deps.sh)'
     const out = join(dir, 'x.livepatch');
     const a = await cli(['build', good, '-o', out, '--xen', good, '--patch', 'xen_extra_version']);
     expect(a.code).toBe(2);
-    expect(a.err).toMatch(/good\.o: is a relocatable object, not a hypervisor: give xen-syms, xen\.gz, xen\.efi or a build-id \(expected ET_EXEC \(xen-syms, xen\.gz\), found ET_REL\)/);
+    expect(a.err).toMatch(
+      /good\.o: is a relocatable object, not a hypervisor: give xen-syms, xen\.gz, xen\.efi or a build-id \(expected ET_EXEC \(xen-syms, xen\.gz\), found ET_REL\)/,
+    );
     const b = await cli(['build', good, '-o', out, '--xen', goodPayload, '--patch', 'xen_extra_version']);
     expect(b.code).toBe(2);
     expect(b.err).toMatch(/good\.livepatch: is a live-patch payload \(it has \.livepatch\.funcs\), not a hypervisor/);

@@ -16,11 +16,14 @@ let wrapperDir: string | undefined;
 function wrapper(): string {
   if (!wrapperDir) {
     wrapperDir = mkdtempSync(join(tmpdir(), 'xs-hostile-wrap-'));
-    writeFileSync(join(wrapperDir, 'run.cjs'), [
-      "const fs = require('node:fs');",
-      "process.on('exit', () => { try { fs.writeFileSync(process.env.XS_RUSAGE, JSON.stringify(process.resourceUsage())); } catch {} });",
-      `require(${JSON.stringify(ENTRY)}).main(process.argv.slice(2)).then((code) => { process.exitCode = code; });`,
-    ].join('\n'));
+    writeFileSync(
+      join(wrapperDir, 'run.cjs'),
+      [
+        "const fs = require('node:fs');",
+        "process.on('exit', () => { try { fs.writeFileSync(process.env.XS_RUSAGE, JSON.stringify(process.resourceUsage())); } catch {} });",
+        `require(${JSON.stringify(ENTRY)}).main(process.argv.slice(2)).then((code) => { process.exitCode = code; });`,
+      ].join('\n'),
+    );
   }
   return join(wrapperDir, 'run.cjs');
 }
@@ -60,7 +63,9 @@ export function runChild(args: string[], o: ChildOptions = {}): Promise<ChildRes
   const out: Buffer[] = [];
   let err = '';
   child.stdout!.on('data', (c: Buffer) => out.push(c));
-  child.stderr!.on('data', (c: Buffer) => { err += c.toString('utf8'); });
+  child.stderr!.on('data', (c: Buffer) => {
+    err += c.toString('utf8');
+  });
   if (child.stdin) {
     child.stdin.on('error', () => undefined); // EPIPE once the child stops reading
     if (o.stdin === 'endless') {

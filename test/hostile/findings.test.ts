@@ -29,9 +29,23 @@ async function cli(argv: string[]): Promise<{ code: number; out: string; err: st
 /** xen_extra_version in .text plus `extra` sections. */
 function withText(extra: RawSection[]): Uint8Array {
   return buildFixture({
-    class: 64, littleEndian: true, sections: [
+    class: 64,
+    littleEndian: true,
+    sections: [
       { name: '.text', type: 1, flags: 6n, addralign: 16n, data: new Uint8Array([0x90, 0x90, 0x90, 0x90, 0x90, 0xc3]) },
-      { name: '.symtab', type: 2, link: 3, info: 2, entsize: 24n, addralign: 8n, data: symbols(64, true, [[0, 0n, 0n, 0, 0, 0], [0, 0n, 0n, 3, 0, 1], [1, 0n, 6n, 0x12, 0, 1]]) },
+      {
+        name: '.symtab',
+        type: 2,
+        link: 3,
+        info: 2,
+        entsize: 24n,
+        addralign: 8n,
+        data: symbols(64, true, [
+          [0, 0n, 0n, 0, 0, 0],
+          [0, 0n, 0n, 3, 0, 1],
+          [1, 0n, 6n, 0x12, 0, 1],
+        ]),
+      },
       { name: '.strtab', type: 3, addralign: 1n, data: new Uint8Array([0, ...new TextEncoder().encode('xen_extra_version'), 0]) },
       ...extra,
     ],
@@ -41,13 +55,33 @@ function withText(extra: RawSection[]): Uint8Array {
 describe('findings', () => {
   it('F1: 2,000 build-id note sections in one object: build says it once, not 2,000 times (stderr was unbounded)', async () => {
     const notes: RawSection[] = Array.from({ length: 2000 }, (_, i) => ({
-      name: '.note.gnu.build-id', type: 7, flags: 2n, addralign: 4n, data: note(true, 'GNU', 3, Array.from({ length: 20 }, (_, k) => (i + k) & 0xff)),
+      name: '.note.gnu.build-id',
+      type: 7,
+      flags: 2n,
+      addralign: 4n,
+      data: note(
+        true,
+        'GNU',
+        3,
+        Array.from({ length: 20 }, (_, k) => (i + k) & 0xff),
+      ),
     }));
     const o = join(dir, 'many-notes.o');
     writeFileSync(o, withText(notes));
     const spec = join(dir, 'spec.json');
     writeFileSync(spec, JSON.stringify({ patches: [{ old: 'xen_extra_version', oldAddr: '0xffff82d040200000', oldSize: 16 }] }));
-    const r = await cli(['build', o, '-o', join(dir, 'many-notes.livepatch'), '--xen', FUZZ_XEN_ID, '--xen-version', '4.17.5', '--spec', spec]);
+    const r = await cli([
+      'build',
+      o,
+      '-o',
+      join(dir, 'many-notes.livepatch'),
+      '--xen',
+      FUZZ_XEN_ID,
+      '--xen-version',
+      '4.17.5',
+      '--spec',
+      spec,
+    ]);
     const lines = r.err.trimEnd().split('\n').filter(Boolean);
     expect(lines.filter((l) => l.includes('.note.gnu.build-id is replaced'))).toHaveLength(1);
     expect(lines.length).toBeLessThanOrEqual(52);
@@ -75,7 +109,9 @@ describe('findings', () => {
     }
     expect(err).toBeInstanceOf(XspliceError);
     expect(err).toMatchObject({ code: 'ELF_OVERLAP', exitCode: 2 });
-    expect((err as Error).message).toMatch(/^n\.o: section \[5\] \.note\.gnu\.build-id, offset 0x[0-9a-f]+: note section shares file bytes with note section \[4\] \.note\.gnu\.build-id/);
+    expect((err as Error).message).toMatch(
+      /^n\.o: section \[5\] \.note\.gnu\.build-id, offset 0x[0-9a-f]+: note section shares file bytes with note section \[4\] \.note\.gnu\.build-id/,
+    );
   });
 
   it('F6 (the fuzzer, on the code before this work, after 33 inputs): a symbol value of 2^62 built into a payload verify refuses (RELOC_OVERFLOW, FUNC_DISTANCE)', async () => {
@@ -88,7 +124,9 @@ describe('findings', () => {
     writeFileSync(spec, JSON.stringify({ patches: [{ old: 'do_domctl', new: 'f', oldAddr: '0xffff82d040200000', oldSize: 64 }] }));
     const r = await cli(['build', o, '-o', join(dir, 'f6.livepatch'), '--xen', FUZZ_XEN_ID, '--xen-version', '4.17.5', '--spec', spec]);
     expect(r.code).toBe(1);
-    expect(r.err).toMatch(/f6\.o: symbol f: symbol lies past the end of its section \.text \(expected value \+ size <= 0x10, found 0x4000000000000000 \+ 0x10\)/);
+    expect(r.err).toMatch(
+      /f6\.o: symbol f: symbol lies past the end of its section \.text \(expected value \+ size <= 0x10, found 0x4000000000000000 \+ 0x10\)/,
+    );
   });
 
   it('F7 (the fuzzer, on the code before this work, after 25 inputs): 500 headers sharing a 50-entry .rela.text made a 5.7 MB view of a 40 KB object', async () => {
@@ -97,7 +135,9 @@ describe('findings', () => {
     const figs = await runAllCommands(bytes, dir);
     expect(figs.outputBytes).toBeLessThan(4 * bytes.length);
     const elf = readElf(bytes, { file: 'f7.o' });
-    expect(() => elf.relocations()).toThrow(/f7\.o: section \[7\] \.rela\.text, offset 0x[0-9a-f]+: relocation section shares file bytes with relocation section \[2\] \.rela\.text/);
+    expect(() => elf.relocations()).toThrow(
+      /f7\.o: section \[7\] \.rela\.text, offset 0x[0-9a-f]+: relocation section shares file bytes with relocation section \[2\] \.rela\.text/,
+    );
   });
 
   it('F5: every command on a file with every section aliased to itself ends with the project error', async () => {

@@ -27,23 +27,27 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 describe('structure-aware fuzzing of every command', () => {
   it(`${RUNS} crafted ELF files: only the project's errors, work bounded by the input, build agrees with verify`, async () => {
     const totals = { runs: 0, commands: 0, ok: 0, refused: 0, built: 0, maxRatio: 0, maxMs: 0, bytes: 0 };
-    await fc.assert(fc.asyncProperty(anyInput, async ({ bytes }) => {
-      const figs: CommandFigures = await runAllCommands(bytes, dir);
-      totals.runs++;
-      totals.bytes += bytes.length;
-      totals.commands += figs.commands;
-      totals.ok += figs.ok;
-      totals.refused += figs.refused;
-      totals.built += figs.built;
-      totals.maxRatio = Math.max(totals.maxRatio, figs.outputBytes / (bytes.length + 65536));
-      totals.maxMs = Math.max(totals.maxMs, figs.ms);
-      // Bounded work: outputs within 16x the input (+64 KiB of headers), time within 8 s + 8 ms per KB
-      // (generous for a loaded machine; a quadratic path on the 2,000-header shapes takes far longer).
-      expect(figs.outputBytes).toBeLessThanOrEqual(16 * bytes.length + 65536);
-      expect(figs.ms).toBeLessThan(8000 + bytes.length / 128);
-    }), { numRuns: RUNS, seed: Number(process.env.XSPLICE_FUZZ_SEED ?? 14), endOnFailure: true });
+    await fc.assert(
+      fc.asyncProperty(anyInput, async ({ bytes }) => {
+        const figs: CommandFigures = await runAllCommands(bytes, dir);
+        totals.runs++;
+        totals.bytes += bytes.length;
+        totals.commands += figs.commands;
+        totals.ok += figs.ok;
+        totals.refused += figs.refused;
+        totals.built += figs.built;
+        totals.maxRatio = Math.max(totals.maxRatio, figs.outputBytes / (bytes.length + 65536));
+        totals.maxMs = Math.max(totals.maxMs, figs.ms);
+        // Bounded work: outputs within 16x the input (+64 KiB of headers), time within 8 s + 8 ms per KB
+        // (generous for a loaded machine; a quadratic path on the 2,000-header shapes takes far longer).
+        expect(figs.outputBytes).toBeLessThanOrEqual(16 * bytes.length + 65536);
+        expect(figs.ms).toBeLessThan(8000 + bytes.length / 128);
+      }),
+      { numRuns: RUNS, seed: Number(process.env.XSPLICE_FUZZ_SEED ?? 14), endOnFailure: true },
+    );
     const rss = process.resourceUsage().maxRSS / 1024;
-    if (process.env.XSPLICE_FUZZ_REPORT) writeFileSync(process.env.XSPLICE_FUZZ_REPORT, JSON.stringify({ ...totals, peakRssMiB: Math.round(rss) }, null, 2));
+    if (process.env.XSPLICE_FUZZ_REPORT)
+      writeFileSync(process.env.XSPLICE_FUZZ_REPORT, JSON.stringify({ ...totals, peakRssMiB: Math.round(rss) }, null, 2));
     expect(totals.runs).toBe(RUNS);
     expect(totals.commands).toBeGreaterThan(RUNS * 6);
     // Some inputs do build: the build/verify agreement was exercised, not only refusals.

@@ -52,7 +52,11 @@ describe.skipIf(missing("Debian's Xen packages (scripts/setup-deps.sh)", haveDeb
       [['elf', f], 2, /ELF_OVERLAP|shares file bytes with relocation section \[4\] \.rela\.text/],
       [['elf', f, '--json'], 2, /shares file bytes with relocation section/],
       [['buildid', 'set', f, '-o', out], 2, /shares file bytes with section \[4\] \.rela\.text/],
-      [['build', f, '--xen', xen(), '--patch', 'do_domctl=f', '-o', out], 2, /shares file bytes with section \[4\] \.rela\.text: sections of an object never overlap/],
+      [
+        ['build', f, '--xen', xen(), '--patch', 'do_domctl=f', '-o', out],
+        2,
+        /shares file bytes with section \[4\] \.rela\.text: sections of an object never overlap/,
+      ],
       [['inspect', f], 2, /xsplice: /],
       [['verify', f, '--xen', xen()], 1, /xsplice: |livepatch/],
     ];
@@ -84,7 +88,13 @@ describe.skipIf(missing("Debian's Xen packages (scripts/setup-deps.sh)", haveDeb
     const x = join(dir, 'note-share-xen');
     writeFileSync(x, sharedNotes(2000, 4000, 2));
     const r1 = await runChild(['buildid', '--verify', f]);
-    figures.push({ input: 'note-share.o', command: 'buildid --verify', ms: Math.round(r1.ms), rssMiB: Math.round(r1.rssMiB), code: r1.code });
+    figures.push({
+      input: 'note-share.o',
+      command: 'buildid --verify',
+      ms: Math.round(r1.ms),
+      rssMiB: Math.round(r1.rssMiB),
+      code: r1.code,
+    });
     expect(r1.ms).toBeLessThan(MAX_MS);
     expect(r1.rssMiB).toBeLessThan(MAX_RSS_MIB);
     expect(r1.code).toBe(1); // understood, does not verify
@@ -100,7 +110,11 @@ describe.skipIf(missing("Debian's Xen packages (scripts/setup-deps.sh)", haveDeb
     for (const [args, exit, what] of [
       [['elf', f], 2, /shares file bytes with note section/],
       [['buildid', 'set', f, '-o', join(dir, 'o.o')], 2, /shares file bytes with section/],
-      [['build', f, '--xen', x, '--xen-version', '4.17.5', '--patch', 'f', '-o', join(dir, 'o.livepatch')], 2, /shares file bytes with section \[4\] \.note\.gnu\.build-id/],
+      [
+        ['build', f, '--xen', x, '--xen-version', '4.17.5', '--patch', 'f', '-o', join(dir, 'o.livepatch')],
+        2,
+        /shares file bytes with section \[4\] \.note\.gnu\.build-id/,
+      ],
     ] as [string[], number, RegExp][]) {
       expectBoundedError(await runChild(args), exit, what, args.slice(0, 2).join(' '), 'note-share.o');
     }
@@ -111,10 +125,18 @@ describe.skipIf(missing("Debian's Xen packages (scripts/setup-deps.sh)", haveDeb
     const o = join(dir, 'z.livepatch');
     const notRegular = /\/dev\/zero: not a regular file \(character device\)/;
     for (const args of [
-      ['elf', z], ['elf', z, '--json'], ['buildid', z], ['buildid', '--verify', z], ['buildid', 'set', z],
-      ['inspect', z], ['verify', z, '--xen', xen()], ['verify', o, '--xen', z],
-      ['build', z, '--xen', xen(), '--patch', 'f', '-o', o], ['build', '--xen', z, '--nop', 'do_domctl', '-o', o],
-      ['build', '--xen', xen(), '--spec', z, '-o', o], ['build', '--xen', xen(), '--abi-file', z, '--nop', 'do_domctl', '-o', o],
+      ['elf', z],
+      ['elf', z, '--json'],
+      ['buildid', z],
+      ['buildid', '--verify', z],
+      ['buildid', 'set', z],
+      ['inspect', z],
+      ['verify', z, '--xen', xen()],
+      ['verify', o, '--xen', z],
+      ['build', z, '--xen', xen(), '--patch', 'f', '-o', o],
+      ['build', '--xen', z, '--nop', 'do_domctl', '-o', o],
+      ['build', '--xen', xen(), '--spec', z, '-o', o],
+      ['build', '--xen', xen(), '--abi-file', z, '--nop', 'do_domctl', '-o', o],
       ['build', '--xen', xen(), '--depends', z, '--nop', 'do_domctl', '-o', o],
     ]) {
       expectBoundedError(await runChild(args), 2, notRegular, args.join(' '), '/dev/zero');
@@ -124,8 +146,18 @@ describe.skipIf(missing("Debian's Xen packages (scripts/setup-deps.sh)", haveDeb
 
   it('an endless stdin: read up to 1 MiB, then one line', async () => {
     const o = join(dir, 'e.livepatch');
-    for (const args of [['buildid', '-'], ['verify', o, '--xen', '-'], ['build', '--xen', '-', '--nop', 'do_domctl', '-o', o]]) {
-      expectBoundedError(await runChild(args, { stdin: 'endless' }), 2, /xsplice: -: standard input is larger than the 1048576 bytes accepted/, args.join(' '), 'endless stdin');
+    for (const args of [
+      ['buildid', '-'],
+      ['verify', o, '--xen', '-'],
+      ['build', '--xen', '-', '--nop', 'do_domctl', '-o', o],
+    ]) {
+      expectBoundedError(
+        await runChild(args, { stdin: 'endless' }),
+        2,
+        /xsplice: -: standard input is larger than the 1048576 bytes accepted/,
+        args.join(' '),
+        'endless stdin',
+      );
     }
   });
 
@@ -136,8 +168,19 @@ describe.skipIf(missing("Debian's Xen packages (scripts/setup-deps.sh)", haveDeb
     expect(bytes.length).toBeLessThan(12_000_000);
     writeFileSync(g, bytes);
     const o = join(dir, 'g.livepatch');
-    for (const args of [['buildid', g], ['buildid', '--verify', g], ['verify', o, '--xen', g], ['build', '--xen', g, '--nop', 'do_domctl', '-o', o]]) {
-      expectBoundedError(await runChild(args), 2, /bomb\.gz: gzip data inflates to more than 67108864 bytes/, args.join(' '), '10 GiB gzip');
+    for (const args of [
+      ['buildid', g],
+      ['buildid', '--verify', g],
+      ['verify', o, '--xen', g],
+      ['build', '--xen', g, '--nop', 'do_domctl', '-o', o],
+    ]) {
+      expectBoundedError(
+        await runChild(args),
+        2,
+        /bomb\.gz: gzip data inflates to more than 67108864 bytes/,
+        args.join(' '),
+        '10 GiB gzip',
+      );
     }
   });
 
@@ -149,9 +192,25 @@ describe.skipIf(missing("Debian's Xen packages (scripts/setup-deps.sh)", haveDeb
     figures.push({ input: '3 GiB payload', command: 'verify', ms: Math.round(v.ms), rssMiB: Math.round(v.rssMiB), code: v.code });
     expect(v.code).toBe(1);
     expect(v.rssMiB).toBeLessThan(MAX_RSS_MIB);
-    expect(JSON.parse(v.stdout.toString()).payloads[0].diagnostics[0]).toMatchObject({ code: 'UPLOAD_SIZE', errno: 'EINVAL', message: 'payload size 3221225472 is not within 1 byte … 2 MiB' });
-    expectBoundedError(await runChild(['inspect', big]), 1, /big\.livepatch: payload is larger than the 2097152 bytes accepted \(expected <= 2097152 bytes, found 3221225472 bytes\)/, 'inspect', '3 GiB payload');
-    expectBoundedError(await runChild(['build', '--xen', xen(), '--depends', big, '--nop', 'do_domctl', '-o', join(dir, 'd.livepatch')]), 1, /payload \(--depends\) is larger than the 2097152 bytes accepted/, 'build --depends', '3 GiB payload');
+    expect(JSON.parse(v.stdout.toString()).payloads[0].diagnostics[0]).toMatchObject({
+      code: 'UPLOAD_SIZE',
+      errno: 'EINVAL',
+      message: 'payload size 3221225472 is not within 1 byte … 2 MiB',
+    });
+    expectBoundedError(
+      await runChild(['inspect', big]),
+      1,
+      /big\.livepatch: payload is larger than the 2097152 bytes accepted \(expected <= 2097152 bytes, found 3221225472 bytes\)/,
+      'inspect',
+      '3 GiB payload',
+    );
+    expectBoundedError(
+      await runChild(['build', '--xen', xen(), '--depends', big, '--nop', 'do_domctl', '-o', join(dir, 'd.livepatch')]),
+      1,
+      /payload \(--depends\) is larger than the 2097152 bytes accepted/,
+      'build --depends',
+      '3 GiB payload',
+    );
   });
 
   it('a FIFO, a device node and a symlink to one as -o: refused, the node left as it was', async () => {
@@ -162,9 +221,18 @@ describe.skipIf(missing("Debian's Xen packages (scripts/setup-deps.sh)", haveDeb
     const obj = join(dir, 'ok.o');
     writeFileSync(obj, sharedRelocations(1, 4));
     for (const dest of [fifo, '/dev/null', link]) {
-      for (const args of [['buildid', 'set', obj, '-o', dest], ['build', '--xen', xen(), '--nop', 'do_domctl', '-o', dest]]) {
+      for (const args of [
+        ['buildid', 'set', obj, '-o', dest],
+        ['build', '--xen', xen(), '--nop', 'do_domctl', '-o', dest],
+      ]) {
         const r = await runChild(args);
-        expectBoundedError(r, 2, /: is a (FIFO|character device)( \(through a symlink\))?: refusing to replace it with a file/, args.join(' '), 'FIFO/device -o');
+        expectBoundedError(
+          r,
+          2,
+          /: is a (FIFO|character device)( \(through a symlink\))?: refusing to replace it with a file/,
+          args.join(' '),
+          'FIFO/device -o',
+        );
       }
     }
     expect(lstatSync(fifo).isFIFO()).toBe(true);
@@ -191,7 +259,13 @@ describe.skipIf(missing("Debian's Xen packages (scripts/setup-deps.sh)", haveDeb
 
   it('stdout on a full disk (/dev/full) or a closed pipe: one line naming stdout, exit 2', async () => {
     const r = await runChild([], { shell: `exec $XS buildid ${XEN_BUILD_ID} > /dev/full` });
-    expectBoundedError(r, 2, /^xsplice: stdout: write failed \(ENOSPC: no space left on the device\)$/m, 'buildid HEX > /dev/full', '/dev/full');
+    expectBoundedError(
+      r,
+      2,
+      /^xsplice: stdout: write failed \(ENOSPC: no space left on the device\)$/m,
+      'buildid HEX > /dev/full',
+      '/dev/full',
+    );
     const r2 = await runChild([], { shell: `exec $XS elf ${xen()} --json > /dev/full` });
     expectBoundedError(r2, 2, /^xsplice: stdout: write failed \(ENOSPC/m, 'elf --json > /dev/full', '/dev/full');
     // A reader that closes the pipe early (| head): the same, for EPIPE.

@@ -54,7 +54,10 @@ export async function runAllCommands(bytes: Uint8Array, dir: string): Promise<Co
   };
   await attempt('elf', () => {
     const elf = readElf(bytes, { file });
-    for (const json of [false, true]) streamElfView(elf, { json, file }, (s) => { f.outputBytes += s.length; });
+    for (const json of [false, true])
+      streamElfView(elf, { json, file }, (s) => {
+        f.outputBytes += s.length;
+      });
   });
   await attempt('buildid --verify', () => readBuildIdSync({ bytes, name: file }, { verify: true }));
   await attempt('buildid set', () => {
@@ -74,7 +77,10 @@ export async function runAllCommands(bytes: Uint8Array, dir: string): Promise<Co
     // What build wrote, verify accepts against the same target.
     const written = readFileSync(out);
     const v = verifyPayloads([{ file: out, bytes: written }], TARGET);
-    if (!v.ok) throw new Finding(`build wrote a payload verify refuses: ${JSON.stringify(v.payloads[0]!.diagnostics.filter((d) => d.severity === 'error'))}`);
+    if (!v.ok)
+      throw new Finding(
+        `build wrote a payload verify refuses: ${JSON.stringify(v.payloads[0]!.diagnostics.filter((d) => d.severity === 'error'))}`,
+      );
   });
   if (existsSync(out) && f.built === 0) throw new Finding('build failed but left its output');
   f.ms = performance.now() - t0;

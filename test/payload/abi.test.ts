@@ -4,20 +4,47 @@
  */
 import { describe, expect, it } from 'vitest';
 import { UsageError } from '../../src/errors.js';
-import { abiById, abiByName, abiForVersion, hookRule, listAbis, parseAbiJson, parseXenVersion, validateAbi } from '../../src/payload/abi.js';
+import {
+  abiById,
+  abiByName,
+  abiForVersion,
+  hookRule,
+  listAbis,
+  parseAbiJson,
+  parseXenVersion,
+  validateAbi,
+} from '../../src/payload/abi.js';
 import { decodeExpectation, decodeFuncEntries, encodeExpectation, encodeFuncEntry } from '../../src/payload/funcs.js';
 
 describe('abiForVersion', () => {
   // [version, row, funcs must be writable (x86), funcs emitted writable]
   const table: [string, string, boolean][] = [
-    ['4.7.0', 'L1', false], ['4.8.5', 'L1', false], ['4.13.4', 'L1', false],
-    ['4.14.0', 'L2a', false], ['4.14.4', 'L2a', false], ['4.14.5', 'L2b', false], ['4.14.6', 'L2b', false],
-    ['4.15.2', 'L2a', false], ['4.15.3', 'L2b', false],
-    ['4.16.0', 'L2a', false], ['4.16.1', 'L2b', false], ['4.16.3', 'L2b', false], ['4.16.4', 'L2b', true], ['4.16.6', 'L2b', true],
-    ['4.17.0', 'L2b', false], ['4.17.1', 'L2b', true], ['4.17.2', 'L2b', true], ['4.17.3', 'L2c', false],
+    ['4.7.0', 'L1', false],
+    ['4.8.5', 'L1', false],
+    ['4.13.4', 'L1', false],
+    ['4.14.0', 'L2a', false],
+    ['4.14.4', 'L2a', false],
+    ['4.14.5', 'L2b', false],
+    ['4.14.6', 'L2b', false],
+    ['4.15.2', 'L2a', false],
+    ['4.15.3', 'L2b', false],
+    ['4.16.0', 'L2a', false],
+    ['4.16.1', 'L2b', false],
+    ['4.16.3', 'L2b', false],
+    ['4.16.4', 'L2b', true],
+    ['4.16.6', 'L2b', true],
+    ['4.17.0', 'L2b', false],
+    ['4.17.1', 'L2b', true],
+    ['4.17.2', 'L2b', true],
+    ['4.17.3', 'L2c', false],
     ['4.17.7+13-g2445b30a44-0+deb12u1', 'L2c', false],
-    ['4.18.0', 'L2b', true], ['4.18.1', 'L2c', false], ['4.19.0', 'L2c', false], ['4.20.1', 'L2c', false],
-    ['4.22.0', 'L2c', false], ['4.23-dev', 'L2c', false], ['4.19.0-rc2', 'L2c', false],
+    ['4.18.0', 'L2b', true],
+    ['4.18.1', 'L2c', false],
+    ['4.19.0', 'L2c', false],
+    ['4.20.1', 'L2c', false],
+    ['4.22.0', 'L2c', false],
+    ['4.23-dev', 'L2c', false],
+    ['4.19.0-rc2', 'L2c', false],
   ];
   for (const [v, row, w] of table) {
     it(`${v} → ${row}${w ? ' (funcs must be writable)' : ''}`, () => {
@@ -69,25 +96,48 @@ describe('abiForVersion', () => {
   });
 
   it('parses version strings', () => {
-    expect(parseXenVersion('4.17.7+13-g2445b30a44-0+deb12u1')).toEqual({ major: 4, minor: 17, patch: 7, extra: '+13-g2445b30a44-0+deb12u1', prerelease: false });
+    expect(parseXenVersion('4.17.7+13-g2445b30a44-0+deb12u1')).toEqual({
+      major: 4,
+      minor: 17,
+      patch: 7,
+      extra: '+13-g2445b30a44-0+deb12u1',
+      prerelease: false,
+    });
     expect(parseXenVersion('4.23-dev')).toMatchObject({ major: 4, minor: 23, patch: null, prerelease: true });
   });
 });
 
 describe('rows', () => {
   it('sizes per spec §1.2: 64/52 (v1), 104/92 (v2); expectation at 72/60', () => {
-    const got = Object.fromEntries(listAbis().map((a) => [a.id, [a.funcEntry.size, a.funcEntry.version, a.funcEntry.fields.expect?.offset ?? null]]));
+    const got = Object.fromEntries(
+      listAbis().map((a) => [a.id, [a.funcEntry.size, a.funcEntry.version, a.funcEntry.fields.expect?.offset ?? null]]),
+    );
     expect(got).toEqual({
-      'xsplice-x86_64': [64, 1, null], 'L1-x86_64': [64, 1, null], 'L1-arm64': [64, 1, null], 'L1-arm32': [52, 1, null],
-      'L2a-x86_64': [104, 2, 72], 'L2a-arm64': [104, 2, 72], 'L2a-arm32': [92, 2, 60],
-      'L2b-x86_64': [104, 2, 72], 'L2b-arm64': [104, 2, 72], 'L2b-arm32': [92, 2, 60],
-      'L2c-x86_64': [104, 2, 72], 'L2c-arm64': [104, 2, 72], 'L2c-arm32': [92, 2, 60],
+      'xsplice-x86_64': [64, 1, null],
+      'L1-x86_64': [64, 1, null],
+      'L1-arm64': [64, 1, null],
+      'L1-arm32': [52, 1, null],
+      'L2a-x86_64': [104, 2, 72],
+      'L2a-arm64': [104, 2, 72],
+      'L2a-arm32': [92, 2, 60],
+      'L2b-x86_64': [104, 2, 72],
+      'L2b-arm64': [104, 2, 72],
+      'L2b-arm32': [92, 2, 60],
+      'L2c-x86_64': [104, 2, 72],
+      'L2c-arm64': [104, 2, 72],
+      'L2c-arm32': [92, 2, 60],
     });
   });
 
   it('xsplice row: .xsplice.* names, no xen_depends, the v5 proposal hook names with a note', () => {
     const x = abiById('xsplice-x86_64')!;
-    expect(x.sections).toEqual({ funcs: '.xsplice.funcs', depends: '.xsplice.depends', xenDepends: null, buildId: '.note.gnu.build-id', modinfo: null });
+    expect(x.sections).toEqual({
+      funcs: '.xsplice.funcs',
+      depends: '.xsplice.depends',
+      xenDepends: null,
+      buildId: '.note.gnu.build-id',
+      modinfo: null,
+    });
     expect(x.mandatory).toEqual(['.xsplice.funcs', '.xsplice.depends', '.note.gnu.build-id']);
     expect(x.hooks.map((h) => h.section)).toEqual(['.xsplice.hooks.load', '.xsplice.hooks.unload']);
     expect(x.hooks.every((h) => /no released hypervisor/.test(h.note ?? ''))).toBe(true);
@@ -99,8 +149,12 @@ describe('rows', () => {
     expect(a.mandatory).toEqual(['.livepatch.depends', '.livepatch.xen_depends', '.note.gnu.build-id']);
     expect(a.atLeastOneOf).toHaveLength(9);
     expect(a.hooks.filter((h) => !h.array).map((h) => h.section)).toEqual([
-      '.livepatch.hooks.preapply', '.livepatch.hooks.apply', '.livepatch.hooks.postapply',
-      '.livepatch.hooks.prerevert', '.livepatch.hooks.revert', '.livepatch.hooks.postrevert',
+      '.livepatch.hooks.preapply',
+      '.livepatch.hooks.apply',
+      '.livepatch.hooks.postapply',
+      '.livepatch.hooks.prerevert',
+      '.livepatch.hooks.revert',
+      '.livepatch.hooks.postrevert',
     ]);
     expect(a.relocTypes.sort((x, y) => x - y)).toEqual([0, 2, 3, 28, 29, 43, 44]);
     expect(a.relAllowed).toBe(true);
@@ -110,7 +164,9 @@ describe('rows', () => {
 
   it('lookups refuse unknown names and hook kinds with what exists', () => {
     expect(() => abiByName('xsplice', 'arm64')).toThrow(/unknown payload ABI "xsplice" for arm64 \(exists only for x86_64\)/);
-    expect(() => hookRule(abiByName('L1', 'x86_64'), 'pre-apply')).toThrow(/hook kind "pre-apply" does not exist in payload ABI L1-x86_64 \(it has: load, unload\)/);
+    expect(() => hookRule(abiByName('L1', 'x86_64'), 'pre-apply')).toThrow(
+      /hook kind "pre-apply" does not exist in payload ABI L1-x86_64 \(it has: load, unload\)/,
+    );
     expect(() => hookRule(abiByName('L2c', 'x86_64'), 'bogus')).toThrow(/unknown hook kind "bogus"/);
   });
 
@@ -130,14 +186,24 @@ describe('vendor rows (--abi-file)', () => {
     mandatory: ['.acme.depends', '.acme.xen_depends', '.note.gnu.build-id'],
     atLeastOneOf: ['.acme.funcs', '.acme.hooks.quiesce'],
     funcEntry: {
-      size: 112, align: 8, version: 7,
+      size: 112,
+      align: 8,
+      version: 7,
       fields: {
-        name: { offset: 0, size: 8 }, newAddr: { offset: 8, size: 8 }, oldAddr: { offset: 16, size: 8 },
-        newSize: { offset: 24, size: 4 }, oldSize: { offset: 28, size: 4 }, version: { offset: 32, size: 1 },
-        zeroed: [{ offset: 33, size: 47 }], expect: { offset: 80, size: 32 },
+        name: { offset: 0, size: 8 },
+        newAddr: { offset: 8, size: 8 },
+        oldAddr: { offset: 16, size: 8 },
+        newSize: { offset: 24, size: 4 },
+        oldSize: { offset: 28, size: 4 },
+        version: { offset: 32, size: 1 },
+        zeroed: [{ offset: 33, size: 47 }],
+        expect: { offset: 80, size: 32 },
       },
     },
-    hooks: [{ kind: 'load', section: '.acme.hooks.load', array: true }, { kind: 'quiesce', section: '.acme.hooks.quiesce', array: false }],
+    hooks: [
+      { kind: 'load', section: '.acme.hooks.load', array: true },
+      { kind: 'quiesce', section: '.acme.hooks.quiesce', array: false },
+    ],
   };
 
   it('a partial row on a built-in base validates and keeps the base for what it does not say', () => {
@@ -158,13 +224,55 @@ describe('vendor rows (--abi-file)', () => {
 
   const bad: [string, (v: Record<string, unknown>) => void, RegExp][] = [
     ['not JSON', () => undefined, /not valid JSON/],
-    ['overlapping fields', (v) => { (v.funcEntry as { fields: { zeroed: unknown[] } }).fields.zeroed = [{ offset: 30, size: 10 }]; }, /\.funcEntry\.fields\.(zeroed\[0\]|version).*overlaps/],
-    ['field past the end', (v) => { (v.funcEntry as { size: number }).size = 100; }, /\.funcEntry\.fields\.expect: lies past the end of the 100-byte entry/],
-    ['pointer field not pointer-sized', (v) => { (v.funcEntry as { fields: { name: unknown } }).fields.name = { offset: 0, size: 4 }; }, /\.funcEntry\.fields\.name\.size: must be the pointer size 8, found 4/],
-    ['unknown base', (v) => { v.base = 'L9-x86_64'; }, /\.base: unknown built-in row "L9-x86_64"/],
-    ['bad arch', (v) => { v.arch = 'riscv'; }, /\.arch: must be one of x86_64, arm64, arm32, found "riscv"/],
-    ['duplicate hook kind', (v) => { (v.hooks as unknown[]).push({ kind: 'load', section: '.x', array: true }); }, /\.hooks\[2\]\.kind: duplicate hook kind "load"/],
-    ['version out of range', (v) => { (v.funcEntry as { version: number }).version = 300; }, /\.funcEntry\.version: must be ≤ 255, found 300/],
+    [
+      'overlapping fields',
+      (v) => {
+        (v.funcEntry as { fields: { zeroed: unknown[] } }).fields.zeroed = [{ offset: 30, size: 10 }];
+      },
+      /\.funcEntry\.fields\.(zeroed\[0\]|version).*overlaps/,
+    ],
+    [
+      'field past the end',
+      (v) => {
+        (v.funcEntry as { size: number }).size = 100;
+      },
+      /\.funcEntry\.fields\.expect: lies past the end of the 100-byte entry/,
+    ],
+    [
+      'pointer field not pointer-sized',
+      (v) => {
+        (v.funcEntry as { fields: { name: unknown } }).fields.name = { offset: 0, size: 4 };
+      },
+      /\.funcEntry\.fields\.name\.size: must be the pointer size 8, found 4/,
+    ],
+    [
+      'unknown base',
+      (v) => {
+        v.base = 'L9-x86_64';
+      },
+      /\.base: unknown built-in row "L9-x86_64"/,
+    ],
+    [
+      'bad arch',
+      (v) => {
+        v.arch = 'riscv';
+      },
+      /\.arch: must be one of x86_64, arm64, arm32, found "riscv"/,
+    ],
+    [
+      'duplicate hook kind',
+      (v) => {
+        (v.hooks as unknown[]).push({ kind: 'load', section: '.x', array: true });
+      },
+      /\.hooks\[2\]\.kind: duplicate hook kind "load"/,
+    ],
+    [
+      'version out of range',
+      (v) => {
+        (v.funcEntry as { version: number }).version = 300;
+      },
+      /\.funcEntry\.version: must be ≤ 255, found 300/,
+    ],
   ];
   for (const [what, mutate, re] of bad) {
     it(`refuses ${what} with the JSON path (UsageError, exit 2)`, () => {
@@ -200,8 +308,17 @@ describe('funcs codec', () => {
     for (const abi of listAbis()) {
       for (const le of [true, false]) {
         const big = abi.pointerSize === 8 ? 0xffff82d040234b20n : 0x00234b20n;
-        const entry = { name: 0n, newAddr: 0n, oldAddr: big, newSize: 17, oldSize: 12, version: abi.funcEntry.version,
-          ...(abi.funcEntry.fields.expect ? { expect: { enabled: true, len: 3, rsv: 0, data: new Uint8Array([0xaa, 0xbb, 0xcc, ...new Array(28).fill(0)]) } } : {}) };
+        const entry = {
+          name: 0n,
+          newAddr: 0n,
+          oldAddr: big,
+          newSize: 17,
+          oldSize: 12,
+          version: abi.funcEntry.version,
+          ...(abi.funcEntry.fields.expect
+            ? { expect: { enabled: true, len: 3, rsv: 0, data: new Uint8Array([0xaa, 0xbb, 0xcc, ...new Array(28).fill(0)]) } }
+            : {}),
+        };
         const bytes = encodeFuncEntry(abi, entry, le);
         const two = new Uint8Array(bytes.length * 2);
         two.set(bytes);
@@ -217,7 +334,9 @@ describe('funcs codec', () => {
 
   it('refuses values that do not fit and sections that are not whole entries', () => {
     const arm32 = abiById('L2c-arm32')!;
-    expect(() => encodeFuncEntry(arm32, { name: 0n, newAddr: 0n, oldAddr: 1n << 32n, newSize: 1, oldSize: 1 }, true)).toThrow(/old_addr does not fit in 4 bytes/);
+    expect(() => encodeFuncEntry(arm32, { name: 0n, newAddr: 0n, oldAddr: 1n << 32n, newSize: 1, oldSize: 1 }, true)).toThrow(
+      /old_addr does not fit in 4 bytes/,
+    );
     expect(() => decodeFuncEntries(arm32, new Uint8Array(93), true)).toThrow(/not a multiple of the 92-byte entry/);
   });
 });

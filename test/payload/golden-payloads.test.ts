@@ -53,7 +53,9 @@ const hookSym = (k: string) => `hook_${k.replace('-', '_')}`;
  * return thunks): PC-relative data, PLT32 calls, R_X86_64_64 pointers in data.
  * ------------------------------------------------------------------------------------------- */
 const SOURCES: Record<string, { arch: Arch; text: string }> = {
-  'x86_new.o': { arch: 'x86_64', text: `
+  'x86_new.o': {
+    arch: 'x86_64',
+    text: `
 	.file "x86_new.c"
 	.section .text.xen_extra_version,"ax",@progbits
 	.globl xen_extra_version
@@ -66,10 +68,13 @@ xen_extra_version:
 .LC0:
 	.string "+golden"
 	.section .note.GNU-stack,"",@progbits
-` },
+`,
+  },
   // Calls a global of x86_multi_b.o, a weak function the other object defines strongly, a COMDAT
   // function both define, and a local; data with absolute pointers and a .bss counter.
-  'x86_multi_a.o': { arch: 'x86_64', text: `
+  'x86_multi_a.o': {
+    arch: 'x86_64',
+    text: `
 	.file "multi_a.c"
 	.text
 	.type local_count, @function
@@ -118,8 +123,11 @@ counter:
 	.zero 8
 	.size counter, 8
 	.section .note.GNU-stack,"",@progbits
-` },
-  'x86_multi_b.o': { arch: 'x86_64', text: `
+`,
+  },
+  'x86_multi_b.o': {
+    arch: 'x86_64',
+    text: `
 	.file "multi_b.c"
 	.section .text.helper_str,"ax",@progbits
 	.globl helper_str
@@ -146,9 +154,12 @@ comdat_fn:
 .LC0:
 	.string "+multi"
 	.section .note.GNU-stack,"",@progbits
-` },
+`,
+  },
   // Stacks on the multi payload: calls helper_str, which only that payload defines.
-  'x86_upper.o': { arch: 'x86_64', text: `
+  'x86_upper.o': {
+    arch: 'x86_64',
+    text: `
 	.file "upper.c"
 	.section .text.xen_extra_version,"ax",@progbits
 	.globl xen_extra_version
@@ -159,10 +170,13 @@ xen_extra_version:
 	jmp __x86_return_thunk
 	.size xen_extra_version, .-xen_extra_version
 	.section .note.GNU-stack,"",@progbits
-` },
+`,
+  },
   'x86_hooks.o': { arch: 'x86_64', text: hooksAsm('x86_64') },
   // An input build-id (replaced by the payload's own, with a warning) and .modinfo strings (kept).
-  'x86_extras.o': { arch: 'x86_64', text: `
+  'x86_extras.o': {
+    arch: 'x86_64',
+    text: `
 	.section .note.gnu.build-id,"a",@note
 	.p2align 2
 	.long 4, 20, 3
@@ -172,8 +186,11 @@ xen_extra_version:
 	.string "license=GPL"
 	.string "golden=extras"
 	.section .note.GNU-stack,"",@progbits
-` },
-  'arm64_new.o': { arch: 'arm64', text: `
+`,
+  },
+  'arm64_new.o': {
+    arch: 'arm64',
+    text: `
 	.section .text.new_fn,"ax",%progbits
 	.globl new_fn
 	.type new_fn,%function
@@ -188,17 +205,23 @@ new_str: .asciz "+arm64"
 	.p2align 3
 ptrs:	.xword new_fn
 	.xword ext_sym - 8
-` },
-  'arm64_upper.o': { arch: 'arm64', text: `
+`,
+  },
+  'arm64_upper.o': {
+    arch: 'arm64',
+    text: `
 	.section .text.upper_fn,"ax",%progbits
 	.globl upper_fn
 	.type upper_fn,%function
 upper_fn:
 	b new_fn
 	.size upper_fn, .-upper_fn
-` },
+`,
+  },
   'arm64_hooks.o': { arch: 'arm64', text: hooksAsm('arm64') },
-  'arm32_new.o': { arch: 'arm32', text: `
+  'arm32_new.o': {
+    arch: 'arm32',
+    text: `
 	.syntax unified
 	.arm
 	.section .text.new_fn,"ax",%progbits
@@ -214,16 +237,24 @@ new_str: .asciz "+arm32"
 	.data
 	.p2align 2
 ptrs:	.word new_fn
-` },
+`,
+  },
   'arm32_hooks.o': { arch: 'arm32', text: hooksAsm('arm32') },
 };
 
-
 function hooksAsm(arch: Arch): string {
-  const body = { x86_64: '\txorl %eax, %eax\n\tjmp __x86_return_thunk', arm64: '\tmov w0, #0\n\tret', arm32: '\tmov r0, #0\n\tbx lr' }[arch];
+  const body = { x86_64: '\txorl %eax, %eax\n\tjmp __x86_return_thunk', arm64: '\tmov w0, #0\n\tret', arm32: '\tmov r0, #0\n\tbx lr' }[
+    arch
+  ];
   const type = arch === 'x86_64' ? '@function' : '%function';
   const pre = arch === 'arm32' ? '\t.syntax unified\n\t.arm\n' : '';
-  return pre + HOOK_KINDS.map((k) => `\t.section .text.${hookSym(k)},"ax",${arch === 'x86_64' ? '@' : '%'}progbits\n\t.globl ${hookSym(k)}\n\t.type ${hookSym(k)},${type}\n${hookSym(k)}:\n${body}\n\t.size ${hookSym(k)}, .-${hookSym(k)}\n`).join('');
+  return (
+    pre +
+    HOOK_KINDS.map(
+      (k) =>
+        `\t.section .text.${hookSym(k)},"ax",${arch === 'x86_64' ? '@' : '%'}progbits\n\t.globl ${hookSym(k)}\n\t.type ${hookSym(k)},${type}\n${hookSym(k)}:\n${body}\n\t.size ${hookSym(k)}, .-${hookSym(k)}\n`,
+    ).join('')
+  );
 }
 
 /* ---------------------------------------------------------------------------------------------
@@ -231,7 +262,11 @@ function hooksAsm(arch: Arch): string {
  * directory, {payload:NAME} the payload an earlier case built. Hooks per row: load/unload on
  * xsplice and L1, all eight kinds on L2*.
  * ------------------------------------------------------------------------------------------- */
-interface Case { name: string; objects: string[]; args: string[] }
+interface Case {
+  name: string;
+  objects: string[];
+  args: string[];
+}
 
 const hookArgs = (kinds: readonly string[]) => kinds.flatMap((k) => ['--hook', `${k}=${hookSym(k)}`]);
 const LOADUNLOAD = ['load', 'unload'];
@@ -259,39 +294,100 @@ const CASES: Case[] = [
   { name: 'x86_64-L2c-by-address', objects: ['x86_new.o'], args: ['--patch', '0xffff82d040234940=xen_extra_version', '--expect'] },
   { name: 'x86_64-L2c-nop-only', objects: [], args: ['--nop', 'xen_minor_version:5', '--nop', 'xen_major_version:5'] },
   { name: 'x86_64-L2c-multi', objects: ['x86_multi_a.o', 'x86_multi_b.o'], args: ['--patch', 'xen_extra_version', '--expect'] },
-  { name: 'x86_64-L2c-depends-payload', objects: ['x86_upper.o'], args: ['--patch', 'xen_extra_version', '--depends', '{payload:x86_64-L2c-multi}'] },
+  {
+    name: 'x86_64-L2c-depends-payload',
+    objects: ['x86_upper.o'],
+    args: ['--patch', 'xen_extra_version', '--depends', '{payload:x86_64-L2c-multi}'],
+  },
   { name: 'x86_64-L2c-depends-hex', objects: ['x86_new.o'], args: ['--patch', 'xen_extra_version', '--depends', '5eed'.repeat(10)] },
   { name: 'x86_64-L2c-extras', objects: ['x86_new.o', 'x86_extras.o'], args: ['--patch', 'xen_extra_version'] },
   ...X86_ROWS.map(([row, pick, hasExpect]): Case => ({
     name: `x86_64-${row}-hooks-nop${hasExpect ? '-expect' : ''}`,
     objects: ['x86_new.o', 'x86_hooks.o'],
-    args: [...pick, '--patch', 'xen_extra_version', ...(row === 'xsplice' ? [] : ['--nop', 'xen_minor_version:5']),
-      ...hookArgs(row === 'xsplice' || row === 'L1' ? LOADUNLOAD : HOOK_KINDS), ...(hasExpect ? ['--expect'] : [])],
+    args: [
+      ...pick,
+      '--patch',
+      'xen_extra_version',
+      ...(row === 'xsplice' ? [] : ['--nop', 'xen_minor_version:5']),
+      ...hookArgs(row === 'xsplice' || row === 'L1' ? LOADUNLOAD : HOOK_KINDS),
+      ...(hasExpect ? ['--expect'] : []),
+    ],
   })),
-  { name: 'x86_64-L1-depends-payload', objects: ['x86_upper.o'], args: ['--xen-version', '4.10.0', '--patch', 'xen_extra_version', '--depends', '{payload:x86_64-L1-multi}'] },
+  {
+    name: 'x86_64-L1-depends-payload',
+    objects: ['x86_upper.o'],
+    args: ['--xen-version', '4.10.0', '--patch', 'xen_extra_version', '--depends', '{payload:x86_64-L1-multi}'],
+  },
   // Build-id-only targets: every row on every arch, sizes from the spec file.
   ...(['xsplice', 'L1', 'L2a', 'L2b', 'L2c'] as const).map((row): Case => ({
     name: `x86_64-${row}-buildid-only`,
     objects: ['x86_new.o', 'x86_hooks.o'],
-    args: ['--xen', XEN_BUILD_ID, ...pickRow(row), '--spec', `{dir}/spec-x86_64${row === 'xsplice' ? '-no-nop' : ''}.json`, ...hookArgs(row === 'xsplice' || row === 'L1' ? LOADUNLOAD : HOOK_KINDS)],
+    args: [
+      '--xen',
+      XEN_BUILD_ID,
+      ...pickRow(row),
+      '--spec',
+      `{dir}/spec-x86_64${row === 'xsplice' ? '-no-nop' : ''}.json`,
+      ...hookArgs(row === 'xsplice' || row === 'L1' ? LOADUNLOAD : HOOK_KINDS),
+    ],
   })),
-  ...(['arm64', 'arm32'] as const).flatMap((arch) => (['L1', 'L2a', 'L2b', 'L2c'] as const).map((row): Case => ({
-    name: `${arch}-${row}-buildid-only`,
-    objects: [`${arch}_new.o`, `${arch}_hooks.o`],
-    args: ['--xen', XEN_BUILD_ID, '--arch', arch, ...pickRow(row), '--spec', `{dir}/spec-${arch}.json`, ...hookArgs(row === 'L1' ? LOADUNLOAD : HOOK_KINDS)],
-  }))),
-  { name: 'arm64-L2c-version-depends-payload', objects: ['arm64_upper.o'],
-    args: ['--xen', XEN_BUILD_ID, '--arch', 'arm64', '--xen-version', '4.19.0', '--patch', 'xen_minor_version=upper_fn', '--spec', '{dir}/spec-arm64-upper.json', '--depends', '{payload:arm64-L2c-buildid-only}'] },
+  ...(['arm64', 'arm32'] as const).flatMap((arch) =>
+    (['L1', 'L2a', 'L2b', 'L2c'] as const).map((row): Case => ({
+      name: `${arch}-${row}-buildid-only`,
+      objects: [`${arch}_new.o`, `${arch}_hooks.o`],
+      args: [
+        '--xen',
+        XEN_BUILD_ID,
+        '--arch',
+        arch,
+        ...pickRow(row),
+        '--spec',
+        `{dir}/spec-${arch}.json`,
+        ...hookArgs(row === 'L1' ? LOADUNLOAD : HOOK_KINDS),
+      ],
+    })),
+  ),
+  {
+    name: 'arm64-L2c-version-depends-payload',
+    objects: ['arm64_upper.o'],
+    args: [
+      '--xen',
+      XEN_BUILD_ID,
+      '--arch',
+      'arm64',
+      '--xen-version',
+      '4.19.0',
+      '--patch',
+      'xen_minor_version=upper_fn',
+      '--spec',
+      '{dir}/spec-arm64-upper.json',
+      '--depends',
+      '{payload:arm64-L2c-buildid-only}',
+    ],
+  },
 ];
 // The L1 stacking case needs its base.
-CASES.splice(CASES.findIndex((c) => c.name === 'x86_64-L1-depends-payload'), 0,
-  { name: 'x86_64-L1-multi', objects: ['x86_multi_a.o', 'x86_multi_b.o'], args: ['--xen-version', '4.10.0', '--patch', 'xen_extra_version'] });
+CASES.splice(
+  CASES.findIndex((c) => c.name === 'x86_64-L1-depends-payload'),
+  0,
+  {
+    name: 'x86_64-L1-multi',
+    objects: ['x86_multi_a.o', 'x86_multi_b.o'],
+    args: ['--xen-version', '4.10.0', '--patch', 'xen_extra_version'],
+  },
+);
 
 const SPECS: Record<string, unknown> = {
   'spec-x86_64.json': { patches: [{ old: 'xen_extra_version', oldSize: 12 }], nops: [{ old: 'xen_minor_version', len: 5, oldSize: 6 }] },
   'spec-x86_64-no-nop.json': { patches: [{ old: 'xen_extra_version', oldSize: 12 }] },
-  'spec-arm64.json': { patches: [{ old: 'xen_extra_version', new: 'new_fn', oldSize: 16 }], nops: [{ old: 'xen_minor_version', len: 4, oldSize: 8 }] },
-  'spec-arm32.json': { patches: [{ old: 'xen_extra_version', new: 'new_fn', oldSize: 16 }], nops: [{ old: 'xen_minor_version', len: 4, oldSize: 8 }] },
+  'spec-arm64.json': {
+    patches: [{ old: 'xen_extra_version', new: 'new_fn', oldSize: 16 }],
+    nops: [{ old: 'xen_minor_version', len: 4, oldSize: 8 }],
+  },
+  'spec-arm32.json': {
+    patches: [{ old: 'xen_extra_version', new: 'new_fn', oldSize: 16 }],
+    nops: [{ old: 'xen_minor_version', len: 4, oldSize: 8 }],
+  },
   'spec-arm64-upper.json': { patches: [{ old: 'xen_minor_version', new: 'upper_fn', oldSize: 8 }] },
 };
 // Spec patches and command-line patches add up: the arm64 stacking case names its patch in its spec only.
@@ -310,68 +406,100 @@ const ready = haveDebianXen() && have('as') && have('aarch64-linux-gnu-as') && h
 
 afterAll(removeTempDirs);
 
-describe.skipIf(missing('Debian xen-syms + GNU as, aarch64-linux-gnu-as, arm-linux-gnueabihf-as (scripts/setup-deps.sh)', ready))('golden payloads: byte-identical builds', () => {
-  let dir: string;
-  const inputs: Record<string, string> = {};
-  const payloads: Record<string, string> = {};
-  const failures: string[] = [];
-  let assembler = '';
+describe.skipIf(missing('Debian xen-syms + GNU as, aarch64-linux-gnu-as, arm-linux-gnueabihf-as (scripts/setup-deps.sh)', ready))(
+  'golden payloads: byte-identical builds',
+  () => {
+    let dir: string;
+    const inputs: Record<string, string> = {};
+    const payloads: Record<string, string> = {};
+    const failures: string[] = [];
+    let assembler = '';
 
-  beforeAll(async () => {
-    dir = await tempDir('golden');
-    assembler = (await exec('as', ['--version'])).stdout.split('\n')[0]!;
-    for (const [name, src] of Object.entries(SOURCES)) {
-      const s = join(dir, name.replace(/\.o$/, '.s'));
-      await writeFile(s, src.text);
-      const [cmd, ...flags] = AS[src.arch];
-      // Relative paths, run in `dir`: nothing of the temporary path reaches the object.
-      await exec(cmd!, [...flags, '-o', name, name.replace(/\.o$/, '.s')], { cwd: dir });
-      inputs[name] = sha256(await readFile(join(dir, name)));
-    }
-    for (const [name, spec] of Object.entries(SPECS)) await writeFile(join(dir, name), JSON.stringify(spec));
-    for (const c of CASES) {
-      const out = join(dir, `${c.name}.livepatch`);
-      const args = c.args.map((a) => a.replace('{dir}', dir).replace(/^\{payload:(.+)\}$/, (_, n: string) => join(dir, `${n}.livepatch`)));
-      const argv = ['build', ...c.objects.map((o) => join(dir, o)), '-o', out, ...(args.includes('--xen') ? [] : ['--xen', XEN]), ...args];
-      const { code, err } = await runCli(argv);
-      if (code !== 0 || !existsSync(out)) {
-        failures.push(`${c.name}: exit ${code}: ${err.trim()}`);
-        continue;
+    beforeAll(async () => {
+      dir = await tempDir('golden');
+      assembler = (await exec('as', ['--version'])).stdout.split('\n')[0]!;
+      for (const [name, src] of Object.entries(SOURCES)) {
+        const s = join(dir, name.replace(/\.o$/, '.s'));
+        await writeFile(s, src.text);
+        const [cmd, ...flags] = AS[src.arch];
+        // Relative paths, run in `dir`: nothing of the temporary path reaches the object.
+        await exec(cmd!, [...flags, '-o', name, name.replace(/\.o$/, '.s')], { cwd: dir });
+        inputs[name] = sha256(await readFile(join(dir, name)));
       }
-      payloads[c.name] = sha256(await readFile(out));
-    }
-    if (UPDATE) {
-      const g: Goldens = {
-        about: 'SHA-256 of the payloads test/payload/golden-payloads.test.ts builds; regenerate with XSPLICE_UPDATE_GOLDENS=1 (see the test)',
-        assembler, inputs, payloads,
-      };
-      writeFileSync(GOLDEN_FILE, JSON.stringify(g, null, 2) + '\n');
-      process.stderr.write(`golden-payloads: wrote ${Object.keys(payloads).length} digests to ${GOLDEN_FILE}\n`);
-    }
-  }, 300_000);
+      for (const [name, spec] of Object.entries(SPECS)) await writeFile(join(dir, name), JSON.stringify(spec));
+      for (const c of CASES) {
+        const out = join(dir, `${c.name}.livepatch`);
+        const args = c.args.map((a) =>
+          a.replace('{dir}', dir).replace(/^\{payload:(.+)\}$/, (_, n: string) => join(dir, `${n}.livepatch`)),
+        );
+        const argv = [
+          'build',
+          ...c.objects.map((o) => join(dir, o)),
+          '-o',
+          out,
+          ...(args.includes('--xen') ? [] : ['--xen', XEN]),
+          ...args,
+        ];
+        const { code, err } = await runCli(argv);
+        if (code !== 0 || !existsSync(out)) {
+          failures.push(`${c.name}: exit ${code}: ${err.trim()}`);
+          continue;
+        }
+        payloads[c.name] = sha256(await readFile(out));
+      }
+      if (UPDATE) {
+        const g: Goldens = {
+          about:
+            'SHA-256 of the payloads test/payload/golden-payloads.test.ts builds; regenerate with XSPLICE_UPDATE_GOLDENS=1 (see the test)',
+          assembler,
+          inputs,
+          payloads,
+        };
+        writeFileSync(GOLDEN_FILE, JSON.stringify(g, null, 2) + '\n');
+        process.stderr.write(`golden-payloads: wrote ${Object.keys(payloads).length} digests to ${GOLDEN_FILE}\n`);
+      }
+    }, 300_000);
 
-  it('every case builds (exit 0)', () => {
-    expect(failures).toEqual([]);
-    expect(Object.keys(payloads).sort()).toEqual(CASES.map((c) => c.name).sort());
-  });
+    it('every case builds (exit 0)', () => {
+      expect(failures).toEqual([]);
+      expect(Object.keys(payloads).sort()).toEqual(CASES.map((c) => c.name).sort());
+    });
 
-  it('covers every payload ABI row on every arch it exists for', () => {
-    const rows = new Set(CASES.map((c) => c.name.split('-').slice(0, 2).join('-')));
-    expect([...rows].sort()).toEqual([
-      'arm32-L1', 'arm32-L2a', 'arm32-L2b', 'arm32-L2c', 'arm64-L1', 'arm64-L2a', 'arm64-L2b', 'arm64-L2c',
-      'x86_64-L1', 'x86_64-L2a', 'x86_64-L2b', 'x86_64-L2c', 'x86_64-xsplice',
-    ]);
-  });
+    it('covers every payload ABI row on every arch it exists for', () => {
+      const rows = new Set(CASES.map((c) => c.name.split('-').slice(0, 2).join('-')));
+      expect([...rows].sort()).toEqual([
+        'arm32-L1',
+        'arm32-L2a',
+        'arm32-L2b',
+        'arm32-L2c',
+        'arm64-L1',
+        'arm64-L2a',
+        'arm64-L2b',
+        'arm64-L2c',
+        'x86_64-L1',
+        'x86_64-L2a',
+        'x86_64-L2b',
+        'x86_64-L2c',
+        'x86_64-xsplice',
+      ]);
+    });
 
-  it('the input objects are the ones the goldens were made from (same assembler output)', () => {
-    const g = JSON.parse(readFileSync(GOLDEN_FILE, 'utf8')) as Goldens;
-    expect(inputs, `the assembler (${assembler}) made other objects than the goldens' (${g.assembler}): the payload digests below cannot be compared; regenerate the goldens on the reference toolchain`).toEqual(g.inputs);
-  });
+    it('the input objects are the ones the goldens were made from (same assembler output)', () => {
+      const g = JSON.parse(readFileSync(GOLDEN_FILE, 'utf8')) as Goldens;
+      expect(
+        inputs,
+        `the assembler (${assembler}) made other objects than the goldens' (${g.assembler}): the payload digests below cannot be compared; regenerate the goldens on the reference toolchain`,
+      ).toEqual(g.inputs);
+    });
 
-  it('every payload is byte-identical to its committed digest', () => {
-    const g = JSON.parse(readFileSync(GOLDEN_FILE, 'utf8')) as Goldens;
-    const changed = Object.keys(g.payloads).filter((n) => payloads[n] !== g.payloads[n]);
-    expect(changed, `payloads changed: ${changed.join(', ')} (regenerate with XSPLICE_UPDATE_GOLDENS=1 only if the change is intended)`).toEqual([]);
-    expect(payloads).toEqual(g.payloads);
-  });
-});
+    it('every payload is byte-identical to its committed digest', () => {
+      const g = JSON.parse(readFileSync(GOLDEN_FILE, 'utf8')) as Goldens;
+      const changed = Object.keys(g.payloads).filter((n) => payloads[n] !== g.payloads[n]);
+      expect(
+        changed,
+        `payloads changed: ${changed.join(', ')} (regenerate with XSPLICE_UPDATE_GOLDENS=1 only if the change is intended)`,
+      ).toEqual([]);
+      expect(payloads).toEqual(g.payloads);
+    });
+  },
+);

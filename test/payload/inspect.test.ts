@@ -10,8 +10,16 @@ describe('inspect', () => {
   it('a version-2 payload: L2 rows, ids, funcs entry, no undefined symbols', () => {
     const r = inspectPayload(new PayloadFixture().build().bytes, 'p.livepatch');
     expect(r.abi).toMatchObject({ name: 'L2c', version: 2, arch: 'x86_64', compatible: ['L2a-x86_64', 'L2b-x86_64', 'L2c-x86_64'] });
-    expect(r).toMatchObject({ buildId: FIXTURE_OWN_ID, depends: FIXTURE_XEN_ID, xenDepends: FIXTURE_XEN_ID, hooks: {}, undefinedSymbols: [] });
-    expect(r.funcs).toEqual([{ index: 0, name: 'xen_extra_version', newSymbol: 'xsplice_fn', oldAddr: '0x0', newSize: 8, oldSize: 12, version: 2 }]);
+    expect(r).toMatchObject({
+      buildId: FIXTURE_OWN_ID,
+      depends: FIXTURE_XEN_ID,
+      xenDepends: FIXTURE_XEN_ID,
+      hooks: {},
+      undefinedSymbols: [],
+    });
+    expect(r.funcs).toEqual([
+      { index: 0, name: 'xen_extra_version', newSymbol: 'xsplice_fn', oldAddr: '0x0', newSize: 8, oldSize: 12, version: 2 },
+    ]);
   });
 
   it('a version-1 payload (64-byte entries) is L1', () => {
@@ -46,10 +54,15 @@ describe('inspect', () => {
     const fx = new PayloadFixture();
     fx.section('.livepatch.funcs').data = new Uint8Array(100);
     fx.section('.rela.livepatch.funcs').relocs = [];
-    expect(() => inspectPayload(fx.build().bytes, 'p.livepatch')).toThrow(expect.objectContaining({
-      name: 'FormatError', code: 'FUNCS_DAMAGED', exitCode: 2,
-      message: 'p.livepatch: section .livepatch.funcs: damaged funcs section: no payload ABI reads it (expected a multiple of an entry size: 64 (version 1), 104 (version 2), found size 100, version byte 0)',
-    }));
+    expect(() => inspectPayload(fx.build().bytes, 'p.livepatch')).toThrow(
+      expect.objectContaining({
+        name: 'FormatError',
+        code: 'FUNCS_DAMAGED',
+        exitCode: 2,
+        message:
+          'p.livepatch: section .livepatch.funcs: damaged funcs section: no payload ABI reads it (expected a multiple of an entry size: 64 (version 1), 104 (version 2), found size 100, version byte 0)',
+      }),
+    );
   });
 
   it('undefined symbols and a readable text rendering', () => {

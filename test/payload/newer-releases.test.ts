@@ -30,7 +30,6 @@ const exec = promisify(execFile);
 const CFLAGS = readFileSync(join(REPO, 'examples/xen-cflags'), 'utf8').split(/\s+/).filter(Boolean);
 const XEN = debianXen.xenSyms;
 
-
 let dir: string;
 async function gcc(name: string, src: string, flags = CFLAGS): Promise<string> {
   const c = join(dir, `${name}.c`);
@@ -86,7 +85,11 @@ describe.skipIf(missing('Debian xen-syms + gcc (scripts/setup-deps.sh)', ready))
       expect(JSON.parse(b.out)).toMatchObject({ ok: true, abi: { id: 'L2c-x86_64' } });
       const v = await cli(['verify', '--xen', XEN, '--xen-version', ver, out, '--json']);
       expect(v.code, v.out).toBe(0);
-      expect(JSON.parse(v.out)).toMatchObject({ ok: true, target: { version: ver, abi: 'L2c-x86_64' }, payloads: [{ ok: true, diagnostics: [] }] });
+      expect(JSON.parse(v.out)).toMatchObject({
+        ok: true,
+        target: { version: ver, abi: 'L2c-x86_64' },
+        payloads: [{ ok: true, diagnostics: [] }],
+      });
     });
   }
 
@@ -94,11 +97,26 @@ describe.skipIf(missing('Debian xen-syms + gcc (scripts/setup-deps.sh)', ready))
     it('4.22 target: a frame at ud2 is refused by build, one at udb builds; 4.17 the other way round', async () => {
       const ud2 = await gcc('bug-ud2', bugSrc('ud2'));
       const udb = await gcc('bug-udb', bugSrc('.byte 0xd6'));
-      const build = (obj: string, ver: string) => cli(['build', obj, '-o', join(dir, `bug-${ver}-${obj.includes('ud2') ? 'ud2' : 'udb'}.livepatch`), '--xen', XEN, '--xen-version', ver, '--patch', 'xen_extra_version', '--json']);
+      const build = (obj: string, ver: string) =>
+        cli([
+          'build',
+          obj,
+          '-o',
+          join(dir, `bug-${ver}-${obj.includes('ud2') ? 'ud2' : 'udb'}.livepatch`),
+          '--xen',
+          XEN,
+          '--xen-version',
+          ver,
+          '--patch',
+          'xen_extra_version',
+          '--json',
+        ]);
       const a = await build(ud2, '4.22.0');
       expect(a.code).toBe(1);
       expect(JSON.parse(a.out).error).toMatchObject({ code: 'UNCHECKED_BUG_INSTR', alias: 'BUILD_BUG_INSTR' });
-      expect(JSON.parse(a.out).error.message).toMatch(/\.bug_frames\.1 entry 0 points at 0f 0b at 0x[0-9a-f]+, but Xen 4\.22\.0 recognises only UDB \(d6\) from 4\.22: that WARN\/BUG\/ASSERT becomes a host crash/);
+      expect(JSON.parse(a.out).error.message).toMatch(
+        /\.bug_frames\.1 entry 0 points at 0f 0b at 0x[0-9a-f]+, but Xen 4\.22\.0 recognises only UDB \(d6\) from 4\.22: that WARN\/BUG\/ASSERT becomes a host crash/,
+      );
       expect((await build(udb, '4.22.0')).code).toBe(0);
       expect((await build(ud2, '4.17.5')).code).toBe(0);
       const d = await build(udb, '4.17.5');
@@ -109,7 +127,9 @@ describe.skipIf(missing('Debian xen-syms + gcc (scripts/setup-deps.sh)', ready))
       expect((await cli(['build', ud2, '-o', b421, '--xen', XEN, '--xen-version', '4.21.2', '--patch', 'xen_extra_version'])).code).toBe(0);
       const v = await cli(['verify', '--xen', XEN, '--xen-version', '4.22.0', b421, '--json']);
       expect(v.code).toBe(1);
-      expect(JSON.parse(v.out).payloads[0].diagnostics).toContainEqual(expect.objectContaining({ code: 'UNCHECKED_BUG_INSTR', severity: 'error', errno: null, section: '.bug_frames.1' }));
+      expect(JSON.parse(v.out).payloads[0].diagnostics).toContainEqual(
+        expect.objectContaining({ code: 'UNCHECKED_BUG_INSTR', severity: 'error', errno: null, section: '.bug_frames.1' }),
+      );
       expect((await cli(['verify', '--xen', XEN, '--xen-version', '4.21.2', b421])).code).toBe(0);
     });
   });
@@ -117,22 +137,36 @@ describe.skipIf(missing('Debian xen-syms + gcc (scripts/setup-deps.sh)', ready))
   describe('return and indirect thunks (the target has __x86_return_thunk, __x86_indirect_thunk_*)', () => {
     it('a plain ret: build and verify warn, naming function and offset and the flag', async () => {
       const flags = CFLAGS.filter((f) => f !== '-mfunction-return=thunk-extern');
-      const obj = await gcc('plain-ret', 'const char *xen_extra_version(void);\nconst char *xen_extra_version(void) { return "+ret"; }\n', flags);
+      const obj = await gcc(
+        'plain-ret',
+        'const char *xen_extra_version(void);\nconst char *xen_extra_version(void) { return "+ret"; }\n',
+        flags,
+      );
       const out = join(dir, 'plain-ret.livepatch');
       const b = await cli(['build', obj, '-o', out, '--xen', XEN, '--patch', 'xen_extra_version']);
       expect(b.code).toBe(0);
-      expect(b.err).toMatch(/warning: xen_extra_version\+0x[0-9a-f]+: plain `ret`, but the target hypervisor returns through __x86_return_thunk.*-mfunction-return=thunk-extern/);
+      expect(b.err).toMatch(
+        /warning: xen_extra_version\+0x[0-9a-f]+: plain `ret`, but the target hypervisor returns through __x86_return_thunk.*-mfunction-return=thunk-extern/,
+      );
       const v = await cli(['verify', '--xen', XEN, out, '--json']);
       expect(v.code).toBe(0);
-      expect(JSON.parse(v.out).payloads[0].diagnostics).toEqual([expect.objectContaining({ code: 'NOTE_RETURN_THUNK', severity: 'warning', section: '.text.xen_extra_version' })]);
+      expect(JSON.parse(v.out).payloads[0].diagnostics).toEqual([
+        expect.objectContaining({ code: 'NOTE_RETURN_THUNK', severity: 'warning', section: '.text.xen_extra_version' }),
+      ]);
     });
     it('an indirect call without -mindirect-branch=thunk-extern: a warning', async () => {
       const flags = CFLAGS.filter((f) => !f.startsWith('-mindirect-branch'));
-      const obj = await gcc('indirect', 'extern const char *(*volatile xs_fp)(void);\nconst char *(*volatile xs_fp)(void);\nconst char *xen_extra_version(void);\nconst char *xen_extra_version(void) { return xs_fp ? xs_fp() : "+ind"; }\n', flags);
+      const obj = await gcc(
+        'indirect',
+        'extern const char *(*volatile xs_fp)(void);\nconst char *(*volatile xs_fp)(void);\nconst char *xen_extra_version(void);\nconst char *xen_extra_version(void) { return xs_fp ? xs_fp() : "+ind"; }\n',
+        flags,
+      );
       const out = join(dir, 'indirect.livepatch');
       const b = await cli(['build', obj, '-o', out, '--xen', XEN, '--patch', 'xen_extra_version']);
       expect(b.code).toBe(0);
-      expect(b.err).toMatch(/xen_extra_version\+0x[0-9a-f]+: indirect `(call|jmp) .*` bypasses __x86_indirect_thunk_\*.*-mindirect-branch=thunk-extern/);
+      expect(b.err).toMatch(
+        /xen_extra_version\+0x[0-9a-f]+: indirect `(call|jmp) .*` bypasses __x86_indirect_thunk_\*.*-mindirect-branch=thunk-extern/,
+      );
     });
   });
 
@@ -157,7 +191,9 @@ describe.skipIf(missing('Debian xen-syms + gcc (scripts/setup-deps.sh)', ready))
       const v = nop(9);
       expect(v.ok).toBe(false);
       expect(v.diagnostics.map((d) => d.code)).not.toContain('UNCHECKED_NAME_POINTER');
-      expect(v.diagnostics.find((d) => d.code === 'UNCHECKED_NOP_SPLITS_INSN')?.message).toMatch(/NOP patch of entry 0 ends at \+0x9, inside the 5-byte instruction at \+0x5 \(jmp near ptr /);
+      expect(v.diagnostics.find((d) => d.code === 'UNCHECKED_NOP_SPLITS_INSN')?.message).toMatch(
+        /NOP patch of entry 0 ends at \+0x9, inside the 5-byte instruction at \+0x5 \(jmp near ptr /,
+      );
     });
     it('a NOP stopping before the return is clean; one covering the return-thunk jump is a warning', () => {
       expect(nop(5).diagnostics).toEqual([]);
@@ -168,7 +204,8 @@ describe.skipIf(missing('Debian xen-syms + gcc (scripts/setup-deps.sh)', ready))
     });
     it('build: --nop F (whole function) is refused, --nop F:5 builds, --nop F:10 warns, --nop F:9 is refused', async () => {
       const stub = await gcc('stub', 'int xs_stub;\n');
-      const b = (spec: string) => cli(['build', stub, '-o', join(dir, `nop-${spec.replace(':', '-')}.livepatch`), '--xen', XEN, '--nop', spec, '--json']);
+      const b = (spec: string) =>
+        cli(['build', stub, '-o', join(dir, `nop-${spec.replace(':', '-')}.livepatch`), '--xen', XEN, '--nop', spec, '--json']);
       const whole = await b('xen_minor_version');
       expect(whole.code).toBe(1);
       expect(JSON.parse(whole.out).error).toMatchObject({ code: 'NOTE_NOP_COVERS_RETURN', alias: 'BUILD_NOP_COVERS_RETURN' });
@@ -195,23 +232,40 @@ describe.skipIf(missing('Debian xen-syms + gcc (scripts/setup-deps.sh)', ready))
   it('a pre-apply hook decides at run time: verify says so instead of a bare "accepted"', async () => {
     const hook = await gcc('veto', 'int xs_pre_apply(void *p);\nint xs_pre_apply(void *p) { (void)p; return -1; }\n');
     const out = join(dir, 'veto.livepatch');
-    const b = await cli(['build', example, hook, '-o', out, '--xen', XEN, '--patch', 'xen_extra_version', '--hook', 'pre-apply=xs_pre_apply']);
+    const b = await cli([
+      'build',
+      example,
+      hook,
+      '-o',
+      out,
+      '--xen',
+      XEN,
+      '--patch',
+      'xen_extra_version',
+      '--hook',
+      'pre-apply=xs_pre_apply',
+    ]);
     expect(b.code, b.err).toBe(0);
     const v = await cli(['verify', '--xen', XEN, out]);
     expect(v.code).toBe(0);
-    expect(v.out).toMatch(/veto\.livepatch \(name veto, build-id [0-9a-f]+\): uploads; whether it applies is decided at run time by its pre-apply hook xs_pre_apply/);
+    expect(v.out).toMatch(
+      /veto\.livepatch \(name veto, build-id [0-9a-f]+\): uploads; whether it applies is decided at run time by its pre-apply hook xs_pre_apply/,
+    );
     expect(v.out).toMatch(/NOTE_HOOK_DECIDES .*\n\s+its pre-apply hook xs_pre_apply decides at run time whether APPLY succeeds/);
     expect(v.out).toMatch(/all 1 payload\(s\) accepted \(1 subject to a hook's decision at run time\)/);
   });
 
   it('--depends lower.livepatch: a payload may patch a function the lower payload introduced', async () => {
-    const lowerObj = await gcc('lower', [
-      'const char *xs_lower_helper(void);',
-      'const char *xs_lower_helper(void) { return "+lower"; }',
-      'const char *xen_extra_version(void);',
-      'const char *xen_extra_version(void) { return xs_lower_helper(); }',
-      '',
-    ].join('\n'));
+    const lowerObj = await gcc(
+      'lower',
+      [
+        'const char *xs_lower_helper(void);',
+        'const char *xs_lower_helper(void) { return "+lower"; }',
+        'const char *xen_extra_version(void);',
+        'const char *xen_extra_version(void) { return xs_lower_helper(); }',
+        '',
+      ].join('\n'),
+    );
     const upperObj = await gcc('upper', 'const char *xs_lower_helper(void);\nconst char *xs_lower_helper(void) { return "+upper"; }\n');
     const lower = join(dir, 'lower.livepatch');
     const upper = join(dir, 'upper.livepatch');
@@ -219,7 +273,10 @@ describe.skipIf(missing('Debian xen-syms + gcc (scripts/setup-deps.sh)', ready))
     const u = await cli(['build', upperObj, '-o', upper, '--xen', XEN, '--depends', lower, '--patch', 'xs_lower_helper', '--json']);
     expect(u.code, u.out).toBe(0);
     expect(JSON.parse(u.out).funcs).toEqual([expect.objectContaining({ name: 'xs_lower_helper', oldAddr: '0x0' })]);
-    const v = verifyPayloads([lower, upper].map((file) => ({ file, bytes: readFileSync(file) })), await loadTarget(XEN));
+    const v = verifyPayloads(
+      [lower, upper].map((file) => ({ file, bytes: readFileSync(file) })),
+      await loadTarget(XEN),
+    );
     expect(formatVerify(v)).toMatch(/all 2 payload\(s\) accepted/);
     expect(v.payloads[1]!.diagnostics.filter((d) => d.severity === 'error')).toEqual([]);
   });

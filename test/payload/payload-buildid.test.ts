@@ -22,7 +22,6 @@ const exec = promisify(execFile);
 const CFLAGS = readFileSync(join(REPO, 'examples/xen-cflags'), 'utf8').split(/\s+/).filter(Boolean);
 const EXAMPLE_C = join(REPO, 'examples/xen-extra-version/xen_extra_version.c');
 
-
 /** readelf -n: the id in each note section, by section name. */
 async function readelfNotes(file: string): Promise<Map<string, string>> {
   const { stdout } = await exec('readelf', ['-nW', file]);

@@ -21,6 +21,11 @@ describe('BUILD_ALIASES', () => {
   it('a hypervisor refusal is a RefusedError (exit 1) with the code, the alias and the context', () => {
     const e = hypervisorRefusal('SEC_WRITE_EXEC', 'section is both writable and executable', { file: 'a.o', section: '.wx' });
     expect(e).toBeInstanceOf(RefusedError);
-    expect(e).toMatchObject({ code: 'SEC_WRITE_EXEC', alias: 'BUILD_WX_SECTION', exitCode: 1, message: 'a.o: section .wx: section is both writable and executable' });
+    expect(e).toMatchObject({
+      code: 'SEC_WRITE_EXEC',
+      alias: 'BUILD_WX_SECTION',
+      exitCode: 1,
+      message: 'a.o: section .wx: section is both writable and executable',
+    });
   });
 });

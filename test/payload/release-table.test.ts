@@ -19,7 +19,8 @@ import { runCli } from '../helpers/cli.js';
 
 afterAll(removeTempDirs);
 
-const vendor = (row: Record<string, unknown>): PayloadAbi => parseAbiJson(JSON.stringify({ base: 'L2c-x86_64', name: 'vendor', ...row }), 'vendor.json')[0]!;
+const vendor = (row: Record<string, unknown>): PayloadAbi =>
+  parseAbiJson(JSON.stringify({ base: 'L2c-x86_64', name: 'vendor', ...row }), 'vendor.json')[0]!;
 
 function verify(fx: PayloadFixture, abi?: PayloadAbi, target = fakeTarget()): PayloadVerdict {
   return verifyPayloads([{ file: 'hello.livepatch', bytes: fx.build().bytes }], target, abi ? { abi } : {}).payloads[0]!;
@@ -29,12 +30,21 @@ const firstCode = (v: PayloadVerdict): string | undefined => v.diagnostics.find(
 describe('the row of a release holds every release fact', () => {
   it('abiForVersion resolves the loader columns into the row', () => {
     const r = abiForVersion('4.17.5+72-g01140da4e8-1', 'x86_64');
-    expect(r.loader).toMatchObject({ release: '4.17.5+72-g01140da4e8-1', payloadArea: { symbol: '__2M_rwdata_end' }, x86CapWords: 21, bugInstruction: 'ud2' });
+    expect(r.loader).toMatchObject({
+      release: '4.17.5+72-g01140da4e8-1',
+      payloadArea: { symbol: '__2M_rwdata_end' },
+      x86CapWords: 21,
+      bugInstruction: 'ud2',
+    });
     expect(abiForVersion('4.17.5', 'x86_64').loader).toMatchObject({ x86CapWords: 19 });
     expect(Object.keys(r.loader!.features!).sort()).toEqual(Object.keys(FEATURES).sort());
     expect(r.loader!.features).toMatchObject({ endbr: true, endbrPoison: true, altStrict: true, xenDependsFirst: false, altFlagNot: true }); // a 4.17.6 snapshot (errata.test.ts)
     expect(abiForVersion('4.22.0', 'x86_64').loader).toMatchObject({ bugInstruction: 'udb', x86CapWords: 22 });
-    expect(abiForVersion('4.19.0', 'arm64').loader).toMatchObject({ payloadArea: { base: 0x00000a0001000000n }, x86CapWords: null, bugInstruction: null });
+    expect(abiForVersion('4.19.0', 'arm64').loader).toMatchObject({
+      payloadArea: { base: 0x00000a0001000000n },
+      x86CapWords: null,
+      bugInstruction: null,
+    });
   });
   it('limits, ENDBR offset, hypervisor-state bytes, relocations and special entry sizes are row fields', () => {
     const l2b = abiForVersion('4.17.0', 'x86_64');
@@ -61,7 +71,11 @@ describe('a vendor row sets each fact, and verify follows it', () => {
     fx.symbols.push({ name: 'printkXYZ', bind: STB.GLOBAL, type: STT.FUNC, section: '.text', value: 8n, size: 1n });
     expect(verify(fx, vendor({})).diagnostics).toEqual([]);
     const v = verify(fx, vendor({ limits: { maxSymbolLen: 6 } }));
-    expect(v.diagnostics.find((d) => d.first)).toMatchObject({ code: 'DUPLICATE_SYMBOL', errno: 'EEXIST', message: 'livepatch: hello: duplicate new symbol: printk' });
+    expect(v.diagnostics.find((d) => d.first)).toMatchObject({
+      code: 'DUPLICATE_SYMBOL',
+      errno: 'EEXIST',
+      message: 'livepatch: hello: duplicate new symbol: printk',
+    });
   });
   it('limits.maxNobits', () => {
     const fx = new PayloadFixture();
@@ -113,7 +127,9 @@ describe('a vendor row sets each fact, and verify follows it', () => {
     expect(() => vendor({ loader: { features: { noSuchThing: true } } })).toThrow(/\.loader\.features\.noSuchThing: unknown feature/);
     expect(() => vendor({ loader: { payloadArea: { base: 'zz' } } })).toThrow(/\.loader\.payloadArea\.base: must be an address/);
     expect(() => vendor({ loader: { bugInstruction: 'int3' } })).toThrow(/\.loader\.bugInstruction: must be "ud2", "udb" or null/);
-    expect(() => vendor({ funcEntry: { ...abiForVersion('4.19.0', 'x86_64').funcEntry, hypervisorState: [200] } })).toThrow(/hypervisorState: must be an array of byte offsets below the entry size 104/);
+    expect(() => vendor({ funcEntry: { ...abiForVersion('4.19.0', 'x86_64').funcEntry, hypervisorState: [200] } })).toThrow(
+      /hypervisorState: must be an array of byte offsets below the entry size 104/,
+    );
   });
 });
 
@@ -122,16 +138,27 @@ describe('a payload built for a vendor row', () => {
   const renamed = (): { build(): { bytes: Uint8Array } } => ({
     build: () => {
       const b = Buffer.from(new PayloadFixture().build().bytes);
-      for (const [from, to] of [['.livepatch.funcs\0', '.acmepatch.funcs\0'], ['.livepatch.depends\0', '.acmepatch.depends\0']]) {
+      for (const [from, to] of [
+        ['.livepatch.funcs\0', '.acmepatch.funcs\0'],
+        ['.livepatch.depends\0', '.acmepatch.depends\0'],
+      ]) {
         for (let at = b.indexOf(from); at >= 0; at = b.indexOf(from, at + 1)) b.write(to, at, 'latin1');
       }
       return { bytes: new Uint8Array(b) };
     },
   });
-  const json = JSON.stringify({ base: 'L2c-x86_64', name: 'acme', sections: { funcs: '.acmepatch.funcs', depends: '.acmepatch.depends' }, mandatory: ['.acmepatch.depends', '.livepatch.xen_depends', '.note.gnu.build-id'], atLeastOneOf: ['.acmepatch.funcs'] });
+  const json = JSON.stringify({
+    base: 'L2c-x86_64',
+    name: 'acme',
+    sections: { funcs: '.acmepatch.funcs', depends: '.acmepatch.depends' },
+    mandatory: ['.acmepatch.depends', '.livepatch.xen_depends', '.note.gnu.build-id'],
+    atLeastOneOf: ['.acmepatch.funcs'],
+  });
   it('inspect recognises it (without the row it is not a payload, with a hint)', () => {
     const bytes = renamed().build().bytes;
-    expect(() => inspectPayload(bytes, 'acme.livepatch')).toThrow(/^acme\.livepatch: not a live-patch payload: no .*\.livepatch\.funcs.* section \(a payload built for a vendor ABI row: pass its --abi-file\)$/);
+    expect(() => inspectPayload(bytes, 'acme.livepatch')).toThrow(
+      /^acme\.livepatch: not a live-patch payload: no .*\.livepatch\.funcs.* section \(a payload built for a vendor ABI row: pass its --abi-file\)$/,
+    );
     const r = inspectPayload(bytes, 'acme.livepatch', { abis: parseAbiJson(json) });
     expect(r.abi).toMatchObject({ name: 'acme', version: 2, arch: 'x86_64' });
     expect(r.depends).toBe(FIXTURE_XEN_ID);

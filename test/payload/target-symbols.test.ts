@@ -23,7 +23,6 @@ const exec = promisify(execFile);
 const CFLAGS = readFileSync(join(REPO, 'examples/xen-cflags'), 'utf8').split(/\s+/).filter(Boolean);
 const XEN = debianXen.xenSyms;
 
-
 describe.skipIf(missing('Debian xen-syms + gcc', haveDebianXen() && have('gcc')))('target symbol table as Xen searches it', () => {
   let dir: string;
   beforeAll(async () => {
@@ -43,13 +42,18 @@ describe.skipIf(missing('Debian xen-syms + gcc', haveDebianXen() && have('gcc'))
   it('build refuses new code that needs an absolute symbol of the target, naming the object that needs it', async () => {
     // Hidden visibility, as the hypervisor's own code is built: a PC32 reference the loader handles.
     const c = join(dir, 'abs.c');
-    await writeFile(c, 'extern char start_pa[] __attribute__((visibility("hidden")));\nconst char *xen_extra_version(void) { return start_pa; }\n');
+    await writeFile(
+      c,
+      'extern char start_pa[] __attribute__((visibility("hidden")));\nconst char *xen_extra_version(void) { return start_pa; }\n',
+    );
     const o = join(dir, 'abs.o');
     await exec('gcc', [...CFLAGS, '-c', c, '-o', o]);
     const out = join(dir, 'abs.livepatch');
     const r = await cli(['build', o, '-o', out, '--xen', XEN, '--patch', 'xen_extra_version']);
     expect(r.code).toBe(1);
-    expect(r.err).toBe(`xsplice: ${o}: symbol start_pa: undefined symbol neither the objects nor the target define: start_pa; the hypervisor would refuse the upload ("Unknown symbol")\n`);
+    expect(r.err).toBe(
+      `xsplice: ${o}: symbol start_pa: undefined symbol neither the objects nor the target define: start_pa; the hypervisor would refuse the upload ("Unknown symbol")\n`,
+    );
     expect(existsSync(out)).toBe(false);
 
     // An unknown --patch name is about the target too.

@@ -8,7 +8,18 @@ import { verifyPayloads, type PayloadVerdict, type VerifyOptions, type VerifyTar
 import { abiById } from '../../src/payload/abi.js';
 import { DIAGNOSTICS, type DiagCode } from '../../src/payload/diagnostics.js';
 import {
-  FAKE_XEN, FIXTURE_OWN_ID, FIXTURE_XEN_ID, PayloadFixture, R, SHF, SHT, STB, STT, fakeTarget, gnuNote, hexBytes,
+  FAKE_XEN,
+  FIXTURE_OWN_ID,
+  FIXTURE_XEN_ID,
+  PayloadFixture,
+  R,
+  SHF,
+  SHT,
+  STB,
+  STT,
+  fakeTarget,
+  gnuNote,
+  hexBytes,
 } from '../helpers/payload-fixture.js';
 
 type Input = PayloadFixture | Uint8Array;
@@ -104,7 +115,13 @@ describe('§2.1 upload arguments', () => {
   it('DUPLICATE_NAME: the same upload name twice', () => {
     const a = new PayloadFixture().build().bytes;
     const b = new PayloadFixture({ ownId: 'bb'.repeat(20), dependsId: FIXTURE_OWN_ID }).build().bytes;
-    const r = verifyPayloads([{ file: 'a/hello.livepatch', bytes: a }, { file: 'b/hello.livepatch', bytes: b }], fakeTarget());
+    const r = verifyPayloads(
+      [
+        { file: 'a/hello.livepatch', bytes: a },
+        { file: 'b/hello.livepatch', bytes: b },
+      ],
+      fakeTarget(),
+    );
     expect(r.payloads[0]!.ok).toBe(true);
     expectFirst(r.payloads[1]!, 'DUPLICATE_NAME', 'EEXIST', /already loaded/);
   });
@@ -123,8 +140,10 @@ describe('§2.2 ELF header', () => {
   });
   it('HDR_INVALID (e_type ET_EXEC, EI_OSABI GNU, e_phnum 1, e_version 0)', () => {
     for (const h of [
-      { offset: 16, width: 2 as const, value: 2 }, { offset: 7, width: 1 as const, value: 3 },
-      { offset: 56, width: 2 as const, value: 1 }, { offset: 20, width: 4 as const, value: 0 },
+      { offset: 16, width: 2 as const, value: 2 },
+      { offset: 7, width: 1 as const, value: 3 },
+      { offset: 56, width: 2 as const, value: 1 },
+      { offset: 20, width: 4 as const, value: 0 },
     ]) {
       const fx = new PayloadFixture();
       fx.header.push(h);
@@ -221,7 +240,15 @@ describe('§2.3 section headers', () => {
   });
   it('SYMTAB_MULTIPLE', () => {
     const fx = new PayloadFixture();
-    fx.sections.push({ name: '.symtab2', type: SHT.SYMTAB, flags: 0n, addralign: 8n, entsize: 24n, link: '.strtab', data: new Uint8Array(24) });
+    fx.sections.push({
+      name: '.symtab2',
+      type: SHT.SYMTAB,
+      flags: 0n,
+      addralign: 8n,
+      entsize: 24n,
+      link: '.strtab',
+      data: new Uint8Array(24),
+    });
     expectFirst(verify(fx), 'SYMTAB_MULTIPLE', 'EOPNOTSUPP', `${P}Unsupported multiple symbol tables`);
   });
   it('SYMTAB_LINK_PAST_END', () => {
@@ -294,7 +321,12 @@ describe('§2.5 hypervisor build-id (.livepatch.xen_depends)', () => {
   it('XEN_DEPENDS_PARSE (4.20)', () => {
     const fx = new PayloadFixture();
     fx.section('.livepatch.xen_depends').data = gnuNote(hexBytes(FIXTURE_XEN_ID), { type: 4 });
-    expectFirst(verify(fx, { xenVersion: '4.20.0' }), 'XEN_DEPENDS_PARSE', 'EINVAL', `${P}failed to parse section .livepatch.xen_depends as build-id: -61`);
+    expectFirst(
+      verify(fx, { xenVersion: '4.20.0' }),
+      'XEN_DEPENDS_PARSE',
+      'EINVAL',
+      `${P}failed to parse section .livepatch.xen_depends as build-id: -61`,
+    );
   });
   it('XEN_BUILD_ID_UNAVAILABLE (4.20): "unable to get running Xen build-id: -61"', () => {
     const v = verify(new PayloadFixture(), { target: { ...fakeTarget(), buildId: null }, xenVersion: '4.20.0' });
@@ -344,7 +376,11 @@ describe('§2.7 symbol resolution', () => {
     add(fx, 'printk_like', 'UND');
     const v = verify(fx, { target: fakeTarget({ noSymbols: true }) });
     expect(v.diagnostics.map((d) => d.code)).toEqual(['NOTE_UNCHECKED_TARGET']);
-    expectNote(v, 'NOTE_UNCHECKED_TARGET', /1 undefined symbol\(s\) and relocation overflow against them: the target gives no symbol table, not checked/);
+    expectNote(
+      v,
+      'NOTE_UNCHECKED_TARGET',
+      /1 undefined symbol\(s\) and relocation overflow against them: the target gives no symbol table, not checked/,
+    );
   });
 });
 
@@ -511,7 +547,13 @@ describe('§2.10 prepare_payload', () => {
   });
   it('DUPLICATE_BUILD_ID', () => {
     const a = new PayloadFixture().build().bytes;
-    const r = verifyPayloads([{ file: 'a.livepatch', bytes: a }, { file: 'b.livepatch', bytes: a }], fakeTarget());
+    const r = verifyPayloads(
+      [
+        { file: 'a.livepatch', bytes: a },
+        { file: 'b.livepatch', bytes: a },
+      ],
+      fakeTarget(),
+    );
     expectFirst(r.payloads[1]!, 'DUPLICATE_BUILD_ID', 'EEXIST', 'livepatch: b: Already loaded as a!');
   });
   it('MODINFO_FORMAT', () => {
@@ -535,10 +577,26 @@ describe('§2.10 prepare_payload', () => {
 });
 
 /** An .altinstructions entry (14 bytes) whose orig/repl are relocated against symbols. */
-function withAlt(fx: PayloadFixture, o: { orig: string; repl: string; origLen: number; replLen: number; pad?: number; replSection?: boolean }): void {
+function withAlt(
+  fx: PayloadFixture,
+  o: { orig: string; repl: string; origLen: number; replLen: number; pad?: number; replSection?: boolean },
+): void {
   if (o.replSection !== false) {
-    fx.addSection({ name: '.altinstr_replacement', type: SHT.PROGBITS, flags: SHF.ALLOC | SHF.EXECINSTR, addralign: 1n, data: new Uint8Array(8).fill(0x90) });
-    fx.symbols.splice(0, 0, { name: 'repl_start', bind: STB.LOCAL, type: STT.NOTYPE, section: '.altinstr_replacement', value: 0n, size: 0n });
+    fx.addSection({
+      name: '.altinstr_replacement',
+      type: SHT.PROGBITS,
+      flags: SHF.ALLOC | SHF.EXECINSTR,
+      addralign: 1n,
+      data: new Uint8Array(8).fill(0x90),
+    });
+    fx.symbols.splice(0, 0, {
+      name: 'repl_start',
+      bind: STB.LOCAL,
+      type: STT.NOTYPE,
+      section: '.altinstr_replacement',
+      value: 0n,
+      size: 0n,
+    });
   }
   fx.symbols.splice(0, 0, { name: 'text_start', bind: STB.LOCAL, type: STT.NOTYPE, section: '.text', value: 0n, size: 0n });
   const d = new Uint8Array(14);
@@ -570,17 +628,32 @@ describe('§2.10(g)(h) alternatives and alt-call sites', () => {
   it('ALT_ORIG_OUTSIDE', () => {
     const fx = new PayloadFixture();
     withAlt(fx, { orig: 'xsplice_str', repl: 'repl_start', origLen: 5, replLen: 5 });
-    expectFirst(verify(fx), 'ALT_ORIG_OUTSIDE', 'EINVAL', /^livepatch: hello Alternative orig ffff82d0406[0-9a-f]{5}\+0x5 outside payload text ffff82d040600000\+0x18$/);
+    expectFirst(
+      verify(fx),
+      'ALT_ORIG_OUTSIDE',
+      'EINVAL',
+      /^livepatch: hello Alternative orig ffff82d0406[0-9a-f]{5}\+0x5 outside payload text ffff82d040600000\+0x18$/,
+    );
   });
   it('ALT_REPL_OUTSIDE', () => {
     const fx = new PayloadFixture();
     withAlt(fx, { orig: 'text_start', repl: 'text_start', origLen: 5, replLen: 5 });
-    expectFirst(verify(fx), 'ALT_REPL_OUTSIDE', 'EINVAL', /^livepatch: hello Alternative repl ffff82d040600000\+0x5 outside \.altinstr_replacement ffff82d0406[0-9a-f]{5}\+0x8$/);
+    expectFirst(
+      verify(fx),
+      'ALT_REPL_OUTSIDE',
+      'EINVAL',
+      /^livepatch: hello Alternative repl ffff82d040600000\+0x5 outside \.altinstr_replacement ffff82d0406[0-9a-f]{5}\+0x8$/,
+    );
   });
   it('ALT_APPLY: replacement longer than origin + padding on 4.20 (ENOSPC)', () => {
     const fx = new PayloadFixture();
     withAlt(fx, { orig: 'text_start', repl: 'repl_start', origLen: 2, replLen: 5 });
-    expectFirst(verify(fx, { xenVersion: '4.20.0' }), 'ALT_APPLY', 'ENOSPC', /^Alt for 0x[0-9a-f]+, replacement size 0x5 larger than origin 0x2\nlivepatch: hello applying alternatives failed: -28$/);
+    expectFirst(
+      verify(fx, { xenVersion: '4.20.0' }),
+      'ALT_APPLY',
+      'ENOSPC',
+      /^Alt for 0x[0-9a-f]+, replacement size 0x5 larger than origin 0x2\nlivepatch: hello applying alternatives failed: -28$/,
+    );
   });
   it('UNCHECKED_ALT_ENTRY: the same on 4.17 is a BUG_ON', () => {
     const fx = new PayloadFixture();
@@ -595,18 +668,33 @@ describe('§2.10(g)(h) alternatives and alt-call sites', () => {
   it('ALT_CALL_NOT_RIPREL (4.21)', () => {
     const fx = new PayloadFixture();
     altcall(fx, 'text_start', 0n);
-    expectFirst(verify(fx, { xenVersion: '4.21.0' }), 'ALT_CALL_NOT_RIPREL', 'EINVAL', /^Altcall for 0x[0-9a-f]+ \[48 8d 05 [0-9a-f ]+\] not CALL \*RIPREL\nlivepatch: hello: Applying alternative calls failed: -22$/);
+    expectFirst(
+      verify(fx, { xenVersion: '4.21.0' }),
+      'ALT_CALL_NOT_RIPREL',
+      'EINVAL',
+      /^Altcall for 0x[0-9a-f]+ \[48 8d 05 [0-9a-f ]+\] not CALL \*RIPREL\nlivepatch: hello: Applying alternative calls failed: -22$/,
+    );
   });
   it('ALT_CALL_OUTSIDE (4.21)', () => {
     const fx = new PayloadFixture();
     altcall(fx, 'text_start', 12n);
-    expectFirst(verify(fx, { xenVersion: '4.21.0' }), 'ALT_CALL_OUTSIDE', 'EINVAL', /^livepatch: hello: Alternative call ffff82d04060000c\+0x6 outside payload text ffff82d040600000\+0x10$/);
+    expectFirst(
+      verify(fx, { xenVersion: '4.21.0' }),
+      'ALT_CALL_OUTSIDE',
+      'EINVAL',
+      /^livepatch: hello: Alternative call ffff82d04060000c\+0x6 outside payload text ffff82d040600000\+0x10$/,
+    );
   });
   it('ALT_CALL_NO_TEXT (4.21)', () => {
     const fx = new PayloadFixture();
     altcall(fx, 'text_start', 0n);
     fx.section('.text').flags = SHF.ALLOC;
-    expectFirst(verify(fx, { xenVersion: '4.21.0' }), 'ALT_CALL_NO_TEXT', 'EINVAL', 'livepatch: hello Alternative calls provided, but no .text');
+    expectFirst(
+      verify(fx, { xenVersion: '4.21.0' }),
+      'ALT_CALL_NO_TEXT',
+      'EINVAL',
+      'livepatch: hello Alternative calls provided, but no .text',
+    );
   });
   it('.alt_call_sites is ignored (plain data) before 4.21', () => {
     const fx = new PayloadFixture();
@@ -632,7 +720,13 @@ describe('§2.11 payload symbols', () => {
     const b = new PayloadFixture({ ownId: 'bb'.repeat(20), dependsId: FIXTURE_OWN_ID });
     b.symbol('xsplice_fn').name = 'xsplice_fn_b';
     b.funcs[0]!.newSymbol = 'xsplice_fn_b';
-    const r = verifyPayloads([{ file: 'a.livepatch', bytes: a }, { file: 'b.livepatch', bytes: b.build().bytes }], fakeTarget());
+    const r = verifyPayloads(
+      [
+        { file: 'a.livepatch', bytes: a },
+        { file: 'b.livepatch', bytes: b.build().bytes },
+      ],
+      fakeTarget(),
+    );
     expectFirst(r.payloads[1]!, 'DUPLICATE_SYMBOL', 'EEXIST', 'livepatch: b: duplicate new symbol: xsplice_str');
   });
 });
@@ -645,7 +739,9 @@ describe('§2.13 apply', () => {
   });
   const expectBytes = (fx: PayloadFixture, byte0: number, data: number[]): void => {
     const bytes: Record<number, number> = { 72: byte0 };
-    data.forEach((b, i) => { bytes[73 + i] = b; });
+    data.forEach((b, i) => {
+      bytes[73 + i] = b;
+    });
     fx.funcs[0]!.bytes = bytes;
   };
   it('expectations that match are clean', () => {
@@ -656,8 +752,12 @@ describe('§2.13 apply', () => {
   it('EXPECT_MISMATCH', () => {
     const fx = new PayloadFixture();
     expectBytes(fx, 1 | (4 << 1), [0x90, 0x90, 0x90, 0x90]);
-    expectFirst(verify(fx), 'EXPECT_MISMATCH', 'EINVAL',
-      'livepatch: xen_extra_version: expectation failed: expected:90909090, actual:488d0511\nlivepatch: hello: expectations of xen_extra_version failed (rc=-22), aborting!');
+    expectFirst(
+      verify(fx),
+      'EXPECT_MISMATCH',
+      'EINVAL',
+      'livepatch: xen_extra_version: expectation failed: expected:90909090, actual:488d0511\nlivepatch: hello: expectations of xen_extra_version failed (rc=-22), aborting!',
+    );
   });
   it('EXPECT_RESERVED', () => {
     const fx = new PayloadFixture();
@@ -680,7 +780,12 @@ describe('§2.13 apply', () => {
     const fx = new PayloadFixture();
     fx.addSection({ name: '.livepatch.hooks.preapply', type: SHT.PROGBITS, flags: SHF.ALLOC, addralign: 8n, data: new Uint8Array(8) });
     fx.addReloc('.livepatch.hooks.preapply', { offset: 0n, type: R.R64, symbol: 'xsplice_fn', addend: 0n });
-    expectFirst(verify(fx, { replace: true }), 'REPLACE_VETO', 'EOPNOTSUPP', `${P}REPLACE action is not supported on livepatches with vetoing hooks!`);
+    expectFirst(
+      verify(fx, { replace: true }),
+      'REPLACE_VETO',
+      'EOPNOTSUPP',
+      `${P}REPLACE action is not supported on livepatches with vetoing hooks!`,
+    );
     expect(verify(fx).ok).toBe(true);
   });
 });
@@ -758,7 +863,13 @@ describe('notes (warnings)', () => {
   });
   it('NOTE_DUPLICATE_SECTION', () => {
     const fx = new PayloadFixture();
-    fx.addSection({ name: '.livepatch.depends', type: SHT.PROGBITS, flags: SHF.ALLOC, addralign: 1n, data: gnuNote(hexBytes('dd'.repeat(20))) });
+    fx.addSection({
+      name: '.livepatch.depends',
+      type: SHT.PROGBITS,
+      flags: SHF.ALLOC,
+      addralign: 1n,
+      data: gnuNote(hexBytes('dd'.repeat(20))),
+    });
     expectNote(verify(fx), 'NOTE_DUPLICATE_SECTION', /\.livepatch\.depends appears more than once; Xen uses the lowest index \[4\]/);
   });
 });
@@ -773,7 +884,13 @@ describe('loaded payload symbols and target addresses', () => {
     b.section('.rela.text').relocs![0]!.symbol = 'xsplice_str_b';
     b.symbols.push({ name: 'xsplice_str', bind: STB.GLOBAL, type: STT.NOTYPE, section: 'UND', value: 0n, size: 0n });
     b.addReloc('.text', { offset: 8n, type: R.PC32, symbol: 'xsplice_str', addend: -4n });
-    const r = verifyPayloads([{ file: 'a.livepatch', bytes: a }, { file: 'b.livepatch', bytes: b.build().bytes }], fakeTarget());
+    const r = verifyPayloads(
+      [
+        { file: 'a.livepatch', bytes: a },
+        { file: 'b.livepatch', bytes: b.build().bytes },
+      ],
+      fakeTarget(),
+    );
     expect(r.payloads[1]!.diagnostics.filter((d) => d.severity === 'error')).toEqual([]);
   });
   it('an overriding symbol (value = new_addr) is not exported to later payloads', () => {
@@ -785,7 +902,13 @@ describe('loaded payload symbols and target addresses', () => {
     b.section('.rela.text').relocs![0]!.symbol = 'xsplice_str_b';
     b.symbols.push({ name: 'xsplice_fn', bind: STB.GLOBAL, type: STT.NOTYPE, section: 'UND', value: 0n, size: 0n });
     b.addReloc('.text', { offset: 8n, type: R.PC32, symbol: 'xsplice_fn', addend: -4n });
-    const r = verifyPayloads([{ file: 'a.livepatch', bytes: a }, { file: 'b.livepatch', bytes: b.build().bytes }], fakeTarget());
+    const r = verifyPayloads(
+      [
+        { file: 'a.livepatch', bytes: a },
+        { file: 'b.livepatch', bytes: b.build().bytes },
+      ],
+      fakeTarget(),
+    );
     expectFirst(r.payloads[1]!, 'SYM_UNKNOWN', 'ENOENT', 'livepatch: b: Unknown symbol: xsplice_fn');
   });
   it('the payload area starts after __2M_rwdata_end', () => {
@@ -800,7 +923,9 @@ describe('loaded payload symbols and target addresses', () => {
 
 describe('arm64 (ELF64, EM_AARCH64)', () => {
   const arm64 = (): VerifyTarget => ({
-    buildId: hexBytes(FIXTURE_XEN_ID), version: '4.17.7', arch: 'arm64',
+    buildId: hexBytes(FIXTURE_XEN_ID),
+    version: '4.17.7',
+    arch: 'arm64',
     symbols: { find: (n: string) => (n === 'xen_extra_version' ? [{ value: 0x00250000n }] : []) },
   });
   it('the arm64 fixture verifies clean against arm64 4.17.7', () => {
@@ -827,13 +952,22 @@ describe('arm64 (ELF64, EM_AARCH64)', () => {
     const fx = new PayloadFixture({ arch: 'arm64' });
     fx.addSection({ name: '.alt_call_sites', type: SHT.PROGBITS, flags: SHF.ALLOC, addralign: 4n, data: new Uint8Array(4) });
     // 4.21's arm64 Xen text is at SLOT0(20) + 2 MiB (payloads load after the boot FDT there).
-    const t421 = { ...arm64(), version: '4.21.0', symbols: { find: (n: string) => (n === 'xen_extra_version' ? [{ value: 0x00000a0000250000n }] : []) } };
+    const t421 = {
+      ...arm64(),
+      version: '4.21.0',
+      symbols: { find: (n: string) => (n === 'xen_extra_version' ? [{ value: 0x00000a0000250000n }] : []) },
+    };
     expectFirst(verify(fx, { target: t421 }), 'ALT_CALL_UNSUPPORTED', 'EOPNOTSUPP', `${P}Alternative calls not supported`);
   });
   it('FUNC_NOP_TOO_LONG: an ARM NOP length must be a multiple of 4', () => {
     const fx = new PayloadFixture({ arch: 'arm64' });
     Object.assign(fx.funcs[0]!, { newSymbol: null, newSize: 6, oldSize: 12 });
-    expectFirst(verify(fx, { target: arm64() }), 'FUNC_NOP_TOO_LONG', 'EOPNOTSUPP', /new_size 6 exceeds 31 bytes or is not a multiple of 4/);
+    expectFirst(
+      verify(fx, { target: arm64() }),
+      'FUNC_NOP_TOO_LONG',
+      'EOPNOTSUPP',
+      /new_size 6 exceeds 31 bytes or is not a multiple of 4/,
+    );
   });
   it('HDR_MACHINE: an x86-64 payload for an arm64 target', () => {
     expectFirst(verify(new PayloadFixture(), { target: arm64() }), 'HDR_MACHINE', 'EOPNOTSUPP', `${P}Unsupported ELF Machine type`);

@@ -14,7 +14,7 @@ import { removeTempDirs, tempDir } from '../helpers/tmp.js';
 afterAll(removeTempDirs);
 
 describe('verifyFiles (a hex build-id target)', () => {
-  it('reads the payload files and names each diagnostic\'s rule; refusal lines for a refused payload', async () => {
+  it("reads the payload files and names each diagnostic's rule; refusal lines for a refused payload", async () => {
     const dir = await tempDir('verify-files');
     const good = join(dir, 'good.livepatch');
     const bad = join(dir, 'bad.livepatch');
@@ -39,9 +39,20 @@ describe('verifyFiles (a hex build-id target)', () => {
   });
 
   it('usage errors: more names than payloads, an unknown arch, --loaded-dir without --loaded', async () => {
-    await expect(verifyFiles({ payloads: [], names: ['a'], xen: FIXTURE_XEN_ID })).rejects.toMatchObject({ code: 'USAGE', exitCode: 2, message: 'more --name options than payloads' });
-    await expect(verifyFiles({ payloads: ['x'], arch: 'mips', xen: FIXTURE_XEN_ID, xenVersion: '4.17.5' })).rejects.toMatchObject({ code: 'USAGE', exitCode: 2, message: '--arch must be x86_64, arm64 or arm32 (got mips)' });
-    await expect(verifyFiles({ payloads: ['x'], loadedDir: '/tmp', xen: FIXTURE_XEN_ID })).rejects.toMatchObject({ code: 'USAGE', exitCode: 2 });
+    await expect(verifyFiles({ payloads: [], names: ['a'], xen: FIXTURE_XEN_ID })).rejects.toMatchObject({
+      code: 'USAGE',
+      exitCode: 2,
+      message: 'more --name options than payloads',
+    });
+    await expect(verifyFiles({ payloads: ['x'], arch: 'mips', xen: FIXTURE_XEN_ID, xenVersion: '4.17.5' })).rejects.toMatchObject({
+      code: 'USAGE',
+      exitCode: 2,
+      message: '--arch must be x86_64, arm64 or arm32 (got mips)',
+    });
+    await expect(verifyFiles({ payloads: ['x'], loadedDir: '/tmp', xen: FIXTURE_XEN_ID })).rejects.toMatchObject({
+      code: 'USAGE',
+      exitCode: 2,
+    });
   });
 });
 
@@ -52,7 +63,9 @@ describe.skipIf(missing('Debian Xen 4.17 (scripts/setup-deps.sh)', haveDebianXen
     await writeFile(file, new PayloadFixture().build().bytes);
     const seen: string[] = [];
     const o = await verifyFiles({ payloads: [file], xen: debianXen.xenSyms, xenVersion: '4.18.0', onWarning: (w) => seen.push(w) });
-    expect(o.warnings).toEqual([`${debianXen.xenSyms} looks like Xen ${XEN_VERSION_STRING} (${o.target.versionSource ?? 'image'}); using --xen-version 4.18.0`]);
+    expect(o.warnings).toEqual([
+      `${debianXen.xenSyms} looks like Xen ${XEN_VERSION_STRING} (${o.target.versionSource ?? 'image'}); using --xen-version 4.18.0`,
+    ]);
     expect(seen).toEqual(o.warnings);
     expect(o.result.target.version).toBe('4.18.0');
   });

@@ -20,105 +20,133 @@ import { removeTempDirs, tempDir } from '../helpers/tmp.js';
 
 afterAll(removeTempDirs);
 
-
 const ok = haveDebianXen() && have('gcc') && have('ld') && have('objcopy') && have('nm');
 
-describe.skipIf(missing('Debian Xen 4.17 + gcc/binutils (scripts/setup-deps.sh)', ok))('verify: Xen-recipe payloads against Debian Xen 4.17', () => {
-  let dir: string;
-  let good: XenRecipePayload;
-  let byName: XenRecipePayload;
-  let stacked: XenRecipePayload;
-  beforeAll(async () => {
-    dir = await tempDir('verify');
-    good = await buildXenRecipePayload({ xenSyms: debianXen.xenSyms, tag: 'vgood', outDir: dir });
-    byName = await buildXenRecipePayload({ xenSyms: debianXen.xenSyms, tag: 'vbyname', oldAddr: 'zero', outDir: dir });
-    stacked = await buildXenRecipePayload({ xenSyms: debianXen.xenSyms, tag: 'vstack', depends: { payload: good.file }, outDir: dir });
-  }, 120_000);
+describe.skipIf(missing('Debian Xen 4.17 + gcc/binutils (scripts/setup-deps.sh)', ok))(
+  'verify: Xen-recipe payloads against Debian Xen 4.17',
+  () => {
+    let dir: string;
+    let good: XenRecipePayload;
+    let byName: XenRecipePayload;
+    let stacked: XenRecipePayload;
+    beforeAll(async () => {
+      dir = await tempDir('verify');
+      good = await buildXenRecipePayload({ xenSyms: debianXen.xenSyms, tag: 'vgood', outDir: dir });
+      byName = await buildXenRecipePayload({ xenSyms: debianXen.xenSyms, tag: 'vbyname', oldAddr: 'zero', outDir: dir });
+      stacked = await buildXenRecipePayload({ xenSyms: debianXen.xenSyms, tag: 'vstack', depends: { payload: good.file }, outDir: dir });
+    }, 120_000);
 
-  it('verifies clean against xen-syms (old_addr by address and by name, a stack of two)', async () => {
-    const t = await loadTarget(debianXen.xenSyms);
-    expect(t.version).toBe(XEN_VERSION_STRING);
-    const r = verifyPayloads([good, stacked].map((p) => ({ file: p.file, bytes: readFileSync(p.file) })), t);
-    expect(r.ok).toBe(true);
-    expect(r.target).toMatchObject({ buildId: XEN_BUILD_ID, abi: 'L2c-x86_64' });
-    expect(r.payloads.map((p) => p.diagnostics.filter((d) => d.severity === 'error'))).toEqual([[], []]);
-    expect(r.payloads[1]!.depends).toBe(good.buildId);
-    const one = verifyPayloads([{ file: byName.file, bytes: readFileSync(byName.file) }], t);
-    expect(one.payloads[0]!.diagnostics).toEqual([]);
-  });
-
-  it('verifies clean against xen.gz and against the build-id in hex with --xen-version', async () => {
-    expect((await cli(['verify', good.file, '--xen', debianXen.xenGz, '--xen-version', '4.17.7'])).code).toBe(0);
-    const r = await cli(['verify', good.file, '--xen', XEN_BUILD_ID, '--xen-version', '4.17.7', '--json']);
-    expect(r.code).toBe(0);
-    expect(JSON.parse(r.out)).toMatchObject({ ok: true, target: { buildId: XEN_BUILD_ID, version: '4.17.7' } });
-  });
-
-  it('fails against another build-id: exit 1 and the hypervisor message', async () => {
-    const other = 'ee'.repeat(20);
-    const r = await cli(['verify', good.file, '--xen', other, '--xen-version', '4.17.7', '--json']);
-    expect(r.code).toBe(1);
-    const j = JSON.parse(r.out);
-    expect(j.ok).toBe(false);
-    expect(j.payloads[0]).toMatchObject({ file: good.file, buildId: good.buildId, ok: false, errno: 'EINVAL', refusedAt: 'upload' });
-    expect(j.payloads[0].diagnostics.find((d: { first?: boolean }) => d.first)).toMatchObject({
-      severity: 'error', code: 'XEN_DEPENDS_MISMATCH', errno: 'EINVAL', first: true,
-      message: 'livepatch: vgood: check against hypervisor build-id failed', section: '.livepatch.xen_depends',
+    it('verifies clean against xen-syms (old_addr by address and by name, a stack of two)', async () => {
+      const t = await loadTarget(debianXen.xenSyms);
+      expect(t.version).toBe(XEN_VERSION_STRING);
+      const r = verifyPayloads(
+        [good, stacked].map((p) => ({ file: p.file, bytes: readFileSync(p.file) })),
+        t,
+      );
+      expect(r.ok).toBe(true);
+      expect(r.target).toMatchObject({ buildId: XEN_BUILD_ID, abi: 'L2c-x86_64' });
+      expect(r.payloads.map((p) => p.diagnostics.filter((d) => d.severity === 'error'))).toEqual([[], []]);
+      expect(r.payloads[1]!.depends).toBe(good.buildId);
+      const one = verifyPayloads([{ file: byName.file, bytes: readFileSync(byName.file) }], t);
+      expect(one.payloads[0]!.diagnostics).toEqual([]);
     });
-    const h = await cli(['verify', good.file, '--xen', other, '--xen-version', '4.17.7']);
-    expect(h.code).toBe(1);
-    expect(h.out).toMatch(/REFUSED at upload \(EINVAL\)/);
-    expect(h.out).toMatch(/livepatch: vgood: check against hypervisor build-id failed/);
-  });
 
-  it('--name changes the upload name in messages', async () => {
-    const r = await cli(['verify', good.file, '--xen', 'ee'.repeat(20), '--xen-version', '4.17.7', '--name', 'custom', '--json']);
-    expect(JSON.parse(r.out).payloads[0].diagnostics.find((d: { first?: boolean }) => d.first).message).toBe('livepatch: custom: check against hypervisor build-id failed');
-  });
+    it('verifies clean against xen.gz and against the build-id in hex with --xen-version', async () => {
+      expect((await cli(['verify', good.file, '--xen', debianXen.xenGz, '--xen-version', '4.17.7'])).code).toBe(0);
+      const r = await cli(['verify', good.file, '--xen', XEN_BUILD_ID, '--xen-version', '4.17.7', '--json']);
+      expect(r.code).toBe(0);
+      expect(JSON.parse(r.out)).toMatchObject({ ok: true, target: { buildId: XEN_BUILD_ID, version: '4.17.7' } });
+    });
 
-  it('stack out of order: the top payload is refused at apply', async () => {
-    const r = await cli(['verify', stacked.file, good.file, '--xen', debianXen.xenSyms, '--json']);
-    expect(r.code).toBe(1);
-    const j = JSON.parse(r.out);
-    expect(j.payloads[0]).toMatchObject({ ok: false, errno: 'EINVAL', refusedAt: 'apply' });
-    expect(j.payloads[0].diagnostics[0]).toMatchObject({ code: 'DEPENDS_MISMATCH', message: 'livepatch: vstack: check against hypervisor build-id failed' });
-    expect(j.payloads[1]).toMatchObject({ ok: true, errno: null });
-  });
+    it('fails against another build-id: exit 1 and the hypervisor message', async () => {
+      const other = 'ee'.repeat(20);
+      const r = await cli(['verify', good.file, '--xen', other, '--xen-version', '4.17.7', '--json']);
+      expect(r.code).toBe(1);
+      const j = JSON.parse(r.out);
+      expect(j.ok).toBe(false);
+      expect(j.payloads[0]).toMatchObject({ file: good.file, buildId: good.buildId, ok: false, errno: 'EINVAL', refusedAt: 'upload' });
+      expect(j.payloads[0].diagnostics.find((d: { first?: boolean }) => d.first)).toMatchObject({
+        severity: 'error',
+        code: 'XEN_DEPENDS_MISMATCH',
+        errno: 'EINVAL',
+        first: true,
+        message: 'livepatch: vgood: check against hypervisor build-id failed',
+        section: '.livepatch.xen_depends',
+      });
+      const h = await cli(['verify', good.file, '--xen', other, '--xen-version', '4.17.7']);
+      expect(h.code).toBe(1);
+      expect(h.out).toMatch(/REFUSED at upload \(EINVAL\)/);
+      expect(h.out).toMatch(/livepatch: vgood: check against hypervisor build-id failed/);
+    });
 
-  it('symbol resolution against the real symbol table: globals, file#name locals, no absolute symbols', async () => {
-    const t = await loadTarget(debianXen.xenSyms);
-    const run = (names: string[]) => {
-      const fx = new PayloadFixture();
-      for (const n of names) fx.symbols.push({ name: n, bind: 1, type: 0, section: 'UND', value: 0n, size: 0n });
-      return verifyPayloads([{ file: 'fx.livepatch', bytes: fx.build().bytes }], t).payloads[0]!;
-    };
-    // The fixture's replacement ends in a plain ret; Debian's Xen is built with return thunks.
-    const thunkNote = expect.objectContaining({ code: 'NOTE_RETURN_THUNK', severity: 'warning', message: expect.stringMatching(/^xsplice_fn\+0x7: plain `ret`, .*-mfunction-return=thunk-extern/) });
-    expect(run(['printk', '__x86_return_thunk']).diagnostics).toEqual([thunkNote]);
-    const local = [...t.symbols!.all()].find((s) => s.file !== undefined && s.type === 2)!;
-    expect(run([local.name]).diagnostics).toEqual([thunkNote]);
-    const v = run([local.elfName === local.name ? 'no_such_symbol' : local.elfName]);
-    expect(v.diagnostics[0]).toMatchObject({ code: 'SYM_UNKNOWN', errno: 'ENOENT' });
-    // start_pa is SHN_ABS in xen-syms: xen/tools/symbols leaves it out of the hypervisor's table.
-    expect(run(['start_pa']).diagnostics[0]).toMatchObject({ code: 'SYM_UNKNOWN', message: 'livepatch: fx: Unknown symbol: start_pa' });
-  });
+    it('--name changes the upload name in messages', async () => {
+      const r = await cli(['verify', good.file, '--xen', 'ee'.repeat(20), '--xen-version', '4.17.7', '--name', 'custom', '--json']);
+      expect(JSON.parse(r.out).payloads[0].diagnostics.find((d: { first?: boolean }) => d.first).message).toBe(
+        'livepatch: custom: check against hypervisor build-id failed',
+      );
+    });
 
-  it('inspect reads the recipe payload', async () => {
-    const r = inspectPayload(readFileSync(good.file), good.file);
-    expect(r.abi).toMatchObject({ name: 'L2c', version: 2, arch: 'x86_64' });
-    expect(r.buildId).toBe(good.buildId);
-    expect(r.depends).toBe(XEN_BUILD_ID);
-    expect(r.xenDepends).toBe(XEN_BUILD_ID);
-    expect(r.funcs).toEqual([{ index: 0, name: 'xen_extra_version', newSymbol: 'vgood_fn', oldAddr: 'xen_extra_version', newSize: r.funcs[0]!.newSize, oldSize: 12, version: 2 }]);
-    expect(r.undefinedSymbols).toContain('xen_extra_version');
-    expect(r.sections.find((s) => s.name === '.livepatch.funcs')).toMatchObject({ entrySize: 104, entries: 1, flags: 'WA' });
-    const c = await cli(['inspect', good.file, '--json']);
-    expect(c.code).toBe(0);
-    expect(JSON.parse(c.out)).toMatchObject({ file: good.file, buildId: good.buildId, funcs: [{ name: 'xen_extra_version' }] });
-    const h = await cli(['inspect', stacked.file]);
-    expect(h.out).toMatch(new RegExp(`depends: +${good.buildId}`));
-  });
-});
+    it('stack out of order: the top payload is refused at apply', async () => {
+      const r = await cli(['verify', stacked.file, good.file, '--xen', debianXen.xenSyms, '--json']);
+      expect(r.code).toBe(1);
+      const j = JSON.parse(r.out);
+      expect(j.payloads[0]).toMatchObject({ ok: false, errno: 'EINVAL', refusedAt: 'apply' });
+      expect(j.payloads[0].diagnostics[0]).toMatchObject({
+        code: 'DEPENDS_MISMATCH',
+        message: 'livepatch: vstack: check against hypervisor build-id failed',
+      });
+      expect(j.payloads[1]).toMatchObject({ ok: true, errno: null });
+    });
+
+    it('symbol resolution against the real symbol table: globals, file#name locals, no absolute symbols', async () => {
+      const t = await loadTarget(debianXen.xenSyms);
+      const run = (names: string[]) => {
+        const fx = new PayloadFixture();
+        for (const n of names) fx.symbols.push({ name: n, bind: 1, type: 0, section: 'UND', value: 0n, size: 0n });
+        return verifyPayloads([{ file: 'fx.livepatch', bytes: fx.build().bytes }], t).payloads[0]!;
+      };
+      // The fixture's replacement ends in a plain ret; Debian's Xen is built with return thunks.
+      const thunkNote = expect.objectContaining({
+        code: 'NOTE_RETURN_THUNK',
+        severity: 'warning',
+        message: expect.stringMatching(/^xsplice_fn\+0x7: plain `ret`, .*-mfunction-return=thunk-extern/),
+      });
+      expect(run(['printk', '__x86_return_thunk']).diagnostics).toEqual([thunkNote]);
+      const local = [...t.symbols!.all()].find((s) => s.file !== undefined && s.type === 2)!;
+      expect(run([local.name]).diagnostics).toEqual([thunkNote]);
+      const v = run([local.elfName === local.name ? 'no_such_symbol' : local.elfName]);
+      expect(v.diagnostics[0]).toMatchObject({ code: 'SYM_UNKNOWN', errno: 'ENOENT' });
+      // start_pa is SHN_ABS in xen-syms: xen/tools/symbols leaves it out of the hypervisor's table.
+      expect(run(['start_pa']).diagnostics[0]).toMatchObject({ code: 'SYM_UNKNOWN', message: 'livepatch: fx: Unknown symbol: start_pa' });
+    });
+
+    it('inspect reads the recipe payload', async () => {
+      const r = inspectPayload(readFileSync(good.file), good.file);
+      expect(r.abi).toMatchObject({ name: 'L2c', version: 2, arch: 'x86_64' });
+      expect(r.buildId).toBe(good.buildId);
+      expect(r.depends).toBe(XEN_BUILD_ID);
+      expect(r.xenDepends).toBe(XEN_BUILD_ID);
+      expect(r.funcs).toEqual([
+        {
+          index: 0,
+          name: 'xen_extra_version',
+          newSymbol: 'vgood_fn',
+          oldAddr: 'xen_extra_version',
+          newSize: r.funcs[0]!.newSize,
+          oldSize: 12,
+          version: 2,
+        },
+      ]);
+      expect(r.undefinedSymbols).toContain('xen_extra_version');
+      expect(r.sections.find((s) => s.name === '.livepatch.funcs')).toMatchObject({ entrySize: 104, entries: 1, flags: 'WA' });
+      const c = await cli(['inspect', good.file, '--json']);
+      expect(c.code).toBe(0);
+      expect(JSON.parse(c.out)).toMatchObject({ file: good.file, buildId: good.buildId, funcs: [{ name: 'xen_extra_version' }] });
+      const h = await cli(['inspect', stacked.file]);
+      expect(h.out).toMatch(new RegExp(`depends: +${good.buildId}`));
+    });
+  },
+);
 
 describe('verify/inspect CLI contract (no Debian files needed)', () => {
   let dir: string;
@@ -147,7 +175,11 @@ describe('verify/inspect CLI contract (no Debian files needed)', () => {
     await writeFile(f, 'this is not an ELF payload at all, but it is long enough for a header......');
     const r = await cli(['verify', f, '--xen', 'ee'.repeat(20), '--xen-version', '4.17.7', '--json']);
     expect(r.code).toBe(1);
-    expect(JSON.parse(r.out).payloads[0].diagnostics[0]).toMatchObject({ code: 'HDR_NOT_ELF', errno: 'EINVAL', message: 'livepatch: junk: Not an ELF payload' });
+    expect(JSON.parse(r.out).payloads[0].diagnostics[0]).toMatchObject({
+      code: 'HDR_NOT_ELF',
+      errno: 'EINVAL',
+      message: 'livepatch: junk: Not an ELF payload',
+    });
   });
 
   it('exit 0 for the clean fixture; verify needs --xen', async () => {
@@ -180,7 +212,12 @@ describe('verify/inspect CLI contract (no Debian files needed)', () => {
     const j = JSON.parse(r.out);
     expect(j.hooks).toEqual({ load: ['xsplice_fn'] });
     expect(j.modinfo).toEqual(['LIVEPATCH_RULEZ', 'a=b']);
-    expect(j.funcs[0]).toMatchObject({ name: 'xen_extra_version', newSymbol: 'xsplice_fn', oldAddr: '0x0', expect: { enabled: true, len: 2, data: 'abcd' } });
+    expect(j.funcs[0]).toMatchObject({
+      name: 'xen_extra_version',
+      newSymbol: 'xsplice_fn',
+      oldAddr: '0x0',
+      expect: { enabled: true, len: 2, data: 'abcd' },
+    });
     expect(j.undefinedSymbols).toEqual([]);
   });
 });

@@ -12,7 +12,14 @@ import { describe, expect, it } from 'vitest';
 import { debianXen, missing, XEN_BUILD_ID, XEN_VERSION_STRING } from '../helpers/debian.js';
 import { ARM64_ROOT, arm64Livepatch, debianArm64, haveArm64 } from '../helpers/arm64.js';
 import {
-  elfDynamicNeeds, findStockBuild, imageBuildId, kernelRelease, locateInputs, payloadFacts, unpackedBuilds, KNOWN_DEBIAN_BUILDS,
+  elfDynamicNeeds,
+  findStockBuild,
+  imageBuildId,
+  kernelRelease,
+  locateInputs,
+  payloadFacts,
+  unpackedBuilds,
+  KNOWN_DEBIAN_BUILDS,
 } from '../../src/try/index.js';
 
 const readelf = (args: string[]): string => {
@@ -21,17 +28,24 @@ const readelf = (args: string[]): string => {
   return r.stdout;
 };
 
-describe.skipIf(missing('arm64 parts (scripts/setup-deps.sh arm64-livepatch) and aarch64 readelf', haveArm64()
-  && spawnSync('sh', ['-c', 'command -v aarch64-linux-gnu-readelf']).status === 0))('try: arm64 without booting', () => {
+describe.skipIf(
+  missing(
+    'arm64 parts (scripts/setup-deps.sh arm64-livepatch) and aarch64 readelf',
+    haveArm64() && spawnSync('sh', ['-c', 'command -v aarch64-linux-gnu-readelf']).status === 0,
+  ),
+)('try: arm64 without booting', () => {
   it('reads the build-id of a raw arm64 Image as readelf reads it from the matching xen-syms', async () => {
-    for (const [img, syms] of [[debianArm64.image, debianArm64.xenSyms], [arm64Livepatch.image, arm64Livepatch.xenSyms]] as const) {
+    for (const [img, syms] of [
+      [debianArm64.image, debianArm64.xenSyms],
+      [arm64Livepatch.image, arm64Livepatch.xenSyms],
+    ] as const) {
       const want = /Build ID: ([0-9a-f]{40})/.exec(readelf(['-n', syms]))![1];
       expect(await imageBuildId(img)).toBe(want);
     }
     expect(await imageBuildId(debianArm64.image)).not.toBe(await imageBuildId(arm64Livepatch.image));
   });
 
-  it('lists the dom0 tools\' libraries and interpreter as readelf -d / -l do', () => {
+  it("lists the dom0 tools' libraries and interpreter as readelf -d / -l do", () => {
     const tool = debianArm64.xenLivepatch;
     const d = elfDynamicNeeds(readFileSync(tool));
     const needed = [...readelf(['-d', tool]).matchAll(/\(NEEDED\)\s+Shared library: \[([^\]]+)\]/g)].map((m) => m[1]);
@@ -66,11 +80,17 @@ describe.skipIf(missing('arm64 parts (scripts/setup-deps.sh arm64-livepatch) and
   });
 });
 
-describe.skipIf(missing("Debian's Xen 4.17 (scripts/setup-deps.sh)", existsSync(debianXen.xenGz)))('try: the stock build a payload depends on', () => {
-  it('finds the pinned x86 build by its build-id, and nothing for an unknown id without fetching', async () => {
-    const c = await findStockBuild(XEN_BUILD_ID, 'x86_64', undefined, false);
-    expect(c).toMatchObject({ how: 'unpacked', build: { version: XEN_VERSION_STRING, xenImage: debianXen.xenGz, xenSyms: debianXen.xenSyms } });
-    expect(await findStockBuild('00'.repeat(20), 'x86_64', undefined, false)).toBeUndefined();
-    expect(KNOWN_DEBIAN_BUILDS.find((k) => k.arch === 'x86_64' && k.version === XEN_VERSION_STRING)!.buildId).toBe(XEN_BUILD_ID);
-  });
-});
+describe.skipIf(missing("Debian's Xen 4.17 (scripts/setup-deps.sh)", existsSync(debianXen.xenGz)))(
+  'try: the stock build a payload depends on',
+  () => {
+    it('finds the pinned x86 build by its build-id, and nothing for an unknown id without fetching', async () => {
+      const c = await findStockBuild(XEN_BUILD_ID, 'x86_64', undefined, false);
+      expect(c).toMatchObject({
+        how: 'unpacked',
+        build: { version: XEN_VERSION_STRING, xenImage: debianXen.xenGz, xenSyms: debianXen.xenSyms },
+      });
+      expect(await findStockBuild('00'.repeat(20), 'x86_64', undefined, false)).toBeUndefined();
+      expect(KNOWN_DEBIAN_BUILDS.find((k) => k.arch === 'x86_64' && k.version === XEN_VERSION_STRING)!.buildId).toBe(XEN_BUILD_ID);
+    });
+  },
+);

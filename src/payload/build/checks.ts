@@ -36,7 +36,11 @@ export function checkSections(abi: PayloadAbi, merged: Merged, objects: readonly
   // earlier releases patch from wherever the entries point).
   const alt = secs.find((s) => nameOf(s.spec.name) === '.altinstructions' && (s.spec.data?.length ?? 0) > 0);
   if (alt && specialSize.has('.altinstructions') && !secs.some((s) => nameOf(s.spec.name) === '.altinstr_replacement')) {
-    refuseAs('ALT_NO_REPLACEMENT', '.altinstructions provided, but no .altinstr_replacement (the hypervisor refuses this from 4.17.4/4.18)', { file: objects[alt.obj]!.name, section: '.altinstructions' });
+    refuseAs(
+      'ALT_NO_REPLACEMENT',
+      '.altinstructions provided, but no .altinstr_replacement (the hypervisor refuses this from 4.17.4/4.18)',
+      { file: objects[alt.obj]!.name, section: '.altinstructions' },
+    );
   }
   const allowed = new Set(abi.relocTypes);
   const allocSec = secs.map((s) => (flagBits(s.spec.flags) & F_ALLOC) !== 0);
@@ -47,25 +51,44 @@ export function checkSections(abi: PayloadAbi, merged: Merged, objects: readonly
     const f = flagBits(s.spec.flags);
     const alloc = allocSec[si]!;
     if ((f & F_WRITE) !== 0 && (f & F_EXEC) !== 0 && alloc) {
-      refuseAs('SEC_WRITE_EXEC', 'section is both writable and executable; the hypervisor refuses it ("Not supporting … section")', { file, section: name });
+      refuseAs('SEC_WRITE_EXEC', 'section is both writable and executable; the hypervisor refuses it ("Not supporting … section")', {
+        file,
+        section: name,
+      });
     }
-    if (s.spec.type === SHT.NOBITS && (f & (F_WRITE | F_ALLOC)) !== 0 && abi.limits.maxNobits !== null && (s.spec.size ?? 0n) > abi.limits.maxNobits) {
-      refuseAs('SEC_NOBITS_TOO_BIG', `SHT_NOBITS section of ${s.spec.size} bytes; the hypervisor takes at most ${abi.limits.maxNobits}`, { file, section: name });
+    if (
+      s.spec.type === SHT.NOBITS &&
+      (f & (F_WRITE | F_ALLOC)) !== 0 &&
+      abi.limits.maxNobits !== null &&
+      (s.spec.size ?? 0n) > abi.limits.maxNobits
+    ) {
+      refuseAs('SEC_NOBITS_TOO_BIG', `SHT_NOBITS section of ${s.spec.size} bytes; the hypervisor takes at most ${abi.limits.maxNobits}`, {
+        file,
+        section: name,
+      });
     }
     if (alloc && (f & F_TLS) !== 0) refuse('BUILD_TLS', 'thread-local storage section: the hypervisor has none', { file, section: name });
-    const size = s.spec.type === SHT.NOBITS ? Number(s.spec.size ?? 0n) : s.spec.data?.length ?? 0;
+    const size = s.spec.type === SHT.NOBITS ? Number(s.spec.size ?? 0n) : (s.spec.data?.length ?? 0);
     const es = specialSize.get(name);
     if (es !== undefined && size % es !== 0) {
-      refuseAs('SEC_WRONG_SIZE', `size ${size} is not a multiple of the ${es}-byte entries the hypervisor expects`, { file, section: name, expected: `a multiple of ${es}`, found: size });
+      refuseAs('SEC_WRONG_SIZE', `size ${size} is not a multiple of the ${es}-byte entries the hypervisor expects`, {
+        file,
+        section: name,
+        expected: `a multiple of ${es}`,
+        found: size,
+      });
     }
     if (es === undefined && ARCH_SPECIAL.test(name) && size > 0) {
-      refuse('BUILD_SPECIAL_UNSUPPORTED', `the target (${abi.id}, ${abi.releases}) does not handle ${name} on ${abi.arch}`, { file, section: name });
+      refuse('BUILD_SPECIAL_UNSUPPORTED', `the target (${abi.id}, ${abi.releases}) does not handle ${name} on ${abi.arch}`, {
+        file,
+        section: name,
+      });
     }
     if (!s.rel || !alloc) continue; // Xen skips relocations of non-alloc sections (debug info)
     if (!s.rel.rela && !abi.relAllowed) {
       refuseAs('RELOC_REL_UNSUPPORTED', `SHT_REL relocations: the ${abi.arch} loader takes only SHT_RELA`, { file, section: name });
     }
-    const dataLen = s.spec.type === SHT.NOBITS ? 0 : s.spec.data?.length ?? 0;
+    const dataLen = s.spec.type === SHT.NOBITS ? 0 : (s.spec.data?.length ?? 0);
     const relSyms = s.rel.sym;
     const relEntries = s.rel.entries;
     for (let r = 0; r < relEntries.length; r++) {
@@ -74,20 +97,33 @@ export function checkSections(abi: PayloadAbi, merged: Merged, objects: readonly
       if (esym < 0) {
         const tname = relocTypeName(abi.machine, e.type);
         const hint = tname === 'R_ARM_V4BX' ? ' (assemble for ARMv7, e.g. -march=armv7-a, as Xen is built)' : '';
-        refuseAs('RELOC_STN_UNDEF', `relocation ${tname} at 0x${e.offset.toString(16)} has no symbol (STN_UNDEF); the hypervisor refuses it ("Encountered STN_UNDEF")${hint}`, { file, section: name });
+        refuseAs(
+          'RELOC_STN_UNDEF',
+          `relocation ${tname} at 0x${e.offset.toString(16)} has no symbol (STN_UNDEF); the hypervisor refuses it ("Encountered STN_UNDEF")${hint}`,
+          { file, section: name },
+        );
       }
       if (!allowed.has(e.type)) {
         const tname = relocTypeName(abi.machine, e.type);
         const hint = RELOC_HINT[tname];
-        refuseAs('RELOC_UNHANDLED', `relocation type ${tname} (${e.type}) at 0x${e.offset.toString(16)} is not handled by the hypervisor's loader${hint ? `: ${hint}` : ''}`, { file, section: name, symbol: syms[resolve(esym)]!.name || undefined });
+        refuseAs(
+          'RELOC_UNHANDLED',
+          `relocation type ${tname} (${e.type}) at 0x${e.offset.toString(16)} is not handled by the hypervisor's loader${hint ? `: ${hint}` : ''}`,
+          { file, section: name, symbol: syms[resolve(esym)]!.name || undefined },
+        );
       }
       const width = relocWidth(abi, e.type);
-      if (width > 0 && e.offset > dataLen - width && abi.arch !== 'arm32') { // e.offset + width > dataLen
+      if (width > 0 && e.offset > dataLen - width && abi.arch !== 'arm32') {
+        // e.offset + width > dataLen
         refuseAs('RELOC_OFFSET', `relocation at 0x${e.offset.toString(16)} runs past the end of the section`, { file, section: name });
       }
       const sym = syms[resolve(esym)]!;
       if (typeof sym.sec === 'number' && !allocSec[sym.sec]) {
-        refuseAs('RELOC_IGNORED_SYMBOL', `relocation against ${sym.name || nameOf(secs[sym.sec]!.spec.name)}, which lives in a non-SHF_ALLOC section the hypervisor does not load`, { file, section: name });
+        refuseAs(
+          'RELOC_IGNORED_SYMBOL',
+          `relocation against ${sym.name || nameOf(secs[sym.sec]!.spec.name)}, which lives in a non-SHF_ALLOC section the hypervisor does not load`,
+          { file, section: name },
+        );
       }
     }
   }
@@ -103,7 +139,14 @@ function relocWidth(abi: PayloadAbi, type: number): number {
  * Undefined symbols must resolve in the target (or the payload below in the stack). Returns
  * the names still undefined after binding, sorted; warns when the target cannot tell.
  */
-export function checkUndefined(merged: Merged, target: Target, depPayloadSyms: ReadonlySet<string>, hasDependsPayload: boolean, objects: readonly BuildInput[], warn: (w: string) => void): string[] {
+export function checkUndefined(
+  merged: Merged,
+  target: Target,
+  depPayloadSyms: ReadonlySet<string>,
+  hasDependsPayload: boolean,
+  objects: readonly BuildInput[],
+  warn: (w: string) => void,
+): string[] {
   const { syms, undefinedByName } = merged;
   const undefinedNames: string[] = [];
   for (const [name, u] of undefinedByName) {
@@ -123,7 +166,11 @@ export function checkUndefined(merged: Merged, target: Target, depPayloadSyms: R
           return e instanceof RefusedError && e.code === 'SYMBOL_LOCAL' ? `${n} (${e.detail.replace(/^.*?: /, '')})` : n;
         }
       });
-      refuseAs('SYM_UNKNOWN', `undefined symbol${missing.length > 1 ? 's' : ''} neither the objects nor the target define${hasDependsPayload ? ' (nor the payload it depends on)' : ''}: ${local.join(', ')}; the hypervisor would refuse the upload ("Unknown symbol")`, { symbol: missing[0]!, file: objects[syms[undefinedByName.get(missing[0]!)!]!.obj]!.name });
+      refuseAs(
+        'SYM_UNKNOWN',
+        `undefined symbol${missing.length > 1 ? 's' : ''} neither the objects nor the target define${hasDependsPayload ? ' (nor the payload it depends on)' : ''}: ${local.join(', ')}; the hypervisor would refuse the upload ("Unknown symbol")`,
+        { symbol: missing[0]!, file: objects[syms[undefinedByName.get(missing[0]!)!]!.obj]!.name },
+      );
     }
   } else if (undefinedNames.length) {
     warn(`the target is only a build-id: cannot check that the hypervisor defines ${undefinedNames.join(', ')}`);
@@ -132,7 +179,14 @@ export function checkUndefined(merged: Merged, target: Target, depPayloadSyms: R
 }
 
 /** New symbols must not collide with the hypervisor's (or the lower payload's) exported ones. */
-export function checkNewSymbols(abi: PayloadAbi, merged: Merged, entries: readonly EntryPlan[], target: Target, depPayloadSyms: ReadonlySet<string>, objects: readonly BuildInput[]): void {
+export function checkNewSymbols(
+  abi: PayloadAbi,
+  merged: Merged,
+  entries: readonly EntryPlan[],
+  target: Target,
+  depPayloadSyms: ReadonlySet<string>,
+  objects: readonly BuildInput[],
+): void {
   if (!target.symbols && !depPayloadSyms.size) return;
   const { secs, syms, resolve } = merged;
   // Section (of the merge) → values of the replacement symbols defined there.
@@ -157,7 +211,11 @@ export function checkNewSymbols(abi: PayloadAbi, merged: Merged, entries: readon
     if (overriding.get(s.sec)?.has(s.spec.value)) continue;
     const nm = s.name.slice(0, abi.limits.maxSymbolLen);
     if (target.symbols?.has(nm) || depPayloadSyms.has(nm)) {
-      refuseAs('DUPLICATE_SYMBOL', `${s.name} would be a new symbol of the payload, but the ${target.symbols?.has(nm) ? 'hypervisor' : 'payload below'} already has one of that name; the hypervisor would refuse the upload ("duplicate new symbol", -EEXIST) — rename it, or make it the replacement of a --patch`, { symbol: s.name, file: objects[s.obj]!.name });
+      refuseAs(
+        'DUPLICATE_SYMBOL',
+        `${s.name} would be a new symbol of the payload, but the ${target.symbols?.has(nm) ? 'hypervisor' : 'payload below'} already has one of that name; the hypervisor would refuse the upload ("duplicate new symbol", -EEXIST) — rename it, or make it the replacement of a --patch`,
+        { symbol: s.name, file: objects[s.obj]!.name },
+      );
     }
   }
 }

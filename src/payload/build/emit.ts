@@ -56,7 +56,13 @@ export function emitPayload(input: EmitInput): Emitted {
   const depId = opts.depends?.buildId ?? target.buildId;
   b.addSection({ name: abi.sections.depends, type: SHT.NOTE, flags: SHF.ALLOC, addralign: 4n, data: encodeBuildIdNote(depId, le) });
   if (abi.sections.xenDepends) {
-    b.addSection({ name: abi.sections.xenDepends, type: SHT.NOTE, flags: SHF.ALLOC, addralign: 4n, data: encodeBuildIdNote(target.buildId, le) });
+    b.addSection({
+      name: abi.sections.xenDepends,
+      type: SHT.NOTE,
+      flags: SHF.ALLOC,
+      addralign: 4n,
+      data: encodeBuildIdNote(target.buildId, le),
+    });
   }
   if (abi.sections.modinfo) {
     const lines = [
@@ -70,7 +76,12 @@ export function emitPayload(input: EmitInput): Emitted {
   const noteId = b.addSection({ name: abi.sections.buildId, type: SHT.NOTE, flags: SHF.ALLOC, addralign: 4n, data: new Uint8Array(36) });
 
   const written = b.writeWithPlan();
-  const id = patchGnuLdBuildIdLaidOut(gnuLdLayoutOfPlan(written.bytes, written.plan, abi.elfClass), written.plan.sectionIndex.get(noteId)!, 'sha1', le);
+  const id = patchGnuLdBuildIdLaidOut(
+    gnuLdLayoutOfPlan(written.bytes, written.plan, abi.elfClass),
+    written.plan.sectionIndex.get(noteId)!,
+    'sha1',
+    le,
+  );
   return { bytes: written.bytes, id, depId, hooks, sections: b.sectionIds().map((s) => nameOf(b.section(s).name)) };
 }
 
@@ -135,11 +146,27 @@ function absRelocations(abi: PayloadAbi, le: boolean): (data: Uint8Array) => Abs
 }
 
 /** The names section (each name once, NUL-terminated, in order of first use) and the funcs array. */
-function addFuncs(b: ObjectBuilder, abi: PayloadAbi, entries: readonly EntryPlan[], symId: (i: number) => SymbolId, absRelocs: (d: Uint8Array) => AbsRelocs, le: boolean): void {
+function addFuncs(
+  b: ObjectBuilder,
+  abi: PayloadAbi,
+  entries: readonly EntryPlan[],
+  symId: (i: number) => SymbolId,
+  absRelocs: (d: Uint8Array) => AbsRelocs,
+  le: boolean,
+): void {
   const { data: strData, offsets: strOffsets } = nameTable(entries);
   // The names live beside the funcs section: .livepatch.strings, .xsplice.strings, .acme.strings.
-  const strName = abi.sections.funcs.endsWith('.funcs') ? abi.sections.funcs.slice(0, -'.funcs'.length) + '.strings' : abi.sections.funcs + '.strings';
-  const strSec = b.addSection({ name: strName, type: SHT.PROGBITS, flags: SHF.ALLOC | SHF.MERGE | SHF.STRINGS, addralign: 1n, entsize: 1n, data: strData });
+  const strName = abi.sections.funcs.endsWith('.funcs')
+    ? abi.sections.funcs.slice(0, -'.funcs'.length) + '.strings'
+    : abi.sections.funcs + '.strings';
+  const strSec = b.addSection({
+    name: strName,
+    type: SHT.PROGBITS,
+    flags: SHF.ALLOC | SHF.MERGE | SHF.STRINGS,
+    addralign: 1n,
+    entsize: 1n,
+    data: strData,
+  });
   const strSym = b.addSymbol({ name: '', bind: STB.LOCAL, type: STT.SECTION, section: strSec, value: 0n, size: 0n });
   const L = abi.funcEntry;
   const funcs = new Uint8Array(L.size * entries.length);
@@ -152,7 +179,13 @@ function addFuncs(b: ObjectBuilder, abi: PayloadAbi, entries: readonly EntryPlan
     if (e.newSym !== null) rel.add(i * L.size + L.fields.newAddr.offset, symId(e.newSym), 0n);
   });
   const writable = abi.funcsWritable ?? abi.funcsMustBeWritable;
-  const fsec = b.addSection({ name: abi.sections.funcs, type: SHT.PROGBITS, flags: SHF.ALLOC | (writable || abi.funcsMustBeWritable ? SHF.WRITE : 0n), addralign: BigInt(L.align), data: funcs });
+  const fsec = b.addSection({
+    name: abi.sections.funcs,
+    type: SHT.PROGBITS,
+    flags: SHF.ALLOC | (writable || abi.funcsMustBeWritable ? SHF.WRITE : 0n),
+    addralign: BigInt(L.align),
+    data: funcs,
+  });
   b.setRelocations(fsec, rel.set());
 }
 
@@ -188,7 +221,13 @@ function nameTable(entries: readonly EntryPlan[]): { data: Uint8Array; offsets: 
   return { data, offsets };
 }
 
-function addHooks(b: ObjectBuilder, abi: PayloadAbi, arrays: ReadonlyMap<string, HookArray>, symId: (i: number) => SymbolId, absRelocs: (d: Uint8Array) => AbsRelocs): Record<string, string[]> {
+function addHooks(
+  b: ObjectBuilder,
+  abi: PayloadAbi,
+  arrays: ReadonlyMap<string, HookArray>,
+  symId: (i: number) => SymbolId,
+  absRelocs: (d: Uint8Array) => AbsRelocs,
+): Record<string, string[]> {
   const ptr = abi.pointerSize;
   const out: Record<string, string[]> = {};
   for (const [section, h] of arrays) {

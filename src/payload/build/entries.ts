@@ -51,17 +51,26 @@ export function funcEntries(opts: BuildOptions, merged: Merged, findNew: FindNew
     const ns = merged.syms[ni]!;
     const newSize = p.newSize ?? Number(ns.spec.size);
     checkDup(o.name, `--patch ${p.old}`);
-    if (newSize === 0 && !abi.nopAllowed) refuse('BUILD_NEW_SIZE', `${newName} has size 0 (no .size directive?); ${abi.id} refuses new_size 0 — give newSize in --spec`, { symbol: newName });
+    if (newSize === 0 && !abi.nopAllowed)
+      refuse('BUILD_NEW_SIZE', `${newName} has size 0 (no .size directive?); ${abi.id} refuses new_size 0 — give newSize in --spec`, {
+        symbol: newName,
+      });
     if (newSize === 0) warn(`${newName} has st_size 0 (no .size directive?): new_size 0`);
     if (o.size === 0) refuseAs('FUNC_ZERO_FIELDS', `old_size of ${o.name} is 0 ("Address or size fields are zero")`, { symbol: o.name });
     const addrForBytes = o.sym?.value ?? o.addr;
     const endbr = targetStartsWithEndbr(abi, opts.target, addrForBytes);
     const need = abi.patchSize + (endbr ? abi.endbrOffset : 0);
     if (o.size < need) {
-      refuseAs('FUNC_OLD_SIZE', `${o.name} is ${o.size} bytes, smaller than the ${need}-byte patch${endbr ? ' (jump after ENDBR64)' : ''}; the hypervisor would refuse it (-EINVAL)`, { symbol: o.name, expected: `old_size ≥ ${need}`, found: o.size });
+      refuseAs(
+        'FUNC_OLD_SIZE',
+        `${o.name} is ${o.size} bytes, smaller than the ${need}-byte patch${endbr ? ' (jump after ENDBR64)' : ''}; the hypervisor would refuse it (-EINVAL)`,
+        { symbol: o.name, expected: `old_size ≥ ${need}`, found: o.size },
+      );
     }
     if (ns.spec.type !== STT.FUNC && ns.spec.type !== STT.NOTYPE) warn(`replacement ${newName} is not a function symbol`);
-    entries.push(withExpect({ name: o.name, newSym: ni, oldAddr: o.addr, newSize, oldSize: o.size }, expectFor(opts, addrForBytes, o.size, p.old)));
+    entries.push(
+      withExpect({ name: o.name, newSym: ni, oldAddr: o.addr, newSize, oldSize: o.size }, expectFor(opts, addrForBytes, o.size, p.old)),
+    );
   }
   for (const n of opts.nops ?? []) {
     if (!abi.nopAllowed) refuse('BUILD_NOP_UNSUPPORTED', `payload ABI ${abi.id} has no NOP patching (Xen 4.8+)`, { symbol: n.old });
@@ -70,17 +79,39 @@ export function funcEntries(opts: BuildOptions, merged: Merged, findNew: FindNew
     checkDup(o.name, `--nop ${n.old}`);
     const addrForBytes = o.sym?.value ?? o.addr;
     const endbr = targetStartsWithEndbr(abi, opts.target, addrForBytes);
-    if (len > abi.nopMaxLen) refuseAs('FUNC_NOP_TOO_LONG', `NOP length ${len} for ${o.name} exceeds ${abi.nopMaxLen} bytes${n.len === undefined ? ' (give :LEN)' : ''}`, { symbol: o.name, expected: `≤ ${abi.nopMaxLen}`, found: len });
+    if (len > abi.nopMaxLen)
+      refuseAs(
+        'FUNC_NOP_TOO_LONG',
+        `NOP length ${len} for ${o.name} exceeds ${abi.nopMaxLen} bytes${n.len === undefined ? ' (give :LEN)' : ''}`,
+        { symbol: o.name, expected: `≤ ${abi.nopMaxLen}`, found: len },
+      );
     const gran = abi.nopGranule ?? 1;
-    if (len % gran) refuseAs('FUNC_NOP_TOO_LONG', `NOP length ${len} for ${o.name} is not a multiple of ${gran} (whole instructions)`, { symbol: o.name });
+    if (len % gran)
+      refuseAs('FUNC_NOP_TOO_LONG', `NOP length ${len} for ${o.name} is not a multiple of ${gran} (whole instructions)`, {
+        symbol: o.name,
+      });
     if (o.size === 0) refuseAs('FUNC_ZERO_FIELDS', `old_size of ${o.name} is 0`, { symbol: o.name });
     if (o.size < len) refuseAs('FUNC_NOP_OLD_SIZE', `NOP length ${len} exceeds ${o.name}'s ${o.size} bytes`, { symbol: o.name });
-    if (abi.arch !== 'x86_64' && o.size < abi.patchSize) refuseAs('FUNC_OLD_SIZE', `${o.name} is smaller than one instruction`, { symbol: o.name });
-    if (endbr && len <= abi.endbrOffset) refuseAs('UNCHECKED_NOP_ENDBR', `${o.name} starts with ENDBR64: a NOP length of ${len} would underflow (needs > ${abi.endbrOffset})`, { symbol: o.name });
-    entries.push(withExpect({ name: o.name, newSym: null, oldAddr: o.addr, newSize: len, oldSize: o.size }, expectFor(opts, addrForBytes, o.size, n.old)));
+    if (abi.arch !== 'x86_64' && o.size < abi.patchSize)
+      refuseAs('FUNC_OLD_SIZE', `${o.name} is smaller than one instruction`, { symbol: o.name });
+    if (endbr && len <= abi.endbrOffset)
+      refuseAs(
+        'UNCHECKED_NOP_ENDBR',
+        `${o.name} starts with ENDBR64: a NOP length of ${len} would underflow (needs > ${abi.endbrOffset})`,
+        { symbol: o.name },
+      );
+    entries.push(
+      withExpect(
+        { name: o.name, newSym: null, oldAddr: o.addr, newSize: len, oldSize: o.size },
+        expectFor(opts, addrForBytes, o.size, n.old),
+      ),
+    );
   }
   for (const e of entries) {
-    if (e.name.length > abi.limits.maxSymbolLen) refuse('BUILD_NAME_LONG', `${e.name} is longer than the hypervisor's ${abi.limits.maxSymbolLen}-character symbol names`, { symbol: e.name });
+    if (e.name.length > abi.limits.maxSymbolLen)
+      refuse('BUILD_NAME_LONG', `${e.name} is longer than the hypervisor's ${abi.limits.maxSymbolLen}-character symbol names`, {
+        symbol: e.name,
+      });
   }
   return entries;
 }
@@ -92,7 +123,10 @@ export function hookArrays(abi: PayloadAbi, hooks: readonly HookRequest[], targe
     const rule = hookRule(abi, r.kind);
     let entry = arrays.get(rule.section);
     if (!entry) arrays.set(rule.section, (entry = { rule, syms: [] }));
-    if (!rule.array && entry.syms.length >= 1) refuse('BUILD_HOOK_SINGLE', `hook kind ${r.kind} takes exactly one function (${rule.section} must hold one pointer)`, { symbol: r.symbol });
+    if (!rule.array && entry.syms.length >= 1)
+      refuse('BUILD_HOOK_SINGLE', `hook kind ${r.kind} takes exactly one function (${rule.section} must hold one pointer)`, {
+        symbol: r.symbol,
+      });
     let si: number | string;
     try {
       si = findNew(r.symbol);
@@ -117,13 +151,16 @@ function oldFromTarget(opts: BuildOptions, old: string, req: { oldSize?: number;
     if (!target.symbols) refuse('BUILD_OLD_ADDR', `OLD given as address ${old}, but XEN has no symbol table to name it`, { symbol: old });
     const at = [...target.symbols.all()].filter((s) => s.value === addr && s.type === STT.FUNC);
     if (at.length === 0) refuse('BUILD_OLD_ADDR', `no function of the target starts at ${old}`, { symbol: old });
-    if (at.length > 1) refuse('SYMBOL_AMBIGUOUS', `several functions start at ${old}: ${at.map((s) => s.name).join(', ')}; name one instead`, { symbol: old });
+    if (at.length > 1)
+      refuse('SYMBOL_AMBIGUOUS', `several functions start at ${old}: ${at.map((s) => s.name).join(', ')}; name one instead`, {
+        symbol: old,
+      });
     const s = at[0]!;
     return { name: s.name, addr: req.oldAddr ?? (oldMode === 'name' ? 0n : s.value), size: req.oldSize ?? Number(s.size), sym: s };
   }
   // A function the payload below in the stack introduced: Xen resolves old_addr 0 by name among
   // the loaded payloads (livepatch_symbols_lookup_by_name), as verify models.
-  const lower = opts.depends?.payload && !(target.symbols?.has(old)) ? dependsFunction(opts.depends.payload, old) : undefined;
+  const lower = opts.depends?.payload && !target.symbols?.has(old) ? dependsFunction(opts.depends.payload, old) : undefined;
   if (lower) return { name: old, addr: req.oldAddr ?? 0n, size: req.oldSize ?? lower.size };
   if (target.symbols) {
     const s = target.symbols.lookup(old);
@@ -142,7 +179,10 @@ function targetStartsWithEndbr(abi: PayloadAbi, target: Target, addr: bigint): b
     const b = target.bytesAt(addr, 4);
     // The ENDBR "poison" counts from 4.17.0 only (the row's endbrPoison; unknown release: assume it does).
     const poison = abi.loader?.features?.endbrPoison ?? true;
-    return (b[0] === 0xf3 && b[1] === 0x0f && b[2] === 0x1e && b[3] === 0xfa) || (poison && b[0] === 0x66 && b[1] === 0x0f && b[2] === 0x1f && b[3] === 0x01);
+    return (
+      (b[0] === 0xf3 && b[1] === 0x0f && b[2] === 0x1e && b[3] === 0xfa) ||
+      (poison && b[0] === 0x66 && b[1] === 0x0f && b[2] === 0x1f && b[3] === 0x01)
+    );
   } catch {
     return false;
   }
@@ -151,8 +191,12 @@ function targetStartsWithEndbr(abi: PayloadAbi, target: Target, addr: bigint): b
 function expectFor(opts: BuildOptions, addrOfBytes: bigint, oldSize: number, old: string): Expectation | undefined {
   if (!opts.expect) return undefined;
   const { abi, target } = opts;
-  if (!abi.funcEntry.fields.expect) throw new UsageError('EXPECT_UNSUPPORTED', `--expect: payload ABI ${abi.id} has no expectation block (Xen 4.14+)`);
-  if (!target.bytesAt || addrOfBytes === 0n) throw new UsageError('EXPECT_NO_BYTES', `--expect needs the target's code: XEN must be a symbol file or image (for ${old})`, { symbol: old });
+  if (!abi.funcEntry.fields.expect)
+    throw new UsageError('EXPECT_UNSUPPORTED', `--expect: payload ABI ${abi.id} has no expectation block (Xen 4.14+)`);
+  if (!target.bytesAt || addrOfBytes === 0n)
+    throw new UsageError('EXPECT_NO_BYTES', `--expect needs the target's code: XEN must be a symbol file or image (for ${old})`, {
+      symbol: old,
+    });
   const len = Math.min(31, oldSize);
   const data = target.bytesAt(addrOfBytes, len).slice();
   return { enabled: true, len, rsv: 0, data };
@@ -162,7 +206,9 @@ function expectFor(opts: BuildOptions, addrOfBytes: bigint, oldSize: number, old
 function findObjectSymbol(merged: Merged, index: Map<string, number[]>, name: string, objects: BuildOptions['objects']): number {
   const { syms, resolve } = merged;
   // A global whose name is itself `file#name` (what diff emits for a replaced static function).
-  const exact = (index.get(name) ?? []).filter((i) => resolve(i) === i && typeof syms[i]!.sec === 'number' && syms[i]!.spec.bind !== STB.LOCAL);
+  const exact = (index.get(name) ?? []).filter(
+    (i) => resolve(i) === i && typeof syms[i]!.sec === 'number' && syms[i]!.spec.bind !== STB.LOCAL,
+  );
   if (name.includes('#') && exact.length === 1) return exact[0]!;
   const hash = name.lastIndexOf('#');
   const file = hash > 0 ? name.slice(0, hash) : undefined;

@@ -61,10 +61,31 @@ interface ObjectMaps {
   symMap: IndexMap;
 }
 
-export function mergeObjects(abi: PayloadAbi, objects: readonly BuildInput[], elves: readonly ElfFile[], hooks: readonly HookRequest[], warn: (w: string) => void): Merged {
-  const generated = new Set<string>([abi.sections.funcs, abi.sections.depends, ...(abi.sections.xenDepends ? [abi.sections.xenDepends] : [])]);
+export function mergeObjects(
+  abi: PayloadAbi,
+  objects: readonly BuildInput[],
+  elves: readonly ElfFile[],
+  hooks: readonly HookRequest[],
+  warn: (w: string) => void,
+): Merged {
+  const generated = new Set<string>([
+    abi.sections.funcs,
+    abi.sections.depends,
+    ...(abi.sections.xenDepends ? [abi.sections.xenDepends] : []),
+  ]);
   for (const r of hooks) generated.add(hookRule(abi, r.kind).section);
-  const st: MergeState = { abi, objects, warn, generated, secs: [], syms: [], globals: new Map(), undefinedByName: new Map(), seenGroups: new Set(), modinfoParts: [] };
+  const st: MergeState = {
+    abi,
+    objects,
+    warn,
+    generated,
+    secs: [],
+    syms: [],
+    globals: new Map(),
+    undefinedByName: new Map(),
+    seenGroups: new Set(),
+    modinfoParts: [],
+  };
   for (const [oi, elf] of elves.entries()) {
     const view = objectView(elf);
     const ids = view.sectionIds();
@@ -121,7 +142,11 @@ function mergeSections(st: MergeState, oi: number, m: ObjectMaps): void {
       continue;
     }
     if (st.generated.has(name)) {
-      refuse('BUILD_SECTION_CONFLICT', `the object already has ${name}, which xsplice build generates from the command line; drop one of them`, { file, section: name });
+      refuse(
+        'BUILD_SECTION_CONFLICT',
+        `the object already has ${name}, which xsplice build generates from the command line; drop one of them`,
+        { file, section: name },
+      );
     }
     // The view made this spec for this build alone: it is adjusted in place, not copied.
     spec.flags = withoutGroup(spec.flags);
@@ -174,8 +199,13 @@ function mergeSymbols(st: MergeState, oi: number, m: ObjectMaps): void {
       if (at === undefined) continue; // group section symbol
       sec = at;
     }
-    if (sec === 'COM') refuseAs('SYM_COMMON', 'COMMON symbol: the hypervisor refuses them ("Unexpected common symbol"); compile with -fno-common', { file, symbol: name });
-    const ms: MSymbol = spec.bind === STB.LOCAL && curFile !== undefined ? { spec, sec, obj: oi, name, file: curFile } : { spec, sec, obj: oi, name };
+    if (sec === 'COM')
+      refuseAs('SYM_COMMON', 'COMMON symbol: the hypervisor refuses them ("Unexpected common symbol"); compile with -fno-common', {
+        file,
+        symbol: name,
+      });
+    const ms: MSymbol =
+      spec.bind === STB.LOCAL && curFile !== undefined ? { spec, sec, obj: oi, name, file: curFile } : { spec, sec, obj: oi, name };
     if (spec.bind !== STB.LOCAL && name !== '') {
       if (sec === 'UND') {
         const u = undefinedByName.get(name);
@@ -200,7 +230,10 @@ function mergeSymbols(st: MergeState, oi: number, m: ObjectMaps): void {
             syms.push(ms);
             continue;
           }
-          refuse('BUILD_DUPLICATE_SYMBOL', `global symbol defined twice (in ${st.objects[prev.obj]!.name} and ${file})`, { file, symbol: name });
+          refuse('BUILD_DUPLICATE_SYMBOL', `global symbol defined twice (in ${st.objects[prev.obj]!.name} and ${file})`, {
+            file,
+            symbol: name,
+          });
         }
         globals.set(name, syms.length);
       }
@@ -229,7 +262,11 @@ function mergeRelocations(st: MergeState, oi: number, m: ObjectMaps): void {
       }
       const s = symMap.get(e.symbol);
       if (s === undefined) {
-        refuse('BUILD_RELOC_DROPPED_SYMBOL', `a relocation in ${nameOf(view.section(id).name)} refers to ${nameOf(view.symbol(e.symbol).name)}, defined in a section that is not carried (build-id or duplicate COMDAT)`, { file });
+        refuse(
+          'BUILD_RELOC_DROPPED_SYMBOL',
+          `a relocation in ${nameOf(view.section(id).name)} refers to ${nameOf(view.symbol(e.symbol).name)}, defined in a section that is not carried (build-id or duplicate COMDAT)`,
+          { file },
+        );
       }
       sym[r] = s;
     }

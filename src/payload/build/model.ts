@@ -67,7 +67,11 @@ const dec = new TextDecoder();
 export const nameOf = (n: string | Uint8Array): string => (typeof n === 'string' ? n : dec.decode(n));
 
 /** A refusal of build's own (no hypervisor check matches it). */
-export function refuse(code: `BUILD_${string}` | 'SYMBOL_AMBIGUOUS', detail: string, ctx: ConstructorParameters<typeof RefusedError>[2] = {}): never {
+export function refuse(
+  code: `BUILD_${string}` | 'SYMBOL_AMBIGUOUS',
+  detail: string,
+  ctx: ConstructorParameters<typeof RefusedError>[2] = {},
+): never {
   throw new RefusedError(code, detail, ctx);
 }
 

@@ -36,11 +36,17 @@ function readObject(o: BuildInput, abi: PayloadAbi): ElfFile {
   const h = e.header;
   if (h.type !== ET.REL) throw new UsageError('BUILD_NOT_REL', 'not a relocatable object (ET_REL)', { file: o.name });
   if (h.class !== abi.elfClass || h.machine !== abi.machine) {
-    refuseAs('HDR_MACHINE', `object is ELFCLASS${h.class} machine ${h.machine}; payload ABI ${abi.id} wants ELFCLASS${abi.elfClass} machine ${abi.machine}`, { file: o.name });
+    refuseAs(
+      'HDR_MACHINE',
+      `object is ELFCLASS${h.class} machine ${h.machine}; payload ABI ${abi.id} wants ELFCLASS${abi.elfClass} machine ${abi.machine}`,
+      { file: o.name },
+    );
   }
   if (abi.arch === 'x86_64' && !h.littleEndian) refuse('BUILD_WRONG_ENDIAN', 'x86-64 objects must be little-endian', { file: o.name });
   if (abi.eFlags !== undefined && (h.flags & 0xff000000) !== (abi.eFlags & 0xff000000)) {
-    refuseAs('HDR_EABI', `e_flags EABI version 0x${(h.flags >>> 0).toString(16)} (the hypervisor wants 0x${abi.eFlags.toString(16)})`, { file: o.name });
+    refuseAs('HDR_EABI', `e_flags EABI version 0x${(h.flags >>> 0).toString(16)} (the hypervisor wants 0x${abi.eFlags.toString(16)})`, {
+      file: o.name,
+    });
   }
   return e;
 }

@@ -9,11 +9,21 @@ import { sharedBuildChecks } from '../verify.js';
 import { refuseAs, type EntryPlan } from './model.js';
 import type { BuildOptions } from './types.js';
 
-export function checkWritten(opts: BuildOptions, bytes: Uint8Array, id: Uint8Array, entries: readonly EntryPlan[], le: boolean, warn: (w: string) => void): void {
+export function checkWritten(
+  opts: BuildOptions,
+  bytes: Uint8Array,
+  id: Uint8Array,
+  entries: readonly EntryPlan[],
+  le: boolean,
+  warn: (w: string) => void,
+): void {
   const { abi, target } = opts;
   const nops = opts.nops ?? [];
   if (bytes.length > abi.limits.maxPayloadSize) {
-    refuseAs('UPLOAD_SIZE', `the payload is ${bytes.length} bytes; the hypervisor takes at most ${abi.limits.maxPayloadSize}`, { expected: `≤ ${abi.limits.maxPayloadSize}`, found: bytes.length });
+    refuseAs('UPLOAD_SIZE', `the payload is ${bytes.length} bytes; the hypervisor takes at most ${abi.limits.maxPayloadSize}`, {
+      expected: `≤ ${abi.limits.maxPayloadSize}`,
+      found: bytes.length,
+    });
   }
   const shnum = sectionCount(bytes, abi.elfClass, le);
   if (shnum >= abi.limits.maxSections) {
@@ -21,9 +31,19 @@ export function checkWritten(opts: BuildOptions, bytes: Uint8Array, id: Uint8Arr
   }
   for (const d of sharedBuildChecks(bytes, target, abi)) {
     const coversReturn = d.code === 'NOTE_NOP_COVERS_RETURN';
-    const explicit = coversReturn && nops.some((n) => n.len !== undefined && (n.old === d.symbol || entries.some((e) => e.name === d.symbol && e.newSym === null && e.newSize === n.len)));
+    const explicit =
+      coversReturn &&
+      nops.some(
+        (n) =>
+          n.len !== undefined &&
+          (n.old === d.symbol || entries.some((e) => e.name === d.symbol && e.newSym === null && e.newSize === n.len)),
+      );
     if ((d.severity === 'error' || (coversReturn && !explicit)) && isHypervisorRefusal(d.code)) {
-      refuseAs(d.code, `${d.message}${coversReturn ? ' (or give the length explicitly: --nop F:LEN)' : ''}`, d.symbol ? { symbol: d.symbol } : {});
+      refuseAs(
+        d.code,
+        `${d.message}${coversReturn ? ' (or give the length explicitly: --nop F:LEN)' : ''}`,
+        d.symbol ? { symbol: d.symbol } : {},
+      );
     }
     warn(d.message);
   }

@@ -80,7 +80,8 @@ export async function verifyFiles(opts: VerifyFilesOptions): Promise<VerifyFiles
   };
   let result: VerifyFilesResult;
   if (opts.loaded !== undefined) {
-    const listText = opts.loaded === '-' ? opts.stdinText ?? '' : await readInputText(opts.loaded, { max: 1 << 20, what: 'xen-livepatch list output' });
+    const listText =
+      opts.loaded === '-' ? (opts.stdinText ?? '') : await readInputText(opts.loaded, { max: 1 << 20, what: 'xen-livepatch list output' });
     result = verifyAgainstLoaded(inputs, target, loadedInputs(listText, opts.loaded, opts.loadedDir), vopts);
   } else {
     result = verifyPayloads(inputs, target, vopts);
@@ -118,7 +119,8 @@ function readPayload(file: string, name: string | undefined): VerifyInput {
  */
 export function refusalLines(
   result: { target: { buildId: string | null }; payloads: PayloadVerdict[]; top?: { name: string; buildId: string | null } | null },
-  target: { source: string; buildIdHex: string }, replace = false,
+  target: { source: string; buildIdHex: string },
+  replace = false,
   xenDependsOf: (file: string) => string | null = () => null,
 ): string[] {
   const lines: string[] = [];
@@ -128,12 +130,16 @@ export function refusalLines(
     const d = p.diagnostics.find((x) => x.first) ?? p.diagnostics.find((x) => x.severity === 'error');
     if (!p.ok && d) {
       const what = p.refusedAt ? `refused at ${p.refusedAt}${p.errno ? ` (${p.errno})` : ''}` : 'accepted by the hypervisor but unsafe';
-      let detail = `${d.code}: ${d.message.split('\n').pop()!.replace(/^\(XEN\) /, '')}`;
+      let detail = `${d.code}: ${d.message
+        .split('\n')
+        .pop()!
+        .replace(/^\(XEN\) /, '')}`;
       if (d.code === 'DEPENDS_MISMATCH') {
         const against = replace || !top ? { name: 'the hypervisor', id: result.target.buildId } : { name: top.name, id: top.buildId };
         detail += `; expected depends ${against.id ?? '(the build-id of that payload)'} (${against.name}), found ${p.depends ?? '(none)'}`;
       }
-      if (d.code === 'XEN_DEPENDS_MISMATCH') detail += `; expected xen_depends ${result.target.buildId ?? '(none)'} (the hypervisor), found ${xenDependsOf(p.file) ?? '(none)'}`;
+      if (d.code === 'XEN_DEPENDS_MISMATCH')
+        detail += `; expected xen_depends ${result.target.buildId ?? '(none)'} (the hypervisor), found ${xenDependsOf(p.file) ?? '(none)'}`;
       if ((d.code === 'DEPENDS_MISMATCH' || d.code === 'XEN_DEPENDS_MISMATCH') && target.source === 'pe') {
         detail += `; XEN is an EFI image: its build-id ${target.buildIdHex} (what a hypervisor booted from xen.efi reports) differs by design from the ELF id of xen-syms and xen.gz; verify against xen-syms when the host boots xen.gz, against xen.efi only when it boots xen.efi`;
       }

@@ -23,21 +23,37 @@ function isSpecial(abi: PayloadAbi, name: string): boolean {
 
 /** §2.16 #1, #3: special sections that are not SHF_ALLOC, loaded sections with sh_addralign 0. */
 export function uncheckedSections(sections: XSection[], abi: PayloadAbi, r: LoaderRules, report: Collector['add']): void {
-  const special = new Set<string>([abi.sections.funcs, abi.sections.depends, abi.sections.buildId,
-    ...(abi.sections.modinfo ? [abi.sections.modinfo] : []), ...abi.hooks.map((h) => h.section),
-    ...(abi.sections.xenDepends && !r.features.xenDependsFirst ? [abi.sections.xenDepends] : [])]);
+  const special = new Set<string>([
+    abi.sections.funcs,
+    abi.sections.depends,
+    abi.sections.buildId,
+    ...(abi.sections.modinfo ? [abi.sections.modinfo] : []),
+    ...abi.hooks.map((h) => h.section),
+    ...(abi.sections.xenDepends && !r.features.xenDependsFirst ? [abi.sections.xenDepends] : []),
+  ]);
   const firstOf = new Map<string, XSection>();
   for (const s of sections) if (s.index > 0 && !firstOf.has(s.name)) firstOf.set(s.name, s);
   for (const n of special) {
     const s = firstOf.get(n);
     if (!s) continue;
     if (!(s.flags & SHF.ALLOC)) {
-      report('UNCHECKED_NOT_ALLOC', {
-        section: n,
-        how: r.features.nonAllocBufferPointer ? 'a pointer into the upload buffer, freed when the upload returns: use-after-free' : undefined,
-      }, { section: n });
-    }
-    else if (s.rawSize === 0n && r.features.nopPatching && !r.features.loadZeroSize && n !== abi.sections.funcs && !abi.hooks.some((h) => h.section === n)) {
+      report(
+        'UNCHECKED_NOT_ALLOC',
+        {
+          section: n,
+          how: r.features.nonAllocBufferPointer
+            ? 'a pointer into the upload buffer, freed when the upload returns: use-after-free'
+            : undefined,
+        },
+        { section: n },
+      );
+    } else if (
+      s.rawSize === 0n &&
+      r.features.nopPatching &&
+      !r.features.loadZeroSize &&
+      n !== abi.sections.funcs &&
+      !abi.hooks.some((h) => h.section === n)
+    ) {
       report('UNCHECKED_ZERO_SIZE_SPECIAL', { section: n }, { section: n });
     }
   }
@@ -81,7 +97,8 @@ export function noteDuplicateSections(sections: readonly XSection[], abi: Payloa
   for (const s of sections) {
     if (s.index === 0 || !s.name) continue;
     const prev = seen.get(s.name);
-    if (prev !== undefined && isSpecial(abi, s.name)) report('NOTE_DUPLICATE_SECTION', { section: s.name, index: prev }, { section: s.name });
+    if (prev !== undefined && isSpecial(abi, s.name))
+      report('NOTE_DUPLICATE_SECTION', { section: s.name, index: prev }, { section: s.name });
     else if (prev === undefined) seen.set(s.name, s.index);
   }
 }
@@ -94,7 +111,8 @@ export function checkXenDependsFirst(sec: XSection | undefined, c: VerifyContext
     report('XEN_DEPENDS_MISSING', {}, { section: abi.sections.xenDepends });
     return false;
   }
-  const p = sec.type === SHT.NOBITS ? { ok: false as const, errno: 'EINVAL' as const, reason: 'SHT_NOBITS' } : parseBuildIdNote(sec.data, true);
+  const p =
+    sec.type === SHT.NOBITS ? { ok: false as const, errno: 'EINVAL' as const, reason: 'SHT_NOBITS' } : parseBuildIdNote(sec.data, true);
   if (!p.ok) {
     report('XEN_DEPENDS_PARSE', { rc: -(p.errno === 'ENODATA' ? 61 : 22) }, { section: sec.name });
     return false;
@@ -115,7 +133,8 @@ export function checkXenDependsFirst(sec: XSection | undefined, c: VerifyContext
 export function checkXenDependsAfter(xenDep: Uint8Array | undefined, c: VerifyContext, report: Collector['add']): void {
   if (!xenDep || c.rules.features.xenDependsFirst) return;
   if (!c.target.buildId) report('XEN_NO_BUILD_ID');
-  else if (!equalBytes(xenDep, c.target.buildId)) report('XEN_DEPENDS_MISMATCH', { found: toHex(xenDep), expected: toHex(c.target.buildId) }, { section: c.abi.sections.xenDepends! });
+  else if (!equalBytes(xenDep, c.target.buildId))
+    report('XEN_DEPENDS_MISMATCH', { found: toHex(xenDep), expected: toHex(c.target.buildId) }, { section: c.abi.sections.xenDepends! });
 }
 
 /** Where the payload's undefined symbols resolve: the hypervisor's table, then the loaded payloads' exports. */
@@ -138,7 +157,12 @@ export function symbolSpace(c: VerifyContext): SymbolSpace {
 }
 
 /** (f) check_special_sections (+ check_patching_sections, 4.14+). */
-export function checkSpecialSections(abi: PayloadAbi, r: LoaderRules, secOf: (n: string) => XSection | undefined, report: Collector['add']): void {
+export function checkSpecialSections(
+  abi: PayloadAbi,
+  r: LoaderRules,
+  secOf: (n: string) => XSection | undefined,
+  report: Collector['add'],
+): void {
   const mandatory = abi.mandatory.filter((n) => !(r.features.xenDependsFirst && n === abi.sections.xenDepends));
   for (const n of mandatory) {
     const s = secOf(n);
@@ -162,7 +186,7 @@ export function checkSpecialSections(abi: PayloadAbi, r: LoaderRules, secOf: (n:
  * uninitialised before 4.10): reading its first entry faults [Errata]. True: the hypervisor crashes.
  */
 export function crashesOnFuncs(sec: XSection | undefined, r: LoaderRules, col: Collector): boolean {
-  if (!sec || (sec.flags & SHF.ALLOC) || sec.size === 0 || r.features.nonAllocBufferPointer || col.errorsAt('upload').length) return false;
+  if (!sec || sec.flags & SHF.ALLOC || sec.size === 0 || r.features.nonAllocBufferPointer || col.errorsAt('upload').length) return false;
   col.add('CRASH_FUNCS_NOT_ALLOC', { section: sec.name, where: r.features.alignChecks ? 'NULL' : 'uninitialised' }, { section: sec.name });
   return true;
 }

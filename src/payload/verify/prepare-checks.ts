@@ -31,7 +31,13 @@ export function hookEnabled(elf: LoadedElf, s: XSection | undefined): boolean {
 }
 
 /** §2.10(b) hooks. */
-export function prepareHooks(elf: LoadedElf, abi: PayloadAbi, r: LoaderRules, col: Collector, secOf: (n: string) => XSection | undefined): void {
+export function prepareHooks(
+  elf: LoadedElf,
+  abi: PayloadAbi,
+  r: LoaderRules,
+  col: Collector,
+  secOf: (n: string) => XSection | undefined,
+): void {
   const ptr = abi.pointerSize;
   // Xen assigns load, unload, then preapply, apply, postapply, prerevert, revert, postrevert.
   for (const h of abi.hooks) {
@@ -60,7 +66,13 @@ export function noteOf(s: XSection | undefined, name: string, r: LoaderRules, co
 }
 
 /** §2.10(f)–(j): bug frames, alternatives, exception table, .modinfo, alt-call sites. */
-export function prepareSpecial(elf: LoadedElf, abi: PayloadAbi, r: LoaderRules, col: Collector, secOf: (n: string) => XSection | undefined): void {
+export function prepareSpecial(
+  elf: LoadedElf,
+  abi: PayloadAbi,
+  r: LoaderRules,
+  col: Collector,
+  secOf: (n: string) => XSection | undefined,
+): void {
   const entry = (n: string): number | undefined => abi.special.find((s) => s.section === n)?.entrySize;
   for (let i = 0; i < r.bugFrameCount; i++) {
     const s = secOf(`.bug_frames.${i}`);
@@ -91,7 +103,11 @@ export function prepareSpecial(elf: LoadedElf, abi: PayloadAbi, r: LoaderRules, 
           const t = sectionAt(elf, site, 6)!;
           const b = t.mem!.subarray(Number(site - t.loadAddr!), Number(site - t.loadAddr!) + 6);
           if (b[0] !== 0xff || b[1] !== 0x15) {
-            col.add('ALT_CALL_NOT_RIPREL', { addr: site, bytes: Array.from(b, (x) => x.toString(16).padStart(2, '0')).join(' ') }, { section: acs.name, offset: o });
+            col.add(
+              'ALT_CALL_NOT_RIPREL',
+              { addr: site, bytes: Array.from(b, (x) => x.toString(16).padStart(2, '0')).join(' ') },
+              { section: acs.name, offset: o },
+            );
             break;
           }
         }
@@ -101,7 +117,8 @@ export function prepareSpecial(elf: LoadedElf, abi: PayloadAbi, r: LoaderRules, 
   const ex = secOf('.ex_table');
   if (ex) {
     if (!r.hasExTable) col.add('EX_TABLE_UNSUPPORTED', {}, { section: ex.name });
-    else if (!r.features.exTableEmptyOk && ex.size === 0) col.add('EX_TABLE_EMPTY', { entry: entry('.ex_table')!, size: 0 }, { section: ex.name });
+    else if (!r.features.exTableEmptyOk && ex.size === 0)
+      col.add('EX_TABLE_EMPTY', { entry: entry('.ex_table')!, size: 0 }, { section: ex.name });
     else sectionOk(ex, entry('.ex_table')!, col);
   }
   const mi = abi.sections.modinfo ? secOf(abi.sections.modinfo) : undefined;
@@ -111,7 +128,14 @@ export function prepareSpecial(elf: LoadedElf, abi: PayloadAbi, r: LoaderRules, 
   }
 }
 
-function checkAlternatives(elf: LoadedElf, alt: XSection, size: number, r: LoaderRules, col: Collector, secOf: (n: string) => XSection | undefined): void {
+function checkAlternatives(
+  elf: LoadedElf,
+  alt: XSection,
+  size: number,
+  r: LoaderRules,
+  col: Collector,
+  secOf: (n: string) => XSection | undefined,
+): void {
   if (!sectionOk(alt, size, col)) return;
   if (alt.size === 0) return;
   const repl = secOf('.altinstr_replacement');
@@ -131,7 +155,11 @@ function checkAlternatives(elf: LoadedElf, alt: XSection, size: number, r: Loade
     if (r.features.altStrict) {
       const tEnd = elf.textAddr + BigInt(elf.textSize);
       if (orig < elf.textAddr || origLen > elf.textSize || orig + BigInt(origLen) > tEnd) {
-        col.add('ALT_ORIG_OUTSIDE', { addr: orig, len: origLen, start: elf.textAddr, size: elf.textSize }, { section: alt.name, offset: o });
+        col.add(
+          'ALT_ORIG_OUTSIDE',
+          { addr: orig, len: origLen, start: elf.textAddr, size: elf.textSize },
+          { section: alt.name, offset: o },
+        );
         return;
       }
       const rs = repl!;
@@ -150,21 +178,51 @@ function checkAlternatives(elf: LoadedElf, alt: XSection, size: number, r: Loade
     const feat = r.features.altFlagNot ? cpuid & ~ALT_FLAG_NOT : cpuid;
     const limit = r.x86CapWords !== null ? r.x86CapWords * 32 : ALT_FLAG_NOT;
     const at = `0x${orig.toString(16)}`;
-    const x86Fail: [string, number, string] | undefined = !x86 ? undefined
-      : replLen > total ? [`Alt for ${at}, replacement size 0x${replLen.toString(16)} larger than origin 0x${total.toString(16)}`, -28, `replacement length ${replLen} exceeds origin ${origLen} + padding ${padLen}`]
-        : total > MAX_PATCH_LEN ? [`Alt for ${at}, origin size 0x${total.toString(16)} bigger than buffer 0x${MAX_PATCH_LEN.toString(16)}`, -28, `origin length ${origLen} + padding ${padLen} exceeds MAX_PATCH_LEN ${MAX_PATCH_LEN}`]
-          : feat >= limit ? [`Alt for ${at}, feature 0x${feat.toString(16)} outside of featureset range 0x${limit.toString(16)}`, -34, `feature 0x${feat.toString(16)} is not below NCAPINTS * 32 = 0x${limit.toString(16)}${cpuid & ALT_FLAG_NOT && !r.features.altFlagNot ? ' (ALT_FLAG_NOT, bit 15, is not known to this release)' : ''}`]
+    const x86Fail: [string, number, string] | undefined = !x86
+      ? undefined
+      : replLen > total
+        ? [
+            `Alt for ${at}, replacement size 0x${replLen.toString(16)} larger than origin 0x${total.toString(16)}`,
+            -28,
+            `replacement length ${replLen} exceeds origin ${origLen} + padding ${padLen}`,
+          ]
+        : total > MAX_PATCH_LEN
+          ? [
+              `Alt for ${at}, origin size 0x${total.toString(16)} bigger than buffer 0x${MAX_PATCH_LEN.toString(16)}`,
+              -28,
+              `origin length ${origLen} + padding ${padLen} exceeds MAX_PATCH_LEN ${MAX_PATCH_LEN}`,
+            ]
+          : feat >= limit
+            ? [
+                `Alt for ${at}, feature 0x${feat.toString(16)} outside of featureset range 0x${limit.toString(16)}`,
+                -34,
+                `feature 0x${feat.toString(16)} is not below NCAPINTS * 32 = 0x${limit.toString(16)}${cpuid & ALT_FLAG_NOT && !r.features.altFlagNot ? ' (ALT_FLAG_NOT, bit 15, is not known to this release)' : ''}`,
+              ]
             : undefined;
     if (!r.features.altErrorsReturned) {
-      const bad = x86 ? x86Fail?.[2]
-        : (replLen !== origLen ? `replacement length ${replLen} differs from origin length ${origLen}` : undefined);
-      const outside = !r.features.altStrict && (orig < elf.textAddr || orig + BigInt(origLen) > elf.textAddr + BigInt(elf.textSize))
-        ? `origin ${'0x' + orig.toString(16)}+${origLen} is outside the payload text` : undefined;
+      const bad = x86
+        ? x86Fail?.[2]
+        : replLen !== origLen
+          ? `replacement length ${replLen} differs from origin length ${origLen}`
+          : undefined;
+      const outside =
+        !r.features.altStrict && (orig < elf.textAddr || orig + BigInt(origLen) > elf.textAddr + BigInt(elf.textSize))
+          ? `origin ${'0x' + orig.toString(16)}+${origLen} is outside the payload text`
+          : undefined;
       const why = bad ?? outside;
       if (why) col.add('UNCHECKED_ALT_ENTRY', { entry: i, why }, { section: alt.name, offset: o });
     } else if (x86Fail) {
       const [line, rc] = x86Fail;
-      col.list.push(makeDiagnostic('ALT_APPLY', r, col.name, { rc }, { section: alt.name, offset: o }, { errno: rc === -34 ? 'ERANGE' : 'ENOSPC', before: line }));
+      col.list.push(
+        makeDiagnostic(
+          'ALT_APPLY',
+          r,
+          col.name,
+          { rc },
+          { section: alt.name, offset: o },
+          { errno: rc === -34 ? 'ERANGE' : 'ENOSPC', before: line },
+        ),
+      );
       return;
     }
   }
@@ -193,21 +251,32 @@ export function checkBugFrames(elf: LoadedElf, abi: PayloadAbi, r: LoaderRules, 
       const b = t.mem!.subarray(off, Math.min(off + 2, t.size));
       const ok = udb ? b[0] === 0xd6 : b[0] === 0x0f && b[1] === 0x0b;
       if (!ok) {
-        col.add('UNCHECKED_BUG_INSTR', { section: s.name, entry: i, found: hexBytes(b), addr: at, release: r.version.text, udb: udb ? 1 : undefined }, { section: s.name, offset: o });
+        col.add(
+          'UNCHECKED_BUG_INSTR',
+          { section: s.name, entry: i, found: hexBytes(b), addr: at, release: r.version.text, udb: udb ? 1 : undefined },
+          { section: s.name, offset: o },
+        );
       }
     }
   }
 }
 
 /** §2.11: payload symbols, overriding vs new, duplicates; returns the exported symbols. */
-export function buildSymbolTable(elf: LoadedElf, funcs: VerifiedFunc[], space: SymbolSpace, r: LoaderRules, col: Collector, maxSymbolLen: number): Map<string, bigint> {
+export function buildSymbolTable(
+  elf: LoadedElf,
+  funcs: VerifiedFunc[],
+  space: SymbolSpace,
+  r: LoaderRules,
+  col: Collector,
+  maxSymbolLen: number,
+): Map<string, bigint> {
   const exports = new Map<string, bigint>();
   const newAddrs = new Set(funcs.map((f) => f.newAddr));
   for (const s of elf.symbols) {
     if (s.index === 0 || s.shndx === 0 || s.shndx >= elf.shnum) continue;
     const sec = elf.sections[s.shndx]!;
     if (!(sec.flags & SHF.ALLOC) || s.name === '') continue;
-    if ((sec.flags & SHF.MERGE) && s.name.startsWith('.L')) continue;
+    if (sec.flags & SHF.MERGE && s.name.startsWith('.L')) continue;
     if (r.arch !== 'x86_64' && /^\$(d|a|x)(\..*)?$/.test(s.name)) continue;
     const name = s.name.slice(0, maxSymbolLen); // KSYM_NAME_LEN - 1
     if (newAddrs.has(s.value)) continue; // overriding symbol
@@ -246,11 +315,18 @@ export function checkThunks(elf: LoadedElf, c: VerifyContext, col: Collector): v
     if (!(s.flags & SHF.EXECINSTR) || !s.mem || s.size === 0 || s.name === '.altinstr_replacement') continue;
     // Decode only when an opcode byte of interest occurs at all: in the file's bytes, relocated
     // fields are still zero (RELA), so addresses cannot fake one. ret: c3 c2 cb ca; indirect: ff.
-    if (!s.data.some((x) => (retThunk && (x & 0xfc) === 0xc8 && (x & 2) !== 0) || (retThunk && (x === 0xc3 || x === 0xc2)) || (indThunk && x === 0xff))) continue;
+    if (
+      !s.data.some(
+        (x) => (retThunk && (x & 0xfc) === 0xc8 && (x & 2) !== 0) || (retThunk && (x === 0xc3 || x === 0xc2)) || (indThunk && x === 0xff),
+      )
+    )
+      continue;
     const insns: Insn[] = decodeX86(s.mem, s.loadAddr!);
     for (const i of insns) {
-      if (retThunk && i.kind === 'ret') col.add('NOTE_RETURN_THUNK', { where: placeOf(elf, s, i.offset), insn: i.text }, { section: s.name, offset: i.offset });
-      if (indThunk && (i.kind === 'jmp-indirect' || i.kind === 'call-indirect')) col.add('NOTE_INDIRECT_THUNK', { where: placeOf(elf, s, i.offset), insn: i.text }, { section: s.name, offset: i.offset });
+      if (retThunk && i.kind === 'ret')
+        col.add('NOTE_RETURN_THUNK', { where: placeOf(elf, s, i.offset), insn: i.text }, { section: s.name, offset: i.offset });
+      if (indThunk && (i.kind === 'jmp-indirect' || i.kind === 'call-indirect'))
+        col.add('NOTE_INDIRECT_THUNK', { where: placeOf(elf, s, i.offset), insn: i.text }, { section: s.name, offset: i.offset });
     }
   }
 }
@@ -263,6 +339,10 @@ export function noteDecidingHooks(elf: LoadedElf, abi: PayloadAbi, col: Collecto
     if (!s || !hookEnabled(elf, s)) continue;
     const target = readPtr(elf, s, 0);
     const fn = elf.symbols.find((y) => y.value === target && (y.info & 0xf) === 2 && y.name);
-    col.add('NOTE_HOOK_DECIDES', { kind: h.kind, symbol: fn?.name ?? `0x${target.toString(16)}`, action: h.kind.endsWith('revert') ? 'REVERT' : 'APPLY' }, { section: s.name });
+    col.add(
+      'NOTE_HOOK_DECIDES',
+      { kind: h.kind, symbol: fn?.name ?? `0x${target.toString(16)}`, action: h.kind.endsWith('revert') ? 'REVERT' : 'APPLY' },
+      { section: s.name },
+    );
   }
 }

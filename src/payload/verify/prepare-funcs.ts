@@ -11,7 +11,14 @@ import { sectionOk } from './prepare-checks.js';
 import { bytesAtLoaded, type Collector, type VerifiedFunc, type VerifyContext } from './types.js';
 
 /** §2.10(a): funcs entries. */
-export function prepareFuncs(elf: LoadedElf, sec: XSection | undefined, c: VerifyContext, col: Collector, space: SymbolSpace, linkOk: boolean): VerifiedFunc[] {
+export function prepareFuncs(
+  elf: LoadedElf,
+  sec: XSection | undefined,
+  c: VerifyContext,
+  col: Collector,
+  space: SymbolSpace,
+  linkOk: boolean,
+): VerifiedFunc[] {
   const { abi, rules: r } = c;
   if (!sec || !sec.mem) return [];
   const L = abi.funcEntry;
@@ -24,8 +31,15 @@ export function prepareFuncs(elf: LoadedElf, sec: XSection | undefined, c: Verif
     const ctx = { section: sec.name, offset: off };
     const name = stringAt(elf, e.name);
     const f: VerifiedFunc = {
-      index: i, namePtr: e.name, oldAddr: e.oldAddr, newAddr: e.newAddr, newSize: e.newSize, oldSize: e.oldSize,
-      version: e.version ?? 0, ...(name !== undefined ? { name } : {}), ...(e.expect ? { expect: e.expect } : {}),
+      index: i,
+      namePtr: e.name,
+      oldAddr: e.oldAddr,
+      newAddr: e.newAddr,
+      newSize: e.newSize,
+      oldSize: e.oldSize,
+      version: e.version ?? 0,
+      ...(name !== undefined ? { name } : {}),
+      ...(e.expect ? { expect: e.expect } : {}),
     };
     out.push(f);
     const label = name ?? `entry ${i}`;
@@ -33,7 +47,7 @@ export function prepareFuncs(elf: LoadedElf, sec: XSection | undefined, c: Verif
       col.add('FUNC_VERSION', { found: f.version, expected: L.version }, { ...ctx, ...(name ? { symbol: name } : {}) });
       return;
     }
-    if (!r.features.nopPatching ? (f.newAddr === 0n || f.newSize === 0) : f.oldSize === 0) {
+    if (!r.features.nopPatching ? f.newAddr === 0n || f.newSize === 0 : f.oldSize === 0) {
       col.add('FUNC_ZERO_FIELDS', {}, { ...ctx, ...(name ? { symbol: name } : {}) });
       return;
     }
@@ -49,10 +63,21 @@ export function prepareFuncs(elf: LoadedElf, sec: XSection | undefined, c: Verif
         return true;
       }
       const x = space.xen(name!);
-      if (x) { f.oldAddr = x; f.resolvedFrom = 'xen'; return true; }
+      if (x) {
+        f.oldAddr = x;
+        f.resolvedFrom = 'xen';
+        return true;
+      }
       const p = space.payloads(name!);
-      if (p) { f.oldAddr = p.value; f.resolvedFrom = p.payload; return true; }
-      if (x === null) { f.resolvedFrom = 'unchecked'; return true; }
+      if (p) {
+        f.oldAddr = p.value;
+        f.resolvedFrom = p.payload;
+        return true;
+      }
+      if (x === null) {
+        f.resolvedFrom = 'unchecked';
+        return true;
+      }
       col.add('FUNC_UNRESOLVED', { symbol: name }, { ...ctx, symbol: name! });
       return false;
     };
@@ -68,7 +93,8 @@ export function prepareFuncs(elf: LoadedElf, sec: XSection | undefined, c: Verif
         }
       }
       const endbr = !arm && r.features.endbr && startsWithEndbr(c, f.oldAddr, r.features.endbrPoison);
-      if (f.newAddr === 0n && endbr && f.newSize > 0 && f.newSize < abi.endbrOffset) col.add('UNCHECKED_NOP_ENDBR', { symbol: label, size: f.newSize }, { ...ctx, symbol: label });
+      if (f.newAddr === 0n && endbr && f.newSize > 0 && f.newSize < abi.endbrOffset)
+        col.add('UNCHECKED_NOP_ENDBR', { symbol: label, size: f.newSize }, { ...ctx, symbol: label });
       if (arm ? f.oldSize < abi.patchSize : f.newAddr !== 0n) {
         const needed = abi.patchSize + (endbr ? abi.endbrOffset : 0);
         if (f.oldSize < needed) {
@@ -96,14 +122,26 @@ export function prepareFuncs(elf: LoadedElf, sec: XSection | undefined, c: Verif
     const nz = e.scratchNonZero ?? [];
     if (!nz.length) return;
     const label = out[i]?.name ?? `entry ${i}`;
-    if (nz.some((o) => scratch.includes(o))) col.add('UNCHECKED_SCRATCH_NONZERO', { entry: i, symbol: label }, { section: sec.name, offset: i * L.size + nz.find((o) => scratch.includes(o))! });
+    if (nz.some((o) => scratch.includes(o)))
+      col.add(
+        'UNCHECKED_SCRATCH_NONZERO',
+        { entry: i, symbol: label },
+        { section: sec.name, offset: i * L.size + nz.find((o) => scratch.includes(o))! },
+      );
     else col.add('NOTE_PAD_NONZERO', { entry: i, symbol: label }, { section: sec.name, offset: i * L.size + nz[0]! });
   });
   // Unchecked: one function patched twice in one payload.
   const byOld = new Map<bigint, number[]>();
-  out.forEach((f) => { if (f.oldAddr) byOld.set(f.oldAddr, [...(byOld.get(f.oldAddr) ?? []), f.index]); });
+  out.forEach((f) => {
+    if (f.oldAddr) byOld.set(f.oldAddr, [...(byOld.get(f.oldAddr) ?? []), f.index]);
+  });
   for (const [, idx] of byOld) {
-    if (idx.length > 1) col.add('UNCHECKED_DUPLICATE_FUNC', { symbol: out[idx[0]!]!.name ?? `entry ${idx[0]}`, entries: idx.join(', ') }, { section: sec.name, offset: idx[1]! * L.size });
+    if (idx.length > 1)
+      col.add(
+        'UNCHECKED_DUPLICATE_FUNC',
+        { symbol: out[idx[0]!]!.name ?? `entry ${idx[0]}`, entries: idx.join(', ') },
+        { section: sec.name, offset: idx[1]! * L.size },
+      );
   }
   // Unchecked: the entries are written at apply on this release.
   if (abi.funcsMustBeWritable && !(sec.flags & SHF.WRITE)) col.add('UNCHECKED_FUNCS_READONLY', {}, { section: sec.name });
@@ -134,16 +172,26 @@ function checkNopRange(c: VerifyContext, col: Collector, f: VerifiedFunc, label:
   const insns = decodeX86(code, f.oldAddr);
   const split = insns.find((i) => i.offset < end && i.offset + i.length > end);
   if (split) {
-    col.add('UNCHECKED_NOP_SPLITS_INSN', { symbol: label, end, at: split.offset, len: split.length, insn: split.text }, { ...ctx, symbol: label });
+    col.add(
+      'UNCHECKED_NOP_SPLITS_INSN',
+      { symbol: label, end, at: split.offset, len: split.length, insn: split.text },
+      { ...ctx, symbol: label },
+    );
     return;
   }
   const thunk = c.target.symbols?.find('__x86_return_thunk')[0]?.value;
   const inRange = insns.filter((i) => i.offset >= start && i.offset + i.length <= end);
   const last = insns[insns.length - 1];
-  const covered = inRange.find((i) => i.kind === 'ret' || (i.kind === 'jmp' && thunk !== undefined && i.target === thunk))
-    ?? (last && last.kind === 'jmp' && inRange.includes(last) ? last : undefined);
+  const covered =
+    inRange.find((i) => i.kind === 'ret' || (i.kind === 'jmp' && thunk !== undefined && i.target === thunk)) ??
+    (last && last.kind === 'jmp' && inRange.includes(last) ? last : undefined);
   if (covered) {
-    const what = covered.kind === 'ret' ? 'return (ret)' : covered.target === thunk ? 'return (jmp __x86_return_thunk)' : `final jump (${covered.text})`;
+    const what =
+      covered.kind === 'ret'
+        ? 'return (ret)'
+        : covered.target === thunk
+          ? 'return (jmp __x86_return_thunk)'
+          : `final jump (${covered.text})`;
     col.add('NOTE_NOP_COVERS_RETURN', { symbol: label, what, at: covered.offset }, { ...ctx, symbol: label });
   }
 }

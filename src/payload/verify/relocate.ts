@@ -15,7 +15,11 @@ interface RelocOutcome {
 
 /** Section types that carry relocations the loader does not apply (it applies SHT_RELA and SHT_REL only). */
 const IGNORED_RELOC_TYPES: Record<number, string> = {
-  [SHT.CREL]: 'SHT_CREL', [SHT.RELR]: 'SHT_RELR', 0x60000001: 'SHT_ANDROID_REL', 0x60000002: 'SHT_ANDROID_RELA', 0x6fffff00: 'SHT_ANDROID_RELR',
+  [SHT.CREL]: 'SHT_CREL',
+  [SHT.RELR]: 'SHT_RELR',
+  0x60000001: 'SHT_ANDROID_REL',
+  0x60000002: 'SHT_ANDROID_RELA',
+  0x6fffff00: 'SHT_ANDROID_RELR',
 };
 
 /**
@@ -29,7 +33,8 @@ export function performRelocs(elf: LoadedElf, abi: PayloadAbi, rules: LoaderRule
     if (IGNORED_RELOC_TYPES[r.type] !== undefined && r.info > 0 && r.info < elf.shnum) {
       // Xen skips any other section type: relocations packed another way are never applied.
       const target = elf.sections[r.info]!;
-      if (target.flags & SHF.ALLOC) report('UNCHECKED_RELOC_IGNORED', { section: r.name, type: IGNORED_RELOC_TYPES[r.type], target: target.name }, { section: r.name });
+      if (target.flags & SHF.ALLOC)
+        report('UNCHECKED_RELOC_IGNORED', { section: r.name, type: IGNORED_RELOC_TYPES[r.type], target: target.name }, { section: r.name });
     }
     if (r.index === 0 || (r.type !== SHT.RELA && r.type !== SHT.REL)) continue;
     if (r.info >= elf.shnum) continue;
@@ -83,14 +88,28 @@ export function performRelocs(elf: LoadedElf, abi: PayloadAbi, rules: LoaderRule
       const roff = BigInt(e.r_offset!);
       const ctx = { section: r.name, offset: i * ent };
       if (rules.features.stnUndefReject) {
-        if (symndx === 0) { report('RELOC_STN_UNDEF', {}, ctx); ok = false; continue; }
-        if (symndx >= nsym) { report('RELOC_SYM_PAST_END', { symndx }, ctx); ok = false; continue; }
+        if (symndx === 0) {
+          report('RELOC_STN_UNDEF', {}, ctx);
+          ok = false;
+          continue;
+        }
+        if (symndx >= nsym) {
+          report('RELOC_SYM_PAST_END', { symndx }, ctx);
+          ok = false;
+          continue;
+        }
       } else if (symndx > nsym || symndx === 0) {
         // X–4.9: sym[0] (uninitialised) or one past the end is used: undefined behaviour.
-        report(symndx === 0 ? 'RELOC_STN_UNDEF' : 'RELOC_SYM_PAST_END', { symndx }, ctx); ok = false; continue;
+        report(symndx === 0 ? 'RELOC_STN_UNDEF' : 'RELOC_SYM_PAST_END', { symndx }, ctx);
+        ok = false;
+        continue;
       }
       const sym = elf.symbols[symndx];
-      if (!sym) { report('RELOC_SYM_PAST_END', { symndx }, ctx); ok = false; continue; }
+      if (!sym) {
+        report('RELOC_SYM_PAST_END', { symndx }, ctx);
+        ok = false;
+        continue;
+      }
       if (sym.ignored) {
         report('RELOC_IGNORED_SYMBOL', { symbol: sym.name || `[${symndx}]` }, { ...ctx, symbol: sym.name });
         ok = false;
@@ -108,13 +127,23 @@ export function performRelocs(elf: LoadedElf, abi: PayloadAbi, rules: LoaderRule
           continue;
         }
         switch (type) {
-          case 0: break;
+          case 0:
+            break;
           case 1:
-            if (!inBounds(8)) { report('RELOC_OFFSET', { section: base.name }, ctx); ok = false; break; }
+            if (!inBounds(8)) {
+              report('RELOC_OFFSET', { section: base.name }, ctx);
+              ok = false;
+              break;
+            }
             mem.setBigUint64(Number(roff), val, true);
             break;
-          case 2: case 4: {
-            if (!inBounds(4)) { report('RELOC_OFFSET', { section: base.name }, ctx); ok = false; break; }
+          case 2:
+          case 4: {
+            if (!inBounds(4)) {
+              report('RELOC_OFFSET', { section: base.name }, ctx);
+              ok = false;
+              break;
+            }
             const rel = BigInt.asIntN(64, val - P);
             mem.setInt32(Number(roff), Number(BigInt.asIntN(32, rel)), true);
             if (sym.resolved && sym.from !== 'unchecked' && (rel < -(1n << 31n) || rel >= 1n << 31n)) {
@@ -131,13 +160,21 @@ export function performRelocs(elf: LoadedElf, abi: PayloadAbi, rules: LoaderRule
         // ARM: offsets and the type list; field encodings are not simulated. arm64 checks
         // r_offset + 4 <= sh_size before the type, and ABS64/PREL64 need 8 bytes [Errata "arm64
         // relocation checks"; xen/arch/arm/arm64/livepatch.c].
-        if (abi.arch === 'arm64' && !inBounds(4)) { report('RELOC_OFFSET', { section: base.name }, ctx); ok = false; continue; }
+        if (abi.arch === 'arm64' && !inBounds(4)) {
+          report('RELOC_OFFSET', { section: base.name }, ctx);
+          ok = false;
+          continue;
+        }
         if (!abi.relocTypes.includes(type)) {
           report('RELOC_UNHANDLED', { type }, { ...ctx, symbol: sym.name });
           ok = false;
           continue;
         }
-        if (abi.arch === 'arm64' && (type === 257 || type === 260) && !inBounds(8)) { report('RELOC_OFFSET', { section: base.name }, ctx); ok = false; continue; }
+        if (abi.arch === 'arm64' && (type === 257 || type === 260) && !inBounds(8)) {
+          report('RELOC_OFFSET', { section: base.name }, ctx);
+          ok = false;
+          continue;
+        }
         const w = elf.is64 ? 8 : 4;
         if ((type === 257 || type === 2) && inBounds(w)) {
           if (w === 8) mem.setBigUint64(Number(roff), val, true);

@@ -108,7 +108,10 @@ export interface VerifyContext {
 /** Collects diagnostics for one payload and remembers which one the hypervisor meets first. */
 export class Collector {
   readonly list: Diagnostic[] = [];
-  constructor(readonly rules: LoaderRules, readonly name: string) {}
+  constructor(
+    readonly rules: LoaderRules,
+    readonly name: string,
+  ) {}
   add = (code: DiagCode, args: DiagArgs = {}, ctx: DiagContext = {}): void => {
     this.list.push(makeDiagnostic(code, this.rules, this.name, args, ctx));
   };

@@ -186,9 +186,9 @@ export async function run(
 ): Promise<number> {
   try {
     return await body();
-  } catch (e) {
-    if (e instanceof ExitRequest) return e.exitCode;
-    if (opts.inputs) e = await blameInput(e, opts.inputs);
+  } catch (caught) {
+    if (caught instanceof ExitRequest) return caught.exitCode;
+    const e = opts.inputs ? await blameInput(caught, opts.inputs) : caught;
     const { code, alias, message, exitCode } = errorMessage(e, opts.file);
     if (opts.json) io.out(toJson({ ok: false, error: { code, ...(alias !== undefined ? { alias } : {}), message } }) + '\n');
     io.err(`xsplice: ${message}\n`);

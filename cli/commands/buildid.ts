@@ -46,11 +46,11 @@ export function register(program: Command, setExit: (code: number) => void): voi
 
 async function showCommand(inputs: string[], opts: Opts): Promise<number> {
   return run({ json: opts.json }, async () => {
-    const [{ readBuildId, compareBuildIds }, { isHexId }, { existsSync }] = await Promise.all([
+    const [{ readBuildId, compareBuildIds }, { isHexId }] = await Promise.all([
       import('../../src/buildid/read.js'),
       import('../../src/buildid/note.js'),
-      nodeFs,
     ]);
+    const { existsSync } = nodeFs;
     type R = Awaited<ReturnType<typeof readBuildId>>;
     const results: (R | { input: string; error: { code: string; message: string } })[] = [];
     let worst = 0;
@@ -167,12 +167,12 @@ async function setCommand(args: string[], opts: Opts): Promise<number> {
     const { UsageError } = await import('../../src/errors.js');
     if (args.length !== 1 || file === undefined)
       throw new UsageError('USAGE', 'usage: xsplice buildid set FILE [--style sha1|md5|uuid|0xHEX] [-o OUT]');
-    const [{ setBuildIdWithId }, { parseHexId, toHex }, fs, { checkOutput, readInputSync, writeFileAtomicSync }] = await Promise.all([
+    const [{ setBuildIdWithId }, { parseHexId, toHex }, { checkOutput, readInputSync, writeFileAtomicSync }] = await Promise.all([
       import('../../src/buildid/embed.js'),
       import('../../src/buildid/note.js'),
-      nodeFs,
       import('../../src/fsutil.js'),
     ]);
+    const fs = nodeFs;
     const styleText = opts.style ?? 'sha1';
     let style: 'sha1' | 'md5' | 'uuid' | { hex: Uint8Array };
     if (styleText === 'sha1' || styleText === 'md5' || styleText === 'uuid') style = styleText;

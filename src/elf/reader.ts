@@ -567,7 +567,7 @@ class Reader {
 
   private entrySize(sec: ElfSection, min: number, what: string): number {
     const es = sec.entsize;
-    let ent =
+    const ent =
       es === 0n ? min : es <= MAX_SAFE ? Number(es) : this.checked(es, 'sh_entsize', { ...this.secCtx(sec), offset: sec.headerOffset });
     if (ent < min) {
       throw this.err('ELF_ENTSIZE', `${what} entry size is too small`, {

@@ -222,7 +222,8 @@ export function validateAbi(raw: unknown, file = '<abi>', base?: PayloadAbi): Pa
   if (b) {
     // What identifies the base row is not inherited.
     if (raw.id === undefined) delete merged.id;
-    if (raw.description === undefined) merged.description = `user-supplied row ${String(raw.name ?? b.name)} (based on ${b.id})`;
+    if (raw.description === undefined)
+      merged.description = `user-supplied row ${typeof raw.name === 'string' ? raw.name : b.name} (based on ${b.id})`;
     if (raw.releases === undefined) delete merged.releases;
   }
   const o = merged;

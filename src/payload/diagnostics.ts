@@ -241,7 +241,7 @@ export const DIAGNOSTICS = {
     '§2.10(h)',
     (a, r) => `Alternative call ${ptr(a.addr, r)}+0x6 outside payload text ${ptr(a.start, r)}+${hex(a.size)}`,
   ),
-  ALT_CALL_NOT_RIPREL: def('EINVAL', 'upload', 'err', '§2.10(h)', (a) => `Applying alternative calls failed: -22`),
+  ALT_CALL_NOT_RIPREL: def('EINVAL', 'upload', 'err', '§2.10(h)', () => 'Applying alternative calls failed: -22'),
   EX_TABLE_UNSUPPORTED: def('EOPNOTSUPP', 'upload', 'err', '§2.10(i)', () => "We don't support .ex_table"),
   EX_TABLE_EMPTY: def('EINVAL', 'upload', 'err', '§2.10(i)', (a) => `Wrong size of .ex_table (exp:${a.entry} vs ${a.size})`),
   MODINFO_FORMAT: def('EINVAL', 'upload', 'err', '§2.10(j)', () => 'Incorrect metadata format detected'),

@@ -5,7 +5,7 @@
  * the special sections with entry counts, and the undefined symbols the loader will resolve.
  */
 import { readElf } from '../elf/reader.js';
-import { EM, SHF, SHN, SHT, flagLetters, shtName } from '../elf/constants.js';
+import { EM, SHN, SHT, flagLetters, shtName } from '../elf/constants.js';
 import type { ElfFile, ElfRelocation, ElfSection, ElfSymbol } from '../elf/types.js';
 import { parseBuildIdNote, toHex } from '../buildid/note.js';
 import { FormatError } from '../errors.js';

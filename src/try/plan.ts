@@ -291,7 +291,7 @@ export function parseLog(log: string, steps: Step[]): ParsedLog {
 
 /** Payload name used for a file in the standard plan: basename without extension, sanitised. */
 export function payloadName(file: string, taken: Set<string>): string {
-  let base =
+  const base =
     basename(file)
       .replace(/\.[^.]*$/, '')
       .replace(/[^A-Za-z0-9_.+-]/g, '_')

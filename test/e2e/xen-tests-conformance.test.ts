@@ -325,13 +325,11 @@ describe.skipIf(missing('Debian Xen 4.17 + dom0 kernel + QEMU (scripts/setup-dep
       );
       out.push(...before.payloads.map(predicted));
       expect(before.ok, s.label).toBe(true);
-      const loaded = s.judged
-        .slice(0, k)
-        .map((j) => ({
-          entry: { name: j.name, state: 'APPLIED' as const, rc: null, metadata: null },
-          file: file.get(j.name)!,
-          bytes: bytes(j.name),
-        }));
+      const loaded = s.judged.slice(0, k).map((j) => ({
+        entry: { name: j.name, state: 'APPLIED' as const, rc: null, metadata: null },
+        file: file.get(j.name)!,
+        bytes: bytes(j.name),
+      }));
       const r = verifyAgainstLoaded(
         s.judged.slice(k).map((j) => input(j.name)),
         target,

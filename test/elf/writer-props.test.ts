@@ -111,8 +111,14 @@ function randomModel(r: () => number) {
     };
     // Kept well-formed where readelf cares: section symbols are local, unnamed and in their section;
     // file symbols are local and absolute.
-    if (spec.type === STT.SECTION) (Object.assign(spec, { bind: STB.LOCAL, name: '', value: 0n, size: 0n }), (section = secIds[secPos]!));
-    if (spec.type === STT.FILE) (Object.assign(spec, { bind: STB.LOCAL }), (section = 'ABS'));
+    if (spec.type === STT.SECTION) {
+      Object.assign(spec, { bind: STB.LOCAL, name: '', value: 0n, size: 0n });
+      section = secIds[secPos]!;
+    }
+    if (spec.type === STT.FILE) {
+      Object.assign(spec, { bind: STB.LOCAL });
+      section = 'ABS';
+    }
     symIds.push(b.addSymbol({ ...spec, section }));
     specs.push({ ...spec, section: typeof section === 'string' ? section : secPos });
   }

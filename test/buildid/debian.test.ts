@@ -34,7 +34,7 @@ describe.skipIf(missing('Debian Xen 4.17 binaries (.cache/debian)', haveDebianXe
       const r = await readBuildId({ path: w.path('xen-syms-padded') }, { verify: true, stream: true });
       expect(r).toMatchObject({ buildId: XEN_BUILD_ID, algorithm: 'gnu-ld-sha1', verified: true });
       expect(r.elf).toBeUndefined();
-      big[0x8000 + 100] ^= 1; // inside the LOAD segment (.text)
+      big[0x8000 + 100]! ^= 1; // inside the LOAD segment (.text)
       writeFileSync(w.path('xen-syms-bad'), big);
       expect((await readBuildId({ path: w.path('xen-syms-bad') }, { verify: true, stream: true })).verified).toBe(false);
     } finally {
@@ -53,7 +53,7 @@ describe.skipIf(missing('Debian Xen 4.17 binaries (.cache/debian)', haveDebianXe
 
   it("xen.gz whose payload differs from xen-syms' LOAD segment is refused", async () => {
     const raw = new Uint8Array(gunzipSync(readFileSync(debianXen.xenGz)));
-    raw[0x80 + 0x1000] ^= 1;
+    raw[0x80 + 0x1000]! ^= 1;
     const r = readBuildIdSync({ bytes: raw, name: 'xen-bad' }, { verify: true, xenSyms: debianXen.xenSyms });
     expect(r.source).toBe('elf');
     expect(r.verified).toBe(false);
@@ -66,7 +66,7 @@ describe.skipIf(missing('Debian Xen 4.17 binaries (.cache/debian)', haveDebianXe
     expect(r.notes.join('\n')).toContain('{2148D406-0ADA-67D7-1FD7-2BB991F319EB}');
     expect(execFileSync('objdump', ['-p', debianXen.xenEfi], { encoding: 'utf8' })).toContain(`signature ${EFI_GUID_ORDER}`);
     const bad = new Uint8Array(readFileSync(debianXen.xenEfi));
-    bad[bad.length - 100] ^= 1;
+    bad[bad.length - 100]! ^= 1;
     expect(readBuildIdSync({ bytes: bad, name: 'bad.efi' }, { verify: true }).verified).toBe(false);
   });
 

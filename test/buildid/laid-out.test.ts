@@ -53,12 +53,12 @@ describe('GNU ld build-id along the writer plan', () => {
       // The package note is outside the hash: changing it keeps the id.
       const other = Uint8Array.from(viaRead);
       const pkg = readElf(other).sectionByName('.note.package')!;
-      other[pkg.offset + 20] ^= 0xff;
+      other[pkg.offset + 20]! ^= 0xff;
       const at = readElf(other).sectionByName('.note.test-id')!.offset;
       other.fill(0, at, at + 36);
       expect(toHex(patchGnuLdBuildId(other, 'sha1', '.note.test-id'))).toBe(toHex(idRead));
       // While a hashed byte (e_flags) is not.
-      other[elf.header.class === 64 ? 48 : 36] ^= 0xff;
+      other[elf.header.class === 64 ? 48 : 36]! ^= 0xff;
       other.fill(0, at, at + 36);
       expect(toHex(patchGnuLdBuildId(other, 'sha1', '.note.test-id'))).not.toBe(toHex(idRead));
     });

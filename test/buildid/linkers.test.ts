@@ -34,7 +34,7 @@ function mutate(path: string, section: string, out: string, at = 0): string {
   const s = elf.sectionByName(section);
   if (!s || s.size === 0n) throw new Error(`${path} has no ${section}`);
   const copy = bytes.slice();
-  copy[s.offset + at] ^= 0x01;
+  copy[s.offset + at]! ^= 0x01;
   writeFileSync(out, copy);
   return out;
 }
@@ -352,7 +352,7 @@ describe.skipIf(missing('GNU ld PE emulations (i386pep, i386pe) and objcopy', ha
           expect(r.buildId).not.toBe(sig);
           const bytes = w.read(out);
           const bad = bytes.slice();
-          bad[bytes.length - 1] ^= 0x80; // the COFF string table: hashed (only the headers and the record are not)
+          bad[bytes.length - 1]! ^= 0x80; // the COFF string table: hashed (only the headers and the record are not)
           writeFileSync(w.path(out + '.mut'), bad);
           expect((await verify(w.path(out + '.mut'))).verified).toBe(false);
         });

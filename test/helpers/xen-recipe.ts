@@ -204,7 +204,7 @@ async function noteObject(
     note = await noteBytes(xenSyms, dir, bin, t.objcopy);
     if (src === 'wrong') {
       note = Buffer.from(note);
-      note[note.length - 1] ^= 0xff;
+      note[note.length - 1]! ^= 0xff;
       await writeFile(bin, note);
     }
   } else {

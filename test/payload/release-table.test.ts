@@ -141,7 +141,7 @@ describe('a payload built for a vendor row', () => {
       for (const [from, to] of [
         ['.livepatch.funcs\0', '.acmepatch.funcs\0'],
         ['.livepatch.depends\0', '.acmepatch.depends\0'],
-      ]) {
+      ] as const) {
         for (let at = b.indexOf(from); at >= 0; at = b.indexOf(from, at + 1)) b.write(to, at, 'latin1');
       }
       return { bytes: new Uint8Array(b) };

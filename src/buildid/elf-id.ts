@@ -9,7 +9,7 @@
  * `ld -r --build-id` keeps its inputs' build-id notes (several notes, the new one after the first
  * input's): every note is tried, and the result says which one the linker made.
  */
-import { SHT } from '../elf/constants.js';
+import { EM, SHT } from '../elf/constants.js';
 import type { ElfFile, ElfSection } from '../elf/types.js';
 import { gnuLdPlan, packageMetadataRanges } from './gnu-ld.js';
 import { createHasher, type Hasher } from './hash.js';
@@ -217,7 +217,7 @@ export async function verifyElfBuildIdAsync(
  * segment). Returns that containing section.
  */
 export function bootImagePayload(elf: ElfFile, note: BuildIdNoteRef): ElfSection | undefined {
-  if (elf.header.class !== 32 || elf.header.machine !== 3 /* EM_386 */) return undefined;
+  if (elf.header.class !== 32 || elf.header.machine !== EM['386']) return undefined;
   return elf.sections.find(
     (s) =>
       s.index !== note.section &&

@@ -549,3 +549,9 @@ export function flagLetters(flags: bigint, machine = 0, osabi: number = ELFOSABI
   }
   return s;
 }
+
+/* x86 instruction bytes the live-patch loader looks for (Xen's is_endbr64 / is_endbr64_poison). */
+/** `endbr64`: f3 0f 1e fa. */
+export const ENDBR64: readonly number[] = [0xf3, 0x0f, 0x1e, 0xfa];
+/** The "poisoned" ENDBR64 Xen writes over unused ones from 4.17.0 (`nopw (%rcx)`): 66 0f 1f 01. */
+export const ENDBR64_POISON: readonly number[] = [0x66, 0x0f, 0x1f, 0x01];

@@ -3,6 +3,7 @@
  * funcs entry layouts, hook sections, special sections, one row per format and architecture, and
  * the point-release differences. Plain data; abi.ts is the API over it (and vendor rows).
  */
+import { EM as ELF_EM, R_AARCH64, R_ARM, R_X86_64 } from '../elf/constants.js';
 import type { Arch, FieldLayout, FuncEntryLayout, HookKind, HookSectionRule, PayloadAbi } from './abi-types.js';
 
 export const ARCHES: readonly Arch[] = ['x86_64', 'arm64', 'arm32'];
@@ -10,68 +11,81 @@ export const ARCHES: readonly Arch[] = ['x86_64', 'arm64', 'arm32'];
 /* ------------------------------------------------------------------------------------------ */
 /* Per-architecture facts (elf.h numbers; Xen arch files)                                      */
 
-/** e_machine values (elf.h). */
-export const EM = { x86_64: 62, arm64: 183, arm32: 40 } as const;
+/** e_machine of each arch (numbers in elf/constants.ts). */
+export const EM = { x86_64: ELF_EM.X86_64, arm64: ELF_EM.AARCH64, arm32: ELF_EM.ARM } as const;
 /** EF_ARM_EABI_VER5 (elf.h). */
 const EF_ARM_EABI_VER5 = 0x05000000;
+
+/** The arch an e_machine value is, if live patching has it (the one e_machine → arch map). */
+export function archOfMachine(machine: number): Arch | undefined {
+  return ARCHES.find((a) => EM[a] === machine);
+}
+
+/** Relocation types by their full names, picked from an elf/constants.ts table. */
+function relocSet<N extends string>(prefix: string, table: Readonly<Record<N, number>>, names: readonly N[]): Record<string, number> {
+  return Object.fromEntries(names.map((n) => [prefix + n, table[n]]));
+}
 
 /**
  * Relocation types each arch's loader applies [payload-format.md §2.8; xen/arch/x86/livepatch.c,
  * xen/arch/arm/arm64/livepatch.c, xen/arch/arm/arm32/livepatch.c].
  */
 export const RELOC_TYPES: Record<Arch, Record<string, number>> = {
-  x86_64: { R_X86_64_NONE: 0, R_X86_64_64: 1, R_X86_64_PC32: 2, R_X86_64_PLT32: 4 },
-  arm64: {
-    R_AARCH64_ABS64: 257,
-    R_AARCH64_ABS32: 258,
-    R_AARCH64_ABS16: 259,
-    R_AARCH64_PREL64: 260,
-    R_AARCH64_PREL32: 261,
-    R_AARCH64_PREL16: 262,
-    R_AARCH64_MOVW_UABS_G0: 263,
-    R_AARCH64_MOVW_UABS_G0_NC: 264,
-    R_AARCH64_MOVW_UABS_G1: 265,
-    R_AARCH64_MOVW_UABS_G1_NC: 266,
-    R_AARCH64_MOVW_UABS_G2: 267,
-    R_AARCH64_MOVW_UABS_G2_NC: 268,
-    R_AARCH64_MOVW_UABS_G3: 269,
-    R_AARCH64_MOVW_SABS_G0: 270,
-    R_AARCH64_MOVW_SABS_G1: 271,
-    R_AARCH64_MOVW_SABS_G2: 272,
-    R_AARCH64_ADR_PREL_LO21: 274,
-    R_AARCH64_ADR_PREL_PG_HI21: 275,
-    R_AARCH64_ADR_PREL_PG_HI21_NC: 276,
-    R_AARCH64_ADD_ABS_LO12_NC: 277,
-    R_AARCH64_LDST8_ABS_LO12_NC: 278,
-    R_AARCH64_TSTBR14: 279,
-    R_AARCH64_CONDBR19: 280,
-    R_AARCH64_JUMP26: 282,
-    R_AARCH64_CALL26: 283,
-    R_AARCH64_LDST16_ABS_LO12_NC: 284,
-    R_AARCH64_LDST32_ABS_LO12_NC: 285,
-    R_AARCH64_LDST64_ABS_LO12_NC: 286,
-    R_AARCH64_MOVW_PREL_G0: 287,
-    R_AARCH64_MOVW_PREL_G0_NC: 288,
-    R_AARCH64_MOVW_PREL_G1: 289,
-    R_AARCH64_MOVW_PREL_G1_NC: 290,
-    R_AARCH64_MOVW_PREL_G2: 291,
-    R_AARCH64_MOVW_PREL_G2_NC: 292,
-    R_AARCH64_MOVW_PREL_G3: 293,
-    R_AARCH64_LDST128_ABS_LO12_NC: 299,
-  },
-  arm32: {
-    R_ARM_NONE: 0,
-    R_ARM_ABS32: 2,
-    R_ARM_REL32: 3,
-    R_ARM_CALL: 28,
-    R_ARM_JUMP24: 29,
-    R_ARM_MOVW_ABS_NC: 43,
-    R_ARM_MOVT_ABS: 44,
-  },
+  x86_64: relocSet('R_X86_64_', R_X86_64, ['NONE', '64', 'PC32', 'PLT32']),
+  arm64: relocSet('R_AARCH64_', R_AARCH64, [
+    'ABS64',
+    'ABS32',
+    'ABS16',
+    'PREL64',
+    'PREL32',
+    'PREL16',
+    'MOVW_UABS_G0',
+    'MOVW_UABS_G0_NC',
+    'MOVW_UABS_G1',
+    'MOVW_UABS_G1_NC',
+    'MOVW_UABS_G2',
+    'MOVW_UABS_G2_NC',
+    'MOVW_UABS_G3',
+    'MOVW_SABS_G0',
+    'MOVW_SABS_G1',
+    'MOVW_SABS_G2',
+    'ADR_PREL_LO21',
+    'ADR_PREL_PG_HI21',
+    'ADR_PREL_PG_HI21_NC',
+    'ADD_ABS_LO12_NC',
+    'LDST8_ABS_LO12_NC',
+    'TSTBR14',
+    'CONDBR19',
+    'JUMP26',
+    'CALL26',
+    'LDST16_ABS_LO12_NC',
+    'LDST32_ABS_LO12_NC',
+    'LDST64_ABS_LO12_NC',
+    'MOVW_PREL_G0',
+    'MOVW_PREL_G0_NC',
+    'MOVW_PREL_G1',
+    'MOVW_PREL_G1_NC',
+    'MOVW_PREL_G2',
+    'MOVW_PREL_G2_NC',
+    'MOVW_PREL_G3',
+    'LDST128_ABS_LO12_NC',
+  ]),
+  arm32: relocSet('R_ARM_', R_ARM, ['NONE', 'ABS32', 'REL32', 'CALL', 'JUMP24', 'MOVW_ABS_NC', 'MOVT_ABS']),
 };
 
 /** Pointer-sized absolute relocation for data (funcs `name`/`new_addr`, hook arrays). */
-export const ABS_PTR_RELOC: Record<Arch, number> = { x86_64: 1, arm64: 257, arm32: 2 };
+export const ABS_PTR_RELOC: Record<Arch, number> = { x86_64: R_X86_64['64'], arm64: R_AARCH64.ABS64, arm32: R_ARM.ABS32 };
+
+/**
+ * Bytes a relocation of `type` writes, for the types a payload section's bounds are checked
+ * against (x86_64: 0 for the types it does not apply; ARM: the 64-bit ABS/PREL take 8, the rest
+ * one 4-byte instruction or word).
+ */
+export function relocWidth(arch: Arch, type: number): number {
+  if (arch === 'x86_64') return type === R_X86_64['64'] ? 8 : type === R_X86_64.PC32 || type === R_X86_64.PLT32 ? 4 : 0;
+  if (arch === 'arm64') return type === R_AARCH64.ABS64 || type === R_AARCH64.PREL64 ? 8 : 4;
+  return 4;
+}
 
 /* ------------------------------------------------------------------------------------------ */
 /* Funcs entry layouts [payload-format.md §1.2]                                                */

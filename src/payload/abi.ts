@@ -36,7 +36,7 @@ import { FEATURES, loaderFactsFor, parseVersionText, parseXenVersion as parseRel
 import { ABS_PTR_RELOC, ARCHES, BUILTIN, END, RELEASES, type ReleaseRange, type V3 } from './abi-rows.js';
 
 export type { Arch, PayloadAbi, HookKind } from './abi-types.js';
-export { ABS_PTR_RELOC, ARCHES, RELOC_TYPES } from './abi-rows.js';
+export { ABS_PTR_RELOC, ARCHES, RELOC_TYPES, archOfMachine, relocWidth } from './abi-rows.js';
 
 /* Public API                                                                                  */
 

@@ -10,7 +10,7 @@ import { RefusedError, UsageError, XspliceError } from '../errors.js';
 import { readElf, isElf, refuseSharedContents } from '../elf/reader.js';
 import { ET, SHF, SHN, SHT, STT } from '../elf/constants.js';
 import { isHexId, parseBuildIdNote, parseHexId } from '../buildid/note.js';
-import { ARCHES, abiByName, abiForVersion, loadAbiFile, parseXenVersion } from './abi.js';
+import { ARCHES, abiByName, archOfMachine, abiForVersion, loadAbiFile, parseXenVersion } from './abi.js';
 import type { Arch, PayloadAbi } from './abi-types.js';
 import { buildPayload, type BuildResult, type DependsSpec, type HookRequest, type NopRequest, type PatchRequest } from './build.js';
 import { loadTarget, type Target } from './target.js';
@@ -166,8 +166,7 @@ export function selectAbi(
   o: { abi?: string; xenVersion?: string; arch?: Arch; extra: PayloadAbi[]; target: Target; objectMachine?: number },
   warn: (message: string) => void,
 ): PayloadAbi {
-  const machineArch: Record<number, Arch> = { 62: 'x86_64', 183: 'arm64', 40: 'arm32' };
-  const arch: Arch | undefined = o.arch ?? o.target.arch ?? (o.objectMachine !== undefined ? machineArch[o.objectMachine] : undefined);
+  const arch: Arch | undefined = o.arch ?? o.target.arch ?? (o.objectMachine !== undefined ? archOfMachine(o.objectMachine) : undefined);
   if (!arch) throw new UsageError('ARCH_UNKNOWN', 'cannot tell the architecture: pass --arch x86_64|arm64|arm32');
   if (o.arch && o.target.arch && o.arch !== o.target.arch) warn(`--arch ${o.arch} disagrees with XEN (${o.target.arch}); using ${o.arch}`);
   let revealed: PayloadAbi | undefined;

@@ -5,12 +5,12 @@
  * the special sections with entry counts, and the undefined symbols the loader will resolve.
  */
 import { readElf } from '../elf/reader.js';
-import { EM, SHN, SHT, flagLetters, shtName } from '../elf/constants.js';
+import { SHN, SHT, flagLetters, shtName } from '../elf/constants.js';
 import type { ElfFile, ElfRelocation, ElfSection, ElfSymbol } from '../elf/types.js';
 import { parseBuildIdNote, toHex } from '../buildid/note.js';
 import { FormatError } from '../errors.js';
 import type { Arch, PayloadAbi } from './abi-types.js';
-import { listAbis } from './abi.js';
+import { archOfMachine, listAbis } from './abi.js';
 import { decodeFuncEntries } from './funcs.js';
 
 export interface InspectFunc {
@@ -51,8 +51,6 @@ export interface InspectResult {
   undefinedSymbols: string[];
   modinfo?: string[];
 }
-
-const ARCH: Record<number, Arch> = { [EM.X86_64]: 'x86_64', [EM.AARCH64]: 'arm64', [EM.ARM]: 'arm32' };
 
 function sym(s: ElfSymbol | undefined, addend: bigint): string {
   if (!s) return '?';
@@ -109,7 +107,7 @@ export interface InspectOptions {
 export function inspectPayload(bytes: Uint8Array, file: string, opts: InspectOptions = {}): InspectResult {
   const elf = readElf(bytes, { file });
   if (elf.header.type !== 1) throw new FormatError('NOT_RELOCATABLE', 'not a live-patch payload: ELF type is not ET_REL', { file });
-  const arch = ARCH[elf.header.machine] ?? null;
+  const arch = archOfMachine(elf.header.machine) ?? null;
   const extra = opts.abis ?? [];
   const { rows, version } = recognizeAbi(elf, arch, extra);
   // A vendor row that fits wins; else the newest built-in row.

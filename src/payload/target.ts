@@ -25,6 +25,7 @@ import { EM, ET, SHF, SHN, SHT, STB, STT } from '../elf/constants.js';
 import type { ElfFile, ElfSection, ElfSymbol } from '../elf/types.js';
 import { isHexId, parseBuildIdNote, parseHexId, toHex } from '../buildid/note.js';
 import type { Arch } from './abi-types.js';
+import { archOfMachine } from './abi-rows.js';
 
 export interface TargetSymbol {
   /** The name as Xen's symbol table has it: plain for globals, `file#name` for locals. */
@@ -165,8 +166,6 @@ function toTargetSymbol(s: ElfSymbol, file: string | undefined): TargetSymbol {
 
 /* ------------------------------------------------------------------------------------------ */
 /* Loading                                                                                     */
-
-const ARCH_OF_MACHINE: Record<number, Arch> = { [EM.X86_64]: 'x86_64', [EM.AARCH64]: 'arm64', [EM.ARM]: 'arm32' };
 
 export interface LoadTargetOptions {
   /** Overrides (with a caller-side warning when it disagrees) the version read from XEN. */
@@ -334,7 +333,7 @@ function fromElf(elf: ElfFile, source: string, file: string): Target {
   if (!id)
     throw new FormatError('TARGET_NO_BUILDID', 'the image has no GNU build-id note (Xen with live patching always has one)', { file });
   // An x86 xen.gz is an ELF32 multiboot wrapper around 64-bit code: the machine says i386.
-  const arch = ARCH_OF_MACHINE[elf.header.machine] ?? (elf.header.machine === EM['386'] ? 'x86_64' : undefined);
+  const arch = archOfMachine(elf.header.machine) ?? (elf.header.machine === EM['386'] ? 'x86_64' : undefined);
   const t: Target = { buildId: id, buildIdHex: toHex(id), source, elf, ...(arch ? { arch } : {}) };
   const symtab = elf.symtabSection();
   if (symtab && symtab.size > 0n) {

@@ -13,6 +13,7 @@ import { access, open, readFile } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { gunzipSync } from 'node:zlib';
+import { EM } from '../elf/constants.js';
 import { XspliceError } from '../errors.js';
 
 export const XEN_SERIES = '4.17';
@@ -49,7 +50,7 @@ export const ARCHES: Record<TryArch, ArchFacts> = {
     qemu: 'qemu-system-x86_64',
     qemuPackage: 'qemu-system-x86',
     triplet: 'x86_64-linux-gnu',
-    machine: 62,
+    machine: EM.X86_64,
     native: process.arch === 'x64',
   },
   arm64: {
@@ -61,7 +62,7 @@ export const ARCHES: Record<TryArch, ArchFacts> = {
     qemu: 'qemu-system-aarch64',
     qemuPackage: 'qemu-system-arm',
     triplet: 'aarch64-linux-gnu',
-    machine: 183,
+    machine: EM.AARCH64,
     native: process.arch === 'arm64',
   },
 };

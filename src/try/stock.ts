@@ -12,6 +12,7 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
+import { archOfMachine } from '../payload/abi-rows.js';
 import { ARCHES, packageRoot, runSetupScript, type TryArch } from './locate.js';
 
 /** The Debian version unpacked by scripts/setup-deps.sh (XEN_VERSION there), for both architectures. */
@@ -48,7 +49,7 @@ const SHT_NOTE = 7;
 export function payloadFacts(b: Buffer): PayloadFacts {
   if (b.length < 52 || b.readUInt32BE(0) !== 0x7f454c46 || b[5] !== 1) return { arch: null, xenDepends: null };
   const machine = b.readUInt16LE(0x12);
-  const arch = machine === 62 ? 'x86_64' : machine === 183 ? 'arm64' : machine === 40 ? 'arm32' : null;
+  const arch = archOfMachine(machine) ?? null;
   const is64 = b[4] === 2;
   if (is64 && b.length < 64) return { arch, xenDepends: null };
   const shoff = is64 ? Number(b.readBigUInt64LE(0x28)) : b.readUInt32LE(0x20);

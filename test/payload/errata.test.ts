@@ -5,6 +5,7 @@
  * (xen/common/livepatch.c, xen/arch/x86/alternative.c, xen/arch/arm/arm64/livepatch.c,
  * xen/arch/arm/include/asm/mmu/layout.h at the RELEASE tags named).
  */
+import { ENDBR64_POISON } from '../../src/elf/constants.js';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -237,7 +238,7 @@ describe('arm64 relocation checks: r_offset + 4 before the type, 8 bytes for ABS
 });
 
 describe('ENDBR poison (66 0f 1f 01) counts only from 4.17.0 (6974c75180)', () => {
-  const poison = fakeTarget({ code: Uint8Array.from([0x66, 0x0f, 0x1f, 0x01, 0x48, 0x8d, 0x05, 0, 0, 0, 0, 0xc3]) });
+  const poison = fakeTarget({ code: Uint8Array.from([...ENDBR64_POISON, 0x48, 0x8d, 0x05, 0, 0, 0, 0, 0xc3]) });
   it('old_size 8: refused on 4.17.0 (needs 9), accepted on 4.16.1 (is_endbr64 only)', () => {
     const fx = (): PayloadFixture => {
       const f = new PayloadFixture();

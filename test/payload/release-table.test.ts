@@ -5,6 +5,7 @@
  * from the row, and a vendor row (--abi-file) can set each one. inspect recognises a payload built
  * for a vendor row.
  */
+import { ENDBR64_POISON } from '../../src/elf/constants.js';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -99,7 +100,7 @@ describe('a vendor row sets each fact, and verify follows it', () => {
     expect(verify(fx, row).diagnostics).toEqual([]);
   });
   it('endbrOffset and loader.features.endbrPoison', () => {
-    const poison = fakeTarget({ code: Uint8Array.from([0x66, 0x0f, 0x1f, 0x01, 0x48, 0x8d, 0x05, 0, 0, 0, 0, 0xc3]) });
+    const poison = fakeTarget({ code: Uint8Array.from([...ENDBR64_POISON, 0x48, 0x8d, 0x05, 0, 0, 0, 0, 0xc3]) });
     const fx = new PayloadFixture();
     fx.funcs[0]!.oldSize = 8;
     expect(verify(fx, vendor({}), poison).diagnostics.find((d) => d.first)?.message).toMatch(/smaller than the 9 bytes/);

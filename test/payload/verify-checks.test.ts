@@ -3,6 +3,7 @@
  * emitter in test/helpers/payload-fixture.ts, never by `xsplice build`) gives exactly that
  * diagnostic, errno and hypervisor message; the clean fixture gives none.
  */
+import { ENDBR64 } from '../../src/elf/constants.js';
 import { describe, expect, it } from 'vitest';
 import { verifyPayloads, type PayloadVerdict, type VerifyOptions, type VerifyTarget } from '../../src/payload/verify.js';
 import { abiById } from '../../src/payload/abi.js';
@@ -504,7 +505,7 @@ describe('§2.10 prepare_payload', () => {
   it('FUNC_OLD_SIZE: 8 bytes on an ENDBR64 function needs 9 (4.17+)', () => {
     const fx = new PayloadFixture();
     fx.funcs[0]!.oldSize = 8;
-    const endbr = fakeTarget({ code: Uint8Array.from([0xf3, 0x0f, 0x1e, 0xfa, 0x48, 0x8d, 0x05, 0, 0, 0, 0, 0xc3]) });
+    const endbr = fakeTarget({ code: Uint8Array.from([...ENDBR64, 0x48, 0x8d, 0x05, 0, 0, 0, 0, 0xc3]) });
     expectFirst(verify(fx, { target: endbr }), 'FUNC_OLD_SIZE', 'EINVAL', /old_size 8 is smaller than the 9 bytes .*ENDBR64/);
     expect(verify(fx).ok).toBe(true);
   });
@@ -840,7 +841,7 @@ describe('§2.16 not checked by the hypervisor: crashes and corruption', () => {
   it('UNCHECKED_NOP_ENDBR', () => {
     const fx = new PayloadFixture();
     Object.assign(fx.funcs[0]!, { newSymbol: null, newSize: 2, oldSize: 12 });
-    const endbr = fakeTarget({ code: Uint8Array.from([0xf3, 0x0f, 0x1e, 0xfa, 0x48, 0x8d, 0x05, 0, 0, 0, 0, 0xc3]) });
+    const endbr = fakeTarget({ code: Uint8Array.from([...ENDBR64, 0x48, 0x8d, 0x05, 0, 0, 0, 0, 0xc3]) });
     expectUnchecked(verify(fx, { target: endbr }), 'UNCHECKED_NOP_ENDBR', /underflows/);
   });
   it('UNCHECKED_DUPLICATE_FUNC', () => {

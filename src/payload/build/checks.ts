@@ -7,6 +7,7 @@ import { RefusedError } from '../../errors.js';
 import { SHN, SHT, SHF, STT, relocTypeName } from '../../elf/constants.js';
 import type { ElfFile } from '../../elf/types.js';
 import type { PayloadAbi } from '../abi-types.js';
+import { relocWidth } from '../abi-rows.js';
 import type { Target } from '../target.js';
 import { F_ALLOC, F_EXEC, F_MERGE, F_TLS, F_WRITE, flagBits, nameOf, refuse, refuseAs, type EntryPlan, type Merged } from './model.js';
 import type { BuildInput } from './types.js';
@@ -112,7 +113,7 @@ export function checkSections(abi: PayloadAbi, merged: Merged, objects: readonly
           { file, section: name, symbol: syms[resolve(esym)]!.name || undefined },
         );
       }
-      const width = relocWidth(abi, e.type);
+      const width = relocWidth(abi.arch, e.type);
       if (width > 0 && e.offset > dataLen - width && abi.arch !== 'arm32') {
         // e.offset + width > dataLen
         refuseAs('RELOC_OFFSET', `relocation at 0x${e.offset.toString(16)} runs past the end of the section`, { file, section: name });
@@ -127,12 +128,6 @@ export function checkSections(abi: PayloadAbi, merged: Merged, objects: readonly
       }
     }
   }
-}
-
-function relocWidth(abi: PayloadAbi, type: number): number {
-  if (abi.arch === 'x86_64') return type === 1 ? 8 : type === 2 || type === 4 ? 4 : 0;
-  if (abi.arch === 'arm64') return type === 257 || type === 260 ? 8 : 4;
-  return 4;
 }
 
 /**

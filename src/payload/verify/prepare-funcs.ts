@@ -2,7 +2,7 @@
  * Verify, prepare_payload (§2.10(a)): the funcs entries as the loader decodes, resolves and checks
  * them, and the NOP ranges decoded from the target's code (§2.14).
  */
-import { SHF } from '../../elf/constants.js';
+import { ENDBR64, ENDBR64_POISON, SHF } from '../../elf/constants.js';
 import type { DiagContext } from '../diagnostics.js';
 import { decodeFuncEntries } from '../funcs.js';
 import { stringAt, type LoadedElf, type SymbolSpace, type XSection } from '../verify-load.js';
@@ -200,6 +200,6 @@ function checkNopRange(c: VerifyContext, col: Collector, f: VerifiedFunc, label:
 function startsWithEndbr(c: VerifyContext, addr: bigint, poison: boolean): boolean {
   const b = bytesAtLoaded(c.loaded, c.target, addr, 4);
   if (!b || b.length < 4) return false;
-  const w = Buffer.from(b).toString('hex');
-  return w === 'f30f1efa' || (poison && w === '660f1f01');
+  const is = (want: readonly number[]): boolean => want.every((x, i) => b[i] === x);
+  return is(ENDBR64) || (poison && is(ENDBR64_POISON));
 }

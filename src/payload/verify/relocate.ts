@@ -3,9 +3,10 @@
  * xen/arch/{x86,arm}/livepatch.c arch_livepatch_perform_rel[a]): which relocation sections it
  * applies, the types each architecture handles, and the checks it makes on each entry.
  */
-import { SHF, SHT } from '../../elf/constants.js';
+import { R_X86_64, SHF, SHT } from '../../elf/constants.js';
 import { dataView, decodeRecord } from '../../elf/layout.js';
 import type { PayloadAbi } from '../abi-types.js';
+import { ABS_PTR_RELOC, relocWidth } from '../abi-rows.js';
 import type { LoaderRules } from '../releases.js';
 import type { LoadedElf, Report } from '../verify-load.js';
 
@@ -127,9 +128,9 @@ export function performRelocs(elf: LoadedElf, abi: PayloadAbi, rules: LoaderRule
           continue;
         }
         switch (type) {
-          case 0:
+          case R_X86_64.NONE:
             break;
-          case 1:
+          case R_X86_64['64']:
             if (!inBounds(8)) {
               report('RELOC_OFFSET', { section: base.name }, ctx);
               ok = false;
@@ -137,8 +138,8 @@ export function performRelocs(elf: LoadedElf, abi: PayloadAbi, rules: LoaderRule
             }
             mem.setBigUint64(Number(roff), val, true);
             break;
-          case 2:
-          case 4: {
+          case R_X86_64.PC32:
+          case R_X86_64.PLT32: {
             if (!inBounds(4)) {
               report('RELOC_OFFSET', { section: base.name }, ctx);
               ok = false;
@@ -170,13 +171,13 @@ export function performRelocs(elf: LoadedElf, abi: PayloadAbi, rules: LoaderRule
           ok = false;
           continue;
         }
-        if (abi.arch === 'arm64' && (type === 257 || type === 260) && !inBounds(8)) {
+        if (relocWidth(abi.arch, type) === 8 && !inBounds(8)) {
           report('RELOC_OFFSET', { section: base.name }, ctx);
           ok = false;
           continue;
         }
         const w = elf.is64 ? 8 : 4;
-        if ((type === 257 || type === 2) && inBounds(w)) {
+        if (type === ABS_PTR_RELOC[abi.arch] && inBounds(w)) {
           if (w === 8) mem.setBigUint64(Number(roff), val, true);
           else mem.setUint32(Number(roff), Number(BigInt.asUintN(32, val)), true);
         }

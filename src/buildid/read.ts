@@ -60,7 +60,7 @@ export interface BuildIdResult {
  * payload's own id is its `.note.gnu.build-id` (what Xen compares and `readelf -n` shows there).
  */
 const DEPENDS_SECTIONS = ['.livepatch.depends', '.xsplice.depends'];
-const XEN_DEPENDS_SECTION = '.livepatch.xen_depends';
+export const XEN_DEPENDS_SECTION = '.livepatch.xen_depends';
 const OWN_ID_SECTION = '.note.gnu.build-id';
 
 export interface ReadBuildIdOptions {

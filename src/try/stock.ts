@@ -12,6 +12,12 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
+import { findBuildIdNotes } from '../buildid/elf-id.js';
+import { parseBuildIdNote, toHex } from '../buildid/note.js';
+import { XEN_DEPENDS_SECTION } from '../buildid/read.js';
+import { SHT } from '../elf/constants.js';
+import { isElf, readElf } from '../elf/reader.js';
+import type { ElfFile } from '../elf/types.js';
 import { archOfMachine } from '../payload/abi-rows.js';
 import { ARCHES, packageRoot, runSetupScript, type TryArch } from './locate.js';
 
@@ -37,51 +43,35 @@ export const KNOWN_DEBIAN_BUILDS: readonly { version: string; arch: TryArch; bui
   { version: '4.17.7+13-g2445b30a44-0+deb12u1', arch: 'x86_64', buildId: '151b373fd64b321593bf987fd923cd10dabadac4' },
 ];
 
-/** Facts `try` needs from a payload without a full parse: its machine and xen_depends build-id. */
+/** Facts `try` needs from a payload: its machine and xen_depends build-id. */
 export interface PayloadFacts {
   arch: TryArch | 'arm32' | null;
   xenDepends: string | null;
 }
 
-const SHT_NOTE = 7;
-
-/** Reads e_machine and the NT_GNU_BUILD_ID of `.livepatch.xen_depends` (ELF32/64, little-endian). */
-export function payloadFacts(b: Buffer): PayloadFacts {
-  if (b.length < 52 || b.readUInt32BE(0) !== 0x7f454c46 || b[5] !== 1) return { arch: null, xenDepends: null };
-  const machine = b.readUInt16LE(0x12);
-  const arch = archOfMachine(machine) ?? null;
-  const is64 = b[4] === 2;
-  if (is64 && b.length < 64) return { arch, xenDepends: null };
-  const shoff = is64 ? Number(b.readBigUInt64LE(0x28)) : b.readUInt32LE(0x20);
-  const shentsize = b.readUInt16LE(is64 ? 0x3a : 0x2e);
-  const shnum = b.readUInt16LE(is64 ? 0x3c : 0x30);
-  const shstrndx = b.readUInt16LE(is64 ? 0x3e : 0x32);
-  const sec = (i: number) => {
-    const o = shoff + i * shentsize;
-    if (shentsize < (is64 ? 64 : 40) || o + shentsize > b.length) return undefined;
-    return {
-      name: b.readUInt32LE(o),
-      type: b.readUInt32LE(o + 4),
-      off: is64 ? Number(b.readBigUInt64LE(o + 0x18)) : b.readUInt32LE(o + 0x10),
-      size: is64 ? Number(b.readBigUInt64LE(o + 0x20)) : b.readUInt32LE(o + 0x14),
-    };
-  };
-  const strs = sec(shstrndx);
-  if (!strs || strs.off + strs.size > b.length) return { arch, xenDepends: null };
-  for (let i = 0; i < shnum && i < 4096; i++) {
-    const s = sec(i);
-    // By name, as the hypervisor finds it (objcopy-made notes are PROGBITS).
-    if (!s || s.type === 8 || s.off + s.size > b.length) continue;
-    const nameEnd = b.indexOf(0, strs.off + s.name);
-    if (b.toString('latin1', strs.off + s.name, nameEnd) !== '.livepatch.xen_depends') continue;
-    if (s.size < 16) return { arch, xenDepends: null };
-    const namesz = b.readUInt32LE(s.off);
-    const descsz = b.readUInt32LE(s.off + 4);
-    const desc = s.off + 12 + ((namesz + 3) & ~3);
-    if (descsz === 0 || desc + descsz > s.off + s.size) return { arch, xenDepends: null };
-    return { arch, xenDepends: b.toString('hex', desc, desc + descsz) };
+/** The ELF file in `b`, or undefined when it is not one the reader accepts. */
+function elfOf(b: Buffer): ElfFile | undefined {
+  try {
+    return readElf(b);
+  } catch {
+    return undefined;
   }
-  return { arch, xenDepends: null };
+}
+
+/** e_machine and the NT_GNU_BUILD_ID of `.livepatch.xen_depends`, read as the hypervisor reads it (little-endian payloads). */
+export function payloadFacts(b: Buffer): PayloadFacts {
+  if (b.length < 52 || !isElf(b) || b[5] !== 1) return { arch: null, xenDepends: null };
+  const arch = archOfMachine(b.readUInt16LE(18)) ?? null;
+  // By name, as the hypervisor finds it (objcopy-made notes are PROGBITS).
+  const s = elfOf(b)?.sectionByName(XEN_DEPENDS_SECTION);
+  if (!s || s.type === SHT.NOBITS) return { arch, xenDepends: null };
+  let note: ReturnType<typeof parseBuildIdNote>;
+  try {
+    note = parseBuildIdNote(s.data());
+  } catch {
+    return { arch, xenDepends: null };
+  }
+  return { arch, xenDepends: note.ok ? toHex(note.id) : null };
 }
 
 function debArch(arch: TryArch): string {
@@ -95,34 +85,11 @@ export function stockRoot(version: string, arch: TryArch): string {
   return join(cache, 'debian-versions', `${version.replace(/[^A-Za-z0-9.+~-]/g, '_')}_${debArch(arch)}`, 'root');
 }
 
-/** Hex build-id from the first NT_GNU_BUILD_ID note in an ELF64/ELF32 file's sections. */
+/** Hex build-id from the first GNU build-id note in an ELF file. */
 export function elfBuildId(b: Buffer): string | undefined {
-  if (b.length < 52 || b.readUInt32BE(0) !== 0x7f454c46) return undefined;
-  const is64 = b[4] === 2;
-  const shoff = is64 ? Number(b.readBigUInt64LE(0x28)) : b.readUInt32LE(0x20);
-  const shentsize = b.readUInt16LE(is64 ? 0x3a : 0x2e);
-  const shnum = b.readUInt16LE(is64 ? 0x3c : 0x30);
-  for (let i = 0; i < shnum; i++) {
-    const o = shoff + i * shentsize;
-    if (o + shentsize > b.length) return undefined;
-    if (b.readUInt32LE(o + 4) !== SHT_NOTE) continue;
-    const off = is64 ? Number(b.readBigUInt64LE(o + 0x18)) : b.readUInt32LE(o + 0x10);
-    const size = is64 ? Number(b.readBigUInt64LE(o + 0x20)) : b.readUInt32LE(o + 0x14);
-    let p = off;
-    while (p + 12 <= off + size && p + 12 <= b.length) {
-      const namesz = b.readUInt32LE(p);
-      const descsz = b.readUInt32LE(p + 4);
-      const type = b.readUInt32LE(p + 8);
-      const nameOff = p + 12;
-      const descOff = nameOff + ((namesz + 3) & ~3);
-      if (descOff + descsz > b.length) break;
-      if (type === 3 && b.toString('latin1', nameOff, nameOff + namesz).replace(/\0+$/, '') === 'GNU') {
-        return b.toString('hex', descOff, descOff + descsz);
-      }
-      p = descOff + ((descsz + 3) & ~3);
-    }
-  }
-  return undefined;
+  const elf = elfOf(b);
+  const note = elf ? findBuildIdNotes(elf)[0] : undefined;
+  return note ? toHex(note.id) : undefined;
 }
 
 /**

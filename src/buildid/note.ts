@@ -16,6 +16,7 @@
  */
 import { FormatError } from '../errors.js';
 import type { ElfFile } from '../elf/types.js';
+import { walkNoteRecords } from '../elf/note-walk.js';
 
 export const NT_GNU_BUILD_ID = 3;
 /** Note header: namesz, descsz, type. */
@@ -162,30 +163,17 @@ export interface NoteRef {
  */
 /** The notes of one note section's contents (`offset`: where they lie in the file; `align`: 4 or 8). */
 export function notesIn(data: Uint8Array, section: number, offset: number, align: 4 | 8, le: boolean): NoteRef[] {
-  const out: NoteRef[] = [];
-  const up = (n: number): number => (n + align - 1) & ~(align - 1);
-  const dv = new DataView(data.buffer, data.byteOffset, data.byteLength);
-  let p = 0;
-  while (p + NOTE_HEADER_SIZE <= data.length) {
-    const namesz = dv.getUint32(p, le);
-    const descsz = dv.getUint32(p + 4, le);
-    const type = dv.getUint32(p + 8, le);
-    if (namesz > data.length || descsz > data.length) break;
-    const descOff = up(NOTE_HEADER_SIZE + namesz);
-    if (p + descOff + descsz > data.length) break;
-    out.push({
-      section,
-      offset: offset + p,
-      descOffset: offset + p + descOff,
-      size: NOTE_HEADER_SIZE + align4(namesz) + align4(descsz),
-      namesz,
-      type,
-      name: data.subarray(p + NOTE_HEADER_SIZE, p + NOTE_HEADER_SIZE + namesz),
-      desc: data.subarray(p + descOff, p + descOff + descsz),
-    });
-    p += Math.max(up(descOff + descsz), NOTE_HEADER_SIZE);
-  }
-  return out;
+  // A malformed note ends the walk; the notes before it count.
+  return walkNoteRecords(data, align, le).notes.map((n) => ({
+    section,
+    offset: offset + n.at,
+    descOffset: offset + n.descAt,
+    size: NOTE_HEADER_SIZE + align4(n.namesz) + align4(n.descsz),
+    namesz: n.namesz,
+    type: n.type,
+    name: data.subarray(n.at + NOTE_HEADER_SIZE, n.at + NOTE_HEADER_SIZE + n.namesz),
+    desc: data.subarray(n.descAt, n.descAt + n.descsz),
+  }));
 }
 
 export function walkNotes(elf: ElfFile, also?: (name: string) => boolean): NoteRef[] {

@@ -15,6 +15,7 @@
 import { FormatError, type ErrorContext } from '../errors.js';
 import { ELFCLASS, ELFDATA, SHN, SHT } from './constants.js';
 import { EI, EI_NIDENT, dataView, decodeRecord, layoutsFor, readBigField, readSafeField, type ClassLayouts } from './layout.js';
+import { walkNoteRecords } from './note-walk.js';
 import { isAsciiName } from './strtab.js';
 import type {
   ElfFile,
@@ -934,42 +935,27 @@ export function parseNotes(
   section: number,
   fail: (detail: string, offset: number, expected: string, found: string) => Error,
 ): ElfNote[] {
-  const out: ElfNote[] = [];
-  const dv = dataView(data);
-  const up = (n: number) => (n + align - 1) & ~(align - 1);
-  let pos = 0;
-  while (pos < data.length) {
-    if (data.length - pos < 12) {
-      // Trailing padding shorter than a note header is tolerated when it is all zero.
-      if (data.subarray(pos).every((b) => b === 0)) break;
-      throw fail('note header is truncated', fileOffset + pos, '12 bytes', `${data.length - pos} bytes`);
-    }
-    const namesz = dv.getUint32(pos, le);
-    const descsz = dv.getUint32(pos + 4, le);
-    const type = dv.getUint32(pos + 8, le);
-    const descOff = up(12 + namesz);
-    const room = data.length - pos;
-    if (namesz > room - 12 || descOff > room || descsz > room - descOff) {
-      throw fail(
-        'note name or descriptor runs past the end of the section',
-        fileOffset + pos,
-        `namesz + descsz within ${room - 12} bytes`,
-        `namesz ${namesz}, descsz ${descsz}`,
-      );
-    }
-    let nameEnd = pos + 12 + namesz;
-    while (nameEnd > pos + 12 && data[nameEnd - 1] === 0) nameEnd--;
-    out.push({
-      section,
-      offset: fileOffset + pos,
-      namesz,
-      descsz,
-      type,
-      name: utf8.decode(data.subarray(pos + 12, nameEnd)),
-      desc: data.subarray(pos + descOff, pos + descOff + descsz),
-    });
-    const next = up(descOff + descsz);
-    pos += Math.max(next, 12);
+  const { notes, stop } = walkNoteRecords(data, align, le);
+  if (stop?.kind === 'truncated') throw fail('note header is truncated', fileOffset + stop.at, '12 bytes', `${stop.left} bytes`);
+  if (stop) {
+    throw fail(
+      'note name or descriptor runs past the end of the section',
+      fileOffset + stop.at,
+      `namesz + descsz within ${stop.room - 12} bytes`,
+      `namesz ${stop.namesz}, descsz ${stop.descsz}`,
+    );
   }
-  return out;
+  return notes.map((n) => {
+    let nameEnd = n.at + 12 + n.namesz;
+    while (nameEnd > n.at + 12 && data[nameEnd - 1] === 0) nameEnd--;
+    return {
+      section,
+      offset: fileOffset + n.at,
+      namesz: n.namesz,
+      descsz: n.descsz,
+      type: n.type,
+      name: utf8.decode(data.subarray(n.at + 12, nameEnd)),
+      desc: data.subarray(n.descAt, n.descAt + n.descsz),
+    };
+  });
 }

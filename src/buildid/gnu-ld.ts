@@ -18,7 +18,7 @@ import { readElf } from '../elf/reader.js';
 import type { ElfFile } from '../elf/types.js';
 import type { WritePlan } from '../elf/writer.js';
 import { createHasher } from './hash.js';
-import { buildIdNoteSize, encodeBuildIdNote, notesIn, NT_GNU_BUILD_ID, walkNotes, type NoteRef } from './note.js';
+import { buildIdNoteSize, encodeBuildIdNote, NT_GNU_BUILD_ID, walkNoteSections, walkNotes, type NoteRef } from './note.js';
 import { MemorySource, PlanRunner, rangeMinus, type ByteSource, type Range, type Segment } from './stream.js';
 
 export type GnuLdAlgo = 'sha1' | 'md5';
@@ -216,22 +216,24 @@ function isPackageMetadataNote(n: NoteRef): boolean {
  * them after hashing too, so they read as zero. Tolerates malformed note sections (skips them).
  */
 export function packageMetadataRanges(elf: ElfFile): Range[] {
-  return walkNotes(elf)
-    .filter(isPackageMetadataNote)
-    .map((n) => ({ offset: n.offset, size: n.size }));
+  return packageMetadataIn(walkNotes(elf));
+}
+
+function packageMetadataIn(notes: readonly NoteRef[]): Range[] {
+  return notes.filter(isPackageMetadataNote).map((n) => ({ offset: n.offset, size: n.size }));
 }
 
 /**
  * The last patch on a freshly written object: computes GNU ld's id with the build-id section's
  * bytes read as zero, then writes the note (header, "GNU\0", id) into that section in place.
  * The section must already have the note's size (36 bytes for sha1, 32 for md5). Returns the id.
+ * Checks the section by name, then takes the one patch path, patchGnuLdBuildIdLaidOut.
  */
 export function patchGnuLdBuildId(bytes: Uint8Array, algo: GnuLdAlgo, sectionName = '.note.gnu.build-id'): Uint8Array {
   const elf = readElf(bytes);
   const sec = elf.sectionByName(sectionName);
   if (!sec) throw new FormatError('BUILDID_NO_SECTION', `no ${sectionName} section to patch`, { file: elf.file, section: sectionName });
-  const descsz = algo === 'sha1' ? 20 : 16;
-  const want = buildIdNoteSize(descsz);
+  const want = buildIdNoteSize(algo === 'sha1' ? 20 : 16);
   if (sec.type === SHT.NOBITS || sec.size !== BigInt(want)) {
     throw new FormatError('BUILDID_SECTION_SIZE', `${sectionName} has the wrong size for a ${algo} build-id note`, {
       file: elf.file,
@@ -248,15 +250,13 @@ export function patchGnuLdBuildId(bytes: Uint8Array, algo: GnuLdAlgo, sectionNam
       offset: sec.offset,
     });
   }
-  const zero: Range[] = [{ offset: sec.offset, size: want }, ...packageMetadataRanges(elf)];
-  const id = gnuLdDigest(elf, algo, zero);
-  bytes.set(encodeBuildIdNote(id, elf.header.littleEndian), sec.offset);
-  return id;
+  return patchGnuLdBuildIdLaidOut(gnuLdLayoutOf(elf), sec.index, algo, elf.header.littleEndian);
 }
 
 /**
  * patchGnuLdBuildId for an object whose layout the caller knows (the writer's plan): no read-back.
- * `noteIndex` is the build-id section's index. Same id, same bytes, as patchGnuLdBuildId.
+ * `noteIndex` is the build-id section's index. The --package-metadata notes of the layout's note
+ * sections read as zero too.
  */
 export function patchGnuLdBuildIdLaidOut(layout: GnuLdLayout, noteIndex: number, algo: GnuLdAlgo, littleEndian: boolean): Uint8Array {
   const bytes = layout.bytes;
@@ -269,17 +269,19 @@ export function patchGnuLdBuildIdLaidOut(layout: GnuLdLayout, noteIndex: number,
       expected: want,
     });
   }
-  const zero: Range[] = [{ offset: sec.offset, size: want }];
-  const laid = layout.sections;
-  for (let k = 0; k < laid.length; k++) {
-    const s = laid[k]!;
-    if (s.type !== SHT.NOTE || s.index === 0) continue;
-    const size = sectionSize(s, layout.file);
-    if (s.offset + size > bytes.length) continue;
-    for (const n of notesIn(bytes.subarray(s.offset, s.offset + size), s.index, s.offset, s.addralign === 8n ? 8 : 4, littleEndian)) {
-      if (isPackageMetadataNote(n)) zero.push({ offset: n.offset, size: n.size });
-    }
-  }
+  const noteSections = layout.sections.map((s) => ({
+    index: s.index,
+    type: s.type,
+    offset: s.offset,
+    addralign: s.addralign,
+    name: '',
+    data: (): Uint8Array => {
+      const size = sectionSize(s, layout.file);
+      if (s.offset + size > bytes.length) throw new RangeError('section outside the file');
+      return bytes.subarray(s.offset, s.offset + size);
+    },
+  }));
+  const zero: Range[] = [{ offset: sec.offset, size: want }, ...packageMetadataIn(walkNoteSections(noteSections, littleEndian))];
   const id = gnuLdDigest(layout, algo, zero);
   bytes.set(encodeBuildIdNote(id, littleEndian), sec.offset);
   return id;

@@ -177,10 +177,24 @@ export function notesIn(data: Uint8Array, section: number, offset: number, align
 }
 
 export function walkNotes(elf: ElfFile, also?: (name: string) => boolean): NoteRef[] {
+  return walkNoteSections(elf.sections, elf.header.littleEndian, also);
+}
+
+/** What walkNotes needs of a section: an ElfFile's sections, or a layout the caller knows. */
+export interface NoteSection {
+  index: number;
+  type: number;
+  offset: number;
+  addralign: bigint;
+  readonly name: string;
+  data(): Uint8Array;
+}
+
+/** walkNotes over any list of sections. */
+export function walkNoteSections(sections: readonly NoteSection[], le: boolean, also?: (name: string) => boolean): NoteRef[] {
   const out: NoteRef[] = [];
-  const le = elf.header.littleEndian;
-  const walked: { s: (typeof elf.sections)[number]; data: Uint8Array }[] = [];
-  for (const s of elf.sections) {
+  const walked: { s: NoteSection; data: Uint8Array }[] = [];
+  for (const s of sections) {
     // Names are looked at only when `also` is given (reading one can mean decoding it).
     if (s.type !== 7 && !(also && s.type !== 8 && s.index !== 0 && also(s.name))) continue;
     let data: Uint8Array;

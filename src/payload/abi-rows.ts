@@ -77,6 +77,19 @@ export const RELOC_TYPES: Record<Arch, Record<string, number>> = {
 export const ABS_PTR_RELOC: Record<Arch, number> = { x86_64: R_X86_64['64'], arm64: R_AARCH64.ABS64, arm32: R_ARM.ABS32 };
 
 /**
+ * ARM mapping symbols `$a`, `$d`, `$x` (optionally `.suffix`): on ARM they are never new payload
+ * symbols (arch_livepatch_symbol_ok), so neither duplicate checks nor exports see them.
+ */
+export function isSkippedMappingSymbol(arch: Arch, name: string): boolean {
+  return arch !== 'x86_64' && /^\$[adx](\.|$)/.test(name);
+}
+
+/** Thumb mapping symbols `$t`, `$t.*`: arm32 refuses a payload with one (arch_livepatch_symbol_deny, 4.8+). */
+export function isDeniedMappingSymbol(arch: Arch, name: string): boolean {
+  return arch === 'arm32' && /^\$t(\.|$)/.test(name);
+}
+
+/**
  * Bytes a relocation of `type` writes, for the types a payload section's bounds are checked
  * against (x86_64: 0 for the types it does not apply; ARM: the 64-bit ABS/PREL take 8, the rest
  * one 4-byte instruction or word).

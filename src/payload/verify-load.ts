@@ -14,6 +14,7 @@
 import { LAYOUT32, LAYOUT64, decodeRecord, dataView, type ClassLayouts } from '../elf/layout.js';
 import { EM, SHF, SHN, SHT } from '../elf/constants.js';
 import type { PayloadAbi } from './abi-types.js';
+import { isDeniedMappingSymbol } from './abi-rows.js';
 import type { LoaderRules } from './releases.js';
 import type { DiagArgs, DiagCode, DiagContext } from './diagnostics.js';
 
@@ -259,9 +260,7 @@ export function loadElf(
     if (sym.nameOffset >= strtab.size)
       return void report('SYM_NAME_OUTSIDE', { index: i }, { section: '.symtab', offset: symtab.offset + i * ent });
     sym.name = str(strtab.data, sym.nameOffset);
-    // arm32 denies Thumb mapping symbols (4.8+).
-    if (abi.arch === 'arm32' && (sym.name === '$t' || sym.name.startsWith('$t.')))
-      return void report('SYM_DENIED', { symbol: sym.name }, { symbol: sym.name });
+    if (isDeniedMappingSymbol(abi.arch, sym.name)) return void report('SYM_DENIED', { symbol: sym.name }, { symbol: sym.name });
   }
   return { bytes, layouts: L, is64, shnum, shstrndx, sections, symtabIndex, strtabIndex, symbols };
 }

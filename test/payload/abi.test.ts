@@ -15,6 +15,32 @@ import {
   validateAbi,
 } from '../../src/payload/abi.js';
 import { decodeExpectation, decodeFuncEntries, encodeExpectation, encodeFuncEntry } from '../../src/payload/funcs.js';
+import { archOfMachine, isDeniedMappingSymbol, isSkippedMappingSymbol, relocWidth, RELOC_TYPES } from '../../src/payload/abi-rows.js';
+import { EM, R_AARCH64, R_ARM, R_X86_64 } from '../../src/elf/constants.js';
+
+describe('per-architecture facts written once (abi-rows)', () => {
+  it('e_machine → arch', () => {
+    expect([EM.X86_64, EM.AARCH64, EM.ARM, EM['386'], 0].map(archOfMachine)).toEqual(['x86_64', 'arm64', 'arm32', undefined, undefined]);
+  });
+
+  it('relocation sets and widths come from the ELF constants', () => {
+    expect(RELOC_TYPES.x86_64).toEqual({ R_X86_64_NONE: 0, R_X86_64_64: 1, R_X86_64_PC32: 2, R_X86_64_PLT32: 4 });
+    expect(RELOC_TYPES.arm32.R_ARM_MOVT_ABS).toBe(R_ARM.MOVT_ABS);
+    expect(Object.keys(RELOC_TYPES.arm64)).toHaveLength(36);
+    expect([R_X86_64['64'], R_X86_64.PC32, R_X86_64.PLT32, R_X86_64['32']].map((t) => relocWidth('x86_64', t))).toEqual([8, 4, 4, 0]);
+    expect([R_AARCH64.ABS64, R_AARCH64.PREL64, R_AARCH64.CALL26].map((t) => relocWidth('arm64', t))).toEqual([8, 8, 4]);
+    expect(relocWidth('arm32', R_ARM.ABS32)).toBe(4);
+  });
+
+  it('ARM mapping symbols: $a/$d/$x skipped on ARM only, $t denied on arm32 only', () => {
+    const names = ['$a', '$d', '$x', '$x.text', '$t', '$t.1', '$xy', 'f$d', '$'];
+    expect(names.filter((n) => isSkippedMappingSymbol('arm64', n))).toEqual(['$a', '$d', '$x', '$x.text']);
+    expect(names.filter((n) => isSkippedMappingSymbol('arm32', n))).toEqual(['$a', '$d', '$x', '$x.text']);
+    expect(names.filter((n) => isSkippedMappingSymbol('x86_64', n))).toEqual([]);
+    expect(names.filter((n) => isDeniedMappingSymbol('arm32', n))).toEqual(['$t', '$t.1']);
+    expect(names.filter((n) => isDeniedMappingSymbol('arm64', n))).toEqual([]);
+  });
+});
 
 describe('abiForVersion', () => {
   // [version, row, funcs must be writable (x86), funcs emitted writable]

@@ -7,7 +7,7 @@ import { RefusedError } from '../../errors.js';
 import { SHN, SHT, SHF, STT, relocTypeName } from '../../elf/constants.js';
 import type { ElfFile } from '../../elf/types.js';
 import type { PayloadAbi } from '../abi-types.js';
-import { relocWidth } from '../abi-rows.js';
+import { isSkippedMappingSymbol, relocWidth } from '../abi-rows.js';
 import type { Target } from '../target.js';
 import { F_ALLOC, F_EXEC, F_MERGE, F_TLS, F_WRITE, flagBits, nameOf, refuse, refuseAs, type EntryPlan, type Merged } from './model.js';
 import type { BuildInput } from './types.js';
@@ -202,7 +202,7 @@ export function checkNewSymbols(
     if ((sf & F_ALLOC) === 0) continue;
     if (s.spec.type === STT.SECTION || s.spec.type === STT.FILE) continue;
     if ((sf & F_MERGE) !== 0 && s.name.startsWith('.L')) continue;
-    if (abi.arch !== 'x86_64' && /^\$[adx](\.|$)/.test(s.name)) continue;
+    if (isSkippedMappingSymbol(abi.arch, s.name)) continue;
     if (overriding.get(s.sec)?.has(s.spec.value)) continue;
     const nm = s.name.slice(0, abi.limits.maxSymbolLen);
     if (target.symbols?.has(nm) || depPayloadSyms.has(nm)) {

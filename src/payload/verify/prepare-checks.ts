@@ -7,6 +7,7 @@
 import { SHF } from '../../elf/constants.js';
 import { parseBuildIdNote } from '../../buildid/note.js';
 import type { PayloadAbi } from '../abi-types.js';
+import { isSkippedMappingSymbol } from '../abi-rows.js';
 import { makeDiagnostic } from '../diagnostics.js';
 import type { LoaderRules } from '../releases.js';
 import { readPtr, sectionAt, type LoadedElf, type SymbolSpace, type XSection } from '../verify-load.js';
@@ -277,7 +278,7 @@ export function buildSymbolTable(
     const sec = elf.sections[s.shndx]!;
     if (!(sec.flags & SHF.ALLOC) || s.name === '') continue;
     if (sec.flags & SHF.MERGE && s.name.startsWith('.L')) continue;
-    if (r.arch !== 'x86_64' && /^\$(d|a|x)(\..*)?$/.test(s.name)) continue;
+    if (isSkippedMappingSymbol(r.arch, s.name)) continue;
     const name = s.name.slice(0, maxSymbolLen); // KSYM_NAME_LEN - 1
     if (newAddrs.has(s.value)) continue; // overriding symbol
     if (space.xen(name) || space.payloads(name)) {

@@ -9,7 +9,7 @@
  * `ld -r --build-id` keeps its inputs' build-id notes (several notes, the new one after the first
  * input's): every note is tried, and the result says which one the linker made.
  */
-import { EM, SHT } from '../elf/constants.js';
+import { EM, PT, SHT } from '../elf/constants.js';
 import type { ElfFile, ElfSection } from '../elf/types.js';
 import { gnuLdPlan, packageMetadataRanges } from './gnu-ld.js';
 import { createHasher, type Hasher } from './hash.js';
@@ -239,7 +239,7 @@ export interface BootImageCheck {
 export function checkBootImageAgainstSyms(boot: ElfFile, payload: ElfSection, syms: ElfFile): BootImageCheck {
   const data = safeData(payload);
   if (!data) return { ok: false, reason: `the boot image's ${payload.name} lies outside the file` };
-  const loads = syms.programHeaders.filter((p) => p.type === 1 /* PT_LOAD */);
+  const loads = syms.programHeaders.filter((p) => p.type === PT.LOAD);
   for (const p of loads) {
     if (p.filesz !== BigInt(data.length)) continue;
     if (p.offset + data.length > syms.bytes.length) continue;

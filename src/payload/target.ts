@@ -23,7 +23,7 @@ import { FormatError, RefusedError, UsageError } from '../errors.js';
 import { readElf, isElf } from '../elf/reader.js';
 import { EM, ET, SHF, SHN, SHT, STB, STT } from '../elf/constants.js';
 import type { ElfFile, ElfSection, ElfSymbol } from '../elf/types.js';
-import { isHexId, parseBuildIdNote, parseHexId, toHex } from '../buildid/note.js';
+import { isHexId, NT_GNU_BUILD_ID, parseBuildIdNote, parseHexId, toHex } from '../buildid/note.js';
 import type { Arch } from './abi-types.js';
 import { archOfMachine } from './abi-rows.js';
 
@@ -324,7 +324,7 @@ function fromElf(elf: ElfFile, source: string, file: string): Target {
   }
   if (!id) {
     for (const n of elf.notes()) {
-      if (n.name === 'GNU' && n.type === 3 && n.desc.length > 0) {
+      if (n.name === 'GNU' && n.type === NT_GNU_BUILD_ID && n.desc.length > 0) {
         id = n.desc.slice();
         break;
       }

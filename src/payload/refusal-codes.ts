@@ -25,7 +25,11 @@ export const BUILD_ALIASES = {
   RELOC_OFFSET: 'BUILD_RELOC_OFFSET',
   RELOC_IGNORED_SYMBOL: 'BUILD_RELOC_IGNORED',
   ALT_NO_REPLACEMENT: 'BUILD_ALT_NO_REPLACEMENT',
-  FUNC_ZERO_FIELDS: 'BUILD_OLD_SIZE',
+  // old_size 0, and (4.7, no NOP entries yet) new_size 0.
+  FUNC_ZERO_FIELDS: ['BUILD_OLD_SIZE', 'BUILD_NEW_SIZE'],
+  // A special section the row has no entry size for: on ARM, Xen refuses these two.
+  ALT_UNSUPPORTED: 'BUILD_SPECIAL_UNSUPPORTED',
+  EX_TABLE_UNSUPPORTED: 'BUILD_SPECIAL_UNSUPPORTED',
   FUNC_OLD_SIZE: 'BUILD_OLD_TOO_SMALL',
   FUNC_NOP_TOO_LONG: 'BUILD_NOP_LEN',
   FUNC_NOP_OLD_SIZE: 'BUILD_NOP_LEN',
@@ -38,13 +42,32 @@ export const BUILD_ALIASES = {
   UNCHECKED_NOP_SPLITS_INSN: 'BUILD_NOP_SPLITS_INSN',
   UNCHECKED_BUG_INSTR: 'BUILD_BUG_INSTR',
   NOTE_NOP_COVERS_RETURN: 'BUILD_NOP_COVERS_RETURN',
-} as const satisfies Partial<Record<DiagCode, `BUILD_${string}`>>;
+} as const satisfies Partial<Record<DiagCode, `BUILD_${string}` | readonly `BUILD_${string}`[]>>;
 
 export type HypervisorRefusal = keyof typeof BUILD_ALIASES;
 
-/** A build refusal named as verify names the same check (with its former build code as alias). */
-export function hypervisorRefusal(code: HypervisorRefusal, detail: string, ctx: ErrorContext = {}): RefusedError {
-  return new RefusedError(code, detail, ctx, BUILD_ALIASES[code]);
+/** The former build codes of a refusal (the first is the default alias). */
+export type BuildAlias<C extends HypervisorRefusal> = (typeof BUILD_ALIASES)[C] extends readonly (infer A)[]
+  ? A
+  : (typeof BUILD_ALIASES)[C];
+
+/** The former build codes of `code`, the default first. */
+export function buildAliases(code: HypervisorRefusal): readonly string[] {
+  const a: string | readonly string[] = BUILD_ALIASES[code];
+  return typeof a === 'string' ? [a] : a;
+}
+
+/**
+ * A build refusal named as verify names the same check, with its former build code as alias
+ * (`alias` picks one when build had two codes for the check).
+ */
+export function hypervisorRefusal<C extends HypervisorRefusal>(
+  code: C,
+  detail: string,
+  ctx: ErrorContext = {},
+  alias?: BuildAlias<C>,
+): RefusedError {
+  return new RefusedError(code, detail, ctx, (alias as string | undefined) ?? buildAliases(code)[0]);
 }
 
 export function isHypervisorRefusal(code: string): code is HypervisorRefusal {

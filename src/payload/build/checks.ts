@@ -80,10 +80,12 @@ export function checkSections(abi: PayloadAbi, merged: Merged, objects: readonly
       });
     }
     if (es === undefined && ARCH_SPECIAL.test(name) && size > 0) {
-      refuse('BUILD_SPECIAL_UNSUPPORTED', `the target (${abi.id}, ${abi.releases}) does not handle ${name} on ${abi.arch}`, {
-        file,
-        section: name,
-      });
+      // .altinstructions and .ex_table the hypervisor refuses (ALT_UNSUPPORTED, EX_TABLE_UNSUPPORTED);
+      // the others it would ignore, leaving what they describe undone.
+      const detail = `the target (${abi.id}, ${abi.releases}) does not handle ${name} on ${abi.arch}`;
+      if (name === '.altinstructions') refuseAs('ALT_UNSUPPORTED', detail, { file, section: name });
+      if (name === '.ex_table') refuseAs('EX_TABLE_UNSUPPORTED', detail, { file, section: name });
+      refuse('BUILD_SPECIAL_UNSUPPORTED', detail, { file, section: name });
     }
     if (!s.rel || !alloc) continue; // Xen skips relocations of non-alloc sections (debug info)
     if (!s.rel.rela && !abi.relAllowed) {

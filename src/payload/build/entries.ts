@@ -52,9 +52,12 @@ export function funcEntries(opts: BuildOptions, merged: Merged, findNew: FindNew
     const newSize = p.newSize ?? Number(ns.spec.size);
     checkDup(o.name, `--patch ${p.old}`);
     if (newSize === 0 && !abi.nopAllowed)
-      refuse('BUILD_NEW_SIZE', `${newName} has size 0 (no .size directive?); ${abi.id} refuses new_size 0 — give newSize in --spec`, {
-        symbol: newName,
-      });
+      refuseAs(
+        'FUNC_ZERO_FIELDS',
+        `${newName} has size 0 (no .size directive?); ${abi.id} refuses new_size 0 ("Address or size fields are zero") — give newSize in --spec`,
+        { symbol: newName },
+        'BUILD_NEW_SIZE',
+      );
     if (newSize === 0) warn(`${newName} has st_size 0 (no .size directive?): new_size 0`);
     if (o.size === 0) refuseAs('FUNC_ZERO_FIELDS', `old_size of ${o.name} is 0 ("Address or size fields are zero")`, { symbol: o.name });
     const addrForBytes = o.sym?.value ?? o.addr;

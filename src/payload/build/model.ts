@@ -7,7 +7,7 @@ import { SHF } from '../../elf/constants.js';
 import type { RelocationSpec, SectionSpec, SymbolSpec } from '../../elf/types.js';
 import type { HookSectionRule } from '../abi-types.js';
 import type { Expectation } from '../funcs.js';
-import { hypervisorRefusal, type HypervisorRefusal } from '../refusal-codes.js';
+import { hypervisorRefusal, type BuildAlias, type HypervisorRefusal } from '../refusal-codes.js';
 
 export interface MSection {
   spec: SectionSpec;
@@ -76,8 +76,13 @@ export function refuse(
 }
 
 /** A refusal of what the hypervisor refuses (or verify flags): verify's code for it (refusal-codes.ts). */
-export function refuseAs(code: HypervisorRefusal, detail: string, ctx: ConstructorParameters<typeof RefusedError>[2] = {}): never {
-  throw hypervisorRefusal(code, detail, ctx);
+export function refuseAs<C extends HypervisorRefusal>(
+  code: C,
+  detail: string,
+  ctx: ConstructorParameters<typeof RefusedError>[2] = {},
+  alias?: BuildAlias<C>,
+): never {
+  throw hypervisorRefusal(code, detail, ctx, alias);
 }
 
 /**

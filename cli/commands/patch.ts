@@ -1,6 +1,6 @@
 /**
  * xsplice patch FIX.patch... --xen XEN -o OUT [--source DIR | --debian VERSION] [--no-line-fix]
- *               [--make] [--jobs N] [--explain FILE.json] [--json]
+ *               [--make] [--jobs N] [--explain FILE.json] [--json] [--depends PAYLOAD|HEX]
  * From a source fix to a payload the running hypervisor accepts (cli.md). Progress on stderr, one
  * line per phase; OUT is written only if verify accepts the payload.
  */
@@ -20,6 +20,7 @@ interface PatchCliOptions {
   name?: string;
   quiet?: boolean;
   json?: boolean;
+  depends?: string;
 }
 
 export function register(program: Command, setExit: (code: number) => void): void {
@@ -34,6 +35,7 @@ export function register(program: Command, setExit: (code: number) => void): voi
     .option('--no-line-fix', 'do not insert #line directives after each hunk')
     .option('--make', 'build the patched objects with make in a copy of the base instead of their recorded commands')
     .option('--jobs <n>', 'parallel jobs for a base build (default: CPUs)')
+    .option('--depends <payload|hex>', 'the loaded payload this one stacks on (default: the hypervisor)')
     .option('--name <name>', 'payload name (default: from the first patch file name)')
     .option('--explain <file>', 'write the diff explanation (JSON) to FILE')
     .option('-q, --quiet', 'no progress lines')
@@ -48,7 +50,7 @@ export function register(program: Command, setExit: (code: number) => void): voi
         const lib = await import('../../src/patch/index.js');
         const r = await lib.patchXen({
           patches: fixes, xen: opts.xen!, out: opts.output, source: opts.source, debian: opts.debian,
-          lineFix: opts.lineFix, make: opts.make, jobs, name: opts.name, toolVersion: VERSION,
+          lineFix: opts.lineFix, make: opts.make, jobs, name: opts.name, toolVersion: VERSION, depends: opts.depends,
           onProgress: opts.quiet ? undefined : (l) => io.err(l),
           onWarning: (w) => io.err(`xsplice: warning: ${w}\n`),
         });

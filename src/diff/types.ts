@@ -32,6 +32,11 @@ export interface DiffOptions {
   patchName?: string;
   /** Also produce `hookSkeleton` (C source of load/unload hooks for changed data, §8.3). */
   hookSkeleton?: boolean;
+  /**
+   * The payload the result stacks on (already loaded; `--depends PAYLOAD`). A function it replaces
+   * runs its copy, not XEN's: ORIG's twin is checked against that copy instead of XEN's bytes.
+   */
+  stackedOn?: Uint8Array;
 }
 
 export type FunctionStatus = 'same' | 'changed' | 'new' | 'removed' | 'line-only' | 'renamed-init';
@@ -87,6 +92,8 @@ export interface DiffExternal {
   address?: string;
   /** Checked against XEN: bytes of ORIG's twin equal the hypervisor's (functions only). */
   verified?: boolean;
+  /** Set when the running copy is the one in the payload stacked on (`stackedOn`), which was checked instead. */
+  runningIn?: 'depends';
 }
 
 export interface DiffExplainObject {

@@ -56,6 +56,8 @@ export interface PatchOptions {
   make?: boolean;
   /** Keep the scratch directory (its path is in the result). */
   keepScratch?: boolean;
+  /** What the payload stacks on: a loaded payload's file or a hex build-id (default: XEN). */
+  depends?: string;
   /** Payload name (default: the first patch's basename). */
   name?: string;
   toolVersion?: string;
@@ -139,6 +141,9 @@ export async function patchXen(o: PatchOptions): Promise<PatchResult> {
   if (o.patches.length === 0) throw new UsageError('PATCH_USAGE', 'no FIX.patch given');
   if (o.source && o.debian) throw new UsageError('PATCH_USAGE', '--source and --debian exclude each other');
   for (const p of o.patches) if (!existsSync(p)) throw new UsageError('IO_ENOENT', `${p}: no such file`);
+  // Read first: a bad --depends is a usage error before any base is built.
+  const { readDepends } = await import('../payload/build-files.js');
+  if (o.depends) await readDepends(o.depends, '.note.gnu.build-id');
   const progress = makeProgress(o.onProgress);
   const target = await progress.step('read XEN', () => loadTarget(o.xen));
   progress.say(`XEN build-id ${target.buildIdHex}${target.version ? `, version ${target.version}` : ''}`);
@@ -213,7 +218,7 @@ export async function patchXen(o: PatchOptions): Promise<PatchResult> {
     const { diffPayload } = await import('../diff/index.js');
     const name = o.name ?? basename(o.patches[0]!).replace(/\.(patch|diff)$/, '').replace(/[^A-Za-z0-9_]/g, '_').slice(0, 40);
     const r = await progress.step('diff, build and verify', () => diffPayload({
-      orig, patched, xen: target, out: o.out, patchName: name, toolVersion: o.toolVersion, onWarning: o.onWarning,
+      orig, patched, xen: target, out: o.out, patchName: name, ...(o.depends ? { depends: o.depends } : {}), toolVersion: o.toolVersion, onWarning: o.onWarning,
     }));
     result.diff = r.diff;
     result.verify = r.verify;

@@ -193,7 +193,7 @@ export function selectAbi(o: { abi?: string; xenVersion?: string; arch?: Arch; e
   throw new UsageError('TARGET_VERSION_UNKNOWN', `cannot tell which Xen release ${o.target.source === 'hex' ? 'the build-id' : 'XEN'} is: pass --xen-version X.Y.Z or --abi NAME (see --abi help)`);
 }
 
-async function readDepends(arg: string, abiBuildIdSection: string): Promise<DependsSpec> {
+export async function readDepends(arg: string, abiBuildIdSection: string): Promise<DependsSpec> {
   let u: Uint8Array;
   try {
     u = await readInput(arg, { max: PAYLOAD_MAX, what: 'payload (--depends)', tooLargeIsRefusal: true });

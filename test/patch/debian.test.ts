@@ -139,6 +139,21 @@ describe.skipIf(missing('Debian Xen 4.17 packages (scripts/setup-deps.sh)', have
       expect(Buffer.compare(readFileSync(viaSource), readFileSync(viaCache))).toBe(0);
     }, 300_000);
 
+    it('--depends: a second fix stacks on the first payload; verify accepts the pair, not the second alone', async () => {
+      const a = join(dir, 'stack-a.livepatch');
+      const b = join(dir, 'stack-b.livepatch');
+      expect((await runCli(['patch', patchFile(visibleFix), '--xen', STOCK, '-o', a, '-q'])).code).toBe(0);
+      const r = await runCli(['patch', patchFile(globalFix), '--xen', STOCK, '-o', b, '--depends', a, '--json', '-q']);
+      expect(r.code, r.stderr).toBe(0);
+      expect(JSON.parse(r.stdout).verify.payloads.map((p: { file: string }) => p.file)).toEqual([a, b]);
+      const ids = JSON.parse((await runCli(['buildid', a, b, '--json'])).stdout);
+      expect(ids[1].depends).toBe(ids[0].buildId);
+      expect((await runCli(['verify', a, b, '--xen', STOCK])).code).toBe(0);
+      expect((await runCli(['verify', b, '--xen', STOCK])).code).toBe(1);
+      const bad = await runCli(['patch', patchFile(globalFix), '--xen', STOCK, '-o', join(dir, 'stack-bad.livepatch'), '--depends', join(dir, 'nothing-here')]);
+      expect(bad.code).toBe(2);
+    }, 300_000);
+
     it('gives the same payload bytes twice', async () => {
       const a = join(dir, 'twice-a.livepatch');
       const b = join(dir, 'twice-b.livepatch');

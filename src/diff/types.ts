@@ -63,6 +63,11 @@ export interface DiffFunction {
   first?: { offset: number; orig?: string; patched?: string };
   /** Old→new lines for line-only changes. */
   lines?: { orig: number[]; patched: number[] };
+  /**
+   * Set by `patch` (which knows the hunks) when none of this changed function's source lines, nor
+   * those of what is inlined into it, was touched (§3.2 rule 4): its ORIG line spans per file.
+   */
+  codegenDrift?: { file: string; first: number; last: number }[];
 }
 
 export interface DiffData {
@@ -101,6 +106,8 @@ export interface DiffExplainObject {
   changed: DiffFunction[];
   new: DiffFunction[];
   lineOnly: DiffFunction[];
+  /** Changed functions none of whose source lines changed (§3.2 rule 4; set by `patch`). */
+  drift?: { name: string; lines: { file: string; first: number; last: number }[] }[];
   pulledIn: { name: string; via: string[] }[];
   external: DiffExternal[];
   copied: { kind: 'string' | 'constant' | 'special-static' | 'data' | 'rodata'; name: string; size: number }[];

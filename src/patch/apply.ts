@@ -8,6 +8,7 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join, normalize } from 'node:path';
 import { RefusedError } from '../errors.js';
 import { insertLineDirectives } from './linefix.js';
+import { touchedOldLines } from './drift.js';
 import { applyHunks, fromLines, parseUnifiedDiff, toLines, type FilePatch } from './unified-diff.js';
 
 export interface PatchedFile {
@@ -26,6 +27,11 @@ export interface ApplyOutcome {
   files: PatchedFile[];
   /** Files outside xen/ that the patches touch (tools, docs): not part of the hypervisor. */
   ignored: string[];
+  /**
+   * Per file relative to xen/: the base's lines the hunks remove or insert next to (drift.ts); null
+   * when a file is patched by more than one patch entry (later hunks count against earlier ones).
+   */
+  touched: Map<string, Set<number> | null>;
 }
 
 const C_FILE = /\.(c|h)$/;
@@ -37,6 +43,7 @@ export function applyPatches(patchFiles: readonly string[], tree: string, overla
   for (const f of patchFiles) entries.push(...parseUnifiedDiff(readFileSync(f, 'utf8'), f));
   const ignored = new Set<string>();
   const state = new Map<string, { lines: string[]; noEol: boolean; info: PatchedFile }>();
+  const touched = new Map<string, Set<number> | null>();
   for (const fp of entries) {
     const path = normalize(fp.newPath ?? fp.oldPath ?? '');
     if (fp.newPath === null) throw new RefusedError('PATCH_REMOVES_FILE', `${fp.oldPath}: the patch deletes this file; a live patch cannot remove an object`, { file: fp.from });
@@ -66,6 +73,7 @@ export function applyPatches(patchFiles: readonly string[], tree: string, overla
       state.set(path, st);
     }
     const r = applyHunks(st.lines, st.noEol, fp);
+    touched.set(xenPath, touched.has(xenPath) ? null : new Set(r.applied.flatMap((a) => touchedOldLines(a.hunk, a.at))));
     let lines = r.lines;
     if (lineFix && /\.c$|\.h$/.test(path)) {
       const fixed = insertLineDirectives(r.lines, r.marks);
@@ -86,5 +94,5 @@ export function applyPatches(patchFiles: readonly string[], tree: string, overla
   if (files.length === 0) {
     throw new RefusedError('PATCH_NOT_HYPERVISOR', `the patches touch no hypervisor file (only ${[...ignored].slice(0, 5).join(', ')}${ignored.size > 5 ? ', …' : ''}); paths are relative to the Xen tree's root (xen/…)`);
   }
-  return { files, ignored: [...ignored].sort() };
+  return { files, ignored: [...ignored].sort(), touched };
 }

@@ -27,6 +27,7 @@ import { explainMismatch, formatMismatch, type Mismatch } from './mismatch.js';
 import { makeProgress, type Progress } from './progress.js';
 import { readObject, recompileObject } from './recompile.js';
 import { makePatchedTree } from './make-route.js';
+import { classifyDrift, functionLines } from './drift.js';
 
 export { ensureDebianBase, type Base } from './debian-base.js';
 export { cacheRoot, lookupBuildId } from './cache.js';
@@ -58,6 +59,8 @@ export interface PatchOptions {
   keepScratch?: boolean;
   /** What the payload stacks on: a loaded payload's file or a hex build-id (default: XEN). */
   depends?: string;
+  /** Map each changed function's source lines through the hunks to explain code-generation drift (default true). */
+  explainDrift?: boolean;
   /** Payload name (default: the first patch's basename). */
   name?: string;
   toolVersion?: string;
@@ -134,6 +137,39 @@ export async function checkBase(base: Base, target: Target, records: () => Map<s
   const err = new RefusedError('PATCH_BASE_MISMATCH', `the base (${base.source}) is not the running hypervisor: its xen-syms build-id is ${base.buildId}, XEN's is ${target.buildIdHex}${detail}`);
   (err as RefusedError & { mismatch?: Mismatch }).mismatch = m;
   throw err;
+}
+
+/**
+ * §3.2 rule 4: each included changed function whose ORIG source lines (from a `-g` recompile of its
+ * object; inlined callees included) miss every touched line is explained as `codegen-drift`. It
+ * stays in the payload. Objects without a recorded command are left unexplained.
+ */
+export async function explainDrift(
+  diff: DiffResult, touched: ReadonlyMap<string, ReadonlySet<number> | null>, records: ReadonlyMap<string, ObjectRecord>,
+  o: { xenDir: string; scratch: string; env?: NodeJS.ProcessEnv },
+): Promise<void> {
+  const byObject = new Map<string, DiffResult['functions']>();
+  for (const f of diff.functions) {
+    if (!f.included || f.status !== 'changed') continue;
+    const l = byObject.get(f.object);
+    if (l) l.push(f);
+    else byObject.set(f.object, [f]);
+  }
+  for (const [object, fns] of byObject) {
+    const rec = records.get(object);
+    if (!rec || !rec.source.endsWith('.c')) continue;
+    const g = await recompileObject(rec, { xenDir: o.xenDir, overlay: join(o.scratch, 'orig-g'), outDir: join(o.scratch, 'orig-g-out'), env: o.env, extraFlags: ['-g'] });
+    const ex = diff.explain.objects.find((x) => x.object === object);
+    for (const f of fns) {
+      const v = classifyDrift(await functionLines(g, f.origName ?? f.name, o.xenDir, o.env), touched);
+      if (!v.drift) continue;
+      f.codegenDrift = v.lines;
+      const where = v.lines.map((x) => `${x.file}:${x.first}-${x.last}`).join(', ');
+      f.reason = `codegen-drift: no source line of this function changed, nor of what is inlined into it (${where}): it changed through a macro, type or declaration the patch touches, or by the compiler's own choices; ${f.reason}`;
+      f.rule = '§3.2';
+      if (ex) (ex.drift ??= []).push({ name: f.xenName ?? f.name, lines: v.lines });
+    }
+  }
 }
 
 /** Runs the whole pipeline. */
@@ -220,6 +256,10 @@ export async function patchXen(o: PatchOptions): Promise<PatchResult> {
     const r = await progress.step('diff, build and verify', () => diffPayload({
       orig, patched, xen: target, out: o.out, patchName: name, ...(o.depends ? { depends: o.depends } : {}), toolVersion: o.toolVersion, onWarning: o.onWarning,
     }));
+    if (o.explainDrift !== false) {
+      await progress.step('map changed functions through the hunks (-g recompile)', () =>
+        explainDrift(r.diff, applied.touched, getRecords(), { xenDir, scratch, env }), () => '');
+    }
     result.diff = r.diff;
     result.verify = r.verify;
     result.file = r.file;

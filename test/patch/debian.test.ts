@@ -18,7 +18,7 @@ import { diffObjects } from '../../src/diff/index.js';
 import type { Base } from '../../src/patch/index.js';
 import { debianXen, haveDebianXen, missing, REPO, XEN_BUILD_ID, XEN_EXTRA } from '../helpers/debian.js';
 import { ensureDebianBase, flagVariant } from '../helpers/xen-base.js';
-import { globalFix, lineFix, staticFix, twoObjectFix, visibleFix, type Fix } from './fixes.js';
+import { globalFix, lineFix, macroFix, staticFix, twoObjectFix, visibleFix, type Fix } from './fixes.js';
 
 const BIN = join(REPO, 'bin', 'xsplice');
 const STOCK = debianXen.xenSyms;
@@ -91,6 +91,8 @@ describe.skipIf(missing('Debian Xen 4.17 packages (scripts/setup-deps.sh)', have
         expect(doc.objects.filter((o: { changed: boolean }) => o.changed).map((o: { object: string }) => o.object).sort()).toEqual(fix.objects);
         const included = doc.functions.filter((f: { included: boolean }) => f.included).map((f: { xenName: string }) => f.xenName).sort();
         expect(included).toEqual(fix.functions);
+        // Their own lines changed: none is explained as code-generation drift.
+        expect(doc.functions.filter((f: { codegenDrift?: unknown }) => f.codegenDrift).map((f: { name: string }) => f.name)).toEqual([]);
         expect(doc.verify.ok).toBe(true);
         expect(doc.file).toBe(out);
         // Progress: one line per phase, with the elapsed time.
@@ -152,6 +154,23 @@ describe.skipIf(missing('Debian Xen 4.17 packages (scripts/setup-deps.sh)', have
       expect((await runCli(['verify', b, '--xen', STOCK])).code).toBe(1);
       const bad = await runCli(['patch', patchFile(globalFix), '--xen', STOCK, '-o', join(dir, 'stack-bad.livepatch'), '--depends', join(dir, 'nothing-here')]);
       expect(bad.code).toBe(2);
+    }, 300_000);
+
+    it('a #define changed outside any function: its users are included and explained as codegen-drift (§3.2 rule 4)', async () => {
+      const explain = join(dir, 'drift-explain.json');
+      const r = await runCli(['patch', patchFile(macroFix), '--xen', STOCK, '--json', '-q', '--explain', explain]);
+      expect(r.code, r.stderr).toBe(0);
+      const doc = JSON.parse(r.stdout);
+      const inc = doc.functions.filter((f: { included: boolean }) => f.included);
+      expect(inc.map((f: { xenName: string }) => f.xenName).sort()).toEqual(macroFix.functions);
+      for (const f of inc) {
+        expect(f.reason).toMatch(/^codegen-drift: no source line of this function changed/);
+        // The span of each: its own lines in credit.c (the inlined __csched_set_tslice at 1241-1249 among them), never line 50.
+        const own = f.codegenDrift.find((x: { file: string }) => x.file === 'common/sched/credit.c');
+        expect(own.first).toBeLessThanOrEqual(1244);
+        expect(own.first).toBeGreaterThan(50);
+      }
+      expect(JSON.parse(readFileSync(explain, 'utf8')).objects[0].drift.map((d: { name: string }) => d.name).sort()).toEqual(macroFix.functions);
     }, 300_000);
 
     it('gives the same payload bytes twice', async () => {

@@ -9,7 +9,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { RefusedError, XspliceError } from '../../src/errors.js';
-import { applyHunks, parseUnifiedDiff, toLines } from '../../src/patch/unified-diff.js';
+import { applyHunks, parseUnifiedDiff, toLines, type Hunk } from '../../src/patch/unified-diff.js';
+import { classifyDrift, parseObjdumpLines, touchedOldLines } from '../../src/patch/drift.js';
 import { insertLineDirectives, unsafeLineStarts } from '../../src/patch/linefix.js';
 import { affectedObjects, parseCmdFile, splitWords } from '../../src/patch/cmdfile.js';
 import { overlayCommand } from '../../src/patch/recompile.js';
@@ -234,5 +235,25 @@ describe('progress lines', () => {
     expect(beats.length).toBeGreaterThanOrEqual(2);
     expect(beats[0]).toMatch(/build the base: still running \(0\.\ds, 12 objects\)\n$/);
     expect(lines[lines.length - 1]).toMatch(/build the base: done in 0\.\ds\n$/);
+  });
+});
+
+describe('code-generation drift (§3.2 rule 4): lines through the hunks', () => {
+  const hunk = (lines: string[]): Hunk => ({ header: '', index: 1, oldStart: 1, oldLines: 0, newStart: 1, newLines: 0, lines: lines.map((l) => ({ kind: l[0] as ' ' | '+' | '-', text: l.slice(1) })), oldNoEol: false, newNoEol: false });
+  it('a removed line counts itself; an insertion both neighbours', () => {
+    expect(touchedOldLines(hunk([' a', ' b', '-c', '+C', ' d']), 9)).toEqual([12, 13]);
+    expect(touchedOldLines(hunk([' a', '+x', ' b']), 0)).toEqual([1, 2]);
+  });
+  it('drift only when no touched line lies in any file span of the function (inlined lines included)', () => {
+    const lines = [{ file: 'common/a.c', line: 100 }, { file: 'common/a.c', line: 120 }, { file: 'include/xen/h.h', line: 7 }];
+    expect(classifyDrift(lines, new Map([['common/a.c', new Set([50])]]))).toEqual({ drift: true, lines: [{ file: 'common/a.c', first: 100, last: 120 }, { file: 'include/xen/h.h', first: 7, last: 7 }] });
+    expect(classifyDrift(lines, new Map([['common/a.c', new Set([110])]]))).toMatchObject({ drift: false, why: 'touched' });
+    expect(classifyDrift(lines, new Map([['include/xen/h.h', new Set([7])]]))).toMatchObject({ drift: false, why: 'touched' });
+    expect(classifyDrift(lines, new Map([['common/a.c', null]]))).toMatchObject({ drift: false, why: 'unknown' });
+    expect(classifyDrift([], new Map())).toMatchObject({ drift: false, why: 'unknown' });
+  });
+  it('reads objdump -dl lines relative to xen/', () => {
+    const out = 'f():\n/t/xen/common/a.c:12\n   0:\tret\n./include/xen/b.h:3 (discriminator 1)\nxen/common/c.c:4\n';
+    expect(parseObjdumpLines(out, '/t/xen')).toEqual([{ file: 'common/a.c', line: 12 }, { file: 'include/xen/b.h', line: 3 }, { file: 'xen/common/c.c', line: 4 }]);
   });
 });

@@ -57,6 +57,8 @@ export async function diffPayload(o: DiffPayloadOptions): Promise<DiffPayloadRes
     oldAddr: target.symbols ? 'address' : 'name',
     toolVersion: o.toolVersion ?? 'unknown',
     ...(depends ? { depends } : {}),
+    // §8.2: the digest of diff's inputs (sorted objects' SHA-256s and the patch name), as diff reports it.
+    modinfo: [`diff-inputs=${diff.inputDigest}`],
     ...(o.onWarning ? { onWarning: o.onWarning } : {}),
   });
   const name = o.out ?? 'diff.livepatch';

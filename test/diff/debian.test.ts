@@ -55,6 +55,10 @@ describe.skipIf(missing('Debian Xen 4.17 (scripts/setup-deps.sh)', haveDebianXen
     expect(Buffer.from(r2.build.bytes).equals(Buffer.from(r1.build.bytes))).toBe(true);
     expect(Buffer.from(r3.build.bytes).equals(Buffer.from(r1.build.bytes))).toBe(true);
     expect(r1.build.funcs.map((f) => [f.name, f.oldSize])).toEqual([['xen_extra_version', 12]]);
+    // §8.2: .modinfo records the digest of diff's inputs.
+    const modinfo = new TextDecoder().decode(readElf(r1.build.bytes).sectionByName('.modinfo')!.data()).split('\0');
+    expect(r1.diff.inputDigest).toMatch(/^[0-9a-f]{64}$/);
+    expect(modinfo).toContain(`diff-inputs=${r1.diff.inputDigest}`);
   });
 
   it('ORIG that is not the running build is refused (DIFF_XEN_MISMATCH), checked against XEN\'s bytes', async () => {

@@ -76,4 +76,23 @@ export function register(program: Command, setExit: (code: number) => void): voi
       });
       setExit(code);
     });
+
+  program
+    .command('linefix')
+    .description('print a patch with klp-style #line directives after each change group, so __LINE__ below it keeps its old value')
+    .argument('<patch>', 'unified diff (patch -p1 at the Xen tree root)')
+    .option('-o, --output <file>', 'write the rewritten patch here instead of stdout')
+    .option('--json', 'one JSON document on stdout: { ok, inserted, skipped, text }')
+    .action(async (patch: string, opts: { output?: string; json?: boolean }) => {
+      const code = await run({ json: opts.json, file: patch }, async () => {
+        const { readInputText, writeFileAtomic } = await import('../../src/fsutil.js');
+        const { fixPatchLines } = await import('../../src/patch/linefix.js');
+        const r = fixPatchLines(await readInputText(patch, { what: 'patch' }), patch);
+        if (opts.output) await writeFileAtomic(opts.output, new TextEncoder().encode(r.text));
+        if (opts.json) io.out(toJson({ ok: true, inserted: r.inserted, skipped: r.skipped, ...(opts.output ? { file: opts.output } : { text: r.text }) }) + '\n');
+        else if (!opts.output) io.out(r.text);
+        return 0;
+      });
+      setExit(code);
+    });
 }

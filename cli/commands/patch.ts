@@ -21,6 +21,7 @@ interface PatchCliOptions {
   quiet?: boolean;
   json?: boolean;
   depends?: string;
+  on: string[];
 }
 
 export function register(program: Command, setExit: (code: number) => void): void {
@@ -36,6 +37,7 @@ export function register(program: Command, setExit: (code: number) => void): voi
     .option('--make', 'build the patched objects with make in a copy of the base instead of their recorded commands')
     .option('--jobs <n>', 'parallel jobs for a base build (default: CPUs)')
     .option('--depends <payload|hex>', 'the loaded payload this one stacks on (default: the hypervisor)')
+    .option('--on <fix>', 'a patch already live through --depends (what that payload was made from); repeatable', (v: string, prev: string[]) => [...prev, v], [] as string[])
     .option('--name <name>', 'payload name (default: from the first patch file name)')
     .option('--explain <file>', 'write the diff explanation (JSON) to FILE')
     .option('-q, --quiet', 'no progress lines')
@@ -50,7 +52,7 @@ export function register(program: Command, setExit: (code: number) => void): voi
         const lib = await import('../../src/patch/index.js');
         const r = await lib.patchXen({
           patches: fixes, xen: opts.xen!, out: opts.output, source: opts.source, debian: opts.debian,
-          lineFix: opts.lineFix, make: opts.make, jobs, name: opts.name, toolVersion: VERSION, depends: opts.depends,
+          lineFix: opts.lineFix, make: opts.make, jobs, name: opts.name, toolVersion: VERSION, depends: opts.depends, on: opts.on,
           onProgress: opts.quiet ? undefined : (l) => io.err(l),
           onWarning: (w) => io.err(`xsplice: warning: ${w}\n`),
         });

@@ -179,3 +179,55 @@ export function fixPatchLines(text: string, from: string): PatchLineFix {
   }
   return { text: out.join('\n'), inserted, skipped };
 }
+
+/**
+ * `#line` directives from each line's origin (its number in the base file; null for added lines):
+ * before every line whose origin is known but is not the number the compiler would give it, at the
+ * first place that is safe. Patches applied one after another compose: the origins still name
+ * the base's lines, so the rest of the file stays on the base's numbering.
+ */
+export function directivesFromOrigin(lines: readonly string[], origin: readonly (number | null)[]): LineFixResult {
+  const unsafe = unsafeLineStarts(lines);
+  const out: string[] = [];
+  const inserted: { at: number; oldLine: number }[] = [];
+  let skipped = 0;
+  let cur = 1;
+  for (let n = 0; n < lines.length; n++) {
+    const b = origin[n] ?? null;
+    if (b !== null && b !== cur) {
+      if (unsafe[n]) skipped++;
+      else {
+        inserted.push({ at: out.length, oldLine: b });
+        out.push(`#line ${b}`);
+        cur = b;
+      }
+    }
+    out.push(lines[n]!);
+    cur++;
+  }
+  return { lines: out, inserted, skipped };
+}
+
+/** Base lines a chain of patches touched: those gone, and both neighbours of every run of added lines. */
+export function touchedFromOrigin(origin: readonly (number | null)[], baseLength: number): Set<number> {
+  const t = new Set<number>();
+  const present = new Set<number>();
+  for (const o of origin) if (o !== null) present.add(o);
+  for (let b = 1; b <= baseLength; b++) if (!present.has(b)) t.add(b);
+  let prev: number | null = 0;
+  for (let n = 0; n < origin.length; n++) {
+    const o = origin[n]!;
+    if (o === null) {
+      if (prev !== null && prev > 0) t.add(prev);
+      let k = n;
+      while (k < origin.length && origin[k] === null) k++;
+      const next = k < origin.length ? origin[k]! : null;
+      if (next !== null) t.add(next);
+      n = k - 1;
+      prev = null;
+      continue;
+    }
+    prev = o;
+  }
+  return t;
+}

@@ -156,6 +156,52 @@ describe.skipIf(missing('Debian Xen 4.17 packages (scripts/setup-deps.sh)', have
       expect(bad.code).toBe(2);
     }, 300_000);
 
+    it('--depends with --on: a second fix to the same function, written on top of the first, stacks on its payload', async () => {
+      const one = { name: 'stack_one', text: `--- a/xen/common/version.c
++++ b/xen/common/version.c
+@@ -57,7 +57,8 @@ const char *xen_compile_system_version(void)
+ 
+ const char *xen_extra_version(void)
+ {
+-    return XEN_EXTRAVERSION;
++    asm volatile ( "nop" );
++    return XEN_EXTRAVERSION "-one";
+ }
+ 
+ const char *xen_changeset(void)
+` };
+      const two = { name: 'stack_two', text: `--- a/xen/common/version.c
++++ b/xen/common/version.c
+@@ -58,7 +58,7 @@ const char *xen_compile_system_version(void)
+ const char *xen_extra_version(void)
+ {
+     asm volatile ( "nop" );
+-    return XEN_EXTRAVERSION "-one";
++    return XEN_EXTRAVERSION "-two";
+ }
+ 
+ const char *xen_changeset(void)
+` };
+      const a = join(dir, 'on-a.livepatch');
+      const b = join(dir, 'on-b.livepatch');
+      expect((await runCli(['patch', patchFile(one), '--xen', STOCK, '-o', a, '-q'])).code).toBe(0);
+      // Alone, the second fix does not apply to the base (it is written on top of the first).
+      const alone = await runCli(['patch', patchFile(two), '--xen', STOCK, '-o', join(dir, 'on-x.livepatch'), '-q']);
+      expect(alone.code).toBe(1);
+      expect(alone.stderr).toMatch(/hunk #1 .* does not apply/);
+      const r = await runCli(['patch', patchFile(two), '--xen', STOCK, '-o', b, '--depends', a, '--on', patchFile(one), '--json', '-q']);
+      expect(r.code, r.stderr).toBe(0);
+      const doc = JSON.parse(r.stdout);
+      expect(doc.functions.filter((f: { included: boolean }) => f.included).map((f: { xenName: string }) => f.xenName)).toEqual(['xen_extra_version']);
+      expect((await runCli(['verify', a, b, '--xen', STOCK])).code).toBe(0);
+      expect((await runCli(['verify', b, '--xen', STOCK])).code).toBe(1);
+      // ORIG as the base (no --on) is not what runs under the first payload: refused, naming it.
+      const wrong = await runCli(['patch', patchFile(visibleFix), '--xen', STOCK, '-o', join(dir, 'on-y.livepatch'), '--depends', a]);
+      expect(wrong.code).toBe(1);
+      expect(wrong.stderr).toMatch(/xen_extra_version as the payload stacked on \(--depends\) replaces it does not hold ORIG's bytes/);
+      expect((await runCli(['patch', patchFile(two), '--xen', STOCK, '-o', join(dir, 'on-z.livepatch'), '--on', patchFile(one)])).code).toBe(2);
+    }, 300_000);
+
     it('a #define changed outside any function: its users are included and explained as codegen-drift (§3.2 rule 4)', async () => {
       const explain = join(dir, 'drift-explain.json');
       const r = await runCli(['patch', patchFile(macroFix), '--xen', STOCK, '--json', '-q', '--explain', explain]);

@@ -32,6 +32,7 @@ export const EXAMPLES: Record<string, string[]> = {
   ],
   diff: ['xsplice diff orig/ patched/', `xsplice diff orig/ patched/ -o out/ --xen ${XEN} --explain`],
   patch: [`xsplice patch fix.patch --xen ${XEN} -o out/`, `xsplice patch fix.patch --xen ${XEN} -o out/ --debian 4.17.5+72-g01140da4e8-1`],
+  linefix: ['xsplice linefix fix.patch > fix-lines.patch'],
   try: ['xsplice try fix.livepatch', 'xsplice try fix.livepatch --expect-extra +fix --json'],
 };
 

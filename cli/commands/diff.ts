@@ -1,6 +1,6 @@
 /**
  * xsplice diff ORIG PATCHED [-o OUT --xen XEN] [--explain] [--json] [--include-line-only]
- *              [--allow init] [--patch-name NAME]
+ *              [--allow init] [--patch-name NAME] [--depends PAYLOAD|HEX]
  * ORIG/PATCHED: two objects, or two directories of objects matched by path (cli.md). Without -o it
  * only reports (no target needed). Exit 1 when the change cannot be live-patched, naming it.
  */
@@ -17,6 +17,7 @@ interface DiffCliOptions {
   allow: string[];
   patchName?: string;
   emitHookSkeleton?: string;
+  depends?: string;
 }
 
 const collect = (v: string, prev: string[]): string[] => [...prev, v];
@@ -34,6 +35,7 @@ export function register(program: Command, setExit: (code: number) => void): voi
     .option('--include-line-only', 'also patch functions whose only change is a __LINE__')
     .option('--allow <kind>', 'turn a refusal into a listed exclusion: init', collect, [])
     .option('--patch-name <name>', 'goes into the deterministic names of new symbols')
+    .option('--depends <payload|hex>', 'with -o: the loaded payload this one stacks on (default: the hypervisor); ORIG is then the running build plus that payload')
     .option('--emit-hook-skeleton <file>', 'when data changed: write C load/unload hooks that set the new values')
     .action(async (orig: string, patched: string, opts: DiffCliOptions) => {
       const code = await run({ json: opts.json, file: opts.output }, async () => {
@@ -42,6 +44,7 @@ export function register(program: Command, setExit: (code: number) => void): voi
         const { UsageError } = await import('../../src/errors.js');
         for (const a of opts.allow) if (a !== 'init') throw new UsageError('USAGE', `--allow ${a}: known kinds: init`);
         if (opts.output && !opts.xen) throw new UsageError('USAGE', '-o needs --xen XEN (the running hypervisor)');
+        if (opts.depends && !opts.output) throw new UsageError('USAGE', '--depends needs -o (it is what the payload stacks on)');
         const common = {
           orig, patched,
           ...(opts.includeLineOnly ? { includeLineOnly: true } : {}),
@@ -51,7 +54,7 @@ export function register(program: Command, setExit: (code: number) => void): voi
         };
         const warn = (w: string): void => io.err(`xsplice: warning: ${w}\n`);
         if (opts.output) {
-          const r = await diffPayload({ ...common, xen: opts.xen!, out: opts.output, toolVersion: VERSION, onWarning: warn });
+          const r = await diffPayload({ ...common, xen: opts.xen!, out: opts.output, toolVersion: VERSION, onWarning: warn, ...(opts.depends ? { depends: opts.depends } : {}) });
           for (const w of r.diff.warnings) warn(w);
           if (opts.json) {
             const { objects: _o, ...d } = r.diff;

@@ -1,6 +1,6 @@
 /**
  * xsplice patch FIX.patch... --xen XEN -o OUT [--source DIR | --debian VERSION] [--no-line-fix]
- *               [--make] [--jobs N] [--explain FILE.json] [--json]
+ *               [--make] [--jobs N] [--explain FILE.json] [--json] [--depends PAYLOAD|HEX]
  * From a source fix to a payload the running hypervisor accepts (cli.md). Progress on stderr, one
  * line per phase; OUT is written only if verify accepts the payload.
  */
@@ -20,6 +20,8 @@ interface PatchCliOptions {
   name?: string;
   quiet?: boolean;
   json?: boolean;
+  depends?: string;
+  on: string[];
 }
 
 export function register(program: Command, setExit: (code: number) => void): void {
@@ -34,6 +36,8 @@ export function register(program: Command, setExit: (code: number) => void): voi
     .option('--no-line-fix', 'do not insert #line directives after each hunk')
     .option('--make', 'build the patched objects with make in a copy of the base instead of their recorded commands')
     .option('--jobs <n>', 'parallel jobs for a base build (default: CPUs)')
+    .option('--depends <payload|hex>', 'the loaded payload this one stacks on (default: the hypervisor)')
+    .option('--on <fix>', 'a patch already live through --depends (what that payload was made from); repeatable', (v: string, prev: string[]) => [...prev, v], [] as string[])
     .option('--name <name>', 'payload name (default: from the first patch file name)')
     .option('--explain <file>', 'write the diff explanation (JSON) to FILE')
     .option('-q, --quiet', 'no progress lines')
@@ -48,7 +52,7 @@ export function register(program: Command, setExit: (code: number) => void): voi
         const lib = await import('../../src/patch/index.js');
         const r = await lib.patchXen({
           patches: fixes, xen: opts.xen!, out: opts.output, source: opts.source, debian: opts.debian,
-          lineFix: opts.lineFix, make: opts.make, jobs, name: opts.name, toolVersion: VERSION,
+          lineFix: opts.lineFix, make: opts.make, jobs, name: opts.name, toolVersion: VERSION, depends: opts.depends, on: opts.on,
           onProgress: opts.quiet ? undefined : (l) => io.err(l),
           onWarning: (w) => io.err(`xsplice: warning: ${w}\n`),
         });
@@ -70,6 +74,25 @@ export function register(program: Command, setExit: (code: number) => void): voi
           for (const f of fns) lines.push(`  ${f.status} ${f.xenName ?? f.name}: ${f.reason}`);
           io.out(lines.join('\n') + '\n');
         }
+        return 0;
+      });
+      setExit(code);
+    });
+
+  program
+    .command('linefix')
+    .description('print a patch with klp-style #line directives after each change group, so __LINE__ below it keeps its old value')
+    .argument('<patch>', 'unified diff (patch -p1 at the Xen tree root)')
+    .option('-o, --output <file>', 'write the rewritten patch here instead of stdout')
+    .option('--json', 'one JSON document on stdout: { ok, inserted, skipped, text }')
+    .action(async (patch: string, opts: { output?: string; json?: boolean }) => {
+      const code = await run({ json: opts.json, file: patch }, async () => {
+        const { readInputText, writeFileAtomic } = await import('../../src/fsutil.js');
+        const { fixPatchLines } = await import('../../src/patch/linefix.js');
+        const r = fixPatchLines(await readInputText(patch, { what: 'patch' }), patch);
+        if (opts.output) await writeFileAtomic(opts.output, new TextEncoder().encode(r.text));
+        if (opts.json) io.out(toJson({ ok: true, inserted: r.inserted, skipped: r.skipped, ...(opts.output ? { file: opts.output } : { text: r.text }) }) + '\n');
+        else if (!opts.output) io.out(r.text);
         return 0;
       });
       setExit(code);

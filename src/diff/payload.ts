@@ -2,7 +2,8 @@
  * diff → buildPayload → verify → write (only when verify accepts). The payload's ABI, build-id,
  * reproducibility and loader checks all come from `build` and `verify`.
  */
-import { buildPayload, type BuildResult } from '../payload/build.js';
+import { buildPayload, type BuildResult, type DependsSpec } from '../payload/build.js';
+import { readDepends } from '../payload/build-files.js';
 import { verifyPayloads, type VerifyResult } from '../payload/verify.js';
 import { loadTarget, type Target } from '../payload/target.js';
 import { RefusedError, XspliceError } from '../errors.js';
@@ -17,6 +18,12 @@ export interface DiffPayloadOptions extends DiffOptions {
   out?: string;
   toolVersion?: string;
   onWarning?: (message: string) => void;
+  /**
+   * What the payload stacks on (`--depends PAYLOAD|HEX`): a loaded payload's file (its build-id goes
+   * into the depends note, its copies of the functions it replaces are what ORIG is checked against,
+   * and verify runs it first), a hex build-id, or an already-read DependsSpec. Default: XEN.
+   */
+  depends?: string | DependsSpec;
 }
 
 export interface DiffPayloadResult {
@@ -38,7 +45,8 @@ export function diffError(d: DiffResult): RefusedError {
 export async function diffPayload(o: DiffPayloadOptions): Promise<DiffPayloadResult> {
   const target: Target = typeof o.xen === 'string' ? await loadTarget(o.xen) : o.xen;
   const abi = o.abi ?? defaultAbi(target);
-  const diff = await diffObjects({ ...o, xen: target, abi });
+  const depends = typeof o.depends === 'string' ? await readDepends(o.depends, abi.sections.buildId) : o.depends;
+  const diff = await diffObjects({ ...o, xen: target, abi, ...(depends?.payload ? { stackedOn: depends.payload.bytes } : {}) });
   if (!diff.ok) throw diffError(diff);
   const build = await buildPayload({
     objects: diff.objects,
@@ -48,12 +56,20 @@ export async function diffPayload(o: DiffPayloadOptions): Promise<DiffPayloadRes
     hooks: diff.hooks,
     oldAddr: target.symbols ? 'address' : 'name',
     toolVersion: o.toolVersion ?? 'unknown',
+    ...(depends ? { depends } : {}),
+    // §8.2: the digest of diff's inputs (sorted objects' SHA-256s and the patch name), as diff reports it.
+    modinfo: [`diff-inputs=${diff.inputDigest}`],
     ...(o.onWarning ? { onWarning: o.onWarning } : {}),
   });
   const name = o.out ?? 'diff.livepatch';
-  const verify = verifyPayloads([{ file: name, bytes: build.bytes }], target, { abi });
-  const bad = verify.payloads[0]?.diagnostics.find((d) => d.severity === 'error');
-  if (!verify.ok) throw new RefusedError('DIFF_VERIFY', `verify refuses the built payload: ${bad ? bad.message : 'see xsplice verify'}`, { file: name });
+  // Stacked: verify loads the payload it depends on first, as the hypervisor has. A hex build-id
+  // names a payload verify cannot load: its apply-time dependency check is left to the hypervisor.
+  const dependsFile = typeof o.depends === 'string' ? o.depends : 'depends.livepatch';
+  const verify = verifyPayloads([...(depends?.payload ? [{ file: dependsFile, bytes: depends.payload.bytes }] : []), { file: name, bytes: build.bytes }], target, { abi });
+  const mine = verify.payloads[verify.payloads.length - 1]!;
+  const errs = mine.diagnostics.filter((d) => d.severity === 'error' && !(d.code === 'DEPENDS_MISMATCH' && depends && !depends.payload));
+  const bad = errs[0] ?? verify.payloads.flatMap((p) => p.diagnostics).find((d) => d.severity === 'error');
+  if (bad) throw new RefusedError('DIFF_VERIFY', `verify refuses the built payload: ${bad ? bad.message : 'see xsplice verify'}`, { file: name });
   if (o.out) {
     try {
       await writeFileAtomic(o.out, build.bytes);

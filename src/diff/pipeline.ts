@@ -19,6 +19,7 @@ import { pairObjects } from './sources.js';
 import { hookSkeleton } from './skeleton.js';
 import { fieldWidth } from './target.js';
 import type { DiffExplainObject, DiffOptions, DiffRefusal, DiffResult } from './types.js';
+import { inspectPayload } from '../payload/inspect.js';
 
 const sha256 = (b: Uint8Array | string): string => createHash('sha256').update(b).digest('hex');
 
@@ -105,6 +106,14 @@ export async function diffObjects(o: DiffOptions): Promise<DiffResult> {
   const inputDigest = dig.digest('hex');
   const tag = inputDigest.slice(0, 8);
 
+  const stacked = o.stackedOn ? stackedCopies(o.stackedOn) : null;
+  /** ORIG's twin is what runs: XEN's bytes, or the stacked-on payload's copy when it replaces the function. */
+  const running = (oi: ObjIndex, s: Sym, name: string, addr: bigint): { ok: boolean; inDepends: boolean } => {
+    const copy = stacked?.get(name);
+    if (copy) return { ok: sameAsCopy(oi, s, copy.oi, copy.sym), inDepends: true };
+    return { ok: sameBytes(oi, s, target!, addr), inDepends: false };
+  };
+
   const states: PairState[] = [];
   for (const p of pairs) {
     // PE/COFF objects (machine 0x8664, xen.efi's) are refused; anything else not ELF is malformed (exit 2).
@@ -174,8 +183,10 @@ export async function diffObjects(o: DiffOptions): Promise<DiffResult> {
         } else {
           entry.address = `0x${hits[0]!.value.toString(16)}`;
           if (orig && orig.type === STT.FUNC && s.oi && target.bytesAt) {
-            entry.verified = sameBytes(s.oi, orig, target, hits[0]!.value);
-            if (!entry.verified) errors.push({ code: 'DIFF_XEN_MISMATCH', object: s.path, symbol: name, message: `${name} in XEN does not hold ORIG's bytes: ORIG is not the running build`, suggestion: 'diff against the objects that built XEN' });
+            const run = running(s.oi, orig, name, hits[0]!.value);
+            entry.verified = run.ok;
+            if (run.inDepends) entry.runningIn = 'depends';
+            if (!entry.verified) errors.push({ code: 'DIFF_XEN_MISMATCH', object: s.path, symbol: name, message: run.inDepends ? `${name} as the payload stacked on (--depends) replaces it does not hold ORIG's bytes: ORIG is not the running build plus that payload` : `${name} in XEN does not hold ORIG's bytes: ORIG is not the running build`, suggestion: run.inDepends ? 'diff against the objects the --depends payload was made from' : 'diff against the objects that built XEN' });
           }
         }
       }
@@ -191,6 +202,10 @@ export async function diffObjects(o: DiffOptions): Promise<DiffResult> {
       const hits = target.symbols.find(p.old);
       if (hits.length !== 1) {
         errors.push({ code: 'DIFF_XEN_UNRESOLVED', object: s.path, symbol: p.old, message: `XEN has no function ${p.old} to patch`, suggestion: 'check that XEN is the running build and ORIG its objects' });
+      } else if (twin && target.bytesAt && stacked?.has(p.old)) {
+        if (!running(s.oi!, twin, p.old, hits[0]!.value).ok) {
+          errors.push({ code: 'DIFF_XEN_MISMATCH', object: s.path, symbol: p.old, message: `${p.old} as the payload stacked on (--depends) replaces it does not hold ORIG's bytes: ORIG is not the running build plus that payload`, suggestion: 'diff against the objects the --depends payload was made from (its PATCHED side)' });
+        }
       } else if (twin && target.bytesAt && !sameBytes(s.oi!, twin, target, hits[0]!.value)) {
         errors.push({ code: 'DIFF_XEN_MISMATCH', object: s.path, symbol: p.old, message: `${p.old} in XEN (0x${hits[0]!.value.toString(16)}) does not hold ORIG's bytes: ORIG is not the build of the running hypervisor`, suggestion: 'diff against the objects that built XEN (same source, compiler, .config and command lines)' });
       }
@@ -221,6 +236,34 @@ export async function diffObjects(o: DiffOptions): Promise<DiffResult> {
   result.explain.warnings = result.warnings;
   result.ok = errors.length === 0 && (included.length > 0 || result.hooks.length > 0);
   return result;
+}
+
+/** The functions a loaded payload replaces (by the name its funcs entry patches) → its copy. */
+function stackedCopies(bytes: Uint8Array): Map<string, { oi: ObjIndex; sym: Sym }> {
+  const out = new Map<string, { oi: ObjIndex; sym: Sym }>();
+  const oi = new ObjIndex('depends', bytes);
+  const byName = new Map(oi.defined.filter((s) => s.type === STT.FUNC).map((s) => [s.name, s] as const));
+  for (const f of inspectPayload(bytes, 'depends').funcs) {
+    const sym = f.name && f.newSymbol ? byName.get(f.newSymbol) : undefined;
+    if (sym && f.name) out.set(f.name, { oi, sym });
+  }
+  return out;
+}
+
+/** ORIG's function equals a payload's copy outside the fields either side relocates. */
+function sameAsCopy(oi: ObjIndex, s: Sym, di: ObjIndex, d: Sym): boolean {
+  if (s.size !== d.size) return false;
+  const a = oi.data(s.shndx).slice(s.value, s.value + s.size);
+  const b = di.data(d.shndx).slice(d.value, d.value + d.size);
+  for (const [idx, sym] of [[oi, s], [di, d]] as const) {
+    for (const r of idx.relsIn(sym.shndx, sym.value, sym.value + sym.size)) {
+      const at = r.offset - sym.value;
+      const w = fieldWidth(r.type);
+      a.fill(0, at, at + w);
+      b.fill(0, at, at + w);
+    }
+  }
+  return a.every((v, i) => v === b[i]);
 }
 
 /** XEN's bytes of a function equal ORIG's outside relocated fields (§8.4). */

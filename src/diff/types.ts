@@ -32,6 +32,11 @@ export interface DiffOptions {
   patchName?: string;
   /** Also produce `hookSkeleton` (C source of load/unload hooks for changed data, §8.3). */
   hookSkeleton?: boolean;
+  /**
+   * The payload the result stacks on (already loaded; `--depends PAYLOAD`). A function it replaces
+   * runs its copy, not XEN's: ORIG's twin is checked against that copy instead of XEN's bytes.
+   */
+  stackedOn?: Uint8Array;
 }
 
 export type FunctionStatus = 'same' | 'changed' | 'new' | 'removed' | 'line-only' | 'renamed-init';
@@ -58,6 +63,11 @@ export interface DiffFunction {
   first?: { offset: number; orig?: string; patched?: string };
   /** Old→new lines for line-only changes. */
   lines?: { orig: number[]; patched: number[] };
+  /**
+   * Set by `patch` (which knows the hunks) when none of this changed function's source lines, nor
+   * those of what is inlined into it, was touched (§3.2 rule 4): its ORIG line spans per file.
+   */
+  codegenDrift?: { file: string; first: number; last: number }[];
 }
 
 export interface DiffData {
@@ -87,6 +97,8 @@ export interface DiffExternal {
   address?: string;
   /** Checked against XEN: bytes of ORIG's twin equal the hypervisor's (functions only). */
   verified?: boolean;
+  /** Set when the running copy is the one in the payload stacked on (`stackedOn`), which was checked instead. */
+  runningIn?: 'depends';
 }
 
 export interface DiffExplainObject {
@@ -94,6 +106,8 @@ export interface DiffExplainObject {
   changed: DiffFunction[];
   new: DiffFunction[];
   lineOnly: DiffFunction[];
+  /** Changed functions none of whose source lines changed (§3.2 rule 4; set by `patch`). */
+  drift?: { name: string; lines: { file: string; first: number; last: number }[] }[];
   pulledIn: { name: string; via: string[] }[];
   external: DiffExternal[];
   copied: { kind: 'string' | 'constant' | 'special-static' | 'data' | 'rodata'; name: string; size: number }[];

@@ -7,7 +7,7 @@
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join, normalize } from 'node:path';
 import { RefusedError } from '../errors.js';
-import { insertLineDirectives } from './linefix.js';
+import { directivesFromOrigin, touchedFromOrigin } from './linefix.js';
 import { applyHunks, fromLines, parseUnifiedDiff, toLines, type FilePatch } from './unified-diff.js';
 
 export interface PatchedFile {
@@ -26,6 +26,11 @@ export interface ApplyOutcome {
   files: PatchedFile[];
   /** Files outside xen/ that the patches touch (tools, docs): not part of the hypervisor. */
   ignored: string[];
+  /**
+   * Per file relative to xen/: the base's lines the hunks remove or insert next to (drift.ts), over
+   * every patch applied to it.
+   */
+  touched: Map<string, Set<number> | null>;
 }
 
 const C_FILE = /\.(c|h)$/;
@@ -36,7 +41,8 @@ export function applyPatches(patchFiles: readonly string[], tree: string, overla
   const entries: FilePatch[] = [];
   for (const f of patchFiles) entries.push(...parseUnifiedDiff(readFileSync(f, 'utf8'), f));
   const ignored = new Set<string>();
-  const state = new Map<string, { lines: string[]; noEol: boolean; info: PatchedFile }>();
+  const state = new Map<string, { lines: string[]; noEol: boolean; info: PatchedFile; origin: (number | null)[]; baseLength: number }>();
+  const touched = new Map<string, Set<number> | null>();
   for (const fp of entries) {
     const path = normalize(fp.newPath ?? fp.oldPath ?? '');
     if (fp.newPath === null) throw new RefusedError('PATCH_REMOVES_FILE', `${fp.oldPath}: the patch deletes this file; a live patch cannot remove an object`, { file: fp.from });
@@ -57,27 +63,32 @@ export function applyPatches(patchFiles: readonly string[], tree: string, overla
       const orig = join(tree, path);
       if (fp.oldPath === null) {
         if (existsSync(orig)) throw new RefusedError('PATCH_HUNK_FAILED', `${path}: the patch creates this file, but it exists in the base`, { file: fp.from });
-        st = { lines: [], noEol: false, info: { path, xenPath, hunks: 0, lineDirectives: 0, offsets: [] } };
+        st = { lines: [], noEol: false, info: { path, xenPath, hunks: 0, lineDirectives: 0, offsets: [] }, origin: [], baseLength: 0 };
       } else {
         if (!existsSync(orig)) throw new RefusedError('PATCH_HUNK_FAILED', `${path}: no such file in the base tree ${tree}`, { file: fp.from });
         const { lines, noEol } = toLines(readFileSync(orig, 'utf8'));
-        st = { lines, noEol, info: { path, xenPath, hunks: 0, lineDirectives: 0, offsets: [] } };
+        st = { lines, noEol, info: { path, xenPath, hunks: 0, lineDirectives: 0, offsets: [] }, origin: lines.map((_, k) => k + 1), baseLength: lines.length };
       }
       state.set(path, st);
     }
-    const r = applyHunks(st.lines, st.noEol, fp);
-    let lines = r.lines;
-    if (lineFix && /\.c$|\.h$/.test(path)) {
-      const fixed = insertLineDirectives(r.lines, r.marks);
-      lines = fixed.lines;
-      st.info.lineDirectives += fixed.inserted.length;
-    }
-    st.lines = lines;
+    // Hunks apply to the text without directives; the directives are placed once per file at the
+    // end, from each line's origin in the base, so patches applied one after another compose.
+    const r = applyHunks(st.lines, st.noEol, fp, st.origin);
+    st.lines = r.lines;
+    st.origin = r.origin;
     st.noEol = r.noEol;
     st.info.hunks += r.applied.length;
     for (const a of r.applied) if (a.offset !== 0) st.info.offsets.push(a.offset);
   }
-  for (const { lines, noEol, info } of state.values()) {
+  for (const st of state.values()) {
+    const { noEol, info } = st;
+    let lines = st.lines;
+    touched.set(info.xenPath, touchedFromOrigin(st.origin, st.baseLength));
+    if (lineFix) {
+      const fixed = directivesFromOrigin(st.lines, st.origin);
+      lines = fixed.lines;
+      info.lineDirectives = fixed.inserted.length;
+    }
     const dest = join(overlay, info.xenPath);
     mkdirSync(dirname(dest), { recursive: true });
     writeFileSync(dest, fromLines(lines, noEol));
@@ -86,5 +97,5 @@ export function applyPatches(patchFiles: readonly string[], tree: string, overla
   if (files.length === 0) {
     throw new RefusedError('PATCH_NOT_HYPERVISOR', `the patches touch no hypervisor file (only ${[...ignored].slice(0, 5).join(', ')}${ignored.size > 5 ? ', …' : ''}); paths are relative to the Xen tree's root (xen/…)`);
   }
-  return { files, ignored: [...ignored].sort() };
+  return { files, ignored: [...ignored].sort(), touched };
 }

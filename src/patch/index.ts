@@ -11,9 +11,10 @@
  *   5. compile  the affected objects from their recorded commands         cmdfile.ts, recompile.ts
  *   6. diff → build → verify, in-process; OUT written only if verify accepts   diff/
  */
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { availableParallelism, tmpdir } from 'node:os';
-import { basename, join, resolve } from 'node:path';
+import { basename, join, normalize, resolve } from 'node:path';
+import { parseUnifiedDiff } from './unified-diff.js';
 import { readBuildIdSync } from '../buildid/read.js';
 import { RefusedError, UsageError } from '../errors.js';
 import { loadTarget, type Target } from '../payload/target.js';
@@ -27,6 +28,7 @@ import { explainMismatch, formatMismatch, type Mismatch } from './mismatch.js';
 import { makeProgress, type Progress } from './progress.js';
 import { readObject, recompileObject } from './recompile.js';
 import { makePatchedTree } from './make-route.js';
+import { classifyDrift, functionLines } from './drift.js';
 
 export { ensureDebianBase, type Base } from './debian-base.js';
 export { cacheRoot, lookupBuildId } from './cache.js';
@@ -56,6 +58,15 @@ export interface PatchOptions {
   make?: boolean;
   /** Keep the scratch directory (its path is in the result). */
   keepScratch?: boolean;
+  /** What the payload stacks on: a loaded payload's file or a hex build-id (default: XEN). */
+  depends?: string;
+  /**
+   * Patches already live through `depends` (what that payload was made from): ORIG is the base with
+   * these applied, PATCHED the base with these and then `patches`. Needs `depends`.
+   */
+  on?: string[];
+  /** Map each changed function's source lines through the hunks to explain code-generation drift (default true). */
+  explainDrift?: boolean;
   /** Payload name (default: the first patch's basename). */
   name?: string;
   toolVersion?: string;
@@ -134,11 +145,51 @@ export async function checkBase(base: Base, target: Target, records: () => Map<s
   throw err;
 }
 
+/**
+ * §3.2 rule 4: each included changed function whose ORIG source lines (from a `-g` recompile of its
+ * object; inlined callees included) miss every touched line is explained as `codegen-drift`. It
+ * stays in the payload. Objects without a recorded command are left unexplained.
+ */
+export async function explainDrift(
+  diff: DiffResult, touched: ReadonlyMap<string, ReadonlySet<number> | null>, records: ReadonlyMap<string, ObjectRecord>,
+  o: { xenDir: string; scratch: string; env?: NodeJS.ProcessEnv; overlay?: string },
+): Promise<void> {
+  const byObject = new Map<string, DiffResult['functions']>();
+  for (const f of diff.functions) {
+    if (!f.included || f.status !== 'changed') continue;
+    const l = byObject.get(f.object);
+    if (l) l.push(f);
+    else byObject.set(f.object, [f]);
+  }
+  for (const [object, fns] of byObject) {
+    const rec = records.get(object);
+    if (!rec || !rec.source.endsWith('.c')) continue;
+    const g = await recompileObject(rec, { xenDir: o.xenDir, overlay: o.overlay ?? join(o.scratch, 'orig-g'), outDir: join(o.scratch, 'orig-g-out'), env: o.env, extraFlags: ['-g'] });
+    const ex = diff.explain.objects.find((x) => x.object === object);
+    for (const f of fns) {
+      const v = classifyDrift(await functionLines(g, f.origName ?? f.name, o.xenDir, o.env), touched);
+      if (!v.drift) continue;
+      f.codegenDrift = v.lines;
+      const where = v.lines.map((x) => `${x.file}:${x.first}-${x.last}`).join(', ');
+      f.reason = `codegen-drift: no source line of this function changed, nor of what is inlined into it (${where}): it changed through a macro, type or declaration the patch touches, or by the compiler's own choices; ${f.reason}`;
+      f.rule = '§3.2';
+      if (ex) (ex.drift ??= []).push({ name: f.xenName ?? f.name, lines: v.lines });
+    }
+  }
+}
+
 /** Runs the whole pipeline. */
 export async function patchXen(o: PatchOptions): Promise<PatchResult> {
   if (o.patches.length === 0) throw new UsageError('PATCH_USAGE', 'no FIX.patch given');
   if (o.source && o.debian) throw new UsageError('PATCH_USAGE', '--source and --debian exclude each other');
   for (const p of o.patches) if (!existsSync(p)) throw new UsageError('IO_ENOENT', `${p}: no such file`);
+  // Read first: a bad --depends is a usage error before any base is built.
+  const { readDepends } = await import('../payload/build-files.js');
+  if (o.depends) await readDepends(o.depends, '.note.gnu.build-id');
+  const on = o.on ?? [];
+  for (const p of on) if (!existsSync(p)) throw new UsageError('IO_ENOENT', `${p}: no such file`);
+  if (on.length && !o.depends) throw new UsageError('PATCH_USAGE', '--on names the patches a loaded payload was made from: give that payload with --depends');
+  if (on.length && o.make) throw new UsageError('PATCH_USAGE', '--on works with the recorded commands, not with --make');
   const progress = makeProgress(o.onProgress);
   const target = await progress.step('read XEN', () => loadTarget(o.xen));
   progress.say(`XEN build-id ${target.buildIdHex}${target.version ? `, version ${target.version}` : ''}`);
@@ -151,10 +202,15 @@ export async function patchXen(o: PatchOptions): Promise<PatchResult> {
   const scratch = mkdtempSync(join(tmpdir(), 'xsplice-patch-'));
   try {
     const overlay = join(scratch, 'overlay');
-    const applied = await progress.step(`apply ${o.patches.length} patch file${o.patches.length > 1 ? 's' : ''}${o.lineFix === false ? '' : ' (+ #line fix)'}`, async () =>
-      applyPatches(o.patches, base.tree, overlay, o.lineFix !== false));
+    const overlayOrig = join(scratch, 'overlay-orig');
+    const applied = await progress.step(`apply ${o.patches.length} patch file${o.patches.length > 1 ? 's' : ''}${on.length ? ` on ${on.length} already live` : ''}${o.lineFix === false ? '' : ' (+ #line fix)'}`, async () => {
+      if (on.length) applyPatches(on, base.tree, overlayOrig, o.lineFix !== false);
+      return applyPatches([...on, ...o.patches], base.tree, overlay, o.lineFix !== false);
+    });
     for (const f of applied.ignored) o.onWarning?.(`${f}: not part of the hypervisor; ignored`);
-    const changed = applied.files.map((f) => f.xenPath);
+    // With --on, only the files the new patches touch make PATCHED differ from ORIG.
+    const fixFiles = on.length ? new Set(o.patches.flatMap((p) => parseUnifiedDiff(readFileSync(p, 'utf8'), p)).map((fp) => fp.newPath ?? '').filter((x) => x.startsWith('xen/')).map((x) => normalize(x).slice(4))) : null;
+    const changed = applied.files.map((f) => f.xenPath).filter((x) => !fixFiles || fixFiles.has(x));
     const affected = affectedObjects(getRecords(), changed);
     const skipped: PatchResult['skipped'] = [];
     const toBuild = affected.filter((r) => {
@@ -176,8 +232,9 @@ export async function patchXen(o: PatchOptions): Promise<PatchResult> {
     const objects: PatchObject[] = [];
     const orig: { path: string; bytes: Uint8Array }[] = [];
     const patched: { path: string; bytes: Uint8Array }[] = [];
-    const take = (object: string, source: string, deps: readonly string[], file: string, t0: number, via: 'command' | 'make'): void => {
-      const a = readObject(join(xenDir, object));
+    const take = async (object: string, source: string, deps: readonly string[], file: string, t0: number, via: 'command' | 'make'): Promise<void> => {
+      const rec = on.length ? getRecords().get(object) : undefined;
+      const a = readObject(rec ? await recompileObject(rec, { xenDir, overlay: overlayOrig, outDir: join(scratch, 'orig'), env }) : join(xenDir, object));
       const b = readObject(file);
       const differs = Buffer.compare(Buffer.from(a), Buffer.from(b)) !== 0;
       objects.push({ object, source, seconds: (Date.now() - t0) / 1000, changed: differs, via, because: changed.filter((c) => c === source || deps.includes(c)) });
@@ -191,13 +248,13 @@ export async function patchXen(o: PatchOptions): Promise<PatchResult> {
       const t0 = Date.now();
       const made = await makePatchedTree(base, overlay, changed, scratch, o.jobs ?? availableParallelism(), progress);
       const extra = unknown.map((c) => ({ object: c.replace(/\.c$/, '.o'), source: c, deps: [] as string[] })).filter((x) => existsSync(join(xenDir, x.object)));
-      for (const r of [...toBuild, ...extra]) take(r.object, r.source, r.deps, join(made, r.object), t0, 'make');
+      for (const r of [...toBuild, ...extra]) await take(r.object, r.source, r.deps, join(made, r.object), t0, 'make');
     } else {
       await progress.step(`recompile ${toBuild.length} object${toBuild.length > 1 ? 's' : ''} from their recorded commands`, async () => {
         for (const rec of toBuild) {
           const t0 = Date.now();
           const file = await recompileObject(rec, { xenDir, overlay, outDir: join(scratch, 'patched'), env });
-          take(rec.object, rec.source, rec.deps, file, t0, 'command');
+          await take(rec.object, rec.source, rec.deps, file, t0, 'command');
         }
       }, () => `${objects.length}/${toBuild.length}`);
     }
@@ -213,8 +270,12 @@ export async function patchXen(o: PatchOptions): Promise<PatchResult> {
     const { diffPayload } = await import('../diff/index.js');
     const name = o.name ?? basename(o.patches[0]!).replace(/\.(patch|diff)$/, '').replace(/[^A-Za-z0-9_]/g, '_').slice(0, 40);
     const r = await progress.step('diff, build and verify', () => diffPayload({
-      orig, patched, xen: target, out: o.out, patchName: name, toolVersion: o.toolVersion, onWarning: o.onWarning,
+      orig, patched, xen: target, out: o.out, patchName: name, ...(o.depends ? { depends: o.depends } : {}), toolVersion: o.toolVersion, onWarning: o.onWarning,
     }));
+    if (o.explainDrift !== false) {
+      await progress.step('map changed functions through the hunks (-g recompile)', () =>
+        explainDrift(r.diff, applied.touched, getRecords(), { xenDir, scratch, env, ...(on.length ? { overlay: overlayOrig } : {}) }), () => '');
+    }
     result.diff = r.diff;
     result.verify = r.verify;
     result.file = r.file;

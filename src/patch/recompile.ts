@@ -21,6 +21,8 @@ export interface RecompileOptions {
   outDir: string;
   /** Environment (PATH with the base's compiler). */
   env?: NodeJS.ProcessEnv;
+  /** Flags added to the recorded command (e.g. `-g` for the line table of drift.ts). */
+  extraFlags?: string[];
 }
 
 /** Compile-only and dependency-file flags dropped from the recorded command. */
@@ -31,7 +33,7 @@ const DROP = new Set(['-MMD', '-MD', '-MP']);
  * The argv that compiles `rec`'s source from the overlay into `tmp` (exported for tests: the
  * rewriting is the part that has to leave a byte-identical object).
  */
-export function overlayCommand(rec: ObjectRecord, overlay: string, tmp: string): string[] {
+export function overlayCommand(rec: ObjectRecord, overlay: string, tmp: string, extraFlags: readonly string[] = []): string[] {
   const argv = splitWords(rec.command, rec.cmdFile);
   const out: string[] = [];
   let sawC = false;
@@ -61,7 +63,7 @@ export function overlayCommand(rec: ObjectRecord, overlay: string, tmp: string):
   }
   if (!sawC) throw new XspliceError('PATCH_CMD_UNEXPECTED', `the recorded command of ${rec.object} does not compile (-c missing)`, { file: rec.cmdFile });
   // Quoted includes not in the overlay resolve against the source's own directory in the tree.
-  out.push(`-iquote`, srcDir || '.', `-ffile-prefix-map=${overlay}/=`, `-o`, tmp, join(overlay, rec.source));
+  out.push(...extraFlags, `-iquote`, srcDir || '.', `-ffile-prefix-map=${overlay}/=`, `-o`, tmp, join(overlay, rec.source));
   return out;
 }
 
@@ -79,7 +81,7 @@ export async function recompileObject(rec: ObjectRecord, opts: RecompileOptions)
   mkdirSync(dirname(out), { recursive: true });
   const tmp = `${out}.tmp`;
   rmSync(tmp, { force: true });
-  const argv = overlayCommand(rec, opts.overlay, tmp);
+  const argv = overlayCommand(rec, opts.overlay, tmp, opts.extraFlags);
   const cc = await runProgram(argv[0]!, argv.slice(1), { cwd: opts.xenDir, env: opts.env });
   if (cc.code !== 0) {
     throw new RefusedError('PATCH_COMPILE', `compiling ${rec.source} for ${rec.object} failed with the patch applied\n${lastLines(cc.stderr || cc.stdout, 12)}`);

@@ -119,6 +119,8 @@ export interface ApplyResult {
   noEol: boolean;
   applied: AppliedHunk[];
   marks: LineMark[];
+  /** Per new line, its line number in the first file of the chain (`oldOrigin`, else the old file); null for added lines. */
+  origin: (number | null)[];
 }
 
 function matchesAt(old: string[], at: number, want: string[]): boolean {
@@ -128,7 +130,9 @@ function matchesAt(old: string[], at: number, want: string[]): boolean {
 }
 
 /** Applies one file's hunks to its old contents (as lines); throws PATCH_HUNK_FAILED naming the hunk. */
-export function applyHunks(oldLines: string[], oldNoEol: boolean, fp: FilePatch): ApplyResult {
+export function applyHunks(oldLines: string[], oldNoEol: boolean, fp: FilePatch, oldOrigin?: readonly (number | null)[]): ApplyResult {
+  const from = oldOrigin ?? oldLines.map((_, k) => k + 1);
+  const origin: (number | null)[] = [];
   const name = fp.newPath ?? fp.oldPath ?? '?';
   const out: string[] = [];
   const applied: AppliedHunk[] = [];
@@ -156,7 +160,10 @@ export function applyHunks(oldLines: string[], oldNoEol: boolean, fp: FilePatch)
       }
       throw new RefusedError('PATCH_HUNK_FAILED', `${name}: hunk #${h.index} (${h.header}) does not apply${why}`, { file: fp.from });
     }
-    for (; pos < at; pos++) out.push(oldLines[pos]!);
+    for (; pos < at; pos++) {
+      out.push(oldLines[pos]!);
+      origin.push(from[pos] ?? null);
+    }
     let oldNo = at + 1;
     let changed = false;
     for (const l of h.lines) {
@@ -164,6 +171,7 @@ export function applyHunks(oldLines: string[], oldNoEol: boolean, fp: FilePatch)
         if (changed) marks.push({ newIndex: out.length, oldLine: oldNo, delta: out.length + 1 - oldNo });
         changed = false;
         out.push(oldLines[pos]!);
+        origin.push(from[pos] ?? null);
         pos++;
         oldNo++;
       } else if (l.kind === '-') {
@@ -172,6 +180,7 @@ export function applyHunks(oldLines: string[], oldNoEol: boolean, fp: FilePatch)
         changed = true;
       } else {
         out.push(l.text);
+        origin.push(null);
         changed = true;
       }
     }
@@ -179,9 +188,12 @@ export function applyHunks(oldLines: string[], oldNoEol: boolean, fp: FilePatch)
     applied.push({ hunk: h, at, offset: at - (h.oldStart - 1) });
     drift = at - (h.oldStart - 1);
   }
-  for (; pos < oldLines.length; pos++) out.push(oldLines[pos]!);
+  for (; pos < oldLines.length; pos++) {
+    out.push(oldLines[pos]!);
+    origin.push(from[pos] ?? null);
+  }
   // Marks after the last hunk only count if a later context line exists (they always do: newIndex < out.length).
-  return { lines: out, noEol, applied, marks: marks.filter((m) => m.newIndex < out.length) };
+  return { lines: out, noEol, applied, marks: marks.filter((m) => m.newIndex < out.length), origin };
 }
 
 /** Splits file text into lines (without newlines) and whether the last line lacked one. */

@@ -211,7 +211,7 @@ export function selectAbi(
   );
 }
 
-async function readDepends(arg: string, abiBuildIdSection: string): Promise<DependsSpec> {
+export async function readDepends(arg: string, abiBuildIdSection: string): Promise<DependsSpec> {
   let u: Uint8Array;
   try {
     u = await readInput(arg, { max: PAYLOAD_MAX, what: 'payload (--depends)', tooLargeIsRefusal: true });

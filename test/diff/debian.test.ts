@@ -55,6 +55,10 @@ describe.skipIf(missing('Debian Xen 4.17 (scripts/setup-deps.sh)', haveDebianXen
     expect(Buffer.from(r2.build.bytes).equals(Buffer.from(r1.build.bytes))).toBe(true);
     expect(Buffer.from(r3.build.bytes).equals(Buffer.from(r1.build.bytes))).toBe(true);
     expect(r1.build.funcs.map((f) => [f.name, f.oldSize])).toEqual([['xen_extra_version', 12]]);
+    // §8.2: .modinfo records the digest of diff's inputs.
+    const modinfo = new TextDecoder().decode(readElf(r1.build.bytes).sectionByName('.modinfo')!.data()).split('\0');
+    expect(r1.diff.inputDigest).toMatch(/^[0-9a-f]{64}$/);
+    expect(modinfo).toContain(`diff-inputs=${r1.diff.inputDigest}`);
   });
 
   it('ORIG that is not the running build is refused (DIFF_XEN_MISMATCH), checked against XEN\'s bytes', async () => {
@@ -85,6 +89,37 @@ describe.skipIf(missing('Debian Xen 4.17 (scripts/setup-deps.sh)', haveDebianXen
     expect(same.stderr.trim().split('\n')).toHaveLength(1);
     expect(same.stderr).toMatch(/^xsplice: .*DIFF_NO_FUNCTIONAL_CHANGE|no functional change/);
     expect(existsSync(join(d, 'none.livepatch'))).toBe(false);
+  });
+
+  it('--depends: a second fix stacks on a loaded payload (ORIG checked against its copy; verify accepts the pair)', async () => {
+    const target = await loadTarget(debianXen.xenSyms);
+    const d = tmp('vstack');
+    const body = (extra: string, asm: string) => `const char *xen_extra_version(void);\nconst char *xen_extra_version(void) { ${asm} return ${JSON.stringify(extra)}; }\n`;
+    const o0 = compile(join(d, 'o0'), 'version', SRC.replace('#define EXTRA "+xsplice-demo"', `#define EXTRA ${JSON.stringify(XEN_EXTRA)}`), { file: 'common/version.c' });
+    const o1 = compile(join(d, 'o1'), 'version', body('+one', 'asm volatile ("nop");'), { file: 'common/version.c' });
+    const o2 = compile(join(d, 'o2'), 'version', body('+two', 'asm volatile ("nop; nop");'), { file: 'common/version.c' });
+    const a = join(d, 'a.livepatch');
+    const first = await diffPayload({ orig: o0, patched: o1, xen: target, out: a, toolVersion: 't' });
+    // Not stacked: ORIG (= the first fix's PATCHED) is not what XEN runs.
+    const alone = await diffObjects({ orig: o1, patched: o2, xen: target });
+    expect(alone.errors.map((e) => e.code)).toEqual(['DIFF_XEN_MISMATCH']);
+    const b = join(d, 'b.livepatch');
+    const second = await diffPayload({ orig: o1, patched: o2, xen: target, out: b, depends: a, toolVersion: 't' });
+    expect(second.build.depends).toBe(first.build.buildId);
+    expect(second.diff.patches).toEqual([{ old: 'xen_extra_version', new: 'xen_extra_version' }]);
+    expect(verifyPayloads([{ file: 'a', bytes: first.build.bytes }, { file: 'b', bytes: second.build.bytes }], target).ok).toBe(true);
+    // ORIG that is XEN's build, not the first payload's PATCHED: refused, naming the stacked payload.
+    await expect(diffPayload({ orig: o0, patched: o2, xen: target, depends: a, toolVersion: 't' })).rejects.toThrow(/stacked on \(--depends\)/);
+    // The CLI: -o with --depends, then verify the stack.
+    const c = join(d, 'c.livepatch');
+    const r = await cli(['diff', o1, o2, '--xen', debianXen.xenSyms, '-o', c, '--depends', a, '--json'], 60_000);
+    expect(r.code, r.stderr).toBe(0);
+    const v = await cli(['verify', a, c, '--xen', debianXen.xenSyms], 60_000);
+    expect(v.code, v.stdout + v.stderr).toBe(0);
+    // Alone (not stacked on a), the hypervisor would refuse it: it depends on a.
+    expect((await cli(['verify', c, '--xen', debianXen.xenSyms], 60_000)).code).toBe(1);
+    const usage = await cli(['diff', o1, o2, '--depends', a], 60_000);
+    expect(usage.code).toBe(2);
   });
 
   it('iced-x86 finds the same instruction boundaries as objdump in every function of xen-syms .text', () => {

@@ -18,7 +18,7 @@ import { diffObjects } from '../../src/diff/index.js';
 import type { Base } from '../../src/patch/index.js';
 import { debianXen, haveDebianXen, missing, REPO, XEN_BUILD_ID, XEN_EXTRA } from '../helpers/debian.js';
 import { ensureDebianBase, flagVariant } from '../helpers/xen-base.js';
-import { globalFix, lineFix, staticFix, twoObjectFix, visibleFix, type Fix } from './fixes.js';
+import { globalFix, lineFix, macroFix, staticFix, twoObjectFix, visibleFix, type Fix } from './fixes.js';
 
 const BIN = join(REPO, 'bin', 'xsplice');
 const STOCK = debianXen.xenSyms;
@@ -91,6 +91,8 @@ describe.skipIf(missing('Debian Xen 4.17 packages (scripts/setup-deps.sh)', have
         expect(doc.objects.filter((o: { changed: boolean }) => o.changed).map((o: { object: string }) => o.object).sort()).toEqual(fix.objects);
         const included = doc.functions.filter((f: { included: boolean }) => f.included).map((f: { xenName: string }) => f.xenName).sort();
         expect(included).toEqual(fix.functions);
+        // Their own lines changed: none is explained as code-generation drift.
+        expect(doc.functions.filter((f: { codegenDrift?: unknown }) => f.codegenDrift).map((f: { name: string }) => f.name)).toEqual([]);
         expect(doc.verify.ok).toBe(true);
         expect(doc.file).toBe(out);
         // Progress: one line per phase, with the elapsed time.
@@ -137,6 +139,84 @@ describe.skipIf(missing('Debian Xen 4.17 packages (scripts/setup-deps.sh)', have
       expect(r.code, r.stderr).toBe(0);
       expect(JSON.parse(r.stdout).base).toMatchObject({ buildId: XEN_BUILD_ID, source: `dir:${base.tree}` });
       expect(Buffer.compare(readFileSync(viaSource), readFileSync(viaCache))).toBe(0);
+    }, 300_000);
+
+    it('--depends: a second fix stacks on the first payload; verify accepts the pair, not the second alone', async () => {
+      const a = join(dir, 'stack-a.livepatch');
+      const b = join(dir, 'stack-b.livepatch');
+      expect((await runCli(['patch', patchFile(visibleFix), '--xen', STOCK, '-o', a, '-q'])).code).toBe(0);
+      const r = await runCli(['patch', patchFile(globalFix), '--xen', STOCK, '-o', b, '--depends', a, '--json', '-q']);
+      expect(r.code, r.stderr).toBe(0);
+      expect(JSON.parse(r.stdout).verify.payloads.map((p: { file: string }) => p.file)).toEqual([a, b]);
+      const ids = JSON.parse((await runCli(['buildid', a, b, '--json'])).stdout);
+      expect(ids[1].depends).toBe(ids[0].buildId);
+      expect((await runCli(['verify', a, b, '--xen', STOCK])).code).toBe(0);
+      expect((await runCli(['verify', b, '--xen', STOCK])).code).toBe(1);
+      const bad = await runCli(['patch', patchFile(globalFix), '--xen', STOCK, '-o', join(dir, 'stack-bad.livepatch'), '--depends', join(dir, 'nothing-here')]);
+      expect(bad.code).toBe(2);
+    }, 300_000);
+
+    it('--depends with --on: a second fix to the same function, written on top of the first, stacks on its payload', async () => {
+      const one = { name: 'stack_one', text: `--- a/xen/common/version.c
++++ b/xen/common/version.c
+@@ -57,7 +57,8 @@ const char *xen_compile_system_version(void)
+ 
+ const char *xen_extra_version(void)
+ {
+-    return XEN_EXTRAVERSION;
++    asm volatile ( "nop" );
++    return XEN_EXTRAVERSION "-one";
+ }
+ 
+ const char *xen_changeset(void)
+` };
+      const two = { name: 'stack_two', text: `--- a/xen/common/version.c
++++ b/xen/common/version.c
+@@ -58,7 +58,7 @@ const char *xen_compile_system_version(void)
+ const char *xen_extra_version(void)
+ {
+     asm volatile ( "nop" );
+-    return XEN_EXTRAVERSION "-one";
++    return XEN_EXTRAVERSION "-two";
+ }
+ 
+ const char *xen_changeset(void)
+` };
+      const a = join(dir, 'on-a.livepatch');
+      const b = join(dir, 'on-b.livepatch');
+      expect((await runCli(['patch', patchFile(one), '--xen', STOCK, '-o', a, '-q'])).code).toBe(0);
+      // Alone, the second fix does not apply to the base (it is written on top of the first).
+      const alone = await runCli(['patch', patchFile(two), '--xen', STOCK, '-o', join(dir, 'on-x.livepatch'), '-q']);
+      expect(alone.code).toBe(1);
+      expect(alone.stderr).toMatch(/hunk #1 .* does not apply/);
+      const r = await runCli(['patch', patchFile(two), '--xen', STOCK, '-o', b, '--depends', a, '--on', patchFile(one), '--json', '-q']);
+      expect(r.code, r.stderr).toBe(0);
+      const doc = JSON.parse(r.stdout);
+      expect(doc.functions.filter((f: { included: boolean }) => f.included).map((f: { xenName: string }) => f.xenName)).toEqual(['xen_extra_version']);
+      expect((await runCli(['verify', a, b, '--xen', STOCK])).code).toBe(0);
+      expect((await runCli(['verify', b, '--xen', STOCK])).code).toBe(1);
+      // ORIG as the base (no --on) is not what runs under the first payload: refused, naming it.
+      const wrong = await runCli(['patch', patchFile(visibleFix), '--xen', STOCK, '-o', join(dir, 'on-y.livepatch'), '--depends', a]);
+      expect(wrong.code).toBe(1);
+      expect(wrong.stderr).toMatch(/xen_extra_version as the payload stacked on \(--depends\) replaces it does not hold ORIG's bytes/);
+      expect((await runCli(['patch', patchFile(two), '--xen', STOCK, '-o', join(dir, 'on-z.livepatch'), '--on', patchFile(one)])).code).toBe(2);
+    }, 300_000);
+
+    it('a #define changed outside any function: its users are included and explained as codegen-drift (§3.2 rule 4)', async () => {
+      const explain = join(dir, 'drift-explain.json');
+      const r = await runCli(['patch', patchFile(macroFix), '--xen', STOCK, '--json', '-q', '--explain', explain]);
+      expect(r.code, r.stderr).toBe(0);
+      const doc = JSON.parse(r.stdout);
+      const inc = doc.functions.filter((f: { included: boolean }) => f.included);
+      expect(inc.map((f: { xenName: string }) => f.xenName).sort()).toEqual(macroFix.functions);
+      for (const f of inc) {
+        expect(f.reason).toMatch(/^codegen-drift: no source line of this function changed/);
+        // The span of each: its own lines in credit.c (the inlined __csched_set_tslice at 1241-1249 among them), never line 50.
+        const own = f.codegenDrift.find((x: { file: string }) => x.file === 'common/sched/credit.c');
+        expect(own.first).toBeLessThanOrEqual(1244);
+        expect(own.first).toBeGreaterThan(50);
+      }
+      expect(JSON.parse(readFileSync(explain, 'utf8')).objects[0].drift.map((d: { name: string }) => d.name).sort()).toEqual(macroFix.functions);
     }, 300_000);
 
     it('gives the same payload bytes twice', async () => {

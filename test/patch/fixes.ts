@@ -119,3 +119,25 @@ export const visibleFix: Fix = {
 };
 
 export const ALL_FIXES = [globalFix, staticFix, lineFix, twoObjectFix, visibleFix];
+
+/**
+ * 6. A constant changed in its #define, outside any function: the functions that use it (through an
+ * inlined helper) change although none of their own lines does: codegen-drift (diff.md §3.2 rule 4).
+ */
+export const macroFix: Fix = {
+  name: 'csched_ticks',
+  text: `--- a/xen/common/sched/credit.c
++++ b/xen/common/sched/credit.c
+@@ -47,7 +47,7 @@
+  * Basic constants
+  */
+ #define CSCHED_DEFAULT_WEIGHT       256
+-#define CSCHED_TICKS_PER_TSLICE     3
++#define CSCHED_TICKS_PER_TSLICE     4
+ /* Default timeslice: 30ms */
+ #define CSCHED_DEFAULT_TSLICE_MS    30
+ #define CSCHED_CREDITS_PER_MSEC     10
+`,
+  functions: ['common/sched/credit.c#csched_init', 'common/sched/credit.c#csched_sys_cntl'],
+  objects: ['common/sched/credit.o'],
+};

@@ -3,14 +3,17 @@
  * hunk named), the klp-style `#line` fix (checked with gcc's own `__LINE__`), recorded-command
  * parsing, the cache's completion marker, the lock, and tool checks naming packages.
  */
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { RefusedError, XspliceError } from '../../src/errors.js';
-import { applyHunks, parseUnifiedDiff, toLines } from '../../src/patch/unified-diff.js';
-import { insertLineDirectives, unsafeLineStarts } from '../../src/patch/linefix.js';
+import { applyHunks, parseUnifiedDiff, toLines, type Hunk } from '../../src/patch/unified-diff.js';
+import { classifyDrift, parseObjdumpLines, touchedOldLines } from '../../src/patch/drift.js';
+import { fixPatchLines, insertLineDirectives, unsafeLineStarts } from '../../src/patch/linefix.js';
+import { REPO } from '../helpers/debian.js';
+import { readFileSync } from 'node:fs';
 import { affectedObjects, parseCmdFile, splitWords } from '../../src/patch/cmdfile.js';
 import { overlayCommand } from '../../src/patch/recompile.js';
 import { lookupBuildId, readRecord, recordBuildId } from '../../src/patch/cache.js';
@@ -234,5 +237,64 @@ describe('progress lines', () => {
     expect(beats.length).toBeGreaterThanOrEqual(2);
     expect(beats[0]).toMatch(/build the base: still running \(0\.\ds, 12 objects\)\n$/);
     expect(lines[lines.length - 1]).toMatch(/build the base: done in 0\.\ds\n$/);
+  });
+});
+
+describe('code-generation drift (§3.2 rule 4): lines through the hunks', () => {
+  const hunk = (lines: string[]): Hunk => ({ header: '', index: 1, oldStart: 1, oldLines: 0, newStart: 1, newLines: 0, lines: lines.map((l) => ({ kind: l[0] as ' ' | '+' | '-', text: l.slice(1) })), oldNoEol: false, newNoEol: false });
+  it('a removed line counts itself; an insertion both neighbours', () => {
+    expect(touchedOldLines(hunk([' a', ' b', '-c', '+C', ' d']), 9)).toEqual([12, 13]);
+    expect(touchedOldLines(hunk([' a', '+x', ' b']), 0)).toEqual([1, 2]);
+  });
+  it('drift only when no touched line lies in any file span of the function (inlined lines included)', () => {
+    const lines = [{ file: 'common/a.c', line: 100 }, { file: 'common/a.c', line: 120 }, { file: 'include/xen/h.h', line: 7 }];
+    expect(classifyDrift(lines, new Map([['common/a.c', new Set([50])]]))).toEqual({ drift: true, lines: [{ file: 'common/a.c', first: 100, last: 120 }, { file: 'include/xen/h.h', first: 7, last: 7 }] });
+    expect(classifyDrift(lines, new Map([['common/a.c', new Set([110])]]))).toMatchObject({ drift: false, why: 'touched' });
+    expect(classifyDrift(lines, new Map([['include/xen/h.h', new Set([7])]]))).toMatchObject({ drift: false, why: 'touched' });
+    expect(classifyDrift(lines, new Map([['common/a.c', null]]))).toMatchObject({ drift: false, why: 'unknown' });
+    expect(classifyDrift([], new Map())).toMatchObject({ drift: false, why: 'unknown' });
+  });
+  it('reads objdump -dl lines relative to xen/', () => {
+    const out = 'f():\n/t/xen/common/a.c:12\n   0:\tret\n./include/xen/b.h:3 (discriminator 1)\nxen/common/c.c:4\n';
+    expect(parseObjdumpLines(out, '/t/xen')).toEqual([{ file: 'common/a.c', line: 12 }, { file: 'include/xen/b.h', line: 3 }, { file: 'xen/common/c.c', line: 4 }]);
+  });
+});
+
+describe('xsplice linefix (diff.md §8.7): the #line fix printed as a patch', () => {
+  // Two hunks with shifting groups (+2, then -1 +0), a replace that does not shift, a comment.
+  const src = ['int f(int x)', '{', '\treturn x;', '}', '', '/* keep', ' * this */', 'int h(int y)', '{', '\ty++;', '\ty--;', '\treturn y;', '}', '', 'int g(void)', '{', '\treturn 7000000 + __LINE__;', '}', ''];
+  const patch = 'From: someone\nSubject: [PATCH] fix\n\n---\n' +
+    '--- a/xen/common/g.c\n+++ b/xen/common/g.c\n@@ -1,4 +1,6 @@\n int f(int x)\n {\n+\tif (x < 0)\n+\t\treturn 0;\n \treturn x;\n }\n' +
+    '@@ -9,5 +11,4 @@ int h(int y)\n {\n-\ty++;\n-\ty--;\n+\ty += 0;\n \treturn y;\n }\n-- \n2.39\n';
+  it('applies (GNU patch) to the same file as the patch command\'s own fix, and __LINE__ below keeps its value', () => {
+    const dir = tmp();
+    mkdirSync(join(dir, 'tree', 'xen', 'common'), { recursive: true });
+    writeFileSync(join(dir, 'tree', 'xen', 'common', 'g.c'), src.join('\n'));
+    writeFileSync(join(dir, 'fix.patch'), patch);
+    const r = fixPatchLines(patch, 'fix.patch');
+    expect(r.inserted).toEqual([{ file: 'xen/common/g.c', oldLine: 3 }, { file: 'xen/common/g.c', oldLine: 12 }]);
+    expect(r.text).toContain('@@ -1,4 +1,7 @@\n int f(int x)\n {\n+\tif (x < 0)\n+\t\treturn 0;\n+#line 3\n \treturn x;');
+    expect(r.text).toContain('@@ -9,5 +12,5 @@ int h(int y)\n');
+    expect(r.text.startsWith('From: someone\nSubject: [PATCH] fix\n')).toBe(true);
+    // The patch command's fix (whole file known) ...
+    applyPatches([join(dir, 'fix.patch')], join(dir, 'tree'), join(dir, 'ov'), true);
+    const viaPatchCommand = readFileSync(join(dir, 'ov', 'common', 'g.c'), 'utf8');
+    // ... equals GNU patch applying linefix's output.
+    writeFileSync(join(dir, 'fixed.patch'), r.text);
+    execFileSync('patch', ['-p1', '-s', '-i', join(dir, 'fixed.patch')], { cwd: join(dir, 'tree') });
+    const viaGnuPatch = readFileSync(join(dir, 'tree', 'xen', 'common', 'g.c'), 'utf8');
+    expect(viaGnuPatch).toBe(viaPatchCommand);
+    const line = execFileSync('gcc', ['-E', '-P', '-x', 'c', '-'], { input: viaGnuPatch, encoding: 'utf8' }).match(/7000000 \+ (\d+)/)![1];
+    expect(line).toBe('17'); // as in the base
+  });
+  it('the CLI prints it; a malformed patch exits 2 with one line', () => {
+    const dir = tmp();
+    writeFileSync(join(dir, 'fix.patch'), patch);
+    const out = execFileSync(process.execPath, [join(REPO, 'bin', 'xsplice'), 'linefix', join(dir, 'fix.patch')], { encoding: 'utf8' });
+    expect(out).toBe(fixPatchLines(patch, 'x').text);
+    writeFileSync(join(dir, 'bad.patch'), '--- a/xen/x.c\n+++ b/xen/x.c\n@@ -1,3 +1,3 @@\n a\n');
+    const bad = spawnSync(process.execPath, [join(REPO, 'bin', 'xsplice'), 'linefix', join(dir, 'bad.patch')], { encoding: 'utf8' });
+    expect(bad.status).toBe(2);
+    expect(bad.stderr.trim().split('\n')).toEqual([expect.stringMatching(/^xsplice: .*bad\.patch: .*truncated/)]);
   });
 });

@@ -69,6 +69,7 @@ export function emitPayload(input: EmitInput): Emitted {
       `${TOOL_NAME}=${opts.toolVersion ?? 'unknown'}`,
       `abi=${abi.id}`,
       ...opts.objects.map((o) => `input=${baseName(o.name)} sha256:${createHash('sha256').update(o.bytes).digest('hex')}`),
+      ...(opts.modinfo ?? []).map((l) => l.replace(/\0/g, '')),
     ];
     const mod = concat([...input.merged.modinfoParts, enc.encode(lines.join('\0') + '\0')]);
     b.addSection({ name: abi.sections.modinfo, type: SHT.PROGBITS, flags: SHF.ALLOC, addralign: 1n, data: mod });

@@ -61,6 +61,8 @@ export interface BuildOptions {
   /** 'address' (default when the target has symbols): old_addr from the symbol table; 'name': 0, resolved by the hypervisor by `name`. */
   oldAddr?: 'address' | 'name';
   toolVersion?: string;
+  /** Further `key=value` entries for `.modinfo` (e.g. diff's `diff-inputs=<sha256>`); no NUL inside. */
+  modinfo?: string[];
   /** Called with each warning as it arises (they are also returned on success). */
   onWarning?: (message: string) => void;
 }

@@ -20,19 +20,7 @@ const defects = {
 };
 
 export default defineConfig([
-  globalIgnores([
-    'node_modules/',
-    'dist/',
-    '.cache/',
-    'out/',
-    // Temporary: formatted by the lead after the diff2 merge (diff2 owns these paths now).
-    'src/diff/',
-    'src/patch/',
-    'test/diff/',
-    'test/patch/',
-    'cli/commands/diff.ts',
-    'cli/commands/patch.ts',
-  ]),
+  globalIgnores(['node_modules/', 'dist/', '.cache/', 'out/']),
   {
     files: ['**/*.{ts,mjs,js}'],
     extends: [js.configs.recommended],

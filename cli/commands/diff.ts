@@ -35,7 +35,10 @@ export function register(program: Command, setExit: (code: number) => void): voi
     .option('--include-line-only', 'also patch functions whose only change is a __LINE__')
     .option('--allow <kind>', 'turn a refusal into a listed exclusion: init', collect, [])
     .option('--patch-name <name>', 'goes into the deterministic names of new symbols')
-    .option('--depends <payload|hex>', 'with -o: the loaded payload this one stacks on (default: the hypervisor); ORIG is then the running build plus that payload')
+    .option(
+      '--depends <payload|hex>',
+      'with -o: the loaded payload this one stacks on (default: the hypervisor); ORIG is then the running build plus that payload',
+    )
     .option('--emit-hook-skeleton <file>', 'when data changed: write C load/unload hooks that set the new values')
     .action(async (orig: string, patched: string, opts: DiffCliOptions) => {
       const code = await run({ json: opts.json, file: opts.output }, async () => {
@@ -46,7 +49,8 @@ export function register(program: Command, setExit: (code: number) => void): voi
         if (opts.output && !opts.xen) throw new UsageError('USAGE', '-o needs --xen XEN (the running hypervisor)');
         if (opts.depends && !opts.output) throw new UsageError('USAGE', '--depends needs -o (it is what the payload stacks on)');
         const common = {
-          orig, patched,
+          orig,
+          patched,
           ...(opts.includeLineOnly ? { includeLineOnly: true } : {}),
           ...(opts.allow.length ? { allow: opts.allow } : {}),
           ...(opts.patchName ? { patchName: opts.patchName } : {}),
@@ -54,11 +58,24 @@ export function register(program: Command, setExit: (code: number) => void): voi
         };
         const warn = (w: string): void => io.err(`xsplice: warning: ${w}\n`);
         if (opts.output) {
-          const r = await diffPayload({ ...common, xen: opts.xen!, out: opts.output, toolVersion: VERSION, onWarning: warn, ...(opts.depends ? { depends: opts.depends } : {}) });
+          const r = await diffPayload({
+            ...common,
+            xen: opts.xen!,
+            out: opts.output,
+            toolVersion: VERSION,
+            onWarning: warn,
+            ...(opts.depends ? { depends: opts.depends } : {}),
+          });
           for (const w of r.diff.warnings) warn(w);
           if (opts.json) {
             const { objects: _o, ...d } = r.diff;
-            io.out(toJson({ ...d, ok: true, payload: { file: r.file, buildId: r.build.buildId, size: r.build.bytes.length, funcs: r.build.funcs } }) + '\n');
+            io.out(
+              toJson({
+                ...d,
+                ok: true,
+                payload: { file: r.file, buildId: r.build.buildId, size: r.build.bytes.length, funcs: r.build.funcs },
+              }) + '\n',
+            );
           } else {
             io.out(formatDiff(r.diff, !!opts.explain) + `${r.build.buildId}  ${r.file}\n`);
           }

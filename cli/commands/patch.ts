@@ -37,7 +37,12 @@ export function register(program: Command, setExit: (code: number) => void): voi
     .option('--make', 'build the patched objects with make in a copy of the base instead of their recorded commands')
     .option('--jobs <n>', 'parallel jobs for a base build (default: CPUs)')
     .option('--depends <payload|hex>', 'the loaded payload this one stacks on (default: the hypervisor)')
-    .option('--on <fix>', 'a patch already live through --depends (what that payload was made from); repeatable', (v: string, prev: string[]) => [...prev, v], [] as string[])
+    .option(
+      '--on <fix>',
+      'a patch already live through --depends (what that payload was made from); repeatable',
+      (v: string, prev: string[]) => [...prev, v],
+      [] as string[],
+    )
     .option('--name <name>', 'payload name (default: from the first patch file name)')
     .option('--explain <file>', 'write the diff explanation (JSON) to FILE')
     .option('-q, --quiet', 'no progress lines')
@@ -48,11 +53,22 @@ export function register(program: Command, setExit: (code: number) => void): voi
         if (fixes.length === 0) throw new UsageError('PATCH_USAGE', 'give at least one FIX.patch');
         if (!opts.output && !opts.json) throw new UsageError('PATCH_USAGE', '-o OUT is required (or --json to only report)');
         const jobs = opts.jobs === undefined ? undefined : Number(opts.jobs);
-        if (jobs !== undefined && (!Number.isInteger(jobs) || jobs < 1 || jobs > 256)) throw new UsageError('PATCH_USAGE', `--jobs: not a count: ${opts.jobs}`);
+        if (jobs !== undefined && (!Number.isInteger(jobs) || jobs < 1 || jobs > 256))
+          throw new UsageError('PATCH_USAGE', `--jobs: not a count: ${opts.jobs}`);
         const lib = await import('../../src/patch/index.js');
         const r = await lib.patchXen({
-          patches: fixes, xen: opts.xen!, out: opts.output, source: opts.source, debian: opts.debian,
-          lineFix: opts.lineFix, make: opts.make, jobs, name: opts.name, toolVersion: VERSION, depends: opts.depends, on: opts.on,
+          patches: fixes,
+          xen: opts.xen!,
+          out: opts.output,
+          source: opts.source,
+          debian: opts.debian,
+          lineFix: opts.lineFix,
+          make: opts.make,
+          jobs,
+          name: opts.name,
+          toolVersion: VERSION,
+          depends: opts.depends,
+          on: opts.on,
           onProgress: opts.quiet ? undefined : (l) => io.err(l),
           onWarning: (w) => io.err(`xsplice: warning: ${w}\n`),
         });
@@ -62,12 +78,23 @@ export function register(program: Command, setExit: (code: number) => void): voi
         }
         if (opts.json) {
           const d = r.diff;
-          io.out(toJson({
-            ok: true,
-            functions: d?.functions ?? [], data: d?.data ?? [], errors: d?.errors ?? [], warnings: d?.warnings ?? [],
-            base: r.base, files: r.files, objects: r.objects, skipped: r.skipped, ignored: r.ignored,
-            verify: r.verify, file: r.file ?? null, buildId: r.buildId ?? null,
-          }) + '\n');
+          io.out(
+            toJson({
+              ok: true,
+              functions: d?.functions ?? [],
+              data: d?.data ?? [],
+              errors: d?.errors ?? [],
+              warnings: d?.warnings ?? [],
+              base: r.base,
+              files: r.files,
+              objects: r.objects,
+              skipped: r.skipped,
+              ignored: r.ignored,
+              verify: r.verify,
+              file: r.file ?? null,
+              buildId: r.buildId ?? null,
+            }) + '\n',
+          );
         } else {
           const fns = (r.diff?.functions ?? []).filter((f) => f.included);
           const lines = [`${r.buildId ?? '-'}  ${r.file ?? '(not written)'}`];
@@ -91,7 +118,11 @@ export function register(program: Command, setExit: (code: number) => void): voi
         const { fixPatchLines } = await import('../../src/patch/linefix.js');
         const r = fixPatchLines(await readInputText(patch, { what: 'patch' }), patch);
         if (opts.output) await writeFileAtomic(opts.output, new TextEncoder().encode(r.text));
-        if (opts.json) io.out(toJson({ ok: true, inserted: r.inserted, skipped: r.skipped, ...(opts.output ? { file: opts.output } : { text: r.text }) }) + '\n');
+        if (opts.json)
+          io.out(
+            toJson({ ok: true, inserted: r.inserted, skipped: r.skipped, ...(opts.output ? { file: opts.output } : { text: r.text }) }) +
+              '\n',
+          );
         else if (!opts.output) io.out(r.text);
         return 0;
       });

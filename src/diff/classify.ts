@@ -13,7 +13,8 @@ import { decode, insnAt, type Insn } from './x86.js';
 /** Functions whose call makes a preceding `mov $imm32,%edx|%esi` a printed line number (§3.2). */
 export const LINE_SINKS = new Set(['printk']);
 
-const REGISTRATION = /^\.(init\.setup|data\.paramhypfs|data\.schedulers|lockprofile\.data|ctors|initcall|init\.rodata\.cf_clobber|init\.data\.cf_clobber)/;
+const REGISTRATION =
+  /^\.(init\.setup|data\.paramhypfs|data\.schedulers|lockprofile\.data|ctors|initcall|init\.rodata\.cf_clobber|init\.data\.cf_clobber)/;
 export const isRegistration = (n: string): boolean => REGISTRATION.test(n);
 export const isPercpu = (n: string): boolean => /^\.(bss|data)\.percpu/.test(n);
 
@@ -85,14 +86,23 @@ function sameBranch(x: string, y: string, xi: Insn[], yi: Insn[]): boolean {
 export function firstDifference(o: Canon, p: Canon): { offset: number; orig?: string; patched?: string; what: string } {
   const oi = decode(o.bytes, true);
   const pi = decode(p.bytes, true);
-  const relAt = (c: Canon, from: number, to: number): string => c.rels.filter((r) => r.off >= from && r.off < to).map((r) => `${r.key}${r.addend >= 0n ? '+' : ''}${r.addend}`).join(' ');
+  const relAt = (c: Canon, from: number, to: number): string =>
+    c.rels
+      .filter((r) => r.off >= from && r.off < to)
+      .map((r) => `${r.key}${r.addend >= 0n ? '+' : ''}${r.addend}`)
+      .join(' ');
   const n = Math.max(oi.length, pi.length);
   for (let i = 0; i < n; i++) {
     const a = oi[i];
     const b = pi[i];
     if (!a || !b) {
       const at = a ?? b!;
-      return { offset: at.off, ...(a ? { orig: a.text! } : {}), ...(b ? { patched: b.text! } : {}), what: a ? 'removed instruction' : 'added instruction' };
+      return {
+        offset: at.off,
+        ...(a ? { orig: a.text! } : {}),
+        ...(b ? { patched: b.text! } : {}),
+        what: a ? 'removed instruction' : 'added instruction',
+      };
     }
     const ab = o.bytes.subarray(a.off, a.off + a.len);
     const bb = p.bytes.subarray(b.off, b.off + b.len);
@@ -154,25 +164,56 @@ export interface ClassifyOptions {
   allowInit: boolean;
 }
 
-export function classify(object: string, oi: ObjIndex | null, pi: ObjIndex, corr: Correlation, ofp: Fingerprinter | null, pfp: Fingerprinter, opts: ClassifyOptions): Classified {
-  const out: Classified = { functions: [], data: [], errors: [], warnings: [], roots: [], statusOf: new Map(), harmless: [], changedData: [], ...coldChildren(pi) };
+export function classify(
+  object: string,
+  oi: ObjIndex | null,
+  pi: ObjIndex,
+  corr: Correlation,
+  ofp: Fingerprinter | null,
+  pfp: Fingerprinter,
+  opts: ClassifyOptions,
+): Classified {
+  const out: Classified = {
+    functions: [],
+    data: [],
+    errors: [],
+    warnings: [],
+    roots: [],
+    statusOf: new Map(),
+    harmless: [],
+    changedData: [],
+    ...coldChildren(pi),
+  };
   const oc = oi ? coldChildren(oi) : { children: new Map<number, Sym[]>(), childSet: new Set<number>() };
   const refuse = (code: string, symbol: string, message: string, suggestion: string): void => {
     out.errors.push({ code, object, symbol, message, suggestion });
   };
-  const HOOK_DATA = 'The running value will not change. Write a LIVEPATCH_LOAD_HOOK that updates it, or add a new variable and change the code that uses it.';
+  const HOOK_DATA =
+    'The running value will not change. Write a LIVEPATCH_LOAD_HOOK that updates it, or add a new variable and change the code that uses it.';
   for (const p of candidates(pi)) {
     const o = corr.p2o.get(p.index);
     if (p.type === STT.FUNC) {
       if (out.childSet.has(p.index)) continue;
-      const base: Omit<DiffFunction, 'status' | 'included' | 'reason' | 'rule'> = { name: p.name, object, file: p.file, xenName: o ? o.xenName : null, ...(o && o.name !== p.name ? { origName: o.name } : {}) };
+      const base: Omit<DiffFunction, 'status' | 'included' | 'reason' | 'rule'> = {
+        name: p.name,
+        object,
+        file: p.file,
+        xenName: o ? o.xenName : null,
+        ...(o && o.name !== p.name ? { origName: o.name } : {}),
+      };
       const push = (f: DiffFunction): void => {
         out.functions.push(f);
         out.statusOf.set(p.index, f.status);
       };
       if (!o) {
         if (isInitSection(p.section)) {
-          push({ ...base, status: 'new', included: false, reason: `new init function in ${p.section}: runs only at boot, never in a payload`, rule: '§4.4' });
+          push({
+            ...base,
+            status: 'new',
+            included: false,
+            reason: `new init function in ${p.section}: runs only at boot, never in a payload`,
+            rule: '§4.4',
+          });
           continue;
         }
         push({ ...base, status: 'new', included: true, reason: 'new function', rule: '§4.1' });
@@ -188,7 +229,13 @@ export function classify(object: string, oi: ObjIndex | null, pi: ObjIndex, corr
       const fo = ofp!.func(o, och);
       const fpp = pfp.func(p, pch);
       if (corr.renamedInit.has(p.index)) {
-        push({ ...base, status: 'renamed-init', included: false, reason: `init symbol renamed ${o.name} → ${p.name} (TEMP_NAME carries __LINE__)`, rule: '§2.1.4' });
+        push({
+          ...base,
+          status: 'renamed-init',
+          included: false,
+          reason: `init symbol renamed ${o.name} → ${p.name} (TEMP_NAME carries __LINE__)`,
+          rule: '§2.1.4',
+        });
         out.harmless.push(`${p.name}: renamed init symbol`);
         continue;
       }
@@ -198,7 +245,14 @@ export function classify(object: string, oi: ObjIndex | null, pi: ObjIndex, corr
           continue;
         }
         const inc = opts.includeLineOnly;
-        push({ ...base, status: 'line-only', included: inc, reason: `only bug-frame line numbers differ [${fo.lines.join(',')}]→[${fpp.lines.join(',')}]${inc ? '' : '; the old line numbers stay in the running hypervisor\'s messages'}`, rule: '§3.2', lines: { orig: fo.lines, patched: fpp.lines } });
+        push({
+          ...base,
+          status: 'line-only',
+          included: inc,
+          reason: `only bug-frame line numbers differ [${fo.lines.join(',')}]→[${fpp.lines.join(',')}]${inc ? '' : "; the old line numbers stay in the running hypervisor's messages"}`,
+          rule: '§3.2',
+          lines: { orig: fo.lines, patched: fpp.lines },
+        });
         if (inc) out.roots.push(p);
         else out.harmless.push(`${p.name}: bug-frame lines`);
         continue;
@@ -209,23 +263,50 @@ export function classify(object: string, oi: ObjIndex | null, pi: ObjIndex, corr
       if (lo && fo.lines.length === fpp.lines.length) {
         const inc = opts.includeLineOnly;
         const lines = { orig: [...lo.orig, ...fo.lines], patched: [...lo.patched, ...fpp.lines] };
-        push({ ...base, status: 'line-only', included: inc, reason: `only __LINE__ immediates passed to printk differ [${lo.orig.join(',')}]→[${lo.patched.join(',')}]${inc ? '' : '; the old line numbers stay in the running hypervisor\'s messages'}`, rule: '§3.2', lines });
+        push({
+          ...base,
+          status: 'line-only',
+          included: inc,
+          reason: `only __LINE__ immediates passed to printk differ [${lo.orig.join(',')}]→[${lo.patched.join(',')}]${inc ? '' : "; the old line numbers stay in the running hypervisor's messages"}`,
+          rule: '§3.2',
+          lines,
+        });
         if (inc) out.roots.push(p);
         else out.harmless.push(`${p.name}: __LINE__ immediates`);
         continue;
       }
       const first = firstDifference(oc1, pc1);
-      const where = first.what.startsWith('special') ? first.what : `+0x${first.offset.toString(16)}: ${first.orig ?? '(end)'} → ${first.patched ?? '(end)'}`;
+      const where = first.what.startsWith('special')
+        ? first.what
+        : `+0x${first.offset.toString(16)}: ${first.orig ?? '(end)'} → ${first.patched ?? '(end)'}`;
       if (isInitSection(p.section)) {
         if (opts.allowInit) {
-          push({ ...base, status: 'changed', included: false, reason: `init code changed (${where}); ignored (--allow init)`, rule: '§4.4' });
+          push({
+            ...base,
+            status: 'changed',
+            included: false,
+            reason: `init code changed (${where}); ignored (--allow init)`,
+            rule: '§4.4',
+          });
         } else {
           push({ ...base, status: 'changed', included: false, reason: `init code changed (${where})`, rule: '§4.4' });
-          refuse('DIFF_INIT_CHANGED', o.xenName, `${o.xenName} in ${p.section} changed (${where}): init code has already run and its memory is freed`, 'move the fix into a runtime path, or pass --allow init to leave it out');
+          refuse(
+            'DIFF_INIT_CHANGED',
+            o.xenName,
+            `${o.xenName} in ${p.section} changed (${where}): init code has already run and its memory is freed`,
+            'move the fix into a runtime path, or pass --allow init to leave it out',
+          );
         }
         continue;
       }
-      push({ ...base, status: 'changed', included: true, reason: `changed at ${where}`, rule: '§3.1', first: { offset: first.offset, ...(first.orig ? { orig: first.orig } : {}), ...(first.patched ? { patched: first.patched } : {}) } });
+      push({
+        ...base,
+        status: 'changed',
+        included: true,
+        reason: `changed at ${where}`,
+        rule: '§3.1',
+        first: { offset: first.offset, ...(first.orig ? { orig: first.orig } : {}), ...(first.patched ? { patched: first.patched } : {}) },
+      });
       out.roots.push(p);
       continue;
     }
@@ -234,12 +315,28 @@ export function classify(object: string, oi: ObjIndex | null, pi: ObjIndex, corr
     if (!o) {
       if (isPercpu(p.section)) {
         out.data.push({ ...dbase, status: 'new', reason: 'new per-cpu variable' });
-        refuse('DIFF_NEW_PERCPU', p.name, `new per-cpu variable ${p.name} in ${p.section}: per-cpu areas are laid out at boot`, 'use a lazily allocated shadow, or xmalloc the storage in a LIVEPATCH_LOAD_HOOK');
+        refuse(
+          'DIFF_NEW_PERCPU',
+          p.name,
+          `new per-cpu variable ${p.name} in ${p.section}: per-cpu areas are laid out at boot`,
+          'use a lazily allocated shadow, or xmalloc the storage in a LIVEPATCH_LOAD_HOOK',
+        );
       } else if (isRegistration(p.section)) {
         out.data.push({ ...dbase, status: 'new', reason: 'new registration-table entry' });
-        refuse('DIFF_REGISTRATION_TABLE', p.name, `new entry ${p.name} in ${p.section}: tables walked at boot are not re-walked`, 'do the registration in a LIVEPATCH_LOAD_HOOK');
+        refuse(
+          'DIFF_REGISTRATION_TABLE',
+          p.name,
+          `new entry ${p.name} in ${p.section}: tables walked at boot are not re-walked`,
+          'do the registration in a LIVEPATCH_LOAD_HOOK',
+        );
       } else {
-        out.data.push({ ...dbase, status: 'new', reason: isInitSection(p.section) ? 'new init data (never carried)' : 'new data: copied when referenced, initialised at load, state not migrated' });
+        out.data.push({
+          ...dbase,
+          status: 'new',
+          reason: isInitSection(p.section)
+            ? 'new init data (never carried)'
+            : 'new data: copied when referenced, initialised at load, state not migrated',
+        });
       }
       continue;
     }
@@ -256,25 +353,63 @@ export function classify(object: string, oi: ObjIndex | null, pi: ObjIndex, corr
     const cb = pfp.symCanon(p);
     let fb = firstByte(ca.bytes, cb.bytes);
     if (fb === Math.min(ca.bytes.length, cb.bytes.length) && ca.bytes.length === cb.bytes.length) {
-      const r = ca.rels.findIndex((x, i) => { const y = cb.rels[i]; return !y || x.off !== y.off || x.key !== y.key || x.addend !== y.addend; });
-      fb = r >= 0 ? ca.rels[r]!.off : cb.rels[ca.rels.length]?.off ?? 0;
+      const r = ca.rels.findIndex((x, i) => {
+        const y = cb.rels[i];
+        return !y || x.off !== y.off || x.key !== y.key || x.addend !== y.addend;
+      });
+      fb = r >= 0 ? ca.rels[r]!.off : (cb.rels[ca.rels.length]?.off ?? 0);
     }
     const sizeNote = o.size !== p.size ? `size ${o.size} → ${p.size}, ` : '';
     out.data.push({ ...dbase, status: 'changed', reason: `${sizeNote}first differing byte +0x${fb.toString(16)}`, firstByte: fb });
     if (isRegistration(p.section)) {
-      refuse('DIFF_REGISTRATION_TABLE', o.xenName, `${o.xenName} in ${p.section} changed (first differing byte +0x${fb.toString(16)}): tables walked at boot are not re-walked`, 'do the registration in a LIVEPATCH_LOAD_HOOK');
+      refuse(
+        'DIFF_REGISTRATION_TABLE',
+        o.xenName,
+        `${o.xenName} in ${p.section} changed (first differing byte +0x${fb.toString(16)}): tables walked at boot are not re-walked`,
+        'do the registration in a LIVEPATCH_LOAD_HOOK',
+      );
     } else if (isInitSection(p.section)) {
-      if (!opts.allowInit) refuse('DIFF_INIT_CHANGED', o.xenName, `${o.xenName} in ${p.section} changed: init data has already been used and its memory is freed`, 'pass --allow init to leave it out');
+      if (!opts.allowInit)
+        refuse(
+          'DIFF_INIT_CHANGED',
+          o.xenName,
+          `${o.xenName} in ${p.section} changed: init data has already been used and its memory is freed`,
+          'pass --allow init to leave it out',
+        );
     } else {
-      refuse('DIFF_CHANGED_DATA', o.xenName, `${o.xenName} in ${p.section} changed (${sizeNote}first differing byte +0x${fb.toString(16)})`, HOOK_DATA);
+      refuse(
+        'DIFF_CHANGED_DATA',
+        o.xenName,
+        `${o.xenName} in ${p.section} changed (${sizeNote}first differing byte +0x${fb.toString(16)})`,
+        HOOK_DATA,
+      );
       out.changedData.push({ sym: p, xenName: o.xenName });
     }
   }
   if (oi) {
     for (const o of candidates(oi)) {
       if (corr.o2p.has(o.index) || oc.childSet.has(o.index)) continue;
-      if (o.type === STT.FUNC) out.functions.push({ name: o.name, object, file: o.file, xenName: o.xenName, status: 'removed', included: false, reason: 'not in PATCHED: the running function stays in place (callers in the payload no longer use it)', rule: '§3.1' });
-      else out.data.push({ name: o.name, object, file: o.file, xenName: o.xenName, section: o.section, status: 'removed', reason: 'not in PATCHED' });
+      if (o.type === STT.FUNC)
+        out.functions.push({
+          name: o.name,
+          object,
+          file: o.file,
+          xenName: o.xenName,
+          status: 'removed',
+          included: false,
+          reason: 'not in PATCHED: the running function stays in place (callers in the payload no longer use it)',
+          rule: '§3.1',
+        });
+      else
+        out.data.push({
+          name: o.name,
+          object,
+          file: o.file,
+          xenName: o.xenName,
+          section: o.section,
+          status: 'removed',
+          reason: 'not in PATCHED',
+        });
     }
   }
   return out;

@@ -21,7 +21,8 @@ export interface Correlation {
   errors: { code: string; symbol: string; message: string }[];
 }
 
-export const isInitSection = (n: string): boolean => /^\.(init(\.|$)|initcall|text\.startup|init_array|ctors)/.test(n) || n === '.init.setup';
+export const isInitSection = (n: string): boolean =>
+  /^\.(init(\.|$)|initcall|text\.startup|init_array|ctors)/.test(n) || n === '.init.setup';
 
 /** Symbols taking part in correlation. */
 export function candidates(idx: ObjIndex): Sym[] {
@@ -50,7 +51,8 @@ export function correlate(oi: ObjIndex, pi: ObjIndex, fp: FpFn): Correlation {
   // L0
   if (oi.files.length !== pi.files.length || oi.files.some((f, i) => f !== pi.files[i])) {
     c.errors.push({
-      code: 'DIFF_FILE_MISMATCH', symbol: pi.files.find((f, i) => f !== oi.files[i]) ?? oi.files[pi.files.length] ?? '',
+      code: 'DIFF_FILE_MISMATCH',
+      symbol: pi.files.find((f, i) => f !== oi.files[i]) ?? oi.files[pi.files.length] ?? '',
       message: `FILE symbols differ (ORIG ${JSON.stringify(oi.files)}, PATCHED ${JSON.stringify(pi.files)}): possible toolchain or config mismatch with the running build`,
     });
     return c;
@@ -63,7 +65,10 @@ export function correlate(oi: ObjIndex, pi: ObjIndex, fp: FpFn): Correlation {
   const oc = candidates(oi);
   const pc = candidates(pi);
   // L1: exact names, for names that carry no number gcc may renumber.
-  const pBy1 = group(pc.filter((s) => s.kinds === ''), k1);
+  const pBy1 = group(
+    pc.filter((s) => s.kinds === ''),
+    k1,
+  );
   for (const o of oc) {
     if (o.kinds !== '') continue;
     const l = pBy1.get(k1(o));
@@ -135,8 +140,14 @@ export function correlate(oi: ObjIndex, pi: ObjIndex, fp: FpFn): Correlation {
       for (const [k, os] of group(fo, k2)) {
         const ps = po.get(k);
         if (!ps) continue;
-        const og = group(os.filter((s) => oCtx.has(s.index)), (s) => oCtx.get(s.index)!);
-        const pg = group(ps.filter((s) => pCtx.has(s.index)), (s) => pCtx.get(s.index)!);
+        const og = group(
+          os.filter((s) => oCtx.has(s.index)),
+          (s) => oCtx.get(s.index)!,
+        );
+        const pg = group(
+          ps.filter((s) => pCtx.has(s.index)),
+          (s) => pCtx.get(s.index)!,
+        );
         for (const [cx, ol] of og) {
           const pl = pg.get(cx);
           if (ol.length === 1 && pl && pl.length === 1) pair(ol[0]!, pl[0]!, 4);
@@ -151,8 +162,14 @@ export function correlate(oi: ObjIndex, pi: ObjIndex, fp: FpFn): Correlation {
       const m = /^(.*)_\d+$/.exec(s.name);
       return m && /^\.init/.test(s.section) ? `${s.file}\0${scope(s)}\0${s.type}\0${m[1]}` : null;
     };
-    const po = group(freeP().filter((s) => tn(s) !== null), (s) => tn(s)!);
-    for (const [k, os] of group(freeO().filter((s) => tn(s) !== null), (s) => tn(s)!)) {
+    const po = group(
+      freeP().filter((s) => tn(s) !== null),
+      (s) => tn(s)!,
+    );
+    for (const [k, os] of group(
+      freeO().filter((s) => tn(s) !== null),
+      (s) => tn(s)!,
+    )) {
       const ps = po.get(k);
       if (os.length === 1 && ps && ps.length === 1) {
         pair(os[0]!, ps[0]!, 5);
@@ -165,9 +182,15 @@ export function correlate(oi: ObjIndex, pi: ObjIndex, fp: FpFn): Correlation {
   for (const [k, os] of group(freeO(), k2)) {
     const ps = po.get(k);
     if (!ps || (os.length < 2 && ps.length < 2)) continue;
-    const desc = (side: string, l: Sym[]): string => l.map((s) => `${side} ${s.name} (size ${s.size}${s.type === STT.FUNC ? ', ' + fp(side === 'ORIG' ? 'o' : 'p', s, c).slice(-8) : ''})`).join(', ');
+    const desc = (side: string, l: Sym[]): string =>
+      l
+        .map(
+          (s) => `${side} ${s.name} (size ${s.size}${s.type === STT.FUNC ? ', ' + fp(side === 'ORIG' ? 'o' : 'p', s, c).slice(-8) : ''})`,
+        )
+        .join(', ');
     c.errors.push({
-      code: 'DIFF_AMBIGUOUS_CORRELATION', symbol: os[0]!.xenName,
+      code: 'DIFF_AMBIGUOUS_CORRELATION',
+      symbol: os[0]!.xenName,
       message: `cannot pair ${os[0]!.base}${os[0]!.kinds ? ' (' + os[0]!.kinds + ')' : ''} without guessing: ${desc('ORIG', os)}; ${desc('PATCHED', ps)}; possible toolchain or config mismatch with the running build`,
     });
   }

@@ -83,13 +83,23 @@ export function emitObject(inp: EmitInput): EmitOutput {
     const rule = inp.abi.hooks.find((h) => h.section === name);
     if (!name.startsWith('.livepatch.hooks')) continue;
     if (!rule) {
-      refuse('DIFF_UNSUPPORTED_SPECIAL', name, `${name}: the target's loader has no such hook section`, 'use LIVEPATCH_LOAD_HOOK / LIVEPATCH_UNLOAD_HOOK');
+      refuse(
+        'DIFF_UNSUPPORTED_SPECIAL',
+        name,
+        `${name}: the target's loader has no such hook section`,
+        'use LIVEPATCH_LOAD_HOOK / LIVEPATCH_UNLOAD_HOOK',
+      );
       continue;
     }
     for (const r of pi.rels(i)) {
       const t = resolve(pi, i, r);
       if (t.kind !== 'sym' || t.sym.type !== STT.FUNC) {
-        refuse('DIFF_HOOK', name, `${name}: entry does not point at a function of the object`, 'hooks must name a function defined in the patch');
+        refuse(
+          'DIFF_HOOK',
+          name,
+          `${name}: entry does not point at a function of the object`,
+          'hooks must name a function defined in the patch',
+        );
         continue;
       }
       hookFns.push({ kind: rule.kind, sym: t.sym });
@@ -144,7 +154,8 @@ export function emitObject(inp: EmitInput): EmitOutput {
         case 'refuse':
           refuse(d.code, d.symbol, d.message, d.suggestion);
           break;
-        case 'abs': case 'child':
+        case 'abs':
+        case 'child':
           break;
       }
     }
@@ -170,14 +181,17 @@ export function emitObject(inp: EmitInput): EmitOutput {
 
   // ---- Sections ------------------------------------------------------------------------------
   const copies = new Map<number, Copy>();
-  const secSym = (sec: SectionId): SymbolId => b.addSymbol({ name: '', bind: STB.LOCAL, type: STT.SECTION, section: sec, value: 0n, size: 0n });
+  const secSym = (sec: SectionId): SymbolId =>
+    b.addSymbol({ name: '', bind: STB.LOCAL, type: STT.SECTION, section: sec, value: 0n, size: 0n });
   let anonN = 0;
   let lastFile: string | undefined;
   const copySym = (s: Sym, secName: string, symName: string | null, bind: number, file?: string): void => {
     const src = pi.section(s.shndx);
     const nobits = src.type === SHT.NOBITS;
     const out = b.addSection({
-      name: secName, type: nobits ? SHT.NOBITS : SHT.PROGBITS, flags: src.flags & (SHF.ALLOC | SHF.WRITE | SHF.EXECINSTR),
+      name: secName,
+      type: nobits ? SHT.NOBITS : SHT.PROGBITS,
+      flags: src.flags & (SHF.ALLOC | SHF.WRITE | SHF.EXECINSTR),
       addralign: src.addralign > 0n ? src.addralign : 1n,
       ...(nobits ? { size: BigInt(s.size) } : { data: pi.data(s.shndx).slice(s.value, s.value + s.size) }),
     });
@@ -225,13 +239,23 @@ export function emitObject(inp: EmitInput): EmitOutput {
   for (const sec of anonSecs) {
     const src = pi.section(sec);
     const nobits = src.type === SHT.NOBITS;
-    const out = b.addSection({ name: `${src.flags & SHF.WRITE ? '.data' : '.rodata'}.lp.${anonN++}`, type: nobits ? SHT.NOBITS : SHT.PROGBITS, flags: src.flags & (SHF.ALLOC | SHF.WRITE), addralign: src.addralign || 1n, ...(nobits ? { size: src.size } : { data: pi.data(sec).slice() }) });
+    const out = b.addSection({
+      name: `${src.flags & SHF.WRITE ? '.data' : '.rodata'}.lp.${anonN++}`,
+      type: nobits ? SHT.NOBITS : SHT.PROGBITS,
+      flags: src.flags & (SHF.ALLOC | SHF.WRITE),
+      addralign: src.addralign || 1n,
+      ...(nobits ? { size: src.size } : { data: pi.data(sec).slice() }),
+    });
     anonOut.set(sec, { sec, from: 0, to: Number(src.size), out, outSym: secSym(out), at: 0 });
     copied.push({ kind: 'rodata', name: src.name, size: Number(src.size) });
   }
   // String and constant pools: only what is referenced, by content.
-  const pools = new Map<string, { bytes: number[]; at: Map<string, number>; align: number; entsize: number; strings: boolean; out?: SectionId; sym?: SymbolId }>();
-  const poolKey = (t: Target): string => (t.kind === 'str' ? `s${Number(pi.section(t.sec).addralign) || 1}` : t.kind === 'cst' ? `c${Number(pi.section(t.sec).entsize)}` : '');
+  const pools = new Map<
+    string,
+    { bytes: number[]; at: Map<string, number>; align: number; entsize: number; strings: boolean; out?: SectionId; sym?: SymbolId }
+  >();
+  const poolKey = (t: Target): string =>
+    t.kind === 'str' ? `s${Number(pi.section(t.sec).addralign) || 1}` : t.kind === 'cst' ? `c${Number(pi.section(t.sec).entsize)}` : '';
   const place = (t: Target): { pool: string; off: number } => {
     if (t.kind !== 'str' && t.kind !== 'cst') throw new Error('not a pool target');
     const k = poolKey(t);
@@ -260,13 +284,17 @@ export function emitObject(inp: EmitInput): EmitOutput {
   for (const n of poolNeeds) place(n.t);
 
   // ---- Special sections ----------------------------------------------------------------------
-  interface OutSpecial { out: SectionId; bytes: number[]; rels: { off: number; r: Rel; entry: SpecialEntry; srcSec: number }[] }
+  interface OutSpecial {
+    out: SectionId;
+    bytes: number[];
+    rels: { off: number; r: Rel; entry: SpecialEntry; srcSec: number }[];
+  }
   const specials = new Map<string, OutSpecial>();
   const fixupOut = new Map<string, number>();
   const fixupBytes: number[] = [];
   const fixupRels: { off: number; r: Rel; srcSec: number }[] = [];
   const replRanges: { sec: number; from: number; to: number }[] = [];
-  const kept = psp.entries.filter((e) => e.owner && funcs.has(e.owner.index) || (e.owner && copies.has(e.owner.index)));
+  const kept = psp.entries.filter((e) => (e.owner && funcs.has(e.owner.index)) || (e.owner && copies.has(e.owner.index)));
   for (const e of kept) {
     for (const r of e.rels) {
       const t = targetOf(e.sec, r, e);
@@ -284,8 +312,18 @@ export function emitObject(inp: EmitInput): EmitOutput {
         const len = pi.data(e.sec)[e.off + 11] ?? 0;
         replRanges.push({ sec: t.sec, from: Number(t.addend), to: Number(t.addend) + len });
         scanRange(t.sec, Number(t.addend), Number(t.addend) + len, '.altinstr_replacement', []);
-      } else if (isBugFrames(e.secName) && r.offset - e.off === 4 && t.kind !== 'str' && !(t.kind === 'sym' && (funcs.has(t.sym.index) || copies.has(t.sym.index)))) {
-        refuse('DIFF_BUGFRAME_FAR', e.owner!.name, `${e.secName} entry of ${e.owner!.name} points outside the payload (${t.kind === 'sym' ? t.sym.name : t.kind}): its 24-bit displacement can overflow`, 'carry the pointed-to function in the patch, or drop the run_in_exception_handler call');
+      } else if (
+        isBugFrames(e.secName) &&
+        r.offset - e.off === 4 &&
+        t.kind !== 'str' &&
+        !(t.kind === 'sym' && (funcs.has(t.sym.index) || copies.has(t.sym.index)))
+      ) {
+        refuse(
+          'DIFF_BUGFRAME_FAR',
+          e.owner!.name,
+          `${e.secName} entry of ${e.owner!.name} points outside the payload (${t.kind === 'sym' ? t.sym.name : t.kind}): its 24-bit displacement can overflow`,
+          'carry the pointed-to function in the patch, or drop the run_in_exception_handler call',
+        );
       } else if (t.kind === 'str' || t.kind === 'cst') {
         place(t);
       } else {
@@ -295,7 +333,14 @@ export function emitObject(inp: EmitInput): EmitOutput {
   }
   for (const p of pools.values()) {
     const name = p.strings ? `.rodata.str1.${p.align}` : `.rodata.cst${p.entsize}`;
-    p.out = b.addSection({ name, type: SHT.PROGBITS, flags: A | SHF.MERGE | (p.strings ? SHF.STRINGS : 0n), addralign: BigInt(p.align), entsize: BigInt(p.entsize), data: Uint8Array.from(p.bytes) });
+    p.out = b.addSection({
+      name,
+      type: SHT.PROGBITS,
+      flags: A | SHF.MERGE | (p.strings ? SHF.STRINGS : 0n),
+      addralign: BigInt(p.align),
+      entsize: BigInt(p.entsize),
+      data: Uint8Array.from(p.bytes),
+    });
     p.sym = secSym(p.out);
   }
   // Replacement ranges: union, packed in order.
@@ -318,13 +363,24 @@ export function emitObject(inp: EmitInput): EmitOutput {
       replMap.push({ sec: r.sec, from: r.from, to: r.to, at: replBytes.length });
       replBytes.push(...pi.data(r.sec).subarray(r.from, r.to));
     }
-    for (const m of replMap) for (const rr of pi.relsIn(m.sec, m.from, m.to)) replRels.push({ off: m.at + rr.offset - m.from, r: rr, srcSec: m.sec });
+    for (const m of replMap)
+      for (const rr of pi.relsIn(m.sec, m.from, m.to)) replRels.push({ off: m.at + rr.offset - m.from, r: rr, srcSec: m.sec });
   }
   for (const e of kept) {
     let s = specials.get(e.secName);
     if (!s) {
       const src = pi.section(e.sec);
-      s = { out: b.addSection({ name: e.secName, type: SHT.PROGBITS, flags: src.flags & (SHF.ALLOC | SHF.WRITE), addralign: src.addralign || 1n, data: new Uint8Array(0) }), bytes: [], rels: [] };
+      s = {
+        out: b.addSection({
+          name: e.secName,
+          type: SHT.PROGBITS,
+          flags: src.flags & (SHF.ALLOC | SHF.WRITE),
+          addralign: src.addralign || 1n,
+          data: new Uint8Array(0),
+        }),
+        bytes: [],
+        rels: [],
+      };
       specials.set(e.secName, s);
     }
     const base = s.bytes.length;
@@ -334,11 +390,23 @@ export function emitObject(inp: EmitInput): EmitOutput {
   let fixupSec: SectionId | undefined;
   let fixupSym: SymbolId | undefined;
   if (fixupOut.size) {
-    fixupSec = b.addSection({ name: '.fixup', type: SHT.PROGBITS, flags: A | SHF.EXECINSTR, addralign: 1n, data: Uint8Array.from(fixupBytes) });
+    fixupSec = b.addSection({
+      name: '.fixup',
+      type: SHT.PROGBITS,
+      flags: A | SHF.EXECINSTR,
+      addralign: 1n,
+      data: Uint8Array.from(fixupBytes),
+    });
     fixupSym = secSym(fixupSec);
   }
   if (kept.some((e) => e.secName === '.altinstructions')) {
-    replOut = b.addSection({ name: '.altinstr_replacement', type: SHT.PROGBITS, flags: A | SHF.EXECINSTR, addralign: 1n, data: Uint8Array.from(replBytes) });
+    replOut = b.addSection({
+      name: '.altinstr_replacement',
+      type: SHT.PROGBITS,
+      flags: A | SHF.EXECINSTR,
+      addralign: 1n,
+      data: Uint8Array.from(replBytes),
+    });
     replSym = secSym(replOut);
   }
 
@@ -363,9 +431,13 @@ export function emitObject(inp: EmitInput): EmitOutput {
     const d = decide(ctx, t);
     const add = (x: { symbol: SymbolId | 0; addend: bigint }) => ({ symbol: x.symbol, addend: x.addend + bits });
     switch (d.kind) {
-      case 'abs': return add({ symbol: 0, addend: t.addend });
-      case 'ext': return add({ symbol: undSym(d.name), addend: t.addend });
-      case 'func': case 'child': case 'data': {
+      case 'abs':
+        return add({ symbol: 0, addend: t.addend });
+      case 'ext':
+        return add({ symbol: undSym(d.name), addend: t.addend });
+      case 'func':
+      case 'child':
+      case 'data': {
         const c = copies.get(d.sym.index);
         if (!c) return null;
         return add({ symbol: c.outSym, addend: t.addend + BigInt(c.at) });
@@ -385,12 +457,18 @@ export function emitObject(inp: EmitInput): EmitOutput {
         }
         if (n === '.altinstr_replacement') {
           const m = replMap.find((x) => x.sec === d.sec && off >= x.from && off <= x.to);
-          return m && replSym ? add({ symbol: replSym, addend: BigInt(m.at + off - m.from) }) : replSym ? add({ symbol: replSym, addend: 0n }) : null;
+          return m && replSym
+            ? add({ symbol: replSym, addend: BigInt(m.at + off - m.from) })
+            : replSym
+              ? add({ symbol: replSym, addend: 0n })
+              : null;
         }
         const c = anonOut.get(d.sec);
         return c ? add({ symbol: c.outSym, addend: t.addend }) : null;
       }
-      case 'refuse': refuse(d.code, d.symbol, d.message, d.suggestion); return { symbol: 0, addend: 0n };
+      case 'refuse':
+        refuse(d.code, d.symbol, d.message, d.suggestion);
+        return { symbol: 0, addend: 0n };
     }
   };
   const setRels = (out: SectionId, list: { off: number; r: Rel; srcSec: number; entry?: SpecialEntry }[], what: string): void => {
@@ -398,7 +476,12 @@ export function emitObject(inp: EmitInput): EmitOutput {
     for (const x of list) {
       const tr = translate(x.srcSec, x.r, x.entry);
       if (!tr) {
-        refuse('DIFF_SPECIAL_REF', what, `${what}: a relocation at +0x${x.off.toString(16)} points at code or data the payload does not carry`, 'report this: the cut lost a target');
+        refuse(
+          'DIFF_SPECIAL_REF',
+          what,
+          `${what}: a relocation at +0x${x.off.toString(16)} points at code or data the payload does not carry`,
+          'report this: the cut lost a target',
+        );
         continue;
       }
       entries.push({ offset: BigInt(x.off), type: x.r.type, symbol: tr.symbol, addend: tr.addend });
@@ -406,7 +489,11 @@ export function emitObject(inp: EmitInput): EmitOutput {
     if (entries.length) b.setRelocations(out, { rela: true, entries });
   };
   for (const c of [...copies.values(), ...anonOut.values()]) {
-    setRels(c.out, pi.relsIn(c.sec, c.from, c.to).map((r) => ({ off: r.offset - c.from + c.at, r, srcSec: c.sec })), c.sym?.name ?? pi.section(c.sec).name);
+    setRels(
+      c.out,
+      pi.relsIn(c.sec, c.from, c.to).map((r) => ({ off: r.offset - c.from + c.at, r, srcSec: c.sec })),
+      c.sym?.name ?? pi.section(c.sec).name,
+    );
   }
   for (const [name, s] of specials) {
     b.section(s.out).data = Uint8Array.from(s.bytes);

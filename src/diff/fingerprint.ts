@@ -28,14 +28,22 @@ export interface Canon {
 const sha = (s: string | Uint8Array): string => createHash('sha256').update(s).digest('hex').slice(0, 32);
 
 export class Fingerprinter {
-  constructor(readonly idx: ObjIndex, readonly sp: SpecialIndex, readonly ctx: KeyCtx) {}
+  constructor(
+    readonly idx: ObjIndex,
+    readonly sp: SpecialIndex,
+    readonly ctx: KeyCtx,
+  ) {}
 
   keyOf(t: Target, entry?: SpecialEntry): string {
     switch (t.kind) {
-      case 'abs': return 'abs';
-      case 'ext': return `ext:${t.name}`;
-      case 'str': return `str:${t.content}`;
-      case 'cst': return `cst:${t.content}`;
+      case 'abs':
+        return 'abs';
+      case 'ext':
+        return `ext:${t.name}`;
+      case 'str':
+        return `str:${t.content}`;
+      case 'cst':
+        return `cst:${t.content}`;
       case 'sym':
         if (isSpecialStatic(t.sym)) return `copy:${hex(this.idx.data(t.sym.shndx).subarray(t.sym.value, t.sym.value + t.sym.size))}`;
         return this.ctx.symKey(t.sym);

@@ -31,11 +31,17 @@ export interface IncludeCtx {
 
 export function decide(ctx: IncludeCtx, t: Target): Decision {
   switch (t.kind) {
-    case 'abs': return { kind: 'abs' };
-    case 'ext': return { kind: 'ext', name: ctx.renamedGlobals.get(t.name) ?? t.name };
-    case 'str': case 'cst': return { kind: 'pool' };
-    case 'anon': return { kind: 'anon', sec: t.sec };
-    case 'sym': break;
+    case 'abs':
+      return { kind: 'abs' };
+    case 'ext':
+      return { kind: 'ext', name: ctx.renamedGlobals.get(t.name) ?? t.name };
+    case 'str':
+    case 'cst':
+      return { kind: 'pool' };
+    case 'anon':
+      return { kind: 'anon', sec: t.sec };
+    case 'sym':
+      break;
   }
   const s = t.sym;
   const twin = ctx.corr.p2o.get(s.index);
@@ -45,7 +51,13 @@ export function decide(ctx: IncludeCtx, t: Target): Decision {
     }
     if (ctx.funcs.has(s.index)) return { kind: 'func', sym: s };
     if (isInitSection(s.section)) {
-      return { kind: 'refuse', code: 'DIFF_INIT_REFERENCE', symbol: twin?.xenName ?? s.name, message: `an included function references ${twin?.xenName ?? s.name} in ${s.section}: init memory is freed after boot`, suggestion: 'do not call init code from runtime code; copy what is needed into the patch' };
+      return {
+        kind: 'refuse',
+        code: 'DIFF_INIT_REFERENCE',
+        symbol: twin?.xenName ?? s.name,
+        message: `an included function references ${twin?.xenName ?? s.name} in ${s.section}: init memory is freed after boot`,
+        suggestion: 'do not call init code from runtime code; copy what is needed into the patch',
+      };
     }
     if (twin) return { kind: 'ext', name: twin.xenName, orig: twin };
     return { kind: 'func', sym: s };
@@ -53,12 +65,24 @@ export function decide(ctx: IncludeCtx, t: Target): Decision {
   if (isSpecialStatic(s)) return { kind: 'data', sym: s, named: false };
   if (twin) {
     if (isInitSection(s.section)) {
-      return { kind: 'refuse', code: 'DIFF_INIT_REFERENCE', symbol: twin.xenName, message: `an included function references ${twin.xenName} in ${s.section}: init data is freed after boot`, suggestion: 'move the data out of __initdata in a runtime variable, or reference a runtime copy' };
+      return {
+        kind: 'refuse',
+        code: 'DIFF_INIT_REFERENCE',
+        symbol: twin.xenName,
+        message: `an included function references ${twin.xenName} in ${s.section}: init data is freed after boot`,
+        suggestion: 'move the data out of __initdata in a runtime variable, or reference a runtime copy',
+      };
     }
     return { kind: 'ext', name: twin.xenName, orig: twin };
   }
   if (isInitSection(s.section)) {
-    return { kind: 'refuse', code: 'DIFF_INIT_REFERENCE', symbol: s.name, message: `an included function references new init data ${s.name} in ${s.section}`, suggestion: 'make it ordinary data' };
+    return {
+      kind: 'refuse',
+      code: 'DIFF_INIT_REFERENCE',
+      symbol: s.name,
+      message: `an included function references new init data ${s.name} in ${s.section}`,
+      suggestion: 'make it ordinary data',
+    };
   }
   return { kind: 'data', sym: s, named: true };
 }

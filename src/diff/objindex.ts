@@ -106,7 +106,8 @@ export class ObjIndex {
     this.flagCache = new Int32Array(e.sections.length).fill(-1);
     this.dataCache = new Array(e.sections.length);
     if (e.header.type !== 1) throw new FormatError('DIFF_NOT_RELOCATABLE', 'not a relocatable object (ET_REL)', { file: path });
-    if (e.header.machine !== 62) throw new FormatError('DIFF_ARCH', `machine ${e.header.machine}: diff handles x86-64 objects`, { file: path });
+    if (e.header.machine !== 62)
+      throw new FormatError('DIFF_ARCH', `machine ${e.header.machine}: diff handles x86-64 objects`, { file: path });
     let file = '';
     for (const s of e.symbols()) {
       if (s.type === STT.FILE) {
@@ -116,14 +117,26 @@ export class ObjIndex {
       const secName = s.shndx > 0 && s.shndx < SHN.LORESERVE && e.sections[s.shndx] ? e.sections[s.shndx]!.name : '';
       const dm = demangle(s.name);
       const sym: Sym = {
-        index: s.index, name: s.name, file, bind: s.bind, type: s.type, shndx: s.shndx,
-        value: Number(s.value), size: Number(s.size), section: secName, base: dm.base, kinds: dm.kinds,
+        index: s.index,
+        name: s.name,
+        file,
+        bind: s.bind,
+        type: s.type,
+        shndx: s.shndx,
+        value: Number(s.value),
+        size: Number(s.size),
+        section: secName,
+        base: dm.base,
+        kinds: dm.kinds,
         xenName: s.bind === STB.LOCAL && file ? `${file}#${s.name}` : s.name,
       };
       this.syms.push(sym);
       if (s.index === 0 || s.name === '') continue;
       if (s.shndx !== SHN.UNDEF && s.shndx < SHN.LORESERVE && !e.sections[s.shndx]) {
-        throw new FormatError('DIFF_SYMBOL_SECTION', `symbol [${s.index}] ${s.name} is in section ${s.shndx}, which does not exist`, { file: path, symbol: s.name });
+        throw new FormatError('DIFF_SYMBOL_SECTION', `symbol [${s.index}] ${s.name} is in section ${s.shndx}, which does not exist`, {
+          file: path,
+          symbol: s.name,
+        });
       }
       if ((s.type === STT.FUNC || s.type === STT.OBJECT || s.type === STT.TLS) && s.shndx !== SHN.UNDEF && s.shndx < SHN.LORESERVE) {
         this.defined.push(sym);
@@ -138,8 +151,17 @@ export class ObjIndex {
       const tgt = e.sections[rs.target];
       if (!tgt || (flagNum(tgt.flags) & F_ALLOC) === 0) continue;
       const list: Rel[] = rs.entries.map((r: ElfRelocation) => {
-        if (r.symbol >= this.syms.length) throw new FormatError('DIFF_RELOC_SYMBOL', `relocation at 0x${r.offset.toString(16)} of ${tgt.name} names symbol ${r.symbol}, past the symbol table`, { file: path, section: rs.section.name });
-        if (r.offset > tgt.size) throw new FormatError('DIFF_RELOC_OFFSET', `relocation at 0x${r.offset.toString(16)} lies past the end of ${tgt.name}`, { file: path, section: rs.section.name });
+        if (r.symbol >= this.syms.length)
+          throw new FormatError(
+            'DIFF_RELOC_SYMBOL',
+            `relocation at 0x${r.offset.toString(16)} of ${tgt.name} names symbol ${r.symbol}, past the symbol table`,
+            { file: path, section: rs.section.name },
+          );
+        if (r.offset > tgt.size)
+          throw new FormatError('DIFF_RELOC_OFFSET', `relocation at 0x${r.offset.toString(16)} lies past the end of ${tgt.name}`, {
+            file: path,
+            section: rs.section.name,
+          });
         return { offset: Number(r.offset), type: r.type, symbol: r.symbol, addend: r.addend ?? 0n };
       });
       let sorted = true;

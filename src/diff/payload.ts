@@ -37,7 +37,8 @@ export interface DiffPayloadResult {
 export function diffError(d: DiffResult): RefusedError {
   const e = d.errors[0];
   if (!e) return new RefusedError('DIFF_NOTHING', 'nothing to patch');
-  const more = d.errors.length > 1 ? ` (+${d.errors.length - 1} more: ${[...new Set(d.errors.slice(1).map((x) => x.code))].join(', ')})` : '';
+  const more =
+    d.errors.length > 1 ? ` (+${d.errors.length - 1} more: ${[...new Set(d.errors.slice(1).map((x) => x.code))].join(', ')})` : '';
   return new RefusedError(e.code, `${e.message}; ${e.suggestion}${more}`, { file: e.object, ...(e.symbol ? { symbol: e.symbol } : {}) });
 }
 
@@ -65,11 +66,16 @@ export async function diffPayload(o: DiffPayloadOptions): Promise<DiffPayloadRes
   // Stacked: verify loads the payload it depends on first, as the hypervisor has. A hex build-id
   // names a payload verify cannot load: its apply-time dependency check is left to the hypervisor.
   const dependsFile = typeof o.depends === 'string' ? o.depends : 'depends.livepatch';
-  const verify = verifyPayloads([...(depends?.payload ? [{ file: dependsFile, bytes: depends.payload.bytes }] : []), { file: name, bytes: build.bytes }], target, { abi });
+  const verify = verifyPayloads(
+    [...(depends?.payload ? [{ file: dependsFile, bytes: depends.payload.bytes }] : []), { file: name, bytes: build.bytes }],
+    target,
+    { abi },
+  );
   const mine = verify.payloads[verify.payloads.length - 1]!;
   const errs = mine.diagnostics.filter((d) => d.severity === 'error' && !(d.code === 'DEPENDS_MISMATCH' && depends && !depends.payload));
   const bad = errs[0] ?? verify.payloads.flatMap((p) => p.diagnostics).find((d) => d.severity === 'error');
-  if (bad) throw new RefusedError('DIFF_VERIFY', `verify refuses the built payload: ${bad ? bad.message : 'see xsplice verify'}`, { file: name });
+  if (bad)
+    throw new RefusedError('DIFF_VERIFY', `verify refuses the built payload: ${bad ? bad.message : 'see xsplice verify'}`, { file: name });
   if (o.out) {
     try {
       await writeFileAtomic(o.out, build.bytes);

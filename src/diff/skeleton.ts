@@ -4,7 +4,6 @@
  * label, so `file#name` works) and whose unload hook restores the old value. Only relocation-free
  * data is written out byte for byte; pointers are left as a comment to fill in.
  */
-import type { DiffResult } from './types.js';
 
 export interface SkeletonVar {
   xenName: string;
@@ -38,13 +37,30 @@ export function hookSkeleton(vars: SkeletonVar[]): string {
       L.push(`/* ${v.xenName} holds pointers: write its new value here by hand. */`, '');
       continue;
     }
-    L.push(`static const unsigned char lp_new_${id}[${v.size}] = { ${[...v.bytes].map((b) => `0x${b.toString(16).padStart(2, '0')}`).join(', ')} };`);
+    L.push(
+      `static const unsigned char lp_new_${id}[${v.size}] = { ${[...v.bytes].map((b) => `0x${b.toString(16).padStart(2, '0')}`).join(', ')} };`,
+    );
     L.push(`static unsigned char lp_old_${id}[${v.size}];`, '');
-    loads.push(`    memcpy(lp_old_${id}, lp_var_${id}, sizeof(lp_old_${id}));`, `    memcpy(lp_var_${id}, lp_new_${id}, sizeof(lp_new_${id}));`);
+    loads.push(
+      `    memcpy(lp_old_${id}, lp_var_${id}, sizeof(lp_old_${id}));`,
+      `    memcpy(lp_var_${id}, lp_new_${id}, sizeof(lp_new_${id}));`,
+    );
     unloads.push(`    memcpy(lp_var_${id}, lp_old_${id}, sizeof(lp_old_${id}));`);
   }
-  L.push('static void lp_data_load(void)', '{', ...loads, '}', '', 'static void lp_data_unload(void)', '{', ...unloads, '}', '',
-    'LIVEPATCH_LOAD_HOOK(lp_data_load);', 'LIVEPATCH_UNLOAD_HOOK(lp_data_unload);', '');
+  L.push(
+    'static void lp_data_load(void)',
+    '{',
+    ...loads,
+    '}',
+    '',
+    'static void lp_data_unload(void)',
+    '{',
+    ...unloads,
+    '}',
+    '',
+    'LIVEPATCH_LOAD_HOOK(lp_data_load);',
+    'LIVEPATCH_UNLOAD_HOOK(lp_data_unload);',
+    '',
+  );
   return L.join('\n');
 }
-

@@ -76,7 +76,10 @@ const same = (a: Uint8Array, b: Uint8Array): boolean => {
   return Buffer.from(a.buffer, a.byteOffset, a.byteLength).equals(Buffer.from(b.buffer, b.byteOffset, b.byteLength));
 };
 
-export async function pairObjects(orig: DiffSide, patched: DiffSide): Promise<{ pairs: ObjectPair[]; identical: string[]; removed: string[] }> {
+export async function pairObjects(
+  orig: DiffSide,
+  patched: DiffSide,
+): Promise<{ pairs: ObjectPair[]; identical: string[]; removed: string[] }> {
   const o = await load(orig, 'ORIG');
   const p = await load(patched, 'PATCHED');
   if (o.single !== p.single) throw new UsageError('USAGE', 'ORIG and PATCHED must both be objects or both directories');
@@ -86,7 +89,9 @@ export async function pairObjects(orig: DiffSide, patched: DiffSide): Promise<{ 
     const ob = await of();
     const pb = await pf();
     const path = pn;
-    return same(ob, pb) ? { pairs: [], identical: [path], removed: [] } : { pairs: [{ path, orig: ob, patched: pb, origFile: o.file!, patchedFile: p.file! }], identical: [], removed: [] };
+    return same(ob, pb)
+      ? { pairs: [], identical: [path], removed: [] }
+      : { pairs: [{ path, orig: ob, patched: pb, origFile: o.file!, patchedFile: p.file! }], identical: [], removed: [] };
   }
   const pairs: ObjectPair[] = [];
   const identical: string[] = [];

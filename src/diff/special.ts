@@ -59,7 +59,8 @@ export function bugFieldAddend(k: number, a: bigint): { addend: bigint; back: bi
   return { addend: a - bits - BigInt(k), back: bits + BigInt(k) };
 }
 
-const KNOWN_ALLOC = /^\.(text|data|bss|rodata|init|initcall|fixup|altinstr_replacement|discard|note|livepatch\.hooks|comment|lockprofile|ctors|tbss|tdata|exit|eh_frame|gnu)/;
+const KNOWN_ALLOC =
+  /^\.(text|data|bss|rodata|init|initcall|fixup|altinstr_replacement|discard|note|livepatch\.hooks|comment|lockprofile|ctors|tbss|tdata|exit|eh_frame|gnu)/;
 
 export function indexSpecial(idx: ObjIndex, abi: PayloadAbi): SpecialIndex {
   const out: SpecialIndex = { entries: [], byOwner: new Map(), fixupCuts: new Map(), unsupported: [], errors: [] };

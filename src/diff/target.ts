@@ -92,6 +92,11 @@ function biasFree(idx: ObjIndex, tsec: number, nb: number): boolean {
 
 /** Names that are never correlated: a private copy is carried (§2.2). */
 export function isSpecialStatic(s: Sym): boolean {
-  return s.bind === 0 && /^(__func__|__FUNCTION__|__PRETTY_FUNCTION__|CSWTCH|__compound_literal|__key|__warned|_rs|descriptor)$/.test(s.base) && s.kinds !== '' && s.type === STT.OBJECT;
+  return (
+    s.bind === 0 &&
+    /^(__func__|__FUNCTION__|__PRETTY_FUNCTION__|CSWTCH|__compound_literal|__key|__warned|_rs|descriptor)$/.test(s.base) &&
+    s.kinds !== '' &&
+    s.type === STT.OBJECT
+  );
 }
 export { hex };

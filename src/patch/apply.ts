@@ -45,29 +45,49 @@ export function applyPatches(patchFiles: readonly string[], tree: string, overla
   const touched = new Map<string, Set<number> | null>();
   for (const fp of entries) {
     const path = normalize(fp.newPath ?? fp.oldPath ?? '');
-    if (fp.newPath === null) throw new RefusedError('PATCH_REMOVES_FILE', `${fp.oldPath}: the patch deletes this file; a live patch cannot remove an object`, { file: fp.from });
-    if (path.startsWith('..') || path.startsWith('/')) throw new RefusedError('PATCH_BAD_PATH', `${path}: outside the source tree`, { file: fp.from });
+    if (fp.newPath === null)
+      throw new RefusedError('PATCH_REMOVES_FILE', `${fp.oldPath}: the patch deletes this file; a live patch cannot remove an object`, {
+        file: fp.from,
+      });
+    if (path.startsWith('..') || path.startsWith('/'))
+      throw new RefusedError('PATCH_BAD_PATH', `${path}: outside the source tree`, { file: fp.from });
     if (!path.startsWith('xen/')) {
       ignored.add(path);
       continue;
     }
     const xenPath = path.slice(4);
     if (ASM_FILE.test(path)) {
-      throw new RefusedError('PATCH_ASSEMBLY', `${path}: the patch changes assembly; a live patch replaces C functions, and assembly (entry points, stubs) cannot be live-patched`, { file: fp.from });
+      throw new RefusedError(
+        'PATCH_ASSEMBLY',
+        `${path}: the patch changes assembly; a live patch replaces C functions, and assembly (entry points, stubs) cannot be live-patched`,
+        { file: fp.from },
+      );
     }
     if (!C_FILE.test(path)) {
-      throw new RefusedError('PATCH_BUILD_FILES', `${path}: the patch changes a build or configuration file, not C code; such a change needs a rebuilt hypervisor, not a live patch`, { file: fp.from });
+      throw new RefusedError(
+        'PATCH_BUILD_FILES',
+        `${path}: the patch changes a build or configuration file, not C code; such a change needs a rebuilt hypervisor, not a live patch`,
+        { file: fp.from },
+      );
     }
     let st = state.get(path);
     if (!st) {
       const orig = join(tree, path);
       if (fp.oldPath === null) {
-        if (existsSync(orig)) throw new RefusedError('PATCH_HUNK_FAILED', `${path}: the patch creates this file, but it exists in the base`, { file: fp.from });
+        if (existsSync(orig))
+          throw new RefusedError('PATCH_HUNK_FAILED', `${path}: the patch creates this file, but it exists in the base`, { file: fp.from });
         st = { lines: [], noEol: false, info: { path, xenPath, hunks: 0, lineDirectives: 0, offsets: [] }, origin: [], baseLength: 0 };
       } else {
-        if (!existsSync(orig)) throw new RefusedError('PATCH_HUNK_FAILED', `${path}: no such file in the base tree ${tree}`, { file: fp.from });
+        if (!existsSync(orig))
+          throw new RefusedError('PATCH_HUNK_FAILED', `${path}: no such file in the base tree ${tree}`, { file: fp.from });
         const { lines, noEol } = toLines(readFileSync(orig, 'utf8'));
-        st = { lines, noEol, info: { path, xenPath, hunks: 0, lineDirectives: 0, offsets: [] }, origin: lines.map((_, k) => k + 1), baseLength: lines.length };
+        st = {
+          lines,
+          noEol,
+          info: { path, xenPath, hunks: 0, lineDirectives: 0, offsets: [] },
+          origin: lines.map((_, k) => k + 1),
+          baseLength: lines.length,
+        };
       }
       state.set(path, st);
     }
@@ -95,7 +115,10 @@ export function applyPatches(patchFiles: readonly string[], tree: string, overla
   }
   const files = [...state.values()].map((s) => s.info);
   if (files.length === 0) {
-    throw new RefusedError('PATCH_NOT_HYPERVISOR', `the patches touch no hypervisor file (only ${[...ignored].slice(0, 5).join(', ')}${ignored.size > 5 ? ', …' : ''}); paths are relative to the Xen tree's root (xen/…)`);
+    throw new RefusedError(
+      'PATCH_NOT_HYPERVISOR',
+      `the patches touch no hypervisor file (only ${[...ignored].slice(0, 5).join(', ')}${ignored.size > 5 ? ', …' : ''}); paths are relative to the Xen tree's root (xen/…)`,
+    );
   }
   return { files, ignored: [...ignored].sort(), touched };
 }

@@ -45,7 +45,8 @@ export function splitWords(cmd: string, file = ''): string[] {
       let j = i + 1;
       for (; j < cmd.length && cmd[j] !== '"'; j++) {
         if (cmd[j] === '\\' && j + 1 < cmd.length && '"\\$`'.includes(cmd[j + 1]!)) j++;
-        else if (cmd[j] === '$' || cmd[j] === '`') throw new FormatError('PATCH_CMD_SYNTAX', 'shell expansion in a recorded command', { file });
+        else if (cmd[j] === '$' || cmd[j] === '`')
+          throw new FormatError('PATCH_CMD_SYNTAX', 'shell expansion in a recorded command', { file });
         cur += cmd[j];
       }
       if (j >= cmd.length) throw new FormatError('PATCH_CMD_SYNTAX', 'unterminated double quote in a recorded command', { file });

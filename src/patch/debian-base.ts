@@ -42,9 +42,26 @@ export async function debianBuildEnv(tree: string): Promise<NodeJS.ProcessEnv> {
   const control = readFileSync(join(tree, 'debian', 'control'), 'utf8');
   const maintainer = /^Maintainer: (.*)$/m.exec(control)?.[1] ?? '';
   const date = (fmt?: string): Promise<string> =>
-    mustRun('date', ['-u', '-d', `@${epoch}`, ...(fmt ? [fmt] : [])], 'date', { env: { ...process.env, LC_ALL: 'C' } }).then((r) => r.stdout.trim());
+    mustRun('date', ['-u', '-d', `@${epoch}`, ...(fmt ? [fmt] : [])], 'date', { env: { ...process.env, LC_ALL: 'C' } }).then((r) =>
+      r.stdout.trim(),
+    );
   const env: NodeJS.ProcessEnv = { ...process.env };
-  for (const k of ['CFLAGS', 'CXXFLAGS', 'CPPFLAGS', 'LDFLAGS', 'FFLAGS', 'MAKEFLAGS', 'MFLAGS', 'MAKELEVEL', 'CC', 'LD', 'CROSS_COMPILE', 'XEN_TARGET_ARCH', 'XEN_COMPILE_ARCH']) delete env[k];
+  for (const k of [
+    'CFLAGS',
+    'CXXFLAGS',
+    'CPPFLAGS',
+    'LDFLAGS',
+    'FFLAGS',
+    'MAKEFLAGS',
+    'MFLAGS',
+    'MAKELEVEL',
+    'CC',
+    'LD',
+    'CROSS_COMPILE',
+    'XEN_TARGET_ARCH',
+    'XEN_COMPILE_ARCH',
+  ])
+    delete env[k];
   Object.assign(env, {
     SOURCE_DATE_EPOCH: epoch,
     DEB_VERSION: version,
@@ -101,7 +118,9 @@ export async function ensureDebianBase(version: string, opts: DebianBaseOptions)
   const done = readRecord(marker);
   if (done) return { ...done, cached: true };
   mkdirSync(join(root, 'debian'), { recursive: true });
-  const lock = await acquireLock(`${work}.lock`, 3_600_000, (pid) => opts.progress.say(`waiting for process ${pid}, which is building the base in ${work}`));
+  const lock = await acquireLock(`${work}.lock`, 3_600_000, (pid) =>
+    opts.progress.say(`waiting for process ${pid}, which is building the base in ${work}`),
+  );
   try {
     const again = readRecord(marker);
     if (again) return { ...again, cached: true };
@@ -154,10 +173,16 @@ async function buildOnce(version: string, work: string, fresh: boolean, opts: De
     writeFileSync(join(work, 'configured'), '');
   }
   const jobs = opts.jobs ?? availableParallelism();
-  const r = await progress.step(`build the base hypervisor (make -j${jobs} xen; log ${log})`, () =>
-    runProgram('make', [`-j${jobs}`, ...args, 'xen'], { cwd: tree, env, log }), () => `${countObjects(xen)} objects`);
+  const r = await progress.step(
+    `build the base hypervisor (make -j${jobs} xen; log ${log})`,
+    () => runProgram('make', [`-j${jobs}`, ...args, 'xen'], { cwd: tree, env, log }),
+    () => `${countObjects(xen)} objects`,
+  );
   if (r.code !== 0) {
-    throw new XspliceError('PATCH_BASE_BUILD', `building the base failed (make exit ${r.code}); log: ${log}\n${lastLines(r.stderr || r.stdout)}`);
+    throw new XspliceError(
+      'PATCH_BASE_BUILD',
+      `building the base failed (make exit ${r.code}); log: ${log}\n${lastLines(r.stderr || r.stdout)}`,
+    );
   }
   const syms = join(xen, 'xen-syms');
   if (!existsSync(syms) || statSync(syms).size === 0) {

@@ -58,7 +58,10 @@ async function update(stateDir: string, force: boolean): Promise<void> {
   if (!force && listsFresh(stateDir)) return;
   const r = await runProgram('apt-get', [...aptOptions(stateDir), '-qq', 'update'], { timeoutMs: 600_000 });
   if (r.code !== 0) {
-    throw new XspliceError('PATCH_APT_UPDATE', `apt-get update (private deb-src state ${stateDir}) failed\n${lastLines(r.stderr || r.stdout)}`);
+    throw new XspliceError(
+      'PATCH_APT_UPDATE',
+      `apt-get update (private deb-src state ${stateDir}) failed\n${lastLines(r.stderr || r.stdout)}`,
+    );
   }
 }
 
@@ -86,12 +89,19 @@ export async function fetchDebianSource(version: string, workDir: string, stateD
       );
     }
     if (notFound) {
-      throw new RefusedError('PATCH_SOURCE_UNKNOWN', `no source package xen=${version} in ${DEBIAN_SOURCES.length} deb-src suites (bookworm, -updates, -security); --source DIR takes a Xen tree you have`);
+      throw new RefusedError(
+        'PATCH_SOURCE_UNKNOWN',
+        `no source package xen=${version} in ${DEBIAN_SOURCES.length} deb-src suites (bookworm, -updates, -security); --source DIR takes a Xen tree you have`,
+      );
     }
     throw new XspliceError('PATCH_SOURCE_FETCH', `apt-get source xen=${version} failed\n${lastLines(out)}`);
   }
   const dirs = readdirSync(workDir, { withFileTypes: true }).filter((d) => d.isDirectory() && d.name.startsWith('xen-'));
-  if (dirs.length !== 1) throw new XspliceError('PATCH_SOURCE_FETCH', `apt-get source xen=${version}: expected one unpacked xen-* directory in ${workDir}, found ${dirs.length}`);
+  if (dirs.length !== 1)
+    throw new XspliceError(
+      'PATCH_SOURCE_FETCH',
+      `apt-get source xen=${version}: expected one unpacked xen-* directory in ${workDir}, found ${dirs.length}`,
+    );
   const tree = join(workDir, dirs[0]!.name);
   if (!existsSync(join(tree, 'debian', 'changelog')) || !existsSync(join(tree, 'xen', 'Makefile'))) {
     throw new XspliceError('PATCH_SOURCE_FETCH', `${tree}: not a Debian Xen source tree (no debian/changelog or xen/Makefile)`);

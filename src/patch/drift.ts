@@ -49,7 +49,12 @@ export function parseObjdumpLines(text: string, xenDir: string): { file: string;
 }
 
 /** The source lines of `symbol` in a `-g` object (empty when objdump knows none). */
-export async function functionLines(object: string, symbol: string, xenDir: string, env?: NodeJS.ProcessEnv): Promise<{ file: string; line: number }[]> {
+export async function functionLines(
+  object: string,
+  symbol: string,
+  xenDir: string,
+  env?: NodeJS.ProcessEnv,
+): Promise<{ file: string; line: number }[]> {
   const r = await runProgram('objdump', ['-dl', '--no-show-raw-insn', `--disassemble=${symbol}`, object], { env });
   if (r.code !== 0) return [];
   return parseObjdumpLines(r.stdout, xenDir);
@@ -63,7 +68,10 @@ export type DriftVerdict =
  * `touched`: per file relative to xen/, the old lines the patches touch, or null when they cannot be
  * told (a file patched by more than one patch file: later hunks are numbered against earlier ones).
  */
-export function classifyDrift(lines: readonly { file: string; line: number }[], touched: ReadonlyMap<string, ReadonlySet<number> | null>): DriftVerdict {
+export function classifyDrift(
+  lines: readonly { file: string; line: number }[],
+  touched: ReadonlyMap<string, ReadonlySet<number> | null>,
+): DriftVerdict {
   if (lines.length === 0) return { drift: false, why: 'unknown' };
   // Per file, the span from the first to the last line with code: an insertion between two lines
   // without code (blank, comment, brace) still lies inside it.

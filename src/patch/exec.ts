@@ -92,14 +92,22 @@ export function runProgram(cmd: string, args: string[], opts: RunOptions = {}): 
 
 /** The last `n` non-empty lines of a command's output, for an error message. */
 export function lastLines(text: string, n = 6): string {
-  return text.split('\n').map((l) => l.trimEnd()).filter((l) => l.length > 0).slice(-n).join('\n');
+  return text
+    .split('\n')
+    .map((l) => l.trimEnd())
+    .filter((l) => l.length > 0)
+    .slice(-n)
+    .join('\n');
 }
 
 /** Runs a program and throws (exit 2, the output's last lines in the message) when it fails. */
 export async function mustRun(cmd: string, args: string[], what: string, opts: RunOptions = {}): Promise<RunResult> {
   const r = await runProgram(cmd, args, opts);
   if (r.code !== 0) {
-    throw new XspliceError('PATCH_COMMAND_FAILED', `${what} failed (${cmd} exit ${r.code})${opts.log ? `; log: ${opts.log}` : ''}\n${lastLines(r.stderr || r.stdout)}`);
+    throw new XspliceError(
+      'PATCH_COMMAND_FAILED',
+      `${what} failed (${cmd} exit ${r.code})${opts.log ? `; log: ${opts.log}` : ''}\n${lastLines(r.stderr || r.stdout)}`,
+    );
   }
   return r;
 }

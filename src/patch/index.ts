@@ -104,10 +104,18 @@ export async function resolveBase(o: PatchOptions, target: Target, progress: Pro
   const root = o.cacheDir ?? cacheRoot();
   if (o.source) {
     const dir = resolve(o.source);
-    const tree = existsSync(join(dir, 'xen', 'Makefile')) ? dir : existsSync(join(dir, 'Makefile')) && basename(dir) === 'xen' ? resolve(dir, '..') : dir;
+    const tree = existsSync(join(dir, 'xen', 'Makefile'))
+      ? dir
+      : existsSync(join(dir, 'Makefile')) && basename(dir) === 'xen'
+        ? resolve(dir, '..')
+        : dir;
     const syms = join(tree, 'xen', 'xen-syms');
     if (!existsSync(join(tree, 'xen'))) throw new UsageError('PATCH_SOURCE_DIR', `${o.source}: not a Xen tree (no xen/ directory)`);
-    if (!existsSync(syms)) throw new UsageError('PATCH_SOURCE_UNBUILT', `${o.source}: the tree is not built (no xen/xen-syms); build it as the running hypervisor was built, then retry`);
+    if (!existsSync(syms))
+      throw new UsageError(
+        'PATCH_SOURCE_UNBUILT',
+        `${o.source}: the tree is not built (no xen/xen-syms); build it as the running hypervisor was built, then retry`,
+      );
     const buildId = readBuildIdSync({ path: syms }).buildId;
     progress.say(`base: ${tree} (xen-syms build-id ${buildId})`);
     return { buildId, source: `dir:${tree}`, tree, completed: '', cached: true };
@@ -119,12 +127,20 @@ export async function resolveBase(o: PatchOptions, target: Target, progress: Pro
       return { ...hit, cached: true };
     }
   }
-  const version = o.debian ?? (target.versionSource === 'xen_compile_system_version()' && /-/.test(target.version ?? '') ? target.version : undefined);
+  const version =
+    o.debian ?? (target.versionSource === 'xen_compile_system_version()' && /-/.test(target.version ?? '') ? target.version : undefined);
   if (!version) {
-    throw new UsageError('PATCH_NO_BASE', `XEN reveals no Debian version${target.version ? ` (only ${target.version})` : ''} and no cached base has its build-id ${target.buildIdHex}: give --source DIR (the tree that built it) or --debian VERSION`);
+    throw new UsageError(
+      'PATCH_NO_BASE',
+      `XEN reveals no Debian version${target.version ? ` (only ${target.version})` : ''} and no cached base has its build-id ${target.buildIdHex}: give --source DIR (the tree that built it) or --debian VERSION`,
+    );
   }
   const base = await ensureDebianBase(version, { progress, root, jobs: o.jobs, expectBuildId: target.buildIdHex });
-  progress.say(base.cached ? `base: cache hit, Debian xen ${version}, build-id ${base.buildId}` : `base: built Debian xen ${version} in ${base.buildSeconds}s, build-id ${base.buildId}`);
+  progress.say(
+    base.cached
+      ? `base: cache hit, Debian xen ${version}, build-id ${base.buildId}`
+      : `base: built Debian xen ${version} in ${base.buildSeconds}s, build-id ${base.buildId}`,
+  );
   return base;
 }
 
@@ -140,7 +156,10 @@ export async function checkBase(base: Base, target: Target, records: () => Map<s
   } catch (e) {
     detail = `\n(could not compare further: ${(e as Error).message})`;
   }
-  const err = new RefusedError('PATCH_BASE_MISMATCH', `the base (${base.source}) is not the running hypervisor: its xen-syms build-id is ${base.buildId}, XEN's is ${target.buildIdHex}${detail}`);
+  const err = new RefusedError(
+    'PATCH_BASE_MISMATCH',
+    `the base (${base.source}) is not the running hypervisor: its xen-syms build-id is ${base.buildId}, XEN's is ${target.buildIdHex}${detail}`,
+  );
   (err as RefusedError & { mismatch?: Mismatch }).mismatch = m;
   throw err;
 }
@@ -151,7 +170,9 @@ export async function checkBase(base: Base, target: Target, records: () => Map<s
  * stays in the payload. Objects without a recorded command are left unexplained.
  */
 export async function explainDrift(
-  diff: DiffResult, touched: ReadonlyMap<string, ReadonlySet<number> | null>, records: ReadonlyMap<string, ObjectRecord>,
+  diff: DiffResult,
+  touched: ReadonlyMap<string, ReadonlySet<number> | null>,
+  records: ReadonlyMap<string, ObjectRecord>,
   o: { xenDir: string; scratch: string; env?: NodeJS.ProcessEnv; overlay?: string },
 ): Promise<void> {
   const byObject = new Map<string, DiffResult['functions']>();
@@ -164,7 +185,13 @@ export async function explainDrift(
   for (const [object, fns] of byObject) {
     const rec = records.get(object);
     if (!rec || !rec.source.endsWith('.c')) continue;
-    const g = await recompileObject(rec, { xenDir: o.xenDir, overlay: o.overlay ?? join(o.scratch, 'orig-g'), outDir: join(o.scratch, 'orig-g-out'), env: o.env, extraFlags: ['-g'] });
+    const g = await recompileObject(rec, {
+      xenDir: o.xenDir,
+      overlay: o.overlay ?? join(o.scratch, 'orig-g'),
+      outDir: join(o.scratch, 'orig-g-out'),
+      env: o.env,
+      extraFlags: ['-g'],
+    });
     const ex = diff.explain.objects.find((x) => x.object === object);
     for (const f of fns) {
       const v = classifyDrift(await functionLines(g, f.origName ?? f.name, o.xenDir, o.env), touched);
@@ -188,7 +215,8 @@ export async function patchXen(o: PatchOptions): Promise<PatchResult> {
   if (o.depends) await readDepends(o.depends, '.note.gnu.build-id');
   const on = o.on ?? [];
   for (const p of on) if (!existsSync(p)) throw new UsageError('IO_ENOENT', `${p}: no such file`);
-  if (on.length && !o.depends) throw new UsageError('PATCH_USAGE', '--on names the patches a loaded payload was made from: give that payload with --depends');
+  if (on.length && !o.depends)
+    throw new UsageError('PATCH_USAGE', '--on names the patches a loaded payload was made from: give that payload with --depends');
   if (on.length && o.make) throw new UsageError('PATCH_USAGE', '--on works with the recorded commands, not with --make');
   const progress = makeProgress(o.onProgress);
   const target = await progress.step('read XEN', () => loadTarget(o.xen));
@@ -203,19 +231,33 @@ export async function patchXen(o: PatchOptions): Promise<PatchResult> {
   try {
     const overlay = join(scratch, 'overlay');
     const overlayOrig = join(scratch, 'overlay-orig');
-    const applied = await progress.step(`apply ${o.patches.length} patch file${o.patches.length > 1 ? 's' : ''}${on.length ? ` on ${on.length} already live` : ''}${o.lineFix === false ? '' : ' (+ #line fix)'}`, async () => {
-      if (on.length) applyPatches(on, base.tree, overlayOrig, o.lineFix !== false);
-      return applyPatches([...on, ...o.patches], base.tree, overlay, o.lineFix !== false);
-    });
+    const applied = await progress.step(
+      `apply ${o.patches.length} patch file${o.patches.length > 1 ? 's' : ''}${on.length ? ` on ${on.length} already live` : ''}${o.lineFix === false ? '' : ' (+ #line fix)'}`,
+      async () => {
+        if (on.length) applyPatches(on, base.tree, overlayOrig, o.lineFix !== false);
+        return applyPatches([...on, ...o.patches], base.tree, overlay, o.lineFix !== false);
+      },
+    );
     for (const f of applied.ignored) o.onWarning?.(`${f}: not part of the hypervisor; ignored`);
     // With --on, only the files the new patches touch make PATCHED differ from ORIG.
-    const fixFiles = on.length ? new Set(o.patches.flatMap((p) => parseUnifiedDiff(readFileSync(p, 'utf8'), p)).map((fp) => fp.newPath ?? '').filter((x) => x.startsWith('xen/')).map((x) => normalize(x).slice(4))) : null;
+    const fixFiles = on.length
+      ? new Set(
+          o.patches
+            .flatMap((p) => parseUnifiedDiff(readFileSync(p, 'utf8'), p))
+            .map((fp) => fp.newPath ?? '')
+            .filter((x) => x.startsWith('xen/'))
+            .map((x) => normalize(x).slice(4)),
+        )
+      : null;
     const changed = applied.files.map((f) => f.xenPath).filter((x) => !fixFiles || fixFiles.has(x));
     const affected = affectedObjects(getRecords(), changed);
     const skipped: PatchResult['skipped'] = [];
     const toBuild = affected.filter((r) => {
       if (r.object.startsWith('arch/x86/boot/')) {
-        skipped.push({ object: r.object, why: '32-bit boot code, linked into the image as a blob and run once at boot; not live-patchable' });
+        skipped.push({
+          object: r.object,
+          why: '32-bit boot code, linked into the image as a blob and run once at boot; not live-patchable',
+        });
         return false;
       }
       if (r.source.endsWith('.c')) return true;
@@ -223,7 +265,10 @@ export async function patchXen(o: PatchOptions): Promise<PatchResult> {
       return false;
     });
     if (toBuild.length === 0 && !o.make && !changed.some((c) => c.endsWith('.c') && existsSync(join(xenDir, c.replace(/\.c$/, '.o'))))) {
-      throw new RefusedError('PATCH_NO_OBJECT', `no C object of the base compiles or includes ${changed.join(', ')}${skipped.length ? ` (only assembly: ${skipped.map((s) => s.object).join(', ')})` : ''}: nothing to live-patch in this configuration`);
+      throw new RefusedError(
+        'PATCH_NO_OBJECT',
+        `no C object of the base compiles or includes ${changed.join(', ')}${skipped.length ? ` (only assembly: ${skipped.map((s) => s.object).join(', ')})` : ''}: nothing to live-patch in this configuration`,
+      );
     }
     // Patched C files no record knows (no `.o.cmd` beside their object): only make can build them.
     const unknown = changed.filter((c) => c.endsWith('.c') && !affected.some((r) => r.source === c || r.deps.includes(c)));
@@ -232,12 +277,28 @@ export async function patchXen(o: PatchOptions): Promise<PatchResult> {
     const objects: PatchObject[] = [];
     const orig: { path: string; bytes: Uint8Array }[] = [];
     const patched: { path: string; bytes: Uint8Array }[] = [];
-    const take = async (object: string, source: string, deps: readonly string[], file: string, t0: number, via: 'command' | 'make'): Promise<void> => {
+    const take = async (
+      object: string,
+      source: string,
+      deps: readonly string[],
+      file: string,
+      t0: number,
+      via: 'command' | 'make',
+    ): Promise<void> => {
       const rec = on.length ? getRecords().get(object) : undefined;
-      const a = readObject(rec ? await recompileObject(rec, { xenDir, overlay: overlayOrig, outDir: join(scratch, 'orig'), env }) : join(xenDir, object));
+      const a = readObject(
+        rec ? await recompileObject(rec, { xenDir, overlay: overlayOrig, outDir: join(scratch, 'orig'), env }) : join(xenDir, object),
+      );
       const b = readObject(file);
       const differs = Buffer.compare(Buffer.from(a), Buffer.from(b)) !== 0;
-      objects.push({ object, source, seconds: (Date.now() - t0) / 1000, changed: differs, via, because: changed.filter((c) => c === source || deps.includes(c)) });
+      objects.push({
+        object,
+        source,
+        seconds: (Date.now() - t0) / 1000,
+        changed: differs,
+        via,
+        because: changed.filter((c) => c === source || deps.includes(c)),
+      });
       if (differs) {
         orig.push({ path: object, bytes: a });
         patched.push({ path: object, bytes: b });
@@ -247,34 +308,65 @@ export async function patchXen(o: PatchOptions): Promise<PatchResult> {
       if (!o.make) progress.say(`no recorded command for ${unknown.join(', ')}: building with make instead`);
       const t0 = Date.now();
       const made = await makePatchedTree(base, overlay, changed, scratch, o.jobs ?? availableParallelism(), progress);
-      const extra = unknown.map((c) => ({ object: c.replace(/\.c$/, '.o'), source: c, deps: [] as string[] })).filter((x) => existsSync(join(xenDir, x.object)));
+      const extra = unknown
+        .map((c) => ({ object: c.replace(/\.c$/, '.o'), source: c, deps: [] as string[] }))
+        .filter((x) => existsSync(join(xenDir, x.object)));
       for (const r of [...toBuild, ...extra]) await take(r.object, r.source, r.deps, join(made, r.object), t0, 'make');
     } else {
-      await progress.step(`recompile ${toBuild.length} object${toBuild.length > 1 ? 's' : ''} from their recorded commands`, async () => {
-        for (const rec of toBuild) {
-          const t0 = Date.now();
-          const file = await recompileObject(rec, { xenDir, overlay, outDir: join(scratch, 'patched'), env });
-          await take(rec.object, rec.source, rec.deps, file, t0, 'command');
-        }
-      }, () => `${objects.length}/${toBuild.length}`);
+      await progress.step(
+        `recompile ${toBuild.length} object${toBuild.length > 1 ? 's' : ''} from their recorded commands`,
+        async () => {
+          for (const rec of toBuild) {
+            const t0 = Date.now();
+            const file = await recompileObject(rec, { xenDir, overlay, outDir: join(scratch, 'patched'), env });
+            await take(rec.object, rec.source, rec.deps, file, t0, 'command');
+          }
+        },
+        () => `${objects.length}/${toBuild.length}`,
+      );
     }
-    progress.say(`${patched.length} of ${objects.length} recompiled objects differ from the base: ${patched.map((p) => p.path).join(', ') || 'none'}`);
+    progress.say(
+      `${patched.length} of ${objects.length} recompiled objects differ from the base: ${patched.map((p) => p.path).join(', ') || 'none'}`,
+    );
     const result: PatchResult = {
       base: { buildId: base.buildId, source: base.source, cached: base.cached, tree: base.tree },
-      files: applied.files, ignored: applied.ignored, objects, skipped,
+      files: applied.files,
+      ignored: applied.ignored,
+      objects,
+      skipped,
       scratch: o.keepScratch ? scratch : undefined,
     };
     if (patched.length === 0) {
-      throw new RefusedError('PATCH_NO_CODE_CHANGE', `the patches change no object code (${objects.map((x) => x.object).join(', ')} recompile identical to the base): comments, whitespace, or code compiled out in this configuration`);
+      throw new RefusedError(
+        'PATCH_NO_CODE_CHANGE',
+        `the patches change no object code (${objects.map((x) => x.object).join(', ')} recompile identical to the base): comments, whitespace, or code compiled out in this configuration`,
+      );
     }
     const { diffPayload } = await import('../diff/index.js');
-    const name = o.name ?? basename(o.patches[0]!).replace(/\.(patch|diff)$/, '').replace(/[^A-Za-z0-9_]/g, '_').slice(0, 40);
-    const r = await progress.step('diff, build and verify', () => diffPayload({
-      orig, patched, xen: target, out: o.out, patchName: name, ...(o.depends ? { depends: o.depends } : {}), toolVersion: o.toolVersion, onWarning: o.onWarning,
-    }));
+    const name =
+      o.name ??
+      basename(o.patches[0]!)
+        .replace(/\.(patch|diff)$/, '')
+        .replace(/[^A-Za-z0-9_]/g, '_')
+        .slice(0, 40);
+    const r = await progress.step('diff, build and verify', () =>
+      diffPayload({
+        orig,
+        patched,
+        xen: target,
+        out: o.out,
+        patchName: name,
+        ...(o.depends ? { depends: o.depends } : {}),
+        toolVersion: o.toolVersion,
+        onWarning: o.onWarning,
+      }),
+    );
     if (o.explainDrift !== false) {
-      await progress.step('map changed functions through the hunks (-g recompile)', () =>
-        explainDrift(r.diff, applied.touched, getRecords(), { xenDir, scratch, env, ...(on.length ? { overlay: overlayOrig } : {}) }), () => '');
+      await progress.step(
+        'map changed functions through the hunks (-g recompile)',
+        () => explainDrift(r.diff, applied.touched, getRecords(), { xenDir, scratch, env, ...(on.length ? { overlay: overlayOrig } : {}) }),
+        () => '',
+      );
     }
     result.diff = r.diff;
     result.verify = r.verify;

@@ -106,7 +106,10 @@ export function fixPatchLines(text: string, from: string): PatchLineFix {
   while (i < lines.length) {
     const line = lines[i]!;
     if (line.startsWith('--- ') && lines[i + 1]?.startsWith('+++ ')) {
-      file = lines[i + 1]!.slice(4).split('\t')[0]!.trim().replace(/^[^/]*\//, '');
+      file = lines[i + 1]!.slice(4)
+        .split('\t')[0]!
+        .trim()
+        .replace(/^[^/]*\//, '');
       isC = /\.[ch]$/.test(file);
       extra = 0;
       delta = 0;

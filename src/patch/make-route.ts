@@ -28,7 +28,14 @@ function overlayFiles(overlay: string, rel = ''): string[] {
  * Builds the patched tree with make in `scratch/make-tree`; returns its hypervisor directory (the
  * objects are at their usual paths there).
  */
-export async function makePatchedTree(base: Base, overlay: string, patchedFiles: readonly string[], scratch: string, jobs: number, progress: Progress): Promise<string> {
+export async function makePatchedTree(
+  base: Base,
+  overlay: string,
+  patchedFiles: readonly string[],
+  scratch: string,
+  jobs: number,
+  progress: Progress,
+): Promise<string> {
   const tree = join(scratch, 'make-tree');
   await progress.step('copy the base tree for make', async () => {
     cpSync(base.tree, tree, { recursive: true, preserveTimestamps: true, verbatimSymlinks: true });
@@ -42,9 +49,13 @@ export async function makePatchedTree(base: Base, overlay: string, patchedFiles:
   const args = debian ? debianMakeArgs(base.tree) : [];
   const log = join(scratch, 'make.log');
   const r = await progress.step(`make -j${jobs} -C xen build (patched copy; log ${log})`, () =>
-    runProgram('make', [`-j${jobs}`, '-C', 'xen', 'build', ...args], { cwd: tree, env, log }));
+    runProgram('make', [`-j${jobs}`, '-C', 'xen', 'build', ...args], { cwd: tree, env, log }),
+  );
   if (r.code !== 0) {
-    throw new RefusedError('PATCH_COMPILE', `make failed on the patched tree (exit ${r.code}); log: ${log}\n${lastLines(r.stderr || r.stdout, 12)}`);
+    throw new RefusedError(
+      'PATCH_COMPILE',
+      `make failed on the patched tree (exit ${r.code}); log: ${log}\n${lastLines(r.stderr || r.stdout, 12)}`,
+    );
   }
   const xen = join(tree, 'xen');
   if (!existsSync(join(xen, 'xen-syms'))) throw new RefusedError('PATCH_COMPILE', `make wrote no xen-syms in ${xen}; log: ${log}`);

@@ -91,13 +91,21 @@ export function compareSections(base: ElfFile, xen: ElfFile): SectionDifference[
 }
 
 /** Per object: functions whose size differs from XEN's symbol of the same Xen name. */
-export function compareObjects(xenDir: string, records: Map<string, ObjectRecord>, target: Target, baseTarget: Target | undefined, limit = 12): ObjectDifference[] {
+export function compareObjects(
+  xenDir: string,
+  records: Map<string, ObjectRecord>,
+  target: Target,
+  baseTarget: Target | undefined,
+  limit = 12,
+): ObjectDifference[] {
   if (!target.symbols) return [];
   const out: ObjectDifference[] = [];
   const flagsByDir = new Map<string, Map<string, number>>();
   const flagsOf = (rec: ObjectRecord): string[] => {
     try {
-      return splitWords(rec.command).filter((w) => w.startsWith('-') && !w.startsWith('-D__OBJECT_LABEL__') && !w.startsWith('-MF') && !w.startsWith('-MQ'));
+      return splitWords(rec.command).filter(
+        (w) => w.startsWith('-') && !w.startsWith('-D__OBJECT_LABEL__') && !w.startsWith('-MF') && !w.startsWith('-MQ'),
+      );
     } catch {
       return [];
     }
@@ -141,7 +149,13 @@ export function compareObjects(xenDir: string, records: Map<string, ObjectRecord
 }
 
 /** Everything that explains a build-id mismatch between the base's xen-syms and XEN. */
-export function explainMismatch(baseSyms: string, xenDir: string, records: Map<string, ObjectRecord>, target: Target, baseTarget?: Target): Mismatch {
+export function explainMismatch(
+  baseSyms: string,
+  xenDir: string,
+  records: Map<string, ObjectRecord>,
+  target: Target,
+  baseTarget?: Target,
+): Mismatch {
   const base = loadElf(baseSyms);
   const causes: string[] = [];
   let sections: SectionDifference[] = [];
@@ -157,12 +171,16 @@ export function explainMismatch(baseSyms: string, xenDir: string, records: Map<s
   }
   const objects = compareObjects(xenDir, records, target, baseTarget);
   const flagged = objects.filter((o) => o.unusualFlags.length > 0);
-  if (flagged.length) causes.push(`compiler flags: ${flagged.map((o) => `${o.object} was built with ${o.unusualFlags.join(' ')}`).join('; ')}`);
-  else if (objects.length) causes.push(`code generation differs in ${objects.map((o) => o.object).join(', ')} (compiler flags, configuration or source)`);
+  if (flagged.length)
+    causes.push(`compiler flags: ${flagged.map((o) => `${o.object} was built with ${o.unusualFlags.join(' ')}`).join('; ')}`);
+  else if (objects.length)
+    causes.push(`code generation differs in ${objects.map((o) => o.object).join(', ')} (compiler flags, configuration or source)`);
   const text = sections.filter((s) => /^\.text|^\.init\.text/.test(s.name));
   if (!objects.length && text.length && !compiler) causes.push('the code differs: configuration (.config) or source version');
   if (!causes.length && sections.length) {
-    causes.push(`only ${sections.map((s) => s.name).join(', ')} differ: embedded strings (build date, version, compiler banner, build path)`);
+    causes.push(
+      `only ${sections.map((s) => s.name).join(', ')} differ: embedded strings (build date, version, compiler banner, build path)`,
+    );
   }
   if (!causes.length) causes.push('the build-id note alone differs (was XEN linked with another --build-id style?)');
   return { sections, compiler, objects, causes };
@@ -171,9 +189,19 @@ export function explainMismatch(baseSyms: string, xenDir: string, records: Map<s
 export function formatMismatch(m: Mismatch): string {
   const lines: string[] = [];
   if (m.sections.length) {
-    lines.push(`sections that differ: ${m.sections.slice(0, 12).map((s) => s.kind === 'size' ? `${s.name} (size 0x${s.base!.toString(16)} in the base, 0x${s.xen!.toString(16)} in XEN)` : `${s.name} (${s.kind})`).join(', ')}`);
+    lines.push(
+      `sections that differ: ${m.sections
+        .slice(0, 12)
+        .map((s) =>
+          s.kind === 'size'
+            ? `${s.name} (size 0x${s.base!.toString(16)} in the base, 0x${s.xen!.toString(16)} in XEN)`
+            : `${s.name} (${s.kind})`,
+        )
+        .join(', ')}`,
+    );
   }
-  for (const o of m.objects.slice(0, 5)) lines.push(`${o.object}: ${o.functions.join(', ')}${o.unusualFlags.length ? `; flags: ${o.unusualFlags.join(' ')}` : ''}`);
+  for (const o of m.objects.slice(0, 5))
+    lines.push(`${o.object}: ${o.functions.join(', ')}${o.unusualFlags.length ? `; flags: ${o.unusualFlags.join(' ')}` : ''}`);
   lines.push(`likely cause: ${m.causes.join('; ')}`);
   return lines.join('\n');
 }

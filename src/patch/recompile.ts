@@ -61,7 +61,10 @@ export function overlayCommand(rec: ObjectRecord, overlay: string, tmp: string, 
     if (a === '-c') sawC = true;
     out.push(a);
   }
-  if (!sawC) throw new XspliceError('PATCH_CMD_UNEXPECTED', `the recorded command of ${rec.object} does not compile (-c missing)`, { file: rec.cmdFile });
+  if (!sawC)
+    throw new XspliceError('PATCH_CMD_UNEXPECTED', `the recorded command of ${rec.object} does not compile (-c missing)`, {
+      file: rec.cmdFile,
+    });
   // Quoted includes not in the overlay resolve against the source's own directory in the tree.
   out.push(...extraFlags, `-iquote`, srcDir || '.', `-ffile-prefix-map=${overlay}/=`, `-o`, tmp, join(overlay, rec.source));
   return out;
@@ -70,7 +73,10 @@ export function overlayCommand(rec: ObjectRecord, overlay: string, tmp: string, 
 /** Recompiles `rec` with the overlay; returns the path of the new object. */
 export async function recompileObject(rec: ObjectRecord, opts: RecompileOptions): Promise<string> {
   if (!/\.c$/.test(rec.source)) {
-    throw new RefusedError('PATCH_ASSEMBLY', `${rec.object} is built from ${rec.source}, not from C: a live patch replaces C functions; assembly changes cannot be live-patched`);
+    throw new RefusedError(
+      'PATCH_ASSEMBLY',
+      `${rec.object} is built from ${rec.source}, not from C: a live patch replaces C functions; assembly changes cannot be live-patched`,
+    );
   }
   const ovSrc = join(opts.overlay, rec.source);
   if (!existsSync(ovSrc)) {
@@ -84,10 +90,16 @@ export async function recompileObject(rec: ObjectRecord, opts: RecompileOptions)
   const argv = overlayCommand(rec, opts.overlay, tmp, opts.extraFlags);
   const cc = await runProgram(argv[0]!, argv.slice(1), { cwd: opts.xenDir, env: opts.env });
   if (cc.code !== 0) {
-    throw new RefusedError('PATCH_COMPILE', `compiling ${rec.source} for ${rec.object} failed with the patch applied\n${lastLines(cc.stderr || cc.stdout, 12)}`);
+    throw new RefusedError(
+      'PATCH_COMPILE',
+      `compiling ${rec.source} for ${rec.object} failed with the patch applied\n${lastLines(cc.stderr || cc.stdout, 12)}`,
+    );
   }
   // Rules.mk: objcopy --redefine-sym $(<F)=<path relative to xen/>
-  const oc = await runProgram('objcopy', ['--redefine-sym', `${basename(rec.source)}=${rec.source}`, tmp, out], { cwd: opts.xenDir, env: opts.env });
+  const oc = await runProgram('objcopy', ['--redefine-sym', `${basename(rec.source)}=${rec.source}`, tmp, out], {
+    cwd: opts.xenDir,
+    env: opts.env,
+  });
   rmSync(tmp, { force: true });
   if (oc.code !== 0) throw new XspliceError('PATCH_OBJCOPY', `objcopy --redefine-sym for ${rec.object} failed\n${lastLines(oc.stderr)}`);
   return out;

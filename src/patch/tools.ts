@@ -33,4 +33,16 @@ export function requireTools(programs: readonly string[], path?: string): void {
 }
 
 /** What fetching and building a Debian Xen source package needs. */
-export const DEBIAN_BASE_TOOLS = ['apt-get', 'dpkg-source', 'dpkg-parsechangelog', 'make', 'flex', 'bison', 'lsb_release', 'python3', 'x86_64-linux-gnu-gcc', 'x86_64-linux-gnu-ld', 'objcopy'] as const;
+export const DEBIAN_BASE_TOOLS = [
+  'apt-get',
+  'dpkg-source',
+  'dpkg-parsechangelog',
+  'make',
+  'flex',
+  'bison',
+  'lsb_release',
+  'python3',
+  'x86_64-linux-gnu-gcc',
+  'x86_64-linux-gnu-ld',
+  'objcopy',
+] as const;

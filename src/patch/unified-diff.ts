@@ -35,7 +35,10 @@ export interface FilePatch {
 }
 
 function stripP1(raw: string): string | null {
-  const p = raw.split('\t')[0]!.trim().replace(/^"(.*)"$/, '$1');
+  const p = raw
+    .split('\t')[0]!
+    .trim()
+    .replace(/^"(.*)"$/, '$1');
   if (p === '/dev/null') return null;
   const slash = p.indexOf('/');
   return slash < 0 ? p : p.slice(slash + 1);
@@ -57,10 +60,15 @@ export function parseUnifiedDiff(text: string, from: string): FilePatch[] {
         const m = /^@@ -(\d+)(?:,(\d+))? \+(\d+)(?:,(\d+))? @@/.exec(header);
         if (!m) throw new FormatError('PATCH_BAD_DIFF', `malformed hunk header ${JSON.stringify(header)}`, { file: from });
         const h: Hunk = {
-          header, index: fp.hunks.length + 1,
-          oldStart: Number(m[1]), oldLines: m[2] === undefined ? 1 : Number(m[2]),
-          newStart: Number(m[3]), newLines: m[4] === undefined ? 1 : Number(m[4]),
-          lines: [], oldNoEol: false, newNoEol: false,
+          header,
+          index: fp.hunks.length + 1,
+          oldStart: Number(m[1]),
+          oldLines: m[2] === undefined ? 1 : Number(m[2]),
+          newStart: Number(m[3]),
+          newLines: m[4] === undefined ? 1 : Number(m[4]),
+          lines: [],
+          oldNoEol: false,
+          newNoEol: false,
         };
         i++;
         let oldLeft = h.oldLines;
@@ -82,7 +90,11 @@ export function parseUnifiedDiff(text: string, from: string): FilePatch[] {
           i++;
         }
         if (oldLeft !== 0 || newLeft !== 0) {
-          throw new FormatError('PATCH_BAD_DIFF', `${fp.newPath ?? fp.oldPath}: hunk #${h.index} (${header}) is truncated: its line counts do not match its body`, { file: from });
+          throw new FormatError(
+            'PATCH_BAD_DIFF',
+            `${fp.newPath ?? fp.oldPath}: hunk #${h.index} (${header}) is truncated: its line counts do not match its body`,
+            { file: from },
+          );
         }
         fp.hunks.push(h);
       }

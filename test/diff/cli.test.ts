@@ -19,7 +19,11 @@ function cli(args: string[]): Promise<{ code: number | null; stdout: string; std
 describe('xsplice diff (CLI)', () => {
   const H = '#include "xen-mini.h"\n';
   it('reports without a target (exit 0), explains, and emits JSON', async () => {
-    const p = pair('cli', H + 'int f(int x) { return x + 1; }\nint g(int x) { return x; }\n', H + 'int f(int x) { return x + 2; }\nint g(int x) { return x; }\n');
+    const p = pair(
+      'cli',
+      H + 'int f(int x) { return x + 1; }\nint g(int x) { return x; }\n',
+      H + 'int f(int x) { return x + 2; }\nint g(int x) { return x; }\n',
+    );
     const txt = await cli(['diff', p.orig, p.patched, '--explain']);
     expect(txt.code).toBe(0);
     expect(txt.stderr).toBe('');
@@ -36,7 +40,9 @@ describe('xsplice diff (CLI)', () => {
     const p = pair('clidata', H + 'int lim = 1;\nint f(void) { return 0; }\n', H + 'int lim = 2;\nint f(void) { return 0; }\n');
     const r = await cli(['diff', p.orig, p.patched]);
     expect(r.code).toBe(1);
-    expect(r.stderr.trim().split('\n')).toEqual([expect.stringMatching(/^xsplice: clidata\.o: symbol lim: DIFF_DATA_ONLY: no function changed, but data did: lim; /)]);
+    expect(r.stderr.trim().split('\n')).toEqual([
+      expect.stringMatching(/^xsplice: clidata\.o: symbol lim: DIFF_DATA_ONLY: no function changed, but data did: lim; /),
+    ]);
     const j = await cli(['diff', p.orig, p.patched, '--json']);
     expect(j.code).toBe(1);
     expect(JSON.parse(j.stdout).errors.map((e: { code: string }) => e.code)).toEqual(['DIFF_DATA_ONLY', 'DIFF_CHANGED_DATA']);
@@ -47,7 +53,12 @@ describe('xsplice diff (CLI)', () => {
     const junk = join(d, 'junk.o');
     writeFileSync(junk, 'not an object at all');
     const p = pair('cliok', H + 'int f(int x) { return x; }\n', H + 'int f(int x) { return x + 1; }\n');
-    for (const args of [['diff', p.orig, junk], ['diff', p.orig, join(d, 'missing.o')], ['diff', p.orig, p.patched, '-o', join(d, 'x.livepatch')], ['diff', p.orig, p.patched, '--allow', 'everything']]) {
+    for (const args of [
+      ['diff', p.orig, junk],
+      ['diff', p.orig, join(d, 'missing.o')],
+      ['diff', p.orig, p.patched, '-o', join(d, 'x.livepatch')],
+      ['diff', p.orig, p.patched, '--allow', 'everything'],
+    ]) {
       const r = await cli(args);
       expect(r.code).toBe(2);
       expect(r.stderr.trim().split('\n')).toHaveLength(1);

@@ -11,19 +11,39 @@ import { CFLAGS, CORPUS, compile, pair, tmp } from './compile.js';
 
 const H = '#include "xen-mini.h"\nstruct domain { int id; };\n';
 
-async function run(name: string, orig: string, patched: string, g: boolean, extra: { includeLineOnly?: boolean; allow?: string[] } = {}): Promise<DiffResult> {
+async function run(
+  name: string,
+  orig: string,
+  patched: string,
+  g: boolean,
+  extra: { includeLineOnly?: boolean; allow?: string[] } = {},
+): Promise<DiffResult> {
   const p = pair(name, H + orig, H + patched, { g });
   return diffObjects({ orig: p.orig, patched: p.patched, ...extra });
 }
-const set = (r: DiffResult, status?: string): string[] => r.functions.filter((f) => !status || f.status === status).map((f) => `${f.status}:${f.xenName ?? f.name}`).sort();
-const included = (r: DiffResult): string[] => r.functions.filter((f) => f.included).map((f) => f.xenName ?? f.name).sort();
+const set = (r: DiffResult, status?: string): string[] =>
+  r.functions
+    .filter((f) => !status || f.status === status)
+    .map((f) => `${f.status}:${f.xenName ?? f.name}`)
+    .sort();
+const included = (r: DiffResult): string[] =>
+  r.functions
+    .filter((f) => f.included)
+    .map((f) => f.xenName ?? f.name)
+    .sort();
 const codes = (r: DiffResult): string[] => r.errors.map((e) => e.code);
-const sections = (r: DiffResult): string[] => (r.objects[0] ? readElf(r.objects[0].bytes).sections.map((s) => s.name).filter(Boolean) : []);
+const sections = (r: DiffResult): string[] =>
+  r.objects[0]
+    ? readElf(r.objects[0].bytes)
+        .sections.map((s) => s.name)
+        .filter(Boolean)
+    : [];
 
 for (const g of [false, true]) {
   describe(`diff corpus (${g ? 'with' : 'without'} -g)`, () => {
     it('changed global and static functions, referencing unchanged statics by file#name', async () => {
-      const base = 'static int table[4] = {1,2,3,4};\nstatic noinline int helper(int x) { return x * 3 + table[x & 3]; }\nint api(int x) { return helper(x) + 1; }\nint other(int x) { return x - 1; }\n';
+      const base =
+        'static int table[4] = {1,2,3,4};\nstatic noinline int helper(int x) { return x * 3 + table[x & 3]; }\nint api(int x) { return helper(x) + 1; }\nint other(int x) { return x - 1; }\n';
       const r = await run('glob', base, base.replace('x * 3', 'x * 5').replace('+ 1;', '+ 2;'), g);
       expect(set(r)).toEqual(['changed:api', 'changed:glob.c#helper']);
       expect(r.ok).toBe(true);
@@ -39,7 +59,9 @@ for (const g of [false, true]) {
       const r = await run('newfn', o, p, g);
       expect(set(r)).toEqual(['changed:api', 'new:lp_new_check']);
       expect(r.patches.map((q) => q.old)).toEqual(['api']);
-      const syms = readElf(r.objects[0]!.bytes).symbols().map((s) => s.name);
+      const syms = readElf(r.objects[0]!.bytes)
+        .symbols()
+        .map((s) => s.name);
       expect(syms).toContain(`lp_new_check.lp${r.inputDigest.slice(0, 8)}`);
     });
 
@@ -63,7 +85,8 @@ for (const g of [false, true]) {
 
     it('renumbered statics (calls.0 → calls.1) pair and are referenced as the running name', async () => {
       const o = 'int f(int x) { static int calls; calls++; return x + calls; }\n';
-      const p = 'int g(int x) { static int calls; calls += 2; return calls; }\nint f(int x) { static int calls; calls++; return x + calls + 1; }\n';
+      const p =
+        'int g(int x) { static int calls; calls += 2; return calls; }\nint f(int x) { static int calls; calls++; return x + calls + 1; }\n';
       const r = await run('renum', o, p, g);
       expect(set(r)).toEqual(['changed:f', 'new:g']);
       const ext = r.explain.objects[0]!.external.map((e) => e.name);
@@ -103,7 +126,8 @@ for (const g of [false, true]) {
     });
 
     it('__LINE__-only via domain_crash and via bug frames: excluded and listed, both ways', async () => {
-      const body = 'int a(struct domain *d, int x) { if (x > 5) domain_crash(d); return x; }\nint b(int x) { BUG_ON(x == 7); return x + 1; }\nint c(int x) { return x * 2; }\n';
+      const body =
+        'int a(struct domain *d, int x) { if (x > 5) domain_crash(d); return x; }\nint b(int x) { BUG_ON(x == 7); return x + 1; }\nint c(int x) { return x * 2; }\n';
       const o = `${body}`;
       const p = `\n\n\n${body.replace('x * 2', 'x * 3')}`;
       const r = await run('line', o, p, g);
@@ -124,7 +148,8 @@ for (const g of [false, true]) {
     });
 
     it('special sections are cut per function (bug frames, ex_table + .fixup, alternatives repacked)', async () => {
-      const fns = (k: number) => `int guarded(const int *p) { int v; if (read_guarded(p, &v)) return -1; alternative("clac", "", 0x26b); return v + ${k}; }\n` +
+      const fns = (k: number) =>
+        `int guarded(const int *p) { int v; if (read_guarded(p, &v)) return -1; alternative("clac", "", 0x26b); return v + ${k}; }\n` +
         'int other(const int *p) { int v; if (read_guarded(p, &v)) return -2; alternative("nop; nop; nop", "stac", 0x26f); WARN(); return v; }\n' +
         `int bugger(int x) { BUG_ON(x == 3); alternative("nop", "call printk", 0x26f); return x + ${k}; }\n`;
       const r = await run('special', fns(1), fns(2), g);
@@ -177,7 +202,8 @@ for (const g of [false, true]) {
     });
 
     it('a .cold child whose only change is in the cold part changes its parent', async () => {
-      const o = 'extern void report(const char *m, int x) __attribute__((cold));\nextern int work(int);\n' +
+      const o =
+        'extern void report(const char *m, int x) __attribute__((cold));\nextern int work(int);\n' +
         'int parent(int x) { int i, s = 0; for (i = 0; i < x; i++) { if (unlikely(work(i) < 0)) { report("one", i); s -= work(i + 1); continue; } s += work(i * 2); } return s; }\n';
       const r = await run('cold', o, o.replace('"one"', '"two"'), g);
       expect(set(r)).toEqual(['changed:parent']);
@@ -199,7 +225,8 @@ for (const g of [false, true]) {
 
 describe('diff corpus: clones, frames, tables', () => {
   it('two .constprop clones with swapped numbering pair by content; the caller references the running number', async () => {
-    const src = 'extern int sink(int);\nstatic noinline int clone_a(int x) { return sink(x * 7) + 1; }\nstatic noinline int clone_b(int x) { return sink(x * 11) - 1; }\n' +
+    const src =
+      'extern int sink(int);\nstatic noinline int clone_a(int x) { return sink(x * 7) + 1; }\nstatic noinline int clone_b(int x) { return sink(x * 11) - 1; }\n' +
       'int use_a(int x) { return clone_a(x) + K; }\nint use_b(int x) { return clone_b(x); }\n';
     const d = tmp('constprop');
     const { execFileSync } = await import('node:child_process');
@@ -216,10 +243,15 @@ describe('diff corpus: clones, frames, tables', () => {
     const p2 = compile(join(d, 'p2'), 'cp', H + src.replace('K', '2').replace('x * 7', 'x * 8').replace('x * 11', 'x * 12'));
     execFileSync('objcopy', ['--redefine-sym', 'clone_a=spec.constprop.1', '--redefine-sym', 'clone_b=spec.constprop.0', p2]);
     const r2 = await diffObjects({ orig: o, patched: p2 });
-    expect(r2.functions.filter((f) => f.status === 'changed').map((f) => `${f.name}<-${f.xenName}`).sort())
-      .toEqual(['spec.constprop.0<-cp.c#spec.constprop.1', 'spec.constprop.1<-cp.c#spec.constprop.0', 'use_a<-use_a']);
+    expect(
+      r2.functions
+        .filter((f) => f.status === 'changed')
+        .map((f) => `${f.name}<-${f.xenName}`)
+        .sort(),
+    ).toEqual(['spec.constprop.0<-cp.c#spec.constprop.1', 'spec.constprop.1<-cp.c#spec.constprop.0', 'use_a<-use_a']);
     // Changed and referenced by nothing that tells them apart: refused, never guessed.
-    const lone = 'extern int sink(int);\n__attribute__((used)) static noinline int clone_a(int x) { return sink(x * K); }\n__attribute__((used)) static noinline int clone_b(int x) { return sink(x * J); }\n';
+    const lone =
+      'extern int sink(int);\n__attribute__((used)) static noinline int clone_a(int x) { return sink(x * K); }\n__attribute__((used)) static noinline int clone_b(int x) { return sink(x * J); }\n';
     const o3 = compile(join(d, 'o3'), 'cp', H + lone.replace('K', '7').replace('J', '11'));
     const p3 = compile(join(d, 'p3'), 'cp', H + lone.replace('K', '8').replace('J', '12'));
     execFileSync('objcopy', ['--redefine-sym', 'clone_a=spec.constprop.0', '--redefine-sym', 'clone_b=spec.constprop.1', o3]);
@@ -241,14 +273,16 @@ describe('diff corpus: clones, frames, tables', () => {
   });
 
   it('run_in_exception_handler pointing at a hypervisor function: DIFF_BUGFRAME_FAR', async () => {
-    const src = (k: number) => `void handler(void) { printk("h\\n"); }\nint f(int x) { if (x == 9) run_in_exception_handler(handler); return x + ${k}; }\n`;
+    const src = (k: number) =>
+      `void handler(void) { printk("h\\n"); }\nint f(int x) { if (x == 9) run_in_exception_handler(handler); return x + ${k}; }\n`;
     const r = await run('far', src(1), src(2), false);
     expect(codes(r)).toEqual(['DIFF_BUGFRAME_FAR']);
     expect(r.errors[0]!.message).toMatch(/\.bug_frames\.0 entry of f points outside the payload \(handler\)/);
   });
 
   it('an alternative call ("call ." replacement) keeps its entry; the pointer is external', async () => {
-    const src = (k: number) => `extern void (*hook_ptr)(void);\nint f(int x) { alternative("call *hook_ptr(%%rip)", "call .", 0x5d); return x + ${k}; }\n`;
+    const src = (k: number) =>
+      `extern void (*hook_ptr)(void);\nint f(int x) { alternative("call *hook_ptr(%%rip)", "call .", 0x5d); return x + ${k}; }\n`;
     const r = await run('altcall', src(1), src(2), false);
     expect(set(r)).toEqual(['changed:f']);
     const elf = readElf(r.objects[0]!.bytes);
@@ -258,8 +292,10 @@ describe('diff corpus: clones, frames, tables', () => {
   });
 
   it('.alt_call_sites: cut with the 4-byte stride of 4.21+ rows, refused as unknown for 4.17', async () => {
-    const site = 'asm volatile ( "1: call *fp_x(%%rip)\\n.pushsection .alt_call_sites, \\"a\\", @progbits\\n.long 1b - .\\n.popsection" ::: "memory" );';
-    const src = (k: number) => `extern void (*fp_x)(void);\nint f(int x) { ${site} return x + ${k}; }\nint g(int x) { ${site} return x; }\n`;
+    const site =
+      'asm volatile ( "1: call *fp_x(%%rip)\\n.pushsection .alt_call_sites, \\"a\\", @progbits\\n.long 1b - .\\n.popsection" ::: "memory" );';
+    const src = (k: number) =>
+      `extern void (*fp_x)(void);\nint f(int x) { ${site} return x + ${k}; }\nint g(int x) { ${site} return x; }\n`;
     const p = pair('acs', H + src(1), H + src(2));
     const r21 = await diffObjects({ orig: p.orig, patched: p.patched, abi: abiForVersion('4.21.0', 'x86_64') });
     expect(set(r21)).toEqual(['changed:f']);
@@ -272,7 +308,8 @@ describe('diff corpus: clones, frames, tables', () => {
 
   it('init symbols renamed by TEMP_NAME (name_<__LINE__>) pair as renamed-init, harmlessly', async () => {
     const tn = '#define CAT_(a, b) a##_##b\n#define CAT(a, b) CAT_(a, b)\n#define TEMP_NAME(b) CAT(b, __LINE__)\n';
-    const body = (k: number) => `static const char __attribute__((used, section(".init.rodata"))) TEMP_NAME(ignored)[] = "opt";\nint rt(int x) { return x + ${k}; }\n`;
+    const body = (k: number) =>
+      `static const char __attribute__((used, section(".init.rodata"))) TEMP_NAME(ignored)[] = "opt";\nint rt(int x) { return x + ${k}; }\n`;
     const r = await run('tempname', tn + body(1), tn + '\n\n' + body(2), false);
     expect(set(r)).toEqual(['changed:rt']);
     expect(r.data.map((d) => `${d.status}:${d.name}`)).toEqual([expect.stringMatching(/^renamed-init:ignored_\d+$/)]);
@@ -302,7 +339,10 @@ describe('diff corpus: clones, frames, tables', () => {
     const { mkdirSync, writeFileSync } = await import('node:fs');
     const mk = (sub: string, k: number): string => {
       mkdirSync(join(d, sub), { recursive: true });
-      writeFileSync(join(d, sub, 'entry.S'), `.section .text.entry_fn,"ax"\n.globl entry_fn\n.type entry_fn,@function\nentry_fn: mov $${k},%eax\nret\n.size entry_fn,.-entry_fn\n`);
+      writeFileSync(
+        join(d, sub, 'entry.S'),
+        `.section .text.entry_fn,"ax"\n.globl entry_fn\n.type entry_fn,@function\nentry_fn: mov $${k},%eax\nret\n.size entry_fn,.-entry_fn\n`,
+      );
       execFileSync('gcc', ['-c', 'entry.S', '-o', 'entry.o'], { cwd: join(d, sub) });
       return join(d, sub, 'entry.o');
     };

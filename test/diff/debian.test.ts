@@ -23,7 +23,10 @@ const SRC = readFileSync(join(REPO, 'examples', 'xen-extra-version', 'xen_extra_
 const have = (cmd: string): boolean => spawnSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' }).status === 0;
 
 function versionPair(dir: string, extra: string): { orig: string; patched: string } {
-  const mk = (sub: string, s: string) => compile(join(dir, sub), 'version', SRC.replace('#define EXTRA "+xsplice-demo"', `#define EXTRA ${JSON.stringify(s)}`), { file: 'common/version.c' });
+  const mk = (sub: string, s: string) =>
+    compile(join(dir, sub), 'version', SRC.replace('#define EXTRA "+xsplice-demo"', `#define EXTRA ${JSON.stringify(s)}`), {
+      file: 'common/version.c',
+    });
   return { orig: mk('o', XEN_EXTRA), patched: mk('p', extra) };
 }
 
@@ -61,9 +64,10 @@ describe.skipIf(missing('Debian Xen 4.17 (scripts/setup-deps.sh)', haveDebianXen
     expect(modinfo).toContain(`diff-inputs=${r1.diff.inputDigest}`);
   });
 
-  it('ORIG that is not the running build is refused (DIFF_XEN_MISMATCH), checked against XEN\'s bytes', async () => {
+  it("ORIG that is not the running build is refused (DIFF_XEN_MISMATCH), checked against XEN's bytes", async () => {
     const d = tmp('vmis');
-    const body = (extra: string, nop: string) => `const char *xen_extra_version(void);\nconst char *xen_extra_version(void) { ${nop} return ${JSON.stringify(extra)}; }\n`;
+    const body = (extra: string, nop: string) =>
+      `const char *xen_extra_version(void);\nconst char *xen_extra_version(void) { ${nop} return ${JSON.stringify(extra)}; }\n`;
     const o = compile(join(d, 'o'), 'version', body(XEN_EXTRA, 'asm volatile ("nop");'), { file: 'common/version.c' });
     const p = compile(join(d, 'p'), 'version', body('+x', 'asm volatile ("nop");'), { file: 'common/version.c' });
     const r = await diffObjects({ orig: o, patched: p, xen: debianXen.xenSyms });
@@ -94,8 +98,14 @@ describe.skipIf(missing('Debian Xen 4.17 (scripts/setup-deps.sh)', haveDebianXen
   it('--depends: a second fix stacks on a loaded payload (ORIG checked against its copy; verify accepts the pair)', async () => {
     const target = await loadTarget(debianXen.xenSyms);
     const d = tmp('vstack');
-    const body = (extra: string, asm: string) => `const char *xen_extra_version(void);\nconst char *xen_extra_version(void) { ${asm} return ${JSON.stringify(extra)}; }\n`;
-    const o0 = compile(join(d, 'o0'), 'version', SRC.replace('#define EXTRA "+xsplice-demo"', `#define EXTRA ${JSON.stringify(XEN_EXTRA)}`), { file: 'common/version.c' });
+    const body = (extra: string, asm: string) =>
+      `const char *xen_extra_version(void);\nconst char *xen_extra_version(void) { ${asm} return ${JSON.stringify(extra)}; }\n`;
+    const o0 = compile(
+      join(d, 'o0'),
+      'version',
+      SRC.replace('#define EXTRA "+xsplice-demo"', `#define EXTRA ${JSON.stringify(XEN_EXTRA)}`),
+      { file: 'common/version.c' },
+    );
     const o1 = compile(join(d, 'o1'), 'version', body('+one', 'asm volatile ("nop");'), { file: 'common/version.c' });
     const o2 = compile(join(d, 'o2'), 'version', body('+two', 'asm volatile ("nop; nop");'), { file: 'common/version.c' });
     const a = join(d, 'a.livepatch');
@@ -107,9 +117,19 @@ describe.skipIf(missing('Debian Xen 4.17 (scripts/setup-deps.sh)', haveDebianXen
     const second = await diffPayload({ orig: o1, patched: o2, xen: target, out: b, depends: a, toolVersion: 't' });
     expect(second.build.depends).toBe(first.build.buildId);
     expect(second.diff.patches).toEqual([{ old: 'xen_extra_version', new: 'xen_extra_version' }]);
-    expect(verifyPayloads([{ file: 'a', bytes: first.build.bytes }, { file: 'b', bytes: second.build.bytes }], target).ok).toBe(true);
+    expect(
+      verifyPayloads(
+        [
+          { file: 'a', bytes: first.build.bytes },
+          { file: 'b', bytes: second.build.bytes },
+        ],
+        target,
+      ).ok,
+    ).toBe(true);
     // ORIG that is XEN's build, not the first payload's PATCHED: refused, naming the stacked payload.
-    await expect(diffPayload({ orig: o0, patched: o2, xen: target, depends: a, toolVersion: 't' })).rejects.toThrow(/stacked on \(--depends\)/);
+    await expect(diffPayload({ orig: o0, patched: o2, xen: target, depends: a, toolVersion: 't' })).rejects.toThrow(
+      /stacked on \(--depends\)/,
+    );
     // The CLI: -o with --depends, then verify the stack.
     const c = join(d, 'c.livepatch');
     const r = await cli(['diff', o1, o2, '--xen', debianXen.xenSyms, '-o', c, '--depends', a, '--json'], 60_000);
@@ -147,21 +167,39 @@ describe.skipIf(missing('Debian Xen 4.17 (scripts/setup-deps.sh)', haveDebianXen
     expect(insns).toBeGreaterThan(300_000);
   }, 120_000);
 
-  const haveQemu = haveDebianXen() && !!dom0Kernel() && existsSync(debianXen.xenLivepatch) && have('qemu-system-x86_64') && existsSync('/bin/busybox');
-  it.skipIf(missing('QEMU + dom0 kernel (scripts/setup-deps.sh)', haveQemu))('the real hypervisor applies and reverts the diff payload (xsplice try)', async () => {
-    const d = tmp('vtry');
-    const p = versionPair(d, '+diff-live');
-    const out = join(d, 'diff_live.livepatch');
-    const mk = await cli(['diff', p.orig, p.patched, '--xen', debianXen.xenSyms, '-o', out], 60_000);
-    expect(mk.code).toBe(0);
-    const r = await cli(['try', out, '--expect-extra', '+diff-live', '--json', '--timeout', '300'], 330_000);
-    // stderr carries try's progress lines; the verdict is the exit status and the JSON document.
-    expect({ code: r.code, stdout: r.code === 0 ? '' : r.stdout, stderr: r.code === 0 ? '' : r.stderr }).toEqual({ code: 0, stdout: '', stderr: '' });
-    const doc = JSON.parse(r.stdout);
-    expect(doc.ok).toBe(true);
-    const kinds = doc.steps.map((s: { step: string; name?: string }) => `${s.step}${s.name ? ' ' + s.name : ''}`);
-    expect(kinds).toEqual(['readBuildId', 'readExtra', 'upload diff_live', 'apply diff_live', 'readExtra', 'revert diff_live', 'unload diff_live', 'readExtra']);
-    expect(doc.steps[4]).toMatchObject({ value: '+diff-live' });
-    expect(doc.steps[7]).toMatchObject({ value: XEN_EXTRA });
-  }, 340_000);
+  const haveQemu =
+    haveDebianXen() && !!dom0Kernel() && existsSync(debianXen.xenLivepatch) && have('qemu-system-x86_64') && existsSync('/bin/busybox');
+  it.skipIf(missing('QEMU + dom0 kernel (scripts/setup-deps.sh)', haveQemu))(
+    'the real hypervisor applies and reverts the diff payload (xsplice try)',
+    async () => {
+      const d = tmp('vtry');
+      const p = versionPair(d, '+diff-live');
+      const out = join(d, 'diff_live.livepatch');
+      const mk = await cli(['diff', p.orig, p.patched, '--xen', debianXen.xenSyms, '-o', out], 60_000);
+      expect(mk.code).toBe(0);
+      const r = await cli(['try', out, '--expect-extra', '+diff-live', '--json', '--timeout', '300'], 330_000);
+      // stderr carries try's progress lines; the verdict is the exit status and the JSON document.
+      expect({ code: r.code, stdout: r.code === 0 ? '' : r.stdout, stderr: r.code === 0 ? '' : r.stderr }).toEqual({
+        code: 0,
+        stdout: '',
+        stderr: '',
+      });
+      const doc = JSON.parse(r.stdout);
+      expect(doc.ok).toBe(true);
+      const kinds = doc.steps.map((s: { step: string; name?: string }) => `${s.step}${s.name ? ' ' + s.name : ''}`);
+      expect(kinds).toEqual([
+        'readBuildId',
+        'readExtra',
+        'upload diff_live',
+        'apply diff_live',
+        'readExtra',
+        'revert diff_live',
+        'unload diff_live',
+        'readExtra',
+      ]);
+      expect(doc.steps[4]).toMatchObject({ value: '+diff-live' });
+      expect(doc.steps[7]).toMatchObject({ value: XEN_EXTRA });
+    },
+    340_000,
+  );
 });

@@ -8,7 +8,9 @@ import { pair } from './compile.js';
 describe('diff on damaged objects', () => {
   it('survives 300 seeded byte mutations of PATCHED', async () => {
     const H = '#include "xen-mini.h"\n';
-    const src = (k: number) => H + `static int t[3] = {1,2,3};\nint f(int x) { BUG_ON(x == 2); return t[x % 3] + ${k}; }\nint g(const int *p) { int v; if (read_guarded(p, &v)) return -1; alternative("clac", "", 0x26b); return v; }\n`;
+    const src = (k: number) =>
+      H +
+      `static int t[3] = {1,2,3};\nint f(int x) { BUG_ON(x == 2); return t[x % 3] + ${k}; }\nint g(const int *p) { int v; if (read_guarded(p, &v)) return -1; alternative("clac", "", 0x26b); return v; }\n`;
     const p = pair('hostile', src(1), src(2));
     const orig = new Uint8Array(readFileSync(p.orig));
     const good = new Uint8Array(readFileSync(p.patched));

@@ -99,7 +99,7 @@ export const twoObjectFix: Fix = {
 };
 
 /** 5. Visible from dom0: xen_extra_version() returns a new string. */
-export const VISIBLE_EXTRA = ".5-xsplice"; // XENVER_extraversion shows at most 15 characters
+export const VISIBLE_EXTRA = '.5-xsplice'; // XENVER_extraversion shows at most 15 characters
 export const visibleFix: Fix = {
   name: 'visible_extra',
   text: `--- a/xen/common/version.c

@@ -42,11 +42,18 @@ function diff(hunks: string): string {
 
 describe('unified diffs', () => {
   it('parses git format-patch output and applies two hunks', () => {
-    const text = `From abc Mon Sep 17 00:00:00 2001\nSubject: [PATCH] fix\n\n---\n xen/f.c | 2 +-\n\n` +
-      diff('@@ -2,3 +2,4 @@\n line 2\n-line 3\n+line 3 fixed\n+line 3b\n line 4\n@@ -20,3 +21,3 @@\n line 20\n-line 21\n+line 21 fixed\n line 22\n') + '-- \n2.39.2\n';
+    const text =
+      `From abc Mon Sep 17 00:00:00 2001\nSubject: [PATCH] fix\n\n---\n xen/f.c | 2 +-\n\n` +
+      diff(
+        '@@ -2,3 +2,4 @@\n line 2\n-line 3\n+line 3 fixed\n+line 3b\n line 4\n@@ -20,3 +21,3 @@\n line 20\n-line 21\n+line 21 fixed\n line 22\n',
+      ) +
+      '-- \n2.39.2\n';
     const [fp] = parseUnifiedDiff(text, 'fix.patch');
     expect(fp!.oldPath).toBe('xen/f.c');
-    expect(fp!.hunks.map((h) => [h.oldStart, h.oldLines, h.newStart, h.newLines])).toEqual([[2, 3, 2, 4], [20, 3, 21, 3]]);
+    expect(fp!.hunks.map((h) => [h.oldStart, h.oldLines, h.newStart, h.newLines])).toEqual([
+      [2, 3, 2, 4],
+      [20, 3, 21, 3],
+    ]);
     const r = applyHunks(FILE, false, fp!);
     expect(r.lines.slice(0, 5)).toEqual(['line 1', 'line 2', 'line 3 fixed', 'line 3b', 'line 4']);
     expect(r.lines[21]).toBe('line 21 fixed');
@@ -63,11 +70,16 @@ describe('unified diffs', () => {
   });
 
   it('names the hunk that does not apply, and the line that differs', () => {
-    const [fp] = parseUnifiedDiff(diff('@@ -2,2 +2,2 @@\n line 2\n-line 3\n+x\n@@ -7,3 +7,3 @@\n line 7\n-line 8 (as in another release)\n+line 8 fixed\n line 9\n'), 'fix.patch');
+    const [fp] = parseUnifiedDiff(
+      diff('@@ -2,2 +2,2 @@\n line 2\n-line 3\n+x\n@@ -7,3 +7,3 @@\n line 7\n-line 8 (as in another release)\n+line 8 fixed\n line 9\n'),
+      'fix.patch',
+    );
     const e = caught(() => applyHunks(FILE, false, fp!));
     expect(e).toBeInstanceOf(RefusedError);
     expect(e.code).toBe('PATCH_HUNK_FAILED');
-    expect(e.message).toBe('fix.patch: xen/f.c: hunk #2 (@@ -7,3 +7,3 @@) does not apply: line 8 is "line 8", the patch expects "line 8 (as in another release)"');
+    expect(e.message).toBe(
+      'fix.patch: xen/f.c: hunk #2 (@@ -7,3 +7,3 @@) does not apply: line 8 is "line 8", the patch expects "line 8 (as in another release)"',
+    );
   });
 
   it('refuses a truncated hunk and a file without a diff', () => {
@@ -77,7 +89,10 @@ describe('unified diffs', () => {
 
   it('keeps a missing final newline', () => {
     const { lines, noEol } = toLines('a\nb');
-    const [fp] = parseUnifiedDiff('--- a/xen/f.c\n+++ b/xen/f.c\n@@ -1,2 +1,2 @@\n a\n-b\n\\ No newline at end of file\n+c\n\\ No newline at end of file\n', 'p');
+    const [fp] = parseUnifiedDiff(
+      '--- a/xen/f.c\n+++ b/xen/f.c\n@@ -1,2 +1,2 @@\n a\n-b\n\\ No newline at end of file\n+c\n\\ No newline at end of file\n',
+      'p',
+    );
     const r = applyHunks(lines, noEol, fp!);
     expect(r.lines).toEqual(['a', 'c']);
     expect(r.noEol).toBe(true);
@@ -176,9 +191,13 @@ describe('classifying what a patch touches', () => {
   it('refuses assembly, build files, deletions and non-hypervisor-only patches with the reason', () => {
     const ov = join(tree, 'ov');
     expect(caught(() => applyPatches([one('xen/arch/x86/entry.S')], tree, ov, true)).code).toBe('PATCH_ASSEMBLY');
-    expect(caught(() => applyPatches([one('xen/arch/x86/entry.S')], tree, ov, true)).message).toContain('xen/arch/x86/entry.S: the patch changes assembly');
+    expect(caught(() => applyPatches([one('xen/arch/x86/entry.S')], tree, ov, true)).message).toContain(
+      'xen/arch/x86/entry.S: the patch changes assembly',
+    );
     expect(caught(() => applyPatches([one('xen/common/Makefile')], tree, ov, true)).code).toBe('PATCH_BUILD_FILES');
-    expect(caught(() => applyPatches([one('tools/libs/ctrl/xc_domain.c')], tree, ov, true)).message).toContain('the patches touch no hypervisor file (only tools/libs/ctrl/xc_domain.c)');
+    expect(caught(() => applyPatches([one('tools/libs/ctrl/xc_domain.c')], tree, ov, true)).message).toContain(
+      'the patches touch no hypervisor file (only tools/libs/ctrl/xc_domain.c)',
+    );
     const del = join(tree, 'del.patch');
     writeFileSync(del, '--- a/xen/common/x.c\n+++ /dev/null\n@@ -1,1 +0,0 @@\n-a\n');
     expect(caught(() => applyPatches([del], tree, ov, true)).code).toBe('PATCH_REMOVES_FILE');
@@ -217,7 +236,9 @@ describe('cache, lock and tools', () => {
     const e = caught(() => requireTools(['sh', 'flex', 'bison', 'dpkg-source'], `/nonexistent:${bin}`));
     expect(e.code).toBe('PATCH_TOOL_MISSING');
     expect(e.exitCode).toBe(1);
-    expect(e.message).toBe('flex, bison, dpkg-source not installed: install the Debian packages flex, bison, dpkg-dev (scripts/setup-deps.sh patch does)');
+    expect(e.message).toBe(
+      'flex, bison, dpkg-source not installed: install the Debian packages flex, bison, dpkg-dev (scripts/setup-deps.sh patch does)',
+    );
   });
 
   it('checks Debian version strings', () => {
@@ -231,7 +252,11 @@ describe('progress lines', () => {
     const { makeProgress } = await import('../../src/patch/progress.js');
     const lines: string[] = [];
     const p = makeProgress((l) => lines.push(l), 40);
-    await p.step('build the base', () => new Promise((r) => setTimeout(r, 150)), () => '12 objects');
+    await p.step(
+      'build the base',
+      () => new Promise((r) => setTimeout(r, 150)),
+      () => '12 objects',
+    );
     expect(lines[0]).toMatch(/^xsplice: patch: \[\s+0\.\ds\] build the base \.\.\.\n$/);
     const beats = lines.filter((l) => l.includes('still running'));
     expect(beats.length).toBeGreaterThanOrEqual(2);
@@ -241,14 +266,34 @@ describe('progress lines', () => {
 });
 
 describe('code-generation drift (§3.2 rule 4): lines through the hunks', () => {
-  const hunk = (lines: string[]): Hunk => ({ header: '', index: 1, oldStart: 1, oldLines: 0, newStart: 1, newLines: 0, lines: lines.map((l) => ({ kind: l[0] as ' ' | '+' | '-', text: l.slice(1) })), oldNoEol: false, newNoEol: false });
+  const hunk = (lines: string[]): Hunk => ({
+    header: '',
+    index: 1,
+    oldStart: 1,
+    oldLines: 0,
+    newStart: 1,
+    newLines: 0,
+    lines: lines.map((l) => ({ kind: l[0] as ' ' | '+' | '-', text: l.slice(1) })),
+    oldNoEol: false,
+    newNoEol: false,
+  });
   it('a removed line counts itself; an insertion both neighbours', () => {
     expect(touchedOldLines(hunk([' a', ' b', '-c', '+C', ' d']), 9)).toEqual([12, 13]);
     expect(touchedOldLines(hunk([' a', '+x', ' b']), 0)).toEqual([1, 2]);
   });
   it('drift only when no touched line lies in any file span of the function (inlined lines included)', () => {
-    const lines = [{ file: 'common/a.c', line: 100 }, { file: 'common/a.c', line: 120 }, { file: 'include/xen/h.h', line: 7 }];
-    expect(classifyDrift(lines, new Map([['common/a.c', new Set([50])]]))).toEqual({ drift: true, lines: [{ file: 'common/a.c', first: 100, last: 120 }, { file: 'include/xen/h.h', first: 7, last: 7 }] });
+    const lines = [
+      { file: 'common/a.c', line: 100 },
+      { file: 'common/a.c', line: 120 },
+      { file: 'include/xen/h.h', line: 7 },
+    ];
+    expect(classifyDrift(lines, new Map([['common/a.c', new Set([50])]]))).toEqual({
+      drift: true,
+      lines: [
+        { file: 'common/a.c', first: 100, last: 120 },
+        { file: 'include/xen/h.h', first: 7, last: 7 },
+      ],
+    });
     expect(classifyDrift(lines, new Map([['common/a.c', new Set([110])]]))).toMatchObject({ drift: false, why: 'touched' });
     expect(classifyDrift(lines, new Map([['include/xen/h.h', new Set([7])]]))).toMatchObject({ drift: false, why: 'touched' });
     expect(classifyDrift(lines, new Map([['common/a.c', null]]))).toMatchObject({ drift: false, why: 'unknown' });
@@ -256,23 +301,51 @@ describe('code-generation drift (§3.2 rule 4): lines through the hunks', () => 
   });
   it('reads objdump -dl lines relative to xen/', () => {
     const out = 'f():\n/t/xen/common/a.c:12\n   0:\tret\n./include/xen/b.h:3 (discriminator 1)\nxen/common/c.c:4\n';
-    expect(parseObjdumpLines(out, '/t/xen')).toEqual([{ file: 'common/a.c', line: 12 }, { file: 'include/xen/b.h', line: 3 }, { file: 'xen/common/c.c', line: 4 }]);
+    expect(parseObjdumpLines(out, '/t/xen')).toEqual([
+      { file: 'common/a.c', line: 12 },
+      { file: 'include/xen/b.h', line: 3 },
+      { file: 'xen/common/c.c', line: 4 },
+    ]);
   });
 });
 
 describe('xsplice linefix (diff.md §8.7): the #line fix printed as a patch', () => {
   // Two hunks with shifting groups (+2, then -1 +0), a replace that does not shift, a comment.
-  const src = ['int f(int x)', '{', '\treturn x;', '}', '', '/* keep', ' * this */', 'int h(int y)', '{', '\ty++;', '\ty--;', '\treturn y;', '}', '', 'int g(void)', '{', '\treturn 7000000 + __LINE__;', '}', ''];
-  const patch = 'From: someone\nSubject: [PATCH] fix\n\n---\n' +
+  const src = [
+    'int f(int x)',
+    '{',
+    '\treturn x;',
+    '}',
+    '',
+    '/* keep',
+    ' * this */',
+    'int h(int y)',
+    '{',
+    '\ty++;',
+    '\ty--;',
+    '\treturn y;',
+    '}',
+    '',
+    'int g(void)',
+    '{',
+    '\treturn 7000000 + __LINE__;',
+    '}',
+    '',
+  ];
+  const patch =
+    'From: someone\nSubject: [PATCH] fix\n\n---\n' +
     '--- a/xen/common/g.c\n+++ b/xen/common/g.c\n@@ -1,4 +1,6 @@\n int f(int x)\n {\n+\tif (x < 0)\n+\t\treturn 0;\n \treturn x;\n }\n' +
     '@@ -9,5 +11,4 @@ int h(int y)\n {\n-\ty++;\n-\ty--;\n+\ty += 0;\n \treturn y;\n }\n-- \n2.39\n';
-  it('applies (GNU patch) to the same file as the patch command\'s own fix, and __LINE__ below keeps its value', () => {
+  it("applies (GNU patch) to the same file as the patch command's own fix, and __LINE__ below keeps its value", () => {
     const dir = tmp();
     mkdirSync(join(dir, 'tree', 'xen', 'common'), { recursive: true });
     writeFileSync(join(dir, 'tree', 'xen', 'common', 'g.c'), src.join('\n'));
     writeFileSync(join(dir, 'fix.patch'), patch);
     const r = fixPatchLines(patch, 'fix.patch');
-    expect(r.inserted).toEqual([{ file: 'xen/common/g.c', oldLine: 3 }, { file: 'xen/common/g.c', oldLine: 12 }]);
+    expect(r.inserted).toEqual([
+      { file: 'xen/common/g.c', oldLine: 3 },
+      { file: 'xen/common/g.c', oldLine: 12 },
+    ]);
     expect(r.text).toContain('@@ -1,4 +1,7 @@\n int f(int x)\n {\n+\tif (x < 0)\n+\t\treturn 0;\n+#line 3\n \treturn x;');
     expect(r.text).toContain('@@ -9,5 +12,5 @@ int h(int y)\n');
     expect(r.text.startsWith('From: someone\nSubject: [PATCH] fix\n')).toBe(true);

@@ -183,7 +183,8 @@ function tempPath(dest: string): string {
   return join(dirname(dest), `.${basename(dest)}${TMP_TAG}${process.pid}.${randomBytes(6).toString('hex')}`);
 }
 
-function alive(pid: number): boolean {
+/** Whether process `pid` still runs (EPERM: it runs under another user). */
+export function processAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
     return true;
@@ -206,7 +207,7 @@ export function cleanStaleTemps(dest: string): string[] {
   for (const n of names) {
     if (!n.startsWith(prefix)) continue;
     const m = /^(\d+)\.[0-9a-f]{12}$/.exec(n.slice(prefix.length));
-    if (!m || alive(Number(m[1]))) continue;
+    if (!m || processAlive(Number(m[1]))) continue;
     try {
       unlinkSync(join(dir, n));
       removed.push(n);

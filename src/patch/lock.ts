@@ -5,15 +5,7 @@
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { XspliceError } from '../errors.js';
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
+import { processAlive } from '../fsutil.js';
 
 export interface Lock {
   release(): void;
@@ -37,7 +29,7 @@ export async function acquireLock(dir: string, timeoutMs = 3_600_000, onWait?: (
     } catch {
       /* being created or removed */
     }
-    if (Number.isInteger(pid) && pid > 0 && !alive(pid)) {
+    if (Number.isInteger(pid) && pid > 0 && !processAlive(pid)) {
       rmSync(dir, { recursive: true, force: true });
       continue;
     }

@@ -2,6 +2,9 @@
  * `readBuildId`: the build-id of anything that names a Xen (cli.md's XEN forms) or any ELF/PE file:
  * ELF of either class and byte order, gzip'd ELF (xen.gz), PE/COFF (xen.efi), a hex string,
  * `xl info` text, or the raw bytes of /sys/hypervisor/properties/buildid.
+ *
+ * Why one file: each XEN form is one small `from*` reader behind the single `readBuildId` entry
+ * point, and they share the result/note helpers and the depends-section rules.
  */
 import { closeSync, fstatSync, openSync } from 'node:fs';
 import { GUNZIP_MAX, checkRegular, readInputSync, statInput } from '../fsutil.js';

@@ -2,6 +2,9 @@
  * Classification per symbol (§3): same / changed / new / removed / line-only / renamed-init, with
  * the first difference; and the data-side refusals of §4.4 (changed data even when unreferenced,
  * init changes, registration tables, new per-cpu data).
+ *
+ * Why one file: firstDifference and textLineOnly exist only to decide a symbol's class in
+ * `classify`; keeping them with the class rules keeps that one decision in one place.
  */
 import { STT } from '../elf/constants.js';
 import type { ObjIndex, Sym } from './objindex.js';

@@ -5,6 +5,10 @@
  * section symbols only (nothing Xen would export). Special sections are cut per function: the
  * entries whose anchor is an included function, their `.fixup` chunks, and the kept
  * `.altinstr_replacement` ranges repacked.
+ *
+ * Why one file: it is one function, `emitObject`, building one object; its steps (hooks, the
+ * closure over relocations, naming, copies, special-section cuts) share the builder, name map and
+ * refusal list held in its locals.
  */
 import { ObjectBuilder } from '../elf/builder.js';
 import { SHF, SHT, STB, STT } from '../elf/constants.js';

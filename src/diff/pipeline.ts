@@ -2,6 +2,9 @@
  * The diff pipeline (§1): pair objects → index → correlate → fingerprint/compare → classify →
  * include → cut special sections → emit objects → explain. Deterministic: iteration follows paths
  * (sorted) and symbol-table order; new names come from the inputs' digests, never from the clock.
+ *
+ * Why one file: it is the orchestration, `diffObjects` with its per-pair `analyse` step; the
+ * stages themselves are in their own modules, so what remains here is the order they run in.
  */
 import { createHash } from 'node:crypto';
 import { STB, STT } from '../elf/constants.js';

@@ -1,6 +1,10 @@
 /**
  * ELF constants as `as const` tables with reverse names. Values from glibc's elf.h and
  * binutils' include/elf/*.h; names printed as the tables spell them.
+ *
+ * Why one file: it is plain data, the constant tables (most of it the per-machine relocation
+ * tables) plus the name printers that read them through their reverse-name maps; splitting would
+ * scatter those lookup tables over several files.
  */
 
 export const ELFCLASS = { NONE: 0, '32': 1, '64': 2 } as const;

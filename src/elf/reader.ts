@@ -11,6 +11,10 @@
  * tables straight into their records (no intermediate objects); small 64-bit values share their
  * bigints (layout.readBigField); names are decoded once, ASCII through Buffer's latin1 path, and
  * `nameBytes` is a view made on first use. Error contexts are built only when something fails.
+ *
+ * Why one file: most of it is the one `Reader` class, whose section, symbol, relocation, note and
+ * group decoders share its bounds checks, error contexts, layout tables and caches; splitting the
+ * decoders apart would spread that shared state over several modules.
  */
 import { FormatError, type ErrorContext } from '../errors.js';
 import { ELFCLASS, ELFDATA, SHN, SHT } from './constants.js';

@@ -8,6 +8,10 @@
  * `emitObject` (writer.ts). Nothing depends on iteration order other than the model's own order.
  *
  * Loops are indexed, not for-of: bench/perf-notes.md says why, with the numbers.
+ *
+ * Why one file: it is one pass, `planObject`, whose section indexes, symbol indexes, string
+ * tables and offsets are assigned in an order where each depends on the previous; splitting it would
+ * mean passing a half-built plan between modules.
  */
 import { XspliceError } from '../errors.js';
 import { SHF, SHN, SHT, STB } from './constants.js';

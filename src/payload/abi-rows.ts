@@ -2,6 +2,9 @@
  * The built-in rows of the payload ABI table and the release → row table: per-architecture facts,
  * funcs entry layouts, hook sections, special sections, one row per format and architecture, and
  * the point-release differences. Plain data; abi.ts is the API over it (and vendor rows).
+ *
+ * Why one file: it is data only, and the release table names the rows defined above it; keeping
+ * them together lets a row and the releases that use it be checked side by side.
  */
 import { EM as ELF_EM, R_AARCH64, R_ARM, R_X86_64 } from '../elf/constants.js';
 import type { Arch, FieldLayout, FuncEntryLayout, HookKind, HookSectionRule, PayloadAbi } from './abi-types.js';

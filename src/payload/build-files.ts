@@ -3,6 +3,9 @@
  * `--spec` file, picks the ABI row (--abi, else --xen-version, else what XEN reveals), calls
  * buildPayload, and writes the payload atomically (temp file + rename in the same directory,
  * never over an input, nothing left behind on failure).
+ *
+ * Why one file: its parts (argument and --spec parsing, ABI selection, input checks, the atomic
+ * write) are the steps of `buildFiles`, the file boundary of `xsplice build`; buildPayload stays pure.
  */
 import { realpath } from 'node:fs/promises';
 import { resolve as resolvePath } from 'node:path';

@@ -11,6 +11,9 @@
  *  - 'info'  : not a hypervisor check (apply-time crash, corruption or a stacking remark by xsplice)
  * `stage`: 'upload' (XEN_SYSCTL_LIVEPATCH_UPLOAD), 'apply' (LIVEPATCH_ACTION_APPLY), 'unchecked'
  * (the loader does not check it but crashes, corrupts or misbehaves, §2.16), 'note' (advice).
+ *
+ * Why one file: the DIAGNOSTICS table is most of it and is meant to be read as one list of stable
+ * codes; makeDiagnostic and ERRNO are the small API over it.
  */
 import type { LoaderRules } from './releases.js';
 import { ruleRef } from './rules.js';

@@ -10,6 +10,9 @@
  * Sections that Xen loads get a simulated load address and a private copy of their contents, into
  * which relocations are applied, so later checks (funcs entries, alternatives, symbol export) see
  * the same values the hypervisor would.
+ *
+ * Why one file: loading, placement and symbol resolution are consecutive stages of Xen's loader
+ * over the one LoadedElf model defined here; relocation is already its own module.
  */
 import { LAYOUT32, LAYOUT64, decodeRecord, dataView, type ClassLayouts } from '../elf/layout.js';
 import { EM, SHF, SHN, SHT } from '../elf/constants.js';

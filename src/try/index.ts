@@ -5,6 +5,10 @@
  * A step the hypervisor refuses is a result (`ok: false` on that step and on the session); a
  * failure of the machinery (QEMU, boot, a step that hangs) throws an XspliceError (exit 2) that
  * names the console log.
+ *
+ * Why one file: it is `runSession` (most of the file) and `tryPayloads` on top of it (prediction,
+ * hypervisor choice); the plan and the input search already live in plan.ts and locate.ts, and what
+ * remains shares the boot-image and console-log helpers.
  */
 import { constants, rmSync } from 'node:fs';
 import { access, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';

@@ -6,6 +6,10 @@
  * Defaults come from Debian's Xen 4.17 packages: unpacked into `.cache/debian/root` of this
  * package by scripts/setup-deps.sh, or installed under `/`. When they are absent and we are root
  * with apt, setup-deps.sh is run to unpack them; otherwise the error says what to install.
+ *
+ * Why one file: it is the one question "where are the inputs": the per-architecture facts, the
+ * search roots and the kernel/module/tool probes that `locateInputs` runs, plus the setup-deps.sh
+ * fallback when they are missing.
  */
 import { execFile } from 'node:child_process';
 import { constants, existsSync, readdirSync, readFileSync, statSync } from 'node:fs';

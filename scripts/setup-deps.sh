@@ -179,11 +179,22 @@ SRC
 # Debian 12's arm64 hypervisor is built without CONFIG_LIVEPATCH (its boot/xen-4.17-arm64.config says
 # "# CONFIG_LIVEPATCH is not set"), so no payload can ever be applied to it. For live patching on
 # arm64, the same Debian source package is cross-built with Debian's arm64 configuration plus
-# CONFIG_LIVEPATCH=y: .cache/debian-arm64/livepatch/{xen,xen-syms,xen.config}.
+# CONFIG_LIVEPATCH=y: .cache/debian-arm64/livepatch/{xen,xen-syms,xen.config}, kept also in the cache outside
+# the repository ($XSPLICE_CACHE_DIR or ~/.cache/xsplice: arm64-livepatch/VERSION) for the next clone.
 need_arm64_livepatch() {
   need_arm64
   local out="$acache/livepatch"
   if [ -f "$out/.complete-$ARM64_XEN_VERSION" ]; then return 0; fi
+  # The cross-built hypervisor is also kept outside the repository (beside patch's x86 base), so a
+  # fresh clone (each CI run) copies it instead of building it again.
+  local keep="${XSPLICE_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/xsplice}/arm64-livepatch/$ARM64_XEN_VERSION"
+  if [ -f "$keep/.complete" ]; then
+    rm -rf "$out"
+    mkdir -p "$out"
+    cp "$keep/xen" "$keep/xen-syms" "$keep/xen.config" "$out/"
+    touch "$out/.complete-$ARM64_XEN_VERSION"
+    return 0
+  fi
   local a="$acache/apt-src" src="$acache/src"
   rm -rf "$out" "$src"
   mkdir -p "$out" "$src" "$a/state/lists/partial" "$a/cache/archives/partial" "$a/sources.list.d" "$a/preferences.d"
@@ -212,6 +223,15 @@ SRC
   cp "$t/xen-syms" "$out/xen-syms"
   cp "$t/.config" "$out/xen.config"
   touch "$out/.complete-$ARM64_XEN_VERSION"
+  # Kept for the next clone: written under a temporary name, the marker last, then renamed in place.
+  mkdir -p "$(dirname "$keep")"
+  local tmp="$keep.tmp.$$"
+  rm -rf "$tmp"
+  mkdir -p "$tmp"
+  cp "$out/xen" "$out/xen-syms" "$out/xen.config" "$tmp/"
+  touch "$tmp/.complete"
+  rm -rf "$keep"
+  mv "$tmp" "$keep"
 }
 
 # Versions of xen-hypervisor-4.17-ARCH apt offers now (one a line, apt's order), for `try` to find

@@ -9,7 +9,7 @@ import { existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { debianXen, haveDebianXen, missing, REPO, XEN_BUILD_ID } from '../helpers/debian.js';
-import { FIXTURE_OWN_ID, FIXTURE_XEN_ID, PayloadFixture } from '../helpers/payload-fixture.js';
+import { FIXTURE_OWN_ID, FIXTURE_XEN_ID, PayloadFixture, taggedPayload } from '../helpers/payload-fixture.js';
 import { runCli, type CliRun } from '../helpers/cli.js';
 import { removeTempDirs, tempDirSync } from '../helpers/tmp.js';
 
@@ -25,14 +25,7 @@ function oneJson(out: string): unknown {
 
 const B_ID = 'bb'.repeat(20);
 const C_ID = 'cc'.repeat(20);
-function payload(tag: string, own: string, dep: string): Uint8Array {
-  const fx = new PayloadFixture({ ownId: own, dependsId: dep });
-  for (const n of ['xsplice_str', 'xsplice_name', 'xsplice_fn']) fx.symbol(n).name = `${n}_${tag}`;
-  fx.funcs[0]!.nameSymbol = `xsplice_name_${tag}`;
-  fx.funcs[0]!.newSymbol = `xsplice_fn_${tag}`;
-  fx.section('.rela.text').relocs![0]!.symbol = `xsplice_str_${tag}`;
-  return fx.build().bytes;
-}
+const payload = taggedPayload;
 
 let dir: string;
 const p = (f: string): string => join(dir, f);

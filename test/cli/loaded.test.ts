@@ -7,7 +7,7 @@ import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseLivepatchList, verifyAgainstLoaded, type LoadedInput } from '../../src/payload/loaded.js';
-import { FIXTURE_OWN_ID, FIXTURE_XEN_ID, PayloadFixture, fakeTarget } from '../helpers/payload-fixture.js';
+import { FIXTURE_OWN_ID, FIXTURE_XEN_ID, fakeTarget, taggedPayload } from '../helpers/payload-fixture.js';
 import { runCli, type CliRun } from '../helpers/cli.js';
 import { removeTempDirs, tempDirSync } from '../helpers/tmp.js';
 
@@ -16,14 +16,7 @@ afterAll(removeTempDirs);
 const A_ID = FIXTURE_OWN_ID;
 const B_ID = 'bb'.repeat(20);
 const C_ID = 'cc'.repeat(20);
-function payload(tag: string, own: string, dep: string): Uint8Array {
-  const fx = new PayloadFixture({ ownId: own, dependsId: dep });
-  for (const n of ['xsplice_str', 'xsplice_name', 'xsplice_fn']) fx.symbol(n).name = `${n}_${tag}`;
-  fx.funcs[0]!.nameSymbol = `xsplice_name_${tag}`;
-  fx.funcs[0]!.newSymbol = `xsplice_fn_${tag}`;
-  fx.section('.rela.text').relocs![0]!.symbol = `xsplice_str_${tag}`;
-  return fx.build().bytes;
-}
+const payload = taggedPayload;
 
 // What xen-livepatch list prints (tools/misc/xen-livepatch.c, 4.14+): "%-40.*s| %s", then
 // "    | " and the metadata.

@@ -468,3 +468,13 @@ export function fakeTarget(o: FakeTargetOptions = {}): {
     },
   };
 }
+
+/** A fixture payload with its own id, depending on `dep`, its symbols renamed by `tag` (so several can be loaded together). */
+export function taggedPayload(tag: string, own: string, dep: string): Uint8Array {
+  const fx = new PayloadFixture({ ownId: own, dependsId: dep });
+  for (const n of ['xsplice_str', 'xsplice_name', 'xsplice_fn']) fx.symbol(n).name = `${n}_${tag}`;
+  fx.funcs[0]!.nameSymbol = `xsplice_name_${tag}`;
+  fx.funcs[0]!.newSymbol = `xsplice_fn_${tag}`;
+  fx.section('.rela.text').relocs![0]!.symbol = `xsplice_str_${tag}`;
+  return fx.build().bytes;
+}

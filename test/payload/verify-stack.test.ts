@@ -5,21 +5,13 @@
  */
 import { describe, expect, it } from 'vitest';
 import { verifyPayloads, type VerifyOptions } from '../../src/payload/verify.js';
-import { FIXTURE_OWN_ID, FIXTURE_XEN_ID, PayloadFixture, SHF, SHT, R, fakeTarget } from '../helpers/payload-fixture.js';
+import { FIXTURE_OWN_ID, FIXTURE_XEN_ID, PayloadFixture, SHF, SHT, R, fakeTarget, taggedPayload } from '../helpers/payload-fixture.js';
 
 const A_ID = FIXTURE_OWN_ID;
 const B_ID = 'bb'.repeat(20);
 const C_ID = 'cc'.repeat(20);
 
-/** A payload with its own id, depending on `dep`, with symbols renamed by `tag` (no duplicates). */
-function payload(tag: string, own: string, dep: string): Uint8Array {
-  const fx = new PayloadFixture({ ownId: own, dependsId: dep });
-  for (const n of ['xsplice_str', 'xsplice_name', 'xsplice_fn']) fx.symbol(n).name = `${n}_${tag}`;
-  fx.funcs[0]!.nameSymbol = `xsplice_name_${tag}`;
-  fx.funcs[0]!.newSymbol = `xsplice_fn_${tag}`;
-  fx.section('.rela.text').relocs![0]!.symbol = `xsplice_str_${tag}`;
-  return fx.build().bytes;
-}
+const payload = taggedPayload;
 
 function run(list: [string, Uint8Array][], opts: VerifyOptions = {}) {
   return verifyPayloads(
